@@ -1,0 +1,26 @@
+# The two commands of the README. Everything else is setup they pull in.
+#   make demo   set up, start local Kafka + Cassandra (kflow dev up), run the main job
+#   make test   set up, run the whole test suite (starts the local servers itself if they are not up)
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: demo test setup down
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kflow needs Python 3.11+")'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/kflow dev up
+	$(VENV)/bin/kflow dev smoke
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+down: $(STAMP)
+	$(VENV)/bin/kflow dev down

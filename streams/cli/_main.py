@@ -1,0 +1,48 @@
+"""Entry point of the ``kflow`` console command: parser assembly and one-line error reporting."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn, Sequence
+
+from storage import StorageError
+from streams._config import Settings
+from streams._jvm import DevStackError
+from streams.cli import _dev, _topics
+
+
+class CliError(Exception):
+    """A problem the user can act on; printed as one line, exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``kflow`` parser; each command group registers its own sub-commands."""
+    parser = _Parser(prog="kflow", description="Durable workflows on Kafka: local servers, processors, ops.")
+    groups = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    groups.required = True
+    for module in (_dev, _topics):
+        module.register(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``kflow`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        status: int = args.handler(args, settings)
+        return status
+    except (CliError, DevStackError, StorageError, ValueError) as exc:
+        print(f"kflow: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

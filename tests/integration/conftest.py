@@ -1,0 +1,54 @@
+"""Real Kafka and Cassandra for integration tests.
+
+The servers are the project's own (``kflow dev up``): started once per machine and reused when already
+up, unless ``KFLOW_BOOTSTRAP`` / ``KFLOW_CASSANDRA`` point at servers someone else runs. Each test session
+gets its own topic prefix and keyspace, dropped at the end, so sessions never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from storage import CassandraConnection, CassandraTarget
+from streams import DevStack, Settings, Topics, create_topics
+
+
+@pytest.fixture(scope="session")
+def servers() -> Settings:
+    """Base settings with both servers up and answering (started by the project's scripts if needed)."""
+    base = Settings.from_env()
+    if not (os.environ.get("KFLOW_BOOTSTRAP") or os.environ.get("KFLOW_CASSANDRA")):
+        DevStack(base.home).up(log=lambda line: None)
+    return base
+
+
+@pytest.fixture(scope="session")
+def settings(servers: Settings) -> Iterator[Settings]:
+    """Settings isolated for this test session: unique topic prefix and keyspace, 2 partitions."""
+    tag = uuid.uuid4().hex[:10]
+    isolated = dataclasses.replace(servers, topic_prefix=f"kflowtest-{tag}", keyspace=f"kflowtest_{tag}",
+                                   partitions=2)
+    asyncio.run(create_topics(isolated.bootstrap, Topics(isolated.topic_prefix), isolated.partitions))
+    yield isolated
+    asyncio.run(_delete_topics(isolated))
+    host, port = isolated.cassandra_host_port
+    with CassandraConnection(CassandraTarget(host, port)) as conn:
+        conn.session.execute(f"DROP KEYSPACE IF EXISTS {isolated.keyspace}")
+
+
+async def _delete_topics(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        names = [n for n in await admin.list_topics() if n.startswith(settings.topic_prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()

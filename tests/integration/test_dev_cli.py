@@ -1,0 +1,47 @@
+"""``kflow dev`` and ``kflow topics`` against the running servers, through the real console command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from streams import Settings, Topics
+
+pytestmark = pytest.mark.integration
+
+
+def kflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_up_twice_is_a_no_op_and_status_reports_both(servers: Settings) -> None:
+    if os.environ.get("KFLOW_BOOTSTRAP"):
+        pytest.skip("servers are external")
+    before = json.loads(kflow("dev", "status", "--json").stdout)
+    again = kflow("dev", "up")
+    assert again.returncode == 0, again.stderr
+    assert "kafka: already running" in again.stdout and "cassandra: already running" in again.stdout
+    after = json.loads(kflow("dev", "status", "--json").stdout)
+    assert [s["pid"] for s in before] == [s["pid"] for s in after]
+    assert all(s["running"] and s["rss_mib"] > 0 for s in after)
+
+
+def test_topics_create_creates_every_topic_once(settings: Settings) -> None:
+    prefix = f"{settings.topic_prefix}-cli"  # dropped with the session's topics (same prefix)
+    env = {"KFLOW_TOPIC_PREFIX": prefix, "KFLOW_PARTITIONS": "2"}
+    first, second = kflow("topics", "create", env=env), kflow("topics", "create", env=env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    names = Topics(prefix).all()
+    assert [line.split() for line in first.stdout.splitlines()] == [[n, "created"] for n in names]
+    assert [line.split() for line in second.stdout.splitlines()] == [[n, "exists"] for n in names]
+
+
+def test_bad_partition_setting_is_one_line(servers: Settings) -> None:
+    done = kflow("topics", "create", env={"KFLOW_PARTITIONS": "many"})
+    assert done.returncode == 1
+    assert done.stderr == "kflow: error: KFLOW_PARTITIONS must be an integer, got 'many'\n"

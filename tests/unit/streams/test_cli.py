@@ -1,0 +1,44 @@
+"""The console command's error contract: one line, no traceback, a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from streams import Settings
+
+
+def kflow(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=60)
+
+
+@pytest.mark.parametrize("argv", [["nope"], ["dev", "nope"], ["dev", "up", "--timeout", "soon"], ["topics"]])
+def test_bad_arguments_get_one_line(argv: list[str]) -> None:
+    done = kflow(*argv)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "error:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_help_lists_command_groups() -> None:
+    done = kflow("--help")
+    assert done.returncode == 0 and "dev" in done.stdout and "topics" in done.stdout
+
+
+def test_status_on_an_empty_home_says_stopped(tmp_path: object) -> None:
+    done = kflow("dev", "status", KFLOW_HOME=str(tmp_path))
+    assert done.returncode == 3
+    assert [line.split()[:2] for line in done.stdout.splitlines()] == [["kafka", "stopped"], ["cassandra", "stopped"]]
+
+
+def test_settings_from_env() -> None:
+    settings = Settings.from_env({"KFLOW_BOOTSTRAP": "k:1", "KFLOW_CASSANDRA": "c:2", "KFLOW_PARTITIONS": "3",
+                                  "KFLOW_SECRET": "s", "KFLOW_HOME": "/x"})
+    assert (settings.bootstrap, settings.cassandra_host_port, settings.partitions, settings.secret) == (
+        "k:1", ("c", 2), 3, b"s")
+    assert Settings.from_env({}).topic_prefix == "kflow"
+    with pytest.raises(ValueError, match="at least 1"):
+        Settings.from_env({"KFLOW_PARTITIONS": "0"})
