@@ -154,7 +154,8 @@ def _is_our_process(pid: int, main_class: str) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    return state != "Z" and main_class.encode() in cmdline
+    # An empty cmdline is a process between fork and exec (or a kernel thread): not proof of reuse.
+    return state != "Z" and (not cmdline or main_class.encode() in cmdline)
 
 
 def _reap(pid: int) -> None:
