@@ -1,0 +1,21 @@
+"""kflow's wire format: one Avro schema per record type, single-object encoding, payload codecs.
+
+The ``*.avsc`` files next to this module are the contract (see ``docs/records.md``); `Codec` encodes and
+decodes records with them, `encode_payload` / `decode_payload` turn Python values into the ``Payload``
+records they carry.
+"""
+
+from __future__ import annotations
+
+from ._codec import Codec, Decoded
+from ._errors import PayloadError, SchemaError
+from ._payload import decode_payload, encode_payload
+
+__all__ = [
+    "Codec",
+    "Decoded",
+    "PayloadError",
+    "SchemaError",
+    "decode_payload",
+    "encode_payload",
+]

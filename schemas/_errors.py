@@ -1,0 +1,27 @@
+"""The error types of the schemas package."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = ["PayloadError", "SchemaError"]
+
+
+class SchemaError(Exception):
+    """A record or payload could not be encoded or decoded.
+
+    The root error of the package: every failure of `Codec`, `encode_payload` and `decode_payload`
+    ends in a `SchemaError` (or subclass) whose message names the reason. Retrying the same bytes or
+    the same record cannot succeed, so processors send the offending record to the dead-letter topic.
+    """
+
+    retryable: ClassVar[bool] = False
+
+
+class PayloadError(SchemaError):
+    """An argument/result payload could not be encoded or decoded.
+
+    Raised for an unknown payload codec, a value JSON cannot represent, and a cloudpickle payload that
+    is unsigned, badly signed, truncated or arrives while no secret is configured (such a payload is
+    never unpickled).
+    """
