@@ -2,7 +2,7 @@
 
 The ``*.avsc`` files next to this module are the contract (see ``docs/records.md``); `Codec` encodes and
 decodes records with them, `encode_payload` / `decode_payload` turn Python values into the ``Payload``
-records they carry.
+records they carry, and `RecordCodec` maps the engine's record dataclasses to and from those bytes.
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from __future__ import annotations
 from ._codec import Codec, Decoded
 from ._errors import PayloadError, SchemaError
 from ._payload import decode_payload, encode_payload
+from ._records import RecordCodec
 
 __all__ = [
     "Codec",
     "Decoded",
     "PayloadError",
+    "RecordCodec",
     "SchemaError",
     "decode_payload",
     "encode_payload",

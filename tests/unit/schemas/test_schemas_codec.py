@@ -23,6 +23,7 @@ def test_public_api_is_pinned() -> None:
         "Codec",
         "Decoded",
         "PayloadError",
+        "RecordCodec",
         "SchemaError",
         "decode_payload",
         "encode_payload",
@@ -83,6 +84,7 @@ def test_step_failed_with_error_info_round_trips() -> None:
             "message": "bad amount",
             "traceback": 'Traceback (most recent call last):\n  File "x.py"\nValueError: bad amount\n',
             "retryable": True,
+            "retry_after_ms": 2_000,
         },
         "retry_at": 1_700_000_002_000,
     }

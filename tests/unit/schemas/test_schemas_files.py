@@ -11,7 +11,7 @@ from schema_samples import NAMES, SCHEMA_DIR, SCHEMAS, documented_records, type_
 
 PAYLOAD_FIELDS = [("codec", "string"), ("data", "bytes")]
 ERROR_INFO_FIELDS = [
-    ("type", "string"), ("message", "string"), ("traceback", "?string"), ("retryable", "boolean")
+    ("type", "string"), ("message", "string"), ("traceback", "?string"), ("retryable", "boolean"), ("retry_after_ms", "?long")
 ]
 
 

@@ -1,0 +1,59 @@
+"""kflow engine: the pure core (decorators, records, replay state machine, retry policies).
+
+No Kafka, Cassandra or wall clock here: hosts feed inputs with the time and persist what
+comes out. Everything public is re-exported from this module.
+"""
+
+from __future__ import annotations
+
+from ._api import TypedHook, continue_as_new, define_hook, hook, shield, sleep
+from ._clock import Clock, FakeClock, SystemClock
+from ._definitions import StepDefinition, WorkflowDefinition, step, workflow
+from ._durations import Duration, parse_duration
+from ._errors import (CancellationError, ChildWorkflowFailedError, DuplicateNameError, FatalError,
+                      HistoryError, HookExpiredError, InvalidDurationError, KflowError,
+                      NonDeterminismError, RegistryError, RetryableError, RunClosedError,
+                      StepFailedError, StepTimeoutError, UnknownStepError, UnknownWorkflowError,
+                      WorkflowSandboxError, WorkflowTimeoutError)
+from ._failures import error_info, rebuild_exception
+from ._pending_issue5 import (ChildWorkflowHandle, StepContext, get_step_context, has_step_context,
+                              set_step_context, start_child_workflow)
+from ._records import (HISTORY_EVENT_TYPES, CallArgs, CancelRequested, CancelTimer, CancelWorkflow,
+                       ChildWorkflowCompleted, ChildWorkflowFailed, ChildWorkflowStarted, Command,
+                       ErrorInfo, ExecuteStep, HistoryEvent, HookCreated, HookExpired, HookReceived,
+                       Input, ResumeHook, RunFinished, StartTimer, StartWorkflow, StepCompleted,
+                       StepContextSet, StepFailed, StepResult, StepScheduled, TerminalEvent,
+                       TimerElapsed, TimerFired, TimerScheduled, WorkflowCancelled, WorkflowCompleted,
+                       WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted)
+from ._registry import Registry
+from ._retry import RetryDelay, RetryPolicy
+from ._run import Run, Transition
+from ._testing import InMemoryDriver
+from ._worker import execute_step
+
+__all__ = [
+    # authoring
+    "workflow", "step", "sleep", "hook", "define_hook", "TypedHook", "continue_as_new", "shield",
+    "start_child_workflow", "ChildWorkflowHandle", "StepContext", "set_step_context",
+    "get_step_context", "has_step_context",
+    # errors
+    "KflowError", "RetryableError", "FatalError", "CancellationError", "HookExpiredError",
+    "ChildWorkflowFailedError", "NonDeterminismError", "StepFailedError", "StepTimeoutError",
+    "WorkflowTimeoutError", "InvalidDurationError", "RegistryError", "UnknownWorkflowError",
+    "UnknownStepError", "DuplicateNameError", "WorkflowSandboxError", "HistoryError", "RunClosedError",
+    # definitions, registry, policies, durations
+    "StepDefinition", "WorkflowDefinition", "Registry", "RetryPolicy", "RetryDelay", "Duration",
+    "parse_duration",
+    # records
+    "CallArgs", "ErrorInfo", "StartWorkflow", "CancelWorkflow", "ResumeHook", "StepResult",
+    "TimerFired", "RunFinished", "ExecuteStep", "StartTimer", "CancelTimer", "WorkflowStarted",
+    "StepScheduled", "StepCompleted", "StepFailed", "TimerScheduled", "TimerElapsed", "HookCreated",
+    "HookReceived", "HookExpired", "ChildWorkflowStarted", "ChildWorkflowCompleted",
+    "ChildWorkflowFailed", "StepContextSet", "CancelRequested", "WorkflowCompleted", "WorkflowFailed",
+    "WorkflowCancelled", "WorkflowContinuedAsNew", "HistoryEvent", "Input", "Command", "TerminalEvent",
+    "HISTORY_EVENT_TYPES",
+    # running
+    "Run", "Transition", "execute_step", "error_info", "rebuild_exception",
+    # test support
+    "Clock", "SystemClock", "FakeClock", "InMemoryDriver",
+]

@@ -1,0 +1,124 @@
+"""What workflow code calls: sleep, hooks, continue-as-new, shield."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Generic, NoReturn, TypeVar
+
+from ._core import Mode, RunCore
+from ._durations import Duration, datetime_to_ms, parse_duration
+from ._errors import CancellationError, KflowError
+from ._loop import current_runtime
+from ._records import CallArgs
+
+M = TypeVar("M")
+
+
+def _require_runtime(what: str) -> RunCore:
+    core = current_runtime()
+    if core is None:
+        raise KflowError(f"{what} can only be used inside a running workflow")
+    return core
+
+
+async def sleep(duration: Duration | datetime) -> None:
+    """Durably pause the workflow.
+
+    Args:
+        duration: ``"30s" "5m" "2h" "1d" "1w" "1h30m" "500ms"``, int/float seconds, a
+            ``timedelta``, or a ``datetime`` to sleep until (naive means UTC).
+
+    Raises:
+        InvalidDurationError: for a bad duration.
+        CancellationError: the run was cancelled while sleeping.
+        KflowError: called outside a workflow.
+    """
+    core = _require_runtime("sleep()")
+    if isinstance(duration, datetime):
+        fire_at = datetime_to_ms(duration)
+    else:
+        fire_at = core.now_ms + parse_duration(duration)
+    await core.sleep_until(fire_at)
+
+
+async def hook(name: str, timeout: Duration | None = None,
+               on_created: Callable[[str], Awaitable[object]] | None = None,
+               payload_schema: object = None) -> object:
+    """Wait for an external payload sent to the token ``"{run_id}:{name}"``.
+
+    Args:
+        name: hook name (part of the token).
+        timeout: how long to wait; then ``HookExpiredError`` is raised.
+        on_created: awaited with the token once the hook exists (e.g. a step that mails it).
+        payload_schema: a pydantic model class; payloads that do not validate are rejected
+            (the hook keeps waiting) and the workflow receives the model instance.
+
+    Raises:
+        HookExpiredError: the timeout elapsed first.
+        CancellationError: the run was cancelled while waiting.
+    """
+    core = _require_runtime("hook()")
+    timeout_ms = None if timeout is None else parse_duration(timeout)
+    return await core.wait_hook(name, timeout_ms, on_created, payload_schema)
+
+
+class TypedHook(Generic[M]):
+    """A named hook whose payload is validated into a pydantic model (see ``define_hook``)."""
+
+    def __init__(self, name: str, model: type[M]) -> None:
+        self.name = name
+        self.model = model
+
+    async def __call__(self, *, timeout: Duration | None = None,
+                       on_created: Callable[[str], Awaitable[object]] | None = None) -> M:
+        """Wait for the payload; returns it as a ``model`` instance."""
+        payload = await hook(self.name, timeout=timeout, on_created=on_created, payload_schema=self.model)
+        assert isinstance(payload, self.model)
+        return payload
+
+
+def define_hook(name: str, model: type[M]) -> TypedHook[M]:
+    """A reusable, typed hook: ``approval = define_hook("approval", Approval)``; ``await approval()``."""
+    return TypedHook(name, model)
+
+
+def continue_as_new(*args: object, **kwargs: object) -> NoReturn:
+    """End this run (status ``continued_as_new``) and start a fresh run of the same workflow.
+
+    Raises its signal when called, so both ``continue_as_new(x)`` and ``await continue_as_new(x)``
+    work; the signal is a BaseException, so ``except Exception`` does not stop it.
+
+    Raises:
+        KflowError: called outside a workflow.
+    """
+    core = _require_runtime("continue_as_new()")
+    raise core.request_continue(CallArgs(tuple(args), dict(kwargs)))
+
+
+class shield:  # noqa: N801 - used as ``async with shield():`` like pyworkflow's
+    """``async with shield():`` defers cancellation until the block ends.
+
+    A cancellation requested inside the block is delivered when the (outermost) shield
+    exits: ``CancellationError`` is raised at the end of the block, after its cleanup ran.
+    The deferral applies to the whole run while any shield is active.
+    """
+
+    def __init__(self) -> None:
+        self._core: RunCore | None = None
+
+    async def __aenter__(self) -> None:
+        self._core = _require_runtime("shield()")
+        self._core.shield_depth += 1
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        core = self._core
+        assert core is not None
+        core.shield_depth -= 1
+        if core.mode is Mode.CLOSED or core.shield_depth or not core.cancel_requested or core.cancel_delivered:
+            return
+        core.deliver_cancellation()
+        if exc is None:
+            raise CancellationError(core.cancel_reason or "run cancelled")

@@ -1,0 +1,104 @@
+"""Applying input-caused history events to a run's state (shared by live handling and replay).
+
+Live handling decides which events an input produces (``_decide``) and applies them here;
+replay applies the recorded events here. One code path, so both reach the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ._core import Pending, RunCore
+from ._errors import HookExpiredError, NonDeterminismError
+from ._failures import rebuild_exception
+from ._records import (CancelRequested, HistoryEvent, HookExpired, HookReceived, StepCompleted,
+                       StepFailed, StepScheduled, TimerElapsed)
+
+
+def apply_event(core: RunCore, event: HistoryEvent) -> None:
+    """Apply one input-caused event: resolve futures, arm/disarm state.
+
+    Raises:
+        NonDeterminismError: (replay) the event refers to a command the code has not issued.
+    """
+    if isinstance(event, StepCompleted):
+        _settle(core, _entry(core, event.position, "step", event), result=event.result)
+    elif isinstance(event, StepFailed):
+        _apply_step_failed(core, event)
+    elif isinstance(event, StepScheduled):
+        entry = _entry(core, event.position, "step", event)
+        entry.attempt, entry.awaiting_retry, entry.timer_id = event.attempt, False, None
+    elif isinstance(event, TimerElapsed):
+        _apply_timer_elapsed(core, event)
+    elif isinstance(event, HookReceived):
+        _apply_hook_received(core, event)
+    elif isinstance(event, HookExpired):
+        entry = _entry(core, event.position, "hook", event)
+        _settle(core, entry, error=HookExpiredError(f"hook {entry.name!r} (token {event.token}) expired"))
+    elif isinstance(event, CancelRequested):
+        core.cancel_requested, core.cancel_reason = True, event.reason
+        if core.shield_depth == 0:
+            core.deliver_cancellation()
+
+
+def _apply_step_failed(core: RunCore, event: StepFailed) -> None:
+    entry = _entry(core, event.position, "step", event)
+    if event.retry_at is not None:
+        entry.awaiting_retry = True
+        entry.timer_id = f"retry:{event.position}:{event.attempt}"
+        return
+    _settle(core, entry, error=rebuild_exception(event.error))
+
+
+def _apply_timer_elapsed(core: RunCore, event: TimerElapsed) -> None:
+    if event.kind == "workflow_timeout":
+        core.deadline_timer = None
+        core.timed_out = True
+        return
+    entry = _entry(core, event.position, None, event)
+    entry.timer_id = None
+    if entry.kind == "sleep":
+        _settle(core, entry, result=None)
+
+
+def _apply_hook_received(core: RunCore, event: HookReceived) -> None:
+    entry = _entry(core, event.position, "hook", event)
+    if entry.timer_id is not None:
+        core.cancel_timer(entry.timer_id)  # the payload beat the timeout
+    try:
+        value = validate_payload(entry.schema, event.payload)
+    except Exception as exc:  # the workflow sees the validation error at its await
+        _settle(core, entry, error=exc)
+    else:
+        _settle(core, entry, result=value)
+
+
+def validate_payload(schema: object, payload: object) -> object:
+    """Validate a hook payload with a pydantic-style ``model_validate``; identity without schema."""
+    validate = getattr(schema, "model_validate", None)
+    return payload if validate is None else validate(payload)
+
+
+def _entry(core: RunCore, position: int, kind: str | None, event: HistoryEvent) -> Pending:
+    entry = core.pending.get(position)
+    if entry is None or (kind is not None and entry.kind != kind):
+        issued = "nothing" if entry is None else f"a {entry.kind}"
+        raise NonDeterminismError(
+            f"workflow {core.workflow.name!r} run {core.run_id}: history has "
+            f"{type(event).__name__} for position {position} but the workflow code has {issued} "
+            "waiting there", position, type(event).__name__, issued,
+        )
+    return entry
+
+
+def _settle(core: RunCore, entry: Pending, *, result: object = None,
+            error: BaseException | None = None) -> None:
+    """Forget the entry and resolve its future, unless nobody awaits it any more."""
+    core.pending.pop(entry.position, None)
+    if entry.dropped:
+        return
+    future: asyncio.Future[object] = entry.future
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

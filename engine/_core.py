@@ -1,0 +1,255 @@
+"""RunCore: the state of one run, and the commands workflow code issues into it.
+
+Workflow code (``step`` calls, ``sleep``, ``hook`` ...) reaches the core through the running
+``WorkflowLoop``. In live mode every command appends its history event and its outgoing
+command to the current activation's buffers; in replay mode it is matched against the
+recorded history instead and nothing is emitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import NoReturn, TypedDict
+
+from ._definitions import StepDefinition, WorkflowDefinition
+from ._errors import CancellationError, ContinueAsNewSignal, NonDeterminismError, Unwind
+from ._loop import WorkflowLoop
+from ._records import (CallArgs, CancelTimer, Command, ExecuteStep, HistoryEvent, HookCreated,
+                       StartTimer, StepScheduled, TimerScheduled, WorkflowStarted)
+
+
+class Mode(enum.Enum):
+    """How commands issued by workflow code are treated."""
+
+    LIVE = "live"  # appended to the activation's events and commands
+    REPLAY = "replay"  # matched against the recorded history, nothing emitted
+    CLOSED = "closed"  # the run is over or evicted: any command unwinds the coroutine
+
+
+@dataclass(frozen=True, slots=True)
+class CommandKey:
+    """What identifies a command at a position for the determinism check."""
+
+    kind: str  # "step" | "sleep" | "hook" | "child" | "context"
+    name: str
+
+    def describe(self) -> str:
+        """Human-readable form used in NonDeterminismError messages."""
+        return "sleep" if self.kind == "sleep" else f"{self.kind} {self.name!r}"
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    """A command at ``position`` whose outcome has not been applied yet."""
+
+    position: int
+    kind: str  # "step" | "sleep" | "hook"
+    future: asyncio.Future[object]
+    name: str
+    step: StepDefinition | None = None
+    args: CallArgs | None = None
+    attempt: int = 1
+    timer_id: str | None = None  # the timer currently armed for this position
+    awaiting_retry: bool = False
+    token: str | None = None
+    schema: object = None
+    abandoned: bool = False  # cancelled away: late outcomes are recorded, change nothing
+
+    @property
+    def dropped(self) -> bool:
+        """True when nobody awaits the outcome any more (cancelled, or future already done)."""
+        return self.abandoned or self.future.done()
+
+
+class EventMeta(TypedDict):
+    """The fields every history event starts with."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+
+
+class RunCore:
+    """Mutable state of one run; see the module docstring."""
+
+    def __init__(self, workflow: WorkflowDefinition, started: WorkflowStarted, mode: Mode,
+                 recorded: dict[int, CommandKey] | None = None) -> None:
+        self.workflow = workflow
+        self.started = started
+        self.run_id = started.run_id
+        self.mode = mode
+        self.recorded = recorded or {}
+        self.loop = WorkflowLoop(self)  # type: ignore[abstract]  # asyncio needs only a subset
+        self.main: asyncio.Task[object] | None = None
+        self.now_ms = started.timestamp
+        self.seq = started.seq
+        self.next_position = 0
+        self.pending: dict[int, Pending] = {}
+        self.cancel_requested = False
+        self.cancel_delivered = False
+        self.cancel_reason: str | None = None
+        self.shield_depth = 0
+        self.continue_args: CallArgs | None = None
+        self.deadline_timer: str | None = None
+        self.timed_out = False
+        self.status = "running"
+        self.events: list[HistoryEvent] = []
+        self.commands: list[Command] = []
+        self.divergence: NonDeterminismError | None = None
+
+    # -- emission -------------------------------------------------------------------------
+
+    def meta(self) -> EventMeta:
+        """run_id / next seq / timestamp for a new event (advances seq)."""
+        self.seq += 1
+        return EventMeta(run_id=self.run_id, seq=self.seq, timestamp=self.now_ms)
+
+    def emit(self, event: HistoryEvent) -> None:
+        """Append a new event to the activation (callers emit only in live mode)."""
+        self.events.append(event)
+
+    def command(self, command: Command) -> None:
+        """Queue an outgoing command (dropped outside live mode)."""
+        if self.mode is Mode.LIVE:
+            self.commands.append(command)
+
+    def cancel_timer(self, timer_id: str) -> None:
+        """Queue a CancelTimer for a timer that is no longer needed."""
+        self.command(CancelTimer(run_id=self.run_id, timer_id=timer_id, requested_at=self.now_ms))
+
+    def start_timer(self, position: int, kind: str, timer_id: str, fire_at: int) -> None:
+        """Emit TimerScheduled and queue StartTimer."""
+        self.emit(TimerScheduled(**self.meta(), position=position, timer_id=timer_id, kind=kind,
+                                 fire_at=fire_at))
+        self.command(StartTimer(run_id=self.run_id, timer_id=timer_id, position=position, kind=kind,
+                                fire_at=fire_at, requested_at=self.now_ms))
+
+    def schedule_step(self, entry: Pending, attempt: int) -> StepScheduled:
+        """Emit StepScheduled for ``attempt`` of ``entry`` and queue its ExecuteStep."""
+        assert entry.step is not None and entry.args is not None
+        defn = entry.step
+        event = StepScheduled(**self.meta(), position=entry.position, step_name=defn.name,
+                              args=entry.args, attempt=attempt, max_retries=defn.policy.max_retries,
+                              timeout_ms=defn.timeout_ms)
+        self.emit(event)
+        self.command(ExecuteStep(run_id=self.run_id, workflow_name=self.workflow.name,
+                                 position=entry.position, attempt=attempt, step_name=defn.name,
+                                 args=entry.args, timeout_ms=defn.timeout_ms, scheduled_at=self.now_ms))
+        return event
+
+    # -- commands issued by workflow code -------------------------------------------------
+
+    def issue(self, key: CommandKey) -> int:
+        """Take the next position for a command; in replay, check it against the history.
+
+        # Invariant: positions are handed out in the order workflow code issues commands,
+        # which the FIFO loop makes a function of the inputs alone.
+        """
+        if self.mode is Mode.CLOSED:
+            raise Unwind()
+        position = self.next_position
+        self.next_position += 1
+        if self.mode is Mode.REPLAY:
+            recorded = self.recorded.get(position)
+            if recorded != key:
+                self.diverge(position, recorded.describe() if recorded else "nothing", key.describe())
+        return position
+
+    def diverge(self, position: int, recorded: str, new: str) -> NoReturn:
+        """Record a divergence and unwind the workflow code (called from workflow code)."""
+        self.divergence = self.divergence_error(position, recorded, new)
+        self.mode = Mode.CLOSED
+        raise Unwind()
+
+    def divergence_error(self, position: int | None, recorded: str, new: str) -> NonDeterminismError:
+        """A NonDeterminismError naming the position, the recorded and the new command."""
+        where = f"position {position}" if position is not None else "the end of the run"
+        return NonDeterminismError(
+            f"workflow {self.workflow.name!r} run {self.run_id} diverged from its history at "
+            f"{where}: history recorded {recorded}, the workflow code now issues {new}",
+            position, recorded, new,
+        )
+
+    async def call_step(self, defn: StepDefinition, args: CallArgs) -> object:
+        """Issue a step call and wait for its final outcome."""
+        position = self.issue(CommandKey("step", defn.name))
+        entry = Pending(position, "step", self.loop.create_future(), defn.name, step=defn, args=args)
+        self.pending[position] = entry
+        if self.mode is Mode.LIVE:
+            self.schedule_step(entry, 1)
+        return await entry.future
+
+    async def sleep_until(self, fire_at: int) -> None:
+        """Issue a durable timer and wait for it (``fire_at`` is clamped to now)."""
+        position = self.issue(CommandKey("sleep", "sleep"))
+        timer_id = f"sleep:{position}:1"
+        entry = Pending(position, "sleep", self.loop.create_future(), "sleep", timer_id=timer_id)
+        self.pending[position] = entry
+        if self.mode is Mode.LIVE:
+            self.start_timer(position, "sleep", timer_id, max(fire_at, self.now_ms))
+        await entry.future
+
+    async def wait_hook(self, name: str, timeout_ms: int | None,
+                        on_created: Callable[[str], Awaitable[object]] | None, schema: object) -> object:
+        """Issue a hook, run ``on_created(token)``, then wait for the payload."""
+        position = self.issue(CommandKey("hook", name))
+        token = f"{self.run_id}:{name}"
+        timer_id = None if timeout_ms is None else f"hook_timeout:{position}:1"
+        entry = Pending(position, "hook", self.loop.create_future(), name, token=token,
+                        timer_id=timer_id, schema=schema)
+        self.pending[position] = entry
+        if self.mode is Mode.LIVE:
+            expires_at = None if timeout_ms is None else self.now_ms + timeout_ms
+            self.emit(HookCreated(**self.meta(), position=position, name=name, token=token,
+                                  expires_at=expires_at))
+            if timer_id is not None and expires_at is not None:
+                self.start_timer(position, "hook_timeout", timer_id, expires_at)
+        if on_created is not None:
+            await on_created(token)
+        return await entry.future
+
+    def request_continue(self, args: CallArgs) -> ContinueAsNewSignal:
+        """Note a continue-as-new request; the run ends after this activation."""
+        if self.mode is Mode.CLOSED:
+            raise Unwind()
+        if self.continue_args is None:
+            self.continue_args = args
+        return ContinueAsNewSignal()
+
+    # -- cancellation ---------------------------------------------------------------------
+
+    def deliver_cancellation(self) -> None:
+        """Raise CancellationError at every await currently waiting on this run's commands."""
+        self.cancel_delivered = True
+        for position in sorted(self.pending):
+            entry = self.pending[position]
+            if entry.dropped:
+                continue
+            entry.abandoned = True
+            if entry.timer_id is not None and (entry.kind != "step" or entry.awaiting_retry):
+                self.cancel_timer(entry.timer_id)
+            if entry.kind != "step" or entry.awaiting_retry:
+                del self.pending[position]  # nothing more will be recorded for it
+            entry.future.set_exception(CancellationError(self.cancel_reason or "run cancelled"))
+
+    # -- teardown -------------------------------------------------------------------------
+
+    def unwind(self) -> None:
+        """Close the workflow coroutines: ``Unwind`` at every pending await, then cancel the rest.
+
+        ``finally`` blocks run; any kflow command issued from them raises ``Unwind`` at once.
+        """
+        if self.loop.is_closed():
+            return
+        self.mode = Mode.CLOSED
+        for entry in self.pending.values():
+            if not entry.future.done():
+                entry.future.set_exception(Unwind())
+        self.loop.run_ready(self.now_ms)
+        for task in asyncio.all_tasks(self.loop):
+            task.cancel()
+        self.loop.run_ready(self.now_ms)
+        self.loop.close()

@@ -1,0 +1,112 @@
+"""Live handling: which history events an input produces (or why it is ignored).
+
+Every decision emits its events through ``_record``, which also applies them, so the
+resulting state is exactly what replaying those events would give.
+"""
+
+from __future__ import annotations
+
+from ._apply import apply_event, validate_payload
+from ._core import Pending, RunCore
+from ._records import (CancelRequested, CancelWorkflow, ErrorInfo, HistoryEvent, HookExpired,
+                       HookReceived, Input, ResumeHook, RunFinished, StartWorkflow, StepCompleted,
+                       StepFailed, StepResult, TimerElapsed, TimerFired)
+
+_MISSING_ERROR = ErrorInfo(type="engine.StepFailedError", message="the worker reported a failure "
+                           "without error details", retryable=True)
+
+
+_TIMER_KIND = {"sleep": "sleep", "step": "retry", "hook": "hook_timeout"}
+
+
+def decide(core: RunCore, received: Input) -> str | None:
+    """Emit and apply the events for ``received``; return why it was ignored, or None."""
+    if isinstance(received, StepResult):
+        return _on_step_result(core, received)
+    if isinstance(received, TimerFired):
+        return _on_timer_fired(core, received)
+    if isinstance(received, ResumeHook):
+        return _on_resume_hook(core, received)
+    if isinstance(received, CancelWorkflow):
+        if core.cancel_requested:
+            return "cancellation was already requested"
+        _record(core, CancelRequested(**core.meta(), reason=received.reason))
+        return None
+    if isinstance(received, StartWorkflow):
+        return f"run {core.run_id} was already started"
+    if isinstance(received, RunFinished):
+        return "child workflow completions are not handled yet (lands with issue 5)"
+    return f"unsupported input {type(received).__name__}"
+
+
+def _record(core: RunCore, event: HistoryEvent) -> None:
+    core.emit(event)
+    apply_event(core, event)
+
+
+def _on_step_result(core: RunCore, result: StepResult) -> str | None:
+    position = result.position
+    entry = core.pending.get(position)
+    if entry is None or entry.kind != "step":
+        if position < core.next_position:
+            return f"the command at position {position} is already resolved (duplicate result)"
+        return f"no step was issued at position {position}"
+    if entry.awaiting_retry or result.attempt != entry.attempt:
+        return (f"stale result for position {position} attempt {result.attempt}: the current "
+                f"attempt is {entry.attempt}{' (waiting for its retry timer)' if entry.awaiting_retry else ''}")
+    if result.ok:
+        _record(core, StepCompleted(**core.meta(), position=position, attempt=result.attempt,
+                                    result=result.result))
+        return None
+    _on_step_failure(core, entry, result.error or _MISSING_ERROR)
+    return None
+
+
+def _on_step_failure(core: RunCore, entry: Pending, error: ErrorInfo) -> None:
+    assert entry.step is not None
+    attempt = entry.attempt
+    # An abandoned (cancelled) step is recorded for audit but never retried.
+    delay = None if entry.dropped else entry.step.policy.next_delay_ms(attempt, error)
+    if delay is None:
+        _record(core, StepFailed(**core.meta(), position=entry.position, attempt=attempt, error=error,
+                                 retry_at=None))
+        return
+    retry_at = core.now_ms + delay
+    _record(core, StepFailed(**core.meta(), position=entry.position, attempt=attempt, error=error,
+                             retry_at=retry_at))
+    core.start_timer(entry.position, "retry", f"retry:{entry.position}:{attempt}", retry_at)
+
+
+def _on_timer_fired(core: RunCore, fired: TimerFired) -> str | None:
+    if fired.kind == "workflow_timeout":
+        if core.deadline_timer != fired.timer_id:
+            return f"timer {fired.timer_id} is not armed"
+        _record(core, TimerElapsed(**core.meta(), position=fired.position, timer_id=fired.timer_id,
+                                   kind=fired.kind))
+        return None
+    entry = core.pending.get(fired.position)
+    if entry is None or entry.timer_id != fired.timer_id:
+        return f"timer {fired.timer_id} is not armed (already fired, cancelled or stale)"
+    _record(core, TimerElapsed(**core.meta(), position=fired.position, timer_id=fired.timer_id,
+                               kind=_TIMER_KIND[entry.kind]))
+    if entry.kind == "step":
+        apply_event(core, core.schedule_step(entry, entry.attempt + 1))
+    elif entry.kind == "hook":
+        _record(core, HookExpired(**core.meta(), position=entry.position, token=entry.token or ""))
+    return None
+
+
+def _on_resume_hook(core: RunCore, resume: ResumeHook) -> str | None:
+    waiting = [e for e in core.pending.values()
+               if e.kind == "hook" and e.token == resume.token and not e.dropped]
+    if not waiting:
+        return f"no hook is waiting for token {resume.token!r}"
+    entry = min(waiting, key=lambda e: e.position)
+    try:
+        validate_payload(entry.schema, resume.payload)
+    except Exception as exc:
+        return f"payload for token {resume.token!r} rejected by its schema: {exc}"
+    _record(core, HookReceived(**core.meta(), position=entry.position, token=resume.token,
+                               payload=resume.payload))
+    return None
+

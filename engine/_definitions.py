@@ -1,0 +1,151 @@
+"""``@step`` and ``@workflow``: attach a definition to the function; no global registry."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar, cast, overload
+
+from ._durations import Duration, parse_duration
+from ._loop import current_runtime
+from ._records import CallArgs
+from ._retry import RetryDelay, RetryPolicy
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_STEP_ATTR = "__kflow_step__"
+_WORKFLOW_ATTR = "__kflow_workflow__"
+
+
+@dataclass(frozen=True, slots=True)
+class StepDefinition:
+    """What ``@step`` recorded: the name, the undecorated function, retry policy and timeout."""
+
+    name: str
+    fn: Callable[..., object]
+    policy: RetryPolicy
+    timeout_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowDefinition:
+    """What ``@workflow`` recorded: the name, the function and its options."""
+
+    name: str
+    fn: Callable[..., Awaitable[object]]
+    max_duration_ms: int | None = None
+    tags: tuple[str, ...] = ()
+    durable: bool = True
+    context_class: type | None = field(default=None)
+
+
+
+
+@overload
+def step(fn: Callable[P, Awaitable[R]], /) -> Callable[P, Coroutine[object, None, R]]: ...
+@overload
+def step(
+    *, name: str | None = None, max_retries: int = 3, retry_delay: RetryDelay = "exponential",
+    timeout: Duration | None = "60s",
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[object, None, R]]]: ...
+
+
+def step(
+    fn: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None, max_retries: int = 3,
+    retry_delay: RetryDelay = "exponential", timeout: Duration | None = "60s",
+) -> object:
+    """Declare a step: a retryable unit of work that runs on a step worker.
+
+    Usable bare (``@step``) or with options. Inside a workflow, calling the step issues a
+    command (the call's identity is its position in the workflow); outside a workflow it
+    simply runs the function.
+
+    Args:
+        name: registry name (default: the function's ``__name__``).
+        max_retries: retries after the first attempt.
+        retry_delay: ``"exponential"`` (1s, 2s, 4s...), ``"fixed"`` (1s), a duration, or a
+            list of per-retry seconds (last one repeated).
+        timeout: per-attempt limit enforced by the worker (``None``: no limit).
+
+    Raises:
+        InvalidDurationError: for a bad ``retry_delay`` or ``timeout``.
+    """
+
+    policy = RetryPolicy.from_spec(max_retries, retry_delay)
+    timeout_ms = None if timeout is None else parse_duration(timeout)
+
+    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[object, None, R]]:
+        defn = StepDefinition(name=name or func.__name__, fn=func, policy=policy, timeout_ms=timeout_ms)
+
+        @functools.wraps(func)
+        async def call_step(*args: P.args, **kwargs: P.kwargs) -> R:
+            runtime = current_runtime()
+            if runtime is None:
+                return await func(*args, **kwargs)
+            return cast(R, await runtime.call_step(defn, CallArgs(tuple(args), dict(kwargs))))
+
+        setattr(call_step, _STEP_ATTR, defn)
+        return call_step
+
+    return decorate if fn is None else decorate(fn)
+
+
+@overload
+def workflow(fn: Callable[P, Awaitable[R]], /) -> Callable[P, Awaitable[R]]: ...
+@overload
+def workflow(
+    *, name: str | None = None, max_duration: Duration | None = None,
+    tags: Sequence[str] | None = None, durable: bool = True, context_class: type | None = None,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
+
+
+def workflow(
+    fn: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None,
+    max_duration: Duration | None = None, tags: Sequence[str] | None = None, durable: bool = True,
+    context_class: type | None = None,
+) -> object:
+    """Declare a workflow: deterministic orchestration code between awaits.
+
+    Usable bare (``@workflow``) or with options. The function is returned unchanged apart
+    from an attached ``WorkflowDefinition`` (collect it with ``Registry``).
+
+    Args:
+        name: registry name (default: the function's ``__name__``).
+        max_duration: the run fails with ``WorkflowTimeoutError`` once this has elapsed.
+        tags: free-form labels (accepted as in pyworkflow).
+        durable: accepted for pyworkflow compatibility; kflow runs are always durable.
+        context_class: the ``StepContext`` subclass this workflow uses (issue 5).
+
+    Raises:
+        InvalidDurationError: for a bad ``max_duration``.
+    """
+
+    max_duration_ms = None if max_duration is None else parse_duration(max_duration)
+
+    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        defn = WorkflowDefinition(
+            name=name or func.__name__,
+            fn=func,
+            max_duration_ms=max_duration_ms,
+            tags=tuple(tags or ()),
+            durable=durable,
+            context_class=context_class,
+        )
+        setattr(func, _WORKFLOW_ATTR, defn)
+        return func
+
+    return decorate if fn is None else decorate(fn)
+
+
+def step_definition(obj: object) -> StepDefinition | None:
+    """The ``StepDefinition`` attached by ``@step``, or None."""
+    defn = getattr(obj, _STEP_ATTR, None)
+    return defn if isinstance(defn, StepDefinition) else None
+
+
+def workflow_definition(obj: object) -> WorkflowDefinition | None:
+    """The ``WorkflowDefinition`` attached by ``@workflow``, or None."""
+    defn = getattr(obj, _WORKFLOW_ATTR, None)
+    return defn if isinstance(defn, WorkflowDefinition) else None

@@ -1,0 +1,183 @@
+"""kflow's error hierarchy: one root, retryability as a class attribute.
+
+The public classes report ``__module__ == "engine"`` so the qualified type name
+written into history (``ErrorInfo.type``, e.g. ``"engine.FatalError"``) stays
+stable when private modules are reorganised.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+class KflowError(Exception):
+    """Root of every error kflow raises.
+
+    ``retryable`` is read by the step retry policy: a step raising an error
+    whose class says ``retryable = False`` fails at once, without retries.
+    """
+
+    __module__ = "engine"
+    retryable: bool = True
+
+
+class RetryableError(KflowError):
+    """A transient step failure that should be retried.
+
+    Args:
+        message: what went wrong.
+        retry_after: delay before the next attempt (seconds, a duration string
+            such as ``"10s"``, or a timedelta); overrides the step's policy.
+    """
+
+    __module__ = "engine"
+    retryable = True
+
+    def __init__(self, message: str = "", retry_after: int | float | str | timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FatalError(KflowError):
+    """A permanent failure: the step is not retried and the error reaches the workflow."""
+
+    __module__ = "engine"
+    retryable = False
+
+
+class CancellationError(KflowError):
+    """Raised inside a workflow at its current await when the run is cancelled."""
+
+    __module__ = "engine"
+    retryable = False
+
+
+class HookExpiredError(KflowError):
+    """Raised by ``await hook(...)`` when its timeout elapsed before a payload arrived."""
+
+    __module__ = "engine"
+    retryable = False
+
+
+class ChildWorkflowFailedError(KflowError):
+    """Raised in a parent workflow when a child run it waits for failed."""
+
+    __module__ = "engine"
+    retryable = False
+
+
+class NonDeterminismError(KflowError):
+    """The workflow code diverged from its recorded history.
+
+    Attributes:
+        position: the command position where code and history disagree.
+        recorded: what the history holds at that position.
+        new: what the code issued instead.
+    """
+
+    __module__ = "engine"
+    retryable = False
+
+    def __init__(self, message: str, position: int | None = None, recorded: str = "", new: str = "") -> None:
+        super().__init__(message)
+        self.position = position
+        self.recorded = recorded
+        self.new = new
+
+
+class StepFailedError(KflowError):
+    """What a workflow sees for a failed step whose original exception type cannot be rebuilt.
+
+    Attributes:
+        error_type: the qualified class name of the original exception.
+        remote_traceback: the traceback text captured by the worker, if any.
+    """
+
+    __module__ = "engine"
+    retryable = False
+
+    def __init__(self, message: str, error_type: str = "", remote_traceback: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.remote_traceback = remote_traceback
+
+
+class StepTimeoutError(KflowError):
+    """A step ran longer than its ``timeout``; retried like any transient error."""
+
+    __module__ = "engine"
+    retryable = True
+
+
+class WorkflowTimeoutError(KflowError):
+    """A run exceeded its workflow's ``max_duration``."""
+
+    __module__ = "engine"
+    retryable = False
+
+
+class InvalidDurationError(KflowError, ValueError):
+    """A duration could not be parsed (bad string, negative, wrong type)."""
+
+    __module__ = "engine"
+    retryable = False
+
+
+class RegistryError(KflowError, LookupError):
+    """Root of registry errors (unknown or clashing names)."""
+
+    __module__ = "engine"
+    retryable = False
+
+
+class UnknownWorkflowError(RegistryError):
+    """No workflow with that name is registered."""
+
+    __module__ = "engine"
+
+
+class UnknownStepError(RegistryError):
+    """No step with that name is registered."""
+
+    __module__ = "engine"
+
+
+class DuplicateNameError(RegistryError):
+    """Two different workflows (or steps) were registered under one name."""
+
+    __module__ = "engine"
+
+
+class WorkflowSandboxError(KflowError):
+    """Workflow code used something that is not deterministic (asyncio timers, I/O, threads)."""
+
+    __module__ = "engine"
+    retryable = False
+
+
+class HistoryError(KflowError):
+    """A history cannot be replayed: empty, not starting with WorkflowStarted, or seq gaps."""
+
+    __module__ = "engine"
+    retryable = False
+
+
+class RunClosedError(KflowError):
+    """A Run was used after ``close()``."""
+
+    __module__ = "engine"
+    retryable = False
+
+
+class Unwind(BaseException):
+    """Internal: unwinds workflow coroutines when a run is evicted, finished or diverged.
+
+    Derives from BaseException so ``except Exception`` in workflow code cannot swallow it.
+    """
+
+
+class ContinueAsNewSignal(BaseException):
+    """Internal: raised by ``continue_as_new``; ends the run and starts its successor.
+
+    Derives from BaseException so ``except Exception`` in workflow code cannot swallow it.
+    """

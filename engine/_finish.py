@@ -1,0 +1,121 @@
+"""How a run ends: the outcome of its workflow code, and the events and commands that record it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from ._core import RunCore
+from ._errors import CancellationError, ContinueAsNewSignal, Unwind, WorkflowTimeoutError
+from ._failures import error_info
+from ._records import (CallArgs, ErrorInfo, RunFinished, StartWorkflow, TerminalEvent,
+                       WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed)
+
+_SUCCESSOR_NAMESPACE = uuid.UUID("6f1c3a52-6b1e-4c53-9d3e-0c6b2f8a7e41")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended (status is ``completed|failed|cancelled|continued_as_new``)."""
+
+    status: str
+    result: object = None
+    error: ErrorInfo | None = None
+    reason: str | None = None
+    next_run_id: str | None = None
+    next_args: CallArgs | None = None
+
+
+def successor_run_id(run_id: str) -> str:
+    """Run id of the continue-as-new successor of ``run_id``.
+
+    # Invariant: derived from the run id only (uuid5), so replay names the same successor.
+    """
+    return uuid.uuid5(_SUCCESSOR_NAMESPACE, f"{run_id}/continue_as_new").hex
+
+
+def outcome_of(core: RunCore) -> Outcome | None:
+    """The run's outcome after an activation, or None while it is still running."""
+    if core.timed_out:
+        limit = core.workflow.max_duration_ms
+        return failed(WorkflowTimeoutError(
+            f"workflow {core.workflow.name!r} run {core.run_id} exceeded its max_duration ({limit} ms)"))
+    if core.continue_args is not None:
+        return Outcome("continued_as_new", next_run_id=successor_run_id(core.run_id),
+                       next_args=core.continue_args)
+    main = core.main
+    if main is None or not main.done():
+        return None
+    if main.cancelled():
+        return Outcome("cancelled", reason=core.cancel_reason)
+    exc = main.exception()
+    if exc is None:
+        return Outcome("completed", result=main.result())
+    if isinstance(exc, (Unwind, ContinueAsNewSignal)):
+        return None
+    if isinstance(exc, CancellationError):
+        return Outcome("cancelled", reason=core.cancel_reason if core.cancel_requested else str(exc))
+    return failed(exc)
+
+
+def failed(exc: BaseException) -> Outcome:
+    """A failed outcome for ``exc``."""
+    return Outcome("failed", error=error_info(exc))
+
+
+def emit_ending(core: RunCore, outcome: Outcome) -> None:
+    """Append the terminal event and queue the ending commands (live mode)."""
+    core.emit(terminal_event(core, outcome))
+    for timer_id in armed_timers(core):
+        core.cancel_timer(timer_id)
+    if outcome.next_run_id is not None and outcome.next_args is not None:
+        started = core.started
+        core.command(StartWorkflow(
+            run_id=outcome.next_run_id, workflow_name=core.workflow.name, args=outcome.next_args,
+            parent_run_id=started.parent_run_id, parent_position=started.parent_position,
+            continued_from=core.run_id, requested_at=core.now_ms))
+    core.command(run_finished(core, outcome))
+
+
+def armed_timers(core: RunCore) -> list[str]:
+    """Timer ids still armed (cancelled when the run ends), in position order."""
+    timers = [e.timer_id for _, e in sorted(core.pending.items())
+              if e.timer_id is not None and (e.kind != "step" or e.awaiting_retry)]
+    if core.deadline_timer is not None:
+        timers.append(core.deadline_timer)
+    return timers
+
+
+def terminal_event(core: RunCore, outcome: Outcome) -> TerminalEvent:
+    """The history event that ends the run."""
+    meta = core.meta()
+    if outcome.status == "completed":
+        return WorkflowCompleted(**meta, result=outcome.result)
+    if outcome.status == "cancelled":
+        return WorkflowCancelled(**meta, reason=outcome.reason)
+    if outcome.status == "continued_as_new":
+        assert outcome.next_run_id is not None and outcome.next_args is not None
+        return WorkflowContinuedAsNew(**meta, next_run_id=outcome.next_run_id, args=outcome.next_args)
+    assert outcome.error is not None
+    return WorkflowFailed(**meta, error=outcome.error)
+
+
+def run_finished(core: RunCore, outcome: Outcome) -> RunFinished:
+    """The completion record for the run."""
+    started = core.started
+    return RunFinished(
+        run_id=core.run_id, workflow_name=core.workflow.name, status=outcome.status,
+        result=outcome.result, error=outcome.error, next_run_id=outcome.next_run_id,
+        parent_run_id=started.parent_run_id, parent_position=started.parent_position,
+        started_at=started.timestamp, finished_at=core.now_ms)
+
+
+def outcome_of_event(event: TerminalEvent) -> Outcome:
+    """The outcome a recorded terminal event stands for."""
+    if isinstance(event, WorkflowCompleted):
+        return Outcome("completed", result=event.result)
+    if isinstance(event, WorkflowCancelled):
+        return Outcome("cancelled", reason=event.reason)
+    if isinstance(event, WorkflowContinuedAsNew):
+        return Outcome("continued_as_new", next_run_id=event.next_run_id, next_args=event.args)
+    return Outcome("failed", error=event.error)

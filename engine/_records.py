@@ -1,0 +1,396 @@
+"""Inputs, commands and history events: the record model of docs/records.md.
+
+Class and field names equal the Avro record and field names. Fields whose Avro
+type is ``Payload`` hold decoded Python values here (call arguments as
+``CallArgs``, results and hook payloads as plain objects); a later layer maps
+these dataclasses to Avro generically through ``dataclasses.fields``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union, get_args
+
+
+
+@dataclass(frozen=True, slots=True)
+class CallArgs:
+    """Positional and keyword arguments of a workflow or step call (one ``Payload`` on the wire)."""
+
+    args: tuple[object, ...]
+    kwargs: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorInfo:
+    """A serialisable description of an exception.
+
+    ``type`` is the qualified class name (``"builtins.ValueError"``). ``retry_after_ms``
+    carries ``RetryableError.retry_after`` from the worker to the orchestrator; it is not in
+    docs/records.md yet (nullable, default null: readers without it simply lose the hint).
+    """
+
+    type: str
+    message: str
+    traceback: str | None = None
+    retryable: bool
+    retry_after_ms: int | None = None
+
+
+# --- inputs (the inbox) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartWorkflow:
+    """Start a run (inbox input; also emitted as a command for a continue-as-new successor)."""
+
+    run_id: str
+    workflow_name: str
+    args: CallArgs
+    idempotency_key: str | None = None
+    parent_run_id: str | None = None
+    parent_position: int | None = None
+    continued_from: str | None = None
+    requested_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelWorkflow:
+    """Ask a run to cancel: ``CancellationError`` is raised at its current await."""
+
+    run_id: str
+    reason: str | None = None
+    requested_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeHook:
+    """Deliver a payload to the hook waiting on ``token``."""
+
+    run_id: str
+    token: str
+    payload: object
+    requested_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepResult:
+    """Outcome of one step attempt, reported by a worker."""
+
+    run_id: str
+    position: int
+    attempt: int
+    ok: bool
+    result: object = None
+    error: ErrorInfo | None = None
+    worker: str
+    started_at: int
+    finished_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerFired:
+    """A timer came due (sent by the delay processor)."""
+
+    run_id: str
+    timer_id: str
+    position: int
+    kind: str
+    fire_at: int
+    fired_at: int
+
+
+# --- commands (tasks, timers, completions) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecuteStep:
+    """Run one attempt of a step on a worker (``timeout_ms`` is enforced by the worker)."""
+
+    run_id: str
+    workflow_name: str
+    position: int
+    attempt: int
+    step_name: str
+    args: CallArgs
+    timeout_ms: int | None = None
+    context: object = None
+    scheduled_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartTimer:
+    """Arm a durable timer; ``timer_id`` is ``"{kind}:{position}:{attempt}"``, unique per run."""
+
+    run_id: str
+    timer_id: str
+    position: int
+    kind: str
+    fire_at: int
+    requested_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelTimer:
+    """Disarm a timer that is no longer needed."""
+
+    run_id: str
+    timer_id: str
+    requested_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished:
+    """One record per finished run (completions topic; also a child's completion to its parent)."""
+
+    run_id: str
+    workflow_name: str
+    status: str
+    result: object = None
+    error: ErrorInfo | None = None
+    next_run_id: str | None = None
+    parent_run_id: str | None = None
+    parent_position: int | None = None
+    started_at: int
+    finished_at: int
+
+
+# --- history events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowStarted:
+    """First event of every run."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    workflow_name: str
+    args: CallArgs
+    idempotency_key: str | None = None
+    parent_run_id: str | None = None
+    parent_position: int | None = None
+    continued_from: str | None = None
+    deadline_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepScheduled:
+    """A step attempt was sent to the workers."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    step_name: str
+    args: CallArgs
+    attempt: int
+    max_retries: int
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepCompleted:
+    """A step attempt succeeded; ``result`` is what the workflow receives."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    attempt: int
+    result: object
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepFailed:
+    """A step attempt failed; ``retry_at`` null means final (the workflow sees the error)."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    attempt: int
+    error: ErrorInfo
+    retry_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerScheduled:
+    """A durable timer was armed (kind ``sleep``, ``retry``, ``hook_timeout``, ``workflow_timeout``)."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    timer_id: str
+    kind: str
+    fire_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerElapsed:
+    """A timer fired while it was still armed."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    timer_id: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HookCreated:
+    """The workflow started waiting on a hook."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    name: str
+    token: str
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HookReceived:
+    """A hook payload was delivered."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    token: str
+    payload: object
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HookExpired:
+    """A hook's timeout elapsed before a payload arrived."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    token: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowStarted:
+    """A child run was started (issue 5)."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    child_run_id: str
+    workflow_name: str
+    args: CallArgs
+    wait_for_completion: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowCompleted:
+    """A child run completed (issue 5)."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    child_run_id: str
+    result: object
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowFailed:
+    """A child run failed (issue 5)."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    child_run_id: str
+    error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepContextSet:
+    """The workflow set its step context (issue 5)."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    context: object
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelRequested:
+    """Cancellation was requested."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowCompleted:
+    """The workflow returned."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    result: object
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowFailed:
+    """The workflow raised (or timed out, or diverged from its history)."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowCancelled:
+    """A ``CancellationError`` escaped the workflow."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowContinuedAsNew:
+    """The run ended with ``continue_as_new``; ``next_run_id`` is its successor."""
+
+    run_id: str
+    seq: int
+    timestamp: int
+    next_run_id: str
+    args: CallArgs
+
+
+HistoryEvent = Union[
+    WorkflowStarted, StepScheduled, StepCompleted, StepFailed, TimerScheduled, TimerElapsed,
+    HookCreated, HookReceived, HookExpired, ChildWorkflowStarted, ChildWorkflowCompleted,
+    ChildWorkflowFailed, StepContextSet, CancelRequested, WorkflowCompleted, WorkflowFailed,
+    WorkflowCancelled, WorkflowContinuedAsNew,
+]
+"""Every history event type."""
+
+Input = Union[StartWorkflow, CancelWorkflow, ResumeHook, StepResult, TimerFired, RunFinished]
+"""Every record that drives a run (the inbox)."""
+
+Command = Union[ExecuteStep, StartTimer, CancelTimer, StartWorkflow, RunFinished]
+"""Every record a run asks its host to send."""
+
+TerminalEvent = Union[WorkflowCompleted, WorkflowFailed, WorkflowCancelled, WorkflowContinuedAsNew]
+"""The events that end a run."""
+
+HISTORY_EVENT_TYPES: tuple[type, ...] = get_args(HistoryEvent)
+"""The history event classes, for hosts that map records generically."""

@@ -1,0 +1,134 @@
+"""Rebuilding a run from its history, checking that the workflow code still matches it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import get_args
+
+from ._activation import activate, begin_workflow, finish
+from ._apply import apply_event
+from ._core import CommandKey, Mode, RunCore
+from ._errors import HistoryError, NonDeterminismError
+from ._failures import qualified_name
+from ._finish import Outcome, outcome_of_event
+from ._records import (ChildWorkflowStarted, HistoryEvent, HookCreated, StepContextSet,
+                       StepScheduled, TerminalEvent, TimerScheduled, WorkflowFailed, WorkflowStarted)
+from ._registry import Registry
+
+TERMINAL_TYPES = get_args(TerminalEvent)
+_FORCED_FAILURE = qualified_name(NonDeterminismError)
+
+
+def replay_core(registry: Registry, history: Sequence[HistoryEvent]) -> RunCore:
+    """Replay ``history`` through the workflow code; return the rebuilt (live-mode) core.
+
+    Raises:
+        HistoryError: the history is malformed.
+        NonDeterminismError: the code issues different commands than the history recorded.
+    """
+    started = check_history(history)
+    core = RunCore(registry.workflow(started.workflow_name), started, Mode.REPLAY,
+                   index_commands(history))
+    if started.deadline_at is not None:
+        core.deadline_timer = "workflow_timeout:-1:1"
+    try:
+        _replay_events(core, history)
+    except NonDeterminismError:
+        core.unwind()
+        raise
+    core.seq = len(history)
+    core.recorded = {}
+    if core.status == "running":
+        core.mode = Mode.LIVE
+    return core
+
+
+def check_history(history: Sequence[HistoryEvent]) -> WorkflowStarted:
+    """Validate the shape of a history; return its WorkflowStarted.
+
+    Raises:
+        HistoryError: empty, not starting with WorkflowStarted, seq gaps, foreign run ids,
+            or events after the terminal event.
+    """
+    if not history or not isinstance(history[0], WorkflowStarted):
+        raise HistoryError("a history must start with WorkflowStarted")
+    started = history[0]
+    for index, event in enumerate(history):
+        if event.seq != index + 1 or event.run_id != started.run_id:
+            raise HistoryError(f"history of run {started.run_id}: event #{index + 1} is "
+                               f"{type(event).__name__}(run_id={event.run_id}, seq={event.seq})")
+        if isinstance(event, TERMINAL_TYPES) and index != len(history) - 1:
+            raise HistoryError(f"history of run {started.run_id} continues after {type(event).__name__}")
+    return started
+
+
+def index_commands(history: Sequence[HistoryEvent]) -> dict[int, CommandKey]:
+    """The command recorded at each position (what replayed code must issue there)."""
+    recorded: dict[int, CommandKey] = {}
+    for event in history:
+        key = command_key(event)
+        position = getattr(event, "position", None)
+        if key is not None and isinstance(position, int):
+            if position in recorded:
+                raise HistoryError(f"two commands recorded at position {position}")
+            recorded[position] = key
+    return recorded
+
+
+def command_key(event: HistoryEvent) -> CommandKey | None:
+    """The CommandKey of a code-issued event, or None for input-caused events."""
+    if isinstance(event, StepScheduled) and event.attempt == 1:
+        return CommandKey("step", event.step_name)
+    if isinstance(event, TimerScheduled) and event.kind == "sleep":
+        return CommandKey("sleep", "sleep")
+    if isinstance(event, HookCreated):
+        return CommandKey("hook", event.name)
+    if isinstance(event, ChildWorkflowStarted):
+        return CommandKey("child", event.workflow_name)
+    if isinstance(event, StepContextSet):
+        return CommandKey("context", "context")
+    return None
+
+
+def _replay_events(core: RunCore, history: Sequence[HistoryEvent]) -> None:
+    begin_workflow(core)
+    ended = _activate(core)
+    for event in history[1:]:
+        core.now_ms = event.timestamp
+        if isinstance(event, TERMINAL_TYPES):
+            _replay_ending(core, event, ended)
+            return
+        key = command_key(event)
+        position: int | None = getattr(event, "position", None)
+        if ended is not None:
+            raise core.divergence_error(position, key.describe() if key else type(event).__name__,
+                                        f"nothing: the workflow already {ended.status}")
+        if key is not None:
+            # Invariant: a transition's events are persisted atomically, so a command recorded in
+            # transition T was issued by the code during T's activation, i.e. before this point.
+            if position is None or position >= core.next_position:
+                raise core.divergence_error(position, key.describe(), "nothing (the code has not reached it)")
+            continue
+        if isinstance(event, TimerScheduled):
+            continue  # retry / hook / workflow timers are implied by the events that armed them
+        apply_event(core, event)
+        ended = _activate(core)
+    if ended is not None:
+        raise core.divergence_error(None, "no ending (the run is still going)", f"an ending: it {ended.status}")
+
+
+def _activate(core: RunCore) -> Outcome | None:
+    outcome = activate(core)
+    if core.divergence is not None:
+        raise core.divergence
+    return outcome
+
+
+def _replay_ending(core: RunCore, event: TerminalEvent, ended: Outcome | None) -> None:
+    recorded = outcome_of_event(event)
+    forced = isinstance(event, WorkflowFailed) and (core.timed_out or event.error.type == _FORCED_FAILURE)
+    if ended is None and not forced:
+        raise core.divergence_error(None, type(event).__name__, "nothing: the workflow code is still waiting")
+    if ended is not None and ended.status != recorded.status:
+        raise core.divergence_error(None, type(event).__name__, f"an ending where it {ended.status}")
+    finish(core, recorded)

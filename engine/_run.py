@@ -1,0 +1,174 @@
+"""Run: one workflow run as a pure state machine (inputs in; events and commands out)."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ._activation import activate, begin_workflow, finish
+from ._core import Mode, RunCore
+from ._decide import decide
+from ._errors import NonDeterminismError, RunClosedError
+from ._finish import failed, outcome_of_event
+from ._records import Command, HistoryEvent, Input, StartWorkflow, WorkflowStarted
+from ._registry import Registry
+from ._replay import TERMINAL_TYPES, check_history, replay_core
+
+_DEADLINE_TIMER = "workflow_timeout:-1:1"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What handling one input produced.
+
+    Attributes:
+        events: new history events, ``seq`` continuing the run's history, ``timestamp`` = now_ms.
+            Append them atomically, in order, before sending the commands.
+        commands: ExecuteStep / StartTimer / CancelTimer / StartWorkflow (continue-as-new
+            successor) / RunFinished, in the order they were issued.
+        ignored: why the input changed nothing (duplicate, stale, run finished), else None.
+    """
+
+    events: tuple[HistoryEvent, ...] = ()
+    commands: tuple[Command, ...] = ()
+    ignored: str | None = None
+
+
+class Run:
+    """One workflow run. The workflow coroutine stays suspended in memory between inputs,
+    so handling an input costs O(1) in the history length; ``replay`` rebuilds a run whose
+    Run object was lost (cache miss, restart). Not thread-safe: one input at a time.
+    """
+
+    def __init__(self, core: RunCore) -> None:
+        """Internal: use ``Run.start``, ``Run.replay`` or ``Run.recover``."""
+        self._core = core
+        self._closed = False
+        # Safety net for hosts that drop a Run without close(): unwind it under its own loop.
+        self._finalizer = weakref.finalize(self, core.unwind)
+        self._finalizer.atexit = False
+
+    @classmethod
+    def start(cls, registry: Registry, start: StartWorkflow, now_ms: int) -> tuple[Run, Transition]:
+        """Start a run: WorkflowStarted, its deadline timer, and the first activation.
+
+        Raises:
+            UnknownWorkflowError: ``start.workflow_name`` is not registered.
+        """
+        defn = registry.workflow(start.workflow_name)
+        deadline = None if defn.max_duration_ms is None else now_ms + defn.max_duration_ms
+        started = WorkflowStarted(
+            run_id=start.run_id, seq=1, timestamp=now_ms, workflow_name=defn.name, args=start.args,
+            idempotency_key=start.idempotency_key, parent_run_id=start.parent_run_id,
+            parent_position=start.parent_position, continued_from=start.continued_from,
+            deadline_at=deadline)
+        core = RunCore(defn, started, Mode.LIVE)
+        core.emit(started)
+        if deadline is not None:
+            core.deadline_timer = _DEADLINE_TIMER
+            core.start_timer(-1, "workflow_timeout", _DEADLINE_TIMER, deadline)
+        begin_workflow(core)
+        activate(core)
+        run = cls(core)
+        return run, run._drain()
+
+    @classmethod
+    def replay(cls, registry: Registry, history: Sequence[HistoryEvent]) -> Run:
+        """Rebuild a run from its history by re-running the workflow code; emits nothing.
+
+        Raises:
+            HistoryError: the history is malformed.
+            NonDeterminismError: the code no longer matches the history (its message names
+                the position, the recorded and the new command).
+            UnknownWorkflowError: the workflow is not registered.
+        """
+        return cls(replay_core(registry, history))
+
+    @classmethod
+    def recover(cls, registry: Registry, history: Sequence[HistoryEvent],
+                now_ms: int) -> tuple[Run, Transition]:
+        """What a host calls on a cache miss: ``replay``, but a divergence fails the run.
+
+        Returns the run and the transition to persist: empty after a clean replay, or
+        WorkflowFailed(NonDeterminismError) + RunFinished when the code diverged. A history
+        that already ended is not re-run at all: the finished run ignores every input.
+        """
+        started = check_history(history)
+        ending = history[-1]
+        if isinstance(ending, TERMINAL_TYPES):
+            core = RunCore(registry.workflow(started.workflow_name), started, Mode.CLOSED)
+            core.seq = len(history)
+            core.status = outcome_of_event(ending).status
+            return cls(core), Transition()
+        try:
+            return cls.replay(registry, history), Transition()
+        except NonDeterminismError as exc:
+            core = RunCore(registry.workflow(started.workflow_name), started, Mode.LIVE)
+            core.seq = len(history)
+            core.now_ms = max(now_ms, history[-1].timestamp)
+            finish(core, failed(exc))
+            run = cls(core)
+            return run, run._drain()
+
+    def handle(self, received: Input, now_ms: int) -> Transition:
+        """Deliver one input at time ``now_ms`` (epoch ms; workflow time never goes backwards).
+
+        Raises:
+            RunClosedError: the run was closed.
+        """
+        core = self._core
+        if self._closed:
+            raise RunClosedError(f"run {core.run_id} was closed")
+        if core.status != "running":
+            return Transition(ignored=f"run {core.run_id} already finished ({core.status})")
+        if received.run_id != core.run_id:
+            return Transition(ignored=f"input for run {received.run_id} delivered to run {core.run_id}")
+        previous_now = core.now_ms
+        core.now_ms = max(now_ms, previous_now)
+        reason = decide(core, received)
+        if reason is not None:
+            # Invariant: ignored inputs leave no trace, not even in workflow time (replay never sees them).
+            core.now_ms = previous_now
+            return Transition(ignored=reason)
+        activate(core)
+        return self._drain()
+
+    def close(self) -> None:
+        """Evict the run: unwind its coroutine (``finally`` blocks run; kflow calls in them are
+        refused). Idempotent. Use ``Run.replay`` to bring it back."""
+        if not self._closed:
+            self._closed = True
+            self._finalizer()
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self._core.run_id
+
+    @property
+    def workflow_name(self) -> str:
+        """The registered name of the run's workflow."""
+        return self._core.workflow.name
+
+    @property
+    def status(self) -> str:
+        """``running``, ``completed``, ``failed``, ``cancelled`` or ``continued_as_new``."""
+        return self._core.status
+
+    @property
+    def finished(self) -> bool:
+        """True once the run has ended (every further input is ignored)."""
+        return self._core.status != "running"
+
+    @property
+    def history_length(self) -> int:
+        """Number of events in the run's history (the seq of its last event)."""
+        return self._core.seq
+
+    def _drain(self) -> Transition:
+        core = self._core
+        transition = Transition(tuple(core.events), tuple(core.commands))
+        core.events.clear()
+        core.commands.clear()
+        return transition

@@ -1,0 +1,165 @@
+"""Engine records (frozen dataclasses) to Avro single-object bytes and back.
+
+The engine's record classes carry decoded Python values where the Avro schema has a ``Payload``
+(call arguments as ``CallArgs``, results and hook payloads as plain objects) and an ``ErrorInfo``
+dataclass where the schema has the ``ErrorInfo`` record. Field names are identical on both sides, so the
+mapping is computed once per record type from the schema and the dataclass fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Final
+
+import engine
+from engine import CallArgs, ErrorInfo
+
+from ._codec import Codec
+from ._errors import SchemaError
+from ._payload import decode_payload, encode_payload
+
+__all__ = ["RecordCodec"]
+
+_RECORD_TYPES: Final[tuple[type, ...]] = (
+    engine.StartWorkflow, engine.CancelWorkflow, engine.ResumeHook, engine.StepResult, engine.TimerFired,
+    engine.RunFinished, engine.ExecuteStep, engine.StartTimer, engine.CancelTimer, *engine.HISTORY_EVENT_TYPES,
+)
+
+_Encode = Callable[[object], object]
+_Decode = Callable[[object], object]
+
+
+class RecordCodec:
+    """Encodes engine records to Avro single-object bytes and decodes them back to engine records.
+
+    Args:
+        codec: the schema codec (default: the package's schemas).
+        payload_codec: ``"json"`` (default) or ``"cloudpickle"`` for values inside ``Payload`` fields.
+        secret: HMAC key; required to write and to read cloudpickle payloads.
+
+    Raises (from encode/decode):
+        SchemaError: bytes that are not a kflow record, a value a payload codec cannot carry
+            (``PayloadError``), or a record type the engine does not define.
+    """
+
+    def __init__(self, codec: Codec | None = None, *, payload_codec: str = "json",
+                 secret: bytes | None = None) -> None:
+        self.codec = codec or Codec()
+        self._payload_codec = payload_codec
+        self._secret = secret
+        self._by_name: dict[str, tuple[type, tuple[tuple[str, _Encode, _Decode], ...]]] = {}
+        for cls in _RECORD_TYPES:
+            self._by_name[cls.__name__] = (cls, self._plan(cls))
+
+    def encode(self, record: object) -> bytes:
+        """Single-object encoded bytes of an engine record."""
+        name = type(record).__name__
+        entry = self._by_name.get(name)
+        if entry is None:
+            raise SchemaError(f"{name} is not a kflow record type")
+        _, plan = entry
+        return self.codec.encode(name, {field: enc(getattr(record, field)) for field, enc, _ in plan})
+
+    def decode(self, data: bytes) -> object:
+        """The engine record encoded in ``data``."""
+        decoded = self.codec.decode(data)
+        entry = self._by_name.get(decoded.name)
+        if entry is None:
+            raise SchemaError(f"{decoded.name} records have no engine type")
+        cls, plan = entry
+        record = decoded.record
+        try:
+            return cls(**{field: dec(record[field]) for field, _, dec in plan})
+        except (TypeError, KeyError, ValueError) as exc:
+            raise SchemaError(f"{decoded.name}: cannot build the engine record: {exc}") from exc
+
+    def _plan(self, cls: type) -> tuple[tuple[str, _Encode, _Decode], ...]:
+        fields = {str(f["name"]): f["type"] for f in _fields(self.codec.schema(cls.__name__))}
+        names = [f.name for f in dataclasses.fields(cls)]
+        if sorted(names) != sorted(fields):
+            raise SchemaError(f"{cls.__name__}: engine fields {sorted(names)} differ from the schema's "
+                              f"{sorted(fields)}")
+        return tuple((name, *self._converters(name, fields[name])) for name in names)
+
+    def _converters(self, name: str, avro_type: object) -> tuple[_Encode, _Decode]:
+        kind = _named_kind(avro_type)
+        nullable = isinstance(avro_type, list)
+        if kind == "Payload" and name == "args":
+            enc, dec = self._args_encoder, self._args_decoder
+        elif kind == "Payload":
+            enc, dec = self._payload_encoder, self._payload_decoder
+        elif kind == "ErrorInfo":
+            enc, dec = _error_to_avro, _error_from_avro
+        else:
+            return _same, _same
+        if nullable:
+            return _nullable(enc), _nullable(dec)
+        return enc, dec
+
+    def _payload_encoder(self, value: object) -> object:
+        return encode_payload(value, self._payload_codec, self._secret)
+
+    def _payload_decoder(self, value: object) -> object:
+        return decode_payload(_mapping(value), self._secret)
+
+    def _args_encoder(self, value: object) -> object:
+        if not isinstance(value, CallArgs):
+            raise SchemaError(f"args must be CallArgs, got {type(value).__name__}")
+        return encode_payload({"args": list(value.args), "kwargs": value.kwargs}, self._payload_codec, self._secret)
+
+    def _args_decoder(self, value: object) -> object:
+        call = decode_payload(_mapping(value), self._secret)
+        if not isinstance(call, dict) or not isinstance(call.get("args"), list) or \
+                not isinstance(call.get("kwargs"), dict):
+            raise SchemaError("args payload must hold {'args': [...], 'kwargs': {...}}")
+        return CallArgs(tuple(call["args"]), dict(call["kwargs"]))
+
+
+def _fields(schema: Mapping[str, object]) -> list[dict[str, object]]:
+    fields = schema["fields"]
+    assert isinstance(fields, list)
+    return fields
+
+
+def _named_kind(avro_type: object) -> str | None:
+    """``"Payload"`` / ``"ErrorInfo"`` when the type is (or nullably is) that named record."""
+    branches = avro_type if isinstance(avro_type, list) else [avro_type]
+    for branch in branches:
+        if isinstance(branch, dict) and branch.get("type") == "record":
+            return str(branch["name"]).rpartition(".")[2]
+        if isinstance(branch, str) and branch.rpartition(".")[2] in ("Payload", "ErrorInfo"):
+            return branch.rpartition(".")[2]
+    return None
+
+
+def _same(value: object) -> object:
+    return value
+
+
+def _nullable(convert: Callable[[object], object]) -> Callable[[object], object]:
+    def convert_or_none(value: object) -> object:
+        return None if value is None else convert(value)
+    return convert_or_none
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        raise SchemaError(f"expected a Payload record, got {type(value).__name__}")
+    return value
+
+
+def _error_to_avro(value: object) -> object:
+    if not isinstance(value, ErrorInfo):
+        raise SchemaError(f"error must be ErrorInfo, got {type(value).__name__}")
+    return {"type": value.type, "message": value.message, "traceback": value.traceback,
+            "retryable": value.retryable, "retry_after_ms": value.retry_after_ms}
+
+
+def _error_from_avro(value: object) -> object:
+    record = _mapping(value)
+    traceback, retry_after_ms = record["traceback"], record.get("retry_after_ms")
+    return ErrorInfo(type=str(record["type"]), message=str(record["message"]),
+                     traceback=traceback if isinstance(traceback, str) else None,
+                     retryable=bool(record["retryable"]),
+                     retry_after_ms=retry_after_ms if isinstance(retry_after_ms, int) else None)

@@ -1,0 +1,186 @@
+"""The orchestrator's logic for one inbox partition, free of Kafka I/O.
+
+``PartitionLogic.process`` turns one inbox record into the records to produce (history events, step
+commands, timer requests, completions, dead letters). The Kafka loop around it (``streams._processor``)
+makes each batch's outputs and its inbox offsets one transaction.
+
+Invariant: a run's records all live on one partition number (keyed by run id), so the partition that
+owns a run sees every input of that run, in order, and nothing else mutates its state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import engine
+from engine import (ErrorInfo, ExecuteStep, HistoryEvent, KflowError, Registry, Run, RunFinished,
+                    StartTimer, StartWorkflow, Transition, UnknownWorkflowError)
+from schemas import RecordCodec, SchemaError
+from streams._outputs import Output, dead_letter
+
+log = logging.getLogger(__name__)
+
+_INPUT_TYPES = (engine.StartWorkflow, engine.CancelWorkflow, engine.ResumeHook, engine.StepResult,
+                engine.TimerFired, engine.RunFinished)
+
+
+@dataclass(slots=True)
+class RunCache:
+    """Live runs (workflow coroutines suspended at an await), least recently used evicted first.
+
+    Eviction is invisible except in speed: an evicted run is rebuilt by replay from its history.
+    ``capacity=0`` evicts every run after every input (the always-replay mode of the tests).
+    """
+
+    capacity: int
+    runs: OrderedDict[str, Run] = field(default_factory=OrderedDict)
+    evictions: int = 0
+
+    def get(self, run_id: str) -> Run | None:
+        run = self.runs.get(run_id)
+        if run is not None:
+            self.runs.move_to_end(run_id)
+        return run
+
+    def put(self, run: Run) -> None:
+        if run.finished or self.capacity == 0:
+            self.discard(run.run_id, run)
+            return
+        self.runs[run.run_id] = run
+        self.runs.move_to_end(run.run_id)
+        while len(self.runs) > self.capacity:
+            _, oldest = self.runs.popitem(last=False)
+            oldest.close()
+            self.evictions += 1
+
+    def discard(self, run_id: str, run: Run | None = None) -> None:
+        cached = self.runs.pop(run_id, None)
+        for victim in {id(r): r for r in (cached, run) if r is not None}.values():
+            victim.close()
+
+    def clear(self) -> None:
+        for run in self.runs.values():
+            run.close()
+        self.runs.clear()
+
+
+class PartitionLogic:
+    """State and decisions of one inbox partition: histories of its runs and the live-run cache.
+
+    Args:
+        registry: workflows and steps of the loaded module.
+        records: codec for engine records.
+        partition: the partition number (for dead letters).
+        cache_size: how many live runs to keep (0 = replay every time).
+    """
+
+    def __init__(self, registry: Registry, records: RecordCodec, inbox_topic: str, partition: int,
+                 cache_size: int = 10_000) -> None:
+        self.registry = registry
+        self.records = records
+        self.inbox_topic = inbox_topic
+        self.partition = partition
+        self.histories: dict[str, list[HistoryEvent]] = {}
+        self.cache = RunCache(cache_size)
+        self.replays = 0
+
+    def restore(self, event: HistoryEvent) -> None:
+        """Add one event read back from the history topic (recovery); duplicates by seq are dropped."""
+        history = self.histories.setdefault(event.run_id, [])
+        # Invariant: seq is dense from 1, so a seq at or below the length is a duplicate write.
+        if event.seq == len(history) + 1:
+            history.append(event)
+
+    def process(self, key: bytes | None, value: bytes, offset: int, now_ms: int) -> list[Output]:
+        """Everything one inbox record leads to; never raises (bad input becomes a dead letter)."""
+        try:
+            record = self.records.decode(value)
+        except SchemaError as exc:
+            return [self._dead(key, value, offset, f"undecodable record: {exc}", exc)]
+        if not isinstance(record, _INPUT_TYPES):
+            return [self._dead(key, value, offset, f"{type(record).__name__} does not belong on the inbox", None)]
+        run_id = _owner(record)
+        if key is None or key.decode("utf-8", "replace") != run_id:
+            return [self._dead(key, value, offset, f"key {key!r} is not the run id {run_id!r}", None)]
+        try:
+            return self._apply(record, key, value, offset, now_ms)
+        except Exception as exc:  # a bug must not stop the partition: park the record with the reason
+            log.exception("inbox record %s@%d failed", run_id, offset)
+            return [self._dead(key, value, offset, f"processing failed: {exc!r}", exc)]
+
+    def _apply(self, record: engine.Input, key: bytes, value: bytes, offset: int, now_ms: int) -> list[Output]:
+        run_id = _owner(record)
+        if isinstance(record, StartWorkflow):
+            if run_id in self.histories:
+                log.debug("duplicate start of %s ignored (idempotent)", run_id)
+                return []
+            try:
+                run, transition = Run.start(self.registry, record, now_ms)
+            except UnknownWorkflowError as exc:
+                return [self._dead(key, value, offset, str(exc), exc), self._unknown_finished(record, exc, now_ms)]
+            self.histories[run_id] = []
+        else:
+            history = self.histories.get(run_id)
+            if not history:
+                return [self._dead(key, value, offset, f"no run {run_id} on this partition", None)]
+            cached = self.cache.get(run_id)
+            if cached is None:
+                cached, recovered = Run.recover(self.registry, history, now_ms)
+                self.replays += 1
+                if recovered.events:  # the code diverged from the history: the run failed
+                    return self._commit(cached, recovered)
+            run = cached
+            transition = run.handle(record, now_ms)
+            if transition.ignored:
+                log.debug("input for %s ignored: %s", run_id, transition.ignored)
+        return self._commit(run, transition)
+
+    def _commit(self, run: Run, transition: Transition) -> list[Output]:
+        history = self.histories[run.run_id]
+        history.extend(transition.events)
+        self.cache.put(run)
+        key = run.run_id.encode()
+        encode = self.records.encode
+        outputs = [Output("history", key, encode(event)) for event in transition.events]
+        for command in transition.commands:
+            outputs.extend(self._route(command, key))
+        return outputs
+
+    def _route(self, command: engine.Command, key: bytes) -> list[Output]:
+        encode = self.records.encode
+        if isinstance(command, ExecuteStep):
+            return [Output("tasks", key, encode(command))]
+        if isinstance(command, (StartTimer, engine.CancelTimer)):
+            return [Output("timers", key, encode(command))]
+        if isinstance(command, RunFinished):
+            outs = [Output("completions", key, encode(command))]
+            if command.parent_run_id:
+                outs.append(Output("inbox", command.parent_run_id.encode(), encode(command)))
+            return outs
+        if isinstance(command, StartWorkflow):  # a continue-as-new successor: its own partition
+            return [Output("inbox", command.run_id.encode(), encode(command))]
+        raise KflowError(f"no route for command {type(command).__name__}")
+
+    def _unknown_finished(self, start: StartWorkflow, exc: Exception, now_ms: int) -> Output:
+        # A waiting client gets the error instead of waiting forever.
+        finished = RunFinished(run_id=start.run_id, workflow_name=start.workflow_name, status="failed",
+                               error=ErrorInfo(type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+                                               message=str(exc), retryable=False),
+                               parent_run_id=start.parent_run_id, parent_position=start.parent_position,
+                               started_at=now_ms, finished_at=now_ms)
+        return Output("completions", start.run_id.encode(), self.records.encode(finished))
+
+    def _dead(self, key: bytes | None, value: bytes, offset: int, reason: str, exc: Exception | None) -> Output:
+        log.warning("dead letter from %s[%d]@%d: %s", self.inbox_topic, self.partition, offset, reason)
+        error_type = "" if exc is None else f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return dead_letter(self.records.codec, topic=self.inbox_topic, partition=self.partition, offset=offset,
+                           key=key, value=value, reason=reason, error_type=error_type or "kflow.InvalidRecord")
+
+
+def _owner(record: engine.Input) -> str:
+    """The run whose partition the record belongs to (a child's completion belongs to its parent)."""
+    if isinstance(record, RunFinished) and record.parent_run_id:
+        return record.parent_run_id
+    return record.run_id
