@@ -6,10 +6,12 @@ import argparse
 import sys
 from typing import NoReturn, Sequence
 
+from engine import KflowError
 from storage import StorageError
 from streams._config import Settings
 from streams._jvm import DevStackError
-from streams.cli import _dev, _topics
+from streams.cli import _dev, _run, _topics
+from streams.cli._app import AppLoadError
 
 
 class CliError(Exception):
@@ -28,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kflow", description="Durable workflows on Kafka: local servers, processors, ops.")
     groups = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     groups.required = True
-    for module in (_dev, _topics):
+    for module in (_dev, _topics, _run):
         module.register(groups)
     return parser
 
@@ -41,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         status: int = args.handler(args, settings)
         return status
-    except (CliError, DevStackError, StorageError, ValueError) as exc:
+    except (CliError, AppLoadError, DevStackError, StorageError, KflowError, ValueError) as exc:
         print(f"kflow: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

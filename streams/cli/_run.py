@@ -1,0 +1,119 @@
+"""``kflow processor``, ``kflow worker`` and ``kflow run``: the running side of kflow."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from engine import KflowError
+from streams._config import Settings
+from streams.cli._app import load_registry
+
+
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``processor``, ``worker`` and ``run`` to the ``kflow`` parser."""
+    processor = groups.add_parser("processor", help="run the orchestrator and the delay processor")
+    processor.add_argument("-A", "--app", required=True, metavar="MODULE", help="module defining the workflows")
+    processor.add_argument("--cache-size", type=int, default=10_000, help="live runs kept per partition")
+    processor.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    processor.set_defaults(handler=_processor)
+    worker = groups.add_parser("worker", help="run a step worker")
+    worker.add_argument("-A", "--app", required=True, metavar="MODULE", help="module defining the steps")
+    worker.add_argument("--concurrency", type=int, default=32, help="steps run at once (default 32)")
+    worker.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    worker.set_defaults(handler=_worker)
+    run = groups.add_parser("run", help="start a run, wait, print its result")
+    run.add_argument("target", metavar="MODULE:WORKFLOW", help="e.g. examples.basic:order")
+    run.add_argument("args", nargs="*", metavar="ARG", help="arguments: JSON values, else strings")
+    run.add_argument("--idempotency-key", help="the same key returns the first run's id")
+    run.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the result")
+    run.add_argument("--history", action="store_true", help="also print the run's history")
+    run.set_defaults(handler=_run)
+
+
+def _processor(args: argparse.Namespace, settings: Settings) -> int:
+    registry = load_registry(args.app)
+    from streams._delay import DelayProcessor
+    from streams._processor import Orchestrator
+
+    _logging(args.log_level)
+    orchestrator = Orchestrator(settings, registry, cache_size=args.cache_size)
+    delay = DelayProcessor(settings, state_dir=settings.home / "state")
+    return _serve([orchestrator.run_until, delay.run_until])
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    registry = load_registry(args.app)
+    from streams._worker import StepWorker
+
+    _logging(args.log_level)
+    return _serve([StepWorker(settings, registry, concurrency=args.concurrency).run_until])
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    module, _, name = args.target.partition(":")
+    if not module or not name:
+        raise ValueError(f"expected MODULE:WORKFLOW, got {args.target!r}")
+    registry = load_registry(module)
+    registry.workflow(name)  # unknown name → one-line error before anything is sent
+    from streams._client import Client
+
+    values = [_value(raw) for raw in args.args]
+
+    async def go() -> int:
+        async with Client(settings=settings, registry=registry) as client:
+            run_id = await client.start(name, *values, idempotency_key=args.idempotency_key)
+            print(f"run {run_id} started")
+            try:
+                result = await client.result(run_id, timeout=args.timeout)
+                print(json.dumps(result, default=repr))
+                status = 0
+            except (KflowError, Exception) as exc:
+                print(f"run {run_id} failed: {type(exc).__name__}: {exc}")
+                status = 1
+            if args.history:
+                for event in await client.get_events(run_id):
+                    print(f"  {event.seq:>3}  {type(event).__name__:<22} {_brief(event)}")
+            return status
+
+    return asyncio.run(go())
+
+
+def _value(raw: str) -> object:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _brief(event: object) -> str:
+    fields = {k: getattr(event, k) for k in getattr(event, "__dataclass_fields__", {})
+              if k not in ("run_id", "seq", "timestamp")}
+    return ", ".join(f"{k}={v!r}" for k, v in fields.items())[:120]
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def _serve(services: list[Callable[[asyncio.Event], Awaitable[None]]]) -> int:
+    """Run services until SIGTERM/SIGINT; the first one to crash stops the others."""
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        tasks = [asyncio.create_task(service(stop)) for service in services]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()
+
+    asyncio.run(main())
+    return 0
