@@ -13,8 +13,8 @@ import streams
 
 PINNED = {
     "storage": ["CassandraConnection", "CassandraTarget", "StorageError"],
-    "streams": ["DevStack", "DevStackError", "ServerStatus", "Settings", "TOPIC_SPECS", "TopicSpec", "Topics",
-                "create_topics"],
+    "streams": ["DelayProcessor", "DelayStats", "DevStack", "DevStackError", "Orchestrator", "OrchestratorStats",
+                "ServerStatus", "Settings", "TOPIC_SPECS", "TopicSpec", "Topics", "create_topics"],
 }
 
 

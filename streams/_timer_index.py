@@ -1,0 +1,204 @@
+"""The delay processor's state for one ``.timers`` partition: a persisted due-time index and its head.
+
+`TimerIndex` is the durable part: one SQLite file per input partition, one row per armed timer keyed
+by ``(run_id, timer_id)``, indexed by due time. `TimerHead` is the bounded in-memory part: the soonest
+timers of that index, in due order, so the scheduler never scans SQLite while timers are merely waiting.
+Neither does Kafka I/O nor reads a clock; the processor in ``streams._delay`` drives both.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import StartTimer
+
+TimerKey = tuple[str, str]
+"""``(run_id, timer_id)``: a timer's identity (``timer_id`` is unique within its run)."""
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS timers (run_id TEXT NOT NULL, timer_id TEXT NOT NULL, "
+    "position INTEGER NOT NULL, kind TEXT NOT NULL, fire_at INTEGER NOT NULL, PRIMARY KEY (run_id, timer_id))",
+    # Covers the refill query's whole ORDER BY, so a refill reads the index in order and never sorts.
+    "CREATE INDEX IF NOT EXISTS timers_by_fire_at ON timers (fire_at, run_id, timer_id)",
+)
+_UPSERT = ("INSERT INTO timers (run_id, timer_id, position, kind, fire_at) VALUES (?, ?, ?, ?, ?) "
+           "ON CONFLICT (run_id, timer_id) DO UPDATE SET position = excluded.position, kind = excluded.kind, "
+           "fire_at = excluded.fire_at")
+_DELETE = "DELETE FROM timers WHERE run_id = ? AND timer_id = ?"
+_DELETE_FIRED = "DELETE FROM timers WHERE run_id = ? AND timer_id = ? AND fire_at = ?"
+_EARLIEST = ("SELECT fire_at, run_id, timer_id, position, kind FROM timers "
+             "ORDER BY fire_at, run_id, timer_id LIMIT ?")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ArmedTimer:
+    """One armed timer; instances sort by due time, then by ``(run_id, timer_id)`` to break ties."""
+
+    fire_at: int
+    run_id: str
+    timer_id: str
+    position: int
+    kind: str
+
+    @property
+    def key(self) -> TimerKey:
+        """The timer's identity within the index."""
+        return self.run_id, self.timer_id
+
+    @property
+    def due_order(self) -> tuple[int, str, str]:
+        """Where the timer sorts in the index (``ORDER BY fire_at, run_id, timer_id``)."""
+        return self.fire_at, self.run_id, self.timer_id
+
+    @classmethod
+    def of(cls, record: StartTimer) -> ArmedTimer:
+        """The timer a ``StartTimer`` record arms."""
+        return cls(record.fire_at, record.run_id, record.timer_id, record.position, record.kind)
+
+
+class TimerIndex:
+    """Armed timers of one partition in a SQLite file (WAL), ordered by due time.
+
+    Durability: a transaction is in the WAL once `apply` or `remove_fired` returns, so a killed process
+    loses nothing it acknowledged (``synchronous=NORMAL`` only risks the last transactions on an OS
+    crash or power loss, and those are the ones whose Kafka offsets may not be committed yet either).
+
+    Args:
+        path: the SQLite file; created, with its folder, if missing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # Autocommit mode: transactions are explicit (BEGIN ... COMMIT), never opened implicitly.
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+
+    def apply(self, arms: Iterable[ArmedTimer], removals: Iterable[TimerKey] = ()) -> None:
+        """Upsert ``arms`` and delete ``removals`` (absent keys are ignored) in one transaction.
+
+        Arming is idempotent: the same timer armed twice is one row holding the latest values.
+        """
+        with self._transaction():
+            self._db.executemany(_UPSERT, ((t.run_id, t.timer_id, t.position, t.kind, t.fire_at) for t in arms))
+            self._db.executemany(_DELETE, removals)
+
+    def remove_fired(self, timers: Iterable[ArmedTimer]) -> None:
+        """Delete timers that fired, unless re-armed meanwhile with another due time (then the row stays)."""
+        with self._transaction():
+            self._db.executemany(_DELETE_FIRED, ((t.run_id, t.timer_id, t.fire_at) for t in timers))
+
+    def earliest(self, limit: int) -> list[ArmedTimer]:
+        """The ``limit`` soonest timers, in due order."""
+        rows = self._db.execute(_EARLIEST, (limit,)).fetchall()
+        return [ArmedTimer(int(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4])) for r in rows]
+
+    def count(self) -> int:
+        """How many timers are armed."""
+        (count,) = self._db.execute("SELECT COUNT(*) FROM timers").fetchone()
+        return int(count)
+
+    def close(self) -> None:
+        """Close the file (later calls fail)."""
+        self._db.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` when the block raises."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+class TimerHead:
+    """The soonest timers of one `TimerIndex`, at most ``capacity`` of them, in due order.
+
+    Invariant: every timer of the index that sorts at or before the horizon is in the head (or is being
+    fired); after a load that returned fewer rows than asked there is no horizon: the head holds them
+    all. So the head's first timer is always the index's first, and only an empty head with a horizon
+    needs a refill from SQLite.
+
+    Args:
+        capacity: most timers kept in memory (at least 1).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"head capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        # A sorted list, not a heap: cancels and re-arms remove arbitrary entries and an overflow drops
+        # the latest one, both O(capacity) memmoves here, which is cheap for a bounded head.
+        self._timers: list[ArmedTimer] = []
+        self._by_key: dict[TimerKey, ArmedTimer] = {}
+        self._horizon: tuple[int, str, str] | None = None
+        self._complete = True
+
+    def __len__(self) -> int:
+        return len(self._timers)
+
+    @property
+    def needs_refill(self) -> bool:
+        """True when the head is empty but the index may still hold timers beyond the horizon."""
+        return not self._timers and not self._complete
+
+    @property
+    def next_fire_at(self) -> int | None:
+        """Due time of the soonest timer in the head, None when it is empty."""
+        return self._timers[0].fire_at if self._timers else None
+
+    def load(self, timers: list[ArmedTimer]) -> None:
+        """Replace the content with ``index.earliest(capacity)``."""
+        self._timers = sorted(timers)
+        self._by_key = {t.key: t for t in self._timers}
+        self._complete = len(self._timers) < self.capacity
+        self._horizon = None if self._complete else self._timers[-1].due_order
+
+    def offer(self, timer: ArmedTimer) -> bool:
+        """Track a timer just armed in the index; True if it became the soonest one (wake the scheduler).
+
+        A re-armed timer replaces its previous entry; a timer beyond the horizon stays in SQLite only.
+        """
+        self.discard(timer.key)
+        if self._horizon is not None and timer.due_order > self._horizon:
+            return False
+        insort(self._timers, timer)
+        self._by_key[timer.key] = timer
+        if len(self._timers) > self.capacity:
+            dropped = self._timers.pop()
+            del self._by_key[dropped.key]
+            self._horizon, self._complete = self._timers[-1].due_order, False
+        return self._timers[0] is timer
+
+    def discard(self, key: TimerKey) -> None:
+        """Forget a timer (cancelled, or re-armed); unknown keys are ignored."""
+        timer = self._by_key.pop(key, None)
+        if timer is not None:
+            del self._timers[bisect_left(self._timers, timer)]
+
+    def take_due(self, now_ms: int, limit: int) -> list[ArmedTimer]:
+        """Remove and return up to ``limit`` timers due at ``now_ms``, soonest first."""
+        count = min(limit, bisect_right(self._timers, now_ms, key=_fire_at))
+        due, self._timers[:count] = self._timers[:count], []
+        for timer in due:
+            del self._by_key[timer.key]
+        return due
+
+
+def _fire_at(timer: ArmedTimer) -> int:
+    return timer.fire_at
