@@ -13,7 +13,7 @@ import streams
 
 PINNED = {
     "storage": ["CassandraConnection", "CassandraTarget", "StorageError"],
-    "streams": ["DelayProcessor", "DelayStats", "DevStack", "DevStackError", "Orchestrator", "OrchestratorStats",
+    "streams": ["Client", "RunInfo", "StepWorker", "WorkerStats", "DelayProcessor", "DelayStats", "DevStack", "DevStackError", "Orchestrator", "OrchestratorStats",
                 "ServerStatus", "Settings", "TOPIC_SPECS", "TopicSpec", "Topics", "create_topics"],
 }
 

@@ -1,0 +1,120 @@
+"""Durable-execution benchmark on the real broker (issue 3's four figures).
+
+    python -m bench.durable [--runs 1000] [--latency-runs 200] [--steps 1000] [--sleeps 100]
+
+Starts ``kflow dev up`` if needed, creates a fresh topic prefix, runs ``kflow processor`` and
+``kflow worker`` as separate processes (as in production), drives them with a ``Client`` from this
+process, and prints: (a) runs/s and steps/s for N concurrent 3-step runs, (b) start-to-result latency of
+a 1-step run (p50/p99, sequential), (c) one run of S sequential steps: total and last-100/first-100
+per-step ratio, (d) ``sleep("1s")`` lateness p50/p99. Figures only; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from engine import Registry
+from streams import DevStack, Settings, Topics, create_topics
+from streams._client import Client
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def throughput(client: Client, runs: int) -> str:
+    started = time.perf_counter()
+    run_ids = await asyncio.gather(*(client.start("three_steps", i) for i in range(runs)))
+    results = await asyncio.gather(*(client.result(r, timeout=600) for r in run_ids))
+    took = time.perf_counter() - started
+    assert results == list(range(runs))
+    return (f"(a) {runs} runs x 3 steps, started concurrently: {took:.2f} s -> {runs / took:,.0f} runs/s, "
+            f"{3 * runs / took:,.0f} steps/s")
+
+
+async def latency(client: Client, runs: int) -> str:
+    samples = []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        run_id = await client.start("one_step", i)
+        await client.result(run_id, timeout=60)
+        samples.append((time.perf_counter() - t0) * 1000)
+    return (f"(b) 1-step run start->result over {runs} sequential runs: p50 {pct(samples, .5):.1f} ms, "
+            f"p99 {pct(samples, .99):.1f} ms, mean {statistics.mean(samples):.1f} ms")
+
+
+async def long_run(client: Client, steps: int) -> str:
+    t0 = time.perf_counter()
+    run_id = await client.start("many_steps", steps)
+    await client.result(run_id, timeout=1200)
+    took = time.perf_counter() - t0
+    done = [e.timestamp for e in await client.get_events(run_id) if type(e).__name__ == "StepCompleted"]
+    per_step = [b - a for a, b in zip(done, done[1:])]
+    window = min(100, len(per_step) // 2)
+    first, last = statistics.mean(per_step[:window]), statistics.mean(per_step[-window:])
+    return (f"(c) one run of {steps} sequential steps: {took:.2f} s total, {took / steps * 1000:.2f} ms/step; "
+            f"first-{window} {first:.2f} ms/step, last-{window} {last:.2f} ms/step, ratio {last / first:.2f}")
+
+
+async def lateness(client: Client, runs: int) -> str:
+    run_ids = []
+    for _ in range(runs):
+        run_ids.append(await client.start("sleep_one_second"))
+        await asyncio.sleep(0.01)
+    await asyncio.gather(*(client.result(r, timeout=120) for r in run_ids))
+    late = []
+    for run_id in run_ids:
+        events = await client.get_events(run_id)
+        scheduled = next(e for e in events if type(e).__name__ == "TimerScheduled" and e.kind == "sleep")
+        elapsed = next(e for e in events if type(e).__name__ == "TimerElapsed" and e.kind == "sleep")
+        late.append(elapsed.timestamp - scheduled.fire_at)
+    return (f"(d) sleep('1s') lateness over {runs} runs (TimerElapsed recorded - fire_at): p50 {pct(late, .5):.0f} ms, "
+            f"p99 {pct(late, .99):.0f} ms, max {max(late):.0f} ms")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--latency-runs", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--sleeps", type=int, default=100)
+    args = parser.parse_args()
+    base = Settings.from_env()
+    if not os.environ.get("KFLOW_BOOTSTRAP"):
+        DevStack(base.home).up(log=lambda line: None)
+    settings = dataclasses.replace(base, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}", partitions=2)
+    await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
+    env = {**os.environ, "KFLOW_TOPIC_PREFIX": settings.topic_prefix, "KFLOW_PARTITIONS": "2",
+           "PYTHONPATH": str(ROOT), "KFLOW_HOME": str(Path("/tmp") / settings.topic_prefix)}
+    procs = [subprocess.Popen([sys.executable, "-m", "streams.cli", role, "-A", "bench.workflows",
+                               "--log-level", "WARNING"], env=env, cwd=ROOT) for role in ("processor", "worker")]
+    print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"prefix {settings.topic_prefix}, 2 partitions, processor + worker as separate processes")
+    try:
+        async with Client(settings=settings, registry=Registry.from_module("bench.workflows")) as client:
+            await client.result(await client.start("one_step", 0), timeout=120)  # warm up: groups joined
+            for line in (await throughput(client, args.runs), await latency(client, args.latency_runs),
+                         await long_run(client, args.steps), await lateness(client, args.sleeps)):
+                print(line, flush=True)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

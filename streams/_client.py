@@ -1,0 +1,399 @@
+"""The client: start runs, wait for results, cancel, resume hooks, read history — all through Kafka.
+
+Commands go to ``<prefix>.inbox`` keyed by run id; results come from ``<prefix>.completions`` through one
+tail consumer per client; run views scan ``<prefix>.history`` (interim, until Cassandra lands).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+
+import engine
+from engine import (CallArgs, CancelWorkflow, CancellationError, ErrorInfo, HistoryEvent, KflowError, Registry,
+                    ResumeHook, RunFinished, StartWorkflow, SystemClock, WorkflowDefinition)
+from schemas import PayloadError, RecordCodec, SchemaError
+from streams import _kafka
+from streams._config import Settings
+from streams._topics import Topics
+
+log = logging.getLogger(__name__)
+
+RUN_ID_NAMESPACE: Final = uuid.UUID("0c64a7fc-d3b7-486d-b08e-4b72457f58a9")
+"""UUID namespace of run ids derived from idempotency keys (fixed: clients in any language must agree)."""
+
+_RECENT_RESULTS: Final = 10_000  # raw RunFinished records remembered, least recently used dropped first
+_OWN_RUNS: Final = 100_000  # runs started by this client, whose completion is kept until claimed
+_SCAN_STALL_S: Final = 30.0  # a partition scan that makes no progress this long fails
+
+
+def run_id_for(workflow_name: str, idempotency_key: str | None = None) -> str:
+    """The run id for a start: random (UUID4 hex), or derived from the idempotency key (UUID5 hex).
+
+    Invariant: one (workflow name, key) pair always maps to one run id, and the orchestrator ignores a
+    second ``StartWorkflow`` for a run id it knows (decided on that run's partition), so racing starts
+    with one key yield one run.
+    """
+    if idempotency_key is None:
+        return uuid.uuid4().hex
+    return uuid.uuid5(RUN_ID_NAMESPACE, f"{workflow_name}\0{idempotency_key}").hex
+
+
+def run_id_of_token(token: str) -> str:
+    """The run of a hook token ``"{run_id}:{name}"`` (before the first ``:``); ValueError if it has none."""
+    run_id, sep, _ = token.partition(":")
+    if not sep or not run_id:
+        raise ValueError(f"hook token {token!r} is not of the form '<run_id>:<name>'")
+    return run_id
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as in the Java client) picks for ``key``."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What ``get_run`` reports: ``status`` is ``running``, ``completed``, ``failed``, ``cancelled`` or
+    ``continued_as_new``; timestamps are epoch ms (``finished_at`` None while running)."""
+
+    run_id: str
+    workflow_name: str
+    status: str
+    result: object = None
+    error: ErrorInfo | None = None
+    started_at: int = 0
+    finished_at: int | None = None
+    next_run_id: str | None = None
+
+
+class _Reader:
+    """The client's consumers: one tail of ``<prefix>.completions``, and one for partition scans.
+
+    Invariant (coverage): a waiter is registered before the tail's next offsets are read, so the tail
+    hands it every later record and a scan of ``[beginning, next offset)`` of its partition every earlier
+    one. Runs started here after the tail was positioned need no scan: ``_own`` keeps their completions.
+    """
+
+    def __init__(self, bootstrap: str, completions: str) -> None:
+        self._bootstrap, self._topic = bootstrap, completions
+        self._tail_consumer: AIOKafkaConsumer | None = None
+        self._scan_consumer: AIOKafkaConsumer | None = None
+        self._scan_lock = asyncio.Lock()
+        self._tail: asyncio.Task[None] | None = None
+        self._next: dict[int, int] = {}
+        self._own: OrderedDict[str, bytes | None] = OrderedDict()
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._waiters: dict[str, list[asyncio.Future[bytes]]] = {}
+
+    async def open(self, partitions: int) -> None:
+        """Position the tail at the current end of every partition (it fetches from the first wait on)."""
+        self._own.clear()  # a reopened tail may have missed them: scans find them
+        self._tail_consumer = consumer = _kafka.consumer(self._bootstrap)
+        await consumer.start()
+        tps = [TopicPartition(self._topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        for tp, offset in (await consumer.end_offsets(tps)).items():
+            consumer.seek(tp, offset)
+            self._next[tp.partition] = offset
+
+    async def close(self) -> None:
+        """Stop both consumers; pending waits are cancelled."""
+        if self._tail is not None:
+            self._tail.cancel()
+            await asyncio.gather(self._tail, return_exceptions=True)
+        for future in (f for futures in self._waiters.values() for f in futures):
+            future.cancel()
+        for consumer in (self._tail_consumer, self._scan_consumer):
+            if consumer is not None:
+                await consumer.stop()
+        self._tail_consumer = self._scan_consumer = None
+
+    def expect(self, run_id: str) -> None:
+        """Note a run this client is starting, so its completion is kept until ``wait`` claims it."""
+        self._own[run_id] = None
+        while len(self._own) > _OWN_RUNS:  # a forgotten run is found by a scan instead (slower, still correct)
+            self._own.popitem(last=False)
+
+    async def wait(self, run_id: str, deadline: float | None) -> bytes:
+        """The raw ``RunFinished`` of ``run_id``; raises TimeoutError at ``deadline`` (loop time)."""
+        if self._own.get(run_id) is not None:  # claimed: from now on kept among the recent results
+            self._remember(run_id, cast(bytes, self._own.pop(run_id)))
+        if (raw := self._recent.get(run_id)) is not None:
+            return raw
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes] = loop.create_future()
+        self._waiters.setdefault(run_id, []).append(future)
+        if self._tail is None or self._tail.done():
+            self._tail = asyncio.create_task(self._follow(), name="kflow-client-completions")
+        scan = None
+        if run_id not in self._own:  # the tail's next offset is read right after registering the waiter
+            partition = partition_for(run_id.encode(), len(self._next))
+            scan = asyncio.create_task(self.scan(TopicPartition(self._topic, partition), self._next[partition],
+                                                 self._deliver_waited))
+        pending: set[asyncio.Future[Any]] = {future} if scan is None else {future, scan}
+        try:
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                done, _ = await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                if future in done:
+                    return future.result()
+                if not done:
+                    raise TimeoutError(f"run {run_id} did not finish within the timeout")
+                assert scan is not None
+                scan.result()  # a failed scan raises; a finished one found nothing older than the tail
+                pending.discard(scan)
+        finally:
+            futures = [f for f in self._waiters.pop(run_id, []) if f is not future]
+            if futures:
+                self._waiters[run_id] = futures
+            if scan is not None:
+                scan.cancel()
+
+    async def scan(self, tp: TopicPartition, stop: int | None, visit: Callable[[bytes, bytes], None]) -> None:
+        """Call ``visit(key, value)`` for every keyed record before offset ``stop`` (None: the current end)."""
+        async with self._scan_lock:
+            if self._scan_consumer is None:
+                self._scan_consumer = _kafka.consumer(self._bootstrap)
+                await self._scan_consumer.start()
+            consumer = self._scan_consumer
+            consumer.assign([tp])
+            try:
+                await consumer.seek_to_beginning(tp)
+                end = (await consumer.end_offsets([tp]))[tp] if stop is None else stop
+                stalled_at = time.monotonic() + _SCAN_STALL_S
+                while (position := await consumer.position(tp)) < end:
+                    for message in (await consumer.getmany(tp, timeout_ms=200)).get(tp, []):
+                        if message.key is not None:
+                            visit(message.key, message.value)
+                    if await consumer.position(tp) != position:
+                        stalled_at = time.monotonic() + _SCAN_STALL_S
+                    elif time.monotonic() > stalled_at:
+                        raise TimeoutError(f"scan of {tp.topic}[{tp.partition}] stalled at offset {position}")
+            finally:
+                consumer.unsubscribe()  # no background fetching between scans
+
+    def _deliver_waited(self, key: bytes, value: bytes) -> None:
+        if key.decode("utf-8", "replace") in self._waiters:
+            self._deliver(key, value)
+
+    async def _follow(self) -> None:
+        consumer = self._tail_consumer
+        assert consumer is not None
+        while True:
+            try:
+                batch = await consumer.getmany(timeout_ms=500)
+            except KafkaError as exc:
+                log.warning("completions tail: %r (retrying)", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for tp, messages in batch.items():
+                for message in messages:
+                    if message.key is not None:
+                        self._deliver(message.key, message.value)
+                if messages:
+                    self._next[tp.partition] = messages[-1].offset + 1
+
+    def _deliver(self, key: bytes, value: bytes) -> None:
+        run_id = key.decode("utf-8", "replace")
+        if run_id in self._own and run_id not in self._waiters:
+            self._own[run_id] = value  # kept until claimed
+        else:
+            self._own.pop(run_id, None)
+            self._remember(run_id, value)
+        for future in self._waiters.pop(run_id, []):
+            if not future.done():
+                future.set_result(value)
+
+    def _remember(self, run_id: str, value: bytes) -> None:
+        self._recent[run_id] = value
+        self._recent.move_to_end(run_id)
+        while len(self._recent) > _RECENT_RESULTS:
+            self._recent.popitem(last=False)
+
+
+class Client:
+    """Start and follow workflow runs through Kafka (API.md §2).
+
+    Use as ``async with Client(...) as client`` (or ``connect()`` / ``close()``); methods connect on first use.
+
+    Args:
+        bootstrap: Kafka bootstrap servers; default ``settings.bootstrap`` (``KFLOW_BOOTSTRAP``).
+        settings: servers and topic prefix; default ``Settings.from_env()``.
+        registry: when given, ``start`` refuses workflow names it does not know before sending anything.
+        records: codec for records and payloads (default: JSON payloads, ``settings.secret`` for pickles).
+    """
+
+    def __init__(self, bootstrap: str | None = None, *, settings: Settings | None = None,
+                 registry: Registry | None = None, records: RecordCodec | None = None) -> None:
+        settings = settings or Settings.from_env()
+        self.settings = dataclasses.replace(settings, bootstrap=bootstrap) if bootstrap else settings
+        self.registry = registry
+        self.records = records or RecordCodec(secret=self.settings.secret)
+        self.topics = Topics(self.settings.topic_prefix)
+        self._clock = SystemClock()
+        self._producer: AIOKafkaProducer | None = None
+        self._reader = _Reader(self.settings.bootstrap, self.topics.completions)
+        self._history_partitions = 0
+        self._connect_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Connect the producer and position the completions tail at the end (idempotent)."""
+        async with self._connect_lock:
+            if self._producer is not None:
+                return
+            producer = _kafka.producer(self.settings.bootstrap)
+            await producer.start()
+            try:
+                self._history_partitions = len(await producer.partitions_for(self.topics.history))
+                await self._reader.open(len(await producer.partitions_for(self.topics.completions)))
+            except BaseException:
+                await producer.stop()
+                await self._reader.close()
+                raise
+            self._producer = producer
+
+    async def close(self) -> None:
+        """Disconnect; waits still pending are cancelled."""
+        await self._reader.close()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def start(self, workflow: str | Callable[..., object], /, *args: object,
+                    idempotency_key: str | None = None, **kwargs: object) -> str:
+        """Start a run of ``workflow`` (a name or an ``@workflow`` function); returns its run id.
+
+        With an ``idempotency_key`` the run id is derived from (workflow name, key): the same key names the
+        same run whether it is running, completed or failed; a start with a used key returns that run's id
+        and starts nothing (racing starts yield one run). The key's scope is the workflow name.
+
+        Raises ``UnknownWorkflowError`` (not an ``@workflow``, or not in ``registry``) and ``PayloadError``
+        (arguments the payload codec cannot carry, or over the record size limit).
+        """
+        name = _workflow_name(workflow)
+        if self.registry is not None:
+            self.registry.workflow(name)
+        run_id = run_id_for(name, idempotency_key)
+        record = StartWorkflow(run_id=run_id, workflow_name=name, args=CallArgs(tuple(args), dict(kwargs)),
+                               idempotency_key=idempotency_key, requested_at=self._clock.now_ms())
+        value = self.records.encode(record)
+        if len(value) > _kafka.MAX_MESSAGE_BYTES:
+            raise PayloadError(f"the arguments encode to {len(value)} bytes, over the "
+                               f"{_kafka.MAX_MESSAGE_BYTES}-byte record limit")
+        await self.connect()
+        if idempotency_key is None:
+            self._reader.expect(run_id)  # before sending: the tail must keep its completion
+        await self._send(run_id, value)
+        return run_id
+
+    async def result(self, run_id: str, timeout: float | None = None) -> object:
+        """Wait for the run to finish and return its result, following continue-as-new to the last run.
+
+        Raises the failed run's error rebuilt (its own type when importable here, else ``StepFailedError``),
+        ``CancellationError`` for a cancelled run, ``TimeoutError`` when not finished within ``timeout`` s.
+        """
+        await self.connect()
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        current = run_id
+        while True:
+            finished = self.records.decode(await self._reader.wait(current, deadline))
+            if not isinstance(finished, RunFinished):
+                raise SchemaError(f"{type(finished).__name__} on {self.topics.completions} for run {current}")
+            if finished.status != "continued_as_new" or not finished.next_run_id:
+                return _outcome(finished)
+            current = finished.next_run_id
+
+    async def cancel(self, run_id: str, reason: str | None = None) -> None:
+        """Ask the run to cancel (``CancellationError`` is raised in it at its current await)."""
+        record = CancelWorkflow(run_id=run_id, reason=reason, requested_at=self._clock.now_ms())
+        await self._send(run_id, self.records.encode(record))
+
+    async def resume_hook(self, token: str, payload: object) -> None:
+        """Deliver ``payload`` to the hook waiting on ``token`` (``"{run_id}:{name}"``; else ValueError)."""
+        run_id = run_id_of_token(token)
+        record = ResumeHook(run_id=run_id, token=token, payload=payload, requested_at=self._clock.now_ms())
+        await self._send(run_id, self.records.encode(record))
+
+    async def get_events(self, run_id: str) -> list[HistoryEvent]:
+        """The run's history events ordered by ``seq`` (empty for an unknown run).
+
+        Interim implementation until the Cassandra materialization lands: scans the run's partition of
+        ``<prefix>.history`` from its beginning, so its cost grows with the partition."""
+        await self.connect()
+        key = run_id.encode()
+        tp = TopicPartition(self.topics.history, partition_for(key, self._history_partitions))
+        raws: list[bytes] = []
+        await self._reader.scan(tp, None, lambda k, v: raws.append(v) if k == key else None)
+        decoded = [cast(HistoryEvent, e) for e in map(self.records.decode, raws)
+                   if isinstance(e, engine.HISTORY_EVENT_TYPES)]
+        events = {event.seq: event for event in reversed(decoded)}  # a duplicate write (same seq): the first wins
+        return [events[seq] for seq in sorted(events)]
+
+    async def get_run(self, run_id: str) -> RunInfo | None:
+        """Status, result or error, and timestamps of the run; None when it has no history (yet).
+
+        Interim implementation until the Cassandra materialization lands: derived from ``get_events``."""
+        return _run_info(run_id, await self.get_events(run_id))
+
+    async def _send(self, run_id: str, value: bytes) -> None:
+        await self.connect()
+        assert self._producer is not None
+        await self._producer.send_and_wait(self.topics.inbox, value, key=run_id.encode())
+
+
+def _workflow_name(workflow: str | Callable[..., object]) -> str:
+    if isinstance(workflow, str):
+        return workflow
+    defn = getattr(workflow, "__kflow_workflow__", None)
+    if not isinstance(defn, WorkflowDefinition):
+        raise engine.UnknownWorkflowError(f"{workflow!r} is not decorated with @workflow")
+    return defn.name
+
+
+def _outcome(finished: RunFinished) -> object:
+    if finished.status == "completed":
+        return finished.result
+    if finished.status == "failed" and finished.error is not None:
+        raise engine.rebuild_exception(finished.error)
+    if finished.status == "cancelled":
+        raise CancellationError(f"run {finished.run_id} was cancelled")
+    raise KflowError(f"run {finished.run_id} finished with status {finished.status!r} and no usable outcome")
+
+
+def _run_info(run_id: str, events: list[HistoryEvent]) -> RunInfo | None:
+    started = next((e for e in events if isinstance(e, engine.WorkflowStarted)), None)
+    if started is None:
+        return None
+    info = RunInfo(run_id=run_id, workflow_name=started.workflow_name, status="running",
+                   started_at=started.timestamp)
+    end = next((e for e in reversed(events) if type(e) in _TERMINAL), None)
+    if end is None:
+        return info
+    return dataclasses.replace(
+        info, status=_TERMINAL[type(end)], finished_at=end.timestamp, result=getattr(end, "result", None),
+        error=getattr(end, "error", None), next_run_id=getattr(end, "next_run_id", None))
+
+
+_TERMINAL: Final[dict[type, str]] = {
+    engine.WorkflowCompleted: "completed", engine.WorkflowFailed: "failed",
+    engine.WorkflowCancelled: "cancelled", engine.WorkflowContinuedAsNew: "continued_as_new",
+}

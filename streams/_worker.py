@@ -1,0 +1,348 @@
+"""The step worker: runs ``ExecuteStep`` commands from ``<prefix>.tasks`` and reports ``StepResult``s.
+
+Delivery is at-least-once. A task's offset is committed only once the result of that task (and of every
+earlier task of its partition) is acknowledged by the broker, so a worker killed mid-step leaves its
+commands uncommitted and the group hands them to another worker. The orchestrator records each
+(position, attempt) result once, so a step re-run after a crash is harmless to the run's history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+import engine
+from engine import ErrorInfo, ExecuteStep, Registry, StepResult, SystemClock
+from schemas import PayloadError, RecordCodec, SchemaError
+from streams import _kafka
+from streams._config import Settings
+from streams._outputs import Output, dead_letter
+from streams._topics import Topics
+
+log = logging.getLogger(__name__)
+
+COMMIT_INTERVAL_S = 0.1
+"""How often acknowledged task offsets are committed."""
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counters of one worker: step attempts run, attempts that failed, records sent to the dead letters."""
+
+    steps_run: int = 0
+    steps_failed: int = 0
+    dead_letters: int = 0
+
+
+@dataclass(slots=True)
+class _PartitionProgress:
+    """Offsets of one partition dispatched in order; which of them have an acknowledged result."""
+
+    order: deque[int] = field(default_factory=deque)
+    pending: set[int] = field(default_factory=set)
+    finished: set[int] = field(default_factory=set)
+    committable: int | None = None
+
+
+class OffsetTracker:
+    """Which task offsets may be committed: the contiguous prefix of finished tasks, per partition.
+
+    Invariant: an offset is committed only when every task at or before it has an acknowledged result;
+    a task still running (or lost with its process) keeps its partition's commit behind it.
+    """
+
+    def __init__(self) -> None:
+        self._partitions: dict[TopicPartition, _PartitionProgress] = {}
+
+    def add(self, tp: TopicPartition, offset: int) -> None:
+        """Record that the task at ``offset`` was dispatched (offsets arrive in increasing order)."""
+        progress = self._partitions.setdefault(tp, _PartitionProgress())
+        progress.order.append(offset)
+        progress.pending.add(offset)
+
+    def done(self, tp: TopicPartition, offset: int) -> None:
+        """Record that the task at ``offset`` has an acknowledged result (unknown offsets are ignored)."""
+        progress = self._partitions.get(tp)
+        if progress is None or offset not in progress.pending:
+            return  # the partition was revoked meanwhile: its new owner re-runs the task
+        progress.pending.discard(offset)
+        progress.finished.add(offset)
+        while progress.order and progress.order[0] in progress.finished:
+            head = progress.order.popleft()
+            progress.finished.discard(head)
+            progress.committable = head + 1
+
+    def take_committable(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """Offsets to commit for ``partitions`` that advanced since the last call."""
+        offsets: dict[TopicPartition, int] = {}
+        for tp in partitions:
+            progress = self._partitions.get(tp)
+            if progress is not None and progress.committable is not None:
+                offsets[tp] = progress.committable
+                progress.committable = None
+        return offsets
+
+    def restore(self, offsets: dict[TopicPartition, int]) -> None:
+        """Put back offsets whose commit failed, so the next commit retries them (unless overtaken)."""
+        for tp, offset in offsets.items():
+            progress = self._partitions.get(tp)
+            if progress is not None and progress.committable is None:
+                progress.committable = offset
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """Drop the state of revoked partitions."""
+        for tp in partitions:
+            self._partitions.pop(tp, None)
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    def __init__(self, worker: StepWorker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._worker._commit(revoked)
+        self._worker._tracker.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("worker %s assigned %s", self._worker.worker_id, sorted(tp.partition for tp in assigned))
+
+
+class StepWorker:
+    """Consumes ``<prefix>.tasks`` in the group ``<prefix>.workers`` and runs the steps it names.
+
+    Args:
+        settings: servers and topic prefix.
+        registry: the steps this worker can run.
+        concurrency: most step attempts running at once.
+        worker_id: name written into every ``StepResult.worker`` (default: host, pid and a random tag).
+        records: codec for records and payloads (default: JSON payloads, ``settings.secret`` to read
+            signed cloudpickle arguments).
+        shutdown_timeout: seconds ``stop()`` lets running steps finish before abandoning them (their
+            commands are then redelivered).
+    """
+
+    def __init__(self, settings: Settings, registry: Registry, *, concurrency: int = 32,
+                 worker_id: str | None = None, records: RecordCodec | None = None,
+                 shutdown_timeout: float = 10.0) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.settings = settings
+        self.registry = registry
+        self.concurrency = concurrency
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.records = records or RecordCodec(secret=settings.secret)
+        self.shutdown_timeout = shutdown_timeout
+        self.stats = WorkerStats()
+        self.topics = Topics(settings.topic_prefix)
+        self._clock = SystemClock()
+        self._tracker = OffsetTracker()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._stopping = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._loops: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Connect, join the worker group and start consuming."""
+        producer = _kafka.producer(self.settings.bootstrap)
+        consumer = _kafka.consumer(self.settings.bootstrap, group_id=f"{self.settings.topic_prefix}.workers")
+        await producer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        consumer.subscribe([self.topics.tasks], listener=_CommitOnRevoke(self))
+        self._producer, self._consumer = producer, consumer
+        self._tracker, self._stopping = OffsetTracker(), False
+        self._loops = [asyncio.create_task(self._fetch_loop(), name=f"kflow-worker-fetch-{self.worker_id}"),
+                       asyncio.create_task(self._commit_loop(), name=f"kflow-worker-commit-{self.worker_id}")]
+        log.info("step worker %s started on %s", self.worker_id, self.topics.tasks)
+
+    async def stop(self) -> None:
+        """Stop fetching, let running steps finish (up to ``shutdown_timeout``), commit, disconnect."""
+        self._stopping = True
+        for loop_task in self._loops:
+            loop_task.cancel()
+        for outcome in await asyncio.gather(*self._loops, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.error("worker loop failed: %r", outcome)
+        self._loops = []
+        if self._inflight:
+            _, still_running = await asyncio.wait(set(self._inflight), timeout=self.shutdown_timeout)
+            for task in still_running:
+                task.cancel()  # never acknowledged: its command stays uncommitted and is redelivered
+            await asyncio.gather(*still_running, return_exceptions=True)
+        if self._consumer is not None:
+            await self._commit(self._consumer.assignment())
+            await self._consumer.stop()
+            self._consumer = None
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        log.info("step worker %s stopped (%s)", self.worker_id, self.stats)
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set (or a worker loop fails, which is then raised), then ``stop()``."""
+        await self.start()
+        loops, stop_wait = list(self._loops), asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({stop_wait, *loops}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_wait.cancel()
+            await self.stop()
+        for loop_task in loops:
+            if loop_task.done() and not loop_task.cancelled() and (error := loop_task.exception()) is not None:
+                raise error
+
+    async def _fetch_loop(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        while not self._stopping:
+            free = self.concurrency - len(self._inflight)
+            if free <= 0:
+                # Paused partitions keep their place; polling them keeps this member in the group.
+                self._slot_freed.clear()
+                consumer.pause(*consumer.assignment())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), 1.0)
+                batch = await consumer.getmany(timeout_ms=0, max_records=1)
+            else:
+                if consumer.paused():
+                    consumer.resume(*consumer.paused())
+                batch = await consumer.getmany(timeout_ms=100, max_records=free)
+            for tp, messages in batch.items():
+                for message in messages:
+                    self._dispatch(tp, message)
+
+    def _dispatch(self, tp: TopicPartition, message: Any) -> None:
+        self._tracker.add(tp, message.offset)
+        task = asyncio.create_task(self._handle(tp, message.offset, message.key, message.value))
+        self._inflight.add(task)
+        task.add_done_callback(self._release)
+
+    def _release(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slot_freed.set()
+
+    async def _commit_loop(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        while True:
+            await asyncio.sleep(COMMIT_INTERVAL_S)
+            await self._commit(consumer.assignment())
+
+    async def _commit(self, partitions: Iterable[TopicPartition]) -> None:
+        if self._consumer is None:
+            return
+        offsets = self._tracker.take_committable(partitions)
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:  # e.g. a rebalance in progress: retried, or the next owner redelivers
+            log.warning("worker %s could not commit %s: %r", self.worker_id, offsets, exc)
+            self._tracker.restore(offsets)
+
+    async def _handle(self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes) -> None:
+        try:
+            outputs = await self._outputs(tp, offset, key, value)
+        except Exception as exc:  # a worker bug must not stall the partition: park the task with the reason
+            log.exception("task %s[%d]@%d failed in the worker", tp.topic, tp.partition, offset)
+            outputs = [self._dead(tp, offset, key, value, f"worker failed: {exc!r}", exc)]
+        for output in outputs:
+            await self._send(output)
+        self._tracker.done(tp, offset)
+
+    async def _outputs(self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes) -> list[Output]:
+        try:
+            cmd = self.records.decode(value)
+        except SchemaError as exc:
+            return self._undecodable(tp, offset, key, value, exc)
+        if not isinstance(cmd, ExecuteStep):
+            return [self._dead(tp, offset, key, value, f"{type(cmd).__name__} does not belong on the tasks "
+                               "topic (only ExecuteStep)", None)]
+        result = await engine.execute_step(self.registry, cmd, self._clock, worker=self.worker_id)
+        self.stats.steps_run += 1
+        encoded = self._encode_result(result, cmd.step_name)
+        return [Output("inbox", cmd.run_id.encode(), encoded)]
+
+    def _encode_result(self, result: StepResult, step_name: str) -> bytes:
+        try:
+            encoded = self.records.encode(result)
+            if len(encoded) > _kafka.MAX_MESSAGE_BYTES:
+                raise PayloadError(f"the result encodes to {len(encoded)} bytes, over the "
+                                   f"{_kafka.MAX_MESSAGE_BYTES}-byte record limit; return a reference "
+                                   "(a key, a URL) to large data instead of the data")
+        except SchemaError as exc:
+            log.warning("step %s returned a result that cannot be sent: %s", step_name, exc)
+            error = _unsendable(exc, f"the result of step {step_name!r} cannot be sent: {exc}")
+            result = StepResult(run_id=result.run_id, position=result.position, attempt=result.attempt,
+                                ok=False, error=error, worker=result.worker, started_at=result.started_at,
+                                finished_at=result.finished_at)
+            encoded = self.records.encode(result)
+        if not result.ok:
+            self.stats.steps_failed += 1
+        return encoded
+
+    def _undecodable(self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes,
+                     exc: SchemaError) -> list[Output]:
+        """A dead letter; plus a failed result when the envelope names a step (bad arguments payload)."""
+        outputs = [self._dead(tp, offset, key, value, f"undecodable record: {exc}", exc)]
+        try:
+            envelope = self.records.codec.decode(value)
+        except SchemaError:
+            return outputs
+        if envelope.name == "ExecuteStep":
+            fields = envelope.record
+            now = self._clock.now_ms()
+            error = _unsendable(exc, f"the arguments of step {fields['step_name']!r} cannot be decoded: {exc}")
+            failed = StepResult(run_id=str(fields["run_id"]), position=int(str(fields["position"])),
+                                attempt=int(str(fields["attempt"])), ok=False, error=error,
+                                worker=self.worker_id, started_at=now, finished_at=now)
+            self.stats.steps_failed += 1
+            outputs.append(Output("inbox", failed.run_id.encode(), self.records.encode(failed)))
+        return outputs
+
+    def _dead(self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes, reason: str,
+              exc: Exception | None) -> Output:
+        log.warning("dead letter from %s[%d]@%d: %s", tp.topic, tp.partition, offset, reason)
+        self.stats.dead_letters += 1
+        error_type = "kflow.InvalidRecord" if exc is None else engine.error_info(exc, with_traceback=False).type
+        return dead_letter(self.records.codec, topic=tp.topic, partition=tp.partition, offset=offset, key=key,
+                           value=value, reason=reason, error_type=error_type)
+
+    async def _send(self, output: Output) -> None:
+        """Produce and wait for the acknowledgement, retrying broker errors until it is acknowledged."""
+        producer = self._producer
+        assert producer is not None
+        delay = 0.1
+        while True:
+            try:
+                await producer.send_and_wait(self.topics.name(output.topic), output.value, key=output.key)
+                return
+            except KafkaError as exc:
+                log.warning("worker %s could not send to %s (retrying in %.1fs): %r", self.worker_id,
+                            output.topic, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+def _unsendable(exc: SchemaError, message: str) -> ErrorInfo:
+    """A non-retryable error for a value the payload codec cannot carry (a retry would fail the same way)."""
+    hint = "" if "cloudpickle" in message else ("; use the cloudpickle payload codec (with KFLOW_SECRET) for "
+                                                "arbitrary Python values")
+    return ErrorInfo(type=engine.error_info(exc, with_traceback=False).type, message=message + hint,
+                     retryable=False)

@@ -1,0 +1,143 @@
+"""Workflows and steps the end-to-end and crash tests run (importable as ``-A e2e_workflows``).
+
+Steps that must prove "a completed step never runs again" append one line per execution to the file
+named by ``KFLOW_TEST_SIDE_EFFECTS`` (absent: no record is kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from datetime import datetime, timedelta, timezone
+
+from engine import FatalError, RetryableError, sleep, step, workflow
+
+
+def _record(line: str) -> None:
+    path = os.environ.get("KFLOW_TEST_SIDE_EFFECTS")
+    if path:
+        with open(path, "a") as out:
+            out.write(line + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+
+
+@step
+async def add(a: int, b: int) -> int:
+    return a + b
+
+
+@step
+async def effect(run_tag: str, index: int) -> int:
+    """A side effect counted in the side-effects file: ``done <tag> <index>``."""
+    _record(f"done {run_tag} {index}")
+    return index
+
+
+@step(max_retries=5, retry_delay=[0.05, 0.05, 0.05])
+async def fail_times(key: str, times: int) -> str:
+    """Fails ``times`` times per key (counted in the side-effects file when set, else in memory)."""
+    _ATTEMPTS[key] = _ATTEMPTS.get(key, 0) + 1
+    if _ATTEMPTS[key] <= times:
+        raise RetryableError(f"attempt {_ATTEMPTS[key]} of {key} fails")
+    return f"{key} ok after {_ATTEMPTS[key]}"
+
+
+_ATTEMPTS: dict[str, int] = {}
+
+
+@step(max_retries=2, retry_delay="fixed")
+async def always_fails(key: str) -> None:
+    raise ValueError(f"{key} is broken")
+
+
+@step(max_retries=3)
+async def fatal(key: str) -> None:
+    raise FatalError(f"{key}: no point retrying")
+
+
+@step(timeout="300ms", max_retries=0)
+async def too_slow() -> None:
+    await asyncio.sleep(5)
+
+
+@step
+async def slow_effect(run_tag: str, seconds: float) -> str:
+    """Records its start, sleeps (a window to kill the worker in), records its end."""
+    _record(f"start {run_tag}")
+    await asyncio.sleep(seconds)
+    _record(f"end {run_tag}")
+    return run_tag
+
+
+@workflow
+async def sum_three(a: int, b: int, c: int) -> int:
+    ab = await add(a, b)
+    return await add(ab, c)
+
+
+@workflow
+async def retried(key: str, times: int) -> str:
+    return await fail_times(key, times)
+
+
+@workflow
+async def exhausted(key: str) -> str:
+    try:
+        await always_fails(key)
+    except ValueError as exc:
+        return f"caught: {exc}"
+    return "not reached"
+
+
+@workflow
+async def fatal_run(key: str) -> None:
+    await fatal(key)
+
+
+@workflow
+async def timeout_run() -> str:
+    try:
+        await too_slow()
+    except Exception as exc:
+        return type(exc).__name__
+    return "no timeout"
+
+
+@workflow
+async def sleepy(duration: object) -> str:
+    await sleep(duration)  # type: ignore[arg-type]
+    return "awake"
+
+
+@workflow
+async def sleep_until_soon() -> str:
+    await sleep(datetime.now(timezone.utc) + timedelta(milliseconds=300))  # noqa: DTZ — fixed on first run
+    return "awake"
+
+
+@workflow
+async def effects(run_tag: str, count: int, pause: float) -> int:
+    """``count`` counted side effects with a durable sleep of ``pause`` seconds after each."""
+    total = 0
+    for index in range(count):
+        total += await effect(run_tag, index)
+        if pause:
+            await sleep(pause)
+    return total
+
+
+@workflow
+async def slow(run_tag: str, seconds: float) -> str:
+    return await slow_effect(run_tag, seconds)
+
+
+@workflow(max_duration="500ms")
+async def overdue() -> str:
+    await sleep("5s")
+    return "finished"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,211 @@
+"""Durable execution end to end on the real broker: orchestrator + delay processor + worker + client."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import e2e_workflows
+from engine import FatalError, Registry, WorkflowTimeoutError
+from streams import Settings, Topics, create_topics
+from streams._client import Client
+from streams._delay import DelayProcessor
+from streams._processor import Orchestrator
+from streams._worker import StepWorker
+
+pytestmark = pytest.mark.integration
+
+
+@dataclasses.dataclass
+class App:
+    settings: Settings
+    client: Client
+    orchestrator: Orchestrator
+
+
+@pytest.fixture(scope="module")
+async def app(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
+    """All kflow processes in this test process, on a topic prefix of their own."""
+    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-e2e")
+    await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
+    registry = Registry.from_module("e2e_workflows")
+    orchestrator = Orchestrator(own, registry)
+    delay = DelayProcessor(own, state_dir=tmp_path_factory.mktemp("delay"))
+    worker = StepWorker(own, registry, concurrency=16)
+    for service in (orchestrator, delay, worker):
+        await service.start()
+    client = Client(settings=own, registry=registry)
+    async with client:
+        yield App(own, client, orchestrator)
+    for service in (worker, delay, orchestrator):
+        await service.stop()
+
+
+async def test_steps_compose_into_a_result(app: App) -> None:
+    run_id = await app.client.start("sum_three", 1, 2, 3)
+    assert await app.client.result(run_id, timeout=30) == 6
+
+
+async def test_start_by_function_and_keyword_arguments(app: App) -> None:
+    run_id = await app.client.start(e2e_workflows.sum_three, 1, b=10, c=100)
+    assert await app.client.result(run_id, timeout=30) == 111
+
+
+async def test_retries_that_succeed(app: App) -> None:
+    key = uuid.uuid4().hex
+    run_id = await app.client.start("retried", key, 2)
+    assert await app.client.result(run_id, timeout=30) == f"{key} ok after 3"
+
+
+async def test_exhausted_retries_surface_as_the_steps_exception(app: App) -> None:
+    run_id = await app.client.start("exhausted", "k")
+    assert await app.client.result(run_id, timeout=30) == "caught: k is broken"
+
+
+async def test_fatal_error_fails_the_run_without_retry(app: App) -> None:
+    run_id = await app.client.start("fatal_run", "k")
+    with pytest.raises(FatalError, match="no point retrying"):
+        await app.client.result(run_id, timeout=30)
+    events = await app.client.get_events(run_id)
+    assert [type(e).__name__ for e in events].count("StepScheduled") == 1
+
+
+async def test_step_timeout_is_enforced(app: App) -> None:
+    run_id = await app.client.start("timeout_run")
+    assert await app.client.result(run_id, timeout=30) == "StepTimeoutError"
+
+
+@pytest.mark.parametrize("duration", ["300ms", 0.3, "1s"])
+async def test_sleep_formats(app: App, duration: object) -> None:
+    started = time.monotonic()
+    run_id = await app.client.start("sleepy", duration)
+    assert await app.client.result(run_id, timeout=30) == "awake"
+    minimum = 1.0 if duration == "1s" else 0.3
+    assert time.monotonic() - started >= minimum
+
+
+async def test_sleep_until_a_datetime(app: App) -> None:
+    run_id = await app.client.start("sleep_until_soon")
+    assert await app.client.result(run_id, timeout=30) == "awake"
+
+
+async def test_max_duration_fails_an_overdue_run(app: App) -> None:
+    run_id = await app.client.start("overdue")
+    with pytest.raises(WorkflowTimeoutError):
+        await app.client.result(run_id, timeout=30)
+
+
+async def test_hundred_concurrent_runs(app: App) -> None:
+    run_ids = await asyncio.gather(*(app.client.start("sum_three", i, i, i) for i in range(100)))
+    results = await asyncio.gather(*(app.client.result(r, timeout=60) for r in run_ids))
+    assert results == [3 * i for i in range(100)]
+
+
+async def test_idempotency_key_yields_one_run(app: App) -> None:
+    key = uuid.uuid4().hex
+    first, second = await asyncio.gather(app.client.start("sum_three", 1, 1, 1, idempotency_key=key),
+                                         app.client.start("sum_three", 1, 1, 1, idempotency_key=key))
+    assert first == second
+    assert await app.client.result(first, timeout=30) == 3
+    events = await app.client.get_events(first)
+    assert [type(e).__name__ for e in events].count("WorkflowStarted") == 1
+
+
+async def test_history_is_ordered_and_complete(app: App) -> None:
+    run_id = await app.client.start("sum_three", 2, 3, 4)
+    await app.client.result(run_id, timeout=30)
+    events = await app.client.get_events(run_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [type(e).__name__ for e in events] == [
+        "WorkflowStarted", "StepScheduled", "StepCompleted", "StepScheduled", "StepCompleted",
+        "WorkflowCompleted"]
+
+
+async def test_always_replay_mode_gives_the_same_results(settings: Settings, tmp_path: Path) -> None:
+    """cache_size=0 evicts every run after every input, so each input is a replay from history."""
+    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-replay")
+    await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
+    registry = Registry.from_module("e2e_workflows")
+    orchestrator = Orchestrator(own, registry, cache_size=0)
+    services = [orchestrator, DelayProcessor(own, state_dir=tmp_path), StepWorker(own, registry)]
+    for service in services:
+        await service.start()
+    try:
+        async with Client(settings=own, registry=registry) as client:
+            run_id = await client.start("effects", "replay", 3, 0.05)
+            assert await client.result(run_id, timeout=30) == 0 + 1 + 2
+        # every input after the start (3 step results, 3 fired sleeps) was handled by a replayed run
+        assert sum(p.replays for p in orchestrator.partitions.values()) >= 6
+    finally:
+        for service in reversed(services):
+            await service.stop()
+
+
+
+async def _dead_letters(settings: Settings, expected: int) -> list[dict[str, object]]:
+    from aiokafka import TopicPartition
+
+    from schemas import Codec
+    from streams._kafka import consumer
+
+    codec = Codec()
+    reader = consumer(settings.bootstrap)
+    await reader.start()
+    found: list[dict[str, object]] = []
+    try:
+        tps = [TopicPartition(Topics(settings.topic_prefix).dlq, p) for p in range(settings.partitions)]
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        deadline = time.monotonic() + 30
+        while len(found) < expected and time.monotonic() < deadline:
+            for messages in (await reader.getmany(timeout_ms=500)).values():
+                found.extend(codec.decode(m.value).record for m in messages)
+    finally:
+        await reader.stop()
+    return found
+
+
+async def test_malformed_inbox_record_goes_to_dlq_and_the_partition_keeps_flowing(app: App) -> None:
+    from streams._kafka import producer
+
+    # Same key as the real run: the garbage sits in front of it on the same partition.
+    run_id = uuid.uuid4().hex
+    raw = producer(app.settings.bootstrap)
+    await raw.start()
+    try:
+        await raw.send_and_wait(Topics(app.settings.topic_prefix).inbox, b"\xc3\x01garbage", key=run_id.encode())
+    finally:
+        await raw.stop()
+    started = await app.client.start("sum_three", 1, 2, 3)
+    assert await app.client.result(started, timeout=30) == 6
+    dead = [d for d in await _dead_letters(app.settings, 1) if d["key"] == run_id.encode()]
+    assert len(dead) == 1 and "undecodable record" in str(dead[0]["reason"])
+    assert dead[0]["value"] == b"\xc3\x01garbage" and dead[0]["topic"] == Topics(app.settings.topic_prefix).inbox
+
+
+async def test_unknown_workflow_goes_to_dlq_and_fails_the_waiting_client(app: App) -> None:
+    from engine import CallArgs, StartWorkflow, UnknownWorkflowError
+    from schemas import RecordCodec
+    from streams._kafka import producer
+
+    run_id = uuid.uuid4().hex
+    raw = producer(app.settings.bootstrap)
+    await raw.start()
+    try:
+        start = StartWorkflow(run_id=run_id, workflow_name="no_such_workflow", args=CallArgs((), {}),
+                              requested_at=int(time.time() * 1000))
+        await raw.send_and_wait(Topics(app.settings.topic_prefix).inbox, RecordCodec().encode(start),
+                                key=run_id.encode())
+    finally:
+        await raw.stop()
+    with pytest.raises(UnknownWorkflowError, match="no_such_workflow"):
+        await app.client.result(run_id, timeout=30)
+    dead = [d for d in await _dead_letters(app.settings, 2) if d["key"] == run_id.encode()]
+    assert len(dead) == 1 and "no_such_workflow" in str(dead[0]["reason"])
+    assert await app.client.result(await app.client.start("sum_three", 0, 0, 1), timeout=30) == 1
