@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
@@ -68,11 +68,12 @@ class Orchestrator:
         self.partitions: dict[int, PartitionLogic] = {}
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._adopting: dict[int, asyncio.Event] = {}
-        self._consumer = consumer(settings.bootstrap, group_id=self.group, max_poll_records=1000)
+        self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Join the consumer group and start processing in the background."""
+        self._consumer = consumer(self.settings.bootstrap, group_id=self.group, max_poll_records=1000)
         self._consumer.subscribe([self.topics.inbox], listener=_Listener(self))
         await self._consumer.start()
         self._task = asyncio.create_task(self._loop(), name="kflow-orchestrator")
@@ -82,9 +83,16 @@ class Orchestrator:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
         for number in list(self._producers):
             await self._drop(number)
+
+    @property
+    def _inbox(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("Orchestrator.start() was not called")
+        return self._consumer
 
     async def run_until(self, stop: asyncio.Event) -> None:
         """``start``, wait for ``stop`` (or a crash of the loop), ``stop``."""
@@ -100,7 +108,7 @@ class Orchestrator:
 
     async def _loop(self) -> None:
         while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
+            batches = await self._inbox.getmany(timeout_ms=500)
             if batches:
                 await asyncio.gather(*(self._process(tp, messages) for tp, messages in batches.items()))
 
@@ -133,11 +141,11 @@ class Orchestrator:
         self.stats.resets += 1
         await self._drop(tp.partition)
         await self._ensure_adopted(tp.partition)
-        committed = await self._consumer.committed(tp)
+        committed = await self._inbox.committed(tp)
         if committed is None:
-            await self._consumer.seek_to_beginning(tp)
+            await self._inbox.seek_to_beginning(tp)
         else:
-            self._consumer.seek(tp, committed)
+            self._inbox.seek(tp, committed)
 
     async def _ensure_adopted(self, number: int) -> None:
         """Adopt partition ``number`` unless it is adopted already (or being adopted: then wait)."""
@@ -147,7 +155,7 @@ class Orchestrator:
         if adopting is not None:
             await adopting.wait()
             return
-        if TopicPartition(self.topics.inbox, number) in self._consumer.assignment():
+        if TopicPartition(self.topics.inbox, number) in self._inbox.assignment():
             await self._adopt(number)
 
     async def _adopt(self, number: int) -> None:

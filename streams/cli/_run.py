@@ -7,7 +7,8 @@ import asyncio
 import json
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from engine import KflowError
 from streams._config import Settings
@@ -101,7 +102,7 @@ def _logging(level: str) -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
-def _serve(services: list[Callable[[asyncio.Event], Awaitable[None]]]) -> int:
+def _serve(services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]]) -> int:
     """Run services until SIGTERM/SIGINT; the first one to crash stops the others."""
     async def main() -> None:
         stop = asyncio.Event()

@@ -1,0 +1,163 @@
+"""kill -9 (not a graceful stop) of each kflow process: runs still finish exactly once.
+
+Every test runs real ``kflow processor`` / ``kflow worker`` processes on a topic prefix of its own and
+counts side effects in a file the steps append to (fsync'd), so "a completed step never ran again" is
+checked against what actually executed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from engine import Registry
+from schemas import RecordCodec
+from streams import Settings, Topics, create_topics
+from streams._client import Client
+from streams._kafka import consumer
+
+pytestmark = pytest.mark.integration
+HERE = Path(__file__).parent
+
+
+@dataclasses.dataclass
+class Cluster:
+    settings: Settings
+    env: dict[str, str]
+    effects: Path
+    procs: list[subprocess.Popen[bytes]]
+    logs: Path
+
+    def spawn(self, command: str, name: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", command, "-A", "e2e_workflows"],
+                                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def lines(self) -> list[str]:
+        return self.effects.read_text().splitlines() if self.effects.exists() else []
+
+
+@pytest.fixture
+async def cluster(settings: Settings, tmp_path: Path) -> AsyncIterator[Cluster]:
+    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-crash{uuid.uuid4().hex[:6]}")
+    await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
+    effects = tmp_path / "effects.txt"
+    env = {**os.environ, "KFLOW_TOPIC_PREFIX": own.topic_prefix, "KFLOW_PARTITIONS": str(own.partitions),
+           "KFLOW_BOOTSTRAP": own.bootstrap, "KFLOW_HOME": str(tmp_path / "home"),
+           "KFLOW_TEST_SIDE_EFFECTS": str(effects), "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    found = Cluster(own, env, effects, [], tmp_path)
+    yield found
+    for proc in found.procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def kill9(proc: subprocess.Popen[bytes]) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def completions_per_run(settings: Settings) -> collections.Counter[str]:
+    """How many RunFinished records each run id has on the completions topic (read to its end)."""
+    records = RecordCodec()
+    reader = consumer(settings.bootstrap)
+    await reader.start()
+    counts: collections.Counter[str] = collections.Counter()
+    try:
+        from aiokafka import TopicPartition
+        tps = [TopicPartition(Topics(settings.topic_prefix).completions, p) for p in range(settings.partitions)]
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        ends = await reader.end_offsets(tps)
+        for tp in tps:
+            while await reader.position(tp) < ends[tp]:
+                for message in (await reader.getmany(tp, timeout_ms=1000)).get(tp, []):
+                    counts[records.decode(message.value).run_id] += 1  # type: ignore[attr-defined]
+    finally:
+        await reader.stop()
+    return counts
+
+
+def client(cluster: Cluster) -> Client:
+    return Client(settings=cluster.settings, registry=Registry.from_module("e2e_workflows"))
+
+
+async def test_worker_killed_mid_step_redelivers_the_command(cluster: Cluster) -> None:
+    cluster.spawn("processor", "processor")
+    worker = cluster.spawn("worker", "worker-1")
+    async with client(cluster) as kflow:
+        run_id = await kflow.start("slow", "crash-step", 4.0)
+        await until(lambda: "start crash-step" in cluster.lines(), 60, "the step to start")
+        kill9(worker)
+        cluster.spawn("worker", "worker-2")
+        assert await kflow.result(run_id, timeout=120) == "crash-step"
+    lines = cluster.lines()
+    assert lines.count("start crash-step") == 2  # at-least-once for the step in flight
+    assert lines.count("end crash-step") == 1
+    assert (await completions_per_run(cluster.settings))[run_id] == 1
+
+
+async def test_orchestrator_killed_mid_run_loses_and_repeats_nothing(cluster: Cluster) -> None:
+    processor = cluster.spawn("processor", "processor-1")
+    cluster.spawn("worker", "worker")
+    async with client(cluster) as kflow:
+        run_ids = [await kflow.start("effects", f"run{i}", 6, 0.15) for i in range(8)]
+        await until(lambda: len(cluster.lines()) >= 12, 60, "some steps to complete")
+        kill9(processor)
+        cluster.spawn("processor", "processor-2")
+        results = [await kflow.result(run_id, timeout=120) for run_id in run_ids]
+    assert results == [15] * 8
+    counted = collections.Counter(cluster.lines())
+    assert sorted(counted) == sorted(f"done run{i} {j}" for i in range(8) for j in range(6))
+    assert set(counted.values()) == {1}, "a completed step ran again"
+    per_run = await completions_per_run(cluster.settings)
+    assert [per_run[r] for r in run_ids] == [1] * 8
+
+
+async def test_delay_processor_killed_with_timers_pending(cluster: Cluster) -> None:
+    processor = cluster.spawn("processor", "processor-1")
+    cluster.spawn("worker", "worker")
+    async with client(cluster) as kflow:
+        run_ids = [await kflow.start("sleepy", "4s") for _ in range(5)]
+
+        async def armed() -> bool:
+            histories = [await kflow.get_events(run_id) for run_id in run_ids]
+            return all(any(type(e).__name__ == "TimerScheduled" and getattr(e, "kind") == "sleep" for e in h)
+                       for h in histories)
+
+        deadline = time.monotonic() + 30
+        while not await armed():
+            assert time.monotonic() < deadline, "sleeps were not armed"
+            await asyncio.sleep(0.1)
+        kill9(processor)
+        killed_at_ms = int(time.time() * 1000)
+        cluster.spawn("processor", "processor-2")
+        results = [await kflow.result(run_id, timeout=120) for run_id in run_ids]
+        assert results == ["awake"] * 5
+        for run_id in run_ids:
+            elapsed = [e for e in await kflow.get_events(run_id) if type(e).__name__ == "TimerElapsed"]
+            assert len(elapsed) == 1 and elapsed[0].timestamp > killed_at_ms  # type: ignore[attr-defined]
+    per_run = await completions_per_run(cluster.settings)
+    assert [per_run[r] for r in run_ids] == [1] * 5
