@@ -18,6 +18,7 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/kflow dev up
 	$(VENV)/bin/kflow dev smoke
+	$(VENV)/bin/kflow dev demo
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

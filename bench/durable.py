@@ -94,7 +94,7 @@ async def main() -> None:
     args = parser.parse_args()
     base = Settings.from_env()
     if not os.environ.get("KFLOW_BOOTSTRAP"):
-        DevStack(base.home).up(log=lambda line: None)
+        await asyncio.to_thread(DevStack(base.home).up, log=lambda line: None)
     settings = dataclasses.replace(base, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}", partitions=2)
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
     env = {**os.environ, "KFLOW_TOPIC_PREFIX": settings.topic_prefix, "KFLOW_PARTITIONS": "2",

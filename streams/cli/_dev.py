@@ -26,6 +26,8 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     status.set_defaults(handler=_status)
     smoke = commands.add_parser("smoke", help="one kflow record through Kafka and one row through Cassandra")
     smoke.set_defaults(handler=_smoke)
+    demo = commands.add_parser("demo", help="run examples.basic end to end (processor + worker + client)")
+    demo.set_defaults(handler=_demo)
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
@@ -54,4 +56,11 @@ def _smoke(args: argparse.Namespace, settings: Settings) -> int:
 
     for line in asyncio.run(smoke_roundtrip(settings)):
         print(line)
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams._demo import run_demo
+
+    asyncio.run(run_demo(settings))
     return 0
