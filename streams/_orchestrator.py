@@ -18,6 +18,7 @@ import engine
 from engine import (ErrorInfo, ExecuteStep, HistoryEvent, KflowError, Registry, Run, RunFinished,
                     StartTimer, StartWorkflow, Transition, UnknownWorkflowError)
 from schemas import RecordCodec, SchemaError
+from streams._kafka import MAX_MESSAGE_BYTES
 from streams._outputs import Output, dead_letter
 
 log = logging.getLogger(__name__)
@@ -104,11 +105,30 @@ class PartitionLogic:
         run_id = _owner(record)
         if key is None or key.decode("utf-8", "replace") != run_id:
             return [self._dead(key, value, offset, f"key {key!r} is not the run id {run_id!r}", None)]
+        history = self.histories.get(run_id)
+        known, length = history is not None, len(history or ())
         try:
-            return self._apply(record, key, value, offset, now_ms)
+            outputs = self._apply(record, key, value, offset, now_ms)
         except Exception as exc:  # a bug must not stop the partition: park the record with the reason
             log.exception("inbox record %s@%d failed", run_id, offset)
+            self._revert(run_id, known, length)
             return [self._dead(key, value, offset, f"processing failed: {exc!r}", exc)]
+        too_big = next((o for o in outputs if len(o.value) > MAX_MESSAGE_BYTES), None)
+        if too_big is not None:
+            # Kafka would refuse the transaction again and again: park the input instead (NOTES #6).
+            self._revert(run_id, known, length)
+            return [self._dead(key, value, offset,
+                               f"processing it produced a {len(too_big.value):,}-byte {too_big.topic} record, "
+                               f"too large (limit {MAX_MESSAGE_BYTES:,} bytes); the run waits on this input", None)]
+        return outputs
+
+    def _revert(self, run_id: str, known: bool, length: int) -> None:
+        """Forget what handling an input did to a run, so memory matches what Kafka will hold."""
+        self.cache.discard(run_id)
+        if known:
+            del self.histories[run_id][length:]
+        else:
+            self.histories.pop(run_id, None)
 
     def _apply(self, record: engine.Input, key: bytes, value: bytes, offset: int, now_ms: int) -> list[Output]:
         run_id = _owner(record)

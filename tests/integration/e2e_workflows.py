@@ -141,3 +141,24 @@ async def overdue() -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+@step
+async def cleanup(tag: str) -> str:
+    _record(f"cleanup {tag}")
+    return tag
+
+
+@workflow
+async def cancellable(tag: str) -> str:
+    try:
+        await sleep("60s")
+        return "slept"
+    finally:
+        await cleanup(tag)
+
+
+@workflow
+async def huge_result(size: int) -> str:
+    seed = await add(1, 1)
+    return "x" * size + str(seed)

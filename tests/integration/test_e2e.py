@@ -148,7 +148,8 @@ async def test_always_replay_mode_gives_the_same_results(settings: Settings, tmp
 
 
 
-async def _dead_letters(settings: Settings, expected: int) -> list[dict[str, object]]:
+async def _dead_letters(settings: Settings, key: bytes) -> list[dict[str, object]]:
+    """The dead letters keyed ``key``, polling the DLQ topic until one shows up (30 s at most)."""
     from aiokafka import TopicPartition
 
     from schemas import Codec
@@ -163,9 +164,9 @@ async def _dead_letters(settings: Settings, expected: int) -> list[dict[str, obj
         reader.assign(tps)
         await reader.seek_to_beginning(*tps)
         deadline = time.monotonic() + 30
-        while len(found) < expected and time.monotonic() < deadline:
+        while not found and time.monotonic() < deadline:
             for messages in (await reader.getmany(timeout_ms=500)).values():
-                found.extend(codec.decode(m.value).record for m in messages)
+                found.extend(r for r in (codec.decode(m.value).record for m in messages) if r["key"] == key)
     finally:
         await reader.stop()
     return found
@@ -184,7 +185,7 @@ async def test_malformed_inbox_record_goes_to_dlq_and_the_partition_keeps_flowin
         await raw.stop()
     started = await app.client.start("sum_three", 1, 2, 3)
     assert await app.client.result(started, timeout=30) == 6
-    dead = [d for d in await _dead_letters(app.settings, 1) if d["key"] == run_id.encode()]
+    dead = await _dead_letters(app.settings, run_id.encode())
     assert len(dead) == 1 and "undecodable record" in str(dead[0]["reason"])
     assert dead[0]["value"] == b"\xc3\x01garbage" and dead[0]["topic"] == Topics(app.settings.topic_prefix).inbox
 
@@ -206,6 +207,32 @@ async def test_unknown_workflow_goes_to_dlq_and_fails_the_waiting_client(app: Ap
         await raw.stop()
     with pytest.raises(UnknownWorkflowError, match="no_such_workflow"):
         await app.client.result(run_id, timeout=30)
-    dead = [d for d in await _dead_letters(app.settings, 2) if d["key"] == run_id.encode()]
+    dead = await _dead_letters(app.settings, run_id.encode())
     assert len(dead) == 1 and "no_such_workflow" in str(dead[0]["reason"])
     assert await app.client.result(await app.client.start("sum_three", 0, 0, 1), timeout=30) == 1
+
+
+async def test_cancel_raises_at_the_next_await_and_cleanup_runs(app: App) -> None:
+    from engine import CancellationError
+
+    run_id = await app.client.start("cancellable", "c1")
+
+    async def sleeping() -> bool:
+        return any(type(e).__name__ == "TimerScheduled" for e in await app.client.get_events(run_id))
+
+    deadline = time.monotonic() + 30
+    while not await sleeping():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await app.client.cancel(run_id, reason="customer asked")
+    with pytest.raises(CancellationError):
+        await app.client.result(run_id, timeout=30)
+    names = [type(e).__name__ for e in await app.client.get_events(run_id)]
+    assert names.index("CancelRequested") < names.index("StepScheduled") < names.index("WorkflowCancelled")
+
+
+async def test_an_oversized_record_is_dead_lettered_and_the_partition_keeps_flowing(app: App) -> None:
+    run_id = await app.client.start("huge_result", 2_000_000)
+    dead = await _dead_letters(app.settings, run_id.encode())
+    assert dead and "too large" in str(dead[0]["reason"])
+    assert await app.client.result(await app.client.start("sum_three", 1, 1, 1), timeout=30) == 3

@@ -1,0 +1,105 @@
+"""The orchestrator's per-partition decisions without Kafka: routing, dedup, dead letters, reverts, cache."""
+
+from __future__ import annotations
+
+
+import pytest
+
+import engine
+from engine import CallArgs, Registry, StartWorkflow, StepResult, step, workflow
+from schemas import Codec, RecordCodec
+from streams._orchestrator import PartitionLogic
+
+
+@step
+async def echo(value: object) -> object:
+    return value
+
+
+@workflow
+async def twice(value: object) -> object:
+    first = await echo(value)
+    return await echo(first)
+
+
+@workflow
+async def big(size: int) -> str:
+    await echo(1)
+    return "x" * size
+
+
+RECORDS = RecordCodec()
+REGISTRY = Registry([echo, twice, big])
+
+
+def logic(cache_size: int = 100) -> PartitionLogic:
+    return PartitionLogic(REGISTRY, RECORDS, "p.inbox", 0, cache_size)
+
+
+def start(run_id: str, name: str = "twice", *args: object) -> bytes:
+    return RECORDS.encode(StartWorkflow(run_id=run_id, workflow_name=name, args=CallArgs(args or ("v",), {}),
+                                        requested_at=1))
+
+
+def result(run_id: str, position: int, value: object) -> bytes:
+    return RECORDS.encode(StepResult(run_id=run_id, position=position, attempt=1, ok=True, result=value,
+                                     worker="w", started_at=1, finished_at=2))
+
+
+def topics(outputs: list) -> list[str]:  # type: ignore[type-arg]
+    return [o.topic for o in outputs]
+
+
+@pytest.mark.parametrize("cache_size", [100, 0])
+def test_a_run_flows_through_history_tasks_and_completions(cache_size: int) -> None:
+    part = logic(cache_size)
+    assert topics(part.process(b"r1", start("r1"), 0, 10)) == ["history", "history", "tasks"]
+    assert topics(part.process(b"r1", result("r1", 0, "v"), 1, 11)) == ["history", "history", "tasks"]
+    outputs = part.process(b"r1", result("r1", 1, "v"), 2, 12)
+    assert topics(outputs) == ["history", "history", "completions"]
+    finished = RECORDS.decode(outputs[-1].value)
+    assert isinstance(finished, engine.RunFinished) and finished.result == "v"
+    assert [e.seq for e in part.histories["r1"]] == list(range(1, 7))
+    assert part.replays == (2 if cache_size == 0 else 0)
+
+
+def test_duplicate_start_and_duplicate_result_change_nothing() -> None:
+    part = logic()
+    part.process(b"r1", start("r1"), 0, 10)
+    assert part.process(b"r1", start("r1"), 1, 11) == []
+    part.process(b"r1", result("r1", 0, "v"), 2, 12)
+    assert part.process(b"r1", result("r1", 0, "v"), 3, 13) == []
+    assert len(part.histories["r1"]) == 4
+
+
+def test_bad_records_become_dead_letters_with_reasons() -> None:
+    part = logic()
+    dead = [part.process(b"k", b"\x00garbage", 0, 1), part.process(b"other", start("r1"), 1, 1),
+            part.process(b"r9", result("r9", 0, 1), 2, 1), part.process(b"r2", start("r2", "nope"), 3, 1)]
+    reasons = [Codec().decode(outs[0].value).record["reason"] for outs in dead]
+    assert "undecodable record" in reasons[0]
+    assert "is not the run id" in reasons[1]
+    assert "no run r9" in reasons[2]
+    assert "nope" in reasons[3] and topics(dead[3]) == ["dlq", "completions"]
+    assert all(outs[0].topic == "dlq" for outs in dead)
+
+
+def test_an_oversized_output_is_parked_and_the_run_state_reverted() -> None:
+    part = logic()
+    part.process(b"r1", start("r1", "big", 2_000_000), 0, 1)
+    before = list(part.histories["r1"])
+    outputs = part.process(b"r1", result("r1", 0, 1), 1, 2)
+    assert topics(outputs) == ["dlq"] and "too large" in Codec().decode(outputs[0].value).record["reason"]
+    assert part.histories["r1"] == before
+    assert "r1" not in part.cache.runs
+
+
+def test_the_cache_is_bounded_and_eviction_is_invisible() -> None:
+    part = logic(cache_size=2)
+    for n in range(5):
+        part.process(f"r{n}".encode(), start(f"r{n}"), n, 1)
+    assert len(part.cache.runs) == 2 and part.cache.evictions == 3
+    outputs = part.process(b"r0", result("r0", 0, "v"), 9, 2)  # r0 was evicted: replayed from history
+    assert topics(outputs) == ["history", "history", "tasks"] and part.replays == 1
+
+
