@@ -60,7 +60,8 @@ def _smoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from streams._demo import run_demo
+    from streams._demo import APP, run_demo
+    from streams.cli._app import load_registry
 
-    asyncio.run(run_demo(settings))
+    asyncio.run(run_demo(settings, load_registry(APP)))
     return 0

@@ -45,3 +45,16 @@ def test_bad_partition_setting_is_one_line(servers: Settings) -> None:
     done = kflow("topics", "create", env={"KFLOW_PARTITIONS": "many"})
     assert done.returncode == 1
     assert done.stderr == "kflow: error: KFLOW_PARTITIONS must be an integer, got 'many'\n"
+
+
+def test_demo_runs_the_example_workflow_end_to_end(settings: Settings) -> None:
+    """The README's main job: processor + worker + client for examples.basic, on a prefix of its own."""
+    from pathlib import Path
+
+    env = {**os.environ, "KFLOW_TOPIC_PREFIX": f"{settings.topic_prefix}-demo", "KFLOW_PARTITIONS": "2"}
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "dev", "demo"], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "'charged': 9.5" in done.stdout and "'tries': 2" in done.stdout
+    for event in ("StepFailed", "TimerElapsed", "WorkflowCompleted"):
+        assert event in done.stdout
