@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import os
 import platform
+import pstats
 import statistics
 import subprocess
 import sys
@@ -91,6 +92,7 @@ async def main() -> None:
     parser.add_argument("--latency-runs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--sleeps", type=int, default=100)
+    parser.add_argument("--profile", metavar="DIR", help="run processor and worker under cProfile, print the top")
     args = parser.parse_args()
     base = Settings.from_env()
     if not os.environ.get("KFLOW_BOOTSTRAP"):
@@ -99,8 +101,12 @@ async def main() -> None:
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
     env = {**os.environ, "KFLOW_TOPIC_PREFIX": settings.topic_prefix, "KFLOW_PARTITIONS": "2",
            "PYTHONPATH": str(ROOT), "KFLOW_HOME": str(Path("/tmp") / settings.topic_prefix)}
-    procs = [subprocess.Popen([sys.executable, "-m", "streams.cli", role, "-A", "bench.workflows",
-                               "--log-level", "WARNING"], env=env, cwd=ROOT) for role in ("processor", "worker")]
+    profiles = {role: Path(args.profile) / f"{role}.prof" for role in ("processor", "worker")} if args.profile else {}
+    for path in profiles.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    procs = [subprocess.Popen([sys.executable, *(["-m", "cProfile", "-o", str(profiles[role])] if profiles else []),
+                               "-m", "streams.cli", role, "-A", "bench.workflows", "--log-level", "ERROR"],
+                              env=env, cwd=ROOT) for role in ("processor", "worker")]
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"prefix {settings.topic_prefix}, 2 partitions, processor + worker as separate processes")
     try:
@@ -114,6 +120,9 @@ async def main() -> None:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+    for role, path in profiles.items():
+        print(f"--- {role} profile (top 12 by own time) ---")
+        pstats.Stats(str(path)).sort_stats("tottime").print_stats(12)
 
 
 if __name__ == "__main__":
