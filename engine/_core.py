@@ -249,7 +249,7 @@ class RunCore:
             if not entry.future.done():
                 entry.future.set_exception(Unwind())
         self.loop.run_ready(self.now_ms)
-        for task in asyncio.all_tasks(self.loop):
+        for task in self.loop.tasks():
             task.cancel()
         self.loop.run_ready(self.now_ms)
         self.loop.close()

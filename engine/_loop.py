@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from asyncio import events
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
@@ -40,6 +41,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._now_ms = 0
         self._running = False
         self._closed = False
+        # This loop's own tasks: asyncio.all_tasks(loop) would scan every task of the process (all
+        # live runs), making each eviction O(live runs).
+        self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     # -- driving ------------------------------------------------------------------------
 
@@ -91,7 +95,13 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def create_task(self, coro: Coroutine[Any, Any, T] | Generator[Any, None, T], *,
                     name: str | None = None, context: contextvars.Context | None = None) -> asyncio.Task[T]:
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        self._tasks.add(task)
+        return task
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """The tasks created on this loop that are not done yet."""
+        return [task for task in self._tasks if not task.done()]
 
     def get_debug(self) -> bool:
         return False
