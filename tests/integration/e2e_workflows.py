@@ -162,3 +162,9 @@ async def cancellable(tag: str) -> str:
 async def huge_result(size: int) -> str:
     seed = await add(1, 1)
     return "x" * size + str(seed)
+
+
+@workflow
+async def sleep_timedelta(milliseconds: int) -> str:
+    await sleep(timedelta(milliseconds=milliseconds))
+    return "awake"

@@ -90,6 +90,13 @@ async def test_sleep_formats(app: App, duration: object) -> None:
     assert time.monotonic() - started >= minimum
 
 
+async def test_sleep_for_a_timedelta(app: App) -> None:
+    started = time.monotonic()
+    run_id = await app.client.start("sleep_timedelta", 300)
+    assert await app.client.result(run_id, timeout=30) == "awake"
+    assert time.monotonic() - started >= 0.3
+
+
 async def test_sleep_until_a_datetime(app: App) -> None:
     run_id = await app.client.start("sleep_until_soon")
     assert await app.client.result(run_id, timeout=30) == "awake"
