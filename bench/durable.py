@@ -46,6 +46,24 @@ async def throughput(client: Client, runs: int) -> str:
             f"{3 * runs / took:,.0f} steps/s")
 
 
+async def materialization_lag(settings: Settings, load: "asyncio.Future[str]") -> str:
+    """Sample the materializer's lag (events in .history not yet committed to Cassandra) while ``load`` runs."""
+    from streams._materializer import committed_lag
+
+    samples: list[int] = []
+    while not load.done():
+        samples.append(sum((await committed_lag(settings)).values()))
+        await asyncio.sleep(0.1)
+    finished = time.perf_counter()
+    while (remaining := sum((await committed_lag(settings)).values())) > 0:
+        if time.perf_counter() - finished > 120:
+            return f"(e) materialization lag: still {remaining} events behind 120 s after the load"
+        await asyncio.sleep(0.05)
+    catch_up = time.perf_counter() - finished
+    return (f"(e) materialization lag during (a): max {max(samples, default=0):,} events, median "
+            f"{statistics.median(samples) if samples else 0:,.0f}; all in Cassandra {catch_up:.2f} s after the last result")
+
+
 async def latency(client: Client, runs: int) -> str:
     samples = []
     for i in range(runs):
@@ -97,9 +115,11 @@ async def main() -> None:
     base = Settings.from_env()
     if not os.environ.get("KFLOW_BOOTSTRAP"):
         await asyncio.to_thread(DevStack(base.home).up, log=lambda line: None)
-    settings = dataclasses.replace(base, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}", partitions=2)
+    tag = uuid.uuid4().hex[:8]
+    settings = dataclasses.replace(base, topic_prefix=f"bench-{tag}", keyspace=f"bench_{tag}", partitions=2)
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
     env = {**os.environ, "KFLOW_TOPIC_PREFIX": settings.topic_prefix, "KFLOW_PARTITIONS": "2",
+           "KFLOW_KEYSPACE": settings.keyspace,
            "PYTHONPATH": str(ROOT), "KFLOW_HOME": str(Path("/tmp") / settings.topic_prefix)}
     profiles = {role: Path(args.profile) / f"{role}.prof" for role in ("processor", "worker")} if args.profile else {}
     for path in profiles.values():
@@ -112,8 +132,12 @@ async def main() -> None:
     try:
         async with Client(settings=settings, registry=Registry.from_module("bench.workflows")) as client:
             await client.result(await client.start("one_step", 0), timeout=120)  # warm up: groups joined
-            for line in (await throughput(client, args.runs), await latency(client, args.latency_runs),
-                         await long_run(client, args.steps), await lateness(client, args.sleeps)):
+            load = asyncio.ensure_future(throughput(client, args.runs))
+            lag = await materialization_lag(settings, load)
+            print(load.result(), flush=True)
+            print(lag, flush=True)
+            for line in (await latency(client, args.latency_runs), await long_run(client, args.steps),
+                         await lateness(client, args.sleeps)):
                 print(line, flush=True)
     finally:
         for proc in procs:

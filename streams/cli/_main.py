@@ -7,10 +7,12 @@ import sys
 from typing import NoReturn, Sequence
 
 from engine import KflowError
+from schemas import SchemaError
 from storage import StorageError
 from streams._config import Settings
 from streams._jvm import DevStackError
-from streams.cli import _dev, _run, _topics
+from streams._ops import OpsError
+from streams.cli import _dev, _replay, _run, _runs, _topics
 from streams.cli._app import AppLoadError
 
 
@@ -30,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kflow", description="Durable workflows on Kafka: local servers, processors, ops.")
     groups = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     groups.required = True
-    for module in (_dev, _topics, _run):
+    for module in (_dev, _topics, _run, _runs, _replay):
         module.register(groups)
     return parser
 
@@ -43,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         status: int = args.handler(args, settings)
         return status
-    except (CliError, AppLoadError, DevStackError, StorageError, KflowError, ValueError) as exc:
+    except (CliError, AppLoadError, DevStackError, StorageError, KflowError, OpsError, SchemaError,
+            ValueError) as exc:
         print(f"kflow: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -17,9 +17,12 @@ from streams.cli._app import load_registry
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``processor``, ``worker`` and ``run`` to the ``kflow`` parser."""
-    processor = groups.add_parser("processor", help="run the orchestrator and the delay processor")
+    processor = groups.add_parser("processor",
+                                  help="run the orchestrator, the delay processor and the history materializer")
     processor.add_argument("-A", "--app", required=True, metavar="MODULE", help="module defining the workflows")
     processor.add_argument("--cache-size", type=int, default=10_000, help="live runs kept per partition")
+    processor.add_argument("--no-materializer", action="store_true",
+                           help="do not write the history to Cassandra (run the materializer elsewhere)")
     processor.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     processor.set_defaults(handler=_processor)
     worker = groups.add_parser("worker", help="run a step worker")
@@ -39,12 +42,19 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _processor(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(args.app)
     from streams._delay import DelayProcessor
+    from streams._materializer import HistoryMaterializer
     from streams._processor import Orchestrator
+
+    from schemas import RecordCodec
 
     _logging(args.log_level)
     orchestrator = Orchestrator(settings, registry, cache_size=args.cache_size)
     delay = DelayProcessor(settings, state_dir=settings.home / "state")
-    return _serve([orchestrator.run_until, delay.run_until])
+    services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [orchestrator.run_until,
+                                                                             delay.run_until]
+    if not args.no_materializer:
+        services.append(HistoryMaterializer(settings, records=RecordCodec(secret=settings.secret)).run_until)
+    return _serve(services)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:

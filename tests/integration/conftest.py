@@ -31,7 +31,11 @@ def servers() -> Settings:
 
 @pytest.fixture(scope="session")
 def settings(servers: Settings) -> Iterator[Settings]:
-    """Settings isolated for this test session: unique topic prefix and keyspace, 2 partitions."""
+    """Settings isolated for this test session: unique topic prefix and keyspace, 2 partitions.
+
+    Tests that need topics or a keyspace of their own derive them from these (``<prefix>-<suffix>``,
+    ``<keyspace>_<suffix>``); all of them are dropped at the end of the session.
+    """
     tag = uuid.uuid4().hex[:10]
     isolated = dataclasses.replace(servers, topic_prefix=f"kflowtest-{tag}", keyspace=f"kflowtest_{tag}",
                                    partitions=2)
@@ -40,7 +44,11 @@ def settings(servers: Settings) -> Iterator[Settings]:
     asyncio.run(_delete_topics(isolated))
     host, port = isolated.cassandra_host_port
     with CassandraConnection(CassandraTarget(host, port)) as conn:
-        conn.session.execute(f"DROP KEYSPACE IF EXISTS {isolated.keyspace}")
+        # the session keyspace and every keyspace a test derived from it (``<keyspace>_<suffix>``)
+        names = [row.keyspace_name for row in conn.session.execute("SELECT keyspace_name FROM system_schema.keyspaces")]
+        for name in names:
+            if name == isolated.keyspace or name.startswith(isolated.keyspace + "_"):
+                conn.session.execute(f"DROP KEYSPACE IF EXISTS {name}")
 
 
 async def _delete_topics(settings: Settings) -> None:

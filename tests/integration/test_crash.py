@@ -52,11 +52,14 @@ class Cluster:
 
 @pytest.fixture
 async def cluster(settings: Settings, tmp_path: Path) -> AsyncIterator[Cluster]:
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-crash{uuid.uuid4().hex[:6]}")
+    tag = uuid.uuid4().hex[:6]
+    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-crash{tag}",
+                              keyspace=f"{settings.keyspace}_crash{tag}")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     effects = tmp_path / "effects.txt"
     env = {**os.environ, "KFLOW_TOPIC_PREFIX": own.topic_prefix, "KFLOW_PARTITIONS": str(own.partitions),
            "KFLOW_BOOTSTRAP": own.bootstrap, "KFLOW_HOME": str(tmp_path / "home"),
+           "KFLOW_CASSANDRA": own.cassandra, "KFLOW_KEYSPACE": own.keyspace,
            "KFLOW_TEST_SIDE_EFFECTS": str(effects), "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     found = Cluster(own, env, effects, [], tmp_path)
     yield found

@@ -51,7 +51,8 @@ def test_demo_runs_the_example_workflow_end_to_end(settings: Settings) -> None:
     """The README's main job: processor + worker + client for examples.basic, on a prefix of its own."""
     from pathlib import Path
 
-    env = {**os.environ, "KFLOW_TOPIC_PREFIX": f"{settings.topic_prefix}-demo", "KFLOW_PARTITIONS": "2"}
+    env = {**os.environ, "KFLOW_TOPIC_PREFIX": f"{settings.topic_prefix}-demo", "KFLOW_PARTITIONS": "2",
+           "KFLOW_KEYSPACE": f"{settings.keyspace}_demo"}
     done = subprocess.run([sys.executable, "-m", "streams.cli", "dev", "demo"], capture_output=True, text=True,
                           env=env, timeout=300, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stdout + done.stderr

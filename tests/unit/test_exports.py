@@ -12,9 +12,13 @@ import storage
 import streams
 
 PINNED = {
-    "storage": ["CassandraConnection", "CassandraTarget", "StorageError"],
-    "streams": ["Client", "RunInfo", "StepWorker", "WorkerStats", "DelayProcessor", "DelayStats", "DevStack", "DevStackError", "Orchestrator", "OrchestratorStats",
-                "ServerStatus", "Settings", "TOPIC_SPECS", "TopicSpec", "Topics", "create_topics"],
+    "storage": ["CassandraConnection", "CassandraTarget", "HistoryWriter", "RunPage", "RunRow", "RunStore",
+                "StorageError", "migrate"],
+    "streams": [
+        "Client", "DelayProcessor", "DelayStats", "DevStack", "DevStackError", "HistoryMaterializer",
+        "MaterializerStats", "Orchestrator", "OrchestratorStats", "RunInfo", "ServerStatus", "Settings",
+        "StepWorker", "TOPIC_SPECS", "TopicSpec", "Topics", "WorkerStats", "create_topics",
+    ],
 }
 
 

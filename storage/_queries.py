@@ -1,0 +1,282 @@
+"""RunStore: reads the materialized history — one run, its events, and run listings newest first.
+
+Listings walk the query tables' day buckets from the newest day back to a floor (``days`` before
+today), so a listing costs a bounded number of partition reads. Every listing is ordered by
+``(started_at, run_id)`` descending; a page token is the last ``(started_at, run_id)`` returned (its day
+bucket included) plus the floor and the filters, so the next page continues exactly after it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import itertools
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, cast
+
+from cassandra.query import PreparedStatement
+
+from engine import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
+from schemas import RecordCodec, SchemaError
+from storage._errors import StorageError
+from storage._history import DRIVER_ERRORS, STATUSES, day_bucket, to_ms
+from storage._session import CassandraConnection
+
+_DAY = timedelta(days=1)
+_TOKEN_VERSION = 1
+_RUN_COLUMNS = ("run_id", "workflow_name", "status", "args", "result", "error_type", "error_message",
+                "started_at", "finished_at", "updated_at", "parent_run_id", "parent_position",
+                "continued_from", "next_run_id", "idempotency_key", "last_seq")
+_TIME_COLUMNS = frozenset({"started_at", "finished_at", "updated_at"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """A ``runs`` row; times are epoch milliseconds, ``args``/``result`` JSON text.
+
+    A run is known once its ``WorkflowStarted`` is materialized, so ``workflow_name`` and ``status`` are
+    always set. For a cancelled run ``error_message`` holds the cancel reason (if one was given). The
+    other fields are None when unknown (``finished_at`` of a running run, a run without a parent, …).
+    """
+
+    run_id: str
+    workflow_name: str
+    status: str
+    args: str | None = None
+    result: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    started_at: int | None = None
+    finished_at: int | None = None
+    updated_at: int | None = None
+    parent_run_id: str | None = None
+    parent_position: int | None = None
+    continued_from: str | None = None
+    next_run_id: str | None = None
+    idempotency_key: str | None = None
+    last_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of a listing: ``runs`` newest first, ``next_page`` the token for the next (None: last)."""
+
+    runs: list[RunRow]
+    next_page: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """What a page token holds: where the previous page stopped, the walk's floor, and its filters."""
+
+    bucket: str
+    started_at: int
+    run_id: str
+    floor: str
+    status: str | None
+    workflow: str | None
+
+
+def encode_page(cursor: PageCursor) -> str:
+    """The opaque, URL-safe token of ``cursor``."""
+    fields = {"v": _TOKEN_VERSION, "b": cursor.bucket, "t": cursor.started_at, "r": cursor.run_id,
+              "f": cursor.floor, "s": cursor.status, "w": cursor.workflow}
+    raw = json.dumps(fields, separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_page(token: str, status: str | None, workflow: str | None) -> PageCursor:
+    """The cursor in ``token``, checked against the filters of the listing it continues.
+
+    Raises:
+        ValueError: not a token of this store, or one issued for other filters.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        fields = json.loads(raw)
+        cursor = PageCursor(bucket=str(fields["b"]), started_at=int(fields["t"]), run_id=str(fields["r"]),
+                            floor=str(fields["f"]), status=fields["s"], workflow=fields["w"])
+        valid = fields["v"] == _TOKEN_VERSION and cursor.bucket == day_bucket(cursor.started_at)
+        date.fromisoformat(cursor.floor)
+    except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError, OverflowError):
+        raise ValueError(f"invalid page token {token[:40]!r}") from None
+    if not valid:
+        raise ValueError(f"invalid page token {token[:40]!r}")
+    if (cursor.status, cursor.workflow) != (status, workflow):
+        raise ValueError(f"page token of a listing with status={cursor.status!r} workflow={cursor.workflow!r}, "
+                         f"not status={status!r} workflow={workflow!r}")
+    return cursor
+
+
+def day_range(newest: str, floor: str) -> list[str]:
+    """Day buckets from ``newest`` back to ``floor``, both included (empty when floor is newer)."""
+    day, last = date.fromisoformat(newest), date.fromisoformat(floor)
+    days: list[str] = []
+    while day >= last:
+        days.append(day.isoformat())
+        day -= _DAY
+    return days
+
+
+_Key = tuple[int, str]  # (started_at, run_id): the order of every listing, descending
+
+
+class RunStore:
+    """Queries over the materialized runs and events (synchronous: for the CLI and the client).
+
+    Args:
+        conn: an open connection.
+        keyspace: the migrated keyspace.
+        records: codec decoding ``events.data`` (default: JSON payloads; pass one with the secret to read
+            cloudpickle payloads).
+        days: how many days before today a listing walks back (runs started earlier are not listed).
+        clock: source of "today" (UTC).
+
+    Raises:
+        StorageError: the statements cannot be prepared (unreachable, keyspace not migrated).
+    """
+
+    def __init__(self, conn: CassandraConnection, keyspace: str, records: RecordCodec | None = None, *,
+                 days: int = 30, clock: Clock | None = None) -> None:
+        if days < 0:
+            raise ValueError(f"days must be >= 0, got {days}")
+        self._session = conn.session
+        self._records = records or RecordCodec()
+        self._days = days
+        self._clock = clock or SystemClock()
+        try:
+            self._prepare(keyspace)
+        except DRIVER_ERRORS as exc:
+            raise StorageError(f"cannot prepare the run queries in {keyspace!r}: {exc!r}") from exc
+
+    def _prepare(self, ks: str) -> None:
+        prepare = self._session.prepare
+        self._get_run = prepare(f"SELECT {', '.join(_RUN_COLUMNS)} FROM {ks}.runs WHERE run_id = ?")
+        self._get_events = prepare(f"SELECT data FROM {ks}.events WHERE run_id = ?")
+        page = "AND (started_at, run_id) < (?, ?) "
+        by_status = f"SELECT started_at, run_id FROM {ks}.runs_by_status WHERE status = ? AND bucket = ? "
+        by_workflow = f"SELECT started_at, run_id FROM {ks}.runs_by_workflow WHERE workflow_name = ? AND bucket = ? "
+        filtered = "AND status = ? LIMIT ? ALLOW FILTERING"
+        self._by_status = (prepare(by_status + "LIMIT ?"), prepare(by_status + page + "LIMIT ?"))
+        self._by_workflow = (prepare(by_workflow + "LIMIT ?"), prepare(by_workflow + page + "LIMIT ?"))
+        self._by_workflow_status = (prepare(by_workflow + filtered), prepare(by_workflow + page + filtered))
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        """The run's row, or None for an unknown run id.
+
+        Raises:
+            StorageError: Cassandra unreachable or refusing the query.
+        """
+        try:
+            row = self._session.execute(self._get_run, (run_id,)).one()
+        except DRIVER_ERRORS as exc:
+            raise StorageError(f"reading run {run_id} failed: {exc!r}") from exc
+        return None if row is None else _run_row(row)
+
+    def events(self, run_id: str) -> list[HistoryEvent]:
+        """The run's history events ordered by seq (empty for an unknown run id).
+
+        Raises:
+            StorageError: Cassandra unreachable or refusing the query.
+            SchemaError: a stored event cannot be decoded (e.g. a cloudpickle payload without the secret).
+        """
+        try:
+            blobs = [row.data for row in self._session.execute(self._get_events, (run_id,))]
+        except DRIVER_ERRORS as exc:
+            raise StorageError(f"reading the events of run {run_id} failed: {exc!r}") from exc
+        events: list[HistoryEvent] = []
+        for blob in blobs:
+            event = self._records.decode(blob)
+            if not isinstance(event, HISTORY_EVENT_TYPES):
+                raise SchemaError(f"run {run_id}: a {type(event).__name__} is stored as a history event")
+            events.append(cast(HistoryEvent, event))
+        return events
+
+    def list_runs(self, status: str | None = None, workflow: str | None = None, limit: int = 50,
+                  page: str | None = None) -> RunPage:
+        """Runs newest first (by ``started_at``), filtered by status and/or workflow name.
+
+        Args:
+            status: one of ``running``, ``completed``, ``failed``, ``cancelled``, ``continued_as_new``.
+            workflow: a workflow name.
+            limit: most runs on the page.
+            page: the ``next_page`` of the previous page of the same listing.
+
+        Raises:
+            ValueError: an unknown status, ``limit`` < 1, an invalid page token.
+            StorageError: Cassandra unreachable or refusing a query.
+        """
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        cursor = decode_page(page, status, workflow) if page else None
+        today = datetime.fromtimestamp(self._clock.now_ms() / 1000, tz=timezone.utc).date()
+        floor = cursor.floor if cursor else (today - timedelta(days=self._days)).isoformat()
+        # Start a day ahead of our "today": runs stamped by a host whose clock runs ahead are listed too.
+        newest = cursor.bucket if cursor else (today + _DAY).isoformat()
+        days = day_range(newest, floor)
+        after = (cursor.started_at, cursor.run_id) if cursor else None
+        try:
+            keys = list(itertools.islice(self._keys(status, workflow, days, after, limit + 1), limit + 1))
+            runs = self._fetch_runs([run_id for _, run_id in keys[:limit]])
+        except DRIVER_ERRORS as exc:
+            raise StorageError(f"listing runs failed: {exc!r}") from exc
+        next_page = None
+        if len(keys) > limit:
+            started_at, run_id = keys[limit - 1]
+            next_page = encode_page(PageCursor(day_bucket(started_at), started_at, run_id, floor, status,
+                                               workflow))
+        return RunPage(runs=runs, next_page=next_page)
+
+    def _keys(self, status: str | None, workflow: str | None, days: list[str], after: _Key | None,
+              cap: int) -> Iterator[_Key]:
+        """Listing keys newest first; a run listed twice (mid status move) appears once."""
+        if workflow is not None and status is not None:
+            return self._walk(self._by_workflow_status, (workflow,), (status,), days, after, cap)
+        if workflow is not None:
+            return self._walk(self._by_workflow, (workflow,), (), days, after, cap)
+        if status is not None:
+            return self._walk(self._by_status, (status,), (), days, after, cap)
+        sources = [self._walk(self._by_status, (one,), (), days, after, cap) for one in STATUSES]
+        merged = heapq.merge(*sources, reverse=True)
+        return (key for key, _ in itertools.groupby(merged))
+
+    def _walk(self, queries: tuple[PreparedStatement, PreparedStatement], partition: tuple[object, ...],
+              filters: tuple[object, ...], days: Sequence[str], after: _Key | None, cap: int) -> Iterator[_Key]:
+        """Keys of one partition family, day by day from ``days[0]``, after ``after``, at most ``cap``."""
+        first, following = queries
+        yielded = 0
+        for index, bucket in enumerate(days):
+            if index == 0 and after is not None:
+                statement, params = following, (*partition, bucket, *after, *filters, cap - yielded)
+            else:
+                statement, params = first, (*partition, bucket, *filters, cap - yielded)
+            for row in self._session.execute(statement, params):
+                started_at = to_ms(row.started_at)
+                assert started_at is not None  # a clustering column is never null
+                yield started_at, row.run_id
+                yielded += 1
+            if yielded >= cap:
+                return
+
+    def _fetch_runs(self, run_ids: list[str]) -> list[RunRow]:
+        """The ``runs`` rows of ``run_ids``, read concurrently, in the given order (missing ones skipped)."""
+        futures = [self._session.execute_async(self._get_run, (run_id,)) for run_id in run_ids]
+        rows = [_run_row(row) for row in (future.result().one() for future in futures) if row is not None]
+        return [row for row in rows if row is not None]
+
+
+def _run_row(row: Any) -> RunRow | None:
+    """The row as a RunRow; None for a partial row (events of a run whose start is not materialized)."""
+    if row.workflow_name is None or row.status is None:
+        return None
+    values: dict[str, Any] = {}
+    for column in _RUN_COLUMNS:
+        value = getattr(row, column)
+        values[column] = to_ms(value) if column in _TIME_COLUMNS else value
+    return RunRow(**values)

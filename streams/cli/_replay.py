@@ -1,0 +1,91 @@
+"""``kflow replay ID -A mod`` and ``kflow replay --workflow NAME -A mod``: check workflow code against the
+histories recorded in Cassandra (the check to run in CI before deploying changed workflow code)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine import SystemClock
+from streams import _ops
+from streams._config import Settings
+from streams.cli._app import load_registry
+from streams.cli._runs import positive_int
+
+
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``replay`` to the ``kflow`` parser."""
+    replay = groups.add_parser(
+        "replay", help="re-run workflow code against recorded history; non-zero exit on divergence",
+        description="Re-execute the workflow code of -A MODULE against recorded histories, without side "
+                    "effects. Exit 0 when every history replays deterministically, 1 on any divergence.")
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument("run_id", nargs="?", metavar="ID", help="the run to replay")
+    target.add_argument("--workflow", metavar="NAME", help="replay every recorded run of this workflow")
+    replay.add_argument("-A", "--app", metavar="MODULE", help="module defining the workflow code (required)")
+    replay.add_argument("--since", metavar="AGE|ISO", help="with --workflow: runs started within this duration "
+                        "(7d, 12h) or since this ISO date/time (UTC unless it says otherwise)")
+    replay.add_argument("--limit", type=positive_int, help="with --workflow: at most N runs, newest first")
+    replay.set_defaults(handler=_replay, usage_error=replay.error)
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.app:
+        args.usage_error("the following arguments are required: -A/--app")
+    if args.run_id is not None and (args.since is not None or args.limit is not None):
+        args.usage_error("--since and --limit go with --workflow, not with a run ID")
+    if args.run_id is not None:
+        return _replay_run(args, settings)
+    return _replay_workflow(args, settings)
+
+
+def _replay_run(args: argparse.Namespace, settings: Settings) -> int:
+    registry = load_registry(args.app)
+    with _ops.run_store(settings) as store:
+        row = _ops.require_run(store, args.run_id, settings.keyspace)
+        _ops.require_workflow(registry, args.app, row.workflow_name)
+        outcome = _ops.replay_stored(store, registry, row.run_id)
+    print(f"run {row.run_id} ({row.workflow_name}): {outcome.describe()}")
+    return 0 if outcome.deterministic else 1
+
+
+def _replay_workflow(args: argparse.Namespace, settings: Settings) -> int:
+    registry = load_registry(args.app)
+    _ops.require_workflow(registry, args.app, args.workflow)
+    since = None if args.since is None else _ops.parse_since(args.since, SystemClock().now_ms())
+    with _ops.run_store(settings) as store:
+        rows = _ops.runs_of_workflow(store, args.workflow, since, args.limit)
+        if not rows:
+            print(f"no recorded runs of workflow {args.workflow!r}"
+                  + ("" if since is None else f" since {_ops.format_time(since)} UTC"))
+            return 0
+        progress = _Progress(len(rows))
+        outcomes = _ops.replay_runs(store, registry, rows, progress.update)
+    print(_ops.replay_summary(outcomes))
+    return 0 if all(o.deterministic for o in outcomes) else 1
+
+
+class _Progress:
+    """A progress bar on stderr: redrawn in place on a terminal, else a line every tenth of the runs."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.failed = 0
+        self.tty = sys.stderr.isatty()
+        self.step = max(1, total // 10)
+
+    def update(self, done: int, outcome: _ops.ReplayOutcome) -> None:
+        """Count ``outcome`` and redraw (or print) the bar."""
+        self.failed += not outcome.deterministic
+        bar = progress_bar(done, self.total, self.failed)
+        if self.tty:
+            sys.stderr.write(f"\r{bar}" + ("\n" if done == self.total else ""))
+        elif done % self.step == 0 or done == self.total:
+            sys.stderr.write(bar + "\n")
+        sys.stderr.flush()
+
+
+def progress_bar(done: int, total: int, failed: int, width: int = 30) -> str:
+    """``replay [#####.....] 12/40 runs, 1 diverged``."""
+    filled = width if total == 0 else width * done // total
+    return f"replay [{'#' * filled}{'.' * (width - filled)}] {done}/{total} runs, {failed} diverged"

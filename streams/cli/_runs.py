@@ -1,0 +1,158 @@
+"""``kflow runs list|show|events|cancel|lag``: ops views of the runs materialized in Cassandra."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from dataclasses import asdict, dataclass
+
+from aiokafka.errors import KafkaError
+
+from engine import SystemClock
+from streams import _kafka, _ops
+from streams._config import Settings
+from streams._topics import Topics
+
+
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``runs`` and its sub-commands to the ``kflow`` parser."""
+    runs = groups.add_parser("runs", help="list, inspect and cancel runs (from Cassandra)")
+    commands = runs.add_subparsers(title="runs commands", metavar="COMMAND", parser_class=type(runs))
+    commands.required = True
+    listing = commands.add_parser("list", help="runs, newest first, one page at a time")
+    listing.add_argument("--status", help="only runs in this status (running, completed, failed, …)")
+    listing.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
+    listing.add_argument("--limit", type=positive_int, default=50, help="runs per page (default 50)")
+    listing.add_argument("--page", metavar="TOKEN", help="the next-page token a previous listing printed")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_list)
+    show = commands.add_parser("show", help="status, timings, args, result or error, children, chain")
+    show.add_argument("run_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=_show)
+    events = commands.add_parser("events", help="the run's history, in order")
+    events.add_argument("run_id", metavar="ID")
+    events.add_argument("--json", action="store_true", help="machine-readable output")
+    events.set_defaults(handler=_events)
+    cancel = commands.add_parser("cancel", help="ask a running run to cancel")
+    cancel.add_argument("run_id", metavar="ID")
+    cancel.add_argument("--reason", help="recorded in the run's history")
+    cancel.set_defaults(handler=_cancel)
+    lag = commands.add_parser("lag", help="history records not yet materialized in Cassandra, per partition")
+    lag.add_argument("--json", action="store_true", help="machine-readable output")
+    lag.set_defaults(handler=_lag)
+
+
+def positive_int(raw: str) -> int:
+    """argparse type of counts such as ``--limit``: an integer of at least 1."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}")
+    return value
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    with _ops.run_store(settings) as store:
+        page = store.list_runs(status=args.status, workflow=args.workflow, limit=args.limit, page=args.page)
+    print(_ops.runs_json(page) if args.json else _ops.runs_table(page, SystemClock().now_ms()))
+    return 0
+
+
+def _show(args: argparse.Namespace, settings: Settings) -> int:
+    with _ops.run_store(settings) as store:
+        view = _ops.describe_run(store, args.run_id, settings.keyspace)
+    print(_ops.show_json(view) if args.json else _ops.show_text(view, SystemClock().now_ms()))
+    return 0
+
+
+def _events(args: argparse.Namespace, settings: Settings) -> int:
+    with _ops.run_store(settings) as store:
+        _ops.require_run(store, args.run_id, settings.keyspace)
+        events = store.events(args.run_id)
+    print(_ops.events_json(events) if args.json else _ops.events_table(events))
+    return 0
+
+
+def _cancel(args: argparse.Namespace, settings: Settings) -> int:
+    with _ops.run_store(settings) as store:
+        row = _ops.require_run(store, args.run_id, settings.keyspace)
+    if row.status != "running":
+        print(f"run {row.run_id} already finished ({row.status}): nothing to cancel")
+        return 0
+    from streams._client import Client
+
+    async def send() -> None:
+        async with Client(settings=settings) as client:
+            await client.cancel(row.run_id, args.reason)
+
+    _quiet_kafka()
+    try:
+        asyncio.run(send())
+    except (KafkaError, OSError) as exc:  # the broker is unreachable or refused the record
+        raise _ops.OpsError(f"cannot send the cancellation to Kafka at {settings.bootstrap}: {exc}") from None
+    print(f"cancellation of run {row.run_id} sent (it ends at its current await)")
+    return 0
+
+
+def _quiet_kafka() -> None:
+    """Keep aiokafka's connection warnings off stderr: a failure is reported as one line instead."""
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+
+
+@dataclass(frozen=True, slots=True)
+class _PartitionLag:
+    partition: int
+    end: int
+    committed: int | None
+    lag: int
+
+
+def _lag(args: argparse.Namespace, settings: Settings) -> int:
+    topic, group = Topics(settings.topic_prefix).history, f"{settings.topic_prefix}.materializer"
+    _quiet_kafka()
+    try:
+        lags = asyncio.run(_materializer_lag(settings.bootstrap, topic, group))
+    except (KafkaError, OSError) as exc:  # the broker is unreachable
+        raise _ops.OpsError(f"cannot read offsets from Kafka at {settings.bootstrap}: {exc}") from None
+    total = sum(p.lag for p in lags)
+    if args.json:
+        print(json.dumps({"topic": topic, "group": group, "lag": total, "partitions": [asdict(p) for p in lags]},
+                         indent=2))
+    else:
+        rows = [[str(p.partition), str(p.end), "-" if p.committed is None else str(p.committed), str(p.lag)]
+                for p in lags]
+        print(_ops.table(["PARTITION", "END", "MATERIALIZED", "LAG"], rows))
+        print(f"{total} history records of {topic} not yet materialized by group {group}")
+    return 0
+
+
+async def _materializer_lag(bootstrap: str, topic: str, group: str) -> list[_PartitionLag]:
+    """History end offsets minus the materializer group's committed offsets (its start when none)."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():  # checked first: describing a missing topic may create it
+            raise _ops.OpsError(f"topic {topic} does not exist (kflow topics create)")
+        [described] = await admin.describe_topics([topic])
+        tps = sorted((TopicPartition(topic, p["partition"]) for p in described["partitions"]),
+                     key=lambda tp: tp.partition)
+        committed = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
+                     if tp.topic == topic and meta.offset >= 0}
+        consumer = _kafka.consumer(bootstrap)  # read_committed: the end is what the materializer can read
+        await consumer.start()
+        try:
+            ends, starts = await consumer.end_offsets(tps), await consumer.beginning_offsets(tps)
+        finally:
+            await consumer.stop()
+    finally:
+        await admin.close()
+    return [_PartitionLag(tp.partition, ends[tp], committed.get(tp), max(0, ends[tp] - committed.get(tp, starts[tp])))
+            for tp in tps]
