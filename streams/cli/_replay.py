@@ -22,6 +22,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("run_id", nargs="?", metavar="ID", help="the run to replay")
     target.add_argument("--workflow", metavar="NAME", help="replay every recorded run of this workflow")
+    target.add_argument("--rebuild", action="store_true",
+                        help="re-materialize Cassandra from the Kafka history topic (idempotent)")
+    replay.add_argument("--from", dest="from_", metavar="AGE|ISO",
+                        help="with --rebuild: only history records written since then (7d, or an ISO time)")
     replay.add_argument("-A", "--app", metavar="MODULE", help="module defining the workflow code (required)")
     replay.add_argument("--since", metavar="AGE|ISO", help="with --workflow: runs started within this duration "
                         "(7d, 12h) or since this ISO date/time (UTC unless it says otherwise)")
@@ -30,6 +34,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    if args.rebuild:
+        return _rebuild(args, settings)
+    if args.from_ is not None:
+        args.usage_error("--from goes with --rebuild")
     if not args.app:
         args.usage_error("the following arguments are required: -A/--app")
     if args.run_id is not None and (args.since is not None or args.limit is not None):
@@ -63,6 +71,26 @@ def _replay_workflow(args: argparse.Namespace, settings: Settings) -> int:
         outcomes = _ops.replay_runs(store, registry, rows, progress.update)
     print(_ops.replay_summary(outcomes))
     return 0 if all(o.deterministic for o in outcomes) else 1
+
+
+def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from streams._rebuild import RebuildError, rebuild
+
+    since = None if args.from_ is None else _ops.parse_since(args.from_, SystemClock().now_ms())
+
+    def progress(done: int, total: int) -> None:
+        sys.stderr.write(f"rebuild {done:,}/{total:,} history records\n")
+
+    try:
+        report = asyncio.run(rebuild(settings, from_ms=since, progress=progress))
+    except RebuildError as exc:
+        print(f"kflow: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"rebuilt keyspace {settings.keyspace} from {settings.topic_prefix}.history: {report.events:,} events "
+          f"written from {report.partitions} partitions ({report.skipped} unreadable records skipped)")
+    return 0
 
 
 class _Progress:
