@@ -50,12 +50,17 @@ async def materialization_lag(settings: Settings, load: "asyncio.Future[str]") -
     """Sample the materializer's lag (events in .history not yet committed to Cassandra) while ``load`` runs."""
     from streams._materializer import committed_lag
 
+    topic, group = Topics(settings.topic_prefix).history, f"{settings.topic_prefix}.materializer"
+
+    async def behind() -> int:
+        return sum(p.lag for p in await committed_lag(settings.bootstrap, topic, group))
+
     samples: list[int] = []
     while not load.done():
-        samples.append(sum((await committed_lag(settings)).values()))
+        samples.append(await behind())
         await asyncio.sleep(0.1)
     finished = time.perf_counter()
-    while (remaining := sum((await committed_lag(settings)).values())) > 0:
+    while (remaining := await behind()) > 0:
         if time.perf_counter() - finished > 120:
             return f"(e) materialization lag: still {remaining} events behind 120 s after the load"
         await asyncio.sleep(0.05)

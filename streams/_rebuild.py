@@ -76,7 +76,9 @@ async def _partition_count(bootstrap: str, topic: str) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        described = await admin.describe_topics([topic])
+        # checked first: with auto.create.topics.enable, describing a missing topic creates it
+        exists = topic in await admin.list_topics()
+        described = await admin.describe_topics([topic]) if exists else []
     finally:
         await admin.close()
     if not described or described[0].get("error_code") or not described[0].get("partitions"):

@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from aiokafka.errors import KafkaError
 
 from engine import SystemClock
 from streams import _kafka, _ops
 from streams._config import Settings
+from streams._materializer import committed_lag
 from streams._topics import Topics
 
 
@@ -104,19 +105,11 @@ def _quiet_kafka() -> None:
     logging.getLogger("aiokafka").addHandler(logging.NullHandler())
 
 
-@dataclass(frozen=True, slots=True)
-class _PartitionLag:
-    partition: int
-    end: int
-    committed: int | None
-    lag: int
-
-
 def _lag(args: argparse.Namespace, settings: Settings) -> int:
     topic, group = Topics(settings.topic_prefix).history, f"{settings.topic_prefix}.materializer"
     _quiet_kafka()
     try:
-        lags = asyncio.run(_materializer_lag(settings.bootstrap, topic, group))
+        lags = asyncio.run(committed_lag(settings.bootstrap, topic, group))
     except (KafkaError, OSError) as exc:  # the broker is unreachable
         raise _ops.OpsError(f"cannot read offsets from Kafka at {settings.bootstrap}: {exc}") from None
     total = sum(p.lag for p in lags)
@@ -129,30 +122,3 @@ def _lag(args: argparse.Namespace, settings: Settings) -> int:
         print(_ops.table(["PARTITION", "END", "MATERIALIZED", "LAG"], rows))
         print(f"{total} history records of {topic} not yet materialized by group {group}")
     return 0
-
-
-async def _materializer_lag(bootstrap: str, topic: str, group: str) -> list[_PartitionLag]:
-    """History end offsets minus the materializer group's committed offsets (its start when none)."""
-    from aiokafka import TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    await admin.start()
-    try:
-        if topic not in await admin.list_topics():  # checked first: describing a missing topic may create it
-            raise _ops.OpsError(f"topic {topic} does not exist (kflow topics create)")
-        [described] = await admin.describe_topics([topic])
-        tps = sorted((TopicPartition(topic, p["partition"]) for p in described["partitions"]),
-                     key=lambda tp: tp.partition)
-        committed = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
-                     if tp.topic == topic and meta.offset >= 0}
-        consumer = _kafka.consumer(bootstrap)  # read_committed: the end is what the materializer can read
-        await consumer.start()
-        try:
-            ends, starts = await consumer.end_offsets(tps), await consumer.beginning_offsets(tps)
-        finally:
-            await consumer.stop()
-    finally:
-        await admin.close()
-    return [_PartitionLag(tp.partition, ends[tp], committed.get(tp), max(0, ends[tp] - committed.get(tp, starts[tp])))
-            for tp in tps]
