@@ -58,7 +58,7 @@ async def materialization_lag(settings: Settings, load: "asyncio.Future[str]") -
     samples: list[int] = []
     while not load.done():
         samples.append(await behind())
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # each sample opens admin + consumer connections: keep the probe light
     finished = time.perf_counter()
     while (remaining := await behind()) > 0:
         if time.perf_counter() - finished > 120:
@@ -116,6 +116,8 @@ async def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--sleeps", type=int, default=100)
     parser.add_argument("--profile", metavar="DIR", help="run processor and worker under cProfile, print the top")
+    parser.add_argument("--materializer", choices=["separate", "inprocess", "off"], default="separate",
+                        help="history materializer: its own process (default), inside the processor, or none")
     args = parser.parse_args()
     base = Settings.from_env()
     if not os.environ.get("KFLOW_BOOTSTRAP"):
@@ -129,18 +131,25 @@ async def main() -> None:
     profiles = {role: Path(args.profile) / f"{role}.prof" for role in ("processor", "worker")} if args.profile else {}
     for path in profiles.values():
         path.parent.mkdir(parents=True, exist_ok=True)
-    procs = [subprocess.Popen([sys.executable, *(["-m", "cProfile", "-o", str(profiles[role])] if profiles else []),
-                               "-m", "streams.cli", role, "-A", "bench.workflows", "--log-level", "ERROR"],
-                              env=env, cwd=ROOT) for role in ("processor", "worker")]
+    commands = {"processor": ["processor", "-A", "bench.workflows"], "worker": ["worker", "-A", "bench.workflows"]}
+    if args.materializer != "inprocess":
+        commands["processor"].append("--no-materializer")
+    if args.materializer == "separate":
+        commands["materializer"] = ["materializer"]
+    procs = [subprocess.Popen([sys.executable, *(["-m", "cProfile", "-o", str(profiles[role])] if role in profiles else []),
+                               "-m", "streams.cli", *command, "--log-level", "ERROR"], env=env, cwd=ROOT)
+             for role, command in commands.items()]
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"prefix {settings.topic_prefix}, 2 partitions, processor + worker as separate processes")
+          f"prefix {settings.topic_prefix}, 2 partitions, processes: {', '.join(commands)}, "
+          f"materializer {args.materializer}")
     try:
         async with Client(settings=settings, registry=Registry.from_module("bench.workflows")) as client:
             await client.result(await client.start("one_step", 0), timeout=120)  # warm up: groups joined
             load = asyncio.ensure_future(throughput(client, args.runs))
-            lag = await materialization_lag(settings, load)
-            print(load.result(), flush=True)
-            print(lag, flush=True)
+            lag = await materialization_lag(settings, load) if args.materializer != "off" else None
+            print(await load, flush=True)
+            if lag:
+                print(lag, flush=True)
             for line in (await latency(client, args.latency_runs), await long_run(client, args.steps),
                          await lateness(client, args.sleeps)):
                 print(line, flush=True)

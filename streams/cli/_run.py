@@ -25,6 +25,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                            help="do not write the history to Cassandra (run the materializer elsewhere)")
     processor.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     processor.set_defaults(handler=_processor)
+    materializer = groups.add_parser("materializer",
+                                     help="run only the history materializer (pair with processor --no-materializer)")
+    materializer.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    materializer.set_defaults(handler=_materializer)
     worker = groups.add_parser("worker", help="run a step worker")
     worker.add_argument("-A", "--app", required=True, metavar="MODULE", help="module defining the steps")
     worker.add_argument("--concurrency", type=int, default=32, help="steps run at once (default 32)")
@@ -55,6 +59,14 @@ def _processor(args: argparse.Namespace, settings: Settings) -> int:
     if not args.no_materializer:
         services.append(HistoryMaterializer(settings, records=RecordCodec(secret=settings.secret)).run_until)
     return _serve(services)
+
+
+def _materializer(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas import RecordCodec
+    from streams._materializer import HistoryMaterializer
+
+    _logging(args.log_level)
+    return _serve([HistoryMaterializer(settings, records=RecordCodec(secret=settings.secret)).run_until])
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:

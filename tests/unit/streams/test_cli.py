@@ -23,6 +23,16 @@ def test_bad_arguments_get_one_line(argv: list[str]) -> None:
     assert done.stderr.count("\n") == 1 and "error:" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("command", [["dev", "up"], ["dev", "down"], ["dev", "status"], ["dev", "smoke"],
+                                     ["dev", "demo"], ["topics", "create"], ["processor"], ["worker"],
+                                     ["materializer"], ["run"], ["runs", "list"], ["runs", "show"],
+                                     ["runs", "events"], ["runs", "cancel"], ["runs", "lag"], ["replay"],
+                                     ["storage", "migrate"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    done = kflow(*command, "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: kflow " + " ".join(command)), done.stderr
+
+
 def test_help_lists_command_groups() -> None:
     done = kflow("--help")
     assert done.returncode == 0 and "dev" in done.stdout and "topics" in done.stdout
