@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import get_args
 
 import engine
 from engine import (ErrorInfo, ExecuteStep, HistoryEvent, KflowError, Registry, Run, RunFinished,
@@ -23,6 +24,9 @@ from streams._outputs import Output, dead_letter
 
 log = logging.getLogger(__name__)
 
+_TERMINAL = get_args(engine.TerminalEvent)
+_STATUS = {"WorkflowCompleted": "completed", "WorkflowFailed": "failed", "WorkflowCancelled": "cancelled",
+           "WorkflowContinuedAsNew": "continued_as_new"}
 _INPUT_TYPES = (engine.StartWorkflow, engine.CancelWorkflow, engine.ResumeHook, engine.StepResult,
                 engine.TimerFired, engine.RunFinished)
 
@@ -84,15 +88,28 @@ class PartitionLogic:
         self.inbox_topic = inbox_topic
         self.partition = partition
         self.histories: dict[str, list[HistoryEvent]] = {}
+        # Finished runs keep only their status: their inputs are ignored, so their events are not needed,
+        # and memory stays proportional to the runs still running.
+        self.finished: dict[str, str] = {}
         self.cache = RunCache(cache_size)
         self.replays = 0
 
     def restore(self, event: HistoryEvent) -> None:
         """Add one event read back from the history topic (recovery); duplicates by seq are dropped."""
+        if event.run_id in self.finished:
+            return
         history = self.histories.setdefault(event.run_id, [])
         # Invariant: seq is dense from 1, so a seq at or below the length is a duplicate write.
         if event.seq == len(history) + 1:
             history.append(event)
+            self._retire_if_finished(event.run_id)
+
+    def _retire_if_finished(self, run_id: str) -> None:
+        history = self.histories.get(run_id)
+        if history and isinstance(history[-1], _TERMINAL):
+            self.finished[run_id] = _STATUS[type(history[-1]).__name__]
+            del self.histories[run_id]
+            self.cache.discard(run_id)
 
     def process(self, key: bytes | None, value: bytes, offset: int, now_ms: int) -> list[Output]:
         """Everything one inbox record leads to; never raises (bad input becomes a dead letter)."""
@@ -120,6 +137,7 @@ class PartitionLogic:
             return [self._dead(key, value, offset,
                                f"processing it produced a {len(too_big.value):,}-byte {too_big.topic} record, "
                                f"too large (limit {MAX_MESSAGE_BYTES:,} bytes); the run waits on this input", None)]
+        self._retire_if_finished(run_id)
         return outputs
 
     def _revert(self, run_id: str, known: bool, length: int) -> None:
@@ -132,6 +150,9 @@ class PartitionLogic:
 
     def _apply(self, record: engine.Input, key: bytes, value: bytes, offset: int, now_ms: int) -> list[Output]:
         run_id = _owner(record)
+        if run_id in self.finished:
+            log.debug("%s for finished run %s ignored", type(record).__name__, run_id)
+            return []
         if isinstance(record, StartWorkflow):
             if run_id in self.histories:
                 log.debug("duplicate start of %s ignored (idempotent)", run_id)

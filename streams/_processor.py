@@ -182,8 +182,8 @@ class Orchestrator:
             count += 1
         self.partitions[number] = logic
         self.stats.restored_events += count
-        log.info("partition %d adopted: %d runs, %d events restored in %.2fs", number, len(logic.histories),
-                 count, time.perf_counter() - started)
+        log.info("partition %d adopted: %d running and %d finished runs, %d events restored in %.2fs", number,
+                 len(logic.histories), len(logic.finished), count, time.perf_counter() - started)
 
     async def _read_history(self, number: int) -> AsyncIterator[HistoryEvent]:
         reader = consumer(self.settings.bootstrap, max_poll_records=5000)

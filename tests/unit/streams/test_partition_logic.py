@@ -53,14 +53,35 @@ def topics(outputs: list) -> list[str]:  # type: ignore[type-arg]
 @pytest.mark.parametrize("cache_size", [100, 0])
 def test_a_run_flows_through_history_tasks_and_completions(cache_size: int) -> None:
     part = logic(cache_size)
-    assert topics(part.process(b"r1", start("r1"), 0, 10)) == ["history", "history", "tasks"]
-    assert topics(part.process(b"r1", result("r1", 0, "v"), 1, 11)) == ["history", "history", "tasks"]
+    emitted = part.process(b"r1", start("r1"), 0, 10)
+    assert topics(emitted) == ["history", "history", "tasks"]
+    emitted += part.process(b"r1", result("r1", 0, "v"), 1, 11)
+    assert topics(emitted[3:]) == ["history", "history", "tasks"]
     outputs = part.process(b"r1", result("r1", 1, "v"), 2, 12)
     assert topics(outputs) == ["history", "history", "completions"]
     finished = RECORDS.decode(outputs[-1].value)
     assert isinstance(finished, engine.RunFinished) and finished.result == "v"
-    assert [e.seq for e in part.histories["r1"]] == list(range(1, 7))
+    history = [RECORDS.decode(o.value) for o in emitted + outputs if o.topic == "history"]
+    assert [e.seq for e in history] == list(range(1, 7))  # type: ignore[attr-defined]
     assert part.replays == (2 if cache_size == 0 else 0)
+    # a finished run keeps only its status; late inputs and a repeated start change nothing
+    assert part.finished == {"r1": "completed"} and "r1" not in part.histories
+    assert part.process(b"r1", result("r1", 1, "v"), 3, 13) == []
+    assert part.process(b"r1", start("r1"), 4, 14) == []
+
+
+def test_restore_keeps_running_runs_and_only_the_status_of_finished_ones() -> None:
+    live = logic()
+    events = [o for o in live.process(b"done", start("done"), 0, 1) if o.topic == "history"]
+    events += [o for o in live.process(b"done", result("done", 0, "v"), 1, 2) if o.topic == "history"]
+    events += [o for o in live.process(b"done", result("done", 1, "v"), 2, 3) if o.topic == "history"]
+    events += [o for o in live.process(b"open", start("open"), 3, 4) if o.topic == "history"]
+    restored = logic()
+    for out in events + events[:2]:  # duplicates from an at-least-once write are dropped by seq
+        restored.restore(RECORDS.decode(out.value))  # type: ignore[arg-type]
+    assert restored.finished == {"done": "completed"}
+    assert [e.seq for e in restored.histories["open"]] == [1, 2]
+    assert topics(restored.process(b"open", result("open", 0, "v"), 9, 5)) == ["history", "history", "tasks"]
 
 
 def test_duplicate_start_and_duplicate_result_change_nothing() -> None:
