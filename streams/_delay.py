@@ -34,6 +34,7 @@ from aiokafka.structs import ConsumerRecord
 from engine import CancelTimer, Clock, StartTimer, SystemClock, TimerFired
 from schemas import RecordCodec, SchemaError
 from streams._config import Settings
+from streams._service import serve
 from streams._kafka import consumer, producer
 from streams._outputs import Output, dead_letter
 from streams._timer_index import ArmedTimer, TimerHead, TimerIndex, TimerKey
@@ -218,16 +219,7 @@ class DelayProcessor:
 
     async def run_until(self, stop: asyncio.Event) -> None:
         """``start``, run until ``stop`` is set, then ``stop``; re-raises a crash of the consumer loop."""
-        await self.start()
-        assert self._task is not None
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait([self._task, stopping], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-            await self.stop()
-        if self._task.done() and not self._task.cancelled() and self._task.exception() is not None:
-            raise self._task.exception()  # type: ignore[misc]
+        await serve(self.start, self.stop, lambda: [] if self._task is None else [self._task], stop)
 
     async def _consume(self) -> None:
         assert self._consumer is not None

@@ -28,6 +28,7 @@ from engine import HISTORY_EVENT_TYPES, HistoryEvent
 from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, CassandraTarget, HistoryWriter, StorageError, migrate
 from streams._config import Settings
+from streams._service import serve
 from streams._kafka import consumer
 from streams._topics import Topics
 
@@ -112,15 +113,7 @@ class HistoryMaterializer:
 
     async def run_until(self, stop: asyncio.Event) -> None:
         """``start``, wait for ``stop`` (or a crash of the loop), ``stop``."""
-        await self.start()
-        assert self._task is not None
-        try:
-            await asyncio.wait([self._task, asyncio.ensure_future(stop.wait())],
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            await self.stop()
-        if self._task.done() and not self._task.cancelled() and self._task.exception():
-            raise self._task.exception()  # type: ignore[misc]
+        await serve(self.start, self.stop, lambda: [] if self._task is None else [self._task], stop)
 
     async def lag(self) -> dict[int, int]:
         """Events not yet in Cassandra, per assigned history partition: end offset − materialized offset.

@@ -26,6 +26,7 @@ from aiokafka.structs import OffsetAndMetadata
 from engine import HISTORY_EVENT_TYPES, Clock, HistoryEvent, Registry, SystemClock
 from schemas import RecordCodec, SchemaError
 from streams._config import Settings
+from streams._service import serve
 from streams._kafka import consumer, producer
 from streams._orchestrator import PartitionLogic
 from streams._outputs import Output
@@ -96,15 +97,7 @@ class Orchestrator:
 
     async def run_until(self, stop: asyncio.Event) -> None:
         """``start``, wait for ``stop`` (or a crash of the loop), ``stop``."""
-        await self.start()
-        assert self._task is not None
-        try:
-            await asyncio.wait([self._task, asyncio.ensure_future(stop.wait())],
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            await self.stop()
-        if self._task.done() and not self._task.cancelled() and self._task.exception():
-            raise self._task.exception()  # type: ignore[misc]
+        await serve(self.start, self.stop, lambda: [] if self._task is None else [self._task], stop)
 
     async def _loop(self) -> None:
         while True:

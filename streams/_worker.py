@@ -27,6 +27,7 @@ from engine import ErrorInfo, ExecuteStep, Registry, StepResult, SystemClock
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import _kafka
 from streams._config import Settings
+from streams._service import serve
 from streams._outputs import Output, dead_letter
 from streams._topics import Topics
 
@@ -196,16 +197,7 @@ class StepWorker:
 
     async def run_until(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (or a worker loop fails, which is then raised), then ``stop()``."""
-        await self.start()
-        loops, stop_wait = list(self._loops), asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait({stop_wait, *loops}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop_wait.cancel()
-            await self.stop()
-        for loop_task in loops:
-            if loop_task.done() and not loop_task.cancelled() and (error := loop_task.exception()) is not None:
-                raise error
+        await serve(self.start, self.stop, lambda: list(self._loops), stop)
 
     async def _fetch_loop(self) -> None:
         consumer = self._consumer
