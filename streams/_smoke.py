@@ -19,7 +19,8 @@ async def smoke_roundtrip(settings: Settings) -> list[str]:
 
     Returns human lines describing what happened; raises RuntimeError when a server returns something else.
     """
-    topics = Topics(settings.topic_prefix)
+    # Its own topics: a StartWorkflow for "smoke" on the real inbox would reach the orchestrator.
+    topics = Topics(f"{settings.topic_prefix}-smoke")
     await create_topics(settings.bootstrap, topics, settings.partitions)
     codec = Codec()
     run_id = uuid.uuid4().hex

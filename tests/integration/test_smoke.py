@@ -64,7 +64,7 @@ async def test_kafka_carries_single_object_encoded_records_keyed_by_raw_run_id(s
 
 async def test_smoke_roundtrip_reports_both_servers(settings: Settings) -> None:
     lines = await smoke_roundtrip(settings)
-    assert lines[0].startswith(f"kafka: {settings.topic_prefix}.inbox[")
+    assert lines[0].startswith(f"kafka: {settings.topic_prefix}-smoke.inbox[")
     assert lines[1].startswith(f"cassandra: {settings.keyspace}.smoke row ")
 
 
