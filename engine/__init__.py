@@ -6,7 +6,8 @@ comes out. Everything public is re-exported from this module.
 
 from __future__ import annotations
 
-from ._api import TypedHook, continue_as_new, define_hook, hook, shield, sleep
+from ._api import (ChildWorkflowHandle, TypedHook, continue_as_new, define_hook, hook, shield, sleep,
+                   start_child_workflow)
 from ._clock import Clock, FakeClock, SystemClock
 from ._definitions import StepDefinition, WorkflowDefinition, step, workflow
 from ._durations import Duration, parse_duration
@@ -16,8 +17,7 @@ from ._errors import (CancellationError, ChildWorkflowFailedError, DuplicateName
                       StepFailedError, StepTimeoutError, UnknownStepError, UnknownWorkflowError,
                       WorkflowSandboxError, WorkflowTimeoutError)
 from ._failures import error_info, rebuild_exception
-from ._pending_issue5 import (ChildWorkflowHandle, StepContext, get_step_context, has_step_context,
-                              set_step_context, start_child_workflow)
+from ._pending_issue5 import StepContext, get_step_context, has_step_context, set_step_context
 from ._records import (HISTORY_EVENT_TYPES, CallArgs, CancelRequested, CancelTimer, CancelWorkflow,
                        ChildWorkflowCompleted, ChildWorkflowFailed, ChildWorkflowStarted, Command,
                        ErrorInfo, ExecuteStep, HistoryEvent, HookCreated, HookExpired, HookReceived,

@@ -1,4 +1,4 @@
-"""What workflow code calls: sleep, hooks, continue-as-new, shield."""
+"""What workflow code calls: sleep, hooks, child workflows, continue-as-new, shield."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Generic, NoReturn, TypeVar
 
-from ._core import Mode, RunCore
+from ._core import Mode, Pending, RunCore
+from ._definitions import workflow_definition
 from ._durations import Duration, datetime_to_ms, parse_duration
 from ._errors import CancellationError, KflowError
 from ._loop import current_runtime
@@ -82,6 +83,65 @@ class TypedHook(Generic[M]):
 def define_hook(name: str, model: type[M]) -> TypedHook[M]:
     """A reusable, typed hook: ``approval = define_hook("approval", Approval)``; ``await approval()``."""
     return TypedHook(name, model)
+
+
+class ChildWorkflowHandle:
+    """Handle to a child run started with ``wait_for_completion=False``.
+
+    Attributes:
+        child_run_id: the child's run id (deterministic: derived from the parent run and position).
+    """
+
+    def __init__(self, child_run_id: str, entry: Pending | None = None) -> None:
+        self.child_run_id = child_run_id
+        self._entry = entry
+
+    async def result(self) -> object:
+        """Wait (durably, inside the workflow) for the child's result.
+
+        Raises:
+            ChildWorkflowFailedError: the child failed or was cancelled.
+            CancellationError: this run was cancelled while the child was running.
+            KflowError: the handle was not created by ``start_child_workflow`` in this run.
+        """
+        core = _require_runtime("ChildWorkflowHandle.result()")
+        entry = self._entry
+        if entry is None or entry.future.get_loop() is not core.loop:
+            raise KflowError(f"the handle of child run {self.child_run_id} does not belong to "
+                             f"run {core.run_id}")
+        return await entry.future
+
+    def __repr__(self) -> str:
+        return f"ChildWorkflowHandle(child_run_id={self.child_run_id!r})"
+
+
+async def start_child_workflow(fn: str | Callable[..., object], *args: object,
+                               wait_for_completion: bool = True, **kwargs: object) -> object:
+    """Start a child run (its own run id, partitioned by that id).
+
+    Args:
+        fn: the child workflow: a ``@workflow`` function or its registered name.
+        wait_for_completion: True (default) waits and returns the child's result; False returns
+            a ``ChildWorkflowHandle`` at once (``await handle.result()`` later).
+
+    Raises:
+        ChildWorkflowFailedError: (waiting) the child failed or was cancelled.
+        CancellationError: this run was cancelled while waiting; the child is cancelled too.
+        KflowError: called outside a workflow, or ``fn`` is not a workflow.
+    """
+    core = _require_runtime("start_child_workflow()")
+    if isinstance(fn, str):
+        name = fn
+    else:
+        defn = workflow_definition(fn)
+        if defn is None:
+            raise KflowError(f"start_child_workflow(): {fn!r} is not decorated with @workflow")
+        name = defn.name
+    entry = await core.start_child(name, CallArgs(tuple(args), dict(kwargs)), wait_for_completion)
+    assert entry.child_run_id is not None
+    if wait_for_completion:
+        return entry.future.result()
+    return ChildWorkflowHandle(entry.child_run_id, entry)
 
 
 def continue_as_new(*args: object, **kwargs: object) -> NoReturn:

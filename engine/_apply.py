@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 
 from ._core import Pending, RunCore
-from ._errors import HookExpiredError, NonDeterminismError
+from ._errors import ChildWorkflowFailedError, HookExpiredError, NonDeterminismError
 from ._failures import rebuild_exception
-from ._records import (CancelRequested, HistoryEvent, HookExpired, HookReceived, StepCompleted,
-                       StepFailed, StepScheduled, TimerElapsed)
+from ._records import (CancelRequested, ChildWorkflowCompleted, ChildWorkflowFailed, HistoryEvent,
+                       HookExpired, HookReceived, StepCompleted, StepFailed, StepScheduled,
+                       TimerElapsed)
 
 
 def apply_event(core: RunCore, event: HistoryEvent) -> None:
@@ -35,6 +36,14 @@ def apply_event(core: RunCore, event: HistoryEvent) -> None:
     elif isinstance(event, HookExpired):
         entry = _entry(core, event.position, "hook", event)
         _settle(core, entry, error=HookExpiredError(f"hook {entry.name!r} (token {event.token}) expired"))
+    elif isinstance(event, ChildWorkflowCompleted):
+        _settle(core, _entry(core, event.position, "child", event), result=event.result)
+    elif isinstance(event, ChildWorkflowFailed):
+        entry = _entry(core, event.position, "child", event)
+        error = event.error
+        _settle(core, entry, error=ChildWorkflowFailedError(
+            f"child workflow {entry.name!r} run {event.child_run_id} failed: {error.type}: {error.message}",
+            event.child_run_id, error.type))
     elif isinstance(event, CancelRequested):
         core.cancel_requested, core.cancel_reason = True, event.reason
         if core.shield_depth == 0:

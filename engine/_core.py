@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NoReturn, TypedDict
@@ -17,8 +18,20 @@ from typing import NoReturn, TypedDict
 from ._definitions import StepDefinition, WorkflowDefinition
 from ._errors import CancellationError, ContinueAsNewSignal, NonDeterminismError, Unwind
 from ._loop import WorkflowLoop
-from ._records import (CallArgs, CancelTimer, Command, ExecuteStep, HistoryEvent, HookCreated,
-                       StartTimer, StepScheduled, TimerScheduled, WorkflowStarted)
+from ._records import (CallArgs, CancelTimer, CancelWorkflow, ChildWorkflowStarted, Command,
+                       ExecuteStep, HistoryEvent, HookCreated, StartTimer, StartWorkflow,
+                       StepScheduled, TimerScheduled, WorkflowStarted)
+
+_CHILD_NAMESPACE = uuid.UUID("2b7e5f0c-93d4-4a1e-8c61-5d0f9e3a7b24")
+
+
+def child_run_id(parent_run_id: str, position: int) -> str:
+    """Run id of the child started at ``position`` of ``parent_run_id``.
+
+    # Invariant: derived from the parent run id and the position only (uuid5), so replay
+    # names the same child and a redelivered StartWorkflow is a duplicate, not a second child.
+    """
+    return uuid.uuid5(_CHILD_NAMESPACE, f"{parent_run_id}/child/{position}").hex
 
 
 class Mode(enum.Enum):
@@ -46,7 +59,7 @@ class Pending:
     """A command at ``position`` whose outcome has not been applied yet."""
 
     position: int
-    kind: str  # "step" | "sleep" | "hook"
+    kind: str  # "step" | "sleep" | "hook" | "child"
     future: asyncio.Future[object]
     name: str
     step: StepDefinition | None = None
@@ -57,6 +70,7 @@ class Pending:
     token: str | None = None
     schema: object = None
     abandoned: bool = False  # cancelled away: late outcomes are recorded, change nothing
+    child_run_id: str | None = None
 
     @property
     def dropped(self) -> bool:
@@ -211,6 +225,30 @@ class RunCore:
             await on_created(token)
         return await entry.future
 
+    async def start_child(self, name: str, args: CallArgs, wait_for_completion: bool) -> Pending:
+        """Issue a child run; return its pending entry (its future resolves with the child's outcome).
+
+        With ``wait_for_completion`` the entry's future is awaited here already.
+        """
+        position = self.issue(CommandKey("child", name))
+        child = child_run_id(self.run_id, position)
+        entry = Pending(position, "child", self.loop.create_future(), name, args=args, child_run_id=child)
+        self.pending[position] = entry
+        if not wait_for_completion:
+            # Nobody may ever await a fire-and-forget child's outcome: retrieve it so asyncio
+            # does not log "exception was never retrieved".
+            entry.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if self.mode is Mode.LIVE:
+            self.emit(ChildWorkflowStarted(**self.meta(), position=position, child_run_id=child,
+                                           workflow_name=name, args=args,
+                                           wait_for_completion=wait_for_completion))
+            self.command(StartWorkflow(run_id=child, workflow_name=name, args=args,
+                                       parent_run_id=self.run_id, parent_position=position,
+                                       requested_at=self.now_ms))
+        if wait_for_completion:
+            await entry.future
+        return entry
+
     def request_continue(self, args: CallArgs) -> ContinueAsNewSignal:
         """Note a continue-as-new request; the run ends after this activation."""
         if self.mode is Mode.CLOSED:
@@ -229,11 +267,19 @@ class RunCore:
             if entry.dropped:
                 continue
             entry.abandoned = True
+            if entry.kind == "child" and entry.child_run_id is not None:
+                # The child keeps its entry: its RunFinished is still recorded when it arrives.
+                self.command(CancelWorkflow(run_id=entry.child_run_id, reason=self._child_cancel_reason(),
+                                            requested_at=self.now_ms))
             if entry.timer_id is not None and (entry.kind != "step" or entry.awaiting_retry):
                 self.cancel_timer(entry.timer_id)
-            if entry.kind != "step" or entry.awaiting_retry:
+            if entry.kind not in ("step", "child") or entry.awaiting_retry:
                 del self.pending[position]  # nothing more will be recorded for it
             entry.future.set_exception(CancellationError(self.cancel_reason or "run cancelled"))
+
+    def _child_cancel_reason(self) -> str:
+        reason = self.cancel_reason or "run cancelled"
+        return f"parent run {self.run_id} cancelled: {reason}"
 
     # -- teardown -------------------------------------------------------------------------
 

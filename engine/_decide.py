@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from ._apply import apply_event, validate_payload
 from ._core import Pending, RunCore
-from ._records import (CancelRequested, CancelWorkflow, ErrorInfo, HistoryEvent, HookExpired,
-                       HookReceived, Input, ResumeHook, RunFinished, StartWorkflow, StepCompleted,
-                       StepFailed, StepResult, TimerElapsed, TimerFired)
+from ._records import (CancelRequested, CancelWorkflow, ChildWorkflowCompleted, ChildWorkflowFailed,
+                       ErrorInfo, HistoryEvent, HookExpired, HookReceived, Input, ResumeHook,
+                       RunFinished, StartWorkflow, StepCompleted, StepFailed, StepResult,
+                       TimerElapsed, TimerFired)
 
 _MISSING_ERROR = ErrorInfo(type="engine.StepFailedError", message="the worker reported a failure "
                            "without error details", retryable=True)
@@ -35,7 +36,7 @@ def decide(core: RunCore, received: Input) -> str | None:
     if isinstance(received, StartWorkflow):
         return f"run {core.run_id} was already started"
     if isinstance(received, RunFinished):
-        return "child workflow completions are not handled yet (lands with issue 5)"
+        return _on_child_finished(core, received)
     return f"unsupported input {type(received).__name__}"
 
 
@@ -110,3 +111,34 @@ def _on_resume_hook(core: RunCore, resume: ResumeHook) -> str | None:
                                payload=resume.payload))
     return None
 
+
+
+def _on_child_finished(core: RunCore, finished: RunFinished) -> str | None:
+    """A child's RunFinished (its ``run_id`` is the child's; ``parent_*`` name this run)."""
+    position = finished.parent_position
+    if finished.parent_run_id != core.run_id or position is None:
+        return f"RunFinished of run {finished.run_id} is not a completion of a child of run {core.run_id}"
+    entry = core.pending.get(position)
+    if entry is None or entry.kind != "child":
+        if position < core.next_position:
+            return f"the command at position {position} is already resolved (duplicate child completion)"
+        return f"no child workflow was started at position {position}"
+    child = entry.child_run_id or finished.run_id
+    if finished.status == "continued_as_new":
+        return (f"child run {finished.run_id} at position {position} continued as new as run "
+                f"{finished.next_run_id}: waiting for the end of the chain")
+    if finished.status == "completed":
+        _record(core, ChildWorkflowCompleted(**core.meta(), position=position, child_run_id=child,
+                                             result=finished.result))
+        return None
+    if finished.status == "cancelled":
+        error = ErrorInfo(type="engine.CancellationError",
+                          message=f"child run {finished.run_id} was cancelled", retryable=False)
+    elif finished.status == "failed":
+        error = finished.error or ErrorInfo(type="engine.KflowError", message=f"child run "
+                                            f"{finished.run_id} failed without error details",
+                                            retryable=False)
+    else:
+        return f"child run {finished.run_id} reported unknown status {finished.status!r}"
+    _record(core, ChildWorkflowFailed(**core.meta(), position=position, child_run_id=child, error=error))
+    return None

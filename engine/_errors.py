@@ -60,10 +60,20 @@ class HookExpiredError(KflowError):
 
 
 class ChildWorkflowFailedError(KflowError):
-    """Raised in a parent workflow when a child run it waits for failed."""
+    """Raised in a parent workflow when a child run it waits for failed or was cancelled.
+
+    Attributes:
+        child_run_id: the child run the parent started.
+        error_type: qualified class name of the child's error (``""`` when unknown).
+    """
 
     __module__ = "engine"
     retryable = False
+
+    def __init__(self, message: str, child_run_id: str | None = None, error_type: str = "") -> None:
+        super().__init__(message)
+        self.child_run_id = child_run_id
+        self.error_type = error_type
 
 
 class NonDeterminismError(KflowError):

@@ -1,4 +1,4 @@
-"""API names whose behaviour lands with issue 5 (child workflows, step context).
+"""API names whose behaviour lands with issue 5 (step context; child workflows are in ``_api``).
 
 They exist so pyworkflow-style modules import unchanged; using them raises
 ``NotImplementedError`` with a clear message.
@@ -6,7 +6,6 @@ They exist so pyworkflow-style modules import unchanged; using them raises
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NoReturn
 
 from pydantic import BaseModel, ConfigDict
@@ -25,23 +24,6 @@ class StepContext(BaseModel):
     def with_updates(self, **changes: object) -> StepContext:
         """A copy with ``changes`` applied (the model itself is immutable)."""
         return self.model_copy(update=changes)
-
-
-class ChildWorkflowHandle:
-    """Handle to a child run started with ``wait_for_completion=False`` (issue 5)."""
-
-    def __init__(self, child_run_id: str) -> None:
-        self.child_run_id = child_run_id
-
-    async def result(self) -> NoReturn:
-        """Wait for the child's result (issue 5)."""
-        raise NotImplementedError(_LATER.format(what="ChildWorkflowHandle.result()"))
-
-
-async def start_child_workflow(fn: Callable[..., object], *args: object,
-                               wait_for_completion: bool = True, **kwargs: object) -> NoReturn:
-    """Start a child run (issue 5)."""
-    raise NotImplementedError(_LATER.format(what="start_child_workflow()"))
 
 
 async def set_step_context(ctx: StepContext) -> NoReturn:

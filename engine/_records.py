@@ -42,7 +42,7 @@ class ErrorInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartWorkflow:
-    """Start a run (inbox input; also emitted as a command for a continue-as-new successor)."""
+    """Start a run (inbox input; also emitted as a command for a child run or a continue-as-new successor)."""
 
     run_id: str
     workflow_name: str
@@ -56,7 +56,8 @@ class StartWorkflow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelWorkflow:
-    """Ask a run to cancel: ``CancellationError`` is raised at its current await."""
+    """Ask a run to cancel: ``CancellationError`` is raised at its current await (inbox input;
+    also emitted as a command by a cancelled parent for each of its running children)."""
 
     run_id: str
     reason: str | None = None
@@ -386,8 +387,9 @@ HistoryEvent = Union[
 Input = Union[StartWorkflow, CancelWorkflow, ResumeHook, StepResult, TimerFired, RunFinished]
 """Every record that drives a run (the inbox)."""
 
-Command = Union[ExecuteStep, StartTimer, CancelTimer, StartWorkflow, RunFinished]
-"""Every record a run asks its host to send."""
+Command = Union[ExecuteStep, StartTimer, CancelTimer, StartWorkflow, CancelWorkflow, RunFinished]
+"""Every record a run asks its host to send (StartWorkflow: a child or a continue-as-new successor;
+CancelWorkflow: a cancelled parent's running child, routed to the child's partition)."""
 
 TerminalEvent = Union[WorkflowCompleted, WorkflowFailed, WorkflowCancelled, WorkflowContinuedAsNew]
 """The events that end a run."""

@@ -11,7 +11,7 @@ from ._core import Mode, RunCore
 from ._decide import decide
 from ._errors import NonDeterminismError, RunClosedError
 from ._finish import failed, outcome_of_event
-from ._records import Command, HistoryEvent, Input, StartWorkflow, WorkflowStarted
+from ._records import Command, HistoryEvent, Input, RunFinished, StartWorkflow, WorkflowStarted
 from ._registry import Registry
 from ._replay import TERMINAL_TYPES, check_history, replay_core
 
@@ -25,8 +25,9 @@ class Transition:
     Attributes:
         events: new history events, ``seq`` continuing the run's history, ``timestamp`` = now_ms.
             Append them atomically, in order, before sending the commands.
-        commands: ExecuteStep / StartTimer / CancelTimer / StartWorkflow (continue-as-new
-            successor) / RunFinished, in the order they were issued.
+        commands: ExecuteStep / StartTimer / CancelTimer / StartWorkflow (child run or
+            continue-as-new successor) / CancelWorkflow (a cancelled parent's running child) /
+            RunFinished, in the order they were issued.
         ignored: why the input changed nothing (duplicate, stale, run finished), else None.
     """
 
@@ -114,6 +115,9 @@ class Run:
     def handle(self, received: Input, now_ms: int) -> Transition:
         """Deliver one input at time ``now_ms`` (epoch ms; workflow time never goes backwards).
 
+        Inputs for another run are ignored, except a child's RunFinished whose
+        ``parent_run_id`` is this run (hosts route it to the parent).
+
         Raises:
             RunClosedError: the run was closed.
         """
@@ -122,7 +126,9 @@ class Run:
             raise RunClosedError(f"run {core.run_id} was closed")
         if core.status != "running":
             return Transition(ignored=f"run {core.run_id} already finished ({core.status})")
-        if received.run_id != core.run_id:
+        # A child's RunFinished carries the child's run_id and is delivered to its parent.
+        is_child_completion = isinstance(received, RunFinished) and received.parent_run_id == core.run_id
+        if received.run_id != core.run_id and not is_child_completion:
             return Transition(ignored=f"input for run {received.run_id} delivered to run {core.run_id}")
         previous_now = core.now_ms
         core.now_ms = max(now_ms, previous_now)

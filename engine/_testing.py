@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +41,7 @@ class InMemoryDriver:
         self._tasks: deque[ExecuteStep] = deque()
         self._timers: dict[tuple[str, str], StartTimer] = {}
         self._finished: dict[str, RunFinished] = {}
+        self._inputs: deque[Input] = deque()  # child completions and child cancellations
 
     def start(self, name_or_fn: str | Callable[..., object], *args: object, **kwargs: object) -> str:
         """Start a run of a workflow (by name or decorated function); returns its run id."""
@@ -50,8 +52,14 @@ class InMemoryDriver:
         return run_id
 
     def deliver(self, received: Input) -> Transition:
-        """Hand one input to its run (tests use this to inject duplicates and stale inputs)."""
-        run = self._load(received.run_id)
+        """Hand one input to its run (tests use this to inject duplicates and stale inputs).
+
+        A child's RunFinished (``parent_run_id`` set) goes to the parent run.
+        """
+        target = received.run_id
+        if isinstance(received, RunFinished) and received.parent_run_id is not None:
+            target = received.parent_run_id
+        run = self._load(target)
         transition = run.handle(received, self.clock.now_ms())
         self._absorb(run, transition)
         self._park(run)
@@ -66,7 +74,9 @@ class InMemoryDriver:
             KflowError: more than ``max_inputs`` inputs were needed (a workflow that never idles).
         """
         for _ in range(max_inputs):
-            if self._tasks:
+            if self._inputs:
+                self.deliver(self._address(self._inputs.popleft()))
+            elif self._tasks:
                 cmd = self._tasks.popleft()
                 self.deliver(await execute_step(self.registry, cmd, self.clock))
             elif (timer := self._next_due_timer()) is not None:
@@ -164,9 +174,25 @@ class InMemoryDriver:
         elif isinstance(command, CancelTimer):
             self._timers.pop((command.run_id, command.timer_id), None)
         elif isinstance(command, StartWorkflow):
-            self._start(command)
+            self._start(command)  # a child run or a continue-as-new successor
+        elif isinstance(command, CancelWorkflow):
+            # A cancelled parent's child: queued, delivered to the child's current run.
+            self._inputs.append(command)
         else:
             self._finished[command.run_id] = command
+            if command.parent_run_id is not None:
+                self._inputs.append(command)  # a child's completion goes to its parent
+
+    def _address(self, received: Input) -> Input:
+        """A queued CancelWorkflow for a child that continued as new goes to its latest run."""
+        if isinstance(received, CancelWorkflow):
+            run_id = received.run_id
+            finished = self._finished.get(run_id)
+            while finished is not None and finished.next_run_id is not None:
+                run_id = finished.next_run_id  # the child continued as new: cancel its latest run
+                finished = self._finished.get(run_id)
+            return dataclasses.replace(received, run_id=run_id)
+        return received
 
     def _next_due_timer(self) -> StartTimer | None:
         now = self.clock.now_ms()

@@ -160,7 +160,7 @@ class PartitionLogic:
             try:
                 run, transition = Run.start(self.registry, record, now_ms)
             except UnknownWorkflowError as exc:
-                return [self._dead(key, value, offset, str(exc), exc), self._unknown_finished(record, exc, now_ms)]
+                return [self._dead(key, value, offset, str(exc), exc), *self._unknown_finished(record, exc, now_ms)]
             self.histories[run_id] = []
         else:
             history = self.histories.get(run_id)
@@ -200,18 +200,19 @@ class PartitionLogic:
             if command.parent_run_id:
                 outs.append(Output("inbox", command.parent_run_id.encode(), encode(command)))
             return outs
-        if isinstance(command, StartWorkflow):  # a continue-as-new successor: its own partition
+        if isinstance(command, (StartWorkflow, engine.CancelWorkflow)):
+            # a child run, a continue-as-new successor, or the cancel of a child: the target run's partition
             return [Output("inbox", command.run_id.encode(), encode(command))]
         raise KflowError(f"no route for command {type(command).__name__}")
 
-    def _unknown_finished(self, start: StartWorkflow, exc: Exception, now_ms: int) -> Output:
-        # A waiting client gets the error instead of waiting forever.
+    def _unknown_finished(self, start: StartWorkflow, exc: Exception, now_ms: int) -> list[Output]:
+        # A waiting client (or parent run) gets the error instead of waiting forever.
         finished = RunFinished(run_id=start.run_id, workflow_name=start.workflow_name, status="failed",
                                error=ErrorInfo(type=f"{type(exc).__module__}.{type(exc).__qualname__}",
                                                message=str(exc), retryable=False),
                                parent_run_id=start.parent_run_id, parent_position=start.parent_position,
                                started_at=now_ms, finished_at=now_ms)
-        return Output("completions", start.run_id.encode(), self.records.encode(finished))
+        return self._route(finished, start.run_id.encode())
 
     def _dead(self, key: bytes | None, value: bytes, offset: int, reason: str, exc: Exception | None) -> Output:
         log.warning("dead letter from %s[%d]@%d: %s", self.inbox_topic, self.partition, offset, reason)

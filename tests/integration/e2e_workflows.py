@@ -11,7 +11,7 @@ import os
 import time
 from datetime import datetime, timedelta, timezone
 
-from engine import FatalError, RetryableError, sleep, step, workflow
+from engine import ChildWorkflowFailedError, FatalError, RetryableError, sleep, start_child_workflow, step, workflow
 
 
 def _record(line: str) -> None:
@@ -168,3 +168,28 @@ async def huge_result(size: int) -> str:
 async def sleep_timedelta(milliseconds: int) -> str:
     await sleep(timedelta(milliseconds=milliseconds))
     return "awake"
+
+
+@workflow
+async def parent_sum(n: int) -> int:
+    """A child awaited directly and one started fire-and-forget, then awaited through its handle."""
+    direct = await start_child_workflow(sum_three, n, n, n)
+    handle = await start_child_workflow("sum_three", 1, 1, 1, wait_for_completion=False)
+    return direct + await handle.result()
+
+
+@workflow
+async def parent_of_failing() -> str:
+    try:
+        await start_child_workflow(fatal_run, "child")
+    except ChildWorkflowFailedError:
+        return "child failed"
+    return "child succeeded"
+
+
+@workflow
+async def parent_of_sleeper(tag: str) -> str:
+    try:
+        return await start_child_workflow(cancellable, tag)
+    finally:
+        await cleanup(f"parent-{tag}")

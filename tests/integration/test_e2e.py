@@ -243,3 +243,42 @@ async def test_an_oversized_record_is_dead_lettered_and_the_partition_keeps_flow
     dead = await _dead_letters(app.settings, run_id.encode())
     assert dead and "too large" in str(dead[0]["reason"])
     assert await app.client.result(await app.client.start("sum_three", 1, 1, 1), timeout=30) == 3
+
+
+async def test_child_workflows_run_on_their_own_partitions_and_report_back(app: App) -> None:
+    run_id = await app.client.start("parent_sum", 5)
+    assert await app.client.result(run_id, timeout=30) == 15 + 3
+    started = [e for e in await app.client.get_events(run_id) if type(e).__name__ == "ChildWorkflowStarted"]
+    assert len(started) == 2
+    for event in started:
+        child = await app.client.get_run(event.child_run_id)  # type: ignore[attr-defined]
+        assert child is not None and child.status == "completed"
+
+
+async def test_a_failed_child_surfaces_as_child_workflow_failed_error(app: App) -> None:
+    run_id = await app.client.start("parent_of_failing")
+    assert await app.client.result(run_id, timeout=30) == "child failed"
+
+
+async def test_cancelling_a_parent_cancels_its_child(app: App) -> None:
+    from engine import CancellationError
+
+    run_id = await app.client.start("parent_of_sleeper", "pc")
+
+    async def child_sleeping() -> str | None:
+        started = [e for e in await app.client.get_events(run_id) if type(e).__name__ == "ChildWorkflowStarted"]
+        if not started:
+            return None
+        child_id: str = started[0].child_run_id  # type: ignore[attr-defined]
+        events = await app.client.get_events(child_id)
+        return child_id if any(type(e).__name__ == "TimerScheduled" for e in events) else None
+
+    deadline = time.monotonic() + 30
+    while (child_id := await child_sleeping()) is None:
+        assert time.monotonic() < deadline, "the child never started sleeping"
+        await asyncio.sleep(0.05)
+    await app.client.cancel(run_id, reason="stop everything")
+    with pytest.raises(CancellationError):
+        await app.client.result(run_id, timeout=30)
+    with pytest.raises(CancellationError):
+        await app.client.result(child_id, timeout=30)

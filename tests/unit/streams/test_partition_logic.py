@@ -124,3 +124,15 @@ def test_the_cache_is_bounded_and_eviction_is_invisible() -> None:
     assert topics(outputs) == ["history", "history", "tasks"] and part.replays == 1
 
 
+
+
+def test_an_unknown_child_workflow_fails_back_to_its_parent() -> None:
+    part = logic()
+    start_child = RECORDS.encode(StartWorkflow(run_id="kid", workflow_name="nope", args=CallArgs((), {}),
+                                               parent_run_id="mom", parent_position=2, requested_at=1))
+    outputs = part.process(b"kid", start_child, 0, 1)
+    assert topics(outputs) == ["dlq", "completions", "inbox"]
+    assert outputs[2].key == b"mom"
+    finished = RECORDS.decode(outputs[2].value)
+    assert isinstance(finished, engine.RunFinished) and finished.status == "failed"
+    assert finished.parent_position == 2
