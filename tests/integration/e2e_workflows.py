@@ -11,7 +11,8 @@ import os
 import time
 from datetime import datetime, timedelta, timezone
 
-from engine import ChildWorkflowFailedError, FatalError, RetryableError, sleep, start_child_workflow, step, workflow
+from engine import (ChildWorkflowFailedError, FatalError, HookExpiredError, RetryableError, hook, sleep,
+                    start_child_workflow, step, workflow)
 
 
 def _record(line: str) -> None:
@@ -193,3 +194,18 @@ async def parent_of_sleeper(tag: str) -> str:
         return await start_child_workflow(cancellable, tag)
     finally:
         await cleanup(f"parent-{tag}")
+
+
+@workflow
+async def approval(order_id: str) -> dict[str, object]:
+    decision = await hook("approval", timeout="60s")
+    return {"order_id": order_id, "approved": decision["ok"]}  # type: ignore[index]
+
+
+@workflow
+async def approval_expires() -> str:
+    try:
+        await hook("approval", timeout="300ms")
+    except HookExpiredError:
+        return "expired"
+    return "approved"

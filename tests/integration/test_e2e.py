@@ -282,3 +282,38 @@ async def test_cancelling_a_parent_cancels_its_child(app: App) -> None:
         await app.client.result(run_id, timeout=30)
     with pytest.raises(CancellationError):
         await app.client.result(child_id, timeout=30)
+
+
+async def _wait_for_event(app: App, run_id: str, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while not any(type(e).__name__ == name for e in await app.client.get_events(run_id)):
+        assert time.monotonic() < deadline, f"no {name} in the history of {run_id}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_hook_payload_resumes_the_workflow(app: App) -> None:
+    run_id = await app.client.start("approval", "o-7")
+    await _wait_for_event(app, run_id, "HookCreated")
+    await app.client.resume_hook(f"{run_id}:approval", {"ok": True})
+    assert await app.client.result(run_id, timeout=30) == {"order_id": "o-7", "approved": True}
+
+
+async def test_a_hook_payload_through_the_cli(app: App) -> None:
+    import os
+    import subprocess
+    import sys
+
+    run_id = await app.client.start("approval", "o-8")
+    await _wait_for_event(app, run_id, "HookCreated")
+    env = {**os.environ, "KFLOW_TOPIC_PREFIX": app.settings.topic_prefix, "KFLOW_BOOTSTRAP": app.settings.bootstrap,
+           "KFLOW_PARTITIONS": str(app.settings.partitions)}
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "streams.cli", "hooks", "resume",
+                                                    f"{run_id}:approval", '{"ok": false}'],
+                                   capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert await app.client.result(run_id, timeout=30) == {"order_id": "o-8", "approved": False}
+
+
+async def test_a_hook_that_times_out_raises_hook_expired(app: App) -> None:
+    run_id = await app.client.start("approval_expires")
+    assert await app.client.result(run_id, timeout=30) == "expired"

@@ -16,7 +16,8 @@ def kflow(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, **env}, timeout=60)
 
 
-@pytest.mark.parametrize("argv", [["nope"], ["dev", "nope"], ["dev", "up", "--timeout", "soon"], ["topics"]])
+@pytest.mark.parametrize("argv", [["nope"], ["dev", "nope"], ["dev", "up", "--timeout", "soon"], ["topics"],
+                                  ["hooks", "resume", "r:approval", "{not json"]])
 def test_bad_arguments_get_one_line(argv: list[str]) -> None:
     done = kflow(*argv)
     assert done.returncode == 2
@@ -27,7 +28,7 @@ def test_bad_arguments_get_one_line(argv: list[str]) -> None:
                                      ["dev", "demo"], ["topics", "create"], ["processor"], ["worker"],
                                      ["materializer"], ["run"], ["runs", "list"], ["runs", "show"],
                                      ["runs", "events"], ["runs", "cancel"], ["runs", "lag"], ["replay"],
-                                     ["storage", "migrate"]])
+                                     ["storage", "migrate"], ["hooks", "resume"]])
 def test_every_command_has_help(command: list[str]) -> None:
     done = kflow(*command, "--help")
     assert done.returncode == 0 and done.stdout.startswith("usage: kflow " + " ".join(command)), done.stderr
