@@ -17,7 +17,7 @@ from ._errors import (CancellationError, ChildWorkflowFailedError, DuplicateName
                       StepFailedError, StepTimeoutError, UnknownStepError, UnknownWorkflowError,
                       WorkflowSandboxError, WorkflowTimeoutError)
 from ._failures import error_info, rebuild_exception
-from ._pending_issue5 import StepContext, get_step_context, has_step_context, set_step_context
+from ._context import StepContext, get_step_context, has_step_context, set_step_context
 from ._records import (HISTORY_EVENT_TYPES, CallArgs, CancelRequested, CancelTimer, CancelWorkflow,
                        ChildWorkflowCompleted, ChildWorkflowFailed, ChildWorkflowStarted, Command,
                        ErrorInfo, ExecuteStep, HistoryEvent, HookCreated, HookExpired, HookReceived,

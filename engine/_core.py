@@ -15,12 +15,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NoReturn, TypedDict
 
+from ._context import StepContext
 from ._definitions import StepDefinition, WorkflowDefinition
 from ._errors import CancellationError, ContinueAsNewSignal, NonDeterminismError, Unwind
 from ._loop import WorkflowLoop
 from ._records import (CallArgs, CancelTimer, CancelWorkflow, ChildWorkflowStarted, Command,
                        ExecuteStep, HistoryEvent, HookCreated, StartTimer, StartWorkflow,
-                       StepScheduled, TimerScheduled, WorkflowStarted)
+                       StepContextSet, StepScheduled, TimerScheduled, WorkflowStarted)
 
 _CHILD_NAMESPACE = uuid.UUID("2b7e5f0c-93d4-4a1e-8c61-5d0f9e3a7b24")
 
@@ -71,6 +72,7 @@ class Pending:
     schema: object = None
     abandoned: bool = False  # cancelled away: late outcomes are recorded, change nothing
     child_run_id: str | None = None
+    context: object = None  # (steps) the run's step context, wire form, when the step was issued
 
     @property
     def dropped(self) -> bool:
@@ -113,6 +115,8 @@ class RunCore:
         self.events: list[HistoryEvent] = []
         self.commands: list[Command] = []
         self.divergence: NonDeterminismError | None = None
+        self.step_context: StepContext | None = None
+        self.step_context_wire: object = None  # its wire form, stamped on every ExecuteStep
 
     # -- emission -------------------------------------------------------------------------
 
@@ -151,7 +155,8 @@ class RunCore:
         self.emit(event)
         self.command(ExecuteStep(run_id=self.run_id, workflow_name=self.workflow.name,
                                  position=entry.position, attempt=attempt, step_name=defn.name,
-                                 args=entry.args, timeout_ms=defn.timeout_ms, scheduled_at=self.now_ms))
+                                 args=entry.args, timeout_ms=defn.timeout_ms, context=entry.context,
+                                 scheduled_at=self.now_ms))
         return event
 
     # -- commands issued by workflow code -------------------------------------------------
@@ -190,7 +195,8 @@ class RunCore:
     async def call_step(self, defn: StepDefinition, args: CallArgs) -> object:
         """Issue a step call and wait for its final outcome."""
         position = self.issue(CommandKey("step", defn.name))
-        entry = Pending(position, "step", self.loop.create_future(), defn.name, step=defn, args=args)
+        entry = Pending(position, "step", self.loop.create_future(), defn.name, step=defn, args=args,
+                        context=self.step_context_wire)
         self.pending[position] = entry
         if self.mode is Mode.LIVE:
             self.schedule_step(entry, 1)
@@ -248,6 +254,17 @@ class RunCore:
         if wait_for_completion:
             await entry.future
         return entry
+
+    def set_step_context(self, ctx: StepContext, wire: object) -> None:
+        """Issue a context change: record StepContextSet (live) and make ``ctx`` current.
+
+        No command goes to the host; steps issued from now on carry ``wire``. In replay the
+        code sets the same context again at the same position, which restores it.
+        """
+        position = self.issue(CommandKey("context", "context"))
+        if self.mode is Mode.LIVE:
+            self.emit(StepContextSet(**self.meta(), position=position, context=wire))
+        self.step_context, self.step_context_wire = ctx, wire
 
     def request_continue(self, args: CallArgs) -> ContinueAsNewSignal:
         """Note a continue-as-new request; the run ends after this activation."""

@@ -116,7 +116,8 @@ def workflow(
         max_duration: the run fails with ``WorkflowTimeoutError`` once this has elapsed.
         tags: free-form labels (accepted as in pyworkflow).
         durable: accepted for pyworkflow compatibility; kflow runs are always durable.
-        context_class: the ``StepContext`` subclass this workflow uses (issue 5).
+        context_class: the ``StepContext`` subclass this workflow uses: ``set_step_context``
+            raises ``TypeError`` for anything else.
 
     Raises:
         InvalidDurationError: for a bad ``max_duration``.

@@ -106,7 +106,11 @@ class TimerFired:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecuteStep:
-    """Run one attempt of a step on a worker (``timeout_ms`` is enforced by the worker)."""
+    """Run one attempt of a step on a worker (``timeout_ms`` is enforced by the worker).
+
+    ``context`` is the run's step context when the step was issued (wire form, as in
+    ``StepContextSet``), or None.
+    """
 
     run_id: str
     workflow_name: str
@@ -316,7 +320,7 @@ class ChildWorkflowFailed:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepContextSet:
-    """The workflow set its step context (issue 5)."""
+    """The workflow set its step context: ``context`` is ``{"type": "module.QualName", "data": {...}}``."""
 
     run_id: str
     seq: int

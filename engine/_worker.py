@@ -6,6 +6,7 @@ import asyncio
 import inspect
 
 from ._clock import Clock
+from ._context import step_context_scope
 from ._definitions import StepDefinition
 from ._errors import StepTimeoutError
 from ._failures import error_info
@@ -20,12 +21,14 @@ async def execute_step(registry: Registry, cmd: ExecuteStep, clock: Clock, *,
     The step runs under ``cmd.timeout_ms`` when set (exceeding it gives a retryable
     ``StepTimeoutError``). Every Exception becomes an ``ErrorInfo`` (including an unknown
     step name: a non-retryable ``UnknownStepError``). Synchronous step functions run in a
-    thread so they do not block the worker's loop.
+    thread so they do not block the worker's loop. ``cmd.context`` (the run's step context)
+    is readable through ``get_step_context()`` during the call; ``set_step_context`` raises there.
     """
     started_at = clock.now_ms()
     try:
         defn = registry.step(cmd.step_name)
-        result = await _run_with_timeout(defn, cmd)
+        with step_context_scope(cmd.context):
+            result = await _run_with_timeout(defn, cmd)
     except Exception as exc:  # the worker reports every step failure instead of raising
         return StepResult(run_id=cmd.run_id, position=cmd.position, attempt=cmd.attempt, ok=False,
                           error=error_info(exc), worker=worker, started_at=started_at,

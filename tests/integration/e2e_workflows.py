@@ -11,7 +11,8 @@ import os
 import time
 from datetime import datetime, timedelta, timezone
 
-from engine import (ChildWorkflowFailedError, FatalError, HookExpiredError, RetryableError, hook, sleep,
+from engine import (ChildWorkflowFailedError, FatalError, HookExpiredError, RetryableError, StepContext,
+                    get_step_context, has_step_context, hook, set_step_context, sleep,
                     start_child_workflow, step, workflow)
 
 
@@ -209,3 +210,22 @@ async def approval_expires() -> str:
     except HookExpiredError:
         return "expired"
     return "approved"
+
+
+class Tenant(StepContext):
+    tenant: str
+
+
+@step
+async def whose() -> str:
+    if not has_step_context():
+        return "nobody"
+    return str(getattr(get_step_context(), "tenant"))
+
+
+@workflow(context_class=Tenant)
+async def with_context(tenant: str) -> list[str]:
+    before = await whose()
+    await set_step_context(Tenant(tenant=tenant))
+    after = await whose()
+    return [before if has_step_context() else "?", after]

@@ -317,3 +317,8 @@ async def test_a_hook_payload_through_the_cli(app: App) -> None:
 async def test_a_hook_that_times_out_raises_hook_expired(app: App) -> None:
     run_id = await app.client.start("approval_expires")
     assert await app.client.result(run_id, timeout=30) == "expired"
+
+
+async def test_step_context_set_in_the_workflow_reaches_later_steps_on_the_worker(app: App) -> None:
+    run_id = await app.client.start("with_context", "acme")
+    assert await app.client.result(run_id, timeout=30) == ["nobody", "acme"]
