@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from engine import (ChildWorkflowFailedError, FatalError, HookExpiredError, RetryableError, StepContext,
                     get_step_context, has_step_context, hook, set_step_context, sleep,
-                    start_child_workflow, step, workflow)
+                    continue_as_new, start_child_workflow, step, workflow)
 
 
 def _record(line: str) -> None:
@@ -229,3 +229,11 @@ async def with_context(tenant: str) -> list[str]:
     await set_step_context(Tenant(tenant=tenant))
     after = await whose()
     return [before if has_step_context() else "?", after]
+
+
+@workflow
+async def countdown(n: int) -> str:
+    if n > 0:
+        await add(n, 0)
+        continue_as_new(n - 1)
+    return "liftoff"

@@ -322,3 +322,12 @@ async def test_a_hook_that_times_out_raises_hook_expired(app: App) -> None:
 async def test_step_context_set_in_the_workflow_reaches_later_steps_on_the_worker(app: App) -> None:
     run_id = await app.client.start("with_context", "acme")
     assert await app.client.result(run_id, timeout=30) == ["nobody", "acme"]
+
+
+async def test_continue_as_new_chains_runs_and_result_follows_the_chain(app: App) -> None:
+    first = await app.client.start("countdown", 3)
+    assert await app.client.result(first, timeout=30) == "liftoff"
+    run = await app.client.get_run(first)
+    assert run is not None and run.status == "continued_as_new" and run.next_run_id
+    successor = await app.client.get_events(run.next_run_id)
+    assert getattr(successor[0], "continued_from") == first  # linked both ways
