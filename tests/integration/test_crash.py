@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Registry
+from engine import CancellationError, Registry
 from schemas import RecordCodec
 from streams import Settings, Topics, create_topics
 from streams._client import Client
@@ -164,3 +164,33 @@ async def test_delay_processor_killed_with_timers_pending(cluster: Cluster) -> N
             assert len(elapsed) == 1 and elapsed[0].timestamp > killed_at_ms  # type: ignore[attr-defined]
     per_run = await completions_per_run(cluster.settings)
     assert [per_run[r] for r in run_ids] == [1] * 5
+
+
+async def test_orchestrator_killed_while_runs_wait_on_hooks_and_children(cluster: Cluster) -> None:
+    processor = cluster.spawn("processor", "processor-1")
+    cluster.spawn("worker", "worker")
+    async with client(cluster) as kflow:
+        waiting = [await kflow.start("approval", f"o-{i}") for i in range(4)]
+        parents = [await kflow.start("parent_of_sleeper", f"p{i}") for i in range(2)]
+
+        async def has(run_id: str, event: str) -> bool:
+            return any(type(e).__name__ == event for e in await kflow.get_events(run_id))
+
+        deadline = time.monotonic() + 60
+        while not all([await has(r, "HookCreated") for r in waiting] + [await has(p, "ChildWorkflowStarted")
+                                                                          for p in parents]):
+            assert time.monotonic() < deadline, "runs did not reach their hooks and children"
+            await asyncio.sleep(0.1)
+        kill9(processor)
+        cluster.spawn("processor", "processor-2")
+        for i, run_id in enumerate(waiting):
+            await kflow.resume_hook(f"{run_id}:approval", {"ok": i % 2 == 0})
+        for parent in parents:
+            await kflow.cancel(parent, reason="after the crash")
+        results = [await kflow.result(run_id, timeout=120) for run_id in waiting]
+        assert [r["approved"] for r in results] == [True, False, True, False]  # type: ignore[index]
+        for parent in parents:
+            with pytest.raises(CancellationError):
+                await kflow.result(parent, timeout=120)
+    cleanups = [line for line in cluster.lines() if line.startswith("cleanup")]
+    assert sorted(cleanups) == sorted([f"cleanup p{i}" for i in range(2)] + [f"cleanup parent-p{i}" for i in range(2)])
