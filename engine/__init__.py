@@ -9,13 +9,14 @@ from __future__ import annotations
 from ._api import (ChildWorkflowHandle, TypedHook, continue_as_new, define_hook, hook, shield, sleep,
                    start_child_workflow)
 from ._clock import Clock, FakeClock, SystemClock
-from ._definitions import StepDefinition, WorkflowDefinition, step, workflow
+from ._definitions import EventLimits, StepDefinition, WorkflowDefinition, step, workflow
 from ._durations import Duration, parse_duration
-from ._errors import (CancellationError, ChildWorkflowFailedError, DuplicateNameError, FatalError,
-                      HistoryError, HookExpiredError, InvalidDurationError, KflowError,
-                      NonDeterminismError, RegistryError, RetryableError, RunClosedError,
-                      StepFailedError, StepTimeoutError, UnknownStepError, UnknownWorkflowError,
-                      WorkflowSandboxError, WorkflowTimeoutError)
+from ._errors import (CancellationError, ChildWorkflowFailedError, DuplicateNameError,
+                      EventLimitExceededError, FatalError, HistoryError, HookExpiredError,
+                      InvalidDurationError, KflowError, NonDeterminismError, RegistryError,
+                      RetryableError, RunClosedError, StepFailedError, StepTimeoutError,
+                      UnknownStepError, UnknownWorkflowError, WorkflowSandboxError,
+                      WorkflowTimeoutError)
 from ._failures import error_info, rebuild_exception
 from ._context import StepContext, get_step_context, has_step_context, set_step_context
 from ._records import (HISTORY_EVENT_TYPES, CallArgs, CancelRequested, CancelTimer, CancelWorkflow,
@@ -41,9 +42,10 @@ __all__ = [
     "ChildWorkflowFailedError", "NonDeterminismError", "StepFailedError", "StepTimeoutError",
     "WorkflowTimeoutError", "InvalidDurationError", "RegistryError", "UnknownWorkflowError",
     "UnknownStepError", "DuplicateNameError", "WorkflowSandboxError", "HistoryError", "RunClosedError",
+    "EventLimitExceededError",
     # definitions, registry, policies, durations
     "StepDefinition", "WorkflowDefinition", "Registry", "RetryPolicy", "RetryDelay", "Duration",
-    "parse_duration",
+    "parse_duration", "EventLimits",
     # records
     "CallArgs", "ErrorInfo", "StartWorkflow", "CancelWorkflow", "ResumeHook", "StepResult",
     "TimerFired", "RunFinished", "ExecuteStep", "StartTimer", "CancelTimer", "WorkflowStarted",

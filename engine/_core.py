@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import NoReturn, TypedDict
 
 from ._context import StepContext
-from ._definitions import StepDefinition, WorkflowDefinition
+from ._definitions import EventLimits, StepDefinition, WorkflowDefinition
 from ._errors import CancellationError, ContinueAsNewSignal, NonDeterminismError, Unwind
 from ._loop import WorkflowLoop
 from ._records import (CallArgs, CancelTimer, CancelWorkflow, ChildWorkflowStarted, Command,
@@ -92,8 +92,10 @@ class RunCore:
     """Mutable state of one run; see the module docstring."""
 
     def __init__(self, workflow: WorkflowDefinition, started: WorkflowStarted, mode: Mode,
-                 recorded: dict[int, CommandKey] | None = None) -> None:
+                 recorded: dict[int, CommandKey] | None = None, limits: EventLimits | None = None) -> None:
         self.workflow = workflow
+        # The workflow's own limits win over the host's; EventLimits() when neither is set.
+        self.limits = workflow.event_limits or limits or EventLimits()
         self.started = started
         self.run_id = started.run_id
         self.mode = mode

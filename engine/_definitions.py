@@ -20,6 +20,33 @@ _WORKFLOW_ATTR = "__kflow_workflow__"
 
 
 @dataclass(frozen=True, slots=True)
+class EventLimits:
+    """Bounds on the length of one run's history (its number of events).
+
+    Attributes:
+        soft: once a new event takes the history past ``soft``, one warning is logged
+            (logger ``"engine"``) suggesting ``continue_as_new``.
+        hard: an activation that would take the history past ``hard`` is not recorded;
+            the run fails with ``EventLimitExceededError`` instead. Its ``WorkflowFailed`` is
+            the only event ever appended beyond ``hard``, so a history holds at most
+            ``hard + 1`` events (``RunFinished`` is a command, not a history event).
+
+    Raises:
+        ValueError: a limit is not a positive int, or ``soft > hard``.
+    """
+
+    soft: int = 10_000
+    hard: int = 50_000
+
+    def __post_init__(self) -> None:
+        for label, value in (("soft", self.soft), ("hard", self.hard)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"EventLimits.{label} must be a positive int, got {value!r}")
+        if self.soft > self.hard:
+            raise ValueError(f"EventLimits.soft ({self.soft}) must not exceed hard ({self.hard})")
+
+
+@dataclass(frozen=True, slots=True)
 class StepDefinition:
     """What ``@step`` recorded: the name, the undecorated function, retry policy and timeout."""
 
@@ -39,7 +66,7 @@ class WorkflowDefinition:
     tags: tuple[str, ...] = ()
     durable: bool = True
     context_class: type | None = field(default=None)
-
+    event_limits: EventLimits | None = None  # None: the host's limits (default EventLimits())
 
 
 
@@ -98,13 +125,14 @@ def workflow(fn: Callable[P, Awaitable[R]], /) -> Callable[P, Awaitable[R]]: ...
 def workflow(
     *, name: str | None = None, max_duration: Duration | None = None,
     tags: Sequence[str] | None = None, durable: bool = True, context_class: type | None = None,
+    event_limits: EventLimits | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
 
 
 def workflow(
     fn: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None,
     max_duration: Duration | None = None, tags: Sequence[str] | None = None, durable: bool = True,
-    context_class: type | None = None,
+    context_class: type | None = None, event_limits: EventLimits | None = None,
 ) -> object:
     """Declare a workflow: deterministic orchestration code between awaits.
 
@@ -118,12 +146,17 @@ def workflow(
         durable: accepted for pyworkflow compatibility; kflow runs are always durable.
         context_class: the ``StepContext`` subclass this workflow uses: ``set_step_context``
             raises ``TypeError`` for anything else.
+        event_limits: this workflow's history limits; they win over the host's
+            (``Run.start/replay/recover(limits=...)``, ``InMemoryDriver(event_limits=...)``).
 
     Raises:
         InvalidDurationError: for a bad ``max_duration``.
+        TypeError: ``event_limits`` is not an ``EventLimits``.
     """
 
     max_duration_ms = None if max_duration is None else parse_duration(max_duration)
+    if event_limits is not None and not isinstance(event_limits, EventLimits):
+        raise TypeError(f"event_limits must be an EventLimits, got {type(event_limits).__name__}")
 
     def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         defn = WorkflowDefinition(
@@ -133,6 +166,7 @@ def workflow(
             tags=tuple(tags or ()),
             durable=durable,
             context_class=context_class,
+            event_limits=event_limits,
         )
         setattr(func, _WORKFLOW_ATTR, defn)
         return func

@@ -126,6 +126,16 @@ class WorkflowTimeoutError(KflowError):
     retryable = False
 
 
+class EventLimitExceededError(KflowError):
+    """A run's history reached its hard event limit (``EventLimits.hard``); the run failed.
+
+    Long-running workflows should ``continue_as_new`` before that to start a fresh history.
+    """
+
+    __module__ = "engine"
+    retryable = False
+
+
 class InvalidDurationError(KflowError, ValueError):
     """A duration could not be parsed (bad string, negative, wrong type)."""
 

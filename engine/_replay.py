@@ -8,9 +8,11 @@ from typing import get_args
 from ._activation import activate, begin_workflow, finish
 from ._apply import apply_event
 from ._core import CommandKey, Mode, RunCore
+from ._definitions import EventLimits
 from ._errors import HistoryError, NonDeterminismError
 from ._failures import qualified_name
 from ._finish import Outcome, outcome_of_event
+from ._limits import first_activation_dropped, is_limit_failure
 from ._records import (ChildWorkflowStarted, HistoryEvent, HookCreated, StepContextSet,
                        StepScheduled, TerminalEvent, TimerScheduled, WorkflowFailed, WorkflowStarted)
 from ._registry import Registry
@@ -19,8 +21,12 @@ TERMINAL_TYPES = get_args(TerminalEvent)
 _FORCED_FAILURE = qualified_name(NonDeterminismError)
 
 
-def replay_core(registry: Registry, history: Sequence[HistoryEvent]) -> RunCore:
+def replay_core(registry: Registry, history: Sequence[HistoryEvent],
+                limits: EventLimits | None = None) -> RunCore:
     """Replay ``history`` through the workflow code; return the rebuilt (live-mode) core.
+
+    ``limits`` are the host's default event limits (the workflow's own win); replay does not
+    enforce them.
 
     Raises:
         HistoryError: the history is malformed.
@@ -28,7 +34,7 @@ def replay_core(registry: Registry, history: Sequence[HistoryEvent]) -> RunCore:
     """
     started = check_history(history)
     core = RunCore(registry.workflow(started.workflow_name), started, Mode.REPLAY,
-                   index_commands(history))
+                   index_commands(history), limits)
     if started.deadline_at is not None:
         core.deadline_timer = "workflow_timeout:-1:1"
     try:
@@ -91,6 +97,14 @@ def command_key(event: HistoryEvent) -> CommandKey | None:
 
 
 def _replay_events(core: RunCore, history: Sequence[HistoryEvent]) -> None:
+    if first_activation_dropped(history):
+        # The hard limit dropped the first activation's commands: re-running the code would
+        # issue commands the history never recorded. Nothing ran; only the ending is replayed.
+        ending = history[-1]
+        assert isinstance(ending, WorkflowFailed)
+        core.now_ms = ending.timestamp
+        finish(core, outcome_of_event(ending))
+        return
     begin_workflow(core)
     ended = _activate(core)
     for event in history[1:]:
@@ -126,7 +140,10 @@ def _activate(core: RunCore) -> Outcome | None:
 
 def _replay_ending(core: RunCore, event: TerminalEvent, ended: Outcome | None) -> None:
     recorded = outcome_of_event(event)
-    forced = isinstance(event, WorkflowFailed) and (core.timed_out or event.error.type == _FORCED_FAILURE)
+    # Forced endings: the deadline, a divergence found by recover, or the hard event limit
+    # (which dropped the transition whose input would have let the code go on).
+    forced = isinstance(event, WorkflowFailed) and (
+        core.timed_out or event.error.type == _FORCED_FAILURE or is_limit_failure(event))
     if ended is None and not forced:
         raise core.divergence_error(None, type(event).__name__, "nothing: the workflow code is still waiting")
     if ended is not None and ended.status != recorded.status:

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from ._activation import activate, begin_workflow, finish
 from ._core import Mode, RunCore
 from ._decide import decide
+from ._definitions import EventLimits
 from ._errors import NonDeterminismError, RunClosedError
 from ._finish import failed, outcome_of_event
+from ._limits import enforce_limits, warn_on_soft
 from ._records import Command, HistoryEvent, Input, RunFinished, StartWorkflow, WorkflowStarted
 from ._registry import Registry
 from ._replay import TERMINAL_TYPES, check_history, replay_core
@@ -51,8 +53,14 @@ class Run:
         self._finalizer.atexit = False
 
     @classmethod
-    def start(cls, registry: Registry, start: StartWorkflow, now_ms: int) -> tuple[Run, Transition]:
+    def start(cls, registry: Registry, start: StartWorkflow, now_ms: int,
+              limits: EventLimits | None = None) -> tuple[Run, Transition]:
         """Start a run: WorkflowStarted, its deadline timer, and the first activation.
+
+        ``limits`` are the host's default event limits; the workflow's own
+        (``@workflow(event_limits=...)``) win. See ``EventLimits`` for what they do: if the
+        first activation alone would exceed ``hard``, its commands are dropped and the run
+        fails right after WorkflowStarted (and the deadline timer).
 
         Raises:
             UnknownWorkflowError: ``start.workflow_name`` is not registered.
@@ -64,19 +72,28 @@ class Run:
             idempotency_key=start.idempotency_key, parent_run_id=start.parent_run_id,
             parent_position=start.parent_position, continued_from=start.continued_from,
             deadline_at=deadline)
-        core = RunCore(defn, started, Mode.LIVE)
+        core = RunCore(defn, started, Mode.LIVE, limits=limits)
         core.emit(started)
         if deadline is not None:
             core.deadline_timer = _DEADLINE_TIMER
             core.start_timer(-1, "workflow_timeout", _DEADLINE_TIMER, deadline)
+        base = (core.seq, len(core.events), len(core.commands))
         begin_workflow(core)
         activate(core)
+        enforce_limits(core, *base)
+        if base[0] > core.limits.soft:
+            warn_on_soft(core, 0)  # WorkflowStarted + deadline timer alone crossed it
         run = cls(core)
         return run, run._drain()
 
     @classmethod
-    def replay(cls, registry: Registry, history: Sequence[HistoryEvent]) -> Run:
+    def replay(cls, registry: Registry, history: Sequence[HistoryEvent],
+               limits: EventLimits | None = None) -> Run:
         """Rebuild a run from its history by re-running the workflow code; emits nothing.
+
+        ``limits`` (the host's default event limits) apply to the inputs handled afterwards;
+        replay itself never enforces them nor warns. A history already longer than ``hard``
+        (the limit was lowered) replays, and its next recorded input fails the run.
 
         Raises:
             HistoryError: the history is malformed.
@@ -84,31 +101,33 @@ class Run:
                 the position, the recorded and the new command).
             UnknownWorkflowError: the workflow is not registered.
         """
-        return cls(replay_core(registry, history))
+        return cls(replay_core(registry, history, limits))
 
     @classmethod
     def recover(cls, registry: Registry, history: Sequence[HistoryEvent],
-                now_ms: int) -> tuple[Run, Transition]:
+                now_ms: int, limits: EventLimits | None = None) -> tuple[Run, Transition]:
         """What a host calls on a cache miss: ``replay``, but a divergence fails the run.
 
         Returns the run and the transition to persist: empty after a clean replay, or
         WorkflowFailed(NonDeterminismError) + RunFinished when the code diverged. A history
         that already ended is not re-run at all: the finished run ignores every input.
+        ``limits`` as for ``start``; the divergence failure is never held back by them.
         """
         started = check_history(history)
         ending = history[-1]
         if isinstance(ending, TERMINAL_TYPES):
-            core = RunCore(registry.workflow(started.workflow_name), started, Mode.CLOSED)
+            core = RunCore(registry.workflow(started.workflow_name), started, Mode.CLOSED, limits=limits)
             core.seq = len(history)
             core.status = outcome_of_event(ending).status
             return cls(core), Transition()
         try:
-            return cls.replay(registry, history), Transition()
+            return cls.replay(registry, history, limits), Transition()
         except NonDeterminismError as exc:
-            core = RunCore(registry.workflow(started.workflow_name), started, Mode.LIVE)
+            core = RunCore(registry.workflow(started.workflow_name), started, Mode.LIVE, limits=limits)
             core.seq = len(history)
             core.now_ms = max(now_ms, history[-1].timestamp)
             finish(core, failed(exc))
+            warn_on_soft(core, len(history))
             run = cls(core)
             return run, run._drain()
 
@@ -117,6 +136,9 @@ class Run:
 
         Inputs for another run are ignored, except a child's RunFinished whose
         ``parent_run_id`` is this run (hosts route it to the parent).
+
+        An input whose transition would take the history past the hard event limit is
+        consumed by the failure instead: WorkflowFailed(EventLimitExceededError) + RunFinished.
 
         Raises:
             RunClosedError: the run was closed.
@@ -132,12 +154,14 @@ class Run:
             return Transition(ignored=f"input for run {received.run_id} delivered to run {core.run_id}")
         previous_now = core.now_ms
         core.now_ms = max(now_ms, previous_now)
+        base = (core.seq, len(core.events), len(core.commands))
         reason = decide(core, received)
         if reason is not None:
             # Invariant: ignored inputs leave no trace, not even in workflow time (replay never sees them).
             core.now_ms = previous_now
             return Transition(ignored=reason)
         activate(core)
+        enforce_limits(core, *base)
         return self._drain()
 
     def close(self) -> None:

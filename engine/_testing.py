@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ._clock import Clock
+from ._definitions import EventLimits
 from ._errors import CancellationError, KflowError
 from ._failures import rebuild_exception
 from ._records import (CallArgs, CancelTimer, CancelWorkflow, Command, ExecuteStep, HistoryEvent,
@@ -27,13 +28,16 @@ class InMemoryDriver:
         always_replay: close the Run after every input and rebuild it from history
             (``Run.recover``) before the next one, so every test also proves replay.
         run_ids: factory for new run ids (default: uuid4 hex).
+        event_limits: the host's default event limits (a workflow's own win; default
+            ``EventLimits()``).
     """
 
     def __init__(self, registry: Registry, clock: Clock, *, always_replay: bool = False,
-                 run_ids: Callable[[], str] | None = None) -> None:
+                 run_ids: Callable[[], str] | None = None, event_limits: EventLimits | None = None) -> None:
         self.registry = registry
         self.clock = clock
         self.always_replay = always_replay
+        self.event_limits = event_limits
         self.ignored: list[tuple[Input, str]] = []
         self._new_run_id = run_ids or (lambda: uuid.uuid4().hex)
         self._histories: dict[str, list[HistoryEvent]] = {}
@@ -138,7 +142,7 @@ class InMemoryDriver:
     def _start(self, start: StartWorkflow) -> None:
         if start.run_id in self._histories:
             return  # a duplicate start: the run exists already
-        run, transition = Run.start(self.registry, start, self.clock.now_ms())
+        run, transition = Run.start(self.registry, start, self.clock.now_ms(), self.event_limits)
         self._histories[start.run_id] = []
         self._absorb(run, transition)
         self._park(run)
@@ -146,7 +150,8 @@ class InMemoryDriver:
     def _load(self, run_id: str) -> Run:
         run = self._runs.get(run_id)
         if run is None:
-            run, transition = Run.recover(self.registry, self._history(run_id), self.clock.now_ms())
+            run, transition = Run.recover(self.registry, self._history(run_id), self.clock.now_ms(),
+                                         self.event_limits)
             self._absorb(run, transition)
         return run
 

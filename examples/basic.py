@@ -1,16 +1,20 @@
 """The basics: steps, a retry that succeeds, a durable sleep.
 
-Run it on the embedded default (``make demo`` does all of this):
+Run it on the embedded default with one command (``make demo`` runs it too):
 
-    kflow dev up && kflow topics create
-    kflow processor -A examples.basic &      # orchestrator + delay processor
-    kflow worker -A examples.basic &         # step worker
-    kflow run examples.basic:order o-1 9.5 --history
+    python -m examples.basic
+
+or by hand: ``kflow dev up && kflow topics create``, ``kflow processor -A examples.basic &``,
+``kflow worker -A examples.basic &``, ``kflow run examples.basic:order o-1 9.5 --history``.
 """
 
 from __future__ import annotations
 
+import time
+
 from engine import RetryableError, sleep, step, workflow
+from streams import Client
+from streams._demo import Say, history_lines
 
 _reservations_tried: dict[str, int] = {}
 
@@ -44,3 +48,21 @@ async def order(order_id: str, amount: float) -> dict[str, object]:
     receipt = await charge(order_id, amount)
     note = await notify(order_id, "your order is on its way")
     return {"reservation": reservation, "receipt": receipt, "note": note}
+
+
+async def scenario(client: Client, say: Say) -> None:
+    """One order end to end: its result and its history."""
+    started = time.perf_counter()
+    run_id = await client.start("order", "o-1", 9.5)
+    say(f"run {run_id}: order('o-1', 9.5) started")
+    result = await client.result(run_id, timeout=120)
+    say(f"result after {time.perf_counter() - started:.2f} s: {result}")
+    say("history:")
+    for line in history_lines(await client.get_events(run_id)):
+        say(line)
+
+
+if __name__ == "__main__":
+    from examples._runner import main
+
+    main("examples.basic", scenario)

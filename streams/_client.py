@@ -375,7 +375,8 @@ def _outcome(finished: RunFinished) -> object:
     if finished.status == "failed" and finished.error is not None:
         raise engine.rebuild_exception(finished.error)
     if finished.status == "cancelled":
-        raise CancellationError(f"run {finished.run_id} was cancelled")
+        detail = f": {finished.error.message}" if finished.error is not None and finished.error.message else ""
+        raise CancellationError(f"run {finished.run_id} was cancelled{detail}")
     raise KflowError(f"run {finished.run_id} finished with status {finished.status!r} and no usable outcome")
 
 

@@ -1,7 +1,8 @@
-"""The main job of ``make demo``: the example workflow end to end on the local servers.
+"""Running an example end to end on the local servers (``make demo``, ``python -m examples.<name>``).
 
-Starts ``kflow processor`` and ``kflow worker`` for ``examples.basic`` as child processes (as they run in
-production), starts one ``order`` run with the client, prints its result and its history, stops both.
+Starts ``kflow processor`` and ``kflow worker`` for the example's module as child processes (as they run
+in production), runs the example's scenario with a client, stops both. A processor or worker that dies
+fails the example at once instead of letting it wait.
 """
 
 from __future__ import annotations
@@ -10,36 +11,28 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from engine import Registry
+from engine import HistoryEvent, Registry
 from streams._client import Client
 from streams._config import Settings
 from streams._topics import Topics, create_topics
 
-APP = "examples.basic"
+Say = Callable[[str], None]
+Scenario = Callable[[Client, Say], Awaitable[None]]
 
 
-async def run_demo(settings: Settings, registry: Registry, say: Callable[[str], None] = print) -> None:
-    """Run the example once; raises whatever the run raised."""
+async def run_example(settings: Settings, app: str, registry: Registry, scenario: Scenario,
+                      say: Say = print) -> None:
+    """Run ``scenario`` against processor + worker processes for module ``app``; raises what it raised."""
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen([sys.executable, "-m", "streams.cli", role, "-A", APP, "--log-level", "WARNING"],
+    procs = [subprocess.Popen([sys.executable, "-m", "streams.cli", role, "-A", app, "--log-level", "WARNING"],
                               env=env) for role in ("processor", "worker")]
-    say(f"started kflow processor (pid {procs[0].pid}) and kflow worker (pid {procs[1].pid}) for -A {APP}")
+    say(f"started kflow processor (pid {procs[0].pid}) and kflow worker (pid {procs[1].pid}) for -A {app}")
     try:
         async with Client(settings=settings, registry=registry) as client:
-            started = time.perf_counter()
-            run_id = await client.start("order", "o-1", 9.5)
-            say(f"run {run_id}: order('o-1', 9.5) started")
-            result = await _result_while_alive(client, run_id, procs)
-            say(f"result after {time.perf_counter() - started:.2f} s: {result}")
-            say("history:")
-            events = await client.get_events(run_id)
-            first = events[0].timestamp
-            for event in events:
-                say(f"  {event.seq:>3}  +{event.timestamp - first:>5} ms  {type(event).__name__:<18} {_detail(event)}")
+            await _while_alive(scenario(client, say), procs)
     finally:
         for proc in procs:
             proc.terminate()
@@ -47,19 +40,25 @@ async def run_demo(settings: Settings, registry: Registry, say: Callable[[str], 
             proc.wait(timeout=30)
 
 
-def _detail(event: object) -> str:
-    keep = ("step_name", "position", "attempt", "kind", "fire_at", "retry_at", "result", "error")
-    parts = [f"{name}={getattr(event, name)!r}" for name in keep if getattr(event, name, None) is not None]
-    return ", ".join(parts)[:110]
-
-
-async def _result_while_alive(client: Client, run_id: str, procs: list[subprocess.Popen[bytes]]) -> object:
-    """The run's result; fails fast (instead of timing out) when the processor or worker died."""
-    waiting = asyncio.ensure_future(client.result(run_id, timeout=120))
-    while not waiting.done():
+async def _while_alive(work: Awaitable[None], procs: list[subprocess.Popen[bytes]]) -> None:
+    task = asyncio.ensure_future(work)
+    while not task.done():
         dead = [p for p in procs if p.poll() is not None]
         if dead:
-            waiting.cancel()
+            task.cancel()
             raise RuntimeError(f"a kflow process exited early (pid {dead[0].pid}, status {dead[0].returncode})")
-        await asyncio.wait([waiting], timeout=0.2)
-    return waiting.result()
+        await asyncio.wait([task], timeout=0.2)
+    task.result()
+
+
+def history_lines(events: list[HistoryEvent]) -> list[str]:
+    """The history as the demo prints it: seq, time since the start, event type, key fields."""
+    first = events[0].timestamp if events else 0
+    return [f"  {e.seq:>3}  +{e.timestamp - first:>5} ms  {type(e).__name__:<22} {_detail(e)}" for e in events]
+
+
+def _detail(event: object) -> str:
+    keep = ("step_name", "position", "attempt", "kind", "name", "child_run_id", "retry_at", "result", "error",
+            "reason")
+    parts = [f"{name}={getattr(event, name)!r}" for name in keep if getattr(event, name, None) is not None]
+    return ", ".join(parts)[:110]

@@ -60,8 +60,12 @@ def _smoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from streams._demo import APP, run_demo
+    import importlib
+
+    from streams._demo import run_example
     from streams.cli._app import load_registry
 
-    asyncio.run(run_demo(settings, load_registry(APP)))
+    registry = load_registry("examples.basic")  # also makes the current directory importable
+    example = importlib.import_module("examples.basic")
+    asyncio.run(run_example(settings, "examples.basic", registry, example.scenario))
     return 0
