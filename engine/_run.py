@@ -93,7 +93,7 @@ class Run:
 
         ``limits`` (the host's default event limits) apply to the inputs handled afterwards;
         replay itself never enforces them nor warns. A history already longer than ``hard``
-        (the limit was lowered) replays, and its next recorded input fails the run.
+        (the limit was lowered) replays, and its next live input fails the run.
 
         Raises:
             HistoryError: the history is malformed.
