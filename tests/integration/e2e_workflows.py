@@ -11,7 +11,7 @@ import os
 import time
 from datetime import datetime, timedelta, timezone
 
-from engine import (ChildWorkflowFailedError, FatalError, HookExpiredError, RetryableError, StepContext,
+from engine import (ChildWorkflowFailedError, EventLimits, FatalError, HookExpiredError, RetryableError, StepContext,
                     get_step_context, has_step_context, hook, set_step_context, sleep,
                     continue_as_new, start_child_workflow, step, workflow)
 
@@ -237,3 +237,11 @@ async def countdown(n: int) -> str:
         await add(n, 0)
         continue_as_new(n - 1)
     return "liftoff"
+
+
+@workflow(event_limits=EventLimits(soft=5, hard=12))
+async def too_long(steps: int) -> int:
+    total = 0
+    for i in range(steps):
+        total += await add(i, 0)
+    return total

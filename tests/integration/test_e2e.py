@@ -331,3 +331,13 @@ async def test_continue_as_new_chains_runs_and_result_follows_the_chain(app: App
     assert run is not None and run.status == "continued_as_new" and run.next_run_id
     successor = await app.client.get_events(run.next_run_id)
     assert getattr(successor[0], "continued_from") == first  # linked both ways
+
+
+async def test_the_hard_event_limit_fails_a_run_with_a_clear_error(app: App) -> None:
+    from engine import EventLimitExceededError
+
+    assert await app.client.result(await app.client.start("too_long", 3), timeout=30) == 3
+    run_id = await app.client.start("too_long", 20)
+    with pytest.raises(EventLimitExceededError, match="continue_as_new"):
+        await app.client.result(run_id, timeout=30)
+    assert len(await app.client.get_events(run_id)) <= 13
