@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NoReturn, TypedDict
@@ -20,7 +21,7 @@ from ._definitions import EventLimits, StepDefinition, WorkflowDefinition
 from ._errors import CancellationError, ContinueAsNewSignal, NonDeterminismError, Unwind
 from ._loop import WorkflowLoop
 from ._records import (CallArgs, CancelTimer, CancelWorkflow, ChildWorkflowStarted, Command,
-                       ExecuteStep, HistoryEvent, HookCreated, StartTimer, StartWorkflow,
+                       ExecuteStep, HistoryEvent, HookCreated, HookReceived, StartTimer, StartWorkflow,
                        StepContextSet, StepScheduled, TimerScheduled, WorkflowStarted)
 
 _CHILD_NAMESPACE = uuid.UUID("2b7e5f0c-93d4-4a1e-8c61-5d0f9e3a7b24")
@@ -119,6 +120,13 @@ class RunCore:
         self.divergence: NonDeterminismError | None = None
         self.step_context: StepContext | None = None
         self.step_context_wire: object = None  # its wire form, stamped on every ExecuteStep
+        # Early hook payloads: token -> payloads (FIFO) that arrived while no hook waited on the
+        # token, recorded as HookReceived(position=BUFFERED_POSITION); taken by the next hook()
+        # call with that token.
+        self.hook_buffer: dict[str, deque[object]] = {}
+        # (replay) positions whose hook took a buffered payload while the code ran: their recorded
+        # HookReceived delivery is already applied and is skipped by replay.
+        self.buffer_deliveries: set[int] = set()
 
     # -- emission -------------------------------------------------------------------------
 
@@ -216,22 +224,56 @@ class RunCore:
 
     async def wait_hook(self, name: str, timeout_ms: int | None,
                         on_created: Callable[[str], Awaitable[object]] | None, schema: object) -> object:
-        """Issue a hook, run ``on_created(token)``, then wait for the payload."""
+        """Issue a hook, run ``on_created(token)``, then wait for the payload.
+
+        A payload buffered for the token (it arrived before this call) is delivered at once, in
+        live and replay mode alike so the code runs the same way: live mode records
+        ``HookReceived(position)`` for it right after ``HookCreated`` and arms no timeout timer
+        (``HookCreated.expires_at`` still records the requested timeout). Buffered payloads the
+        schema rejects are dropped (oldest first) until one validates; with none left the hook
+        waits as usual.
+        """
         position = self.issue(CommandKey("hook", name))
         token = f"{self.run_id}:{name}"
-        timer_id = None if timeout_ms is None else f"hook_timeout:{position}:1"
-        entry = Pending(position, "hook", self.loop.create_future(), name, token=token,
-                        timer_id=timer_id, schema=schema)
-        self.pending[position] = entry
+        future = self.loop.create_future()
+        delivered = self._take_buffered(token, schema)
+        timer_id = None if timeout_ms is None or delivered is not None else f"hook_timeout:{position}:1"
+        entry = Pending(position, "hook", future, name, token=token, timer_id=timer_id, schema=schema)
         if self.mode is Mode.LIVE:
             expires_at = None if timeout_ms is None else self.now_ms + timeout_ms
             self.emit(HookCreated(**self.meta(), position=position, name=name, token=token,
                                   expires_at=expires_at))
             if timer_id is not None and expires_at is not None:
                 self.start_timer(position, "hook_timeout", timer_id, expires_at)
+        if delivered is None:
+            self.pending[position] = entry
+        else:
+            payload, value = delivered
+            if self.mode is Mode.LIVE:
+                self.emit(HookReceived(**self.meta(), position=position, token=token, payload=payload))
+            else:
+                self.buffer_deliveries.add(position)
+            future.set_result(value)
         if on_created is not None:
             await on_created(token)
-        return await entry.future
+        return await future
+
+    def _take_buffered(self, token: str, schema: object) -> tuple[object, object] | None:
+        """Pop the oldest buffered payload for ``token`` that ``schema`` accepts: (payload, value)."""
+        from ._apply import validate_payload  # _apply imports this module
+
+        queue = self.hook_buffer.get(token)
+        while queue:
+            payload = queue.popleft()
+            try:
+                value = validate_payload(schema, payload)
+            except Exception:  # rejected by the schema: dropped, as a live rejection is ignored
+                continue
+            finally:
+                if not queue:
+                    del self.hook_buffer[token]
+            return payload, value
+        return None
 
     async def start_child(self, name: str, args: CallArgs, wait_for_completion: bool) -> Pending:
         """Issue a child run; return its pending entry (its future resolves with the child's outcome).

@@ -8,6 +8,19 @@ from pathlib import Path
 from typing import Mapping
 
 
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def _default_home(env: Mapping[str, str]) -> Path:
     cache = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "kflow"
@@ -25,6 +38,8 @@ class Settings:
         partitions: partition count of every topic kflow creates (``KFLOW_PARTITIONS``).
         secret: HMAC key for the cloudpickle payload codec (``KFLOW_SECRET``); None disables it.
         home: cache folder for server jars and the local servers' data (``KFLOW_HOME``).
+        event_soft_limit / event_hard_limit: the orchestrator's default history-length limits per run
+            (``KFLOW_EVENT_SOFT_LIMIT``, ``KFLOW_EVENT_HARD_LIMIT``); ``@workflow(event_limits=…)`` wins.
     """
 
     bootstrap: str = "127.0.0.1:9092"
@@ -34,6 +49,8 @@ class Settings:
     partitions: int = 4
     secret: bytes | None = None
     home: Path = Path.home() / ".cache" / "kflow"
+    event_soft_limit: int = 10_000
+    event_hard_limit: int = 50_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,6 +63,10 @@ class Settings:
             raise ValueError(f"KFLOW_PARTITIONS must be an integer, got {raw_partitions!r}") from None
         if partitions < 1:
             raise ValueError(f"KFLOW_PARTITIONS must be at least 1, got {partitions}")
+        soft = _positive_int(env, "KFLOW_EVENT_SOFT_LIMIT", 10_000)
+        hard = _positive_int(env, "KFLOW_EVENT_HARD_LIMIT", 50_000)
+        if soft > hard:
+            raise ValueError(f"KFLOW_EVENT_SOFT_LIMIT ({soft}) is above KFLOW_EVENT_HARD_LIMIT ({hard})")
         secret = env.get("KFLOW_SECRET")
         return cls(
             bootstrap=env.get("KFLOW_BOOTSTRAP", _DEFAULTS.bootstrap),
@@ -55,6 +76,8 @@ class Settings:
             partitions=partitions,
             secret=secret.encode() if secret else None,
             home=Path(env["KFLOW_HOME"]) if env.get("KFLOW_HOME") else _default_home(env),
+            event_soft_limit=soft,
+            event_hard_limit=hard,
         )
 
     @property

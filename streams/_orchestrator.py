@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import get_args
 
 import engine
-from engine import (ErrorInfo, ExecuteStep, HistoryEvent, KflowError, Registry, Run, RunFinished,
+from engine import (ErrorInfo, EventLimits, ExecuteStep, HistoryEvent, KflowError, Registry, Run, RunFinished,
                     StartTimer, StartWorkflow, Transition, UnknownWorkflowError)
 from schemas import RecordCodec, SchemaError
 from streams._kafka import MAX_MESSAGE_BYTES
@@ -82,7 +82,7 @@ class PartitionLogic:
     """
 
     def __init__(self, registry: Registry, records: RecordCodec, inbox_topic: str, partition: int,
-                 cache_size: int = 10_000) -> None:
+                 cache_size: int = 10_000, limits: EventLimits | None = None) -> None:
         self.registry = registry
         self.records = records
         self.inbox_topic = inbox_topic
@@ -92,6 +92,7 @@ class PartitionLogic:
         # and memory stays proportional to the runs still running.
         self.finished: dict[str, str] = {}
         self.cache = RunCache(cache_size)
+        self.limits = limits
         self.replays = 0
 
     def restore(self, event: HistoryEvent) -> None:
@@ -158,7 +159,7 @@ class PartitionLogic:
                 log.debug("duplicate start of %s ignored (idempotent)", run_id)
                 return []
             try:
-                run, transition = Run.start(self.registry, record, now_ms)
+                run, transition = Run.start(self.registry, record, now_ms, self.limits)
             except UnknownWorkflowError as exc:
                 return [self._dead(key, value, offset, str(exc), exc), *self._unknown_finished(record, exc, now_ms)]
             self.histories[run_id] = []
@@ -168,7 +169,7 @@ class PartitionLogic:
                 return [self._dead(key, value, offset, f"no run {run_id} on this partition", None)]
             cached = self.cache.get(run_id)
             if cached is None:
-                cached, recovered = Run.recover(self.registry, history, now_ms)
+                cached, recovered = Run.recover(self.registry, history, now_ms, self.limits)
                 self.replays += 1
                 if recovered.events:  # the code diverged from the history: the run failed
                     return self._commit(cached, recovered)

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from engine import HISTORY_EVENT_TYPES, Clock, HistoryEvent, Registry, SystemClock
+from engine import HISTORY_EVENT_TYPES, Clock, EventLimits, HistoryEvent, Registry, SystemClock
 from schemas import RecordCodec, SchemaError
 from streams._config import Settings
 from streams._service import serve
@@ -167,7 +167,8 @@ class Orchestrator:
         # history, so nothing can commit behind the state we rebuild.
         await txn_producer.start()
         self._producers[number] = txn_producer
-        logic = PartitionLogic(self.registry, self.records, self.topics.inbox, number, self.cache_size)
+        limits = EventLimits(soft=self.settings.event_soft_limit, hard=self.settings.event_hard_limit)
+        logic = PartitionLogic(self.registry, self.records, self.topics.inbox, number, self.cache_size, limits)
         started = time.perf_counter()
         count = 0
         async for event in self._read_history(number):

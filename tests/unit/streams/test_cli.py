@@ -53,3 +53,13 @@ def test_settings_from_env() -> None:
     assert Settings.from_env({}).topic_prefix == "kflow"
     with pytest.raises(ValueError, match="at least 1"):
         Settings.from_env({"KFLOW_PARTITIONS": "0"})
+
+
+def test_event_limits_from_env() -> None:
+    settings = Settings.from_env({"KFLOW_EVENT_SOFT_LIMIT": "5", "KFLOW_EVENT_HARD_LIMIT": "9"})
+    assert (settings.event_soft_limit, settings.event_hard_limit) == (5, 9)
+    assert (Settings.from_env({}).event_soft_limit, Settings.from_env({}).event_hard_limit) == (10_000, 50_000)
+    with pytest.raises(ValueError, match="is above"):
+        Settings.from_env({"KFLOW_EVENT_SOFT_LIMIT": "10", "KFLOW_EVENT_HARD_LIMIT": "9"})
+    with pytest.raises(ValueError, match="must be an integer"):
+        Settings.from_env({"KFLOW_EVENT_HARD_LIMIT": "lots"})

@@ -136,3 +136,13 @@ def test_an_unknown_child_workflow_fails_back_to_its_parent() -> None:
     finished = RECORDS.decode(outputs[2].value)
     assert isinstance(finished, engine.RunFinished) and finished.status == "failed"
     assert finished.parent_position == 2
+
+
+def test_the_hosts_event_limits_apply_to_workflows_without_their_own() -> None:
+    part = PartitionLogic(REGISTRY, RECORDS, "p.inbox", 0, 100, engine.EventLimits(soft=2, hard=3))
+    part.process(b"r1", start("r1"), 0, 1)  # WorkflowStarted, StepScheduled
+    outputs = part.process(b"r1", result("r1", 0, "v"), 1, 2)  # would reach 4 > 3: the run fails instead
+    finished = [RECORDS.decode(o.value) for o in outputs if o.topic == "completions"]
+    assert len(finished) == 1 and isinstance(finished[0], engine.RunFinished)
+    assert finished[0].status == "failed" and finished[0].error is not None
+    assert "EventLimitExceededError" in finished[0].error.type
