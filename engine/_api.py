@@ -49,6 +49,9 @@ async def hook(name: str, timeout: Duration | None = None,
                payload_schema: object = None) -> object:
     """Wait for an external payload sent to the token ``"{run_id}:{name}"``.
 
+    A payload sent before the workflow reaches this call is kept (``HookReceived`` at position
+    -1) and delivered here at once, oldest first per token; no timeout timer is armed then.
+
     Args:
         name: hook name (part of the token).
         timeout: how long to wait; then ``HookExpiredError`` is raised.

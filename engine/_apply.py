@@ -7,8 +7,9 @@ replay applies the recorded events here. One code path, so both reach the same s
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
-from ._core import Pending, RunCore
+from ._core import BUFFERED_POSITION, Pending, RunCore, validate_payload
 from ._errors import ChildWorkflowFailedError, HookExpiredError, NonDeterminismError
 from ._failures import rebuild_exception
 from ._records import (CancelRequested, ChildWorkflowCompleted, ChildWorkflowFailed, HistoryEvent,
@@ -71,6 +72,10 @@ def _apply_timer_elapsed(core: RunCore, event: TimerElapsed) -> None:
 
 
 def _apply_hook_received(core: RunCore, event: HookReceived) -> None:
+    if event.position == BUFFERED_POSITION:
+        # An early payload: kept (FIFO per token) until the code calls hook() with its token.
+        core.hook_buffer.setdefault(event.token, deque()).append(event.payload)
+        return
     entry = _entry(core, event.position, "hook", event)
     if entry.timer_id is not None:
         core.cancel_timer(entry.timer_id)  # the payload beat the timeout
@@ -80,12 +85,6 @@ def _apply_hook_received(core: RunCore, event: HookReceived) -> None:
         _settle(core, entry, error=exc)
     else:
         _settle(core, entry, result=value)
-
-
-def validate_payload(schema: object, payload: object) -> object:
-    """Validate a hook payload with a pydantic-style ``model_validate``; identity without schema."""
-    validate = getattr(schema, "model_validate", None)
-    return payload if validate is None else validate(payload)
 
 
 def _entry(core: RunCore, position: int, kind: str | None, event: HistoryEvent) -> Pending:

@@ -24,6 +24,9 @@ from ._records import (CallArgs, CancelTimer, CancelWorkflow, ChildWorkflowStart
                        ExecuteStep, HistoryEvent, HookCreated, HookReceived, StartTimer, StartWorkflow,
                        StepContextSet, StepScheduled, TimerScheduled, WorkflowStarted)
 
+BUFFERED_POSITION = -1
+"""``HookReceived.position`` of a payload that arrived before any hook waited on its token."""
+
 _CHILD_NAMESPACE = uuid.UUID("2b7e5f0c-93d4-4a1e-8c61-5d0f9e3a7b24")
 
 
@@ -34,6 +37,12 @@ def child_run_id(parent_run_id: str, position: int) -> str:
     # names the same child and a redelivered StartWorkflow is a duplicate, not a second child.
     """
     return uuid.uuid5(_CHILD_NAMESPACE, f"{parent_run_id}/child/{position}").hex
+
+
+def validate_payload(schema: object, payload: object) -> object:
+    """Validate a hook payload with a pydantic-style ``model_validate``; identity without schema."""
+    validate = getattr(schema, "model_validate", None)
+    return payload if validate is None else validate(payload)
 
 
 class Mode(enum.Enum):
@@ -260,8 +269,6 @@ class RunCore:
 
     def _take_buffered(self, token: str, schema: object) -> tuple[object, object] | None:
         """Pop the oldest buffered payload for ``token`` that ``schema`` accepts: (payload, value)."""
-        from ._apply import validate_payload  # _apply imports this module
-
         queue = self.hook_buffer.get(token)
         while queue:
             payload = queue.popleft()

@@ -6,8 +6,8 @@ resulting state is exactly what replaying those events would give.
 
 from __future__ import annotations
 
-from ._apply import apply_event, validate_payload
-from ._core import Pending, RunCore
+from ._apply import apply_event
+from ._core import BUFFERED_POSITION, Pending, RunCore, validate_payload
 from ._records import (CancelRequested, CancelWorkflow, ChildWorkflowCompleted, ChildWorkflowFailed,
                        ErrorInfo, HistoryEvent, HookExpired, HookReceived, Input, ResumeHook,
                        RunFinished, StartWorkflow, StepCompleted, StepFailed, StepResult,
@@ -101,7 +101,13 @@ def _on_resume_hook(core: RunCore, resume: ResumeHook) -> str | None:
     waiting = [e for e in core.pending.values()
                if e.kind == "hook" and e.token == resume.token and not e.dropped]
     if not waiting:
-        return f"no hook is waiting for token {resume.token!r}"
+        if not resume.token.startswith(f"{core.run_id}:"):
+            return f"token {resume.token!r} does not belong to run {core.run_id}"
+        # Early (or repeated: a hook name may be waited on again) payload: keep it for the
+        # next hook() call with this token instead of losing it.
+        _record(core, HookReceived(**core.meta(), position=BUFFERED_POSITION, token=resume.token,
+                                   payload=resume.payload))
+        return None
     entry = min(waiting, key=lambda e: e.position)
     try:
         validate_payload(entry.schema, resume.payload)

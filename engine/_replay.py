@@ -13,7 +13,7 @@ from ._errors import HistoryError, NonDeterminismError
 from ._failures import qualified_name
 from ._finish import Outcome, outcome_of_event
 from ._limits import first_activation_dropped, is_limit_failure
-from ._records import (ChildWorkflowStarted, HistoryEvent, HookCreated, StepContextSet,
+from ._records import (ChildWorkflowStarted, HistoryEvent, HookCreated, HookReceived, StepContextSet,
                        StepScheduled, TerminalEvent, TimerScheduled, WorkflowFailed, WorkflowStarted)
 from ._registry import Registry
 
@@ -114,15 +114,21 @@ def _replay_events(core: RunCore, history: Sequence[HistoryEvent]) -> None:
             return
         key = command_key(event)
         position: int | None = getattr(event, "position", None)
+        if key is not None and position is not None and position < core.next_position:
+            # Invariant: a transition's events are persisted atomically, so a command recorded in
+            # transition T was issued by the code during T's activation, i.e. before this point
+            # (possibly just before the code ended, e.g. a hook that took a buffered payload).
+            continue
+        if isinstance(event, HookReceived) and event.position in core.buffer_deliveries:
+            # The hook took a buffered payload when the code called it (see RunCore.wait_hook):
+            # this delivery, recorded in that same transition, is already applied.
+            core.buffer_deliveries.discard(event.position)
+            continue
         if ended is not None:
             raise core.divergence_error(position, key.describe() if key else type(event).__name__,
                                         f"nothing: the workflow already {ended.status}")
         if key is not None:
-            # Invariant: a transition's events are persisted atomically, so a command recorded in
-            # transition T was issued by the code during T's activation, i.e. before this point.
-            if position is None or position >= core.next_position:
-                raise core.divergence_error(position, key.describe(), "nothing (the code has not reached it)")
-            continue
+            raise core.divergence_error(position, key.describe(), "nothing (the code has not reached it)")
         if isinstance(event, TimerScheduled):
             continue  # retry / hook / workflow timers are implied by the events that armed them
         apply_event(core, event)

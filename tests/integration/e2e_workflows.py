@@ -245,3 +245,10 @@ async def too_long(steps: int) -> int:
     for i in range(steps):
         total += await add(i, 0)
     return total
+
+
+@workflow
+async def late_hook(order_id: str) -> dict[str, object]:
+    await sleep("500ms")  # the payload arrives meanwhile and is kept
+    decision = await hook("approval", timeout="60s")
+    return {"order_id": order_id, "approved": decision["ok"]}  # type: ignore[index]

@@ -341,3 +341,11 @@ async def test_the_hard_event_limit_fails_a_run_with_a_clear_error(app: App) -> 
     with pytest.raises(EventLimitExceededError, match="continue_as_new"):
         await app.client.result(run_id, timeout=30)
     assert len(await app.client.get_events(run_id)) <= 13
+
+
+async def test_a_hook_payload_sent_before_the_hook_is_reached_is_kept(app: App) -> None:
+    run_id = await app.client.start("late_hook", "o-9")
+    await app.client.resume_hook(f"{run_id}:approval", {"ok": True})  # the run is still asleep
+    assert await app.client.result(run_id, timeout=30) == {"order_id": "o-9", "approved": True}
+    events = [type(e).__name__ for e in await app.client.get_events(run_id)]
+    assert events.index("HookReceived") < events.index("HookCreated")  # buffered first, delivered later

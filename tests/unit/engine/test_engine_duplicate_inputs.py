@@ -84,6 +84,9 @@ async def test_restart_and_unknown_hook_token_are_ignored(make_driver: Make) -> 
     run_id = driver.start(wf)
     again = StartWorkflow(run_id=run_id, workflow_name="wf", args=CallArgs((), {}), requested_at=0)
     assert driver.deliver(again).ignored == f"run {run_id} was already started"
-    hook_input = ResumeHook(run_id=run_id, token=f"{run_id}:nope", payload={}, requested_at=0)
-    assert driver.deliver(hook_input).ignored == f"no hook is waiting for token '{run_id}:nope'"
-    assert [reason for _, reason in driver.ignored][-1].startswith("no hook is waiting")
+    # A payload for a hook not (yet) waited on is buffered (issue 5); another run's token is ignored.
+    early = ResumeHook(run_id=run_id, token=f"{run_id}:nope", payload={}, requested_at=0)
+    assert driver.deliver(early).ignored is None
+    foreign = ResumeHook(run_id=run_id, token="other-run:nope", payload={}, requested_at=0)
+    assert driver.deliver(foreign).ignored == f"token 'other-run:nope' does not belong to run {run_id}"
+    assert [reason for _, reason in driver.ignored][-1].startswith("token 'other-run:nope'")

@@ -1,0 +1,153 @@
+"""Issue 5: a hook payload that arrives before the workflow reaches its ``hook`` call is kept."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from engine import (FakeClock, HookCreated, HookReceived, InMemoryDriver, Registry, ResumeHook, Run,
+                    define_hook, hook, sleep, step, workflow)
+
+Make = Callable[..., InMemoryDriver]
+
+
+class Approval(BaseModel):
+    ok: bool
+    by: str
+
+
+approval_hook = define_hook("approval", Approval)
+
+
+@step
+async def work(x: int) -> int:
+    return x * 10
+
+
+def received(driver: InMemoryDriver, run_id: str) -> list[tuple[int, str, object]]:
+    return [(e.position, e.token, e.payload) for e in driver.history(run_id) if isinstance(e, HookReceived)]
+
+
+async def test_payload_before_the_hook_call_is_delivered_when_reached(make_driver: Make, clock: FakeClock) -> None:
+    @workflow
+    async def wf() -> object:
+        await sleep("1h")
+        return await hook("approval")
+
+    driver = make_driver(wf)
+    run_id = driver.start(wf)
+    early = driver.resume_hook(f"{run_id}:approval", {"ok": True})
+    assert early.ignored is None
+    assert driver.status(run_id) == "running"
+    assert received(driver, run_id) == [(-1, f"{run_id}:approval", {"ok": True})]
+    clock.advance("1h")
+    await driver.run_until_idle()
+    assert driver.result(run_id) == {"ok": True}
+    history = driver.history(run_id)
+    created = [e for e in history if isinstance(e, HookCreated)]
+    assert [(e.position, e.token) for e in created] == [(1, f"{run_id}:approval")]
+    assert received(driver, run_id) == [(-1, f"{run_id}:approval", {"ok": True}),
+                                        (1, f"{run_id}:approval", {"ok": True})]
+    # The history replays from scratch to the same ending.
+    assert Run.replay(Registry([wf]), history).finished
+
+
+async def test_buffered_payload_does_not_start_the_timeout(make_driver: Make, clock: FakeClock,
+                                                           event_names: Callable) -> None:
+    @workflow
+    async def wf() -> object:
+        await sleep("1m")
+        return await hook("approval", timeout="1h")
+
+    driver = make_driver(wf)
+    run_id = driver.start(wf)
+    driver.resume_hook(f"{run_id}:approval", 7)
+    clock.advance("1m")
+    await driver.run_until_idle()
+    assert driver.result(run_id) == 7
+    assert driver.timers() == ()
+    names = event_names(driver.history(run_id))
+    assert "HookExpired" not in names and names.count("TimerScheduled") == 1  # the sleep's only
+    clock.advance("2h")
+    await driver.run_until_idle()
+    assert driver.result(run_id) == 7
+
+
+async def test_two_early_payloads_to_two_hooks_keep_their_order(make_driver: Make, clock: FakeClock) -> None:
+    @workflow
+    async def wf() -> list[object]:
+        first = await work(1)
+        a = await hook("a")
+        b = await hook("b")
+        again = await hook("a")  # hook names can be waited on again: a second payload is kept too
+        return [first, a, b, again]
+
+    driver = make_driver(wf, work)
+    run_id = driver.start(wf)
+    for token, payload in [("b", "b1"), ("a", "a1"), ("a", "a2")]:
+        assert driver.resume_hook(f"{run_id}:{token}", payload).ignored is None
+    await driver.run_until_idle()
+    assert driver.result(run_id) == [10, "a1", "b1", "a2"]
+    assert [(p, t.split(":")[1], v) for p, t, v in received(driver, run_id)] == [
+        (-1, "b", "b1"), (-1, "a", "a1"), (-1, "a", "a2"), (1, "a", "a1"), (2, "b", "b1"), (3, "a", "a2")]
+
+
+async def test_payload_for_another_runs_token_is_ignored(make_driver: Make) -> None:
+    @workflow
+    async def wf() -> object:
+        return await hook("approval")
+
+    driver = make_driver(wf)
+    run_id = driver.start(wf)
+    misrouted = ResumeHook(run_id=run_id, token="someone-else:approval", payload=1, requested_at=0)
+    transition = driver.deliver(misrouted)
+    assert transition.ignored == f"token 'someone-else:approval' does not belong to run {run_id}"
+    assert received(driver, run_id) == []
+    driver.resume_hook(f"{run_id}:approval", 2)
+    assert driver.result(run_id) == 2
+
+
+async def test_buffered_payload_rejected_by_schema_is_dropped(make_driver: Make, clock: FakeClock) -> None:
+    @workflow
+    async def wf() -> str:
+        await sleep("1m")
+        decision = await approval_hook(timeout="1h")
+        return f"{decision.ok} by {decision.by}"
+
+    driver = make_driver(wf)
+    run_id = driver.start(wf)
+    driver.resume_hook(f"{run_id}:approval", {"ok": "maybe"})
+    clock.advance("1m")
+    await driver.run_until_idle()
+    assert driver.status(run_id) == "running"  # the bad payload was dropped, the hook waits
+    (timer,) = driver.timers()
+    assert timer.kind == "hook_timeout"
+    driver.resume_hook(f"{run_id}:approval", {"ok": True, "by": "ana"})
+    assert driver.result(run_id) == "True by ana"
+    assert [p for p, _, _ in received(driver, run_id)] == [-1, 1]
+
+
+async def test_buffered_delivery_keeps_concurrent_positions_deterministic(make_driver: Make,
+                                                                          clock: FakeClock) -> None:
+    @workflow
+    async def wf() -> list[object]:
+        async def branch_hook() -> list[object]:
+            got = await hook("go")
+            return [got, await work(1)]
+
+        async def branch_step() -> int:
+            return await work(2)
+
+        await sleep("1m")
+        left, right = await asyncio.gather(branch_hook(), branch_step())
+        return [*left, right]
+
+    driver = make_driver(wf, work)
+    run_id = driver.start(wf)
+    driver.resume_hook(f"{run_id}:go", "yes")
+    clock.advance("1m")
+    await driver.run_until_idle()
+    assert driver.result(run_id) == ["yes", 10, 20]
+    assert Run.replay(Registry([wf, work]), driver.history(run_id)).finished
