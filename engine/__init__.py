@@ -11,7 +11,7 @@ from ._api import (ChildWorkflowHandle, TypedHook, continue_as_new, define_hook,
 from ._clock import Clock, FakeClock, SystemClock
 from ._definitions import EventLimits, StepDefinition, WorkflowDefinition, step, workflow
 from ._durations import Duration, parse_duration
-from ._errors import (CancellationError, ChildWorkflowFailedError, DuplicateNameError,
+from ._errors import (CancellationError, ChildWorkflowDepthError, ChildWorkflowFailedError, DuplicateNameError,
                       EventLimitExceededError, FatalError, HistoryError, HookExpiredError,
                       InvalidDurationError, KflowError, NonDeterminismError, RegistryError,
                       RetryableError, RunClosedError, StepFailedError, StepTimeoutError,
@@ -39,7 +39,7 @@ __all__ = [
     "get_step_context", "has_step_context",
     # errors
     "KflowError", "RetryableError", "FatalError", "CancellationError", "HookExpiredError",
-    "ChildWorkflowFailedError", "NonDeterminismError", "StepFailedError", "StepTimeoutError",
+    "ChildWorkflowFailedError", "ChildWorkflowDepthError", "NonDeterminismError", "StepFailedError", "StepTimeoutError",
     "WorkflowTimeoutError", "InvalidDurationError", "RegistryError", "UnknownWorkflowError",
     "UnknownStepError", "DuplicateNameError", "WorkflowSandboxError", "HistoryError", "RunClosedError",
     "EventLimitExceededError",

@@ -18,7 +18,8 @@ from typing import NoReturn, TypedDict
 
 from ._context import StepContext
 from ._definitions import EventLimits, StepDefinition, WorkflowDefinition
-from ._errors import CancellationError, ContinueAsNewSignal, NonDeterminismError, Unwind
+from ._errors import (CancellationError, ChildWorkflowDepthError, ContinueAsNewSignal, NonDeterminismError,
+                      Unwind)
 from ._loop import WorkflowLoop
 from ._records import (CallArgs, CancelTimer, CancelWorkflow, ChildWorkflowStarted, Command,
                        ExecuteStep, HistoryEvent, HookCreated, HookReceived, StartTimer, StartWorkflow,
@@ -44,6 +45,10 @@ def validate_payload(schema: object, payload: object) -> object:
     validate = getattr(schema, "model_validate", None)
     return payload if validate is None else validate(payload)
 
+
+
+MAX_CHILD_DEPTH = 10
+"""How deep child workflows may nest (a run started by a client is depth 0)."""
 
 class Mode(enum.Enum):
     """How commands issued by workflow code are treated."""
@@ -287,6 +292,12 @@ class RunCore:
 
         With ``wait_for_completion`` the entry's future is awaited here already.
         """
+        depth = self.started.depth + 1
+        if depth > MAX_CHILD_DEPTH:
+            # Invariant: decided from the recorded depth only, so replay raises at the same call.
+            raise ChildWorkflowDepthError(
+                f"start_child_workflow({name!r}) from run {self.run_id}: child workflows nest at most "
+                f"{MAX_CHILD_DEPTH} levels deep and this run is at depth {self.started.depth}")
         position = self.issue(CommandKey("child", name))
         child = child_run_id(self.run_id, position)
         entry = Pending(position, "child", self.loop.create_future(), name, args=args, child_run_id=child)
@@ -301,7 +312,7 @@ class RunCore:
                                            wait_for_completion=wait_for_completion))
             self.command(StartWorkflow(run_id=child, workflow_name=name, args=args,
                                        parent_run_id=self.run_id, parent_position=position,
-                                       requested_at=self.now_ms))
+                                       requested_at=self.now_ms, depth=depth))
         if wait_for_completion:
             await entry.future
         return entry

@@ -59,6 +59,13 @@ class HookExpiredError(KflowError):
     retryable = False
 
 
+class ChildWorkflowDepthError(KflowError):
+    """Raised by ``start_child_workflow`` when the child would nest deeper than ``MAX_CHILD_DEPTH``."""
+
+    __module__ = "engine"
+    retryable = False
+
+
 class ChildWorkflowFailedError(KflowError):
     """Raised in a parent workflow when a child run it waits for failed or was cancelled.
 

@@ -73,7 +73,7 @@ def emit_ending(core: RunCore, outcome: Outcome) -> None:
         core.command(StartWorkflow(
             run_id=outcome.next_run_id, workflow_name=core.workflow.name, args=outcome.next_args,
             parent_run_id=started.parent_run_id, parent_position=started.parent_position,
-            continued_from=core.run_id, requested_at=core.now_ms))
+            continued_from=core.run_id, requested_at=core.now_ms, depth=started.depth))
     core.command(run_finished(core, outcome))
 
 

@@ -52,6 +52,7 @@ class StartWorkflow:
     parent_position: int | None = None
     continued_from: str | None = None
     requested_at: int
+    depth: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,6 +178,7 @@ class WorkflowStarted:
     parent_position: int | None = None
     continued_from: str | None = None
     deadline_at: int | None = None
+    depth: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

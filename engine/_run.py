@@ -71,7 +71,7 @@ class Run:
             run_id=start.run_id, seq=1, timestamp=now_ms, workflow_name=defn.name, args=start.args,
             idempotency_key=start.idempotency_key, parent_run_id=start.parent_run_id,
             parent_position=start.parent_position, continued_from=start.continued_from,
-            deadline_at=deadline)
+            deadline_at=deadline, depth=start.depth)
         core = RunCore(defn, started, Mode.LIVE, limits=limits)
         core.emit(started)
         if deadline is not None:

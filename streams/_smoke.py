@@ -28,7 +28,7 @@ async def smoke_roundtrip(settings: Settings) -> list[str]:
         "run_id": run_id, "workflow_name": "smoke",
         "args": encode_payload({"args": [1, "two"], "kwargs": {"three": 3.0}}),
         "idempotency_key": None, "parent_run_id": None, "parent_position": None, "continued_from": None,
-        "requested_at": int(time.time() * 1000),
+        "requested_at": int(time.time() * 1000), "depth": 0,
     }
     value = codec.encode("StartWorkflow", record)
     started = time.perf_counter()

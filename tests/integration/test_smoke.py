@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 def _start_record(run_id: str) -> dict[str, object]:
     return {"run_id": run_id, "workflow_name": "smoke", "args": encode_payload({"args": [1], "kwargs": {}}),
             "idempotency_key": None, "parent_run_id": None, "parent_position": None, "continued_from": None,
-            "requested_at": int(time.time() * 1000)}
+            "requested_at": int(time.time() * 1000), "depth": 0}
 
 
 async def test_kafka_carries_single_object_encoded_records_keyed_by_raw_run_id(settings: Settings) -> None:

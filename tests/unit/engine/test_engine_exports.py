@@ -9,7 +9,7 @@ EXPECTED = {
     "start_child_workflow", "ChildWorkflowHandle", "StepContext", "set_step_context",
     "get_step_context", "has_step_context",
     "KflowError", "RetryableError", "FatalError", "CancellationError", "HookExpiredError",
-    "ChildWorkflowFailedError", "NonDeterminismError", "StepFailedError", "StepTimeoutError",
+    "ChildWorkflowFailedError", "ChildWorkflowDepthError", "NonDeterminismError", "StepFailedError", "StepTimeoutError",
     "WorkflowTimeoutError", "InvalidDurationError", "RegistryError", "UnknownWorkflowError",
     "UnknownStepError", "DuplicateNameError", "WorkflowSandboxError", "HistoryError", "RunClosedError",
     "EventLimitExceededError",

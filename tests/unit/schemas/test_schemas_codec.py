@@ -97,6 +97,7 @@ def test_start_workflow_with_optional_fields_left_out_decodes_them_as_null() -> 
         "workflow_name": "checkout",
         "args": encode_payload({"args": ["o-1", 9.5], "kwargs": {}}),
         "requested_at": 1_700_000_000_000,
+        "depth": 0,
     }
     decoded = CODEC.decode(CODEC.encode("StartWorkflow", record)).record
     assert decoded == {

@@ -31,7 +31,7 @@ def _sample(cls: type, fill_optional: bool) -> object:
             values[name] = ERROR
         elif name in ("ok", "wait_for_completion"):
             values[name] = True
-        elif name in ("position", "attempt", "max_retries", "parent_position") or name.endswith("_ms"):
+        elif name in ("position", "attempt", "max_retries", "parent_position", "depth") or name.endswith("_ms"):
             values[name] = 3
         elif name in ("seq",) or name.endswith("_at") or name == "timestamp":
             values[name] = 1_700_000_000_123
