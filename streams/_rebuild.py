@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from engine import HISTORY_EVENT_TYPES, HistoryEvent
@@ -51,8 +52,8 @@ async def rebuild(settings: Settings, *, from_ms: int | None = None, batch: int 
         history = Topics(settings.topic_prefix).history
         tps = [TopicPartition(history, p) for p in range(await _partition_count(settings.bootstrap, history))]
         reader.assign(tps)
-        starts = await _starts(reader, tps, from_ms)
         ends = await reader.end_offsets(tps)
+        starts = await _seek_starts(reader, tps, from_ms, ends)
         total = sum(max(0, ends[tp] - starts[tp]) for tp in tps)
         with CassandraConnection(CassandraTarget(host, port)) as conn:
             migrate(conn, settings.keyspace)
@@ -86,30 +87,29 @@ async def _partition_count(bootstrap: str, topic: str) -> int:
     return len(described[0]["partitions"])
 
 
-async def _starts(reader: object, tps: list[TopicPartition], from_ms: int | None) -> dict[TopicPartition, int]:
+async def _seek_starts(reader: AIOKafkaConsumer, tps: list[TopicPartition], from_ms: int | None,
+                       ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """Position every partition at its beginning, or at the first record at or after ``from_ms``."""
     if from_ms is None:
-        begins: dict[TopicPartition, int] = await reader.beginning_offsets(tps)  # type: ignore[attr-defined]
-        for tp in tps:
-            reader.seek(tp, begins[tp])  # type: ignore[attr-defined]
-        return begins
-    found = await reader.offsets_for_times({tp: from_ms for tp in tps})  # type: ignore[attr-defined]
-    ends = await reader.end_offsets(tps)  # type: ignore[attr-defined]
-    starts = {tp: (found[tp].offset if found.get(tp) is not None else ends[tp]) for tp in tps}
+        starts: dict[TopicPartition, int] = await reader.beginning_offsets(tps)
+    else:
+        found = await reader.offsets_for_times({tp: from_ms for tp in tps})
+        starts = {tp: (found[tp].offset if found.get(tp) is not None else ends[tp]) for tp in tps}
     for tp, offset in starts.items():
-        reader.seek(tp, offset)  # type: ignore[attr-defined]
+        reader.seek(tp, offset)
     return starts
 
 
-def _decode(records: RecordCodec, messages: list[object]) -> tuple[list[HistoryEvent], list[bytes]]:
+def _decode(records: RecordCodec, messages: list[ConsumerRecord]) -> tuple[list[HistoryEvent], list[bytes]]:
     events: list[HistoryEvent] = []
     blobs: list[bytes] = []
     for message in messages:
-        value: bytes = message.value  # type: ignore[attr-defined]
+        value: bytes = message.value
         try:
             event = records.decode(value)
         except SchemaError:
             continue  # counted as skipped; the materializer logged it when it met it
         if isinstance(event, HISTORY_EVENT_TYPES):
-            events.append(event)  # type: ignore[arg-type]
+            events.append(cast(HistoryEvent, event))
             blobs.append(value)
     return events, blobs

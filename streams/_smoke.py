@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Mapping
+from typing import cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -51,9 +53,7 @@ async def smoke_roundtrip(settings: Settings) -> list[str]:
     decoded = codec.decode(message.value)
     if decoded.name != "StartWorkflow" or decoded.record["run_id"] != run_id or message.key != run_id.encode():
         raise RuntimeError(f"Kafka round trip returned a different record: {decoded!r}")
-    payload = decoded.record["args"]
-    assert isinstance(payload, dict)
-    args = decode_payload(payload)
+    args = decode_payload(cast(Mapping[str, object], decoded.record["args"]))
     lines = [f"kafka: {topics.inbox}[{meta.partition}]@{meta.offset} StartWorkflow run {run_id} "
              f"args={args} ({len(value)} bytes, {kafka_ms:.1f} ms produce+consume)"]
     lines.append(await asyncio.to_thread(_cassandra_roundtrip, settings, run_id, value))
