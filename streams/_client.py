@@ -79,7 +79,7 @@ class RunInfo:
 
 
 class _Reader:
-    """The client's consumers: one tail of ``<prefix>.completions``, and one for partition scans.
+    """The client's consumers: one tail of ``<prefix>.completions``, and a short-lived one per partition scan.
 
     Invariant (coverage): a waiter is registered before the tail's next offsets are read, so the tail
     hands it every later record and a scan of ``[beginning, next offset)`` of its partition every earlier
@@ -89,7 +89,6 @@ class _Reader:
     def __init__(self, bootstrap: str, completions: str) -> None:
         self._bootstrap, self._topic = bootstrap, completions
         self._tail_consumer: AIOKafkaConsumer | None = None
-        self._scan_consumer: AIOKafkaConsumer | None = None
         self._scan_lock = asyncio.Lock()
         self._tail: asyncio.Task[None] | None = None
         self._next: dict[int, int] = {}
@@ -115,10 +114,9 @@ class _Reader:
             await asyncio.gather(self._tail, return_exceptions=True)
         for future in (f for futures in self._waiters.values() for f in futures):
             future.cancel()
-        for consumer in (self._tail_consumer, self._scan_consumer):
-            if consumer is not None:
-                await consumer.stop()
-        self._tail_consumer = self._scan_consumer = None
+        if self._tail_consumer is not None:
+            await self._tail_consumer.stop()
+        self._tail_consumer = None
 
     def expect(self, run_id: str) -> None:
         """Note a run this client is starting, so its completion is kept until ``wait`` claims it."""
@@ -164,12 +162,12 @@ class _Reader:
     async def scan(self, tp: TopicPartition, stop: int | None, visit: Callable[[bytes, bytes], None]) -> None:
         """Call ``visit(key, value)`` for every keyed record before offset ``stop`` (None: the current end)."""
         async with self._scan_lock:
-            if self._scan_consumer is None:
-                self._scan_consumer = _kafka.consumer(self._bootstrap)
-                await self._scan_consumer.start()
-            consumer = self._scan_consumer
-            consumer.assign([tp])
+            # A consumer per scan: reusing one across scans (assign / unsubscribe) raced with aiokafka's
+            # offset-reset bookkeeping when a scan was cancelled mid-seek.
+            consumer = _kafka.consumer(self._bootstrap)
+            await consumer.start()
             try:
+                consumer.assign([tp])
                 await consumer.seek_to_beginning(tp)
                 end = (await consumer.end_offsets([tp]))[tp] if stop is None else stop
                 stalled_at = time.monotonic() + _SCAN_STALL_S
@@ -182,7 +180,7 @@ class _Reader:
                     elif time.monotonic() > stalled_at:
                         raise TimeoutError(f"scan of {tp.topic}[{tp.partition}] stalled at offset {position}")
             finally:
-                consumer.unsubscribe()  # no background fetching between scans
+                await consumer.stop()
 
     def _deliver_waited(self, key: bytes, value: bytes) -> None:
         if key.decode("utf-8", "replace") in self._waiters:
