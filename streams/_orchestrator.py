@@ -152,6 +152,9 @@ class PartitionLogic:
     def _apply(self, record: engine.Input, key: bytes, value: bytes, offset: int, now_ms: int) -> list[Output]:
         run_id = _owner(record)
         if run_id in self.finished:
+            if isinstance(record, engine.ResumeHook):  # the sender waits for an answer: tell it why
+                return [self._dead(key, value, offset, f"hook payload for token {record.token!r} not delivered: "
+                                   f"run {run_id} is {self.finished[run_id]}", None)]
             log.debug("%s for finished run %s ignored", type(record).__name__, run_id)
             return []
         if isinstance(record, StartWorkflow):
@@ -177,6 +180,9 @@ class PartitionLogic:
             transition = run.handle(record, now_ms)
             if transition.ignored:
                 log.debug("input for %s ignored: %s", run_id, transition.ignored)
+                if isinstance(record, engine.ResumeHook):
+                    self.cache.put(run)
+                    return [self._dead(key, value, offset, f"hook payload not delivered: {transition.ignored}", None)]
         return self._commit(run, transition)
 
     def _commit(self, run: Run, transition: Transition) -> list[Output]:

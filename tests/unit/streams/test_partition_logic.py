@@ -146,3 +146,26 @@ def test_the_hosts_event_limits_apply_to_workflows_without_their_own() -> None:
     assert len(finished) == 1 and isinstance(finished[0], engine.RunFinished)
     assert finished[0].status == "failed" and finished[0].error is not None
     assert "EventLimitExceededError" in finished[0].error.type
+
+
+def _resume(run_id: str, token: str, payload: object = None) -> bytes:
+    return RECORDS.encode(engine.ResumeHook(run_id=run_id, token=token, payload=payload, requested_at=1))
+
+
+def _reason(output: object) -> str:
+    return str(Codec().decode(output.value).record["reason"])  # type: ignore[attr-defined]
+
+
+def test_a_hook_payload_that_cannot_be_delivered_is_a_dead_letter_with_the_reason() -> None:
+    part = logic()
+    part.process(b"r1", start("r1"), 0, 10)
+    foreign = part.process(b"r1", _resume("r1", "other:approval"), 1, 11)
+    assert topics(foreign) == ["dlq"] and "does not belong to run r1" in _reason(foreign[0])
+    queued = part.process(b"r1", _resume("r1", "r1:approval", {"ok": True}), 2, 12)
+    assert topics(queued) == ["history"]  # no hook waits yet: kept for the hook() call
+    part.process(b"r1", result("r1", 0, "v"), 3, 13)
+    part.process(b"r1", result("r1", 1, "v"), 4, 14)
+    late = part.process(b"r1", _resume("r1", "r1:approval"), 5, 15)
+    assert topics(late) == ["dlq"] and "run r1 is completed" in _reason(late[0])
+    unknown = part.process(b"r9", _resume("r9", "r9:approval"), 6, 16)
+    assert topics(unknown) == ["dlq"] and "no run r9" in _reason(unknown[0])
