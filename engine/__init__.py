@@ -21,8 +21,9 @@ from ._failures import error_info, rebuild_exception
 from ._context import StepContext, get_step_context, has_step_context, set_step_context
 from ._records import (HISTORY_EVENT_TYPES, CallArgs, CancelRequested, CancelTimer, CancelWorkflow,
                        ChildWorkflowCompleted, ChildWorkflowFailed, ChildWorkflowStarted, Command,
-                       ErrorInfo, ExecuteStep, HistoryEvent, HookCreated, HookExpired, HookReceived,
-                       Input, ResumeHook, RunFinished, StartTimer, StartWorkflow, StepCompleted,
+                       ErrorInfo, ExecuteStep, ForgetRun, HistoryEvent, HookCreated, HookExpired,
+                       HookReceived, Input, ResumeHook, RunFinished, ScheduleCommand, ScheduleState,
+                       StartTimer, StartWorkflow, StepCompleted,
                        StepContextSet, StepFailed, StepResult, StepScheduled, TerminalEvent,
                        TimerElapsed, TimerFired, TimerScheduled, WorkflowCancelled, WorkflowCompleted,
                        WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted)
@@ -48,7 +49,8 @@ __all__ = [
     "parse_duration", "EventLimits",
     # records
     "CallArgs", "ErrorInfo", "StartWorkflow", "CancelWorkflow", "ResumeHook", "StepResult",
-    "TimerFired", "RunFinished", "ExecuteStep", "StartTimer", "CancelTimer", "WorkflowStarted",
+    "TimerFired", "RunFinished", "ForgetRun", "ScheduleCommand", "ScheduleState", "ExecuteStep",
+    "StartTimer", "CancelTimer", "WorkflowStarted",
     "StepScheduled", "StepCompleted", "StepFailed", "TimerScheduled", "TimerElapsed", "HookCreated",
     "HookReceived", "HookExpired", "ChildWorkflowStarted", "ChildWorkflowCompleted",
     "ChildWorkflowFailed", "StepContextSet", "CancelRequested", "WorkflowCompleted", "WorkflowFailed",

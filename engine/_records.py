@@ -102,6 +102,61 @@ class TimerFired:
     fired_at: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForgetRun:
+    """Drop the orchestrator's state of a finished run (``kflow compact``); later inputs are dead letters."""
+
+    run_id: str
+    reason: str | None = None
+    requested_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleCommand:
+    """Create/update/pause/resume/delete/trigger/backfill a schedule (inbox, keyed ``schedule:{id}``).
+
+    ``spec`` is the JSON text of ``ScheduleSpec.to_wire()``; ``range_start`` <= nominal < ``range_end``
+    for a backfill.
+    """
+
+    schedule_id: str
+    action: str
+    request_id: str
+    workflow_name: str | None = None
+    args: CallArgs | None = None
+    spec: str | None = None
+    overlap: str | None = None
+    note: str | None = None
+    range_start: int | None = None
+    range_end: int | None = None
+    requested_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleState:
+    """The durable state of one schedule (compacted state topic, keyed ``schedule:{id}``)."""
+
+    schedule_id: str
+    workflow_name: str
+    args: CallArgs
+    spec: str
+    overlap: str
+    paused: bool
+    note: str | None = None
+    created_at: int
+    updated_at: int
+    generation: int
+    next_fire_at: int | None = None
+    timer_id: str | None = None
+    running: tuple[str, ...] = ()
+    buffered: tuple[int, ...] = ()
+    last_fire_at: int | None = None
+    fires: int = 0
+    skipped: int = 0
+    recent_runs: tuple[str, ...] = ()
+    requests: tuple[str, ...] = ()
+
+
 # --- commands (tasks, timers, completions) -------------------------------------------------
 
 

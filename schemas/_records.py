@@ -23,7 +23,8 @@ __all__ = ["RecordCodec"]
 
 _RECORD_TYPES: Final[tuple[type, ...]] = (
     engine.StartWorkflow, engine.CancelWorkflow, engine.ResumeHook, engine.StepResult, engine.TimerFired,
-    engine.RunFinished, engine.ExecuteStep, engine.StartTimer, engine.CancelTimer, *engine.HISTORY_EVENT_TYPES,
+    engine.RunFinished, engine.ForgetRun, engine.ScheduleCommand, engine.ScheduleState, engine.ExecuteStep,
+    engine.StartTimer, engine.CancelTimer, *engine.HISTORY_EVENT_TYPES,
 )
 
 _Encode = Callable[[object], object]
@@ -83,6 +84,8 @@ class RecordCodec:
         return tuple((name, *self._converters(name, fields[name])) for name in names)
 
     def _converters(self, name: str, avro_type: object) -> tuple[_Encode, _Decode]:
+        if isinstance(avro_type, dict) and avro_type.get("type") == "array":
+            return list, tuple  # engine records hold tuples (frozen); Avro readers give lists
         kind = _named_kind(avro_type)
         nullable = isinstance(avro_type, list)
         if kind == "Payload" and name == "args":

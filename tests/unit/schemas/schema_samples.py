@@ -96,6 +96,8 @@ def type_label(avro_type: object) -> str:
     if isinstance(avro_type, list):
         assert len(avro_type) == 2 and avro_type[0] == "null", avro_type
         return "?" + type_label(avro_type[1])
+    if isinstance(avro_type, dict) and avro_type.get("type") == "array":
+        return f"[{type_label(avro_type['items'])}]"
     if isinstance(avro_type, dict):
         return str(avro_type["name"])
     return str(avro_type).rsplit(".", 1)[-1]
@@ -116,6 +118,10 @@ def _build(schema: object, named: dict[str, dict[str, object]], fill: bool, fiel
     schema = _resolve(schema, named)
     if isinstance(schema, list):
         return _build(schema[-1] if fill else schema[0], named, fill, field)
+    if isinstance(schema, dict) and schema.get("type") == "array":
+        return [_build(schema["items"], named, fill, field)] if fill else []
+    if isinstance(schema, dict) and schema.get("type") == "array":
+        return [_build(schema["items"], named, fill, field)] if fill else []
     if isinstance(schema, dict):
         named[str(schema["name"])] = schema
         return {item["name"]: _build(item["type"], named, fill, item["name"]) for item in schema["fields"]}
@@ -149,6 +155,8 @@ def _strategy(schema: object, named: dict[str, dict[str, object]]) -> st.SearchS
     schema = _resolve(schema, named)
     if isinstance(schema, list):
         return st.one_of([_strategy(branch, named) for branch in schema])
+    if isinstance(schema, dict) and schema.get("type") == "array":
+        return st.lists(_strategy(schema["items"], named), max_size=4)
     if isinstance(schema, dict):
         named[str(schema["name"])] = schema
         return st.fixed_dictionaries({f["name"]: _strategy(f["type"], named) for f in schema["fields"]})

@@ -68,9 +68,15 @@ def test_timestamps_are_plain_longs(name: str) -> None:
             assert type_label(field["type"]).lstrip("?") == "long", field["name"]
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "DeadLetter"])
-def test_every_record_but_dead_letters_starts_with_run_id(name: str) -> None:
-    assert SCHEMAS[name]["fields"][0]["name"] == "run_id"
+_NOT_KEYED_BY_RUN = {"DeadLetter": "topic", "ScheduleCommand": "schedule_id", "ScheduleState": "schedule_id",
+                     "StateCheckpoint": "partition"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_record_starts_with_what_it_is_keyed_by(name: str) -> None:
+    # keyed by run id, except dead letters (keyed like the failed record), schedules (`schedule:{id}`) and
+    # the per-partition restore checkpoint
+    assert SCHEMAS[name]["fields"][0]["name"] == _NOT_KEYED_BY_RUN.get(name, "run_id")
 
 
 def test_history_events_carry_run_id_seq_timestamp_first() -> None:

@@ -12,7 +12,8 @@ from schemas import PayloadError, RecordCodec, SchemaError
 
 RECORDS = RecordCodec()
 TYPES = [engine.StartWorkflow, engine.CancelWorkflow, engine.ResumeHook, engine.StepResult, engine.TimerFired,
-         engine.RunFinished, engine.ExecuteStep, engine.StartTimer, engine.CancelTimer, *engine.HISTORY_EVENT_TYPES]
+         engine.RunFinished, engine.ForgetRun, engine.ScheduleCommand, engine.ScheduleState, engine.ExecuteStep,
+         engine.StartTimer, engine.CancelTimer, *engine.HISTORY_EVENT_TYPES]
 ERROR = ErrorInfo(type="builtins.ValueError", message="bad", traceback="tb", retryable=True, retry_after_ms=1500)
 
 
@@ -29,11 +30,16 @@ def _sample(cls: type, fill_optional: bool) -> object:
             values[name] = {"value": [1, 2, None], "text": "é"}
         elif name == "error":
             values[name] = ERROR
-        elif name in ("ok", "wait_for_completion"):
+        elif name in ("ok", "wait_for_completion", "paused"):
             values[name] = True
-        elif name in ("position", "attempt", "max_retries", "parent_position", "depth") or name.endswith("_ms"):
+        elif name in ("running", "recent_runs", "requests"):
+            values[name] = ("a", "b") if fill_optional else ()
+        elif name == "buffered":
+            values[name] = (1_700_000_000_000, 1_700_000_060_000) if fill_optional else ()
+        elif name in ("position", "attempt", "max_retries", "parent_position", "depth", "generation", "fires",
+                      "skipped") or name.endswith("_ms"):
             values[name] = 3
-        elif name in ("seq",) or name.endswith("_at") or name == "timestamp":
+        elif name in ("seq", "range_start", "range_end") or name.endswith("_at") or name == "timestamp":
             values[name] = 1_700_000_000_123
         else:
             values[name] = f"{name}-value"
