@@ -9,8 +9,8 @@ mapping is computed once per record type from the schema and the dataclass field
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final, cast
 
 import engine
 from engine import CallArgs, ErrorInfo
@@ -85,7 +85,7 @@ class RecordCodec:
 
     def _converters(self, name: str, avro_type: object) -> tuple[_Encode, _Decode]:
         if isinstance(avro_type, dict) and avro_type.get("type") == "array":
-            return list, tuple  # engine records hold tuples (frozen); Avro readers give lists
+            return _as_list, _as_tuple  # engine records hold tuples (frozen); Avro readers give lists
         kind = _named_kind(avro_type)
         nullable = isinstance(avro_type, list)
         if kind == "Payload" and name == "args":
@@ -138,6 +138,14 @@ def _named_kind(avro_type: object) -> str | None:
 
 def _same(value: object) -> object:
     return value
+
+
+def _as_list(value: object) -> object:
+    return list(cast("Iterable[object]", value))
+
+
+def _as_tuple(value: object) -> object:
+    return tuple(cast("Iterable[object]", value))
 
 
 def _nullable(convert: Callable[[object], object]) -> Callable[[object], object]:

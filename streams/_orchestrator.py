@@ -28,7 +28,11 @@ _TERMINAL = get_args(engine.TerminalEvent)
 _STATUS = {"WorkflowCompleted": "completed", "WorkflowFailed": "failed", "WorkflowCancelled": "cancelled",
            "WorkflowContinuedAsNew": "continued_as_new"}
 _INPUT_TYPES = (engine.StartWorkflow, engine.CancelWorkflow, engine.ResumeHook, engine.StepResult,
-                engine.TimerFired, engine.RunFinished)
+                engine.TimerFired, engine.RunFinished, engine.ForgetRun)
+_Inbound = engine.Input | engine.ForgetRun
+"""What the inbox carries: run inputs, and ops records the orchestrator handles itself."""
+CHECKPOINT_KEY = b"checkpoint"
+"""Key of a partition's ``StateCheckpoint`` on the state topic (written to that partition explicitly)."""
 
 
 @dataclass(slots=True)
@@ -91,26 +95,105 @@ class PartitionLogic:
         # Finished runs keep only their status: their inputs are ignored, so their events are not needed,
         # and memory stays proportional to the runs still running.
         self.finished: dict[str, str] = {}
+        self.successors: dict[str, str] = {}  # continued_as_new run -> its successor (cancels follow the chain)
+        # History offset of the first event of each running run: the restore checkpoint is their minimum.
+        self.first_offsets: dict[str, int] = {}
+        self.history_end = 0  # one past the last history offset seen
+        self.unmarked: list[str] = []  # finished runs found in history without a RunMarker (older topics)
         self.cache = RunCache(cache_size)
         self.limits = limits
         self.replays = 0
 
-    def restore(self, event: HistoryEvent) -> None:
-        """Add one event read back from the history topic (recovery); duplicates by seq are dropped."""
-        if event.run_id in self.finished:
-            return
-        history = self.histories.setdefault(event.run_id, [])
-        # Invariant: seq is dense from 1, so a seq at or below the length is a duplicate write.
-        if event.seq == len(history) + 1:
-            history.append(event)
-            self._retire_if_finished(event.run_id)
+    # --- recovery ---------------------------------------------------------------------------
 
-    def _retire_if_finished(self, run_id: str) -> None:
+    def restore_state(self, key: bytes, value: bytes | None) -> int | None:
+        """Apply one record of the state topic (recovery); return the history offset of a checkpoint."""
+        name = key.decode("utf-8", "replace")
+        if value is None:  # tombstone: a forgotten run
+            self.finished.pop(name, None)
+            self.successors.pop(name, None)
+            return None
+        decoded = self.records.codec.decode(value)
+        record = decoded.record
+        if decoded.name == "StateCheckpoint":
+            offset = record["history_offset"]
+            return offset if isinstance(offset, int) else None
+        if decoded.name == "RunMarker":
+            self.finished[name] = str(record["status"])
+            if record["next_run_id"]:
+                self.successors[name] = str(record["next_run_id"])
+        return None
+
+    def restore(self, event: HistoryEvent, offset: int | None = None) -> bool:
+        """Add one event read back from the history topic (recovery); False if it was not needed
+        (a run known finished from its marker, or a duplicate by seq)."""
+        if offset is not None:
+            self.history_end = max(self.history_end, offset + 1)
+        if event.run_id in self.finished:
+            return False
+        history = self.histories.get(event.run_id)
+        if history is None:
+            if event.seq != 1:  # cannot happen above a checkpoint: its runs all start after it
+                log.warning("history of %s starts at seq %d: skipped", event.run_id, event.seq)
+                return False
+            history = self.histories[event.run_id] = []
+            if offset is not None:
+                self.first_offsets[event.run_id] = offset
+        # Invariant: seq is dense from 1, so a seq at or below the length is a duplicate write.
+        if event.seq != len(history) + 1:
+            return False
+        history.append(event)
+        if self._retire_if_finished(event.run_id) is not None:
+            self.unmarked.append(event.run_id)
+        return True
+
+    def _retire_if_finished(self, run_id: str) -> bytes | None:
+        """Move a run whose history ended to ``finished``; return its encoded ``RunMarker``."""
         history = self.histories.get(run_id)
-        if history and isinstance(history[-1], _TERMINAL):
-            self.finished[run_id] = _STATUS[type(history[-1]).__name__]
-            del self.histories[run_id]
-            self.cache.discard(run_id)
+        if not history or not isinstance(history[-1], _TERMINAL):
+            return None
+        last, first = history[-1], history[0]
+        status = self.finished[run_id] = _STATUS[type(last).__name__]
+        next_run_id = last.next_run_id if isinstance(last, engine.WorkflowContinuedAsNew) else None
+        if next_run_id:
+            self.successors[run_id] = next_run_id
+        del self.histories[run_id]
+        self.first_offsets.pop(run_id, None)
+        self.cache.discard(run_id)
+        workflow_name = first.workflow_name if isinstance(first, engine.WorkflowStarted) else ""
+        return self.records.codec.encode("RunMarker", {
+            "run_id": run_id, "workflow_name": workflow_name, "status": status, "next_run_id": next_run_id,
+            "finished_at": last.timestamp})
+
+    def marker_outputs(self, run_ids: list[str]) -> list[Output]:
+        """``RunMarker`` records for finished runs (those restored from history without one)."""
+        outputs = []
+        for run_id in run_ids:
+            status = self.finished.get(run_id)
+            if status is not None:
+                marker = self.records.codec.encode("RunMarker", {
+                    "run_id": run_id, "workflow_name": "", "status": status,
+                    "next_run_id": self.successors.get(run_id), "finished_at": 0})
+                outputs.append(Output("state", run_id.encode(), marker, self.partition))
+        return outputs
+
+    def observe(self, run_id: str, offset: int) -> None:
+        """Note the history offset a run's event was written at (after delivery)."""
+        self.history_end = max(self.history_end, offset + 1)
+        if run_id in self.histories and run_id not in self.first_offsets:
+            self.first_offsets[run_id] = offset
+
+    def checkpoint(self) -> int:
+        """History offset where restoring may start: every event before it belongs to a finished run."""
+        return min(self.first_offsets.values(), default=self.history_end)
+
+    def checkpoint_output(self, now_ms: int) -> Output:
+        """The ``StateCheckpoint`` record for :meth:`checkpoint`."""
+        value = self.records.codec.encode("StateCheckpoint", {
+            "partition": self.partition, "history_offset": self.checkpoint(), "written_at": now_ms})
+        return Output("state", CHECKPOINT_KEY, value, self.partition)
+
+    # --- processing -------------------------------------------------------------------------
 
     def process(self, key: bytes | None, value: bytes, offset: int, now_ms: int) -> list[Output]:
         """Everything one inbox record leads to; never raises (bad input becomes a dead letter)."""
@@ -131,14 +214,16 @@ class PartitionLogic:
             log.exception("inbox record %s@%d failed", run_id, offset)
             self._revert(run_id, known, length)
             return [self._dead(key, value, offset, f"processing failed: {exc!r}", exc)]
-        too_big = next((o for o in outputs if len(o.value) > MAX_MESSAGE_BYTES), None)
+        too_big = next((o for o in outputs if len(o.value or b"") > MAX_MESSAGE_BYTES), None)
         if too_big is not None:
             # Kafka would refuse the transaction again and again: park the input instead (NOTES #6).
             self._revert(run_id, known, length)
             return [self._dead(key, value, offset,
-                               f"processing it produced a {len(too_big.value):,}-byte {too_big.topic} record, "
+                               f"processing it produced a {len(too_big.value or b''):,}-byte {too_big.topic} record, "
                                f"too large (limit {MAX_MESSAGE_BYTES:,} bytes); the run waits on this input", None)]
-        self._retire_if_finished(run_id)
+        marker = self._retire_if_finished(run_id)
+        if marker is not None:
+            outputs.append(Output("state", key, marker, self.partition))
         return outputs
 
     def _revert(self, run_id: str, known: bool, length: int) -> None:
@@ -149,9 +234,16 @@ class PartitionLogic:
         else:
             self.histories.pop(run_id, None)
 
-    def _apply(self, record: engine.Input, key: bytes, value: bytes, offset: int, now_ms: int) -> list[Output]:
+    def _apply(self, record: _Inbound, key: bytes, value: bytes, offset: int, now_ms: int) -> list[Output]:
         run_id = _owner(record)
+        if isinstance(record, engine.ForgetRun):
+            return self._forget(run_id, key, value, offset)
         if run_id in self.finished:
+            successor = self.successors.get(run_id)
+            if isinstance(record, engine.CancelWorkflow) and successor is not None:
+                # the run continued as new: the cancel is meant for the chain's current run
+                forward = engine.CancelWorkflow(run_id=successor, reason=record.reason, requested_at=record.requested_at)
+                return [Output("inbox", successor.encode(), self.records.encode(forward))]
             if isinstance(record, engine.ResumeHook):  # the sender waits for an answer: tell it why
                 return [self._dead(key, value, offset, f"hook payload for token {record.token!r} not delivered: "
                                    f"run {run_id} is {self.finished[run_id]}", None)]
@@ -184,6 +276,15 @@ class PartitionLogic:
                     self.cache.put(run)
                     return [self._dead(key, value, offset, f"hook payload not delivered: {transition.ignored}", None)]
         return self._commit(run, transition)
+
+    def _forget(self, run_id: str, key: bytes, value: bytes, offset: int) -> list[Output]:
+        if run_id in self.histories:
+            return [self._dead(key, value, offset, f"run {run_id} is still running: only a finished run can be "
+                               "forgotten", None)]
+        if self.finished.pop(run_id, None) is None:
+            return []  # unknown, or forgotten before: nothing to do
+        self.successors.pop(run_id, None)
+        return [Output("state", key, None, self.partition)]  # tombstone: log compaction drops the marker
 
     def _commit(self, run: Run, transition: Transition) -> list[Output]:
         history = self.histories[run.run_id]
@@ -228,7 +329,7 @@ class PartitionLogic:
                            key=key, value=value, reason=reason, error_type=error_type or "kflow.InvalidRecord")
 
 
-def _owner(record: engine.Input) -> str:
+def _owner(record: _Inbound) -> str:
     """The run whose partition the record belongs to (a child's completion belongs to its parent)."""
     if isinstance(record, RunFinished) and record.parent_run_id:
         return record.parent_run_id

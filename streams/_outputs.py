@@ -10,11 +10,15 @@ from schemas import Codec
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """One record to produce: topic suffix (``history``, ``tasks``, …), raw UTF-8 key, encoded value."""
+    """One record to produce: topic suffix (``history``, ``tasks``, …), raw UTF-8 key, encoded value.
+
+    ``value`` None is a tombstone (compacted topics only); ``partition`` None lets the key choose it.
+    """
 
     topic: str
     key: bytes
-    value: bytes
+    value: bytes | None
+    partition: int | None = None
 
 
 def dead_letter(codec: Codec, *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -42,7 +42,8 @@ class OrchestratorStats:
     records: int = 0
     transactions: int = 0
     outputs: int = 0
-    restored_events: int = 0
+    restored_events: int = 0  # history events applied while adopting partitions
+    history_read: int = 0  # history records read while adopting (from each partition's checkpoint on)
     resets: int = 0
 
 
@@ -54,10 +55,12 @@ class Orchestrator:
         registry: the workflows (and steps) of the loaded module.
         cache_size: live runs kept per partition (0 = evict after every input: always replay).
         clock: source of ``now`` handed to the engine.
+        checkpoint_interval: seconds between restore checkpoints written to the state topic.
     """
 
     def __init__(self, settings: Settings, registry: Registry, *, cache_size: int = 10_000,
-                 clock: Clock | None = None, records: RecordCodec | None = None) -> None:
+                 clock: Clock | None = None, records: RecordCodec | None = None,
+                 checkpoint_interval: float = 2.0) -> None:
         self.settings = settings
         self.registry = registry
         self.topics = Topics(settings.topic_prefix)
@@ -69,6 +72,8 @@ class Orchestrator:
         self.partitions: dict[int, PartitionLogic] = {}
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._adopting: dict[int, asyncio.Event] = {}
+        self._checkpoint_due: dict[int, float] = {}
+        self.checkpoint_interval = checkpoint_interval
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -115,10 +120,18 @@ class Orchestrator:
         outputs: list[Output] = []
         for message in messages:
             outputs.extend(logic.process(message.key, message.value, message.offset, now))
+        # Invariant: computed before this batch's sends, the checkpoint is at most the offset any run started
+        # in this batch gets (the previous transaction is fully acknowledged, so history_end is the log end).
+        if time.monotonic() >= self._checkpoint_due.get(tp.partition, 0.0):
+            self._checkpoint_due[tp.partition] = time.monotonic() + self.checkpoint_interval
+            outputs.append(logic.checkpoint_output(now))
         try:
             async with txn_producer.transaction():
                 for out in outputs:
-                    await txn_producer.send(self.topics.name(out.topic), out.value, key=out.key)
+                    sent = await txn_producer.send(self.topics.name(out.topic), out.value, key=out.key,
+                                                   partition=out.partition)
+                    if out.topic == "history":
+                        sent.add_done_callback(_observer(logic, out.key.decode()))
                 await txn_producer.send_offsets_to_transaction(
                     {tp: OffsetAndMetadata(messages[-1].offset + 1, "")}, self.group)
         except KafkaError as exc:
@@ -170,33 +183,58 @@ class Orchestrator:
         limits = EventLimits(soft=self.settings.event_soft_limit, hard=self.settings.event_hard_limit)
         logic = PartitionLogic(self.registry, self.records, self.topics.inbox, number, self.cache_size, limits)
         started = time.perf_counter()
+        checkpoint: int | None = None
+        state_records = 0
+        async for message in self._read(self.topics.state, number, None):
+            state_records += 1
+            try:
+                found = logic.restore_state(message.key or b"", message.value)
+            except SchemaError as exc:
+                log.error("unreadable state record %s[%d]@%d skipped: %s", self.topics.state, number,
+                          message.offset, exc)
+                continue
+            checkpoint = found if found is not None else checkpoint
         count = 0
-        async for event in self._read_history(number):
-            logic.restore(event)
-            count += 1
+        async for message in self._read(self.topics.history, number, checkpoint):
+            logic.history_end = message.offset + 1
+            try:
+                event = self.records.decode(message.value)
+            except SchemaError as exc:
+                log.error("unreadable history record %s[%d]@%d skipped: %s", self.topics.history, number,
+                          message.offset, exc)
+                continue
+            self.stats.history_read += 1
+            if isinstance(event, HISTORY_EVENT_TYPES) and logic.restore(cast(HistoryEvent, event), message.offset):
+                count += 1
+        logic.history_end = max(logic.history_end, checkpoint or 0)
+        if logic.unmarked:  # finished before RunMarkers existed: mark them, so checkpoints can skip their history
+            async with txn_producer.transaction():
+                for out in logic.marker_outputs(logic.unmarked):
+                    await txn_producer.send(self.topics.name(out.topic), out.value, key=out.key,
+                                            partition=out.partition)
+            logic.unmarked.clear()
         self.partitions[number] = logic
         self.stats.restored_events += count
-        log.info("partition %d adopted: %d running and %d finished runs, %d events restored in %.2fs", number,
-                 len(logic.histories), len(logic.finished), count, time.perf_counter() - started)
+        log.info("partition %d adopted: %d running and %d finished runs (%d state records), %d events restored "
+                 "from offset %d in %.2fs", number, len(logic.histories), len(logic.finished), state_records,
+                 count, checkpoint or 0, time.perf_counter() - started)
 
-    async def _read_history(self, number: int) -> AsyncIterator[HistoryEvent]:
+    async def _read(self, topic: str, number: int, start: int | None) -> AsyncIterator[Any]:
+        """Committed records of one partition from ``start`` (None: the beginning) to its current end."""
         reader = consumer(self.settings.bootstrap, max_poll_records=5000)
         await reader.start()
         try:
-            tp = TopicPartition(self.topics.history, number)
+            tp = TopicPartition(topic, number)
             reader.assign([tp])
-            await reader.seek_to_beginning(tp)
+            if start is None:
+                await reader.seek_to_beginning(tp)
+            else:
+                reader.seek(tp, start)
             end = (await reader.end_offsets([tp]))[tp]
             while await reader.position(tp) < end:
                 batch = await reader.getmany(tp, timeout_ms=1000)
                 for message in batch.get(tp, []):
-                    try:
-                        event = self.records.decode(message.value)
-                    except SchemaError as exc:
-                        log.error("unreadable history record %s@%d skipped: %s", tp, message.offset, exc)
-                        continue
-                    if isinstance(event, HISTORY_EVENT_TYPES):
-                        yield cast(HistoryEvent, event)
+                    yield message
         finally:
             await reader.stop()
 
@@ -207,6 +245,13 @@ class Orchestrator:
         txn_producer = self._producers.pop(number, None)
         if txn_producer is not None:
             await txn_producer.stop()
+
+
+def _observer(logic: PartitionLogic, run_id: str) -> Callable[[asyncio.Future[Any]], None]:
+    def observe(sent: asyncio.Future[Any]) -> None:
+        if not sent.cancelled() and sent.exception() is None:
+            logic.observe(run_id, sent.result().offset)
+    return observe
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

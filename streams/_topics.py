@@ -30,6 +30,9 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("timers", "StartTimer, CancelTimer"),
     TopicSpec("completions", "RunFinished"),
     TopicSpec("dlq", "DeadLetter", {"retention.ms": "-1"}),
+    # The orchestrator's restore state: finished-run markers, schedules, per-partition checkpoints.
+    TopicSpec("state", "RunMarker, StateCheckpoint, ScheduleState (latest per key)",
+              {"cleanup.policy": "compact", "retention.ms": "-1"}),
 )
 
 
@@ -72,6 +75,11 @@ class Topics:
     def dlq(self) -> str:
         """Records that could not be processed, with the reason."""
         return self.name("dlq")
+
+    @property
+    def state(self) -> str:
+        """The orchestrator's compacted restore state (internal)."""
+        return self.name("state")
 
     def all(self) -> list[str]:
         """Every topic name, in declaration order."""

@@ -252,3 +252,20 @@ async def late_hook(order_id: str) -> dict[str, object]:
     await sleep("500ms")  # the payload arrives meanwhile and is kept
     decision = await hook("approval", timeout="60s")
     return {"order_id": order_id, "approved": decision["ok"]}  # type: ignore[index]
+
+
+@workflow
+async def looper(tag: str, hops: int) -> str:
+    """Continues as new ``hops`` times, then waits until cancelled (cleanup runs)."""
+    if hops > 0:
+        continue_as_new(tag, hops - 1)
+    try:
+        await sleep("1h")
+    finally:
+        await cleanup(f"looper-{tag}")
+    return "woke"
+
+
+@workflow
+async def parent_of_looper(tag: str) -> str:
+    return await start_child_workflow(looper, tag, 2)

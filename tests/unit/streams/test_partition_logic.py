@@ -58,8 +58,8 @@ def test_a_run_flows_through_history_tasks_and_completions(cache_size: int) -> N
     emitted += part.process(b"r1", result("r1", 0, "v"), 1, 11)
     assert topics(emitted[3:]) == ["history", "history", "tasks"]
     outputs = part.process(b"r1", result("r1", 1, "v"), 2, 12)
-    assert topics(outputs) == ["history", "history", "completions"]
-    finished = RECORDS.decode(outputs[-1].value)
+    assert topics(outputs) == ["history", "history", "completions", "state"]
+    finished = RECORDS.decode(outputs[-2].value)
     assert isinstance(finished, engine.RunFinished) and finished.result == "v"
     history = [RECORDS.decode(o.value) for o in emitted + outputs if o.topic == "history"]
     assert [e.seq for e in history] == list(range(1, 7))  # type: ignore[attr-defined]
@@ -169,3 +169,93 @@ def test_a_hook_payload_that_cannot_be_delivered_is_a_dead_letter_with_the_reaso
     assert topics(late) == ["dlq"] and "run r1 is completed" in _reason(late[0])
     unknown = part.process(b"r9", _resume("r9", "r9:approval"), 6, 16)
     assert topics(unknown) == ["dlq"] and "no run r9" in _reason(unknown[0])
+
+
+def _finish(part: PartitionLogic, run_id: str, offset: int = 0) -> list:  # type: ignore[type-arg]
+    outputs = part.process(run_id.encode(), start(run_id), offset, 10)
+    outputs += part.process(run_id.encode(), result(run_id, 0, "v"), offset + 1, 11)
+    return outputs + part.process(run_id.encode(), result(run_id, 1, "v"), offset + 2, 12)
+
+
+def test_a_finished_run_leaves_a_marker_on_the_state_topic_of_its_own_partition() -> None:
+    part = PartitionLogic(REGISTRY, RECORDS, "p.inbox", 3, 100)
+    state = [o for o in _finish(part, "r1") if o.topic == "state"]
+    assert len(state) == 1 and state[0].key == b"r1" and state[0].partition == 3
+    marker = Codec().decode(state[0].value).record
+    assert marker == {"run_id": "r1", "workflow_name": "twice", "status": "completed", "next_run_id": None,
+                      "finished_at": 12}
+
+
+def test_forget_drops_a_finished_run_with_a_tombstone_and_later_records_are_dead_letters() -> None:
+    part = logic()
+    _finish(part, "r1")
+    forget = RECORDS.encode(engine.ForgetRun(run_id="r1", reason="old", requested_at=20))
+    tombstone = part.process(b"r1", forget, 10, 20)
+    assert [(o.topic, o.key, o.value) for o in tombstone] == [("state", b"r1", None)]
+    assert "r1" not in part.finished
+    assert part.process(b"r1", forget, 11, 21) == []  # idempotent
+    late = part.process(b"r1", result("r1", 1, "v"), 12, 22)
+    assert topics(late) == ["dlq"] and "no run r1" in _reason(late[0])
+
+
+def test_forgetting_a_running_run_is_refused() -> None:
+    part = logic()
+    part.process(b"r1", start("r1"), 0, 10)
+    refused = part.process(b"r1", RECORDS.encode(engine.ForgetRun(run_id="r1", requested_at=1)), 1, 11)
+    assert topics(refused) == ["dlq"] and "still running" in _reason(refused[0])
+    assert "r1" in part.histories
+
+
+def test_a_cancel_for_a_run_that_continued_as_new_goes_to_its_successor() -> None:
+    part = logic()
+    part.restore_state(b"old", Codec().encode("RunMarker", {
+        "run_id": "old", "workflow_name": "twice", "status": "continued_as_new", "next_run_id": "new",
+        "finished_at": 5}))
+    cancel = RECORDS.encode(engine.CancelWorkflow(run_id="old", reason="stop", requested_at=7))
+    forwarded = part.process(b"old", cancel, 0, 10)
+    assert [(o.topic, o.key) for o in forwarded] == [("inbox", b"new")]
+    assert RECORDS.decode(forwarded[0].value) == engine.CancelWorkflow(run_id="new", reason="stop", requested_at=7)
+
+
+def test_restore_from_state_markers_tombstones_and_checkpoint() -> None:
+    codec = Codec()
+    part = logic()
+    marker = {"run_id": "a", "workflow_name": "twice", "status": "failed", "next_run_id": None, "finished_at": 1}
+    assert part.restore_state(b"a", codec.encode("RunMarker", marker)) is None
+    assert part.restore_state(b"b", codec.encode("RunMarker", {**marker, "run_id": "b"})) is None
+    assert part.restore_state(b"b", None) is None  # forgotten
+    checkpoint = codec.encode("StateCheckpoint", {"partition": 0, "history_offset": 42, "written_at": 1})
+    assert part.restore_state(b"checkpoint", checkpoint) == 42
+    assert part.finished == {"a": "failed"}
+    assert part.process(b"a", start("a"), 0, 10) == []  # a finished run is not started again
+
+
+def test_the_checkpoint_is_the_first_offset_of_the_oldest_running_run() -> None:
+    part = logic()
+    assert part.checkpoint() == 0
+    part.process(b"old", start("old"), 0, 10)
+    part.observe("old", 100)
+    part.observe("old", 101)
+    part.process(b"new", start("new"), 1, 11)
+    part.observe("new", 102)
+    assert part.checkpoint() == 100
+    part.process(b"old", result("old", 0, "v"), 2, 12)
+    part.process(b"old", result("old", 1, "v"), 3, 13)  # old finishes: its marker covers its history
+    part.observe("old", 105)  # acknowledgements may arrive after the run retired
+    assert part.checkpoint() == 102
+    part.process(b"new", result("new", 0, "v"), 4, 14)
+    part.process(b"new", result("new", 1, "v"), 5, 15)
+    part.observe("new", 110)
+    assert part.checkpoint() == 111  # nothing runs: restore starts at the end
+
+
+def test_runs_restored_finished_without_a_marker_get_one() -> None:
+    live = logic()
+    events = [o for o in _finish(live, "done") if o.topic == "history"]
+    restored = logic()
+    for offset, out in enumerate(events):
+        restored.restore(RECORDS.decode(out.value), offset)  # type: ignore[arg-type]
+    assert restored.unmarked == ["done"] and restored.history_end == len(events)
+    markers = restored.marker_outputs(restored.unmarked)
+    assert [(o.topic, o.key) for o in markers] == [("state", b"done")]
+    assert Codec().decode(markers[0].value).record["status"] == "completed"

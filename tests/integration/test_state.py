@@ -1,0 +1,158 @@
+"""The orchestrator's state topic on the real broker: run markers, restore checkpoints, ForgetRun, and
+cancels that follow a continue-as-new chain."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiokafka import TopicPartition
+
+import engine
+from engine import CancellationError, Registry
+from schemas import Codec, RecordCodec
+from streams import Settings, Topics, create_topics
+from streams._client import Client
+from streams._delay import DelayProcessor
+from streams._kafka import consumer, producer
+from streams._processor import Orchestrator
+from streams._worker import StepWorker
+
+pytestmark = pytest.mark.integration
+
+
+@dataclasses.dataclass
+class Stack:
+    settings: Settings
+    registry: Registry
+    orchestrator: Orchestrator
+    client: Client
+
+    async def restart_orchestrator(self) -> Orchestrator:
+        await self.orchestrator.stop()
+        self.orchestrator = Orchestrator(self.settings, self.registry, checkpoint_interval=0)
+        await self.orchestrator.start()
+        return self.orchestrator
+
+
+@pytest.fixture
+async def stack(settings: Settings, tmp_path: Path) -> AsyncIterator[Stack]:
+    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-state{uuid.uuid4().hex[:6]}")
+    await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
+    registry = Registry.from_module("e2e_workflows")
+    delay = DelayProcessor(own, state_dir=tmp_path / "delay")
+    worker = StepWorker(own, registry, concurrency=8)
+    found = Stack(own, registry, Orchestrator(own, registry, checkpoint_interval=0), Client(settings=own,
+                                                                                           registry=registry))
+    for service in (found.orchestrator, delay, worker):
+        await service.start()
+    async with found.client:
+        yield found
+    for service in (worker, delay, found.orchestrator):
+        await service.stop()
+
+
+async def _adopted(orchestrator: Orchestrator, partitions: int) -> None:
+    deadline = time.monotonic() + 60
+    while len(orchestrator.partitions) < partitions:
+        assert time.monotonic() < deadline, "the restarted orchestrator adopted no partitions"
+        await asyncio.sleep(0.05)
+
+
+async def _events(client: Client, run_id: str, name: str) -> list[object]:
+    deadline = time.monotonic() + 30
+    while not (found := [e for e in await client.get_events(run_id) if type(e).__name__ == name]):
+        assert time.monotonic() < deadline, f"no {name} in the history of {run_id}"
+        await asyncio.sleep(0.05)
+    return found
+
+
+async def _dead_letter_reasons(settings: Settings, key: bytes, count: int) -> list[str]:
+    codec = Codec()
+    reader = consumer(settings.bootstrap)
+    await reader.start()
+    found: list[str] = []
+    try:
+        tps = [TopicPartition(Topics(settings.topic_prefix).dlq, p) for p in range(settings.partitions)]
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        deadline = time.monotonic() + 30
+        while len(found) < count and time.monotonic() < deadline:
+            for messages in (await reader.getmany(timeout_ms=300)).values():
+                found.extend(str(r["reason"]) for r in (codec.decode(m.value).record for m in messages)
+                             if r["key"] == key)
+    finally:
+        await reader.stop()
+    return found
+
+
+async def test_a_restart_restores_from_the_checkpoint_and_knows_finished_runs_by_their_markers(
+        stack: Stack) -> None:
+    finished = [await stack.client.start("sum_three", i, 1, 1, idempotency_key=f"k{i}") for i in range(12)]
+    for i, run_id in enumerate(finished):
+        assert await stack.client.result(run_id, timeout=30) == i + 2
+    waiting = await stack.client.start("approval", "o-1")
+    await _events(stack.client, waiting, "HookCreated")
+    total_events = sum([len(await stack.client.get_events(r)) for r in [*finished, waiting]])
+
+    orchestrator = await stack.restart_orchestrator()
+    await _adopted(orchestrator, stack.settings.partitions)
+    # only the history of the run still waiting is applied (the finished runs come from their markers) and
+    # reading starts at the checkpoints, not at the beginning of the history partitions
+    assert orchestrator.stats.restored_events == len(await stack.client.get_events(waiting))
+    assert orchestrator.stats.history_read < total_events / 2
+    known = {run_id: status for logic in orchestrator.partitions.values() for run_id, status in logic.finished.items()}
+    assert all(known.get(run_id) == "completed" for run_id in finished)
+    # a start with a used idempotency key is still the first run, not a new one
+    assert await stack.client.start("sum_three", 3, 1, 1, idempotency_key="k3") == finished[3]
+    await stack.client.resume_hook(f"{waiting}:approval", {"ok": True})
+    assert await stack.client.result(waiting, timeout=30) == {"order_id": "o-1", "approved": True}
+
+
+async def test_a_forgotten_run_is_gone_after_a_restart_and_its_late_records_are_dead_letters(stack: Stack) -> None:
+    run_id = await stack.client.start("sum_three", 1, 1, 1)
+    assert await stack.client.result(run_id, timeout=30) == 3
+    records = RecordCodec()
+    sender = producer(stack.settings.bootstrap)
+    await sender.start()
+    try:
+        inbox = Topics(stack.settings.topic_prefix).inbox
+        forget = engine.ForgetRun(run_id=run_id, reason="test", requested_at=1)
+        await sender.send_and_wait(inbox, records.encode(forget), key=run_id.encode())
+        deadline = time.monotonic() + 30
+        while any(run_id in logic.finished for logic in stack.orchestrator.partitions.values()):
+            assert time.monotonic() < deadline, "ForgetRun was not applied"
+            await asyncio.sleep(0.05)
+        orchestrator = await stack.restart_orchestrator()
+        await _adopted(orchestrator, stack.settings.partitions)
+        assert not any(run_id in logic.finished for logic in orchestrator.partitions.values())
+        late = engine.StepResult(run_id=run_id, position=0, attempt=1, ok=True, result=5, worker="late",
+                                 started_at=1, finished_at=2)
+        await sender.send_and_wait(inbox, records.encode(late), key=run_id.encode())
+    finally:
+        await sender.stop()
+    reasons = await _dead_letter_reasons(stack.settings, run_id.encode(), 1)
+    assert any(f"no run {run_id}" in reason for reason in reasons), reasons
+
+
+async def test_cancelling_a_parent_reaches_a_child_that_continued_as_new(stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    parent = await stack.client.start("parent_of_looper", tag)
+    first_child = (await _events(stack.client, parent, "ChildWorkflowStarted"))[0].child_run_id  # type: ignore[attr-defined]
+    # follow the chain to the run that sleeps (the parent only knows the first child's id)
+    current = first_child
+    for _ in range(2):
+        current = (await _events(stack.client, current, "WorkflowContinuedAsNew"))[0].next_run_id  # type: ignore[attr-defined]
+    await _events(stack.client, current, "TimerScheduled")
+    await stack.client.cancel(parent, reason="stop the chain")
+    with pytest.raises(CancellationError):
+        await stack.client.result(parent, timeout=30)
+    with pytest.raises(CancellationError):
+        await stack.client.result(first_child, timeout=30)  # result() follows the chain to its last run
+    names = [type(e).__name__ for e in await stack.client.get_events(current)]
+    assert names[-1] == "WorkflowCancelled" and "CancelRequested" in names
