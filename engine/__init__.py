@@ -30,6 +30,7 @@ from ._records import (HISTORY_EVENT_TYPES, CallArgs, CancelRequested, CancelTim
 from ._registry import Registry
 from ._retry import RetryDelay, RetryPolicy
 from ._run import Run, Transition
+from ._schedules import CalendarSpec, OverlapPolicy, ScheduleSpec, ScheduleSpecError
 from ._testing import InMemoryDriver
 from ._worker import execute_step
 
@@ -43,7 +44,7 @@ __all__ = [
     "ChildWorkflowFailedError", "ChildWorkflowDepthError", "NonDeterminismError", "StepFailedError", "StepTimeoutError",
     "WorkflowTimeoutError", "InvalidDurationError", "RegistryError", "UnknownWorkflowError",
     "UnknownStepError", "DuplicateNameError", "WorkflowSandboxError", "HistoryError", "RunClosedError",
-    "EventLimitExceededError",
+    "EventLimitExceededError", "ScheduleSpecError",
     # definitions, registry, policies, durations
     "StepDefinition", "WorkflowDefinition", "Registry", "RetryPolicy", "RetryDelay", "Duration",
     "parse_duration", "EventLimits",
@@ -56,6 +57,8 @@ __all__ = [
     "ChildWorkflowFailed", "StepContextSet", "CancelRequested", "WorkflowCompleted", "WorkflowFailed",
     "WorkflowCancelled", "WorkflowContinuedAsNew", "HistoryEvent", "Input", "Command", "TerminalEvent",
     "HISTORY_EVENT_TYPES",
+    # schedules
+    "ScheduleSpec", "CalendarSpec", "OverlapPolicy",
     # running
     "Run", "Transition", "execute_step", "error_info", "rebuild_exception",
     # test support

@@ -12,7 +12,7 @@ EXPECTED = {
     "ChildWorkflowFailedError", "ChildWorkflowDepthError", "NonDeterminismError", "StepFailedError", "StepTimeoutError",
     "WorkflowTimeoutError", "InvalidDurationError", "RegistryError", "UnknownWorkflowError",
     "UnknownStepError", "DuplicateNameError", "WorkflowSandboxError", "HistoryError", "RunClosedError",
-    "EventLimitExceededError",
+    "EventLimitExceededError", "ScheduleSpecError",
     "StepDefinition", "WorkflowDefinition", "Registry", "RetryPolicy", "RetryDelay", "Duration",
     "parse_duration", "EventLimits",
     "CallArgs", "ErrorInfo", "StartWorkflow", "CancelWorkflow", "ResumeHook", "StepResult",
@@ -23,6 +23,7 @@ EXPECTED = {
     "ChildWorkflowFailed", "StepContextSet", "CancelRequested", "WorkflowCompleted", "WorkflowFailed",
     "WorkflowCancelled", "WorkflowContinuedAsNew", "HistoryEvent", "Input", "Command", "TerminalEvent",
     "HISTORY_EVENT_TYPES",
+    "ScheduleSpec", "CalendarSpec", "OverlapPolicy",
     "Run", "Transition", "execute_step", "error_info", "rebuild_exception",
     "Clock", "SystemClock", "FakeClock", "InMemoryDriver",
 }
