@@ -1,6 +1,6 @@
 """kflow's composition root: Kafka topics, processors, workers, client and the command line."""
 
-from streams._client import Client, RunInfo
+from streams._client import Client, HookDeliveryError, RunInfo
 from streams._config import Settings
 from streams._delay import DelayProcessor, DelayStats
 from streams._devstack import DevStack, ServerStatus
@@ -12,6 +12,6 @@ from streams._worker import StepWorker, WorkerStats
 
 __all__ = [
     "Client", "DelayProcessor", "DelayStats", "DevStack", "DevStackError", "HistoryMaterializer",
-    "MaterializerStats", "Orchestrator", "OrchestratorStats", "RunInfo", "ServerStatus", "Settings",
-    "StepWorker", "TOPIC_SPECS", "TopicSpec", "Topics", "WorkerStats", "create_topics",
+    "HookDeliveryError", "MaterializerStats", "Orchestrator", "OrchestratorStats", "RunInfo", "ServerStatus",
+    "Settings", "StepWorker", "TOPIC_SPECS", "TopicSpec", "Topics", "WorkerStats", "create_topics",
 ]

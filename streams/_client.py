@@ -1,7 +1,8 @@
 """The client: start runs, wait for results, cancel, resume hooks, read history — all through Kafka.
 
 Commands go to ``<prefix>.inbox`` keyed by run id; results come from ``<prefix>.completions`` through one
-tail consumer per client; run views scan ``<prefix>.history`` (interim, until Cassandra lands).
+tail consumer per client; a hook payload's answer is read from its run's ``<prefix>.history`` and
+``<prefix>.dlq`` partitions; run views scan ``<prefix>.history`` (interim, until Cassandra lands).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from engine import (CallArgs, CancelWorkflow, CancellationError, ErrorInfo, Hist
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import _kafka
 from streams._config import Settings
+from streams._hook_answers import HookAnswerMatcher, HookAnswerWatch
 from streams._topics import Topics
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,29 @@ RUN_ID_NAMESPACE: Final = uuid.UUID("0c64a7fc-d3b7-486d-b08e-4b72457f58a9")
 _RECENT_RESULTS: Final = 10_000  # raw RunFinished records remembered, least recently used dropped first
 _OWN_RUNS: Final = 100_000  # runs started by this client, whose completion is kept until claimed
 _SCAN_STALL_S: Final = 30.0  # a partition scan that makes no progress this long fails
+
+
+class HookDeliveryError(KflowError):
+    """A hook payload that cannot be delivered: no such run, the run has finished, the token does not
+    belong to it, the hook's ``payload_schema`` rejected the payload, or the token is malformed.
+
+    Attributes:
+        token: the hook token the payload was sent to.
+        reason: why it was not delivered (the dead letter's reason).
+    """
+
+    __module__ = "streams"
+    retryable = False
+
+    def __init__(self, message: str, token: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.token = token
+        self.reason = reason
+
+    @classmethod
+    def refused(cls, token: str, reason: str) -> HookDeliveryError:
+        """The error for the payload to ``token`` refused for ``reason``."""
+        return cls(f"hook payload for {token} not delivered: {reason}", token, reason)
 
 
 def run_id_for(workflow_name: str, idempotency_key: str | None = None) -> str:
@@ -325,11 +350,48 @@ class Client:
         record = CancelWorkflow(run_id=run_id, reason=reason, requested_at=self._clock.now_ms())
         await self._send(run_id, self.records.encode(record))
 
-    async def resume_hook(self, token: str, payload: object) -> None:
-        """Deliver ``payload`` to the hook waiting on ``token`` (``"{run_id}:{name}"``; else ValueError)."""
-        run_id = run_id_of_token(token)
+    async def resume_hook(self, token: str, payload: object, *, wait: bool = True, timeout: float = 30.0) -> str:
+        """Send ``payload`` to the hook ``token`` (``"{run_id}:{name}"``) and, with ``wait``, learn its fate.
+
+        Returns ``"delivered"`` (a hook was waiting on the token and took it), ``"queued"`` (the run is
+        running but not waiting on that token yet: the payload is kept and delivered when the workflow
+        calls ``hook()`` with that name, oldest first; a ``payload_schema`` is only checked then, and a
+        payload it rejects is dropped) or, with ``wait=False``, ``"sent"`` as soon as Kafka has it.
+
+        Raises ``HookDeliveryError`` (with ``reason``) for a malformed token (before sending anything), no
+        such run, a finished run or a payload the waiting hook's ``payload_schema`` rejects;
+        ``TimeoutError`` when no answer came within ``timeout`` s (no processor running? the payload was
+        sent and may still be delivered); ``PayloadError`` for a payload the codec cannot carry.
+        """
+        try:
+            run_id = run_id_of_token(token)
+        except ValueError as exc:
+            raise HookDeliveryError.refused(token, str(exc)) from None
         record = ResumeHook(run_id=run_id, token=token, payload=payload, requested_at=self._clock.now_ms())
-        await self._send(run_id, self.records.encode(record))
+        value = self.records.encode(record)
+        if len(value) > _kafka.MAX_MESSAGE_BYTES:
+            raise PayloadError(f"the payload encodes to {len(value)} bytes, over the "
+                               f"{_kafka.MAX_MESSAGE_BYTES}-byte record limit")
+        if not wait:
+            await self._send(run_id, value)
+            return "sent"
+        deadline = asyncio.get_running_loop().time() + timeout
+        await self.connect()
+        assert self._producer is not None
+        key = run_id.encode()
+        history = TopicPartition(self.topics.history, partition_for(key, self._history_partitions))
+        dlq = TopicPartition(self.topics.dlq,
+                             partition_for(key, len(await self._producer.partitions_for(self.topics.dlq))))
+        # The watch is positioned before the send, so the answer (written after it) cannot be missed.
+        async with HookAnswerWatch(self.settings.bootstrap, history, dlq) as watch:
+            offset = await self._send(run_id, value)
+            answer = await watch.answer(HookAnswerMatcher(self.records, value, self.topics.inbox, offset), deadline)
+        if answer is None:
+            raise TimeoutError(f"no answer to the hook payload for {token} within {timeout:g} s (is a kflow "
+                               f"processor running on {self.topics.inbox}?); it was sent and may still be delivered")
+        if answer.outcome == "refused":
+            raise HookDeliveryError.refused(token, answer.reason)
+        return answer.outcome
 
     async def get_events(self, run_id: str) -> list[HistoryEvent]:
         """The run's history events ordered by ``seq`` (empty for an unknown run).
@@ -352,10 +414,12 @@ class Client:
         Interim implementation until the Cassandra materialization lands: derived from ``get_events``."""
         return _run_info(run_id, await self.get_events(run_id))
 
-    async def _send(self, run_id: str, value: bytes) -> None:
+    async def _send(self, run_id: str, value: bytes) -> int:
+        """Produce ``value`` to the inbox keyed by ``run_id``; returns its offset there."""
         await self.connect()
         assert self._producer is not None
-        await self._producer.send_and_wait(self.topics.inbox, value, key=run_id.encode())
+        metadata = await self._producer.send_and_wait(self.topics.inbox, value, key=run_id.encode())
+        return int(metadata.offset)
 
 
 def _workflow_name(workflow: str | Callable[..., object]) -> str:

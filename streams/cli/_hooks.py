@@ -17,6 +17,9 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     resume = commands.add_parser("resume", help="send a payload to the hook waiting on TOKEN")
     resume.add_argument("token", metavar="TOKEN", help='"<run_id>:<hook name>" (or the token on_created gave)')
     resume.add_argument("payload", metavar="JSON", type=_json, help="the payload, as JSON")
+    resume.add_argument("--no-wait", action="store_true",
+                        help="return once Kafka has the payload, without waiting to learn whether it was delivered")
+    resume.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (default 30)")
     resume.set_defaults(handler=_resume)
 
 
@@ -28,12 +31,30 @@ def _json(text: str) -> object:
 
 
 def _resume(args: argparse.Namespace, settings: Settings) -> int:
+    """Print what became of the payload; a refused one is a ``HookDeliveryError`` (one line, exit 1)."""
     from streams._client import Client
 
-    async def send() -> None:
-        async with Client(settings=settings) as client:
-            await client.resume_hook(args.token, args.payload)
+    async def send() -> str:
+        client = Client(settings=settings)  # connects on first use: a malformed token fails before that
+        try:
+            return await client.resume_hook(args.token, args.payload, wait=not args.no_wait, timeout=args.timeout)
+        finally:
+            await client.close()
 
-    asyncio.run(send())
-    print(f"payload sent to hook {args.token}")
+    try:
+        outcome = asyncio.run(send())
+    except TimeoutError as exc:
+        from streams.cli._main import CliError  # here: _main imports this module
+
+        raise CliError(str(exc)) from None
+    print(describe(outcome, args.token))
     return 0
+
+
+def describe(outcome: str, token: str) -> str:
+    """The line ``kflow hooks resume`` prints for ``Client.resume_hook``'s ``outcome``."""
+    if outcome == "queued":
+        return f"queued (no hook is waiting on {token} yet; it is delivered when the workflow reaches it)"
+    if outcome == "sent":
+        return "sent (--no-wait: not waiting to learn whether it was delivered)"
+    return outcome

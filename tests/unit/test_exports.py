@@ -16,8 +16,8 @@ PINNED = {
                 "StorageError", "migrate"],
     "streams": [
         "Client", "DelayProcessor", "DelayStats", "DevStack", "DevStackError", "HistoryMaterializer",
-        "MaterializerStats", "Orchestrator", "OrchestratorStats", "RunInfo", "ServerStatus", "Settings",
-        "StepWorker", "TOPIC_SPECS", "TopicSpec", "Topics", "WorkerStats", "create_topics",
+        "HookDeliveryError", "MaterializerStats", "Orchestrator", "OrchestratorStats", "RunInfo", "ServerStatus",
+        "Settings", "StepWorker", "TOPIC_SPECS", "TopicSpec", "Topics", "WorkerStats", "create_topics",
     ],
 }
 
