@@ -30,6 +30,8 @@ from ._records import (HISTORY_EVENT_TYPES, CallArgs, CancelRequested, CancelTim
 from ._registry import Registry
 from ._retry import RetryDelay, RetryPolicy
 from ._run import Run, Transition
+from ._scheduler import (ScheduleDecision, ScheduleError, decide_schedule, fire_run_id, is_schedule_key,
+                         schedule_key, trigger_run_id)
 from ._schedules import CalendarSpec, OverlapPolicy, ScheduleSpec, ScheduleSpecError
 from ._testing import InMemoryDriver
 from ._worker import execute_step
@@ -58,7 +60,8 @@ __all__ = [
     "WorkflowCancelled", "WorkflowContinuedAsNew", "HistoryEvent", "Input", "Command", "TerminalEvent",
     "HISTORY_EVENT_TYPES",
     # schedules
-    "ScheduleSpec", "CalendarSpec", "OverlapPolicy",
+    "ScheduleSpec", "CalendarSpec", "OverlapPolicy", "ScheduleError", "ScheduleDecision", "decide_schedule",
+    "schedule_key", "is_schedule_key", "fire_run_id", "trigger_run_id",
     # running
     "Run", "Transition", "execute_step", "error_info", "rebuild_exception",
     # test support

@@ -17,7 +17,8 @@ from typing import get_args
 
 import engine
 from engine import (ErrorInfo, EventLimits, ExecuteStep, HistoryEvent, KflowError, Registry, Run, RunFinished,
-                    StartTimer, StartWorkflow, Transition, UnknownWorkflowError)
+                    StartTimer, StartWorkflow, Transition, UnknownWorkflowError, decide_schedule, is_schedule_key,
+                    schedule_key)
 from schemas import RecordCodec, SchemaError
 from streams._kafka import MAX_MESSAGE_BYTES
 from streams._outputs import Output, dead_letter
@@ -28,8 +29,8 @@ _TERMINAL = get_args(engine.TerminalEvent)
 _STATUS = {"WorkflowCompleted": "completed", "WorkflowFailed": "failed", "WorkflowCancelled": "cancelled",
            "WorkflowContinuedAsNew": "continued_as_new"}
 _INPUT_TYPES = (engine.StartWorkflow, engine.CancelWorkflow, engine.ResumeHook, engine.StepResult,
-                engine.TimerFired, engine.RunFinished, engine.ForgetRun)
-_Inbound = engine.Input | engine.ForgetRun
+                engine.TimerFired, engine.RunFinished, engine.ForgetRun, engine.ScheduleCommand)
+_Inbound = engine.Input | engine.ForgetRun | engine.ScheduleCommand
 """What the inbox carries: run inputs, and ops records the orchestrator handles itself."""
 CHECKPOINT_KEY = b"checkpoint"
 """Key of a partition's ``StateCheckpoint`` on the state topic (written to that partition explicitly)."""
@@ -100,6 +101,7 @@ class PartitionLogic:
         self.first_offsets: dict[str, int] = {}
         self.history_end = 0  # one past the last history offset seen
         self.unmarked: list[str] = []  # finished runs found in history without a RunMarker (older topics)
+        self.schedules: dict[str, engine.ScheduleState] = {}  # by key "schedule:{id}"
         self.cache = RunCache(cache_size)
         self.limits = limits
         self.replays = 0
@@ -109,15 +111,20 @@ class PartitionLogic:
     def restore_state(self, key: bytes, value: bytes | None) -> int | None:
         """Apply one record of the state topic (recovery); return the history offset of a checkpoint."""
         name = key.decode("utf-8", "replace")
-        if value is None:  # tombstone: a forgotten run
+        if value is None:  # tombstone: a forgotten run or a deleted schedule
             self.finished.pop(name, None)
             self.successors.pop(name, None)
+            self.schedules.pop(name, None)
             return None
         decoded = self.records.codec.decode(value)
         record = decoded.record
         if decoded.name == "StateCheckpoint":
             offset = record["history_offset"]
             return offset if isinstance(offset, int) else None
+        if decoded.name == "ScheduleState":
+            schedule = self.records.decode(value)
+            assert isinstance(schedule, engine.ScheduleState)
+            self.schedules[name] = schedule
         if decoded.name == "RunMarker":
             self.finished[name] = str(record["status"])
             if record["next_run_id"]:
@@ -208,16 +215,17 @@ class PartitionLogic:
             return [self._dead(key, value, offset, f"key {key!r} is not the run id {run_id!r}", None)]
         history = self.histories.get(run_id)
         known, length = history is not None, len(history or ())
+        schedule = self.schedules.get(run_id)
         try:
             outputs = self._apply(record, key, value, offset, now_ms)
         except Exception as exc:  # a bug must not stop the partition: park the record with the reason
             log.exception("inbox record %s@%d failed", run_id, offset)
-            self._revert(run_id, known, length)
+            self._revert(run_id, known, length, schedule)
             return [self._dead(key, value, offset, f"processing failed: {exc!r}", exc)]
         too_big = next((o for o in outputs if len(o.value or b"") > MAX_MESSAGE_BYTES), None)
         if too_big is not None:
             # Kafka would refuse the transaction again and again: park the input instead (NOTES #6).
-            self._revert(run_id, known, length)
+            self._revert(run_id, known, length, schedule)
             return [self._dead(key, value, offset,
                                f"processing it produced a {len(too_big.value or b''):,}-byte {too_big.topic} record, "
                                f"too large (limit {MAX_MESSAGE_BYTES:,} bytes); the run waits on this input", None)]
@@ -226,8 +234,14 @@ class PartitionLogic:
             outputs.append(Output("state", key, marker, self.partition))
         return outputs
 
-    def _revert(self, run_id: str, known: bool, length: int) -> None:
+    def _revert(self, run_id: str, known: bool, length: int, schedule: engine.ScheduleState | None) -> None:
         """Forget what handling an input did to a run, so memory matches what Kafka will hold."""
+        if is_schedule_key(run_id):
+            if schedule is None:
+                self.schedules.pop(run_id, None)
+            else:
+                self.schedules[run_id] = schedule
+            return
         self.cache.discard(run_id)
         if known:
             del self.histories[run_id][length:]
@@ -238,8 +252,20 @@ class PartitionLogic:
         run_id = _owner(record)
         if isinstance(record, engine.ForgetRun):
             return self._forget(run_id, key, value, offset)
+        if is_schedule_key(run_id):
+            if isinstance(record, (engine.ScheduleCommand, engine.TimerFired, engine.RunFinished)):
+                return self._schedule(run_id, record, key, value, offset, now_ms)
+            return [self._dead(key, value, offset, f"{type(record).__name__} cannot go to schedule {run_id}", None)]
+        if isinstance(record, engine.ScheduleCommand):
+            raise AssertionError("unreachable: a ScheduleCommand is owned by its schedule key")
         if run_id in self.finished:
             successor = self.successors.get(run_id)
+            if isinstance(record, StartWorkflow) and record.parent_run_id and is_schedule_key(record.parent_run_id):
+                # a schedule re-sent the start of a run that is over: tell it, or it waits for the run forever
+                told = RunFinished(run_id=run_id, workflow_name=record.workflow_name, status=self.finished[run_id],
+                                   next_run_id=successor, parent_run_id=record.parent_run_id, started_at=0,
+                                   finished_at=0)
+                return [Output("inbox", record.parent_run_id.encode(), self.records.encode(told))]
             if isinstance(record, engine.CancelWorkflow) and successor is not None:
                 # the run continued as new: the cancel is meant for the chain's current run
                 forward = engine.CancelWorkflow(run_id=successor, reason=record.reason, requested_at=record.requested_at)
@@ -276,6 +302,25 @@ class PartitionLogic:
                     self.cache.put(run)
                     return [self._dead(key, value, offset, f"hook payload not delivered: {transition.ignored}", None)]
         return self._commit(run, transition)
+
+    def _schedule(self, owner: str, record: engine.ScheduleCommand | engine.TimerFired | engine.RunFinished,
+                  key: bytes, value: bytes, offset: int, now_ms: int) -> list[Output]:
+        decision = decide_schedule(self.schedules.get(owner), record, now_ms)
+        if decision.error is not None:
+            return [self._dead(key, value, offset, f"schedule {owner}: {decision.error}", None)]
+        if not decision.changed:
+            log.debug("input for %s ignored: %s", owner, decision.ignored)
+            return []
+        state = decision.state
+        encoded = None if state is None else self.records.encode(state)
+        outputs = [Output("state", key, encoded, self.partition)]
+        for command in decision.commands:
+            outputs.extend(self._route(command, key))
+        if state is None:
+            self.schedules.pop(owner, None)
+        else:
+            self.schedules[owner] = state
+        return outputs
 
     def _forget(self, run_id: str, key: bytes, value: bytes, offset: int) -> list[Output]:
         if run_id in self.histories:
@@ -330,7 +375,10 @@ class PartitionLogic:
 
 
 def _owner(record: _Inbound) -> str:
-    """The run whose partition the record belongs to (a child's completion belongs to its parent)."""
+    """The run (or schedule) whose partition the record belongs to (a child's completion belongs to its
+    parent, the completion of a scheduled run to its schedule)."""
+    if isinstance(record, engine.ScheduleCommand):
+        return schedule_key(record.schedule_id)
     if isinstance(record, RunFinished) and record.parent_run_id:
         return record.parent_run_id
     return record.run_id

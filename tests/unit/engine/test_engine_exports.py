@@ -23,7 +23,8 @@ EXPECTED = {
     "ChildWorkflowFailed", "StepContextSet", "CancelRequested", "WorkflowCompleted", "WorkflowFailed",
     "WorkflowCancelled", "WorkflowContinuedAsNew", "HistoryEvent", "Input", "Command", "TerminalEvent",
     "HISTORY_EVENT_TYPES",
-    "ScheduleSpec", "CalendarSpec", "OverlapPolicy",
+    "ScheduleSpec", "CalendarSpec", "OverlapPolicy", "ScheduleError", "ScheduleDecision", "decide_schedule",
+    "schedule_key", "is_schedule_key", "fire_run_id", "trigger_run_id",
     "Run", "Transition", "execute_step", "error_info", "rebuild_exception",
     "Clock", "SystemClock", "FakeClock", "InMemoryDriver",
 }

@@ -259,3 +259,56 @@ def test_runs_restored_finished_without_a_marker_get_one() -> None:
     markers = restored.marker_outputs(restored.unmarked)
     assert [(o.topic, o.key) for o in markers] == [("state", b"done")]
     assert Codec().decode(markers[0].value).record["status"] == "completed"
+
+
+def test_a_schedule_lives_on_its_partition_writes_its_state_and_starts_runs_on_theirs() -> None:
+    import json as _json
+
+    part = PartitionLogic(REGISTRY, RECORDS, "p.inbox", 1, 100)
+    spec = _json.dumps(engine.ScheduleSpec(interval="1m").to_wire())
+    create = engine.ScheduleCommand(schedule_id="nightly", action="create", request_id="c1", workflow_name="twice",
+                                    args=CallArgs(("v",), {}), spec=spec, requested_at=1)
+    now = 1_800_000_000_000
+    created = part.process(b"schedule:nightly", RECORDS.encode(create), 0, now)
+    assert [(o.topic, o.key, o.partition) for o in created] == [("state", b"schedule:nightly", 1),
+                                                                ("timers", b"schedule:nightly", None)]
+    state = RECORDS.decode(created[0].value)
+    assert isinstance(state, engine.ScheduleState) and part.schedules == {"schedule:nightly": state}
+    timer = RECORDS.decode(created[1].value)
+    assert isinstance(timer, engine.StartTimer)
+    fired = engine.TimerFired(run_id="schedule:nightly", timer_id=timer.timer_id, position=0, kind="schedule",
+                              fire_at=timer.fire_at, fired_at=timer.fire_at)
+    outputs = part.process(b"schedule:nightly", RECORDS.encode(fired), 1, timer.fire_at + 2)
+    run_id = engine.fire_run_id("nightly", timer.fire_at)
+    assert [(o.topic, o.key) for o in outputs] == [("state", b"schedule:nightly"), ("inbox", run_id.encode()),
+                                                   ("timers", b"schedule:nightly")]
+    # the started run's completion comes back to the schedule (parent_run_id) and frees it
+    done = engine.RunFinished(run_id=run_id, workflow_name="twice", status="completed", result="v",
+                              parent_run_id="schedule:nightly", started_at=1, finished_at=2)
+    assert part.schedules["schedule:nightly"].running == (run_id,)
+    part.process(b"schedule:nightly", RECORDS.encode(done), 2, timer.fire_at + 9)
+    assert part.schedules["schedule:nightly"].running == ()
+    # a restore from the state topic gives the same schedules back; a tombstone deletes
+    restored = logic()
+    restored.restore_state(b"schedule:nightly", RECORDS.encode(part.schedules["schedule:nightly"]))
+    assert restored.schedules == part.schedules
+    restored.restore_state(b"schedule:nightly", None)
+    assert restored.schedules == {}
+    # a refused command is a dead letter with the reason; the wrong key too
+    create_again = engine.ScheduleCommand(schedule_id="nightly", action="create", request_id="c2",
+                                          workflow_name="twice", spec=spec, requested_at=3)
+    again = part.process(b"schedule:nightly", RECORDS.encode(create_again), 3, now)
+    assert topics(again) == ["dlq"] and "exists already" in _reason(again[0])
+    wrong = part.process(b"nightly", RECORDS.encode(create), 4, now)
+    assert topics(wrong) == ["dlq"] and "is not the run id" in _reason(wrong[0])
+
+
+def test_a_schedule_resending_the_start_of_a_finished_run_is_told_it_finished() -> None:
+    part = logic()
+    _finish(part, "r1")
+    start_again = StartWorkflow(run_id="r1", workflow_name="twice", args=CallArgs(("v",), {}),
+                                parent_run_id="schedule:s", requested_at=1)
+    outputs = part.process(b"r1", RECORDS.encode(start_again), 9, 20)
+    assert [(o.topic, o.key) for o in outputs] == [("inbox", b"schedule:s")]  # no second completion
+    told = RECORDS.decode(outputs[0].value)
+    assert isinstance(told, engine.RunFinished) and told.status == "completed" and told.parent_run_id == "schedule:s"
