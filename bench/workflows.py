@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine import sleep, step, workflow
+from engine import hook, sleep, step, workflow
 
 
 @step
@@ -34,3 +34,8 @@ async def many_steps(n: int) -> int:
 async def sleep_one_second() -> str:
     await sleep("1s")
     return "ok"
+
+
+@workflow
+async def waits_for_hook(i: int) -> object:
+    return await hook("go")

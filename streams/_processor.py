@@ -44,6 +44,7 @@ class OrchestratorStats:
     outputs: int = 0
     restored_events: int = 0  # history events applied while adopting partitions
     history_read: int = 0  # history records read while adopting (from each partition's checkpoint on)
+    restore_seconds: float = 0.0  # time spent reading state + history while adopting
     resets: int = 0
 
 
@@ -215,6 +216,7 @@ class Orchestrator:
             logic.unmarked.clear()
         self.partitions[number] = logic
         self.stats.restored_events += count
+        self.stats.restore_seconds += time.perf_counter() - started
         log.info("partition %d adopted: %d running and %d finished runs (%d state records), %d events restored "
                  "from offset %d in %.2fs", number, len(logic.histories), len(logic.finished), state_records,
                  count, checkpoint or 0, time.perf_counter() - started)

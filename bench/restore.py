@@ -1,0 +1,94 @@
+"""Partition adoption time: restore from the state topic's checkpoint vs reading the whole history.
+
+    python -m bench.restore [--runs 5000] [--running 50]
+
+Starts ``kflow dev up`` if needed, runs N 3-step runs to completion (plus a few left waiting on a hook)
+through an in-process orchestrator and worker on a fresh topic prefix, then measures, in this process:
+(1) a new orchestrator adopting every partition (state topic + history from its checkpoint), and
+(2) the previous design, the peer: reading and applying every history partition from the beginning.
+Prints both times, the records read and the ratio. Figures only; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import platform
+import time
+import uuid
+from typing import cast
+
+from engine import HISTORY_EVENT_TYPES, HistoryEvent, Registry
+from streams import DevStack, Settings, Topics, create_topics
+from streams._client import Client
+from streams._orchestrator import PartitionLogic
+from streams._processor import Orchestrator
+from streams._worker import StepWorker
+
+
+async def adopt(settings: Settings, registry: Registry) -> tuple[float, Orchestrator]:
+    orchestrator = Orchestrator(settings, registry)
+    started = time.perf_counter()
+    await orchestrator.start()
+    while len(orchestrator.partitions) < settings.partitions:
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - started, orchestrator
+
+
+async def full_read(settings: Settings, registry: Registry, probe: Orchestrator) -> tuple[float, int]:
+    """The peer: every history partition read and applied from offset 0 (what adoption did before)."""
+    started, read = time.perf_counter(), 0
+    for number in range(settings.partitions):
+        logic = PartitionLogic(registry, probe.records, probe.topics.inbox, number)
+        async for message in probe._read(probe.topics.history, number, None):
+            read += 1
+            event = probe.records.decode(message.value)
+            if isinstance(event, HISTORY_EVENT_TYPES):
+                logic.restore(cast(HistoryEvent, event), message.offset)
+    return time.perf_counter() - started, read
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5000)
+    parser.add_argument("--running", type=int, default=50, help="runs left waiting on a hook")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # aiokafka logs KIP-890 retries as warnings
+    base = Settings.from_env()
+    if not os.environ.get("KFLOW_BOOTSTRAP"):
+        await asyncio.to_thread(DevStack(base.home).up, log=lambda line: None)
+    settings = dataclasses.replace(base, topic_prefix=f"bench-restore-{uuid.uuid4().hex[:8]}", partitions=2)
+    await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
+    registry = Registry.from_module("bench.workflows")
+    print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"prefix {settings.topic_prefix}, 2 partitions, {args.runs} finished runs, {args.running} waiting")
+    _, orchestrator = await adopt(settings, registry)
+    worker = StepWorker(settings, registry, concurrency=16)
+    await worker.start()
+    async with Client(settings=settings, registry=registry) as client:
+        run_ids = await asyncio.gather(*(client.start("three_steps", i) for i in range(args.runs)))
+        await asyncio.gather(*(client.result(r, timeout=600) for r in run_ids))
+        for i in range(args.running):
+            await client.start("waits_for_hook", i)
+        # past a checkpoint interval, the next transaction of each partition writes a checkpoint (an idle
+        # partition keeps its last one: up to one interval of history is read again)
+        await asyncio.sleep(3)
+        tail = await asyncio.gather(*(client.start("three_steps", -i) for i in range(1, 11)))
+        await asyncio.gather(*(client.result(r, timeout=60) for r in tail))
+    await worker.stop()
+    await orchestrator.stop()
+    took, restored = await adopt(settings, registry)
+    stats = restored.stats
+    await restored.stop()
+    peer, read = await full_read(settings, registry, restored)
+    print(f"adoption with the state topic: {stats.restore_seconds * 1000:,.0f} ms reading ({stats.history_read:,} "
+          f"history records read, {stats.restored_events:,} applied); {took * 1000:,.0f} ms with the group join")
+    print(f"peer, whole history from offset 0: {peer * 1000:,.0f} ms ({read:,} history records read)")
+    print(f"ratio whole-history / checkpoint: {peer / stats.restore_seconds:.1f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
