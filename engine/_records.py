@@ -150,6 +150,7 @@ class ScheduleState:
     timer_id: str | None = None
     running: tuple[str, ...] = ()
     buffered: tuple[int, ...] = ()
+    buffered_runs: tuple[str, ...] = ()
     last_fire_at: int | None = None
     fires: int = 0
     skipped: int = 0

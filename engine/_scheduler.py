@@ -8,8 +8,9 @@ repeated. Inputs: a ``ScheduleCommand`` (create, update, pause, resume, delete, 
 ``parent_run_id = schedule:{id}`` so their completion comes back here like a child's).
 
 Invariants:
-- run ids are derived, never random: a regular or buffered fire is ``uuid5(id@nominal)``, a trigger or a
-  backfill fire is derived from its request id too; a start that is re-sent is a duplicate of one run;
+- run ids are derived, never random: a regular fire is ``uuid5(id@nominal)``, a trigger or a backfill
+  fire is derived from its request id too; a buffered fire keeps the id it was fired under; a start that
+  is re-sent is a duplicate of one run;
 - at most one timer is armed, named by generation and nominal time; a timer whose id is not
   ``state.timer_id`` is stale (the schedule was updated, paused, resumed or deleted since) and ignored;
 - fire times come from ``ScheduleSpec`` only, jitter is derived from (id, nominal): a replayed decision
@@ -111,8 +112,6 @@ def _command(state: ScheduleState | None, cmd: ScheduleCommand, now: int) -> Sch
     if cmd.action not in ACTIONS:
         raise ScheduleError(f"unknown schedule action {cmd.action!r} (one of {', '.join(ACTIONS)})")
     if state is None:
-        if cmd.action == "delete":
-            return ScheduleDecision(None, changed=False, ignored=f"no schedule {cmd.schedule_id!r} (deleted?)")
         raise ScheduleError(f"no schedule {cmd.schedule_id!r}")
     commands: list[Command] = []
     if cmd.action == "delete":
@@ -132,6 +131,7 @@ def _command(state: ScheduleState | None, cmd: ScheduleCommand, now: int) -> Sch
         state = _rearm(dataclasses.replace(state, note=cmd.note), commands, now, paused=True)
     elif cmd.action == "resume":
         state = _rearm(dataclasses.replace(state, note=cmd.note), commands, now, paused=False)
+        state = _start_buffered(state, commands, now)  # a run ended while paused: its buffered fire starts now
     elif cmd.action == "trigger":
         state = _fire(state, now, trigger_run_id(state.schedule_id, cmd.request_id), commands, now)
     else:  # backfill
@@ -207,7 +207,9 @@ def _timer(state: ScheduleState | None, fired: TimerFired, now: int) -> Schedule
     spec = spec_of(state)
     following = spec.next_fire(nominal)
     missed = 0
-    while following is not None and following <= now and missed < BACKFILL_LIMIT:
+    # missed = already due (jitter included), not merely a nominal time in the past
+    while (following is not None and following + spec.jitter_ms(state.schedule_id, following) <= now
+           and missed < BACKFILL_LIMIT):
         missed += 1
         following = spec.next_fire(following)
     if missed >= BACKFILL_LIMIT:
@@ -226,7 +228,8 @@ def _fire(state: ScheduleState, nominal: int, run_id: str, commands: list[Comman
         if policy is OverlapPolicy.SKIP or (policy is OverlapPolicy.BUFFER_ONE and state.buffered):
             return dataclasses.replace(state, skipped=state.skipped + 1, last_fire_at=nominal)
         if policy in (OverlapPolicy.BUFFER_ONE, OverlapPolicy.BUFFER_ALL):
-            return dataclasses.replace(state, buffered=(*state.buffered, nominal), last_fire_at=nominal)
+            return dataclasses.replace(state, buffered=(*state.buffered, nominal),
+                                       buffered_runs=(*state.buffered_runs, run_id), last_fire_at=nominal)
         for running in state.running:  # CANCEL_OTHER
             commands.append(CancelWorkflow(run_id=running, reason=f"schedule {state.schedule_id}: overlap "
                                            "policy cancel_other", requested_at=now))
@@ -251,9 +254,15 @@ def _finished(state: ScheduleState | None, finished: RunFinished, now: int) -> S
         running = (*running, finished.next_run_id)  # the chain is still the schedule's run
     state = dataclasses.replace(state, running=running, updated_at=now)
     commands: list[Command] = []
-    if state.buffered and not state.running:
-        nominal, rest = state.buffered[0], state.buffered[1:]
-        # a run id of its own: the same nominal time may be buffered again by a later backfill
-        run_id = fire_run_id(state.schedule_id, nominal, f"buffered:{state.fires}")
-        state = _start(dataclasses.replace(state, buffered=rest), nominal, run_id, commands, now)
+    if not state.paused:
+        state = _start_buffered(state, commands, now)
     return ScheduleDecision(state, tuple(commands))
+
+
+def _start_buffered(state: ScheduleState, commands: list[Command], now: int) -> ScheduleState:
+    """Start the oldest buffered fire, under the run id it was fired with, when nothing runs."""
+    if not state.buffered or state.running:
+        return state
+    nominal, run_id = state.buffered[0], state.buffered_runs[0]
+    rest = dataclasses.replace(state, buffered=state.buffered[1:], buffered_runs=state.buffered_runs[1:])
+    return _start(rest, nominal, run_id, commands, now)

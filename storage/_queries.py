@@ -1,37 +1,38 @@
-"""RunStore: reads the materialized history — one run, its events, and run listings newest first.
+"""RunStore: reads the materialized history — one run, its events, and run listings newest first — and
+applies ``kflow compact``'s retention to it (finished runs to compact, purging a run's events, marking it).
 
 Listings walk the query tables' day buckets from the newest day back to a floor (``days`` before
 today), so a listing costs a bounded number of partition reads. Every listing is ordered by
-``(started_at, run_id)`` descending; a page token is the last ``(started_at, run_id)`` returned (its day
-bucket included) plus the floor and the filters, so the next page continues exactly after it.
+``(started_at, run_id)`` descending; a page token (``storage._pages``) is the last ``(started_at, run_id)``
+returned plus the floor and the filters, so the next page continues exactly after it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import heapq
 import itertools
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
-from cassandra.query import PreparedStatement
+from cassandra.query import BoundStatement, PreparedStatement
 
 from engine import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
 from schemas import RecordCodec, SchemaError
 from storage._errors import StorageError
-from storage._history import DRIVER_ERRORS, STATUSES, day_bucket, to_ms
+from storage._history import DRIVER_ERRORS, RUNNING, STATUSES, day_bucket, to_ms
+from storage._pages import PageCursor, day_range, decode_page, encode_page
 from storage._session import CassandraConnection
 
 _DAY = timedelta(days=1)
-_TOKEN_VERSION = 1
 _RUN_COLUMNS = ("run_id", "workflow_name", "status", "args", "result", "error_type", "error_message",
                 "started_at", "finished_at", "updated_at", "parent_run_id", "parent_position",
-                "continued_from", "next_run_id", "idempotency_key", "last_seq")
-_TIME_COLUMNS = frozenset({"started_at", "finished_at", "updated_at"})
+                "continued_from", "next_run_id", "idempotency_key", "last_seq", "compacted_at", "history_purged")
+_TIME_COLUMNS = frozenset({"started_at", "finished_at", "updated_at", "compacted_at"})
+_FINISHED = frozenset(STATUSES) - {RUNNING}
+_SCAN_COLUMNS = ("run_id", "workflow_name", "status", "finished_at", "next_run_id", "compacted_at",
+                 "history_purged")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,8 @@ class RunRow:
     A run is known once its ``WorkflowStarted`` is materialized, so ``workflow_name`` and ``status`` are
     always set. For a cancelled run ``error_message`` holds the cancel reason (if one was given). The
     other fields are None when unknown (``finished_at`` of a running run, a run without a parent, …).
+    ``compacted_at`` is when ``kflow compact`` dropped the run's hot state (None: never), and
+    ``history_purged`` whether it also deleted the run's ``events`` rows.
     """
 
     run_id: str
@@ -59,6 +62,34 @@ class RunRow:
     next_run_id: str | None = None
     idempotency_key: str | None = None
     last_seq: int | None = None
+    compacted_at: int | None = None
+    history_purged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRun:
+    """A finished run as the compaction scan sees it (``RunStore.compactable_runs``); times in epoch ms.
+
+    ``status`` is terminal (``completed``, ``failed``, ``cancelled``, ``continued_as_new``); ``next_run_id``
+    is the successor of a ``continued_as_new`` run; ``compacted_at`` is None until ``kflow compact`` dropped
+    the run's hot state; ``history_purged`` tells whether its ``events`` rows were deleted.
+    """
+
+    run_id: str
+    workflow_name: str
+    status: str
+    finished_at: int
+    next_run_id: str | None = None
+    compacted_at: int | None = None
+    history_purged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySize:
+    """A run's materialized history: ``events`` rows holding ``bytes`` of event data (sum of ``len(data)``)."""
+
+    events: int
+    bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,59 +98,6 @@ class RunPage:
 
     runs: list[RunRow]
     next_page: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PageCursor:
-    """What a page token holds: where the previous page stopped, the walk's floor, and its filters."""
-
-    bucket: str
-    started_at: int
-    run_id: str
-    floor: str
-    status: str | None
-    workflow: str | None
-
-
-def encode_page(cursor: PageCursor) -> str:
-    """The opaque, URL-safe token of ``cursor``."""
-    fields = {"v": _TOKEN_VERSION, "b": cursor.bucket, "t": cursor.started_at, "r": cursor.run_id,
-              "f": cursor.floor, "s": cursor.status, "w": cursor.workflow}
-    raw = json.dumps(fields, separators=(",", ":")).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def decode_page(token: str, status: str | None, workflow: str | None) -> PageCursor:
-    """The cursor in ``token``, checked against the filters of the listing it continues.
-
-    Raises:
-        ValueError: not a token of this store, or one issued for other filters.
-    """
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        fields = json.loads(raw)
-        cursor = PageCursor(bucket=str(fields["b"]), started_at=int(fields["t"]), run_id=str(fields["r"]),
-                            floor=str(fields["f"]), status=fields["s"], workflow=fields["w"])
-        valid = fields["v"] == _TOKEN_VERSION and cursor.bucket == day_bucket(cursor.started_at)
-        date.fromisoformat(cursor.floor)
-    except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError, OverflowError):
-        raise ValueError(f"invalid page token {token[:40]!r}") from None
-    if not valid:
-        raise ValueError(f"invalid page token {token[:40]!r}")
-    if (cursor.status, cursor.workflow) != (status, workflow):
-        raise ValueError(f"page token of a listing with status={cursor.status!r} workflow={cursor.workflow!r}, "
-                         f"not status={status!r} workflow={workflow!r}")
-    return cursor
-
-
-def day_range(newest: str, floor: str) -> list[str]:
-    """Day buckets from ``newest`` back to ``floor``, both included (empty when floor is newer)."""
-    day, last = date.fromisoformat(newest), date.fromisoformat(floor)
-    days: list[str] = []
-    while day >= last:
-        days.append(day.isoformat())
-        day -= _DAY
-    return days
 
 
 _Key = tuple[int, str]  # (started_at, run_id): the order of every listing, descending
@@ -134,7 +112,7 @@ class RunStore:
         records: codec decoding ``events.data`` (default: JSON payloads; pass one with the secret to read
             cloudpickle payloads).
         days: how many days before today a listing walks back (runs started earlier are not listed).
-        clock: source of "today" (UTC).
+        clock: source of "today" (UTC) and of the write timestamps of purges and compaction marks.
 
     Raises:
         StorageError: the statements cannot be prepared (unreachable, keyspace not migrated).
@@ -151,7 +129,8 @@ class RunStore:
         try:
             self._prepare(keyspace)
         except DRIVER_ERRORS as exc:
-            raise StorageError(f"cannot prepare the run queries in {keyspace!r}: {exc!r}") from exc
+            raise StorageError(f"cannot prepare the run queries in {keyspace!r} (is it migrated? kflow storage "
+                               f"migrate): {exc!r}") from exc
 
     def _prepare(self, ks: str) -> None:
         prepare = self._session.prepare
@@ -164,6 +143,13 @@ class RunStore:
         self._by_status = (prepare(by_status + "LIMIT ?"), prepare(by_status + page + "LIMIT ?"))
         self._by_workflow = (prepare(by_workflow + "LIMIT ?"), prepare(by_workflow + page + "LIMIT ?"))
         self._by_workflow_status = (prepare(by_workflow + filtered), prepare(by_workflow + page + filtered))
+        self._scan_runs = prepare(f"SELECT {', '.join(_SCAN_COLUMNS)} FROM {ks}.runs")
+        # Invariant: purges and marks carry a wall-clock timestamp (µs since the epoch), far above the
+        # materializer's `USING TIMESTAMP <seq>`: re-materializing a purged run's events (redelivery, a
+        # rebuild) writes cells older than the partition tombstone, so they stay deleted (docs/storage.md).
+        self._delete_events = prepare(f"DELETE FROM {ks}.events USING TIMESTAMP ? WHERE run_id = ?")
+        self._mark_compacted = prepare(f"UPDATE {ks}.runs USING TIMESTAMP ? SET compacted_at = ?, "
+                                       "history_purged = ? WHERE run_id = ?")
 
     def get_run(self, run_id: str) -> RunRow | None:
         """The run's row, or None for an unknown run id.
@@ -233,6 +219,88 @@ class RunStore:
                                                workflow))
         return RunPage(runs=runs, next_page=next_page)
 
+    def compactable_runs(self, before_ms: int, *, purge_history: bool = False,
+                         page_size: int = 1000) -> Iterator[FinishedRun]:
+        """Finished runs with ``finished_at`` < ``before_ms`` that ``kflow compact`` still has work for.
+
+        That is every such run not compacted yet, and with ``purge_history`` also the compacted ones whose
+        history was kept. The scan reads the whole ``runs`` table in token order, ``page_size`` rows per
+        request, and filters here (no ``ALLOW FILTERING``): its cost grows with the number of runs, which
+        is acceptable for an ops batch, and each request stays bounded. Rows are fetched lazily as the
+        iterator advances.
+
+        Raises:
+            ValueError: ``page_size`` < 1.
+            StorageError: (while iterating) Cassandra unreachable or refusing a page.
+        """
+        if page_size < 1:
+            raise ValueError(f"page_size must be >= 1, got {page_size}")
+        statement = self._scan_runs.bind(())
+        statement.fetch_size = page_size
+        return self._scan(statement, before_ms, purge_history)
+
+    def _scan(self, statement: BoundStatement, before_ms: int, purge_history: bool) -> Iterator[FinishedRun]:
+        try:
+            for row in self._session.execute(statement):
+                finished_at = to_ms(row.finished_at)
+                if (row.status not in _FINISHED or row.workflow_name is None or finished_at is None
+                        or finished_at >= before_ms):
+                    continue
+                compacted_at, purged = to_ms(row.compacted_at), bool(row.history_purged)
+                if compacted_at is None or (purge_history and not purged):
+                    yield FinishedRun(row.run_id, row.workflow_name, row.status, finished_at, row.next_run_id,
+                                      compacted_at, purged)
+        except DRIVER_ERRORS as exc:
+            raise StorageError(f"scanning the runs for compaction failed: {exc!r}") from exc
+
+    def history_size(self, run_id: str, *, page_size: int = 1000) -> HistorySize:
+        """How many ``events`` rows the run has and their bytes (read page by page, nothing kept).
+
+        Raises:
+            StorageError: Cassandra unreachable or refusing the query.
+        """
+        statement = self._get_events.bind((run_id,))
+        statement.fetch_size = page_size
+        events = size = 0
+        try:
+            for row in self._session.execute(statement):
+                events, size = events + 1, size + len(row.data or b"")
+        except DRIVER_ERRORS as exc:
+            raise StorageError(f"reading the events of run {run_id} failed: {exc!r}") from exc
+        return HistorySize(events, size)
+
+    def purge_history(self, run_id: str) -> HistorySize:
+        """Delete the run's ``events`` rows; returns what they held (read just before the delete).
+
+        The ``runs`` row stays (see ``mark_compacted``). The delete is one partition tombstone stamped with
+        the wall clock, so the materializer (whose writes are stamped with the event's seq) cannot bring
+        the rows back, even when it writes the same events again, until Cassandra drops the tombstone
+        (``gc_grace_seconds``). Purging again finds nothing and returns zeros.
+
+        Raises:
+            StorageError: Cassandra unreachable or refusing a request.
+        """
+        size = self.history_size(run_id)
+        try:
+            self._session.execute(self._delete_events, (self._clock.now_ms() * 1000, run_id))
+        except DRIVER_ERRORS as exc:
+            raise StorageError(f"purging the events of run {run_id} failed: {exc!r}") from exc
+        return size
+
+    def mark_compacted(self, run_id: str, *, compacted_at: int, history_purged: bool) -> None:
+        """Record on the run's ``runs`` row that its hot state was dropped at ``compacted_at`` (epoch ms)
+        and whether its history was purged; ``get_run`` and ``kflow runs show`` report it.
+
+        Raises:
+            StorageError: Cassandra unreachable or refusing the write.
+        """
+        params = (self._clock.now_ms() * 1000, datetime.fromtimestamp(compacted_at / 1000, tz=timezone.utc),
+                  history_purged, run_id)
+        try:
+            self._session.execute(self._mark_compacted, params)
+        except DRIVER_ERRORS as exc:
+            raise StorageError(f"marking run {run_id} compacted failed: {exc!r}") from exc
+
     def _keys(self, status: str | None, workflow: str | None, days: list[str], after: _Key | None,
               cap: int) -> Iterator[_Key]:
         """Listing keys newest first; a run listed twice (mid status move) appears once."""
@@ -279,4 +347,5 @@ def _run_row(row: Any) -> RunRow | None:
     for column in _RUN_COLUMNS:
         value = getattr(row, column)
         values[column] = to_ms(value) if column in _TIME_COLUMNS else value
+    values["history_purged"] = bool(values["history_purged"])  # null until compacted
     return RunRow(**values)

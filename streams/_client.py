@@ -15,7 +15,8 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, Literal, cast, overload
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -29,6 +30,9 @@ from streams import _kafka
 from streams._config import Settings
 from streams._hook_answers import HookAnswerMatcher, HookAnswerWatch
 from streams._topics import Topics
+
+if TYPE_CHECKING:
+    from streams._schedules import Schedules
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +194,8 @@ class _Reader:
             # A consumer per scan: reusing one across scans (assign / unsubscribe) raced with aiokafka's
             # offset-reset bookkeeping when a scan was cancelled mid-seek.
             consumer = _kafka.consumer(self._bootstrap)
-            await consumer.start()
             try:
+                await consumer.start()  # inside: a scan cancelled while starting still closes the consumer
                 consumer.assign([tp])
                 await consumer.seek_to_beginning(tp)
                 end = (await consumer.end_offsets([tp]))[tp] if stop is None else stop
@@ -284,8 +288,8 @@ class Client:
             if self._producer is not None:
                 return
             producer = _kafka.producer(self.settings.bootstrap)
-            await producer.start()
             try:
+                await producer.start()
                 self._history_partitions = len(await producer.partitions_for(self.topics.history))
                 await self._reader.open(len(await producer.partitions_for(self.topics.completions)))
             except BaseException:
@@ -420,6 +424,160 @@ class Client:
         assert self._producer is not None
         metadata = await self._producer.send_and_wait(self.topics.inbox, value, key=run_id.encode())
         return int(metadata.offset)
+
+    # --- schedules (implemented in streams._schedules) ---------------------------------------------------
+
+    @overload
+    async def create_schedule(self, schedule_id: str, workflow: str | Callable[..., object],
+                              spec: engine.ScheduleSpec, /, *args: object, overlap: engine.OverlapPolicy | str = ...,
+                              note: str | None = ..., wait: Literal[True] = ..., timeout: float = ...,
+                              **kwargs: object) -> engine.ScheduleState: ...
+
+    @overload
+    async def create_schedule(self, schedule_id: str, workflow: str | Callable[..., object],
+                              spec: engine.ScheduleSpec, /, *args: object, overlap: engine.OverlapPolicy | str = ...,
+                              note: str | None = ..., wait: bool, timeout: float = ...,
+                              **kwargs: object) -> engine.ScheduleState | None: ...
+
+    async def create_schedule(self, schedule_id: str, workflow: str | Callable[..., object],
+                              spec: engine.ScheduleSpec, /, *args: object, overlap: engine.OverlapPolicy | str = "skip",
+                              note: str | None = None, wait: bool = True, timeout: float = 30.0,
+                              **kwargs: object) -> engine.ScheduleState | None:
+        """Create schedule ``schedule_id``: start ``workflow(*args, **kwargs)`` at each fire time of ``spec``.
+
+        Each fire is an idempotent start of a run with a derived id (``engine.fire_run_id(id, nominal_ms)``)
+        and ``parent_run_id = "schedule:{id}"``. ``overlap`` (an ``OverlapPolicy`` or its value) says what a
+        fire does while a run the schedule started is still running. Returns the state once the orchestrator
+        applied the command (``next_fire_at`` is the first nominal fire); ``wait=False`` returns None as soon
+        as Kafka has it. ``overlap``, ``note``, ``wait`` and ``timeout`` cannot be workflow keyword arguments
+        (pass those with ``update_schedule(kwargs=...)``).
+
+        Raises:
+            ScheduleError: the id exists already, an unknown overlap policy (before sending), another refusal.
+            ScheduleSpecError: ``spec`` is not a ``ScheduleSpec`` (building a bad one raises it too).
+            UnknownWorkflowError, PayloadError: as for ``start``.
+            TimeoutError: no answer within ``timeout`` s (no processor running? the command may still apply).
+        """
+        return await self._schedule_ops().create(
+            schedule_id, _workflow_name(workflow), spec, CallArgs(tuple(args), dict(kwargs)), overlap=overlap,
+            note=note, wait=wait, timeout=timeout)
+
+    @overload
+    async def update_schedule(self, schedule_id: str, *, workflow: str | Callable[..., object] | None = ...,
+                              spec: engine.ScheduleSpec | None = ..., args: tuple[object, ...] | None = ...,
+                              kwargs: dict[str, object] | None = ..., overlap: engine.OverlapPolicy | str | None = ...,
+                              note: str | None = ..., wait: Literal[True] = ...,
+                              timeout: float = ...) -> engine.ScheduleState: ...
+
+    @overload
+    async def update_schedule(self, schedule_id: str, *, workflow: str | Callable[..., object] | None = ...,
+                              spec: engine.ScheduleSpec | None = ..., args: tuple[object, ...] | None = ...,
+                              kwargs: dict[str, object] | None = ..., overlap: engine.OverlapPolicy | str | None = ...,
+                              note: str | None = ..., wait: bool, timeout: float = ...) -> engine.ScheduleState | None: ...
+
+    async def update_schedule(self, schedule_id: str, *, workflow: str | Callable[..., object] | None = None,
+                              spec: engine.ScheduleSpec | None = None, args: tuple[object, ...] | None = None,
+                              kwargs: dict[str, object] | None = None, overlap: engine.OverlapPolicy | str | None = None,
+                              note: str | None = None, wait: bool = True,
+                              timeout: float = 30.0) -> engine.ScheduleState | None:
+        """Change what is given (None keeps it) and re-arm the schedule from now (the next fire is the first
+        after now; a paused schedule stays paused). ``args`` and ``kwargs`` replace the call's arguments
+        together: giving one empties the other. Returns the new state (None with ``wait=False``).
+
+        Raises: as ``create_schedule``; ``ScheduleError`` also for no such schedule.
+        """
+        call = None if args is None and kwargs is None else CallArgs(tuple(args or ()), dict(kwargs or {}))
+        return await self._schedule_ops().update(
+            schedule_id, workflow_name=None if workflow is None else _workflow_name(workflow), spec=spec, args=call,
+            overlap=overlap, note=note, wait=wait, timeout=timeout)
+
+    @overload
+    async def pause_schedule(self, schedule_id: str, note: str | None = ..., *, wait: Literal[True] = ...,
+                             timeout: float = ...) -> engine.ScheduleState: ...
+
+    @overload
+    async def pause_schedule(self, schedule_id: str, note: str | None = ..., *, wait: bool,
+                             timeout: float = ...) -> engine.ScheduleState | None: ...
+
+    async def pause_schedule(self, schedule_id: str, note: str | None = None, *, wait: bool = True,
+                             timeout: float = 30.0) -> engine.ScheduleState | None:
+        """Stop firing until resumed (``note`` replaces the schedule's note); runs already started go on.
+        Returns the new state (None with ``wait=False``).
+
+        Raises ``ScheduleError`` for no such schedule, ``TimeoutError`` as ``create_schedule``.
+        """
+        return await self._schedule_ops().set_paused(schedule_id, True, note=note, wait=wait, timeout=timeout)
+
+    @overload
+    async def resume_schedule(self, schedule_id: str, note: str | None = ..., *, wait: Literal[True] = ...,
+                              timeout: float = ...) -> engine.ScheduleState: ...
+
+    @overload
+    async def resume_schedule(self, schedule_id: str, note: str | None = ..., *, wait: bool,
+                              timeout: float = ...) -> engine.ScheduleState | None: ...
+
+    async def resume_schedule(self, schedule_id: str, note: str | None = None, *, wait: bool = True,
+                              timeout: float = 30.0) -> engine.ScheduleState | None:
+        """Fire again, from the first fire time after now (the fires missed while paused are not made up:
+        ``backfill_schedule`` runs them). Returns the new state (None with ``wait=False``).
+
+        Raises ``ScheduleError`` for no such schedule, ``TimeoutError`` as ``create_schedule``.
+        """
+        return await self._schedule_ops().set_paused(schedule_id, False, note=note, wait=wait, timeout=timeout)
+
+    async def delete_schedule(self, schedule_id: str, *, wait: bool = True, timeout: float = 30.0) -> None:
+        """Delete the schedule: no more fires; runs it started and that are still running go on.
+
+        Raises ``ScheduleError`` for no such schedule (checked with ``wait`` only), ``TimeoutError`` as
+        ``create_schedule``.
+        """
+        await self._schedule_ops().delete(schedule_id, wait=wait, timeout=timeout)
+
+    async def trigger_schedule(self, schedule_id: str, *, wait: bool = True, timeout: float = 30.0) -> str:
+        """Fire now, besides the regular fires; returns the run id the fire starts
+        (``engine.trigger_run_id(id, request_id)``).
+
+        The fire obeys the overlap policy like any other: while a run of the schedule is running it may be
+        skipped, buffered (a buffered fire starts later under a run id of its own) or cancel that run. Look at
+        ``get_schedule(id).recent_runs`` (and ``skipped``, ``buffered``) to see what happened.
+
+        Raises ``ScheduleError`` for no such schedule, ``TimeoutError`` as ``create_schedule``.
+        """
+        return await self._schedule_ops().trigger(schedule_id, wait=wait, timeout=timeout)
+
+    async def backfill_schedule(self, schedule_id: str, start: datetime | int, end: datetime | int, *,
+                                timeout: float = 30.0) -> list[str]:
+        """Fire every nominal time of the spec in ``[start, end)`` (aware datetimes or epoch ms) now, and
+        return those fires' run ids, in time order (``engine.fire_run_id(id, nominal_ms, request_id)``).
+
+        Always waits: the run ids follow from the spec the orchestrator applied the request with. Each fire
+        obeys the overlap policy (under ``skip`` a fire that finds a run of the schedule running is dropped;
+        ``allow_all`` starts them all at once). At most 1000 fires per request.
+
+        Raises ``ScheduleError`` for no such schedule, ``start >= end``, a naive datetime or more than 1000
+        fires; ``TimeoutError`` as ``create_schedule``.
+        """
+        return await self._schedule_ops().backfill(schedule_id, start, end, timeout=timeout)
+
+    async def get_schedule(self, schedule_id: str) -> engine.ScheduleState | None:
+        """The schedule's state (``next_fire_at``, ``running``, ``fires``, ``skipped``, ``recent_runs`` …),
+        None when there is no such schedule. Reads its partition of the state topic to the end."""
+        return await self._schedule_ops().get(schedule_id)
+
+    async def list_schedules(self, workflow: str | Callable[..., object] | None = None) -> list[engine.ScheduleState]:
+        """Every schedule (only those starting ``workflow`` when given), ordered by id. Reads every partition
+        of the state topic to the end."""
+        return await self._schedule_ops().states(None if workflow is None else _workflow_name(workflow))
+
+    def _schedule_ops(self) -> Schedules:
+        from streams._schedules import Schedules  # here: streams._schedules imports this module
+
+        return Schedules(self.settings, self.records, self.registry, self._connected_producer, self._clock)
+
+    async def _connected_producer(self) -> AIOKafkaProducer:
+        await self.connect()
+        assert self._producer is not None
+        return self._producer
 
 
 def _workflow_name(workflow: str | Callable[..., object]) -> str:

@@ -8,22 +8,16 @@ delivered to a waiting hook; ``-1``: kept until the workflow reaches the hook), 
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import TopicPartition
 
 import engine
 from schemas import RecordCodec, SchemaError
-from streams import _kafka
+from streams._watch import PartitionWatch
 
-log = logging.getLogger(__name__)
-
-_POLL_S: Final = 0.5  # longest single fetch, so the deadline is kept to within about this
 # The orchestrator's reasons may start by restating what the error message already says.
 _RESTATED: Final = re.compile(r"^hook payload (?:for token '[^']*' )?not delivered: ")
 
@@ -99,53 +93,23 @@ class HookAnswerMatcher:
             and received.payload == sent.payload
 
 
-class HookAnswerWatch:
-    """A short-lived read-committed consumer of one history and one dead-letter partition.
+class HookAnswerWatch(PartitionWatch):
+    """A watch of one history and one dead-letter partition for the answer to one ``ResumeHook``.
 
     Use as ``async with HookAnswerWatch(...) as watch`` *before* producing the ResumeHook: entering
     positions both partitions at their current end, so the answer, written after the send, is read.
-    A fresh consumer per watch: a consumer shared across assignments once raced with aiokafka's
-    offset-reset bookkeeping when a scan was cancelled mid-seek.
     """
 
     def __init__(self, bootstrap: str, history: TopicPartition, dlq: TopicPartition) -> None:
-        self._bootstrap, self._history, self._dlq = bootstrap, history, dlq
-        self._consumer: AIOKafkaConsumer | None = None
-
-    async def __aenter__(self) -> HookAnswerWatch:
-        consumer = _kafka.consumer(self._bootstrap)
-        await consumer.start()
-        try:
-            consumer.assign([self._history, self._dlq])
-            # Invariant: read before the send, so the answer lies at or after these offsets.
-            for tp, offset in (await consumer.end_offsets([self._history, self._dlq])).items():
-                consumer.seek(tp, offset)
-        except BaseException:
-            await consumer.stop()
-            raise
-        self._consumer = consumer
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        super().__init__(bootstrap, [history, dlq])
+        self._history = history
 
     async def answer(self, matcher: HookAnswerMatcher, deadline: float) -> HookAnswer | None:
         """The matching answer, or None when none was read by ``deadline`` (event loop time)."""
-        consumer = self._consumer
-        assert consumer is not None, "enter the watch first"
-        loop = asyncio.get_running_loop()
-        while (remaining := deadline - loop.time()) > 0:
-            try:
-                batch = await consumer.getmany(timeout_ms=max(1, int(min(remaining, _POLL_S) * 1000)))
-            except KafkaError as exc:
-                log.warning("hook answer watch: %r (retrying)", exc)
-                await asyncio.sleep(min(_POLL_S, max(0.0, deadline - loop.time())))
-                continue
-            for tp, messages in batch.items():
-                match = matcher.history if tp == self._history else matcher.dead_letter
-                for message in messages:
-                    if (found := match(message.key, message.value)) is not None:
-                        return found
-        return None
+
+        def match(tp: TopicPartition, key: bytes | None, value: bytes | None) -> HookAnswer | None:
+            if value is None:
+                return None
+            return matcher.history(key, value) if tp == self._history else matcher.dead_letter(key, value)
+
+        return await self.first(match, deadline)

@@ -203,7 +203,13 @@ def show_text(view: RunView, now_ms: int) -> str:
         lines.append(("parent", f"{run.parent_run_id} (position {run.parent_position})"))
     if run.idempotency_key:
         lines.append(("idempotency key", run.idempotency_key))
-    lines.append(("events", f"{run.last_seq or 0} (kflow runs events {run.run_id})"))
+    if run.history_purged:
+        lines.append(("events", f"{run.last_seq or 0} (history purged)"))
+    else:
+        lines.append(("events", f"{run.last_seq or 0} (kflow runs events {run.run_id})"))
+    if run.compacted_at is not None:
+        purged = " (history purged)" if run.history_purged else ""
+        lines.append(("compacted", f"{format_time(run.compacted_at)} UTC{purged}"))
     text = "\n".join(f"{label:<16}{value}" for label, value in lines)
     if view.children:
         rows = [[str(c.position), c.run_id, c.workflow_name, c.status or "?"] for c in view.children]
@@ -267,6 +273,14 @@ def _brief(event: HistoryEvent) -> str:
         parts.append(f"{name}={text}")
     text = " ".join(parts)
     return text if len(text) <= _BRIEF_WIDTH else text[:_BRIEF_WIDTH - 1] + "…"
+
+
+def purged_note(row: RunRow) -> str | None:
+    """What ``kflow runs events`` says instead of an empty history that ``kflow compact`` purged (else None)."""
+    if not row.history_purged:
+        return None
+    return (f"the history of run {row.run_id} ({row.last_seq or 0} events) was purged by kflow compact at "
+            f"{format_time(row.compacted_at)} UTC; its outcome remains in kflow runs show {row.run_id}")
 
 
 def events_table(events: Sequence[HistoryEvent]) -> str:

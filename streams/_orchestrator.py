@@ -11,6 +11,7 @@ owns a run sees every input of that run, in order, and nothing else mutates its 
 from __future__ import annotations
 
 import logging
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import get_args
@@ -32,6 +33,8 @@ _INPUT_TYPES = (engine.StartWorkflow, engine.CancelWorkflow, engine.ResumeHook, 
                 engine.TimerFired, engine.RunFinished, engine.ForgetRun, engine.ScheduleCommand)
 _Inbound = engine.Input | engine.ForgetRun | engine.ScheduleCommand
 """What the inbox carries: run inputs, and ops records the orchestrator handles itself."""
+FORGOTTEN = "forgotten"
+"""Status of a compacted run whose id came from an idempotency key (kept so the id is never reused)."""
 CHECKPOINT_KEY = b"checkpoint"
 """Key of a partition's ``StateCheckpoint`` on the state topic (written to that partition explicitly)."""
 
@@ -97,10 +100,13 @@ class PartitionLogic:
         # and memory stays proportional to the runs still running.
         self.finished: dict[str, str] = {}
         self.successors: dict[str, str] = {}  # continued_as_new run -> its successor (cancels follow the chain)
+        self.keyed: set[str] = set()  # finished runs started with an idempotency key (their id is never reused)
         # History offset of the first event of each running run: the restore checkpoint is their minimum.
         self.first_offsets: dict[str, int] = {}
         self.history_end = 0  # one past the last history offset seen
-        self.unmarked: list[str] = []  # finished runs found in history without a RunMarker (older topics)
+        # Runs found finished in history without a RunMarker: older topics (no checkpoint yet) — or, above a
+        # checkpoint, runs whose marker ForgetRun removed. Their markers, to write or to drop.
+        self.unmarked: list[Output] = []
         self.schedules: dict[str, engine.ScheduleState] = {}  # by key "schedule:{id}"
         self.cache = RunCache(cache_size)
         self.limits = limits
@@ -114,6 +120,7 @@ class PartitionLogic:
         if value is None:  # tombstone: a forgotten run or a deleted schedule
             self.finished.pop(name, None)
             self.successors.pop(name, None)
+            self.keyed.discard(name)
             self.schedules.pop(name, None)
             return None
         decoded = self.records.codec.decode(value)
@@ -126,7 +133,9 @@ class PartitionLogic:
             assert isinstance(schedule, engine.ScheduleState)
             self.schedules[name] = schedule
         if decoded.name == "RunMarker":
-            self.finished[name] = str(record["status"])
+            self.finished[name] = sys.intern(str(record["status"]))
+            if record.get("idempotency_key") is not None and record["status"] != FORGOTTEN:
+                self.keyed.add(name)
             if record["next_run_id"]:
                 self.successors[name] = str(record["next_run_id"])
         return None
@@ -150,9 +159,26 @@ class PartitionLogic:
         if event.seq != len(history) + 1:
             return False
         history.append(event)
-        if self._retire_if_finished(event.run_id) is not None:
-            self.unmarked.append(event.run_id)
+        marker = self._retire_if_finished(event.run_id)
+        if marker is not None:
+            self.unmarked.append(Output("state", event.run_id.encode(), marker, self.partition))
         return True
+
+    def settle_unmarked(self, checkpointed: bool) -> list[Output]:
+        """After reading history: the markers to write for runs found finished without one.
+
+        With a checkpoint, every run that finished above it got its marker in the same transaction, so a
+        missing one was removed by ``ForgetRun``: the run is forgotten again, not brought back. Without
+        one (topics older than the state topic) the markers are simply missing: write them.
+        """
+        unmarked, self.unmarked = self.unmarked, []
+        if not checkpointed:
+            return unmarked
+        for out in unmarked:
+            run_id = out.key.decode()
+            self.finished.pop(run_id, None)
+            self.successors.pop(run_id, None)
+        return []
 
     def _retire_if_finished(self, run_id: str) -> bytes | None:
         """Move a run whose history ended to ``finished``; return its encoded ``RunMarker``."""
@@ -160,29 +186,25 @@ class PartitionLogic:
         if not history or not isinstance(history[-1], _TERMINAL):
             return None
         last, first = history[-1], history[0]
-        status = self.finished[run_id] = _STATUS[type(last).__name__]
+        status = self.finished[run_id] = sys.intern(_STATUS[type(last).__name__])
         next_run_id = last.next_run_id if isinstance(last, engine.WorkflowContinuedAsNew) else None
         if next_run_id:
             self.successors[run_id] = next_run_id
         del self.histories[run_id]
         self.first_offsets.pop(run_id, None)
         self.cache.discard(run_id)
-        workflow_name = first.workflow_name if isinstance(first, engine.WorkflowStarted) else ""
+        started = first if isinstance(first, engine.WorkflowStarted) else None
+        key = started.idempotency_key if started is not None else None
+        if key is not None:
+            self.keyed.add(run_id)
+        return self._marker(run_id, started.workflow_name if started is not None else "", status, next_run_id,
+                            last.timestamp, key)
+
+    def _marker(self, run_id: str, workflow_name: str, status: str, next_run_id: str | None, finished_at: int,
+                idempotency_key: str | None) -> bytes:
         return self.records.codec.encode("RunMarker", {
             "run_id": run_id, "workflow_name": workflow_name, "status": status, "next_run_id": next_run_id,
-            "finished_at": last.timestamp})
-
-    def marker_outputs(self, run_ids: list[str]) -> list[Output]:
-        """``RunMarker`` records for finished runs (those restored from history without one)."""
-        outputs = []
-        for run_id in run_ids:
-            status = self.finished.get(run_id)
-            if status is not None:
-                marker = self.records.codec.encode("RunMarker", {
-                    "run_id": run_id, "workflow_name": "", "status": status,
-                    "next_run_id": self.successors.get(run_id), "finished_at": 0})
-                outputs.append(Output("state", run_id.encode(), marker, self.partition))
-        return outputs
+            "finished_at": finished_at, "idempotency_key": idempotency_key})
 
     def observe(self, run_id: str, offset: int) -> None:
         """Note the history offset a run's event was written at (after delivery)."""
@@ -258,6 +280,10 @@ class PartitionLogic:
             return [self._dead(key, value, offset, f"{type(record).__name__} cannot go to schedule {run_id}", None)]
         if isinstance(record, engine.ScheduleCommand):
             raise AssertionError("unreachable: a ScheduleCommand is owned by its schedule key")
+        if self.finished.get(run_id) == FORGOTTEN:
+            what = ("its id came from an idempotency key that is not reused: start with a new key"
+                    if isinstance(record, StartWorkflow) else "its state was dropped")
+            return [self._dead(key, value, offset, f"run {run_id} was compacted (kflow compact): {what}", None)]
         if run_id in self.finished:
             successor = self.successors.get(run_id)
             if isinstance(record, StartWorkflow) and record.parent_run_id and is_schedule_key(record.parent_run_id):
@@ -326,9 +352,18 @@ class PartitionLogic:
         if run_id in self.histories:
             return [self._dead(key, value, offset, f"run {run_id} is still running: only a finished run can be "
                                "forgotten", None)]
-        if self.finished.pop(run_id, None) is None:
+        status = self.finished.get(run_id)
+        if status is None or status == FORGOTTEN:
             return []  # unknown, or forgotten before: nothing to do
         self.successors.pop(run_id, None)
+        if run_id in self.keyed:
+            # Its id comes from an idempotency key: a later start with that key must not reuse the id (the
+            # history topic and Cassandra would mix two runs under it). Keep a small marker.
+            self.keyed.discard(run_id)
+            self.finished[run_id] = FORGOTTEN
+            marker = self._marker(run_id, "", FORGOTTEN, None, 0, None)
+            return [Output("state", key, marker, self.partition)]
+        del self.finished[run_id]
         return [Output("state", key, None, self.partition)]  # tombstone: log compaction drops the marker
 
     def _commit(self, run: Run, transition: Transition) -> list[Output]:

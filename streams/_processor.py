@@ -208,12 +208,12 @@ class Orchestrator:
             if isinstance(event, HISTORY_EVENT_TYPES) and logic.restore(cast(HistoryEvent, event), message.offset):
                 count += 1
         logic.history_end = max(logic.history_end, checkpoint or 0)
-        if logic.unmarked:  # finished before RunMarkers existed: mark them, so checkpoints can skip their history
+        markers = logic.settle_unmarked(checkpointed=checkpoint is not None)
+        if markers:  # finished before RunMarkers existed: mark them, so checkpoints can skip their history
             async with txn_producer.transaction():
-                for out in logic.marker_outputs(logic.unmarked):
+                for out in markers:
                     await txn_producer.send(self.topics.name(out.topic), out.value, key=out.key,
                                             partition=out.partition)
-            logic.unmarked.clear()
         self.partitions[number] = logic
         self.stats.restored_events += count
         self.stats.restore_seconds += time.perf_counter() - started

@@ -12,7 +12,8 @@ from storage import StorageError
 from streams._config import Settings
 from streams._jvm import DevStackError
 from streams._ops import OpsError
-from streams.cli import _dev, _hooks, _replay, _run, _runs, _storage, _topics
+from streams.cli import _compact, _dev, _hooks, _replay, _run, _runs, _storage, _topics
+from streams.cli import _schedules
 from streams.cli._app import AppLoadError
 
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kflow", description="Durable workflows on Kafka: local servers, processors, ops.")
     groups = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     groups.required = True
-    for module in (_dev, _topics, _run, _runs, _replay, _storage, _hooks):
+    for module in (_dev, _topics, _run, _runs, _replay, _compact, _storage, _hooks, _schedules):
         module.register(groups)
     return parser
 

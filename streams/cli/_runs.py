@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import sys
 from dataclasses import asdict
 
 from aiokafka.errors import KafkaError
@@ -73,9 +74,15 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
 
 def _events(args: argparse.Namespace, settings: Settings) -> int:
     with _ops.run_store(settings) as store:
-        _ops.require_run(store, args.run_id, settings.keyspace)
+        row = _ops.require_run(store, args.run_id, settings.keyspace)
         events = store.events(args.run_id)
-    print(_ops.events_json(events) if args.json else _ops.events_table(events))
+    note = _ops.purged_note(row) if not events else None
+    if args.json:
+        print(_ops.events_json(events))
+        if note:
+            print(note, file=sys.stderr)  # stdout stays the (empty) list
+    else:
+        print(note or _ops.events_table(events))
     return 0
 
 

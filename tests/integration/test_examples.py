@@ -22,6 +22,10 @@ EXPECTED = {
     "continue_as_new": ["sum of 0..49 = 1225", "chain of 5 runs"],
     "step_context": ["billed 9.5 to acme in eu", "billed 9.5 to acme in us"],
     "idempotency": ["5 racing starts -> 1 run", "returns the same run: True, started 1 time(s)"],
+    "schedules": ["fired 3 times, run ids derived from the nominal times: ['eu: all green', 'eu: all green', "
+                  "'eu: all green']", "paused: 0 fires in 2 s", "triggered run ",
+                  "backfilled 3 fires of 3 minutes ago: ['eu: all green', 'eu: all green', 'eu: all green']",
+                  "deleted: get_schedule -> None"],
 }
 
 

@@ -24,6 +24,7 @@ from engine import (HISTORY_EVENT_TYPES, FakeClock, HistoryEvent, InMemoryDriver
                     WorkflowContinuedAsNew, WorkflowStarted, continue_as_new, sleep, step, workflow)
 from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, CassandraTarget, HistoryWriter, RunStore, migrate
+from storage._migrations import load_migrations
 from streams import DevStack, Settings, Topics, create_topics
 from streams._kafka import consumer, producer
 from streams._materializer import HistoryMaterializer
@@ -172,7 +173,7 @@ def conn(settings: Settings) -> Iterator[CassandraConnection]:
 async def written(settings: Settings, conn: CassandraConnection) -> AsyncIterator[Written]:
     """A keyspace holding the recorded runs, written in batches of 7 interleaved events."""
     keyspace = f"{settings.keyspace}_w"
-    assert migrate(conn, keyspace) == [1]
+    assert migrate(conn, keyspace) == [m.version for m in load_migrations()]
     assert migrate(conn, keyspace) == []  # idempotent
     histories, ids = await record_runs(_now_ms() - 2 * DAY_MS - 60_000)
     writer = HistoryWriter(conn, keyspace)

@@ -156,3 +156,28 @@ async def test_cancelling_a_parent_reaches_a_child_that_continued_as_new(stack: 
         await stack.client.result(first_child, timeout=30)  # result() follows the chain to its last run
     names = [type(e).__name__ for e in await stack.client.get_events(current)]
     assert names[-1] == "WorkflowCancelled" and "CancelRequested" in names
+
+
+async def test_the_id_of_a_forgotten_run_with_an_idempotency_key_is_never_reused(stack: Stack) -> None:
+    key = f"order-{uuid.uuid4().hex[:8]}"
+    run_id = await stack.client.start("sum_three", 1, 2, 3, idempotency_key=key)
+    assert await stack.client.result(run_id, timeout=30) == 6
+    sender = producer(stack.settings.bootstrap)
+    await sender.start()
+    try:
+        forget = engine.ForgetRun(run_id=run_id, reason="test", requested_at=1)
+        await sender.send_and_wait(Topics(stack.settings.topic_prefix).inbox, RecordCodec().encode(forget),
+                                   key=run_id.encode())
+    finally:
+        await sender.stop()
+    deadline = time.monotonic() + 30
+    while not any(logic.finished.get(run_id) == "forgotten" for logic in stack.orchestrator.partitions.values()):
+        assert time.monotonic() < deadline, "ForgetRun was not applied"
+        await asyncio.sleep(0.05)
+    orchestrator = await stack.restart_orchestrator()
+    await _adopted(orchestrator, stack.settings.partitions)
+    # the key still names the first run; its start is refused on the run's partition, with the reason
+    assert await stack.client.start("sum_three", 7, 7, 7, idempotency_key=key) == run_id
+    reasons = await _dead_letter_reasons(stack.settings, run_id.encode(), 1)
+    assert any("was compacted" in reason and "new key" in reason for reason in reasons), reasons
+    assert [type(e).__name__ for e in await stack.client.get_events(run_id)].count("WorkflowStarted") == 1

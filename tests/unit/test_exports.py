@@ -12,8 +12,8 @@ import storage
 import streams
 
 PINNED = {
-    "storage": ["CassandraConnection", "CassandraTarget", "HistoryWriter", "RunPage", "RunRow", "RunStore",
-                "StorageError", "migrate"],
+    "storage": ["CassandraConnection", "CassandraTarget", "FinishedRun", "HistorySize", "HistoryWriter", "RunPage",
+                "RunRow", "RunStore", "StorageError", "migrate"],
     "streams": [
         "Client", "DelayProcessor", "DelayStats", "DevStack", "DevStackError", "HistoryMaterializer",
         "HookDeliveryError", "MaterializerStats", "Orchestrator", "OrchestratorStats", "RunInfo", "ServerStatus",

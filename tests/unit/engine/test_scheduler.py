@@ -98,12 +98,42 @@ def test_buffer_one_keeps_one_and_buffer_all_keeps_all_then_they_start_one_at_a_
     for policy, kept in (("buffer_one", 1), ("buffer_all", 3)):
         state, _ = fire(create(policy))
         first = state.running[0]
+        nominals = []
         for _ in range(3):
+            nominals.append(state.next_fire_at)
             state, _ = fire(state)
         assert len(state.buffered) == kept and state.skipped == 3 - kept
         state, commands = finish(state, first)
-        assert len(starts(commands)) == 1 and len(state.buffered) == kept - 1
+        # a buffered fire starts under the id it was fired with
+        assert starts(commands) == [fire_run_id("s", nominals[0])] and len(state.buffered) == kept - 1
         assert state.running == tuple(starts(commands))
+        assert len(state.buffered_runs) == len(state.buffered)
+
+
+def test_a_buffered_trigger_starts_under_the_id_the_sender_was_given_and_not_while_paused() -> None:
+    state, _ = fire(create("buffer_one"))
+    first = state.running[0]
+    triggered = decide_schedule(state, command("trigger", "t1"), T0 + MIN + 30)
+    assert triggered.state is not None and triggered.state.buffered_runs == (trigger_run_id("s", "t1"),)
+    paused = decide_schedule(triggered.state, command("pause", "p"), T0 + MIN + 31)
+    assert paused.state is not None
+    state, commands = finish(paused.state, first)
+    assert commands == [] and state.buffered_runs == (trigger_run_id("s", "t1"),)  # paused: it waits
+    resumed = decide_schedule(state, command("resume", "r"), T0 + 100 * MIN + 1)
+    assert starts(list(resumed.commands)) == [trigger_run_id("s", "t1")]
+
+
+def test_jitter_is_not_mistaken_for_missed_fires() -> None:
+    spec = ScheduleSpec(interval="1s", jitter="3s")
+    decision = decide_schedule(None, command("create", "c", workflow_name="wf", spec=json.dumps(spec.to_wire()),
+                                             overlap="allow_all"), T0)
+    state = decision.state
+    assert state is not None
+    for _ in range(10):
+        assert state.next_fire_at is not None
+        due = state.next_fire_at + spec.jitter_ms("s", state.next_fire_at)
+        state, _ = fire(state, now=due + 2)
+    assert state.skipped <= 3 and state.fires == 10
 
 
 def test_a_run_that_continues_as_new_is_still_the_schedules_run() -> None:
@@ -174,7 +204,7 @@ def test_delete_cancels_the_timer_and_leaves_running_runs_alone() -> None:
     assert deleted.state is None and deleted.changed
     assert [type(c).__name__ for c in deleted.commands] == ["CancelTimer"]
     again = decide_schedule(None, command("delete", "d2"), T0 + MIN + 10)
-    assert not again.changed and again.error is None
+    assert not again.changed and again.error == "no schedule 's'"  # the sender waits for an answer
 
 
 def test_a_schedule_past_its_end_arms_nothing() -> None:

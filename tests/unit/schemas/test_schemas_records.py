@@ -32,7 +32,7 @@ def _sample(cls: type, fill_optional: bool) -> object:
             values[name] = ERROR
         elif name in ("ok", "wait_for_completion", "paused"):
             values[name] = True
-        elif name in ("running", "recent_runs", "requests"):
+        elif name in ("running", "recent_runs", "requests", "buffered_runs"):
             values[name] = ("a", "b") if fill_optional else ()
         elif name == "buffered":
             values[name] = (1_700_000_000_000, 1_700_000_060_000) if fill_optional else ()

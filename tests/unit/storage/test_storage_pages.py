@@ -10,7 +10,7 @@ from cassandra.util import datetime_from_timestamp
 
 from engine import CallArgs
 from storage._history import day_bucket, json_text, to_ms
-from storage._queries import PageCursor, day_range, decode_page, encode_page
+from storage._pages import PageCursor, day_range, decode_page, encode_page
 
 T0 = 1_700_000_000_123  # 2023-11-14T22:13:20.123Z
 

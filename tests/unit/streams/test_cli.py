@@ -27,7 +27,7 @@ def test_bad_arguments_get_one_line(argv: list[str]) -> None:
 @pytest.mark.parametrize("command", [["dev", "up"], ["dev", "down"], ["dev", "status"], ["dev", "smoke"],
                                      ["dev", "demo"], ["topics", "create"], ["processor"], ["worker"],
                                      ["materializer"], ["run"], ["runs", "list"], ["runs", "show"],
-                                     ["runs", "events"], ["runs", "cancel"], ["runs", "lag"], ["replay"],
+                                     ["runs", "events"], ["runs", "cancel"], ["runs", "lag"], ["replay"], ["compact"],
                                      ["storage", "migrate"], ["hooks", "resume"]])
 def test_every_command_has_help(command: list[str]) -> None:
     done = kflow(*command, "--help")

@@ -183,7 +183,7 @@ def test_a_finished_run_leaves_a_marker_on_the_state_topic_of_its_own_partition(
     assert len(state) == 1 and state[0].key == b"r1" and state[0].partition == 3
     marker = Codec().decode(state[0].value).record
     assert marker == {"run_id": "r1", "workflow_name": "twice", "status": "completed", "next_run_id": None,
-                      "finished_at": 12}
+                      "finished_at": 12, "idempotency_key": None}
 
 
 def test_forget_drops_a_finished_run_with_a_tombstone_and_later_records_are_dead_letters() -> None:
@@ -255,10 +255,41 @@ def test_runs_restored_finished_without_a_marker_get_one() -> None:
     restored = logic()
     for offset, out in enumerate(events):
         restored.restore(RECORDS.decode(out.value), offset)  # type: ignore[arg-type]
-    assert restored.unmarked == ["done"] and restored.history_end == len(events)
-    markers = restored.marker_outputs(restored.unmarked)
+    assert restored.history_end == len(events)
+    markers = restored.settle_unmarked(checkpointed=False)  # topics older than the state topic
     assert [(o.topic, o.key) for o in markers] == [("state", b"done")]
     assert Codec().decode(markers[0].value).record["status"] == "completed"
+    assert restored.finished == {"done": "completed"} and restored.unmarked == []
+
+
+def test_above_a_checkpoint_a_finished_run_without_marker_was_forgotten_and_stays_forgotten() -> None:
+    live = logic()
+    events = [o for o in _finish(live, "done") if o.topic == "history"]
+    restored = logic()
+    for offset, out in enumerate(events):
+        restored.restore(RECORDS.decode(out.value), offset)  # type: ignore[arg-type]
+    assert restored.settle_unmarked(checkpointed=True) == []
+    assert "done" not in restored.finished
+    late = restored.process(b"done", result("done", 1, "v"), 9, 20)
+    assert topics(late) == ["dlq"] and "no run done" in _reason(late[0])
+
+
+def test_a_forgotten_run_with_an_idempotency_key_keeps_its_id_taken() -> None:
+    part = logic()
+    keyed = RECORDS.encode(StartWorkflow(run_id="k1", workflow_name="twice", args=CallArgs(("v",), {}),
+                                         idempotency_key="order-1", requested_at=1))
+    part.process(b"k1", keyed, 0, 10)
+    part.process(b"k1", result("k1", 0, "v"), 1, 11)
+    finished = part.process(b"k1", result("k1", 1, "v"), 2, 12)
+    assert Codec().decode(finished[-1].value).record["idempotency_key"] == "order-1"
+    forgotten = part.process(b"k1", RECORDS.encode(engine.ForgetRun(run_id="k1", requested_at=20)), 3, 20)
+    assert [(o.topic, o.key) for o in forgotten] == [("state", b"k1")]
+    assert Codec().decode(forgotten[0].value).record["status"] == "forgotten"
+    again = part.process(b"k1", keyed, 4, 30)  # the key reused after compaction
+    assert topics(again) == ["dlq"] and "was compacted" in _reason(again[0]) and "new key" in _reason(again[0])
+    restored = logic()
+    restored.restore_state(b"k1", forgotten[0].value)
+    assert restored.finished == {"k1": "forgotten"} and topics(restored.process(b"k1", keyed, 0, 40)) == ["dlq"]
 
 
 def test_a_schedule_lives_on_its_partition_writes_its_state_and_starts_runs_on_theirs() -> None:

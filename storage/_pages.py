@@ -1,0 +1,72 @@
+"""Page tokens of the run listings: where a page stopped, encoded as an opaque URL-safe string.
+
+A token is the last ``(started_at, run_id)`` a page returned (its day bucket included) plus the walk's
+floor and the listing's filters, so the next page continues exactly after it and a token is refused by a
+listing with other filters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from storage._history import day_bucket
+
+_DAY = timedelta(days=1)
+_TOKEN_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """What a page token holds: where the previous page stopped, the walk's floor, and its filters."""
+
+    bucket: str
+    started_at: int
+    run_id: str
+    floor: str
+    status: str | None
+    workflow: str | None
+
+
+def encode_page(cursor: PageCursor) -> str:
+    """The opaque, URL-safe token of ``cursor``."""
+    fields = {"v": _TOKEN_VERSION, "b": cursor.bucket, "t": cursor.started_at, "r": cursor.run_id,
+              "f": cursor.floor, "s": cursor.status, "w": cursor.workflow}
+    raw = json.dumps(fields, separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_page(token: str, status: str | None, workflow: str | None) -> PageCursor:
+    """The cursor in ``token``, checked against the filters of the listing it continues.
+
+    Raises:
+        ValueError: not a token of this store, or one issued for other filters.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        fields = json.loads(raw)
+        cursor = PageCursor(bucket=str(fields["b"]), started_at=int(fields["t"]), run_id=str(fields["r"]),
+                            floor=str(fields["f"]), status=fields["s"], workflow=fields["w"])
+        valid = fields["v"] == _TOKEN_VERSION and cursor.bucket == day_bucket(cursor.started_at)
+        date.fromisoformat(cursor.floor)
+    except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError, OverflowError):
+        raise ValueError(f"invalid page token {token[:40]!r}") from None
+    if not valid:
+        raise ValueError(f"invalid page token {token[:40]!r}")
+    if (cursor.status, cursor.workflow) != (status, workflow):
+        raise ValueError(f"page token of a listing with status={cursor.status!r} workflow={cursor.workflow!r}, "
+                         f"not status={status!r} workflow={workflow!r}")
+    return cursor
+
+
+def day_range(newest: str, floor: str) -> list[str]:
+    """Day buckets from ``newest`` back to ``floor``, both included (empty when floor is newer)."""
+    day, last = date.fromisoformat(newest), date.fromisoformat(floor)
+    days: list[str] = []
+    while day >= last:
+        days.append(day.isoformat())
+        day -= _DAY
+    return days
