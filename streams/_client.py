@@ -124,10 +124,13 @@ class _Reader:
         self._own: OrderedDict[str, bytes | None] = OrderedDict()
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[bytes]]] = {}
+        self._scanned: set[str] = set()  # waited-for runs whose completion a scan (not the tail) found
+        self.evictions = 0  # results dropped from ``_recent`` (and tail reopenings) so far
 
     async def open(self, partitions: int) -> None:
         """Position the tail at the current end of every partition (it fetches from the first wait on)."""
         self._own.clear()  # a reopened tail may have missed them: scans find them
+        self.evictions += 1  # and a chain followed across the reopening is not "after the tail's start"
         self._tail_consumer = consumer = _kafka.consumer(self._bootstrap)
         await consumer.start()
         tps = [TopicPartition(self._topic, p) for p in range(partitions)]
@@ -153,19 +156,26 @@ class _Reader:
         while len(self._own) > _OWN_RUNS:  # a forgotten run is found by a scan instead (slower, still correct)
             self._own.popitem(last=False)
 
-    async def wait(self, run_id: str, deadline: float | None) -> bytes:
-        """The raw ``RunFinished`` of ``run_id``; raises TimeoutError at ``deadline`` (loop time)."""
+    async def wait(self, run_id: str, deadline: float | None, *, tailed_since: int | None = None) -> tuple[bytes, bool]:
+        """The raw ``RunFinished`` of ``run_id`` and whether the tail (not a scan) delivered it; raises
+        TimeoutError at ``deadline`` (loop time).
+
+        ``tailed_since``: the run's completion is known to come after the tail's start (it is the successor of
+        a run whose completion the tail delivered, written after it); with ``evictions`` still at that value
+        it is either among the recent results or still to come, so no scan is needed.
+        """
         if self._own.get(run_id) is not None:  # claimed: from now on kept among the recent results
             self._remember(run_id, cast(bytes, self._own.pop(run_id)))
         if (raw := self._recent.get(run_id)) is not None:
-            return raw
+            return raw, True  # only the tail (directly or through _own) fills _recent
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
         self._waiters.setdefault(run_id, []).append(future)
         if self._tail is None or self._tail.done():
             self._tail = asyncio.create_task(self._follow(), name="kflow-client-completions")
         scan = None
-        if run_id not in self._own:  # the tail's next offset is read right after registering the waiter
+        if run_id not in self._own and (tailed_since is None or tailed_since != self.evictions):
+            # the tail's next offset is read right after registering the waiter
             partition = partition_for(run_id.encode(), len(self._next))
             scan = asyncio.create_task(self.scan(TopicPartition(self._topic, partition), self._next[partition],
                                                  self._deliver_waited))
@@ -175,7 +185,7 @@ class _Reader:
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
                 done, _ = await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
                 if future in done:
-                    return future.result()
+                    return future.result(), run_id not in self._scanned
                 if not done:
                     raise TimeoutError(f"run {run_id} did not finish within the timeout")
                 assert scan is not None
@@ -185,6 +195,8 @@ class _Reader:
             futures = [f for f in self._waiters.pop(run_id, []) if f is not future]
             if futures:
                 self._waiters[run_id] = futures
+            else:
+                self._scanned.discard(run_id)
             if scan is not None:
                 scan.cancel()
 
@@ -212,8 +224,15 @@ class _Reader:
                 await consumer.stop()
 
     def _deliver_waited(self, key: bytes, value: bytes) -> None:
-        if key.decode("utf-8", "replace") in self._waiters:
-            self._deliver(key, value)
+        # Resolves the waiters only: remembering every scanned result could evict the next link of a chain
+        # being followed, which would then need a scan of its own, and so on.
+        run_id = key.decode("utf-8", "replace")
+        waiters = self._waiters.pop(run_id, [])
+        if waiters:
+            self._scanned.add(run_id)
+        for future in waiters:
+            if not future.done():
+                future.set_result(value)
 
     async def _follow(self) -> None:
         consumer = self._tail_consumer
@@ -248,6 +267,7 @@ class _Reader:
         self._recent.move_to_end(run_id)
         while len(self._recent) > _RECENT_RESULTS:
             self._recent.popitem(last=False)
+            self.evictions += 1
 
 
 class Client:
@@ -340,14 +360,17 @@ class Client:
         """
         await self.connect()
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-        current = run_id
+        current, tailed_since = run_id, None
         while True:
-            finished = self.records.decode(await self._reader.wait(current, deadline))
+            raw, tailed = await self._reader.wait(current, deadline, tailed_since=tailed_since)
+            finished = self.records.decode(raw)
             if not isinstance(finished, RunFinished):
                 raise SchemaError(f"{type(finished).__name__} on {self.topics.completions} for run {current}")
             if finished.status != "continued_as_new" or not finished.next_run_id:
                 return _outcome(finished)
-            current = finished.next_run_id
+            # The successor's completion is written after this one: if the tail delivered this one, it
+            # delivers the successor's too (no scan of its partition is needed).
+            current, tailed_since = finished.next_run_id, (self._reader.evictions if tailed else None)
 
     async def cancel(self, run_id: str, reason: str | None = None) -> None:
         """Ask the run to cancel (``CancellationError`` is raised in it at its current await)."""
