@@ -1,20 +1,30 @@
-"""The delay processor: carries out every durable timer (sleeps, retry back-off, hook and run timeouts).
+"""The delay processor: carries out every durable timer (sleeps, retry back-off, hook, run and schedule timers).
 
 It consumes ``StartTimer`` / ``CancelTimer`` from ``<prefix>.timers`` (group ``<prefix>.delay``), keeps
 the armed timers of each assigned partition in a persisted due-time index with a bounded in-memory head
 (``streams._timer_index``, NOTES #10), and when a timer comes due produces ``TimerFired`` to
 ``<prefix>.inbox``, keyed by the run id, so it reaches the orchestrator partition that owns the run.
 
-Ordering that makes it crash-safe:
-- a batch of ``.timers`` records is applied to SQLite in one transaction, and its offsets are committed
-  only after that transaction (and any fast-path fire or dead letter of the batch) is done: a record
-  whose offset is committed is durable in the index, anything later is re-read and re-applied, which is
-  harmless because arming is an upsert and cancelling a delete;
-- a timer is deleted from the index only after its ``TimerFired`` was acknowledged by the broker.
+The SQLite index is local to a host; the source of truth is the compacted changelog
+``<prefix>.timer-index`` (``streams._timer_changelog``): the ``StartTimer`` of every armed timer, a
+tombstone once it fired or was cancelled, on the partition number of its ``.timers`` partition. The
+index stores the changelog end offset it reflects; on assignment a partition whose index does not match
+the changelog's end (no file, a file from before a move to another host, a stale file) is rebuilt from
+the changelog before any of its records is processed.
 
-Invariant: firing is at-least-once. A crash between the broker's ack and the delete (or a rebalance
-during a fire) fires the timer again; the orchestrator ignores a ``TimerFired`` for a timer that is no
-longer armed in the run's history (already elapsed or cancelled), so a duplicate has no effect.
+Ordering that makes it crash-safe and movable:
+- a batch of ``.timers`` records is written to the changelog (acknowledged), then applied to SQLite in one
+  transaction, and its offsets are committed only after that (and any fast-path fire or dead letter of
+  the batch) is done: a record whose offset is committed is in the changelog and in the index, anything
+  later is re-read and re-applied, which is harmless because arming is an upsert and cancelling a delete;
+- a fire produces ``TimerFired`` (acknowledged), then the timer's tombstone (acknowledged), then deletes
+  the row; a changelog write and the SQLite transaction that mirrors it happen under one per-partition
+  lock, so the changelog and the index agree on every timer and the stored end offset is exact.
+
+Invariant: firing is at-least-once. A crash between ``TimerFired``'s ack and the tombstone or the delete
+(or a rebalance during a fire) fires the timer again, from the index or from a rebuilt one; the
+orchestrator ignores a ``TimerFired`` for a timer that is no longer armed in the run's history or the
+schedule's state (already elapsed, cancelled or superseded), so a duplicate has no effect.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +48,7 @@ from streams._config import Settings
 from streams._service import serve
 from streams._kafka import consumer, producer
 from streams._outputs import Output, dead_letter
+from streams._timer_changelog import ChangelogWriter, TimerChangelog
 from streams._timer_index import ArmedTimer, TimerHead, TimerIndex, TimerKey
 from streams._topics import Topics
 
@@ -63,12 +75,16 @@ class DelayStats:
         fired: ``TimerFired`` records produced since start (re-fires included).
         dead_lettered: ``.timers`` records sent to the dead-letter topic since start.
         lateness_ms: ``fired_at - fire_at`` of the latest fires (at most `LATENESS_SAMPLES`), oldest first.
+        restored: timers restored from the changelog into rebuilt indexes since start.
+        restore_seconds: time spent rebuilding indexes from the changelog since start.
     """
 
     pending: int
     fired: int
     dead_lettered: int
     lateness_ms: tuple[int, ...]
+    restored: int = 0
+    restore_seconds: float = 0.0
 
 
 class _Rejected(Exception):
@@ -80,14 +96,23 @@ class _Rejected(Exception):
 
 
 class _PartitionTimers:
-    """The timers of one assigned ``.timers`` partition: its index, its head and its scheduler task."""
+    """The timers of one assigned ``.timers`` partition: its index, its head and its scheduler task.
 
-    def __init__(self, partition: int, index: TimerIndex, head_size: int, clock: Clock, fire: _Fire) -> None:
+    Every change goes to the changelog first and to the index once the changelog acknowledged it.
+    """
+
+    def __init__(self, partition: int, index: TimerIndex, head_size: int, clock: Clock, fire: _Fire,
+                 changelog: ChangelogWriter) -> None:
         self.partition = partition
         self.index = index
         self.head = TimerHead(head_size)
         self._clock = clock
         self._fire = fire
+        self._changelog = changelog
+        # Invariant: held from a changelog write until the SQLite transaction mirroring it commits, so the
+        # batch path and the scheduler never interleave there: a tombstone is written only for a timer the
+        # index still holds as fired, and the stored end offset is always that of the index's last write.
+        self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -96,12 +121,19 @@ class _PartitionTimers:
         self.head.load(self.index.earliest(self.head.capacity))
         self._task = asyncio.create_task(self._schedule(), name=f"kflow-delay-{self.partition}")
 
-    def apply(self, arms: list[ArmedTimer], removals: list[TimerKey]) -> None:
-        """Persist a batch's arms and removals (one transaction), then mirror them in the head."""
-        self.index.apply(arms, removals)
-        for key in removals:
-            self.head.discard(key)
-        woken = [self.head.offer(timer) for timer in arms]
+    async def apply(self, arms: list[tuple[ArmedTimer, bytes]], removals: list[TimerKey]) -> None:
+        """Persist a batch's arms (timer, its ``StartTimer`` bytes) and removals, then mirror them in the head.
+
+        The changelog gets the arms and a tombstone for each removal the index holds; once acknowledged, one
+        SQLite transaction applies them and stores the changelog's new end offset.
+        """
+        async with self._lock:
+            end = await self._changelog.write(self.partition, [(t.key, value) for t, value in arms],
+                                              self.index.present(removals))
+            self.index.apply([t for t, _ in arms], removals, end)
+            for key in removals:
+                self.head.discard(key)
+            woken = [self.head.offer(timer) for timer, _ in arms]
         if any(woken):
             self._wake.set()  # an earlier timer than the one the scheduler sleeps for
 
@@ -133,7 +165,12 @@ class _PartitionTimers:
         due = self.head.take_due(now, _FIRE_CHUNK)
         if due:
             await self._fire(due)
-            self.index.remove_fired(due)
+            async with self._lock:
+                # Re-armed (another due time) or cancelled while TimerFired was in flight: that batch already
+                # wrote its record, a tombstone now would wrongly end the timer in the changelog.
+                fired = self.index.holding(due)
+                end = await self._changelog.write(self.partition, [], [t.key for t in fired])
+                self.index.remove_fired(fired, end)
         elif self.head.needs_refill:
             self.head.load(self.index.earliest(self.head.capacity))
         else:
@@ -154,7 +191,8 @@ class DelayProcessor:
 
     Args:
         settings: servers and topic prefix.
-        state_dir: folder of the timer indexes (``<state_dir>/<prefix>/timers-<partition>.sqlite3``).
+        state_dir: folder of the timer indexes (``<state_dir>/<prefix>/timers-<partition>.sqlite3``); an
+            empty or foreign one only costs a rebuild from the changelog.
         clock: source of ``now`` (due checks and ``fired_at``); the scheduler sleeps for the gap it reports.
         head_size: most timers per partition held in memory; the rest wait in SQLite only.
         records: codec for engine records (default: JSON payloads, ``settings.secret``).
@@ -181,12 +219,24 @@ class DelayProcessor:
         self._fired = 0
         self._dead_lettered = 0
         self._lateness: deque[int] = deque(maxlen=LATENESS_SAMPLES)
+        self._restored = 0
+        self._restore_seconds = 0.0
+        self._changelog = TimerChangelog(settings.bootstrap, self.topics, self._records)
+        # Set when a partition could not be adopted (the rebalance listener cannot raise into the loop):
+        # the consumer loop re-raises it rather than skip the partition's records.
+        self._failure: Exception | None = None
 
     @property
     def stats(self) -> DelayStats:
         """Counters now (``pending`` counts rows in the open indexes)."""
         pending = sum(part.index.count() for part in self._partitions.values())
-        return DelayStats(pending, self._fired, self._dead_lettered, tuple(self._lateness))
+        return DelayStats(pending, self._fired, self._dead_lettered, tuple(self._lateness), self._restored,
+                          self._restore_seconds)
+
+    @property
+    def changelog_topic(self) -> str:
+        """The compacted topic the indexes are rebuilt from (``<prefix>.timer-index``)."""
+        return self._changelog.topic
 
     @property
     def assigned(self) -> tuple[int, ...]:
@@ -198,22 +248,31 @@ class DelayProcessor:
         return self.state_dir / f"timers-{partition}.sqlite3"
 
     async def start(self) -> None:
-        """Connect, join the group ``<prefix>.delay`` and start consuming in the background."""
+        """Check (or create) the changelog, connect, join the group ``<prefix>.delay``, consume in the background.
+
+        Raises:
+            streams._timer_changelog.ChangelogError: the changelog topic is not compacted or its partition
+                count differs from ``.timers``'.
+        """
+        await self._changelog.ensure_topic()
         self._producer = producer(self.settings.bootstrap)
         await self._producer.start()
+        self._changelog.attach(self._producer)
         self._consumer = consumer(self.settings.bootstrap, group_id=self.group)
         self._consumer.subscribe([self.topics.timers], listener=_Listener(self))
         await self._consumer.start()
         self._task = asyncio.create_task(self._consume(), name="kflow-delay")
 
     async def stop(self) -> None:
-        """Stop consuming and firing, leave the group, close the indexes and the producer."""
+        """Stop consuming and firing, close the indexes, leave the group, close the producer."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        # Before leaving the group: once it is left a new owner may rebuild from the changelog, and this
+        # process should not go on firing behind its back (a send already queued may still land: harmless).
+        await self._release(list(self._partitions))
         if self._consumer is not None:
             await self._consumer.stop()
-        await self._release(list(self._partitions))
         if self._producer is not None:
             await self._producer.stop()
 
@@ -225,6 +284,8 @@ class DelayProcessor:
         assert self._consumer is not None
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000)
+            if self._failure is not None:
+                raise self._failure
             if not batches:
                 continue
             async with self._batch_lock:
@@ -233,6 +294,12 @@ class DelayProcessor:
                     if tp.partition in self._partitions and messages:
                         await self._apply_batch(self._partitions[tp.partition], tp, messages)
                         done[tp] = messages[-1].offset + 1
+                    elif messages and tp in self._consumer.assignment():
+                        # Fetched before its index was ready (a partition is paused while adopted, so this
+                        # is a safety net): skipping would lose the records, so read them again later.
+                        log.warning("records of delay partition %d fetched before it was adopted; re-reading",
+                                    tp.partition)
+                        self._consumer.seek(tp, messages[0].offset)
                 await self._commit(done)
 
     async def _apply_batch(self, part: _PartitionTimers, tp: TopicPartition,
@@ -240,7 +307,7 @@ class DelayProcessor:
         """Apply one partition's records: index transaction, fast-path fires, dead letters."""
         # The last record for a key decides (an arm is an upsert, a cancel a delete), so a batch
         # collapses to one operation per timer before it touches SQLite.
-        final: dict[TimerKey, ArmedTimer | None] = {}
+        final: dict[TimerKey, tuple[ArmedTimer, bytes] | None] = {}
         dead: list[Output] = []
         for message in messages:
             try:
@@ -248,14 +315,16 @@ class DelayProcessor:
             except _Rejected as rejected:
                 dead.append(self._dead_letter(tp, message, rejected))
                 continue
+            # The changelog value is the StartTimer exactly as read (no re-encoding).
             final[(record.run_id, record.timer_id)] = (
-                ArmedTimer.of(record) if isinstance(record, StartTimer) else None)
+                (ArmedTimer.of(record), message.value) if isinstance(record, StartTimer) else None)
         now = self._clock.now_ms()
-        arms = [t for t in final.values() if t is not None and t.fire_at > now]
-        # Fast path: a timer due on arrival never enters the index (its older row, if any, is deleted);
-        # it is fired before the offsets are committed, so a crash before the ack re-reads and re-fires it.
-        due = sorted(t for t in final.values() if t is not None and t.fire_at <= now)
-        part.apply(arms, [key for key, timer in final.items() if timer is None or timer.fire_at <= now])
+        arms = [arm for arm in final.values() if arm is not None and arm[0].fire_at > now]
+        # Fast path: a timer due on arrival never enters the index nor the changelog (its older row, if any,
+        # is deleted and tombstoned); it is fired before the offsets are committed, so a crash before the
+        # ack re-reads and re-fires it.
+        due = sorted(arm[0] for arm in final.values() if arm is not None and arm[0].fire_at <= now)
+        await part.apply(arms, [key for key, arm in final.items() if arm is None or arm[0].fire_at <= now])
         if due:
             await self._fire(due)
         if dead:
@@ -309,15 +378,49 @@ class DelayProcessor:
             # The group moved on: the new owner re-reads these records and re-applies them idempotently.
             log.warning("offset commit of %s skipped: %s", sorted(offsets, key=str), exc)
 
+    async def _assigned(self, assigned: list[TopicPartition]) -> None:
+        # aiokafka starts fetching a new assignment while this listener awaits (the changelog check and a
+        # rebuild read Kafka), so the partitions stay paused until their indexes are ready: no record is
+        # taken before its index exists. A failed adoption leaves them paused; the loop raises the error.
+        assert self._consumer is not None
+        self._consumer.pause(*assigned)
+        await self._adopt(sorted(tp.partition for tp in assigned))
+        if self._failure is None:
+            self._consumer.resume(*(tp for tp in assigned if tp in self._consumer.assignment()))
+
     async def _adopt(self, partitions: list[int]) -> None:
-        for number in partitions:
-            if number in self._partitions:
-                continue
-            part = _PartitionTimers(number, TimerIndex(self.index_path(number)), self.head_size, self._clock,
-                                    self._fire)
-            part.start()
-            self._partitions[number] = part
-            log.info("delay partition %d assigned: %d timer(s) armed", number, part.index.count())
+        new = [number for number in partitions if number not in self._partitions]
+        try:
+            ends = await self._changelog.end_offsets(new) if new else {}
+            for number in new:
+                part = _PartitionTimers(number, await self._open_index(number, ends[number]), self.head_size,
+                                        self._clock, self._fire, self._changelog)
+                part.start()
+                self._partitions[number] = part
+                log.info("delay partition %d assigned: %d timer(s) armed", number, part.index.count())
+        except Exception as exc:
+            log.exception("adopting delay partitions %s failed", new)
+            self._failure = exc
+
+    async def _open_index(self, number: int, end: int) -> TimerIndex:
+        """The partition's index, rebuilt from the changelog unless it reflects the changelog's ``end``."""
+        index = TimerIndex(self.index_path(number))
+        started, local = time.perf_counter(), index.changelog_end
+        try:
+            restored = await self._changelog.restore(number, index, end, self._clock.now_ms())
+        except BaseException:
+            index.close()
+            raise
+        if restored is not None:
+            elapsed = time.perf_counter() - started
+            self._restored += len(restored.timers)
+            self._restore_seconds += elapsed
+            log.info("delay partition %d: index rebuilt from %s (local index at %s, changelog end %d): %d "
+                     "timer(s) restored from %d record(s) in %.3fs%s", number, self._changelog.topic,
+                     "none" if local is None else local, restored.end_offset, len(restored.timers),
+                     restored.records, elapsed,
+                     f", {restored.skipped} unusable record(s) skipped" if restored.skipped else "")
+        return index
 
     async def _release(self, partitions: list[int]) -> None:
         for number in partitions:
@@ -339,5 +442,4 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._processor._release([tp.partition for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        # aiokafka awaits this before fetching, so each index is open before its first record arrives.
-        await self._processor._adopt(sorted(tp.partition for tp in assigned))
+        await self._processor._assigned(sorted(assigned))

@@ -1,9 +1,10 @@
 """The delay processor's state for one ``.timers`` partition: a persisted due-time index and its head.
 
-`TimerIndex` is the durable part: one SQLite file per input partition, one row per armed timer keyed
-by ``(run_id, timer_id)``, indexed by due time. `TimerHead` is the bounded in-memory part: the soonest
-timers of that index, in due order, so the scheduler never scans SQLite while timers are merely waiting.
-Neither does Kafka I/O nor reads a clock; the processor in ``streams._delay`` drives both.
+`TimerIndex` is the fast local part: one SQLite file per input partition, one row per armed timer keyed
+by ``(run_id, timer_id)``, indexed by due time, plus the end offset of the partition's changelog
+(``streams._timer_changelog``) that the rows reflect. `TimerHead` is the bounded in-memory part: the
+soonest timers of that index, in due order, so the scheduler never scans SQLite while timers are merely
+waiting. Neither does Kafka I/O nor reads a clock; the processor in ``streams._delay`` drives both.
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ _SCHEMA = (
     "position INTEGER NOT NULL, kind TEXT NOT NULL, fire_at INTEGER NOT NULL, PRIMARY KEY (run_id, timer_id))",
     # Covers the refill query's whole ORDER BY, so a refill reads the index in order and never sorts.
     "CREATE INDEX IF NOT EXISTS timers_by_fire_at ON timers (fire_at, run_id, timer_id)",
+    # One row: the changelog partition's end offset after the last write these rows reflect.
+    "CREATE TABLE IF NOT EXISTS changelog (id INTEGER PRIMARY KEY CHECK (id = 0), end_offset INTEGER NOT NULL)",
 )
 _UPSERT = ("INSERT INTO timers (run_id, timer_id, position, kind, fire_at) VALUES (?, ?, ?, ?, ?) "
            "ON CONFLICT (run_id, timer_id) DO UPDATE SET position = excluded.position, kind = excluded.kind, "
            "fire_at = excluded.fire_at")
 _DELETE = "DELETE FROM timers WHERE run_id = ? AND timer_id = ?"
 _DELETE_FIRED = "DELETE FROM timers WHERE run_id = ? AND timer_id = ? AND fire_at = ?"
+_HOLDS = "SELECT fire_at FROM timers WHERE run_id = ? AND timer_id = ?"
+_SET_END = ("INSERT INTO changelog (id, end_offset) VALUES (0, ?) "
+            "ON CONFLICT (id) DO UPDATE SET end_offset = excluded.end_offset")
 _EARLIEST = ("SELECT fire_at, run_id, timer_id, position, kind FROM timers "
              "ORDER BY fire_at, run_id, timer_id LIMIT ?")
 
@@ -67,6 +73,9 @@ class TimerIndex:
     loses nothing it acknowledged (``synchronous=NORMAL`` only risks the last transactions on an OS
     crash or power loss, and those are the ones whose Kafka offsets may not be committed yet either).
 
+    Each transaction that mirrors changelog writes also stores the changelog's end offset after them
+    (`changelog_end`), so an index whose stored offset equals the changelog partition's end reflects it.
+
     Args:
         path: the SQLite file; created, with its folder, if missing.
     """
@@ -81,19 +90,52 @@ class TimerIndex:
         for statement in _SCHEMA:
             self._db.execute(statement)
 
-    def apply(self, arms: Iterable[ArmedTimer], removals: Iterable[TimerKey] = ()) -> None:
+    @property
+    def changelog_end(self) -> int | None:
+        """The changelog end offset these rows reflect; None for a file never written with a changelog."""
+        row = self._db.execute("SELECT end_offset FROM changelog WHERE id = 0").fetchone()
+        return None if row is None else int(row[0])
+
+    def apply(self, arms: Iterable[ArmedTimer], removals: Iterable[TimerKey] = (),
+              changelog_end: int | None = None) -> None:
         """Upsert ``arms`` and delete ``removals`` (absent keys are ignored) in one transaction.
 
         Arming is idempotent: the same timer armed twice is one row holding the latest values.
+        ``changelog_end`` (when not None) becomes `changelog_end` in the same transaction.
         """
         with self._transaction():
             self._db.executemany(_UPSERT, ((t.run_id, t.timer_id, t.position, t.kind, t.fire_at) for t in arms))
             self._db.executemany(_DELETE, removals)
+            self._set_end(changelog_end)
 
-    def remove_fired(self, timers: Iterable[ArmedTimer]) -> None:
-        """Delete timers that fired, unless re-armed meanwhile with another due time (then the row stays)."""
+    def remove_fired(self, timers: Iterable[ArmedTimer], changelog_end: int | None = None) -> None:
+        """Delete timers that fired, unless re-armed meanwhile with another due time (then the row stays).
+
+        ``changelog_end`` (when not None) becomes `changelog_end` in the same transaction.
+        """
         with self._transaction():
             self._db.executemany(_DELETE_FIRED, ((t.run_id, t.timer_id, t.fire_at) for t in timers))
+            self._set_end(changelog_end)
+
+    def replace(self, timers: Iterable[ArmedTimer], changelog_end: int) -> None:
+        """Make the rows exactly ``timers``, reflecting the changelog up to ``changelog_end`` (a rebuild)."""
+        with self._transaction():
+            self._db.execute("DELETE FROM timers")
+            self._db.executemany(_UPSERT, ((t.run_id, t.timer_id, t.position, t.kind, t.fire_at) for t in timers))
+            self._set_end(changelog_end)
+
+    def present(self, keys: Iterable[TimerKey]) -> list[TimerKey]:
+        """Those of ``keys`` that are armed, in the given order."""
+        return [key for key in keys if self._db.execute(_HOLDS, key).fetchone() is not None]
+
+    def holding(self, timers: Iterable[ArmedTimer]) -> list[ArmedTimer]:
+        """Those of ``timers`` still armed with the same due time (not re-armed or cancelled meanwhile)."""
+        held = []
+        for timer in timers:
+            row = self._db.execute(_HOLDS, timer.key).fetchone()
+            if row is not None and int(row[0]) == timer.fire_at:
+                held.append(timer)
+        return held
 
     def earliest(self, limit: int) -> list[ArmedTimer]:
         """The ``limit`` soonest timers, in due order."""
@@ -108,6 +150,10 @@ class TimerIndex:
     def close(self) -> None:
         """Close the file (later calls fail)."""
         self._db.close()
+
+    def _set_end(self, changelog_end: int | None) -> None:
+        if changelog_end is not None:
+            self._db.execute(_SET_END, (changelog_end,))
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

@@ -33,6 +33,11 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     # The orchestrator's restore state: finished-run markers, schedules, per-partition checkpoints.
     TopicSpec("state", "RunMarker, StateCheckpoint, ScheduleState (latest per key)",
               {"cleanup.policy": "compact", "retention.ms": "-1"}),
+    # The delay processor's changelog, the recovery source of its SQLite due-time indexes. The one topic
+    # not keyed by run id: keyed per timer (``{run_id}\x00{timer_id}``), written to the partition number of
+    # the ``.timers`` partition the timer arrived on (streams._timer_changelog).
+    TopicSpec("timer-index", "StartTimer of each armed timer, tombstone once fired or cancelled",
+              {"cleanup.policy": "compact", "retention.ms": "-1"}),
 )
 
 

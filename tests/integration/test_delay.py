@@ -326,3 +326,97 @@ async def test_timer_survives_kill_9_of_the_processor(settings: Settings, tmp_pa
             second.wait(timeout=30)
     assert {f.timer_id for f, _ in fired} == {timer.timer_id}  # a duplicate would be allowed; none expected
     assert all(f.fired_at >= timer.fire_at and received >= timer.fire_at for f, received in fired)
+    # The first process built its (empty) indexes from the changelog; the restart found them current.
+    assert log.read_text().count("index rebuilt from") == settings.partitions
+
+
+async def _wait_all_committed(settings: Settings, armed: list[StartTimer], offsets: list[int]) -> None:
+    """Wait until the group committed past every record sent: none of them will be read from .timers again."""
+    partitions = settings.partitions
+    last: dict[int, int] = {}
+    for record, offset in zip(armed, offsets, strict=True):
+        partition = DefaultPartitioner()(record.run_id.encode(), list(range(partitions)), list(range(partitions)))
+        last[partition] = max(last.get(partition, -1), offset)
+    for partition, offset in last.items():
+        await _wait_committed(settings, TopicPartition(Topics(settings.topic_prefix).timers, partition), offset)
+
+
+async def test_timers_armed_on_one_host_fire_on_another_with_an_empty_state_dir(settings: Settings,
+                                                                                tmp_path: Path) -> None:
+    host_a, host_b = tmp_path / "host-a", tmp_path / "host-b"
+    runs = [_run_id_on(p, settings.partitions) for p in range(settings.partitions)]
+    topics = Topics(settings.topic_prefix)
+    async with TopicReader(settings, topics.inbox, {r.encode() for r in runs}) as inbox:
+        async with _running(settings, host_a) as first, _timers_producer(settings) as out:
+            now = _now_ms()
+            handed_over = [_arm(run, position, now + delay) for run in runs
+                           for position, delay in enumerate([4000, 3000, 3500])]
+            offsets = await _send(out, settings, *handed_over)
+            await _wait_until(lambda: first.stats.pending == len(handed_over), "every timer in host A's index")
+            await _wait_all_committed(settings, handed_over, offsets)  # so host B cannot get them from .timers
+        async with _timers_producer(settings) as out:
+            # Armed while no processor runs: waiting on .timers while host B adopts (and rebuilds) the partitions.
+            waiting = [_arm(run, 3, now + 3200) for run in runs]
+            await _send(out, settings, *waiting)
+        armed = handed_over + waiting
+        assert _now_ms() < min(t.fire_at for t in armed), "host A was too slow to hand over before the fires"
+        assert not host_b.exists()
+        async with _running(settings, host_b) as second:
+            # Adoption rebuilt both indexes from the changelog before the first record was processed.
+            assert second.stats.restored == len(handed_over)
+            await inbox.read_until(lambda seen: len(_fired(seen)) >= len(armed))
+            fired = _fired(await inbox.drain())
+        _check_fired_once_in_order(armed, fired)
+        late = _record_lateness(fired, now)
+        assert max(late) < 1000, late
+        async with _running(settings, host_b) as third:  # the same host again: its index is current
+            assert third.stats.restore_seconds == 0 and third.stats.pending == 0
+    print(f"\nlateness after a move to a host with an empty state dir: {_percentiles(late)}, "
+          f"rebuild of {len(handed_over)} timers took {second.stats.restore_seconds * 1000:.0f}ms")
+
+
+async def test_a_rebuild_resurrects_no_fired_or_cancelled_timer(settings: Settings, tmp_path: Path) -> None:
+    host_a, host_b = tmp_path / "host-a", tmp_path / "host-b"
+    run = uuid.uuid4().hex
+    topics = Topics(settings.topic_prefix)
+    async with TopicReader(settings, topics.inbox, {run.encode()}) as inbox:
+        async with _running(settings, host_a) as first, _timers_producer(settings) as out:
+            now = _now_ms()
+            fires, cancelled, moves = _arm(run, 0, now + 300), _arm(run, 1, now + 60_000), _arm(run, 2, now + 4000)
+            offsets = await _send(out, settings, fires, cancelled, moves)
+            offsets += await _send(out, settings, _cancel(cancelled))
+            await inbox.read_until(lambda seen: fires.timer_id in _fired_ids(seen))
+            await _wait_until(lambda: first.stats.pending == 1, "only the moving timer left on host A")
+            await _wait_all_committed(settings, [fires, cancelled, moves, cancelled], offsets)
+        async with _running(settings, host_b) as second:
+            assert second.stats.restored == 1 and second.stats.pending == 1  # neither the fired nor the cancelled
+            await inbox.read_until(lambda seen: moves.timer_id in _fired_ids(seen))
+            await _wait_until(lambda: second.stats.pending == 0, "the moved timer's delete on host B")
+        # Back on host A, whose file still holds the timer host B fired: stale, so rebuilt, so it stays fired.
+        async with _running(settings, host_a) as again:
+            assert again.stats.restore_seconds > 0 and again.stats.restored == 0 and again.stats.pending == 0
+        fired = _fired(await inbox.drain())
+    assert sorted(f.timer_id for f, _ in fired) == sorted([fires.timer_id, moves.timer_id])
+    assert all(f.fired_at >= f.fire_at for f, _ in fired)
+
+
+async def test_a_missing_changelog_is_created_compacted_and_a_wrong_one_refused(settings: Settings) -> None:
+    from aiokafka.admin import NewTopic
+
+    from streams._timer_changelog import ChangelogError, TimerChangelog, _partition_counts, _topic_config
+
+    missing, wrong = Topics(f"{settings.topic_prefix}-cl1"), Topics(f"{settings.topic_prefix}-cl2")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t.timers, num_partitions=3, replication_factor=1) for t in (missing, wrong)]
+                                  + [NewTopic(wrong.name("timer-index"), num_partitions=3, replication_factor=1)])
+        await TimerChangelog(settings.bootstrap, missing, RECORDS).ensure_topic()
+        counts = await _partition_counts(admin, [missing.name("timer-index")])
+        config = await _topic_config(admin, missing.name("timer-index"))
+        with pytest.raises(ChangelogError, match="must be compacted"):
+            await TimerChangelog(settings.bootstrap, wrong, RECORDS).ensure_topic()
+    finally:
+        await admin.close()
+    assert counts == {missing.name("timer-index"): 3}
+    assert (config["cleanup.policy"], config["retention.ms"]) == ("compact", "-1")

@@ -175,3 +175,43 @@ def test_head_refills_across_many_more_timers_than_its_capacity(index: TimerInde
 def test_head_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError):
         TimerHead(0)
+
+
+def test_a_new_index_reflects_no_changelog_offset(index: TimerIndex) -> None:
+    assert index.changelog_end is None
+    index.apply([_timer(100)])
+    assert index.changelog_end is None  # a write without changelog_end leaves it alone
+
+
+def test_changelog_end_is_stored_with_the_rows_it_describes(tmp_path: Path) -> None:
+    path = tmp_path / "timers-0.sqlite3"
+    first = TimerIndex(path)
+    first.apply([_timer(100, timer_id="a"), _timer(200, timer_id="b")], changelog_end=2)
+    first.remove_fired([_timer(100, timer_id="a")], changelog_end=3)
+    first.close()
+    again = TimerIndex(path)
+    assert again.changelog_end == 3 and [t.timer_id for t in again.earliest(10)] == ["b"]
+    again.close()
+
+
+def test_a_failed_transaction_keeps_the_previous_changelog_end(index: TimerIndex) -> None:
+    index.apply([_timer(100, timer_id="a")], changelog_end=1)
+    with pytest.raises(AttributeError):
+        index.apply([_timer(200, timer_id="b"), None], changelog_end=9)  # type: ignore[list-item]
+    assert index.changelog_end == 1
+
+
+def test_replace_makes_the_rows_exactly_the_rebuilt_timers(index: TimerIndex) -> None:
+    index.apply([_timer(100, timer_id="old"), _timer(200, timer_id="kept")], changelog_end=2)
+    index.replace([_timer(200, timer_id="kept"), _timer(50, timer_id="new")], changelog_end=7)
+    assert [t.timer_id for t in index.earliest(10)] == ["new", "kept"] and index.changelog_end == 7
+
+
+def test_present_and_holding_tell_which_timers_are_still_armed(index: TimerIndex) -> None:
+    armed = _timer(100, timer_id="a")
+    index.apply([armed, _timer(200, timer_id="b")])
+    assert index.present([("run-a", "b"), ("run-a", "gone"), armed.key]) == [("run-a", "b"), armed.key]
+    rearmed = ArmedTimer(900, armed.run_id, armed.timer_id, armed.position, armed.kind)
+    assert index.holding([armed]) == [armed]
+    index.apply([rearmed])
+    assert index.holding([armed, _timer(300, timer_id="gone")]) == [] and index.holding([rearmed]) == [rearmed]
