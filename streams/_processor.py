@@ -30,7 +30,7 @@ from streams._service import serve
 from streams._kafka import consumer, producer
 from streams._orchestrator import PartitionLogic
 from streams._outputs import Output
-from streams._topics import Topics
+from streams._topics import Topics, ensure_internal_topic
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,13 @@ class Orchestrator:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Join the consumer group and start processing in the background."""
+        """Check (or create) the state topic, join the consumer group and start processing in the background.
+
+        Raises:
+            InternalTopicError: the inbox is missing, or the state topic is not compacted or has another
+                partition count than the inbox.
+        """
+        await ensure_internal_topic(self.settings.bootstrap, self.topics, "state", alongside="inbox")
         self._consumer = consumer(self.settings.bootstrap, group_id=self.group, max_poll_records=1000)
         self._consumer.subscribe([self.topics.inbox], listener=_Listener(self))
         await self._consumer.start()

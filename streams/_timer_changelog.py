@@ -22,25 +22,21 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from engine import StartTimer
 from schemas import RecordCodec, SchemaError
 from streams._kafka import consumer
 from streams._timer_index import ArmedTimer, TimerIndex, TimerKey
-from streams._topics import TOPIC_SPECS, Topics
+from streams._topics import InternalTopicError, Topics, ensure_internal_topic
 
 log = logging.getLogger(__name__)
 
 CHANGELOG_SUFFIX = "timer-index"
 """Topic suffix of the changelog (``<prefix>.timer-index``; its config is declared in ``streams._topics``)."""
 
-_METADATA_WAIT_SECONDS = 15.0
-_TOPIC_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS: a concurrent processor created it first
 
 
-class ChangelogError(Exception):
+class ChangelogError(InternalTopicError):
     """The changelog topic cannot keep timers: not compacted, another partition count than ``.timers``,
     ``.timers`` missing, or it could not be created."""
 
@@ -137,7 +133,7 @@ class TimerChangelog:
     def __init__(self, bootstrap: str, topics: Topics, records: RecordCodec) -> None:
         self.bootstrap = bootstrap
         self.topic = topics.name(CHANGELOG_SUFFIX)
-        self._timers_topic = topics.timers
+        self._topics = topics
         self._records = records
         self._producer: AIOKafkaProducer | None = None
 
@@ -225,58 +221,9 @@ class TimerChangelog:
                 than ``.timers`` or is not compacted (a time-retained changelog would forget long timers,
                 which is what it exists to prevent), or creating it failed.
         """
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=15000)
-        await admin.start()
         try:
-            # Only existing topics are described: a metadata request naming a missing topic makes a broker
-            # with auto.create.topics.enable create it, with the default (deleting, time-retained) config.
-            existing = set(await admin.list_topics())
-            if self._timers_topic not in existing:
-                raise ChangelogError(f"{self._timers_topic} does not exist: run `kflow topics create`")
-            named = [self._timers_topic] + ([self.topic] if self.topic in existing else [])
-            counts = await _partition_counts(admin, named)
-            if self.topic not in existing:
-                await self._create(admin, counts[self._timers_topic])
-                return
-            if counts[self.topic] != counts[self._timers_topic]:
-                raise ChangelogError(f"{self.topic} has {counts[self.topic]} partitions and {self._timers_topic} "
-                                     f"{counts[self._timers_topic]}: they must match (the timers of .timers "
-                                     f"partition N are kept on partition N)")
-            config = await _topic_config(admin, self.topic)
-        finally:
-            await admin.close()
-        policy = set(config.get("cleanup.policy", "delete").split(","))
-        if "compact" not in policy or ("delete" in policy and config.get("retention.ms") != "-1"):
-            raise ChangelogError(f"{self.topic} must be compacted without time retention (cleanup.policy="
-                                 f"compact, retention.ms=-1); it has cleanup.policy={config.get('cleanup.policy')} "
-                                 f"retention.ms={config.get('retention.ms')}")
-
-    async def _create(self, admin: AIOKafkaAdminClient, partitions: int) -> None:
-        (spec,) = [s for s in TOPIC_SPECS if s.suffix == CHANGELOG_SUFFIX]
-        response: Any = await admin.create_topics([NewTopic(self.topic, num_partitions=partitions,
-                                                            replication_factor=1, topic_configs=dict(spec.config))])
-        errors = [error for _, error, *_ in response.topic_errors if error not in (0, _TOPIC_EXISTS)]
-        if errors:
-            raise ChangelogError(f"creating {self.topic} failed with Kafka error code {errors[0]}")
-        log.warning("created the timer changelog %s (%d partitions): the topics were created before it existed",
-                    self.topic, partitions)
+            await ensure_internal_topic(self.bootstrap, self._topics, CHANGELOG_SUFFIX, alongside="timers")
+        except InternalTopicError as exc:
+            raise ChangelogError(str(exc)) from None
 
 
-async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int]:
-    """Partition count of each of ``topics`` (existing ones), waiting out the metadata of a topic just created."""
-    deadline = asyncio.get_running_loop().time() + _METADATA_WAIT_SECONDS
-    while True:
-        described = await admin.describe_topics(topics)
-        counts = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
-        if (len(counts) == len(topics) and all(counts.values())) or asyncio.get_running_loop().time() > deadline:
-            missing = [t for t in topics if not counts.get(t)]
-            if missing:
-                raise ChangelogError(f"no partition metadata for {', '.join(missing)}")
-            return counts
-        await asyncio.sleep(0.1)
-
-
-async def _topic_config(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
-    responses: list[Any] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-    entries = [entry for response in responses for resource in response.resources for entry in resource[4]]
-    return {str(entry[0]): str(entry[1]) for entry in entries}

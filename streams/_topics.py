@@ -9,8 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import asyncio
+import logging
+from typing import Any
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+_METADATA_WAIT_SECONDS = 15.0
+_TOPIC_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS: a concurrent processor created it first
+
+
+class InternalTopicError(Exception):
+    """An internal topic cannot do its job: missing companion topic, wrong partition count, not compacted,
+    or it could not be created."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +126,68 @@ async def create_topics(bootstrap: str, topics: Topics, partitions: int) -> list
     finally:
         await admin.close()
     return created
+
+
+async def ensure_internal_topic(bootstrap: str, topics: Topics, suffix: str, *, alongside: str) -> None:
+    """Create the internal topic ``suffix`` if missing (as declared in ``TOPIC_SPECS``, with the partition
+    count of ``alongside``), else check that it is compacted and has that partition count.
+
+    Only existing topics are described: a metadata request naming a missing topic makes a broker with
+    ``auto.create.topics.enable`` create it, with the default (deleting, time-retained) config.
+
+    Raises:
+        InternalTopicError: ``alongside`` is missing, the topic has another partition count or is not compacted
+            without time retention, or creating it failed.
+    """
+    topic, companion = topics.name(suffix), topics.name(alongside)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        if companion not in existing:
+            raise InternalTopicError(f"{companion} does not exist: run `kflow topics create`")
+        counts = await _partition_counts(admin, [companion] + ([topic] if topic in existing else []))
+        if topic not in existing:
+            await _create(admin, topic, suffix, counts[companion])
+            return
+        if counts[topic] != counts[companion]:
+            raise InternalTopicError(f"{topic} has {counts[topic]} partitions and {companion} {counts[companion]}: "
+                                     f"they must match (partition N of one belongs to partition N of the other)")
+        config = await _topic_config(admin, topic)
+    finally:
+        await admin.close()
+    policy = set(config.get("cleanup.policy", "delete").split(","))
+    if "compact" not in policy or ("delete" in policy and config.get("retention.ms") != "-1"):
+        raise InternalTopicError(f"{topic} must be compacted without time retention (cleanup.policy=compact, "
+                                 f"retention.ms=-1); it has cleanup.policy={config.get('cleanup.policy')} "
+                                 f"retention.ms={config.get('retention.ms')}")
+
+
+async def _create(admin: AIOKafkaAdminClient, topic: str, suffix: str, partitions: int) -> None:
+    (spec,) = [s for s in TOPIC_SPECS if s.suffix == suffix]
+    response: Any = await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
+                                                        topic_configs=dict(spec.config))])
+    errors = [error for _, error, *_ in response.topic_errors if error not in (0, _TOPIC_EXISTS)]
+    if errors:
+        raise InternalTopicError(f"creating {topic} failed with Kafka error code {errors[0]}")
+    log.warning("created %s (%d partitions): the topics were created before it existed", topic, partitions)
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Partition count of each of ``names`` (existing ones), waiting out the metadata of a topic just created."""
+    deadline = asyncio.get_running_loop().time() + _METADATA_WAIT_SECONDS
+    while True:
+        described = await admin.describe_topics(names)
+        counts = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
+        if (len(counts) == len(names) and all(counts.values())) or asyncio.get_running_loop().time() > deadline:
+            missing = [t for t in names if not counts.get(t)]
+            if missing:
+                raise InternalTopicError(f"no partition metadata for {', '.join(missing)}")
+            return counts
+        await asyncio.sleep(0.1)
+
+
+async def _topic_config(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
+    responses: list[Any] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    entries = [entry for response in responses for resource in response.resources for entry in resource[4]]
+    return {str(entry[0]): str(entry[1]) for entry in entries}

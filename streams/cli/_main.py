@@ -12,6 +12,7 @@ from storage import StorageError
 from streams._config import Settings
 from streams._jvm import DevStackError
 from streams._ops import OpsError
+from streams._topics import InternalTopicError
 from streams.cli import _compact, _dev, _hooks, _replay, _run, _runs, _storage, _topics
 from streams.cli import _schedules
 from streams.cli._app import AppLoadError
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.handler(args, settings)
         return status
     except (CliError, AppLoadError, DevStackError, StorageError, KflowError, OpsError, SchemaError,
-            ValueError) as exc:
+            InternalTopicError, ValueError) as exc:
         print(f"kflow: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -403,7 +403,8 @@ async def test_a_rebuild_resurrects_no_fired_or_cancelled_timer(settings: Settin
 async def test_a_missing_changelog_is_created_compacted_and_a_wrong_one_refused(settings: Settings) -> None:
     from aiokafka.admin import NewTopic
 
-    from streams._timer_changelog import ChangelogError, TimerChangelog, _partition_counts, _topic_config
+    from streams._timer_changelog import ChangelogError, TimerChangelog
+    from streams._topics import _partition_counts, _topic_config
 
     missing, wrong = Topics(f"{settings.topic_prefix}-cl1"), Topics(f"{settings.topic_prefix}-cl2")
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)

@@ -181,3 +181,34 @@ async def test_the_id_of_a_forgotten_run_with_an_idempotency_key_is_never_reused
     reasons = await _dead_letter_reasons(stack.settings, run_id.encode(), 1)
     assert any("was compacted" in reason and "new key" in reason for reason in reasons), reasons
     assert [type(e).__name__ for e in await stack.client.get_events(run_id)].count("WorkflowStarted") == 1
+
+
+async def test_the_orchestrator_creates_a_missing_state_topic_and_refuses_a_deleting_one(settings: Settings) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from streams._topics import InternalTopicError, _topic_config
+
+    tag = uuid.uuid4().hex[:6]
+    old = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-nostate{tag}")
+    await create_topics(old.bootstrap, Topics(old.topic_prefix), old.partitions)
+    admin = AIOKafkaAdminClient(bootstrap_servers=old.bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([Topics(old.topic_prefix).state])  # topics made before the state topic existed
+        deadline = time.monotonic() + 30
+        while Topics(old.topic_prefix).state in await admin.list_topics():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        orchestrator = Orchestrator(old, Registry.from_module("e2e_workflows"))
+        await orchestrator.start()
+        await orchestrator.stop()
+        config = await _topic_config(admin, Topics(old.topic_prefix).state)
+        assert config["cleanup.policy"] == "compact"
+        wrong = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-badstate{tag}")
+        await admin.create_topics([NewTopic(Topics(wrong.topic_prefix).state, num_partitions=wrong.partitions,
+                                            replication_factor=1)])
+        await create_topics(wrong.bootstrap, Topics(wrong.topic_prefix), wrong.partitions)
+        with pytest.raises(InternalTopicError, match="must be compacted"):
+            await Orchestrator(wrong, Registry.from_module("e2e_workflows")).start()
+    finally:
+        await admin.close()
