@@ -32,7 +32,8 @@ from ._retry import RetryDelay, RetryPolicy
 from ._run import Run, Transition
 from ._scheduler import (ScheduleDecision, ScheduleError, decide_schedule, fire_run_id, is_schedule_key,
                          schedule_key, trigger_run_id)
-from ._schedules import CalendarSpec, OverlapPolicy, ScheduleSpec, ScheduleSpecError
+from ._errors import ScheduleSpecError
+from ._schedules import CalendarSpec, OverlapPolicy, ScheduleSpec
 from ._testing import InMemoryDriver
 from ._worker import execute_step
 

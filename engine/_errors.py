@@ -208,3 +208,10 @@ class ContinueAsNewSignal(BaseException):
 
     Derives from BaseException so ``except Exception`` in workflow code cannot swallow it.
     """
+
+
+class ScheduleSpecError(KflowError, ValueError):
+    """A schedule specification is invalid (the message names the field and the value)."""
+
+    __module__ = "engine"
+    retryable = False

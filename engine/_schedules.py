@@ -11,28 +11,17 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from ._cron import EPOCH, MAX_DAYS, MAX_MS, ONE_MS, Rule, parse_cron
 from ._durations import Duration, parse_duration
-from ._errors import InvalidDurationError, KflowError
+from ._errors import InvalidDurationError, ScheduleSpecError
 
 _T = TypeVar("_T")
-_UTC = timezone.utc
-_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
-_ONE_MS = timedelta(milliseconds=1)
-_ONE_DAY = timedelta(days=1)
-# Instants outside these bounds never fire: keeps date arithmetic clear of datetime's year 1..9999 range.
-_MIN_MS = (datetime(2, 1, 1, tzinfo=_UTC) - _EPOCH) // _ONE_MS
-_MAX_MS = (datetime(9998, 1, 1, tzinfo=_UTC) - _EPOCH) // _ONE_MS
-# The Gregorian calendar (weekdays included) repeats every 400 years: a rule with no match in that span
-# never matches. Only DST gaps can make a rule that matches dates never fire; the horizon bounds that search.
-_HORIZON_YEARS = 400
-_MAX_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # longest length of each month (leap Feb)
 
 
 class OverlapPolicy(str, enum.Enum):
@@ -51,162 +40,6 @@ class OverlapPolicy(str, enum.Enum):
     """Cancel the running run, then start."""
     ALLOW_ALL = "allow_all"
     """Start at once, whatever is running."""
-
-
-class ScheduleSpecError(KflowError, ValueError):
-    """A schedule specification is invalid (the message names the field and the value)."""
-
-    __module__ = "engine"
-    retryable = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    """A cron line or a calendar entry as the sets of values it matches.
-
-    Sorted tuples for the time of day (bisected), sets for the day. ``either_day`` is cron's rule: when
-    both day fields are restricted a day matches if either does; otherwise both must match.
-    """
-
-    seconds: tuple[int, ...]
-    minutes: tuple[int, ...]
-    hours: tuple[int, ...]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]  # 0 = Sunday
-    either_day: bool
-
-    def matches_day(self, day: date) -> bool:
-        in_days = day.day in self.days
-        in_weekdays = day.isoweekday() % 7 in self.weekdays
-        if self.either_day:
-            return day.month in self.months and (in_days or in_weekdays)
-        return day.month in self.months and in_days and in_weekdays
-
-    def can_fire(self) -> bool:
-        """False when no date ever matches (e.g. February 30); weekdays cycle through every date."""
-        return self.either_day or any(day <= _MAX_DAYS[month] for month in self.months for day in self.days)
-
-    def times_from(self, hour: int, minute: int, second: int) -> Iterator[tuple[int, int, int]]:
-        """The matching times of a day in ascending order, from the first at or after hour:minute:second."""
-        for h in self.hours[bisect_left(self.hours, hour):]:
-            low_minute = minute if h == hour else 0
-            for m in self.minutes[bisect_left(self.minutes, low_minute):]:
-                low_second = second if (h, m) == (hour, minute) else 0
-                for s in self.seconds[bisect_left(self.seconds, low_second):]:
-                    yield h, m, s
-
-    def first_fire(self, zone: ZoneInfo, earliest_ms: int, latest_ms: int) -> int | None:
-        """The first instant in [earliest_ms, latest_ms] matching on ``zone``'s wall clock, else None.
-
-        Walks days, not minutes: months that do not match are skipped whole, and a matching day yields its
-        times directly. Candidates before the local time of ``earliest_ms`` cannot qualify: wall time maps
-        to UTC monotonically under fold=0, so they are skipped without being converted.
-        """
-        earliest_ms = max(earliest_ms, _MIN_MS)
-        latest_ms = min(latest_ms, _MAX_MS)
-        if earliest_ms > latest_ms:
-            return None
-        start = _local(earliest_ms, zone)
-        day = start.date()
-        last_day = min(_local(latest_ms, zone).date(), date(min(day.year + _HORIZON_YEARS, 9998), 12, 31))
-        while day <= last_day:
-            if day.month not in self.months:
-                day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
-                continue
-            if self.matches_day(day):
-                bound = (start.hour, start.minute, start.second) if day == start.date() else (0, 0, 0)
-                for h, m, s in self.times_from(*bound):
-                    at = _instant_ms(zone, day, h, m, s)
-                    if at is None or at < earliest_ms:
-                        continue
-                    return at if at <= latest_ms else None
-            day += _ONE_DAY
-        return None
-
-
-def _local(ms: int, zone: ZoneInfo) -> datetime:
-    return (_EPOCH + timedelta(milliseconds=ms)).astimezone(zone)
-
-
-def _instant_ms(zone: ZoneInfo, day: date, hour: int, minute: int, second: int) -> int | None:
-    """Epoch ms of a wall time's first occurrence (fold=0), or None when a DST gap skips it."""
-    wall = datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=zone)
-    utc = wall.astimezone(_UTC)
-    if utc.astimezone(zone).replace(tzinfo=None) != wall.replace(tzinfo=None):
-        return None
-    return (utc - _EPOCH) // _ONE_MS
-
-
-# --- cron -------------------------------------------------------------------------------------------
-
-_MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-           "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
-_MONTH_NAMES = {name: number for number, name in enumerate(
-    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1)}
-_DAY_NAMES = {name: number for number, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
-_NO_NAMES: dict[str, int] = {}
-# (name, lowest, highest, names); day-of-week admits 7 as Sunday, folded to 0 after parsing.
-_CRON_FIELDS = (("minute", 0, 59, _NO_NAMES), ("hour", 0, 23, _NO_NAMES), ("day-of-month", 1, 31, _NO_NAMES),
-                ("month", 1, 12, _MONTH_NAMES), ("day-of-week", 0, 7, _DAY_NAMES))
-
-
-def _parse_cron(text: str) -> _Rule:
-    """Parse a 5-field cron line or an @macro (seconds are always 0)."""
-    parts = _MACROS.get(text.strip().lower(), text).split()
-    if len(parts) != 5:
-        raise ScheduleSpecError(f"cron {text!r}: expected 5 fields (minute hour day-of-month month "
-                                f"day-of-week) or an @macro, got {len(parts)} fields")
-    minutes, hours, days, months, weekdays = (_parse_cron_field(text, part, *spec)
-                                              for part, spec in zip(parts, _CRON_FIELDS))
-    rule = _Rule(seconds=(0,), minutes=tuple(sorted(minutes)), hours=tuple(sorted(hours)),
-                 days=frozenset(days), months=frozenset(months),
-                 weekdays=frozenset(day % 7 for day in weekdays),
-                 # Vixie cron: a day field is unrestricted when it contains "*" (so "*/2" counts as *).
-                 either_day="*" not in parts[2] and "*" not in parts[4])
-    if not rule.can_fire():
-        raise ScheduleSpecError(f"cron {text!r} never fires: day-of-month {parts[2]!r} does not occur in "
-                                f"month {parts[3]!r}")
-    return rule
-
-
-def _parse_cron_field(text: str, part: str, name: str, low: int, high: int, names: Mapping[str, int]) -> set[int]:
-    """Values of one field: comma list of ``*``, ``v``, ``v-w``, ``*/n``, ``v-w/n`` (v, w numbers or names)."""
-
-    def fail(reason: str) -> ScheduleSpecError:
-        return ScheduleSpecError(f"cron {text!r}: {name} field {part!r}: {reason}")
-
-    def value(token: str) -> int:
-        if token.isascii() and token.isdigit():
-            number = int(token)
-            if not low <= number <= high:
-                raise fail(f"value {number} is out of range {low}-{high}")
-            return number
-        if token.upper() in names:
-            return names[token.upper()]
-        raise fail(f"{token!r} is not a number{' or a name' if names else ''}")
-
-    values: set[int] = set()
-    for item in part.split(","):
-        body, slash, step_text = item.partition("/")
-        step = 1
-        if slash:
-            if not (step_text.isascii() and step_text.isdigit()) or int(step_text) == 0:
-                raise fail(f"step {step_text!r} must be a positive integer")
-            step = int(step_text)
-        if body == "*":
-            first, last = low, high
-        elif "-" in body:
-            first_text, _, last_text = body.partition("-")
-            first, last = value(first_text), value(last_text)
-            if first > last:
-                raise fail(f"range {body!r} runs backwards")
-        elif slash:
-            raise fail(f"a step needs a range or '*', as in '*/{step_text}' or 'a-b/{step_text}'")
-        else:
-            first = last = value(body)
-        values.update(range(first, last + 1, step))
-    return values
 
 
 # --- calendar -----------------------------------------------------------------------------------------
@@ -242,15 +75,15 @@ class CalendarSpec:
                 raise ScheduleSpecError(f"CalendarSpec {name}={number!r}: expected an int in {low}-{high}"
                                         f"{' or None' if optional else ''}")
         if self.day_of_month is not None and self.month is not None \
-                and self.day_of_month > _MAX_DAYS[self.month]:
+                and self.day_of_month > MAX_DAYS[self.month]:
             raise ScheduleSpecError(f"CalendarSpec day_of_month={self.day_of_month} never occurs in "
                                     f"month={self.month}")
 
-    def _rule(self) -> _Rule:
+    def _rule(self) -> Rule:
         def any_or(value: int | None, low: int, high: int) -> frozenset[int]:
             return frozenset(range(low, high + 1)) if value is None else frozenset((value,))
 
-        return _Rule(seconds=(self.second,), minutes=(self.minute,), hours=(self.hour,),
+        return Rule(seconds=(self.second,), minutes=(self.minute,), hours=(self.hour,),
                      days=any_or(self.day_of_month, 1, 31), months=any_or(self.month, 1, 12),
                      weekdays=any_or(self.day_of_week, 0, 6), either_day=False)
 
@@ -289,7 +122,7 @@ class ScheduleSpec:
     start_at: int | None = None
     end_at: int | None = None
     jitter: Duration | None = None
-    _rules: tuple[_Rule, ...] = field(init=False, repr=False, compare=False)
+    _rules: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
     _interval_ms: int = field(init=False, repr=False, compare=False)
     _jitter_ms: int = field(init=False, repr=False, compare=False)
@@ -306,11 +139,11 @@ class ScheduleSpec:
         if self.interval is not None and (interval_ms <= 0 or interval_ms % 1000):
             raise ScheduleSpecError(f"interval {self.interval!r} must be a whole number of seconds > 0")
         jitter_ms = _duration_ms("jitter", self.jitter)
-        rules: tuple[_Rule, ...] = ()
+        rules: tuple[Rule, ...] = ()
         if self.cron is not None:
             if not isinstance(self.cron, str):
                 raise ScheduleSpecError(f"cron must be a string, got {self.cron!r}")
-            rules = (_parse_cron(self.cron),)
+            rules = (parse_cron(self.cron),)
         if self.calendar is not None:
             entries = _calendar_entries(self.calendar)
             object.__setattr__(self, "calendar", entries)
@@ -326,7 +159,7 @@ class ScheduleSpec:
 
     def next_fire(self, after_ms: int) -> int | None:
         """The first nominal fire strictly after ``after_ms`` (epoch ms UTC); None when there is none."""
-        return self._first_fire(after_ms + 1, _MAX_MS)
+        return self._first_fire(after_ms + 1, MAX_MS)
 
     def fires_between(self, start_ms: int, end_ms: int, limit: int) -> list[int]:
         """Nominal fires t with start_ms <= t < end_ms, ascending (a backfill's range).
@@ -420,7 +253,7 @@ def _epoch_ms(name: str, value: object) -> int | None:
     if isinstance(value, datetime):
         if value.utcoffset() is None:
             raise ScheduleSpecError(f"{name}={value!r} is a naive datetime: give it a tzinfo")
-        return (value - _EPOCH) // _ONE_MS
+        return (value - EPOCH) // ONE_MS
     raise ScheduleSpecError(f"{name} must be epoch milliseconds (int) or an aware datetime, got {value!r}")
 
 
