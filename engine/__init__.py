@@ -9,7 +9,8 @@ from __future__ import annotations
 from ._api import (ChildWorkflowHandle, TypedHook, continue_as_new, define_hook, hook, shield, sleep,
                    start_child_workflow)
 from ._clock import Clock, FakeClock, SystemClock
-from ._definitions import EventLimits, StepDefinition, WorkflowDefinition, step, workflow
+from ._definitions import (DeclaredSchedule, EventLimits, StepDefinition, WorkflowDefinition, scheduled_workflow,
+                           step, workflow)
 from ._durations import Duration, parse_duration
 from ._errors import (CancellationError, ChildWorkflowDepthError, ChildWorkflowFailedError, DuplicateNameError,
                       EventLimitExceededError, FatalError, HistoryError, HookExpiredError,
@@ -61,7 +62,8 @@ __all__ = [
     "WorkflowCancelled", "WorkflowContinuedAsNew", "HistoryEvent", "Input", "Command", "TerminalEvent",
     "HISTORY_EVENT_TYPES",
     # schedules
-    "ScheduleSpec", "CalendarSpec", "OverlapPolicy", "ScheduleError", "ScheduleDecision", "decide_schedule",
+    "scheduled_workflow", "DeclaredSchedule", "ScheduleSpec", "CalendarSpec", "OverlapPolicy", "ScheduleError",
+    "ScheduleDecision", "decide_schedule",
     "schedule_key", "is_schedule_key", "fire_run_id", "trigger_run_id",
     # running
     "Run", "Transition", "execute_step", "error_info", "rebuild_exception",

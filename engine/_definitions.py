@@ -1,22 +1,28 @@
-"""``@step`` and ``@workflow``: attach a definition to the function; no global registry."""
+"""``@step``, ``@workflow`` and ``@scheduled_workflow``: attach a definition to the function; no global
+registry."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ParamSpec, TypeVar, cast, overload
 
 from ._durations import Duration, parse_duration
+from ._errors import ScheduleSpecError
 from ._loop import current_runtime
 from ._records import CallArgs
 from ._retry import RetryDelay, RetryPolicy
+from ._scheduler import ScheduleError
+from ._schedules import CalendarSpec, OverlapPolicy, ScheduleSpec
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _STEP_ATTR = "__kflow_step__"
 _WORKFLOW_ATTR = "__kflow_workflow__"
+_SCHEDULE_ATTR = "__kflow_schedule__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,24 @@ class WorkflowDefinition:
     context_class: type | None = field(default=None)
     event_limits: EventLimits | None = None  # None: the host's limits (default EventLimits())
 
+
+@dataclass(frozen=True, slots=True)
+class DeclaredSchedule:
+    """What ``@scheduled_workflow`` declared: the schedule ``Client.activate_schedules`` makes exist.
+
+    Attributes:
+        schedule_id: the schedule's id (default: the workflow's name).
+        workflow_name: the workflow each fire starts.
+        spec: when it fires.
+        overlap: what a fire does while a run the schedule started is still running.
+        args: the arguments of every run it starts.
+    """
+
+    schedule_id: str
+    workflow_name: str
+    spec: ScheduleSpec
+    overlap: OverlapPolicy
+    args: CallArgs
 
 
 @overload
@@ -174,6 +198,80 @@ def workflow(
     return decorate if fn is None else decorate(fn)
 
 
+def scheduled_workflow(
+    *, cron: str | None = None, interval: Duration | None = None, calendar: Sequence[CalendarSpec] | None = None,
+    timezone: str = "UTC", start_at: int | datetime | None = None, end_at: int | datetime | None = None,
+    jitter: Duration | None = None, overlap_policy: OverlapPolicy | str = OverlapPolicy.SKIP,
+    schedule_id: str | None = None, args: Sequence[object] = (), kwargs: Mapping[str, object] | None = None,
+    name: str | None = None, max_duration: Duration | None = None, tags: Sequence[str] | None = None,
+    durable: bool = True, context_class: type | None = None, event_limits: EventLimits | None = None,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Declare a workflow together with the schedule that starts it (pyworkflow's ``@scheduled_workflow``).
+
+    The function becomes a workflow exactly as with ``@workflow(name=..., max_duration=..., ...)`` (it
+    can be started like any other) and carries a ``DeclaredSchedule``, listed by ``Registry.schedules``.
+    Nothing is scheduled by decorating: ``Client.activate_schedules`` (or ``kflow schedules activate``, or
+    ``kflow processor --activate-schedules``) creates the schedule, or brings it in line with the code.
+
+    Args:
+        cron, interval, calendar, timezone, start_at, end_at, jitter: the ``ScheduleSpec`` (exactly one
+            of cron, interval, calendar).
+        overlap_policy: an ``OverlapPolicy`` or its value (default ``skip``).
+        schedule_id: the schedule's id (default: the workflow's name).
+        args, kwargs: the arguments of every run the schedule starts.
+        name, max_duration, tags, durable, context_class, event_limits: as for ``@workflow``.
+
+    Raises:
+        ScheduleSpecError: an invalid spec (bad cron, unknown time zone, none or two of cron/interval/calendar).
+        ScheduleError: an unknown overlap policy, an empty schedule id, ``args`` not a list or tuple,
+            ``kwargs`` not a mapping with string keys.
+        InvalidDurationError, TypeError: bad workflow options, as for ``@workflow``.
+
+        All of them when decorating (at import); the schedule errors name the function.
+    """
+
+    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        where = f"@scheduled_workflow on {_qualified(func)}"
+        try:
+            # ScheduleSpec also takes a list of entries and aware datetimes: it normalises them.
+            spec = ScheduleSpec(cron=cron, interval=interval, timezone=timezone, jitter=jitter,
+                                calendar=cast("tuple[CalendarSpec, ...] | None", calendar),
+                                start_at=cast("int | None", start_at), end_at=cast("int | None", end_at))
+        except ScheduleSpecError as exc:
+            raise ScheduleSpecError(f"{where}: {exc}") from None
+        try:
+            overlap = OverlapPolicy(overlap_policy)
+        except ValueError:
+            choices = ", ".join(policy.value for policy in OverlapPolicy)
+            raise ScheduleError(f"{where}: unknown overlap policy {overlap_policy!r} (one of {choices})") from None
+        call = _declared_call(where, args, kwargs)
+        func = workflow(name=name, max_duration=max_duration, tags=tags, durable=durable,
+                        context_class=context_class, event_limits=event_limits)(func)
+        workflow_name = cast(WorkflowDefinition, workflow_definition(func)).name
+        declared_id = workflow_name if schedule_id is None else schedule_id
+        if not isinstance(declared_id, str) or not declared_id:
+            raise ScheduleError(f"{where}: schedule_id must be a non-empty string, got {declared_id!r}")
+        setattr(func, _SCHEDULE_ATTR, DeclaredSchedule(schedule_id=declared_id, workflow_name=workflow_name,
+                                                       spec=spec, overlap=overlap, args=call))
+        return func
+
+    return decorate
+
+
+def _declared_call(where: str, args: object, kwargs: object) -> CallArgs:
+    if not isinstance(args, (list, tuple)):
+        raise ScheduleError(f"{where}: args must be a list or tuple, got {args!r}")
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, Mapping) or not all(isinstance(key, str) for key in kwargs):
+        raise ScheduleError(f"{where}: kwargs must be a mapping with string keys, got {kwargs!r}")
+    return CallArgs(tuple(args), dict(kwargs))
+
+
+def _qualified(fn: Callable[..., object]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
 def step_definition(obj: object) -> StepDefinition | None:
     """The ``StepDefinition`` attached by ``@step``, or None."""
     defn = getattr(obj, _STEP_ATTR, None)
@@ -184,3 +282,9 @@ def workflow_definition(obj: object) -> WorkflowDefinition | None:
     """The ``WorkflowDefinition`` attached by ``@workflow``, or None."""
     defn = getattr(obj, _WORKFLOW_ATTR, None)
     return defn if isinstance(defn, WorkflowDefinition) else None
+
+
+def declared_schedule(obj: object) -> DeclaredSchedule | None:
+    """The ``DeclaredSchedule`` attached by ``@scheduled_workflow``, or None."""
+    declared = getattr(obj, _SCHEDULE_ATTR, None)
+    return declared if isinstance(declared, DeclaredSchedule) else None

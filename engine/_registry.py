@@ -1,27 +1,34 @@
-"""Registry: the workflows and steps a host can run, collected explicitly (no global state)."""
+"""Registry: the workflows and steps a host can run, and the schedules declared with them, collected
+explicitly (no global state)."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 
-from ._definitions import StepDefinition, WorkflowDefinition, step_definition, workflow_definition
-from ._errors import DuplicateNameError, UnknownStepError, UnknownWorkflowError
+from ._definitions import (DeclaredSchedule, StepDefinition, WorkflowDefinition, declared_schedule, step_definition,
+                           workflow_definition)
+from ._errors import DuplicateNameError, RegistryError, UnknownStepError, UnknownWorkflowError
 
 
 class Registry:
-    """Workflows and steps by name.
+    """Workflows and steps by name, and the schedules declared with ``@scheduled_workflow`` by id.
 
     Args:
-        items: functions decorated with ``@workflow`` or ``@step``; anything else is skipped.
+        items: functions decorated with ``@workflow``, ``@scheduled_workflow`` or ``@step``; anything else
+            is skipped.
 
     Raises:
-        DuplicateNameError: two different workflows (or two different steps) share a name.
+        DuplicateNameError: two different workflows (or two different steps) share a name, or two different
+            schedules an id.
+        RegistryError: a declared schedule names another workflow than its function's (``@workflow``
+            applied over ``@scheduled_workflow``).
     """
 
     def __init__(self, items: Iterable[object] = ()) -> None:
         self._workflows: dict[str, WorkflowDefinition] = {}
         self._steps: dict[str, StepDefinition] = {}
+        self._schedules: dict[str, DeclaredSchedule] = {}
         for item in items:
             self._add(item)
 
@@ -89,6 +96,12 @@ class Registry:
         """All steps by name (read-only view)."""
         return dict(self._steps)
 
+    @property
+    def schedules(self) -> Mapping[str, DeclaredSchedule]:
+        """The schedules declared with ``@scheduled_workflow``, by schedule id, in the order the workflows
+        were collected (read-only view)."""
+        return dict(self._schedules)
+
     def _add(self, item: object) -> None:
         wf = workflow_definition(item)
         if wf is not None:
@@ -96,6 +109,24 @@ class Registry:
         st = step_definition(item)
         if st is not None:
             _put(self._steps, "step", st.name, st)
+        declared = declared_schedule(item)
+        if declared is not None:
+            self._declare(declared, wf)
+
+    def _declare(self, declared: DeclaredSchedule, wf: WorkflowDefinition | None) -> None:
+        if wf is None or wf.name != declared.workflow_name:
+            raise RegistryError(
+                f"schedule {declared.schedule_id!r} starts workflow {declared.workflow_name!r}, but its function is "
+                f"{'not a workflow' if wf is None else f'the workflow {wf.name!r}'}: give the options to "
+                "@scheduled_workflow(name=...) instead of decorating it again")
+        existing = self._schedules.get(declared.schedule_id)
+        # Registered workflows have distinct names, so an equal declaration is the same function reached twice.
+        if existing is not None and existing != declared:
+            raise DuplicateNameError(
+                f"two different schedules are declared with id {declared.schedule_id!r}: "
+                f"{_where(self._workflows[existing.workflow_name].fn)} and {_where(wf.fn)}; give one of them "
+                "another id with @scheduled_workflow(schedule_id=...)")
+        self._schedules[declared.schedule_id] = declared
 
 
 def _put(table: dict[str, WorkflowDefinition] | dict[str, StepDefinition], kind: str, name: str,

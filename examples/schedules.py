@@ -4,6 +4,9 @@ A schedule fires a workflow at the times of a ``ScheduleSpec`` (cron, interval o
 idempotent start of a run whose id is derived from (schedule id, nominal time). The same from a shell:
 ``kflow schedules create heartbeat --workflow report --interval 1s --args '["eu"]'``, ``kflow schedules show
 heartbeat``, ``pause``, ``resume``, ``trigger``, ``backfill --start ISO --end ISO``, ``delete``.
+
+``morning_report`` declares its schedule in code (``@scheduled_workflow``); activation makes it exist, at every
+deploy: ``client.activate_schedules("examples.schedules")`` or ``kflow schedules activate -A examples.schedules``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import time
 import uuid
 
-from engine import ScheduleSpec, fire_run_id, step, workflow
+from engine import ScheduleSpec, fire_run_id, scheduled_workflow, step, workflow
 from streams import Client
 from streams._demo import Say
 
@@ -27,6 +30,11 @@ async def report(region: str) -> str:
     return await measure(region)
 
 
+@scheduled_workflow(cron="0 6 * * 1-5", timezone="Europe/Paris", args=("eu",))
+async def morning_report(region: str) -> str:
+    return await measure(region)
+
+
 async def _fires(client: Client, schedule_id: str, count: int) -> int:
     while (state := await client.get_schedule(schedule_id)) is None or state.fires < count:
         await asyncio.sleep(0.1)
@@ -34,7 +42,8 @@ async def _fires(client: Client, schedule_id: str, count: int) -> int:
 
 
 async def scenario(client: Client, say: Say) -> None:
-    """Fire every second, pause, resume, trigger, backfill the last three minutes, delete."""
+    """Fire every second, pause, resume, trigger, backfill the last three minutes, delete; then activate the
+    schedule declared in code (twice), trigger it, delete it."""
     schedule_id = f"heartbeat-{uuid.uuid4().hex[:6]}"
     state = await client.create_schedule(schedule_id, report, ScheduleSpec(interval="1s"), "eu")
     assert state.next_fire_at is not None
@@ -64,6 +73,18 @@ async def scenario(client: Client, say: Say) -> None:
 
     await client.delete_schedule(schedule_id)
     say(f"deleted: get_schedule -> {await client.get_schedule(schedule_id)}")
+
+    ids = await client.activate_schedules("examples.schedules")
+    created = await client.get_schedule("morning_report")
+    again = await client.activate_schedules("examples.schedules")  # as at the next deploy: no command sent
+    same = await client.get_schedule("morning_report")
+    assert created is not None and same is not None
+    unchanged = (same.generation, same.requests) == (created.generation, created.requests)
+    say(f"@scheduled_workflow: activated {ids}, again {again} (unchanged: {unchanged}); weekdays 06:00 "
+        f"Europe/Paris, next fire at {created.next_fire_at} (epoch ms)")
+    run_id = await client.trigger_schedule("morning_report")
+    say(f"triggered the declared schedule: {await client.result(run_id, timeout=30)}")
+    await client.delete_schedule("morning_report")
 
 
 if __name__ == "__main__":

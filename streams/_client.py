@@ -592,6 +592,26 @@ class Client:
         of the state topic to the end."""
         return await self._schedule_ops().states(None if workflow is None else _workflow_name(workflow))
 
+    async def activate_schedules(self, source: Registry | str, /, *, timeout: float = 30.0) -> list[str]:
+        """Make the schedules declared with ``@scheduled_workflow`` in ``source`` (a registry, or the name of a
+        module to import) exist as declared, and return their ids in declaration order.
+
+        Idempotent, meant for every deploy: a schedule that is missing is created; one whose workflow, spec,
+        overlap policy or arguments differ from its declaration is updated (and re-armed from now); one that
+        matches is left alone. A paused schedule stays paused and notes are kept; schedules no longer
+        declared are not deleted (``delete_schedule`` does that).
+
+        Raises:
+            ScheduleError: a command refused (see ``create_schedule``); the schedules before it are done.
+            TimeoutError: no answer within ``timeout`` s for one schedule (no processor running?).
+            ModuleNotFoundError, KflowError: ``source`` names a module that cannot be imported or collected.
+            UnknownWorkflowError, PayloadError: as for ``create_schedule``.
+        """
+        from streams._schedules import declarations  # here: streams._schedules imports this module
+
+        ops = self._schedule_ops()
+        return [(await ops.activate(declared, timeout=timeout)).schedule_id for declared in declarations(source)]
+
     def _schedule_ops(self) -> Schedules:
         from streams._schedules import Schedules  # here: streams._schedules imports this module
 

@@ -6,6 +6,9 @@ applies it: the schedule's new ``ScheduleState`` on ``<prefix>.state`` (same par
 a tombstone once deleted) whose ``requests`` holds the command's request id, or a ``DeadLetter`` on
 ``<prefix>.dlq`` whose ``value`` is the sent bytes and whose ``reason`` says why it was refused. Reads
 (``get``, ``list``) take the latest value per ``schedule:`` key of the compacted state topic.
+
+Activation (``Client.activate_schedules``) makes the schedules declared with ``@scheduled_workflow`` exist
+as declared: a create when missing, an update when they differ, nothing otherwise.
 """
 
 from __future__ import annotations
@@ -18,18 +21,21 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Final
+from typing import TYPE_CHECKING, Final, Literal
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from engine import (CallArgs, Clock, OverlapPolicy, Registry, ScheduleCommand, ScheduleError, ScheduleSpec,
-                    ScheduleSpecError, ScheduleState, fire_run_id, schedule_key, trigger_run_id)
+from engine import (CallArgs, Clock, DeclaredSchedule, OverlapPolicy, Registry, ScheduleCommand, ScheduleError,
+                    ScheduleSpec, ScheduleSpecError, ScheduleState, fire_run_id, schedule_key, trigger_run_id)
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import _kafka
 from streams._client import partition_for
 from streams._config import Settings
 from streams._topics import Topics
 from streams._watch import PartitionWatch, read_to_end
+
+if TYPE_CHECKING:
+    from streams._client import Client
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,15 @@ class ScheduleAnswer:
 
     state: ScheduleState | None
     refused: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleActivation:
+    """What activating one declared schedule did (``outcome``) and the schedule's state after it."""
+
+    schedule_id: str
+    outcome: Literal["created", "updated", "unchanged"]
+    state: ScheduleState
 
 
 class ScheduleAnswerMatcher:
@@ -163,6 +178,35 @@ class Schedules:
         nominals = spec.fires_between(start_ms, end_ms, sys.maxsize)
         return [fire_run_id(schedule_id, nominal, command.request_id) for nominal in nominals]
 
+    async def activate(self, declared: DeclaredSchedule, *, timeout: float) -> ScheduleActivation:
+        """Make the declared schedule exist as declared: create it when missing, update it when its workflow,
+        spec, overlap policy or arguments differ (which re-arms it from now), else leave it alone. Its note
+        and whether it is paused are the operator's: kept.
+
+        Raises: as ``create`` and ``update``.
+        """
+        current = await self.get(declared.schedule_id)
+        if current is None:
+            try:
+                created = await self.create(declared.schedule_id, declared.workflow_name, declared.spec,
+                                            declared.args, overlap=declared.overlap, note=None, wait=True,
+                                            timeout=timeout)
+            except ScheduleError:
+                # Refused: another activation (processors deploying together) may have created it since.
+                current = await self.get(declared.schedule_id)
+                if current is None:
+                    raise
+            else:
+                assert created is not None
+                return _activated(declared, "created", created)
+        if is_declared(current, declared):
+            return _activated(declared, "unchanged", current)
+        updated = await self.update(declared.schedule_id, workflow_name=declared.workflow_name, spec=declared.spec,
+                                    args=declared.args, overlap=declared.overlap, note=None, wait=True,
+                                    timeout=timeout)
+        assert updated is not None
+        return _activated(declared, "updated", updated)
+
     async def get(self, schedule_id: str) -> ScheduleState | None:
         """The schedule's current state, None when there is no such schedule (any more)."""
         check_id(schedule_id)
@@ -244,6 +288,53 @@ class Schedules:
             if isinstance(state, ScheduleState):
                 states[key] = state
         return states
+
+
+async def activate(client: Client, declared: DeclaredSchedule, *, timeout: float) -> ScheduleActivation:
+    """Activate one declared schedule through ``client`` (see ``Schedules.activate``): what
+    ``Client.activate_schedules`` does for each, for callers that report the outcome (``kflow schedules
+    activate``)."""
+    return await client._schedule_ops().activate(declared, timeout=timeout)
+
+
+def declarations(source: Registry | str) -> list[DeclaredSchedule]:
+    """The schedules declared in a registry, or in the module named ``source`` (imported).
+
+    Raises:
+        ModuleNotFoundError, KflowError: as ``Registry.from_module``.
+    """
+    registry = Registry.from_module(source) if isinstance(source, str) else source
+    return list(registry.schedules.values())
+
+
+def is_declared(state: ScheduleState, declared: DeclaredSchedule) -> bool:
+    """Whether a schedule is already what its declaration says: the same workflow, overlap policy, spec
+    (compared as ``ScheduleSpec.to_wire()``) and arguments (compared as sent, where a tuple is a list)."""
+    try:
+        spec = ScheduleSpec.from_wire(json.loads(state.spec)).to_wire()
+    except ValueError:  # unreadable (ScheduleSpecError and JSONDecodeError are ValueErrors): rewrite it
+        return False
+    return (state.workflow_name == declared.workflow_name and state.overlap == declared.overlap.value
+            and spec == declared.spec.to_wire() and _same_call(state.args, declared.args))
+
+
+def _same_call(stored: CallArgs, declared: CallArgs) -> bool:
+    if stored == declared:
+        return True
+    try:  # JSON payloads bring tuples back as lists: equal once both are in their JSON form
+        return _json_call(stored) == _json_call(declared)
+    except (TypeError, ValueError):  # not JSON (a cloudpickle payload): equal only as Python values
+        return False
+
+
+def _json_call(call: CallArgs) -> str:
+    return json.dumps({"args": list(call.args), "kwargs": call.kwargs}, sort_keys=True, allow_nan=False)
+
+
+def _activated(declared: DeclaredSchedule, outcome: Literal["created", "updated", "unchanged"],
+               state: ScheduleState) -> ScheduleActivation:
+    log.info("declared schedule %r of workflow %r %s", declared.schedule_id, declared.workflow_name, outcome)
+    return ScheduleActivation(declared.schedule_id, outcome, state)
 
 
 def check_id(schedule_id: object) -> None:

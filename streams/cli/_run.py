@@ -10,9 +10,11 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from engine import KflowError
+from engine import KflowError, Registry
 from streams._config import Settings
 from streams.cli._app import load_registry
+
+log = logging.getLogger(__name__)
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +25,8 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     processor.add_argument("--cache-size", type=int, default=10_000, help="live runs kept per partition")
     processor.add_argument("--no-materializer", action="store_true",
                            help="do not write the history to Cassandra (run the materializer elsewhere)")
+    processor.add_argument("--activate-schedules", action="store_true",
+                           help="also create or update the schedules declared with @scheduled_workflow in -A")
     processor.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     processor.set_defaults(handler=_processor)
     materializer = groups.add_parser("materializer",
@@ -58,7 +62,43 @@ def _processor(args: argparse.Namespace, settings: Settings) -> int:
                                                                              delay.run_until]
     if not args.no_materializer:
         services.append(HistoryMaterializer(settings, records=RecordCodec(secret=settings.secret)).run_until)
+    if args.activate_schedules:
+        services.append(_schedule_activation(settings, registry))
     return _serve(services)
+
+
+_ACTIVATION_TIMEOUT_S = 120.0  # per schedule; covers the orchestrator joining its group (after a crash, too)
+
+
+def _schedule_activation(settings: Settings,
+                         registry: Registry) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """A service that activates the declared schedules once, in the background, and lasts until the processor
+    stops (``_serve`` stops every service as soon as one returns); stopping cancels an unfinished activation.
+
+    Its commands wait in the inbox until an orchestrator consumes it: this process's, once it has joined its
+    group, or another's. A failure is logged, not raised: the processor goes on running the runs it owns
+    (``kflow schedules activate`` is the way to fail a deploy on it).
+    """
+    async def activate() -> None:
+        from streams._client import Client
+
+        if not registry.schedules:
+            log.warning("--activate-schedules: the -A module declares no schedules (@scheduled_workflow)")
+            return
+        try:
+            async with Client(settings=settings, registry=registry) as client:
+                ids = await client.activate_schedules(registry, timeout=_ACTIVATION_TIMEOUT_S)
+            log.info("declared schedules activated: %s", ", ".join(ids))
+        except Exception as exc:  # reported: the orchestrator must keep running
+            log.error("declared schedules not all activated: %s: %s", type(exc).__name__, exc)
+
+    async def serve(stop: asyncio.Event) -> None:
+        task = asyncio.create_task(activate(), name="kflow-schedule-activation")
+        await stop.wait()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    return serve
 
 
 def _materializer(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,4 +1,4 @@
-"""``kflow schedules list|show|create|update|pause|resume|delete|trigger|backfill``: recurring runs.
+"""``kflow schedules list|show|create|update|pause|resume|delete|trigger|backfill|activate``: recurring runs.
 
 Commands are sent to the orchestrator through the client (``Client.*_schedule``) and wait for its answer;
 listings read the state topic. Every refusal (bad cron, unknown time zone, unknown schedule, …) is one line.
@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from engine import CalendarSpec, OverlapPolicy, ScheduleError, ScheduleSpec, ScheduleSpecError, ScheduleState
 from streams._config import Settings
 from streams._ops import OpsError, format_time, table
+from streams.cli._app import load_registry
 
 if TYPE_CHECKING:
     from streams._client import Client
@@ -78,6 +79,11 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     backfill.add_argument("--end", type=instant, required=True, metavar="ISO", help="first time excluded")
     _timeout_argument(backfill)
     backfill.set_defaults(handler=_backfill)
+    activate = commands.add_parser("activate", help="create or update the schedules declared in code, as declared")
+    activate.add_argument("-A", "--app", required=True, metavar="MODULE",
+                          help="module whose @scheduled_workflow functions declare the schedules")
+    _timeout_argument(activate)
+    activate.set_defaults(handler=_activate)
 
 
 def _spec_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -266,6 +272,23 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
           f"{format_time(args.end)}) UTC (the overlap policy applies to each)")
     for run_id in run_ids:
         print(f"  {run_id}")
+    return 0
+
+
+def _activate(args: argparse.Namespace, settings: Settings) -> int:
+    from streams._schedules import activate
+    from streams.cli._main import CliError
+
+    declared = list(load_registry(args.app).schedules.values())
+    if not declared:
+        raise CliError(f"-A {args.app} declares no schedules (decorate its workflows with @scheduled_workflow)")
+
+    async def go(client: Client) -> None:
+        for each in declared:  # one by one, each reported as it is done: an error stops at that schedule
+            done = await activate(client, each, timeout=args.timeout)
+            print(f"schedule {done.schedule_id} {done.outcome}: {_armed(done.state)}", flush=True)
+
+    _call(settings, go)
     return 0
 
 

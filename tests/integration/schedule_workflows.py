@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine import sleep, step, workflow
+from engine import scheduled_workflow, sleep, step, workflow
 
 
 @step
@@ -21,3 +21,9 @@ async def lasting(tag: str, seconds: float) -> str:
     """A run that outlasts a 1 s interval: a durable sleep (cancellable at it), then one step."""
     await sleep(seconds)
     return await stamp(tag, 1)
+
+
+@scheduled_workflow(interval="1s", schedule_id="declared-tick", args=("declared",), overlap_policy="allow_all")
+async def declared_tick(tag: str, version: int = 1) -> str:
+    """A quick run whose schedule is declared in code (made to exist by activation, not by decorating)."""
+    return await stamp(tag, version)

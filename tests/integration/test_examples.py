@@ -25,7 +25,9 @@ EXPECTED = {
     "schedules": ["fired 3 times, run ids derived from the nominal times: ['eu: all green', 'eu: all green', "
                   "'eu: all green']", "paused: 0 fires in 2 s", "triggered run ",
                   "backfilled 3 fires of 3 minutes ago: ['eu: all green', 'eu: all green', 'eu: all green']",
-                  "deleted: get_schedule -> None"],
+                  "deleted: get_schedule -> None",
+                  "@scheduled_workflow: activated ['morning_report'], again ['morning_report'] (unchanged: True)",
+                  "triggered the declared schedule: eu: all green"],
 }
 
 

@@ -1,11 +1,13 @@
 """Schedules on the real broker: fires with derived run ids, pause/resume, update, trigger, backfill, delete,
-each overlap policy, refusals with the reason, and a processor killed with kill -9 while a schedule fires."""
+each overlap policy, refusals with the reason, a processor killed with kill -9 while a schedule fires, and
+schedules declared with @scheduled_workflow made to exist by activation (client, CLI, processor flag)."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -21,13 +23,13 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from engine import (CallArgs, CancellationError, Registry, ScheduleError, ScheduleSpec,
                     ScheduleSpecError, ScheduleState, SystemClock, WorkflowCancelled, WorkflowStarted,
-                    fire_run_id, schedule_key)
+                    fire_run_id, schedule_key, scheduled_workflow)
 from schemas import RecordCodec
 from streams import Client, Settings, Topics, create_topics
 from streams._delay import DelayProcessor
 from streams._kafka import producer
 from streams._processor import Orchestrator
-from streams._schedules import Schedules
+from streams._schedules import Schedules, activate
 from streams._watch import read_to_end
 from streams._worker import StepWorker
 
@@ -306,6 +308,78 @@ async def test_refused_commands_raise_schedule_error_with_the_reason(client: Cli
         await sender.stop()
     finally:
         await client.delete_schedule(schedule_id)
+
+
+# --- schedules declared in code ------------------------------------------------------------------------------
+
+
+@scheduled_workflow(interval="1s", schedule_id="declared-tick", name="declared_tick", args=("declared",),
+                    kwargs={"version": 2}, overlap_policy="skip")
+async def declared_tick_v2(tag: str, version: int = 1) -> str:
+    """The next deploy's declaration of ``schedule_workflows.declared_tick``: other arguments and policy."""
+    raise AssertionError("the processor runs the function of its own registry")
+
+
+async def test_activation_creates_the_declared_schedule_then_leaves_it_alone_then_updates_it(client: Client) -> None:
+    declared = Registry.from_module("schedule_workflows").schedules["declared-tick"]
+    changed = Registry([declared_tick_v2]).schedules["declared-tick"]
+    try:
+        assert await client.activate_schedules("schedule_workflows") == ["declared-tick"]
+        created = await client.get_schedule("declared-tick")
+        assert created is not None and ScheduleSpec.from_wire(json.loads(created.spec)) == declared.spec
+        assert (created.workflow_name, created.args, created.overlap) == \
+            ("declared_tick", CallArgs(("declared",), {}), "allow_all")
+        fired = await state_until(client, "declared-tick", lambda s: s.fires >= 2, "two fires")
+        assert [await client.result(run_id, timeout=30) for run_id in fired.recent_runs[:2]] == ["declared v1"] * 2
+
+        again = await activate(client, declared, timeout=30)
+        assert again.outcome == "unchanged"
+        assert await client.activate_schedules(Registry.from_module("schedule_workflows")) == ["declared-tick"]
+        same = await client.get_schedule("declared-tick")
+        assert same is not None and (same.generation, same.requests) == (created.generation, created.requests)
+
+        updated = await activate(client, changed, timeout=30)
+        assert updated.outcome == "updated" and updated.state.generation == created.generation + 1
+        assert (updated.state.args, updated.state.overlap) == (CallArgs(("declared",), {"version": 2}), "skip")
+        after = await state_until(client, "declared-tick", lambda s: s.fires > updated.state.fires,
+                                  "a fire after the update")
+        assert await client.result(after.recent_runs[-1], timeout=30) == "declared v2"
+        assert (await activate(client, changed, timeout=30)).outcome == "unchanged"
+    finally:
+        await client.delete_schedule("declared-tick")
+
+
+async def test_processor_activate_schedules_flag_and_cli_activate(settings: Settings, tmp_path: Path) -> None:
+    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-schedact{uuid.uuid4().hex[:6]}")
+    await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
+    env = {**os.environ, "KFLOW_TOPIC_PREFIX": own.topic_prefix, "KFLOW_PARTITIONS": str(own.partitions),
+           "KFLOW_BOOTSTRAP": own.bootstrap, "KFLOW_HOME": str(tmp_path / "home"),
+           "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    procs = [subprocess.Popen([sys.executable, "-m", "streams.cli", *command, "-A", "schedule_workflows"], env=env,
+                              stdout=open(tmp_path / f"{command[0]}.log", "ab"), stderr=subprocess.STDOUT)
+             for command in (["processor", "--no-materializer", "--activate-schedules"], ["worker"])]
+    try:
+        async with Client(settings=own) as kflow:
+            deadline = time.monotonic() + 60
+            while (await kflow.get_schedule("declared-tick")) is None:  # created by the processor
+                assert time.monotonic() < deadline, (tmp_path / "processor.log").read_text()
+                await asyncio.sleep(0.2)
+            fired = await state_until(kflow, "declared-tick", lambda s: s.fires >= 1, "a fire", timeout=60)
+            assert await kflow.result(fired.recent_runs[0], timeout=30) == "declared v1"
+            cli = subprocess.run([sys.executable, "-m", "streams.cli", "schedules", "activate", "-A",
+                                  "schedule_workflows"], env=env, capture_output=True, text=True, timeout=120)
+            assert cli.returncode == 0, cli.stderr
+            assert cli.stdout.startswith("schedule declared-tick unchanged: next fire "), cli.stdout
+            assert cli.stdout.count("\n") == 1
+            await kflow.delete_schedule("declared-tick")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+    assert [proc.returncode for proc in procs] == [0, 0]  # SIGTERM: a clean stop
+    assert "declared schedule 'declared-tick' of workflow 'declared_tick' created" in \
+        (tmp_path / "processor.log").read_text()
 
 
 # --- kill -9 --------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def test_bad_arguments_are_one_line_without_a_traceback(argv: list[str], says: s
 
 
 @pytest.mark.parametrize("command", ["list", "show", "create", "update", "pause", "resume", "delete", "trigger",
-                                     "backfill"])
+                                     "backfill", "activate"])
 def test_every_schedules_command_has_help(command: str, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     status, out, _ = run_in_process([command, "--help"], capsys, monkeypatch)
