@@ -2,7 +2,7 @@
 
 Commands go to ``<prefix>.inbox`` keyed by run id; results come from ``<prefix>.completions`` through one
 tail consumer per client; a hook payload's answer is read from its run's ``<prefix>.history`` and
-``<prefix>.dlq`` partitions; run views scan ``<prefix>.history`` (interim, until Cassandra lands).
+``<prefix>.dlq`` partitions; run views scan ``<prefix>.history`` (always current; the ops CLI reads Cassandra).
 """
 
 from __future__ import annotations
@@ -10,23 +10,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, cast, overload
+from typing import TYPE_CHECKING, Final, Literal, cast, overload
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 import engine
 from engine import (CallArgs, CancelWorkflow, CancellationError, ErrorInfo, HistoryEvent, KflowError, Registry,
                     ResumeHook, RunFinished, StartWorkflow, SystemClock, WorkflowDefinition)
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import _kafka
+from streams._completions import CompletionsReader, partition_for
 from streams._config import Settings
 from streams._hook_answers import HookAnswerMatcher, HookAnswerWatch
 from streams._topics import Topics
@@ -39,9 +36,6 @@ log = logging.getLogger(__name__)
 RUN_ID_NAMESPACE: Final = uuid.UUID("0c64a7fc-d3b7-486d-b08e-4b72457f58a9")
 """UUID namespace of run ids derived from idempotency keys (fixed: clients in any language must agree)."""
 
-_RECENT_RESULTS: Final = 10_000  # raw RunFinished records remembered, least recently used dropped first
-_OWN_RUNS: Final = 100_000  # runs started by this client, whose completion is kept until claimed
-_SCAN_STALL_S: Final = 30.0  # a partition scan that makes no progress this long fails
 
 
 class HookDeliveryError(KflowError):
@@ -87,11 +81,6 @@ def run_id_of_token(token: str) -> str:
     return run_id
 
 
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2, as in the Java client) picks for ``key``."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
 @dataclass(frozen=True, slots=True)
 class RunInfo:
     """What ``get_run`` reports: ``status`` is ``running``, ``completed``, ``failed``, ``cancelled`` or
@@ -105,169 +94,6 @@ class RunInfo:
     started_at: int = 0
     finished_at: int | None = None
     next_run_id: str | None = None
-
-
-class _Reader:
-    """The client's consumers: one tail of ``<prefix>.completions``, and a short-lived one per partition scan.
-
-    Invariant (coverage): a waiter is registered before the tail's next offsets are read, so the tail
-    hands it every later record and a scan of ``[beginning, next offset)`` of its partition every earlier
-    one. Runs started here after the tail was positioned need no scan: ``_own`` keeps their completions.
-    """
-
-    def __init__(self, bootstrap: str, completions: str) -> None:
-        self._bootstrap, self._topic = bootstrap, completions
-        self._tail_consumer: AIOKafkaConsumer | None = None
-        self._scan_lock = asyncio.Lock()
-        self._tail: asyncio.Task[None] | None = None
-        self._next: dict[int, int] = {}
-        self._own: OrderedDict[str, bytes | None] = OrderedDict()
-        self._recent: OrderedDict[str, bytes] = OrderedDict()
-        self._waiters: dict[str, list[asyncio.Future[bytes]]] = {}
-        self._scanned: set[str] = set()  # waited-for runs whose completion a scan (not the tail) found
-        self.evictions = 0  # results dropped from ``_recent`` (and tail reopenings) so far
-
-    async def open(self, partitions: int) -> None:
-        """Position the tail at the current end of every partition (it fetches from the first wait on)."""
-        self._own.clear()  # a reopened tail may have missed them: scans find them
-        self.evictions += 1  # and a chain followed across the reopening is not "after the tail's start"
-        self._tail_consumer = consumer = _kafka.consumer(self._bootstrap)
-        await consumer.start()
-        tps = [TopicPartition(self._topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        for tp, offset in (await consumer.end_offsets(tps)).items():
-            consumer.seek(tp, offset)
-            self._next[tp.partition] = offset
-
-    async def close(self) -> None:
-        """Stop both consumers; pending waits are cancelled."""
-        if self._tail is not None:
-            self._tail.cancel()
-            await asyncio.gather(self._tail, return_exceptions=True)
-        for future in (f for futures in self._waiters.values() for f in futures):
-            future.cancel()
-        if self._tail_consumer is not None:
-            await self._tail_consumer.stop()
-        self._tail_consumer = None
-
-    def expect(self, run_id: str) -> None:
-        """Note a run this client is starting, so its completion is kept until ``wait`` claims it."""
-        self._own[run_id] = None
-        while len(self._own) > _OWN_RUNS:  # a forgotten run is found by a scan instead (slower, still correct)
-            self._own.popitem(last=False)
-
-    async def wait(self, run_id: str, deadline: float | None, *, tailed_since: int | None = None) -> tuple[bytes, bool]:
-        """The raw ``RunFinished`` of ``run_id`` and whether the tail (not a scan) delivered it; raises
-        TimeoutError at ``deadline`` (loop time).
-
-        ``tailed_since``: the run's completion is known to come after the tail's start (it is the successor of
-        a run whose completion the tail delivered, written after it); with ``evictions`` still at that value
-        it is either among the recent results or still to come, so no scan is needed.
-        """
-        if self._own.get(run_id) is not None:  # claimed: from now on kept among the recent results
-            self._remember(run_id, cast(bytes, self._own.pop(run_id)))
-        if (raw := self._recent.get(run_id)) is not None:
-            return raw, True  # only the tail (directly or through _own) fills _recent
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bytes] = loop.create_future()
-        self._waiters.setdefault(run_id, []).append(future)
-        if self._tail is None or self._tail.done():
-            self._tail = asyncio.create_task(self._follow(), name="kflow-client-completions")
-        scan = None
-        if run_id not in self._own and (tailed_since is None or tailed_since != self.evictions):
-            # the tail's next offset is read right after registering the waiter
-            partition = partition_for(run_id.encode(), len(self._next))
-            scan = asyncio.create_task(self.scan(TopicPartition(self._topic, partition), self._next[partition],
-                                                 self._deliver_waited))
-        pending: set[asyncio.Future[Any]] = {future} if scan is None else {future, scan}
-        try:
-            while True:
-                remaining = None if deadline is None else max(0.0, deadline - loop.time())
-                done, _ = await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-                if future in done:
-                    return future.result(), run_id not in self._scanned
-                if not done:
-                    raise TimeoutError(f"run {run_id} did not finish within the timeout")
-                assert scan is not None
-                scan.result()  # a failed scan raises; a finished one found nothing older than the tail
-                pending.discard(scan)
-        finally:
-            futures = [f for f in self._waiters.pop(run_id, []) if f is not future]
-            if futures:
-                self._waiters[run_id] = futures
-            else:
-                self._scanned.discard(run_id)
-            if scan is not None:
-                scan.cancel()
-
-    async def scan(self, tp: TopicPartition, stop: int | None, visit: Callable[[bytes, bytes], None]) -> None:
-        """Call ``visit(key, value)`` for every keyed record before offset ``stop`` (None: the current end)."""
-        async with self._scan_lock:
-            # A consumer per scan: reusing one across scans (assign / unsubscribe) raced with aiokafka's
-            # offset-reset bookkeeping when a scan was cancelled mid-seek.
-            consumer = _kafka.consumer(self._bootstrap)
-            try:
-                await consumer.start()  # inside: a scan cancelled while starting still closes the consumer
-                consumer.assign([tp])
-                await consumer.seek_to_beginning(tp)
-                end = (await consumer.end_offsets([tp]))[tp] if stop is None else stop
-                stalled_at = time.monotonic() + _SCAN_STALL_S
-                while (position := await consumer.position(tp)) < end:
-                    for message in (await consumer.getmany(tp, timeout_ms=200)).get(tp, []):
-                        if message.key is not None:
-                            visit(message.key, message.value)
-                    if await consumer.position(tp) != position:
-                        stalled_at = time.monotonic() + _SCAN_STALL_S
-                    elif time.monotonic() > stalled_at:
-                        raise TimeoutError(f"scan of {tp.topic}[{tp.partition}] stalled at offset {position}")
-            finally:
-                await consumer.stop()
-
-    def _deliver_waited(self, key: bytes, value: bytes) -> None:
-        # Resolves the waiters only: remembering every scanned result could evict the next link of a chain
-        # being followed, which would then need a scan of its own, and so on.
-        run_id = key.decode("utf-8", "replace")
-        waiters = self._waiters.pop(run_id, [])
-        if waiters:
-            self._scanned.add(run_id)
-        for future in waiters:
-            if not future.done():
-                future.set_result(value)
-
-    async def _follow(self) -> None:
-        consumer = self._tail_consumer
-        assert consumer is not None
-        while True:
-            try:
-                batch = await consumer.getmany(timeout_ms=500)
-            except KafkaError as exc:
-                log.warning("completions tail: %r (retrying)", exc)
-                await asyncio.sleep(0.5)
-                continue
-            for tp, messages in batch.items():
-                for message in messages:
-                    if message.key is not None:
-                        self._deliver(message.key, message.value)
-                if messages:
-                    self._next[tp.partition] = messages[-1].offset + 1
-
-    def _deliver(self, key: bytes, value: bytes) -> None:
-        run_id = key.decode("utf-8", "replace")
-        if run_id in self._own and run_id not in self._waiters:
-            self._own[run_id] = value  # kept until claimed
-        else:
-            self._own.pop(run_id, None)
-            self._remember(run_id, value)
-        for future in self._waiters.pop(run_id, []):
-            if not future.done():
-                future.set_result(value)
-
-    def _remember(self, run_id: str, value: bytes) -> None:
-        self._recent[run_id] = value
-        self._recent.move_to_end(run_id)
-        while len(self._recent) > _RECENT_RESULTS:
-            self._recent.popitem(last=False)
-            self.evictions += 1
 
 
 class Client:
@@ -291,7 +117,7 @@ class Client:
         self.topics = Topics(self.settings.topic_prefix)
         self._clock = SystemClock()
         self._producer: AIOKafkaProducer | None = None
-        self._reader = _Reader(self.settings.bootstrap, self.topics.completions)
+        self._reader = CompletionsReader(self.settings.bootstrap, self.topics.completions)
         self._history_partitions = 0
         self._connect_lock = asyncio.Lock()
 

@@ -29,7 +29,7 @@ from engine import (CallArgs, Clock, DeclaredSchedule, OverlapPolicy, Registry, 
                     ScheduleSpec, ScheduleSpecError, ScheduleState, fire_run_id, schedule_key, trigger_run_id)
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import _kafka
-from streams._client import partition_for
+from streams._completions import partition_for
 from streams._config import Settings
 from streams._topics import Topics
 from streams._watch import PartitionWatch, read_to_end
