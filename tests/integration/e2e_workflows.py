@@ -249,7 +249,7 @@ async def too_long(steps: int) -> int:
 
 @workflow
 async def late_hook(order_id: str) -> dict[str, object]:
-    await sleep("500ms")  # the payload arrives meanwhile and is kept
+    await sleep("3s")  # the payload arrives meanwhile and is kept
     decision = await hook("approval", timeout="60s")
     return {"order_id": order_id, "approved": decision["ok"]}  # type: ignore[index]
 

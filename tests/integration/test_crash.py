@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import CancellationError, Registry
+from engine import CancellationError, ChildWorkflowStarted, Registry
 from schemas import RecordCodec
 from streams import Settings, Topics, create_topics
 from streams._client import Client
@@ -143,7 +143,7 @@ async def test_delay_processor_killed_with_timers_pending(cluster: Cluster) -> N
     processor = cluster.spawn("processor", "processor-1")
     cluster.spawn("worker", "worker")
     async with client(cluster) as kflow:
-        run_ids = [await kflow.start("sleepy", "4s") for _ in range(5)]
+        run_ids = [await kflow.start("sleepy", "12s") for _ in range(5)]
 
         async def armed() -> bool:
             histories = [await kflow.get_events(run_id) for run_id in run_ids]
@@ -184,7 +184,7 @@ async def test_orchestrator_killed_while_runs_wait_on_hooks_and_children(cluster
         kill9(processor)
         cluster.spawn("processor", "processor-2")
         for i, run_id in enumerate(waiting):
-            await kflow.resume_hook(f"{run_id}:approval", {"ok": i % 2 == 0})
+            await kflow.resume_hook(f"{run_id}:approval", {"ok": i % 2 == 0}, timeout=120)
         for parent in parents:
             await kflow.cancel(parent, reason="after the crash")
         results = [await kflow.result(run_id, timeout=120) for run_id in waiting]
@@ -192,5 +192,12 @@ async def test_orchestrator_killed_while_runs_wait_on_hooks_and_children(cluster
         for parent in parents:
             with pytest.raises(CancellationError):
                 await kflow.result(parent, timeout=120)
+        # A parent ends once its own cleanup ran; its child is cancelled alongside, not before: wait for it too.
+        children = [e.child_run_id for p in parents for e in await kflow.get_events(p)
+                    if isinstance(e, ChildWorkflowStarted)]
+        assert len(children) == len(parents)
+        for child in children:
+            with pytest.raises(CancellationError):
+                await kflow.result(child, timeout=120)
     cleanups = [line for line in cluster.lines() if line.startswith("cleanup")]
     assert sorted(cleanups) == sorted([f"cleanup p{i}" for i in range(2)] + [f"cleanup parent-p{i}" for i in range(2)])

@@ -183,10 +183,10 @@ def _record_lateness(fired: list[tuple[TimerFired, int]], armed_at: int) -> list
 async def test_timers_fire_once_not_early_and_in_due_order(settings: Settings, tmp_path: Path) -> None:
     runs = [_run_id_on(p, settings.partitions) for p in range(settings.partitions)]
     async with _running(settings, tmp_path) as processor, _timers_producer(settings) as out:
-        now = _now_ms()
-        armed = [_arm(run, position, now + delay) for run in runs
-                 for position, delay in enumerate([1000, -1000, 500, 200])]  # sent out of due order
         async with TopicReader(settings, Topics(settings.topic_prefix).inbox, {r.encode() for r in runs}) as inbox:
+            now = _now_ms()
+            armed = [_arm(run, position, now + delay) for run in runs
+                     for position, delay in enumerate([1000, -1000, 500, 200])]  # sent out of due order
             await _send(out, settings, *armed)
             await inbox.read_until(lambda seen: len(_fired(seen)) >= len(armed))
             fired = _fired(await inbox.drain())
@@ -202,14 +202,16 @@ async def test_timers_fire_once_not_early_and_in_due_order(settings: Settings, t
 async def test_cancelled_timer_never_fires(settings: Settings, tmp_path: Path) -> None:
     run = uuid.uuid4().hex
     async with _running(settings, tmp_path) as processor, _timers_producer(settings) as out:
-        now = _now_ms()
-        persisted, same_batch, witness = _arm(run, 0, now + 700), _arm(run, 1, now + 600), _arm(run, 2, now + 1200)
         async with TopicReader(settings, Topics(settings.topic_prefix).inbox, {run.encode()}) as inbox:
+            now = _now_ms()
+            persisted, same_batch, witness = (_arm(run, 0, now + 1700), _arm(run, 1, now + 1600),
+                                              _arm(run, 2, now + 2200))
             await _send(out, settings, persisted)
             await _wait_until(lambda: processor.stats.pending == 1, "the first timer in the index")
             await _send(out, settings, _cancel(persisted), same_batch, _cancel(same_batch), witness)
             await inbox.read_until(lambda seen: witness.timer_id in _fired_ids(seen))
             fired = _fired(await inbox.drain())
+        await _wait_until(lambda: processor.stats.pending == 0, "the last tombstone")  # no leftover for later tests
     assert [f.timer_id for f, _ in fired] == [witness.timer_id]
 
 
@@ -228,6 +230,7 @@ async def test_malformed_records_go_to_the_dlq_and_later_timers_still_fire(setti
         async with TopicReader(settings, topics.dlq, {run.encode()}) as dlq:
             seen = await dlq.read_until(lambda seen: len(seen) >= 2)
         await _wait_until(lambda: processor.stats.dead_lettered == 2, "the dead-letter count")
+        await _wait_until(lambda: processor.stats.pending == 0, "the last tombstone")
     letters = {d.record["offset"]: d.record for d in (Codec().decode(s.value) for s in seen)}
     assert set(letters) == {garbage.offset, wrong_type.offset}
     for offset, letter in letters.items():
@@ -241,14 +244,16 @@ async def test_more_timers_than_the_head_holds_all_fire_in_order(settings: Setti
     run = uuid.uuid4().hex
     rng = random.Random(5)
     async with _running(settings, tmp_path, head_size=8) as processor, _timers_producer(settings) as out:
-        now = _now_ms()
-        armed = [_arm(run, position, now + rng.randrange(300, 1500)) for position in range(50)]
         async with TopicReader(settings, Topics(settings.topic_prefix).inbox, {run.encode()}) as inbox:
+            # Due 1.3 s to 2.5 s from now: both batches are in the index before the first one is due.
+            now = _now_ms()
+            armed = [_arm(run, position, now + 1000 + rng.randrange(300, 1500)) for position in range(50)]
             await _send(out, settings, *armed[:25])  # a first batch fills the head past its bound ...
             await _wait_until(lambda: processor.stats.pending + processor.stats.fired >= 25, "the first batch")
             await _send(out, settings, *armed[25:])  # ... then arrivals land before and beyond its horizon
             await inbox.read_until(lambda seen: len(_fired(seen)) >= len(armed))
             fired = _fired(await inbox.drain())
+        await _wait_until(lambda: processor.stats.pending == 0, "the last tombstones")
         _check_fired_once_in_order(armed, fired)
         late = _record_lateness(fired, now)
     print(f"\nlateness (50 timers, head_size=8): {_percentiles(late)}")
@@ -354,13 +359,13 @@ async def test_timers_armed_on_one_host_fire_on_another_with_an_empty_state_dir(
         async with _running(settings, host_a) as first, _timers_producer(settings) as out:
             now = _now_ms()
             handed_over = [_arm(run, position, now + delay) for run in runs
-                           for position, delay in enumerate([4000, 3000, 3500])]
+                           for position, delay in enumerate([9000, 8000, 8500])]
             offsets = await _send(out, settings, *handed_over)
             await _wait_until(lambda: first.stats.pending == len(handed_over), "every timer in host A's index")
             await _wait_all_committed(settings, handed_over, offsets)  # so host B cannot get them from .timers
         async with _timers_producer(settings) as out:
             # Armed while no processor runs: waiting on .timers while host B adopts (and rebuilds) the partitions.
-            waiting = [_arm(run, 3, now + 3200) for run in runs]
+            waiting = [_arm(run, 3, now + 8200) for run in runs]
             await _send(out, settings, *waiting)
         armed = handed_over + waiting
         assert _now_ms() < min(t.fire_at for t in armed), "host A was too slow to hand over before the fires"
@@ -387,12 +392,13 @@ async def test_a_rebuild_resurrects_no_fired_or_cancelled_timer(settings: Settin
     async with TopicReader(settings, topics.inbox, {run.encode()}) as inbox:
         async with _running(settings, host_a) as first, _timers_producer(settings) as out:
             now = _now_ms()
-            fires, cancelled, moves = _arm(run, 0, now + 300), _arm(run, 1, now + 60_000), _arm(run, 2, now + 4000)
+            fires, cancelled, moves = _arm(run, 0, now + 300), _arm(run, 1, now + 60_000), _arm(run, 2, now + 10_000)
             offsets = await _send(out, settings, fires, cancelled, moves)
             offsets += await _send(out, settings, _cancel(cancelled))
             await inbox.read_until(lambda seen: fires.timer_id in _fired_ids(seen))
             await _wait_until(lambda: first.stats.pending == 1, "only the moving timer left on host A")
             await _wait_all_committed(settings, [fires, cancelled, moves, cancelled], offsets)
+        assert _now_ms() < moves.fire_at, "host A was too slow to hand over before the fire"
         async with _running(settings, host_b) as second:
             assert second.stats.restored == 1 and second.stats.pending == 1  # neither the fired nor the cancelled
             await inbox.read_until(lambda seen: moves.timer_id in _fired_ids(seen))

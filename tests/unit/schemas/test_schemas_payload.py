@@ -9,7 +9,7 @@ import math
 import pickle
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemas import Codec, PayloadError, SchemaError, decode_payload, encode_payload
 
@@ -44,6 +44,7 @@ JSON_VALUES = st.recursive(
 
 
 @given(JSON_VALUES)
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_json_round_trip(value: object) -> None:
     payload = encode_payload(value)
     assert payload["codec"] == "json"
