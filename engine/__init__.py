@@ -34,7 +34,7 @@ from ._run import Run, Transition
 from ._scheduler import (ScheduleDecision, ScheduleError, decide_schedule, fire_run_id, is_schedule_key,
                          schedule_key, trigger_run_id)
 from ._errors import ScheduleSpecError
-from ._schedules import CalendarSpec, OverlapPolicy, ScheduleSpec
+from ._schedules import DEFAULT_CATCHUP_WINDOW, CalendarSpec, OverlapPolicy, ScheduleSpec
 from ._testing import InMemoryDriver
 from ._worker import execute_step
 
@@ -62,7 +62,8 @@ __all__ = [
     "WorkflowCancelled", "WorkflowContinuedAsNew", "HistoryEvent", "Input", "Command", "TerminalEvent",
     "HISTORY_EVENT_TYPES",
     # schedules
-    "scheduled_workflow", "DeclaredSchedule", "ScheduleSpec", "CalendarSpec", "OverlapPolicy", "ScheduleError",
+    "scheduled_workflow", "DeclaredSchedule", "ScheduleSpec", "DEFAULT_CATCHUP_WINDOW", "CalendarSpec", "OverlapPolicy",
+    "ScheduleError",
     "ScheduleDecision", "decide_schedule",
     "schedule_key", "is_schedule_key", "fire_run_id", "trigger_run_id",
     # running

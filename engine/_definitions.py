@@ -15,7 +15,7 @@ from ._loop import current_runtime
 from ._records import CallArgs
 from ._retry import RetryDelay, RetryPolicy
 from ._scheduler import ScheduleError
-from ._schedules import CalendarSpec, OverlapPolicy, ScheduleSpec
+from ._schedules import DEFAULT_CATCHUP_WINDOW, CalendarSpec, OverlapPolicy, ScheduleSpec
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -201,8 +201,8 @@ def workflow(
 def scheduled_workflow(
     *, cron: str | None = None, interval: Duration | None = None, calendar: Sequence[CalendarSpec] | None = None,
     timezone: str = "UTC", start_at: int | datetime | None = None, end_at: int | datetime | None = None,
-    jitter: Duration | None = None, overlap_policy: OverlapPolicy | str = OverlapPolicy.SKIP,
-    schedule_id: str | None = None, args: Sequence[object] = (), kwargs: Mapping[str, object] | None = None,
+    jitter: Duration | None = None, catchup_window: Duration = DEFAULT_CATCHUP_WINDOW,
+    overlap_policy: OverlapPolicy | str = OverlapPolicy.SKIP, schedule_id: str | None = None, args: Sequence[object] = (), kwargs: Mapping[str, object] | None = None,
     name: str | None = None, max_duration: Duration | None = None, tags: Sequence[str] | None = None,
     durable: bool = True, context_class: type | None = None, event_limits: EventLimits | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
@@ -214,8 +214,8 @@ def scheduled_workflow(
     ``kflow processor --activate-schedules``) creates the schedule, or brings it in line with the code.
 
     Args:
-        cron, interval, calendar, timezone, start_at, end_at, jitter: the ``ScheduleSpec`` (exactly one
-            of cron, interval, calendar).
+        cron, interval, calendar, timezone, start_at, end_at, jitter, catchup_window: the ``ScheduleSpec``
+            (exactly one of cron, interval, calendar).
         overlap_policy: an ``OverlapPolicy`` or its value (default ``skip``).
         schedule_id: the schedule's id (default: the workflow's name).
         args, kwargs: the arguments of every run the schedule starts.
@@ -235,6 +235,7 @@ def scheduled_workflow(
         try:
             # ScheduleSpec also takes a list of entries and aware datetimes: it normalises them.
             spec = ScheduleSpec(cron=cron, interval=interval, timezone=timezone, jitter=jitter,
+                                catchup_window=catchup_window,
                                 calendar=cast("tuple[CalendarSpec, ...] | None", calendar),
                                 start_at=cast("int | None", start_at), end_at=cast("int | None", end_at))
         except ScheduleSpecError as exc:

@@ -202,18 +202,20 @@ def _timer(state: ScheduleState | None, fired: TimerFired, now: int) -> Schedule
     nominal = state.next_fire_at
     commands: list[Command] = []
     state = _fire(state, nominal, fire_run_id(state.schedule_id, nominal), commands, now)
-    # Fires missed while nothing ran (processor down) are not replayed one by one: the next fire is the
-    # first after now; the gap is counted as skipped (backfill runs them on purpose).
+    # Fires missed while nothing ran (processor down, or stalled): those due within the catch-up window are
+    # still taken, one timer after the other (each is due already); older ones are counted as skipped
+    # (backfill runs them on purpose).
     spec = spec_of(state)
     following = spec.next_fire(nominal)
     missed = 0
-    # missed = already due (jitter included), not merely a nominal time in the past
-    while (following is not None and following + spec.jitter_ms(state.schedule_id, following) <= now
+    horizon = now - spec.catchup_window_ms
+    # missed = due (jitter included) before the horizon, not merely a nominal time in the past
+    while (following is not None and following + spec.jitter_ms(state.schedule_id, following) < horizon
            and missed < BACKFILL_LIMIT):
         missed += 1
         following = spec.next_fire(following)
-    if missed >= BACKFILL_LIMIT:
-        following = spec.next_fire(now)
+    if missed >= BACKFILL_LIMIT:  # a long outage of a frequent schedule: go straight to the window
+        following = spec.next_fire(max(horizon - 1, nominal))
     state = dataclasses.replace(state, skipped=state.skipped + missed, updated_at=now)
     return ScheduleDecision(_arm(state, following, commands, now), tuple(commands))
 

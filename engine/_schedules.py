@@ -90,7 +90,9 @@ class CalendarSpec:
 
 # --- the spec -----------------------------------------------------------------------------------------
 
-_WIRE_KEYS = frozenset(("cron", "interval_ms", "calendar", "timezone", "start_at", "end_at", "jitter_ms"))
+_WIRE_KEYS = frozenset(("cron", "interval_ms", "calendar", "timezone", "start_at", "end_at", "jitter_ms",
+                        "catchup_window_ms"))
+DEFAULT_CATCHUP_WINDOW = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +112,9 @@ class ScheduleSpec:
         start_at: epoch ms UTC (or an aware datetime): no fire before it.
         end_at: epoch ms UTC (or an aware datetime): no fire after it (inclusive).
         jitter: maximum delay added to each fire (see ``jitter_ms``), >= 0.
+        catchup_window: how late a fire may still be taken (default 1 minute, >= 0). When fires were missed
+            (no processor ran, or it stalled), the first of them fires late, and so does each later one whose
+            due time is less than this far in the past; older ones are counted as skipped.
 
     Raises:
         ScheduleSpecError: on any invalid field, including a cron line that never fires.
@@ -122,10 +127,12 @@ class ScheduleSpec:
     start_at: int | None = None
     end_at: int | None = None
     jitter: Duration | None = None
+    catchup_window: Duration = DEFAULT_CATCHUP_WINDOW
     _rules: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
     _interval_ms: int = field(init=False, repr=False, compare=False)
     _jitter_ms: int = field(init=False, repr=False, compare=False)
+    catchup_window_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         given = [name for name in ("cron", "interval", "calendar") if getattr(self, name) is not None]
@@ -139,6 +146,7 @@ class ScheduleSpec:
         if self.interval is not None and (interval_ms <= 0 or interval_ms % 1000):
             raise ScheduleSpecError(f"interval {self.interval!r} must be a whole number of seconds > 0")
         jitter_ms = _duration_ms("jitter", self.jitter)
+        catchup_window_ms = _duration_ms("catchup_window", self.catchup_window)
         rules: tuple[Rule, ...] = ()
         if self.cron is not None:
             if not isinstance(self.cron, str):
@@ -155,6 +163,8 @@ class ScheduleSpec:
         object.__setattr__(self, "jitter", None if self.jitter is None else timedelta(milliseconds=jitter_ms))
         object.__setattr__(self, "_interval_ms", interval_ms)
         object.__setattr__(self, "_jitter_ms", jitter_ms)
+        object.__setattr__(self, "catchup_window", timedelta(milliseconds=catchup_window_ms))
+        object.__setattr__(self, "catchup_window_ms", catchup_window_ms)
         object.__setattr__(self, "_rules", rules)
 
     def next_fire(self, after_ms: int) -> int | None:
@@ -200,6 +210,7 @@ class ScheduleSpec:
             "start_at": self.start_at,
             "end_at": self.end_at,
             "jitter_ms": None if self.jitter is None else self._jitter_ms,
+            "catchup_window_ms": self.catchup_window_ms,
         }
 
     @classmethod
@@ -213,6 +224,7 @@ class ScheduleSpec:
             raise ScheduleSpecError(f"schedule spec must be a mapping, got {data!r}")
         _reject_unknown_keys("schedule spec", data, _WIRE_KEYS)
         interval_ms, jitter_ms = _wire_field(data, "interval_ms", int), _wire_field(data, "jitter_ms", int)
+        catchup_ms = _wire_field(data, "catchup_window_ms", int)
         raw_calendar = _wire_field(data, "calendar", list)
         zone_name = _wire_field(data, "timezone", str)
         return cls(cron=_wire_field(data, "cron", str),
@@ -220,7 +232,8 @@ class ScheduleSpec:
                    calendar=None if raw_calendar is None else tuple(map(_calendar_from_wire, raw_calendar)),
                    timezone="UTC" if zone_name is None else zone_name,
                    start_at=_wire_field(data, "start_at", int), end_at=_wire_field(data, "end_at", int),
-                   jitter=None if jitter_ms is None else timedelta(milliseconds=jitter_ms))
+                   jitter=None if jitter_ms is None else timedelta(milliseconds=jitter_ms),
+                   catchup_window=DEFAULT_CATCHUP_WINDOW if catchup_ms is None else timedelta(milliseconds=catchup_ms))
 
     def _first_fire(self, earliest_ms: int, latest_ms: int) -> int | None:
         """The first fire in [earliest_ms, latest_ms], clipped to [start_at, end_at]."""

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from aiokafka.errors import KafkaError
 
-from engine import CalendarSpec, OverlapPolicy, ScheduleError, ScheduleSpec, ScheduleSpecError, ScheduleState
+from engine import (DEFAULT_CATCHUP_WINDOW, CalendarSpec, OverlapPolicy, ScheduleError, ScheduleSpec, ScheduleSpecError,
+                    ScheduleState)
 from streams._config import Settings
 from streams._ops import OpsError, format_time, table
 from streams.cli._app import load_registry
@@ -94,6 +95,8 @@ def _spec_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
                       help='calendar entries, e.g. \'[{"day_of_month": 1, "hour": 9}]\' (one object or a list)')
     parser.add_argument("--timezone", metavar="TZ", help="IANA zone whose wall clock cron/calendar match (default UTC)")
     parser.add_argument("--jitter", metavar="DURATION", help="each fire is delayed by a stable amount below this")
+    parser.add_argument("--catchup-window", metavar="DURATION",
+                        help="missed fires due less than this long ago still fire (default 1m; 0: only the first)")
     parser.add_argument("--start-at", type=instant, metavar="ISO", help="no fire before (ISO 8601; naive = UTC)")
     parser.add_argument("--end-at", type=instant, metavar="ISO", help="no fire after (ISO 8601; naive = UTC)")
 
@@ -210,7 +213,8 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
                        "without, then set them with kflow schedules update ID --args ... --kwargs ...")
     spec = ScheduleSpec(cron=args.cron, interval=args.interval, calendar=args.calendar,
                         timezone=args.timezone or "UTC", start_at=args.start_at, end_at=args.end_at,
-                        jitter=args.jitter)
+                        jitter=args.jitter,
+                        catchup_window=DEFAULT_CATCHUP_WINDOW if args.catchup_window is None else args.catchup_window)
     state = _call(settings, lambda client: client.create_schedule(
         args.schedule_id, args.workflow, spec, *(args.args or ()), overlap=args.overlap, note=args.note,
         timeout=args.timeout, **(args.kwargs or {})))
@@ -221,7 +225,8 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
 def _update(args: argparse.Namespace, settings: Settings) -> int:
     from streams.cli._main import CliError
 
-    spec_flags = (args.cron, args.interval, args.calendar, args.timezone, args.jitter, args.start_at, args.end_at)
+    spec_flags = (args.cron, args.interval, args.calendar, args.timezone, args.jitter, args.catchup_window,
+                  args.start_at, args.end_at)
     if all(value is None for value in (args.workflow, args.args, args.kwargs, args.overlap, args.note, *spec_flags)):
         raise CliError("nothing to update: give --workflow, a spec option, --args/--kwargs, --overlap or --note")
 
@@ -300,7 +305,7 @@ def _require(state: ScheduleState | None, schedule_id: str) -> ScheduleState:
 
 def updated_spec(current: ScheduleSpec, args: argparse.Namespace) -> ScheduleSpec:
     """``current`` with the spec options given on the command line (a new cron/interval/calendar replaces
-    the old kind; time zone, jitter and bounds are kept unless given)."""
+    the old kind; time zone, jitter, catch-up window and bounds are kept unless given)."""
     new_kind = any(value is not None for value in (args.cron, args.interval, args.calendar))
     return ScheduleSpec(cron=args.cron if new_kind else current.cron,
                         interval=args.interval if new_kind else current.interval,
@@ -308,7 +313,8 @@ def updated_spec(current: ScheduleSpec, args: argparse.Namespace) -> ScheduleSpe
                         timezone=current.timezone if args.timezone is None else args.timezone,
                         start_at=current.start_at if args.start_at is None else args.start_at,
                         end_at=current.end_at if args.end_at is None else args.end_at,
-                        jitter=current.jitter if args.jitter is None else args.jitter)
+                        jitter=current.jitter if args.jitter is None else args.jitter,
+                        catchup_window=current.catchup_window if args.catchup_window is None else args.catchup_window)
 
 
 # --- output --------------------------------------------------------------------------------------------
@@ -333,6 +339,9 @@ def describe_spec(spec: ScheduleSpec) -> str:
         text += f" ({spec.timezone})"
     if isinstance(spec.jitter, timedelta) and spec.jitter:
         text += f", jitter {_duration(spec.jitter)}"
+    window = timedelta(milliseconds=spec.catchup_window_ms)
+    if window != DEFAULT_CATCHUP_WINDOW:
+        text += f", catch-up {_duration(window) if window else 'off'}"
     if spec.start_at is not None:
         text += f", from {format_time(spec.start_at)} UTC"
     if spec.end_at is not None:

@@ -385,7 +385,7 @@ async def test_processor_activate_schedules_flag_and_cli_activate(settings: Sett
 # --- kill -9 --------------------------------------------------------------------------------------------
 
 
-async def test_a_processor_killed_with_kill_9_starts_each_nominal_fire_at_most_once_and_fires_again(
+async def test_a_processor_killed_with_kill_9_starts_every_nominal_fire_exactly_once_catching_up_late(
         settings: Settings, tmp_path: Path) -> None:
     own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-schedcrash{uuid.uuid4().hex[:6]}")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
@@ -406,7 +406,8 @@ async def test_a_processor_killed_with_kill_9_starts_each_nominal_fire_at_most_o
         processor = spawn("processor", "--no-materializer")
         spawn("worker")
         async with Client(settings=own) as kflow:
-            created = await kflow.create_schedule(schedule_id, "tick", EVERY_SECOND, schedule_id, timeout=60)
+            created = await kflow.create_schedule(schedule_id, "tick", EVERY_SECOND, schedule_id, overlap="allow_all",
+                                                  timeout=60)
             before = await state_until(kflow, schedule_id, lambda s: s.fires >= 3, "three fires")
             await kflow.result(before.recent_runs[-1], timeout=30)  # its start is not left in flight by the kill
             os.kill(processor.pid, signal.SIGKILL)
@@ -429,11 +430,13 @@ async def test_a_processor_killed_with_kill_9_starts_each_nominal_fire_at_most_o
     nominal_of = {fire_run_id(schedule_id, t): t for t in range(created.next_fire_at, after.last_fire_at + 1, 1000)}
     assert set(starts) <= set(nominal_of), f"runs that are no regular fire: {set(starts) - set(nominal_of)}"
     assert all(len(times) == 1 for times in starts.values()), f"a run started twice: {starts}"
-    assert len(starts) == after.fires  # one run per fire, one fire per nominal time (run ids are derived from it)
-    # the fire due while nothing ran fires once, late; the others missed are counted as skipped
+    # Nothing lost: the fires due while nothing ran are within the catch-up window, so every nominal time from
+    # the first to the last fire started exactly one run (run ids are derived from it) ...
+    assert set(starts) == set(nominal_of) and len(starts) == after.fires and after.skipped == 0, (starts, after)
+    # ... those due during the outage late, after the restart
     late = [run_id for run_id, (started_at,) in starts.items()
             if before.last_fire_at < nominal_of[run_id] < restarted_at <= started_at]
-    assert len(late) == 1 and after.skipped >= 1, (late, after)
+    assert len(late) >= 2, (late, after)
     assert after.last_fire_at > restarted_at
 
 

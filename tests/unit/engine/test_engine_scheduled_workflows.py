@@ -35,7 +35,7 @@ LIMITS = EventLimits(soft=10, hard=20)
 
 @scheduled_workflow(interval="5m", overlap_policy="buffer_one", schedule_id="sync-every-5m", args=["eu"],
                     kwargs={"full": True}, jitter="30s", start_at=datetime(2030, 1, 1, tzinfo=timezone.utc),
-                    name="sync", max_duration="1h", tags=["ops"], durable=False, context_class=ReportContext,
+                    catchup_window="10m", name="sync", max_duration="1h", tags=["ops"], durable=False, context_class=ReportContext,
                     event_limits=LIMITS)
 async def sync_data(region: str, full: bool = False) -> str:
     return await measure(region) + (" (full)" if full else "")
@@ -80,7 +80,7 @@ def test_defaults_and_options_are_normalised() -> None:
         ("sync-every-5m", "sync", OverlapPolicy.BUFFER_ONE)
     assert declared.args == CallArgs(("eu",), {"full": True})
     assert declared.spec == ScheduleSpec(interval=timedelta(minutes=5), jitter="30s",
-                                         start_at=1_893_456_000_000)
+                                         start_at=1_893_456_000_000, catchup_window=600)
     defn = workflow_definition(sync_data)
     assert defn is not None
     assert (defn.name, defn.max_duration_ms, defn.tags, defn.durable, defn.context_class, defn.event_limits) == \

@@ -383,8 +383,22 @@ def test_to_wire_format() -> None:
     assert spec.to_wire() == {
         "cron": None, "interval_ms": None, "timezone": NY, "start_at": 1, "end_at": 2, "jitter_ms": 60_000,
         "calendar": [{"second": 0, "minute": 0, "hour": 9, "day_of_month": None, "month": None, "day_of_week": 1}],
+        "catchup_window_ms": 60_000,
     }
     assert ScheduleSpec(interval="5m").to_wire()["interval_ms"] == 300_000
+
+
+def test_the_catchup_window_defaults_to_a_minute_is_normalised_and_survives_the_wire() -> None:
+    assert ScheduleSpec(interval="1s").catchup_window == timedelta(minutes=1)
+    spec = ScheduleSpec(interval="1s", catchup_window="1h")
+    assert spec.catchup_window == timedelta(hours=1) and spec.catchup_window_ms == 3_600_000
+    assert spec == ScheduleSpec(interval=1, catchup_window=3600)
+    assert ScheduleSpec.from_wire(json.loads(json.dumps(spec.to_wire()))) == spec
+    assert ScheduleSpec(interval="1s", catchup_window=0).catchup_window_ms == 0
+    # a spec written before the field existed reads with the default
+    assert ScheduleSpec.from_wire({"interval_ms": 1000}).catchup_window == timedelta(minutes=1)
+    with pytest.raises(ScheduleSpecError, match="catchup_window"):
+        ScheduleSpec(interval="1s", catchup_window=-1)
 
 
 @pytest.mark.parametrize("spec", [

@@ -70,10 +70,42 @@ def test_a_stale_or_repeated_timer_changes_nothing() -> None:
     assert not decision.changed and decision.commands == () and "stale" in (decision.ignored or "")
 
 
-def test_missed_fires_fire_once_late_and_count_as_skipped() -> None:
-    state, commands = fire(create(), now=T0 + 10 * MIN + 7)  # down for nine minutes
+def test_after_an_outage_the_first_missed_fire_and_those_in_the_catchup_window_fire_the_rest_are_skipped() -> None:
+    state, commands = fire(create(), now=T0 + 10 * MIN + 7)  # down for nine minutes; window: the default minute
+    assert starts(commands) == [fire_run_id("s", T0 + MIN)]
+    assert state.skipped == 8  # T0+2m .. T0+9m were due more than a minute ago
+    assert state.next_fire_at == T0 + 10 * MIN and commands[-1] == StartTimer(
+        run_id="schedule:s", timer_id=f"schedule:1:{T0 + 10 * MIN}", position=0, kind="schedule",
+        fire_at=T0 + 10 * MIN, requested_at=T0 + 10 * MIN + 7)  # already due: the delay processor fires it now
+    state, commands = fire(state, now=T0 + 10 * MIN + 40)
+    assert starts(commands) == [] and state.skipped == 9  # the skip policy: the first fire's run still runs
+    assert state.next_fire_at == T0 + 11 * MIN
+
+
+def test_with_no_catchup_window_only_the_first_missed_fire_fires() -> None:
+    spec = json.dumps(ScheduleSpec(interval="1m", catchup_window=0).to_wire())
+    state, commands = fire(create(spec=spec), now=T0 + 10 * MIN + 7)
     assert starts(commands) == [fire_run_id("s", T0 + MIN)]
     assert state.skipped == 9 and state.next_fire_at == T0 + 11 * MIN
+
+
+def test_a_stall_shorter_than_the_catchup_window_loses_no_fire() -> None:
+    state = create("allow_all")
+    fired: list[str] = []
+    for now in (T0 + 2 * MIN + 30_000, T0 + 2 * MIN + 30_050, T0 + 3 * MIN + 1):  # the first fire came 90 s late
+        state, commands = fire(state, now=now)
+        fired += starts(commands)
+    assert fired == [fire_run_id("s", T0 + k * MIN) for k in (1, 2, 3)] and state.skipped == 0
+
+
+def test_a_long_outage_of_a_frequent_schedule_goes_straight_to_the_window() -> None:
+    spec = json.dumps(ScheduleSpec(interval="1s").to_wire())
+    decision = decide_schedule(None, command("create", "c", workflow_name="wf", spec=spec, overlap="allow_all"), T0)
+    assert decision.state is not None
+    now = T0 + 2 * 3600_000  # two hours of fires every second missed
+    state, commands = fire(decision.state, now=now)
+    assert starts(commands) == [fire_run_id("s", T0 + 1000)]
+    assert state.next_fire_at == now - MIN and state.skipped >= 1000
 
 
 @pytest.mark.parametrize("policy,expected_starts,buffered,skipped", [

@@ -100,6 +100,10 @@ def test_update_keeps_the_spec_fields_not_given() -> None:
                                                        end_at=5_000_000_000_000)
     args = parser.parse_args(["schedules", "update", "s", "--calendar", '[{"hour": 9}, {"hour": 17}]'])
     assert updated_spec(current, args).calendar == (CalendarSpec(hour=9), CalendarSpec(hour=17))
+    args = parser.parse_args(["schedules", "update", "s", "--catchup-window", "1h"])
+    assert updated_spec(current, args).catchup_window == timedelta(hours=1)
+    assert updated_spec(updated_spec(current, args), parser.parse_args(["schedules", "update", "s", "--jitter", "1s"])
+                        ).catchup_window == timedelta(hours=1)  # kept when not given
 
 
 def schedule(**changes: object) -> ScheduleState:
@@ -116,6 +120,8 @@ def test_specs_are_described_in_one_line() -> None:
     assert describe_spec(ScheduleSpec(interval=timedelta(hours=1, minutes=30), jitter="30s")) == "every 1h30m, jitter 30s"
     assert describe_spec(ScheduleSpec(calendar=(CalendarSpec(hour=9),), start_at=0)) == \
         "calendar (1 entry), from 1970-01-01 00:00:00 UTC"
+    assert describe_spec(ScheduleSpec(interval="1m", catchup_window="1h")) == "every 1m, catch-up 1h"
+    assert describe_spec(ScheduleSpec(interval="1m", catchup_window=0)) == "every 1m, catch-up off"
 
 
 def test_fire_times_are_shown_in_utc_and_in_the_schedules_time_zone() -> None:
