@@ -47,10 +47,13 @@ async def sleep(duration: Duration | datetime) -> None:
 async def hook(name: str, timeout: Duration | None = None,
                on_created: Callable[[str], Awaitable[object]] | None = None,
                payload_schema: object = None) -> object:
-    """Wait for an external payload sent to the token ``"{run_id}:{name}"``.
+    """Wait for an external payload sent to this hook's token.
 
-    A payload sent before the workflow reaches this call is kept (``HookReceived`` at position
-    -1) and delivered here at once, oldest first per token; no timeout timer is armed then.
+    The token of a run's first ``hook(name)`` is ``"{run_id}:{name}"``; a name waited on again gets
+    ``"{run_id}:{name}#2"``, ``#3``, ... (deterministic, so a sender can compute it; ``on_created``
+    receives it too). A token takes one payload: a further one, or one after the timeout, is refused
+    with the reason. A payload sent before the workflow reaches this call is kept (``HookReceived`` at
+    position -1) and delivered here at once; no timeout timer is armed then.
 
     Args:
         name: hook name (part of the token).

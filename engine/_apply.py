@@ -36,6 +36,7 @@ def apply_event(core: RunCore, event: HistoryEvent) -> None:
         _apply_hook_received(core, event)
     elif isinstance(event, HookExpired):
         entry = _entry(core, event.position, "hook", event)
+        core.used_tokens[event.token] = "expired"
         _settle(core, entry, error=HookExpiredError(f"hook {entry.name!r} (token {event.token}) expired"))
     elif isinstance(event, ChildWorkflowCompleted):
         _settle(core, _entry(core, event.position, "child", event), result=event.result)
@@ -75,7 +76,9 @@ def _apply_hook_received(core: RunCore, event: HookReceived) -> None:
     if event.position == BUFFERED_POSITION:
         # An early payload: kept (FIFO per token) until the code calls hook() with its token.
         core.hook_buffer.setdefault(event.token, deque()).append(event.payload)
+        core.used_tokens[event.token] = "queued"
         return
+    core.used_tokens[event.token] = "received"
     entry = _entry(core, event.position, "hook", event)
     if entry.timer_id is not None:
         core.cancel_timer(entry.timer_id)  # the payload beat the timeout

@@ -31,6 +31,12 @@ BUFFERED_POSITION = -1
 _CHILD_NAMESPACE = uuid.UUID("2b7e5f0c-93d4-4a1e-8c61-5d0f9e3a7b24")
 
 
+def hook_token(run_id: str, name: str, call: int) -> str:
+    """The token of the ``call``-th ``hook(name)`` of a run (1-based): ``"{run_id}:{name}"`` for the first,
+    ``"{run_id}:{name}#{call}"`` for the next ones — each takes exactly one payload."""
+    return f"{run_id}:{name}" if call == 1 else f"{run_id}:{name}#{call}"
+
+
 def child_run_id(parent_run_id: str, position: int) -> str:
     """Run id of the child started at ``position`` of ``parent_run_id``.
 
@@ -138,6 +144,11 @@ class RunCore:
         # token, recorded as HookReceived(position=BUFFERED_POSITION); taken by the next hook()
         # call with that token.
         self.hook_buffer: dict[str, deque[object]] = {}
+        # Tokens are one-shot: token -> "queued" (a payload waits for the hook() call), "received" or
+        # "expired". A further payload for one of them is refused with the reason.
+        self.used_tokens: dict[str, str] = {}
+        # hook name -> hook() calls so far: the n-th call of a name (n >= 2) has the token "{run_id}:{name}#{n}".
+        self.hook_calls: dict[str, int] = {}
         # (replay) positions whose hook took a buffered payload while the code ran: their recorded
         # HookReceived delivery is already applied and is skipped by replay.
         self.buffer_deliveries: set[int] = set()
@@ -245,10 +256,11 @@ class RunCore:
         ``HookReceived(position)`` for it right after ``HookCreated`` and arms no timeout timer
         (``HookCreated.expires_at`` still records the requested timeout). Buffered payloads the
         schema rejects are dropped (oldest first) until one validates; with none left the hook
-        waits as usual.
+        waits as usual (and its token takes a payload again).
         """
         position = self.issue(CommandKey("hook", name))
-        token = f"{self.run_id}:{name}"
+        calls = self.hook_calls[name] = self.hook_calls.get(name, 0) + 1
+        token = hook_token(self.run_id, name, calls)
         future = self.loop.create_future()
         delivered = self._take_buffered(token, schema)
         timer_id = None if timeout_ms is None or delivered is not None else f"hook_timeout:{position}:1"
@@ -280,10 +292,12 @@ class RunCore:
             try:
                 value = validate_payload(schema, payload)
             except Exception:  # rejected by the schema: dropped, as a live rejection is ignored
+                self.used_tokens.pop(token, None)
                 continue
             finally:
                 if not queue:
                     del self.hook_buffer[token]
+            self.used_tokens[token] = "received"
             return payload, value
         return None
 

@@ -97,14 +97,20 @@ def _on_timer_fired(core: RunCore, fired: TimerFired) -> str | None:
     return None
 
 
+_USED = {"received": "already received its payload", "expired": "has expired",
+         "queued": "already has a payload waiting for its hook() call"}
+
+
 def _on_resume_hook(core: RunCore, resume: ResumeHook) -> str | None:
     waiting = [e for e in core.pending.values()
                if e.kind == "hook" and e.token == resume.token and not e.dropped]
     if not waiting:
         if not resume.token.startswith(f"{core.run_id}:"):
             return f"token {resume.token!r} does not belong to run {core.run_id}"
-        # Early (or repeated: a hook name may be waited on again) payload: keep it for the
-        # next hook() call with this token instead of losing it.
+        used = core.used_tokens.get(resume.token)
+        if used is not None:
+            return f"hook token {resume.token!r} {_USED[used]}: a token takes one payload"
+        # Early payload: keep it for the hook() call with this token instead of losing it.
         _record(core, HookReceived(**core.meta(), position=BUFFERED_POSITION, token=resume.token,
                                    payload=resume.payload))
         return None

@@ -204,15 +204,19 @@ class Client:
         await self._send(run_id, self.records.encode(record))
 
     async def resume_hook(self, token: str, payload: object, *, wait: bool = True, timeout: float = 30.0) -> str:
-        """Send ``payload`` to the hook ``token`` (``"{run_id}:{name}"``) and, with ``wait``, learn its fate.
+        """Send ``payload`` to the hook ``token`` and, with ``wait``, learn its fate.
+
+        The token of a run's first ``hook(name)`` is ``"{run_id}:{name}"``, of its n-th ``"{run_id}:{name}#{n}"``
+        (``on_created`` receives it); a token takes one payload.
 
         Returns ``"delivered"`` (a hook was waiting on the token and took it), ``"queued"`` (the run is
         running but not waiting on that token yet: the payload is kept and delivered when the workflow
-        calls ``hook()`` with that name, oldest first; a ``payload_schema`` is only checked then, and a
-        payload it rejects is dropped) or, with ``wait=False``, ``"sent"`` as soon as Kafka has it.
+        reaches that ``hook()`` call; a ``payload_schema`` is only checked then, and a payload it rejects is
+        dropped, the token free again) or, with ``wait=False``, ``"sent"`` as soon as Kafka has it.
 
         Raises ``HookDeliveryError`` (with ``reason``) for a malformed token (before sending anything), no
-        such run, a finished run or a payload the waiting hook's ``payload_schema`` rejects;
+        such run, a finished run, a token that already took its payload (delivered, or queued and waiting)
+        or has expired, or a payload the waiting hook's ``payload_schema`` rejects;
         ``TimeoutError`` when no answer came within ``timeout`` s (no processor running? the payload was
         sent and may still be delivered); ``PayloadError`` for a payload the codec cannot carry.
         """

@@ -45,15 +45,31 @@ async def test_a_payload_for_a_waiting_hook_is_delivered(app: App) -> None:
     assert await app.client.result(run_id, timeout=30) == {"order_id": "o-1", "approved": True}
 
 
-async def test_payloads_sent_before_the_hook_is_reached_are_queued_then_delivered_oldest_first(app: App) -> None:
-    run_id = await app.client.start("approve_when_ready")  # waits on "ready" before "approval"
+async def test_payloads_sent_before_the_hook_is_reached_are_queued_then_delivered(app: App) -> None:
+    run_id = await app.client.start("approve_when_ready")  # waits on "ready" before "approval" (twice)
     assert await app.client.resume_hook(f"{run_id}:approval", {"n": 1}) == "queued"
-    assert await app.client.resume_hook(f"{run_id}:approval", {"n": 2}) == "queued"  # a second one too
+    assert await app.client.resume_hook(f"{run_id}:approval#2", {"n": 2}) == "queued"  # the second call's token
     assert await app.client.resume_hook(f"{run_id}:ready", None) == "delivered"
     assert await app.client.result(run_id, timeout=30) == [{"n": 1}, {"n": 2}]
     received = [e for e in await app.client.get_events(run_id) if isinstance(e, HookReceived)]
     assert [(e.token.partition(":")[2], e.position) for e in received][:3] == [
-        ("approval", -1), ("approval", -1), ("ready", 0)]
+        ("approval", -1), ("approval#2", -1), ("ready", 0)]
+
+
+async def test_a_second_payload_for_a_token_is_refused_whether_queued_or_delivered(app: App) -> None:
+    run_id = await app.client.start("approve_when_ready")
+    token = f"{run_id}:approval"
+    assert await app.client.resume_hook(token, {"n": 1}) == "queued"
+    with pytest.raises(HookDeliveryError) as refused:
+        await app.client.resume_hook(token, {"n": 2})
+    assert refused.value.reason == (f"hook token {token!r} already has a payload waiting for its hook() call: "
+                                    "a token takes one payload")
+    assert await app.client.resume_hook(f"{run_id}:ready", None) == "delivered"
+    with pytest.raises(HookDeliveryError) as refused:
+        await app.client.resume_hook(f"{run_id}:ready", None)
+    assert refused.value.reason == f"hook token '{run_id}:ready' already received its payload: a token takes one payload"
+    assert await app.client.resume_hook(f"{token}#2", {"n": 3}) == "delivered"
+    assert await app.client.result(run_id, timeout=30) == [{"n": 1}, {"n": 3}]
 
 
 async def test_a_payload_for_an_unknown_run_is_refused_with_the_reason(app: App) -> None:
@@ -116,7 +132,7 @@ async def test_the_cli_says_delivered_or_queued(app: App) -> None:
     queued = await asyncio.to_thread(_kflow, app, f"{run_id}:approval", '{"n": 1}')
     assert (queued.returncode, queued.stdout) == (0, f"queued (no hook is waiting on {run_id}:approval yet; "
                                                      "it is delivered when the workflow reaches it)\n"), queued.stderr
-    sent = await asyncio.to_thread(_kflow, app, f"{run_id}:approval", '{"n": 2}', "--no-wait")
+    sent = await asyncio.to_thread(_kflow, app, f"{run_id}:approval#2", '{"n": 2}', "--no-wait")
     assert (sent.returncode, sent.stdout.split()[0]) == (0, "sent"), sent.stderr
     delivered = await asyncio.to_thread(_kflow, app, f"{run_id}:ready", "null")
     assert (delivered.returncode, delivered.stdout) == (0, "delivered\n"), delivered.stderr

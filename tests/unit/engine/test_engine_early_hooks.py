@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from engine import (FakeClock, HookCreated, HookReceived, InMemoryDriver, Registry, ResumeHook, Run,
+from engine import (FakeClock, HookCreated, HookExpiredError, HookReceived, InMemoryDriver, Registry, ResumeHook, Run,
                     define_hook, hook, sleep, step, workflow)
 
 Make = Callable[..., InMemoryDriver]
@@ -81,17 +81,53 @@ async def test_two_early_payloads_to_two_hooks_keep_their_order(make_driver: Mak
         first = await work(1)
         a = await hook("a")
         b = await hook("b")
-        again = await hook("a")  # hook names can be waited on again: a second payload is kept too
+        again = await hook("a")  # a name waited on again: its second call has the token "{run_id}:a#2"
         return [first, a, b, again]
 
     driver = make_driver(wf, work)
     run_id = driver.start(wf)
-    for token, payload in [("b", "b1"), ("a", "a1"), ("a", "a2")]:
+    for token, payload in [("b", "b1"), ("a", "a1"), ("a#2", "a2")]:
         assert driver.resume_hook(f"{run_id}:{token}", payload).ignored is None
     await driver.run_until_idle()
     assert driver.result(run_id) == [10, "a1", "b1", "a2"]
     assert [(p, t.split(":")[1], v) for p, t, v in received(driver, run_id)] == [
-        (-1, "b", "b1"), (-1, "a", "a1"), (-1, "a", "a2"), (1, "a", "a1"), (2, "b", "b1"), (3, "a", "a2")]
+        (-1, "b", "b1"), (-1, "a", "a1"), (-1, "a#2", "a2"), (1, "a", "a1"), (2, "b", "b1"), (3, "a#2", "a2")]
+    assert [e.token for e in driver.history(run_id) if isinstance(e, HookCreated)] == \
+        [f"{run_id}:a", f"{run_id}:b", f"{run_id}:a#2"]
+
+
+async def test_a_token_takes_one_payload_and_a_second_one_is_refused_with_the_reason(make_driver: Make,
+                                                                                     clock: FakeClock) -> None:
+    @workflow
+    async def wf() -> list[object]:
+        await sleep("1m")
+        first = await hook("a")
+        try:
+            await hook("late", timeout="10m")
+        except HookExpiredError:
+            pass
+        return [first, await hook("a")]
+
+    driver = make_driver(wf)
+    run_id = driver.start(wf)
+    assert driver.resume_hook(f"{run_id}:a", 1).ignored is None  # early: queued
+    queued = driver.resume_hook(f"{run_id}:a", 2).ignored
+    assert queued == f"hook token '{run_id}:a' already has a payload waiting for its hook() call: a token takes one payload"
+    clock.advance("1m")
+    await driver.run_until_idle()
+    received_twice = driver.resume_hook(f"{run_id}:a", 3).ignored
+    assert received_twice == f"hook token '{run_id}:a' already received its payload: a token takes one payload"
+    clock.advance("10m")
+    await driver.run_until_idle()
+    expired = driver.resume_hook(f"{run_id}:late", 4).ignored
+    assert expired == f"hook token '{run_id}:late' has expired: a token takes one payload"
+    assert driver.resume_hook(f"{run_id}:a#2", 5).ignored is None
+    assert driver.result(run_id) == [1, 5]
+    history = driver.history(run_id)
+    assert [e.payload for e in history if isinstance(e, HookReceived)] == [1, 1, 5]  # the refused left no trace
+    # Replayed from scratch (a cache miss), the run knows its used tokens again.
+    replayed = Run.replay(Registry([wf]), history)
+    assert replayed.finished
 
 
 async def test_payload_for_another_runs_token_is_ignored(make_driver: Make) -> None:
