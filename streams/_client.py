@@ -26,6 +26,7 @@ from streams import _kafka
 from streams._completions import CompletionsReader, partition_for
 from streams._config import Settings
 from streams._hook_answers import HookAnswerMatcher, HookAnswerWatch
+from streams._run_history import HistorySource, RunHistory
 from streams._topics import Topics
 
 if TYPE_CHECKING:
@@ -106,10 +107,14 @@ class Client:
         settings: servers and topic prefix; default ``Settings.from_env()``.
         registry: when given, ``start`` refuses workflow names it does not know before sending anything.
         records: codec for records and payloads (default: JSON payloads, ``settings.secret`` for pickles).
+        history: where ``get_run`` / ``get_events`` read: ``"cassandra"`` (default: the events the
+            materializer wrote, plus the part of the history topic it has not written yet; the topic alone
+            while Cassandra is unreachable) or ``"kafka"`` (a scan of the run's history partition).
     """
 
     def __init__(self, bootstrap: str | None = None, *, settings: Settings | None = None,
-                 registry: Registry | None = None, records: RecordCodec | None = None) -> None:
+                 registry: Registry | None = None, records: RecordCodec | None = None,
+                 history: HistorySource = "cassandra") -> None:
         settings = settings or Settings.from_env()
         self.settings = dataclasses.replace(settings, bootstrap=bootstrap) if bootstrap else settings
         self.registry = registry
@@ -119,6 +124,7 @@ class Client:
         self._producer: AIOKafkaProducer | None = None
         self._reader = CompletionsReader(self.settings.bootstrap, self.topics.completions)
         self._history_partitions = 0
+        self.history = RunHistory(self.settings, self.records, self._reader, self.topics.history, history)
         self._connect_lock = asyncio.Lock()
 
     async def __aenter__(self) -> Client:
@@ -147,6 +153,7 @@ class Client:
     async def close(self) -> None:
         """Disconnect; waits still pending are cancelled."""
         await self._reader.close()
+        await self.history.close()
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
@@ -251,24 +258,15 @@ class Client:
         return answer.outcome
 
     async def get_events(self, run_id: str) -> list[HistoryEvent]:
-        """The run's history events ordered by ``seq`` (empty for an unknown run).
-
-        Interim implementation until the Cassandra materialization lands: scans the run's partition of
-        ``<prefix>.history`` from its beginning, so its cost grows with the partition."""
+        """The run's history events ordered by ``seq`` (empty for an unknown run), always current: what the
+        materializer has written to Cassandra plus the newer part of the history topic (see ``history``)."""
         await self.connect()
-        key = run_id.encode()
-        tp = TopicPartition(self.topics.history, partition_for(key, self._history_partitions))
-        raws: list[bytes] = []
-        await self._reader.scan(tp, None, lambda k, v: raws.append(v) if k == key else None)
-        decoded = [cast(HistoryEvent, e) for e in map(self.records.decode, raws)
-                   if isinstance(e, engine.HISTORY_EVENT_TYPES)]
-        events = {event.seq: event for event in reversed(decoded)}  # a duplicate write (same seq): the first wins
-        return [events[seq] for seq in sorted(events)]
+        return await self.history.events(run_id, partition_for(run_id.encode(), self._history_partitions))
 
     async def get_run(self, run_id: str) -> RunInfo | None:
         """Status, result or error, and timestamps of the run; None when it has no history (yet).
 
-        Interim implementation until the Cassandra materialization lands: derived from ``get_events``."""
+        Derived from ``get_events``, so as current as the history topic."""
         return _run_info(run_id, await self.get_events(run_id))
 
     async def _send(self, run_id: str, value: bytes) -> int:

@@ -120,8 +120,10 @@ class CompletionsReader:
             if scan is not None:
                 scan.cancel()
 
-    async def scan(self, tp: TopicPartition, stop: int | None, visit: Callable[[bytes, bytes], None]) -> None:
-        """Call ``visit(key, value)`` for every keyed record before offset ``stop`` (None: the current end)."""
+    async def scan(self, tp: TopicPartition, stop: int | None, visit: Callable[[bytes, bytes], None], *,
+                   start: int = 0) -> None:
+        """Call ``visit(key, value)`` for every keyed record in ``[start, stop)`` (``stop`` None: the current
+        end; ``start`` below the log's first offset: from that)."""
         async with self._scan_lock:
             # A consumer per scan: reusing one across scans (assign / unsubscribe) raced with aiokafka's
             # offset-reset bookkeeping when a scan was cancelled mid-seek.
@@ -130,6 +132,8 @@ class CompletionsReader:
                 await consumer.start()  # inside: a scan cancelled while starting still closes the consumer
                 consumer.assign([tp])
                 await consumer.seek_to_beginning(tp)
+                if start > 0:
+                    consumer.seek(tp, max(start, await consumer.position(tp)))
                 end = (await consumer.end_offsets([tp]))[tp] if stop is None else stop
                 stalled_at = time.monotonic() + _SCAN_STALL_S
                 while (position := await consumer.position(tp)) < end:

@@ -1,0 +1,148 @@
+"""``Client.get_events`` / ``get_run`` on real Kafka + Cassandra: the events the materializer wrote, plus only
+the part of the history topic it has not written yet — equal to a scan of the whole partition."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from engine import FakeClock, HistoryEvent, InMemoryDriver, Registry, step, workflow
+from schemas import RecordCodec
+from storage import CassandraConnection, CassandraTarget
+from streams import Settings, Topics, create_topics
+from streams._client import Client
+from streams._completions import partition_for
+from streams._kafka import consumer, producer
+from streams._materializer import HistoryMaterializer
+
+RECORDS = RecordCodec()
+
+
+@step
+async def add(a: int, b: int) -> int:
+    return a + b
+
+
+@workflow
+async def tally(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total = await add(total, i)
+    return total
+
+
+async def recorded(runs: int, steps: int) -> dict[str, tuple[HistoryEvent, ...]]:
+    """Finished histories of ``runs`` runs of ``steps`` steps each (recorded by the in-memory driver)."""
+    driver = InMemoryDriver(Registry([tally, add]), FakeClock(time.time_ns() // 1_000_000))
+    ids = [driver.start(tally, steps) for _ in range(runs)]
+    await driver.run_until_idle()
+    return {run_id: driver.history(run_id) for run_id in ids}
+
+
+async def produce(settings: Settings, events: Sequence[HistoryEvent]) -> None:
+    """History records as the orchestrator writes them: keyed by run id, in transactions."""
+    sender = producer(settings.bootstrap, transactional_id=f"{settings.topic_prefix}.test-{uuid.uuid4().hex[:6]}")
+    await sender.start()
+    try:
+        for start in range(0, len(events), 50):
+            async with sender.transaction():
+                for event in events[start:start + 50]:
+                    await sender.send(Topics(settings.topic_prefix).history, RECORDS.encode(event),
+                                      key=event.run_id.encode())
+    finally:
+        await sender.stop()
+
+
+async def materialized_to_the_end(settings: Settings, timeout: float = 60) -> None:
+    """Wait until the materializer group's committed offsets reach the end of every history partition."""
+    history = Topics(settings.topic_prefix).history
+    tps = [TopicPartition(history, p) for p in range(settings.partitions)]
+    admin, probe = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap), consumer(settings.bootstrap)
+    await admin.start()
+    await probe.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            committed = await admin.list_consumer_group_offsets(f"{settings.topic_prefix}.materializer")
+            ends = await probe.end_offsets(tps)
+            if all(tp in committed and committed[tp].offset == ends[tp] for tp in tps):
+                return
+            assert time.monotonic() < deadline, f"materializer not at the end: {committed} vs {ends}"
+            await asyncio.sleep(0.2)
+    finally:
+        await probe.stop()
+        await admin.close()
+
+
+@pytest.fixture
+async def fresh(settings: Settings) -> AsyncIterator[Settings]:
+    """Settings with topics and a keyspace of their own, removed afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-h{tag}",
+                              keyspace=f"{settings.keyspace}_h{tag}")
+    await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
+    yield own
+    admin = AIOKafkaAdminClient(bootstrap_servers=own.bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(Topics(own.topic_prefix).all())
+    finally:
+        await admin.close()
+    host, port = own.cassandra_host_port
+    with CassandraConnection(CassandraTarget(host, port)) as conn:
+        conn.session.execute(f"DROP KEYSPACE IF EXISTS {own.keyspace}")
+
+
+async def test_get_events_reads_cassandra_and_only_the_tail_the_materializer_has_not_written(
+        fresh: Settings) -> None:
+    histories = await recorded(runs=40, steps=4)
+    target, *others = histories
+    whole = histories[target]
+    head, tail = whole[:5], whole[5:]
+    await produce(fresh, [*head, *(e for run in others for e in histories[run])])
+    materializer = HistoryMaterializer(fresh)
+    await materializer.start()
+    try:
+        await materialized_to_the_end(fresh)
+    finally:
+        await materializer.stop()
+    late = await recorded(runs=10, steps=4)  # written while no materializer runs
+    await produce(fresh, [*tail, *(e for run in late.values() for e in run)])
+    partition = partition_for(target.encode(), fresh.partitions)
+    on_partition = [run for run in [*histories, *late] if partition_for(run.encode(), fresh.partitions) == partition]
+    behind = len(tail) + sum(len(late[run]) for run in late if run in on_partition)
+
+    async with Client(settings=fresh) as client:
+        assert await client.get_events(target) == list(whole)
+        read = client.history.last_read
+        assert read is not None and read.source == "cassandra"
+        assert read.scanned == behind  # the records after the materializer's offset, not the partition
+        info = await client.get_run(target)
+        assert info is not None and info.status == "completed" and info.result == sum(range(4))
+        for run in [*others[:3], *list(late)[:3]]:  # all stored, or none stored (read from the topic)
+            assert await client.get_events(run) == list({**histories, **late}[run])
+        assert await client.get_events(uuid.uuid4().hex) == []
+
+    async with Client(settings=fresh, history="kafka") as client:  # the whole partition: the same events
+        assert await client.get_events(target) == list(whole)
+        read = client.history.last_read
+        assert read is not None and read.source == "kafka"
+        assert read.scanned == sum(len({**histories, **late}[run]) for run in on_partition) > behind
+
+
+async def test_with_cassandra_unreachable_the_history_topic_alone_gives_the_same_answer(fresh: Settings) -> None:
+    histories = await recorded(runs=3, steps=2)
+    await produce(fresh, [e for run in histories.values() for e in run])
+    nowhere = dataclasses.replace(fresh, cassandra="127.0.0.1:9")  # nothing listens there
+    async with Client(settings=nowhere) as client:
+        for run_id, history in histories.items():
+            assert await client.get_events(run_id) == list(history)
+            read = client.history.last_read
+            assert read is not None and read.source == "kafka"
