@@ -144,8 +144,8 @@ class RunCore:
         # token, recorded as HookReceived(position=BUFFERED_POSITION); taken by the next hook()
         # call with that token.
         self.hook_buffer: dict[str, deque[object]] = {}
-        # Tokens are one-shot: token -> "queued" (a payload waits for the hook() call), "received" or
-        # "expired". A further payload for one of them is refused with the reason.
+        # Tokens are one-shot: token -> "queued" (a payload waits for the hook() call), "received",
+        # "expired" or "abandoned" (cancelled). A further payload for one of them is refused with the reason.
         self.used_tokens: dict[str, str] = {}
         # hook name -> hook() calls so far: the n-th call of a name (n >= 2) has the token "{run_id}:{name}#{n}".
         self.hook_calls: dict[str, int] = {}
@@ -258,6 +258,8 @@ class RunCore:
         schema rejects are dropped (oldest first) until one validates; with none left the hook
         waits as usual (and its token takes a payload again).
         """
+        if "#" in name:
+            raise ValueError(f"hook name {name!r} contains '#', which separates a token's call number")
         position = self.issue(CommandKey("hook", name))
         calls = self.hook_calls[name] = self.hook_calls.get(name, 0) + 1
         token = hook_token(self.run_id, name, calls)
@@ -366,6 +368,8 @@ class RunCore:
                                             requested_at=self.now_ms))
             if entry.timer_id is not None and (entry.kind != "step" or entry.awaiting_retry):
                 self.cancel_timer(entry.timer_id)
+            if entry.kind == "hook" and entry.token is not None:
+                self.used_tokens.setdefault(entry.token, "abandoned")
             if entry.kind not in ("step", "child") or entry.awaiting_retry:
                 del self.pending[position]  # nothing more will be recorded for it
             entry.future.set_exception(CancellationError(self.cancel_reason or "run cancelled"))

@@ -98,16 +98,21 @@ def _on_timer_fired(core: RunCore, fired: TimerFired) -> str | None:
 
 
 _USED = {"received": "already received its payload", "expired": "has expired",
-         "queued": "already has a payload waiting for its hook() call"}
+         "queued": "already has a payload waiting for its hook() call",
+         "abandoned": "is no longer awaited (the run cancelled that wait)"}
 
 
 def _on_resume_hook(core: RunCore, resume: ResumeHook) -> str | None:
-    waiting = [e for e in core.pending.values()
-               if e.kind == "hook" and e.token == resume.token and not e.dropped]
+    calls = [e for e in core.pending.values() if e.kind == "hook" and e.token == resume.token]
+    waiting = [e for e in calls if not e.dropped]
     if not waiting:
         if not resume.token.startswith(f"{core.run_id}:"):
             return f"token {resume.token!r} does not belong to run {core.run_id}"
-        used = core.used_tokens.get(resume.token)
+        _, sep, call = resume.token[len(core.run_id) + 1:].partition("#")
+        if sep and not (call.isdigit() and call[0] != "0" and int(call) >= 2):
+            return (f"{resume.token!r} is no hook token: after '#' comes the number of the hook() call "
+                    "of that name, 2 or more")
+        used = "abandoned" if calls else core.used_tokens.get(resume.token)
         if used is not None:
             return f"hook token {resume.token!r} {_USED[used]}: a token takes one payload"
         # Early payload: keep it for the hook() call with this token instead of losing it.

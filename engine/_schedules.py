@@ -200,8 +200,9 @@ class ScheduleSpec:
         return int.from_bytes(digest[:8], "big") % self._jitter_ms
 
     def to_wire(self) -> dict[str, object]:
-        """A JSON-safe dict: interval and jitter as ms ints (``interval_ms``, ``jitter_ms``), times as ms."""
-        return {
+        """A JSON-safe dict: interval and jitter as ms ints (``interval_ms``, ``jitter_ms``), times as ms;
+        ``catchup_window_ms`` only when not the default (so processors older than the field read it)."""
+        wire: dict[str, object] = {
             "cron": self.cron,
             "interval_ms": None if self.interval is None else self._interval_ms,
             "calendar": None if self.calendar is None else
@@ -210,8 +211,10 @@ class ScheduleSpec:
             "start_at": self.start_at,
             "end_at": self.end_at,
             "jitter_ms": None if self.jitter is None else self._jitter_ms,
-            "catchup_window_ms": self.catchup_window_ms,
         }
+        if self.catchup_window != DEFAULT_CATCHUP_WINDOW:
+            wire["catchup_window_ms"] = self.catchup_window_ms
+        return wire
 
     @classmethod
     def from_wire(cls, data: Mapping[str, object]) -> ScheduleSpec:

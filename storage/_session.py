@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import DCAwareRoundRobinPolicy
 
@@ -36,6 +37,9 @@ class CassandraConnection:
     def __init__(self, target: CassandraTarget, *, connect_timeout: float = 5.0,
                  request_timeout: float = 10.0) -> None:
         profile = ExecutionProfile(
+            # quorum writes (materializer) and quorum reads (client, ops CLI) overlap at any replication
+            # factor; with one replica (the local default) it is the same as ONE
+            consistency_level=ConsistencyLevel.LOCAL_QUORUM,
             request_timeout=request_timeout,
             load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=target.local_dc),
         )

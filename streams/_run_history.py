@@ -4,8 +4,10 @@ materializer has not written yet — a read costs O(the run + the materializer's
 Invariant (coverage): the materializer commits an offset of ``<prefix>.history`` only once every record
 before it is written to Cassandra. So with ``C`` its committed offset for the run's partition, read
 *before* Cassandra, Cassandra holds every event of the run at offsets ``< C`` and a scan of ``[C, end)``
-the rest. When Cassandra is unreachable, not migrated, or holds nothing for the run (a materializer writing
-to another keyspace, a purged history), the whole partition is scanned as before.
+the rest. Checked, not trusted: the merged history must number its events 1..n without a gap (a
+materializer that skipped a record it could not decode, a keyspace rebuilt or not the materializer's);
+otherwise, and when Cassandra is unreachable or not migrated, the whole partition is scanned as before.
+A gap at the very end (a run's newest events missing from Cassandra below ``C``) cannot be seen this way.
 """
 
 from __future__ import annotations
@@ -69,10 +71,24 @@ class RunHistory:
         if store is not None and start is not None:
             try:
                 stored = await asyncio.to_thread(store.events, run_id)
-            except StorageError as exc:
-                self._give_up(f"reading run {run_id} failed: {exc}")
-        if not stored:  # nothing stored (or no Cassandra): the topic from its beginning is the truth
-            start = None
+            except StorageError as exc:  # the driver reconnects by itself: this read falls back
+                log.info("reading run %s from Cassandra failed (%s): reading the history topic", run_id, exc)
+                start = None
+        if start is not None:
+            events, scanned = await self._merged(run_id, tp, start, stored)
+            if _complete(events):
+                self.last_read = HistoryRead("cassandra", start, scanned)
+                return events
+            if stored:  # a gap: e.g. a materializer that could not decode a record, or another keyspace
+                log.info("run %s: Cassandra and the topic after offset %d leave a gap: reading it whole",
+                         run_id, start)
+        events, scanned = await self._merged(run_id, tp, 0, [])
+        self.last_read = HistoryRead("kafka", 0, scanned)
+        return events
+
+    async def _merged(self, run_id: str, tp: TopicPartition, start: int,
+                      stored: list[HistoryEvent]) -> tuple[list[HistoryEvent], int]:
+        """``stored`` plus the run's events at offsets >= ``start`` of ``tp``, by seq; and records visited."""
         raws: list[bytes] = []
         key = run_id.encode()
         scanned = 0
@@ -83,25 +99,25 @@ class RunHistory:
             if k == key:
                 raws.append(v)
 
-        if start is None or start < await self._end_offset(tp):  # else Cassandra holds all there is
-            await self._reader.scan(tp, None, visit, start=start or 0)
-        self.last_read = HistoryRead("kafka" if start is None else "cassandra", start or 0, scanned)
+        if start == 0 or start < await self._end_offset(tp):  # else Cassandra holds all there is
+            await self._reader.scan(tp, None, visit, start=start)
         decoded = [cast(HistoryEvent, e) for e in map(self._records.decode, raws)
                    if isinstance(e, engine.HISTORY_EVENT_TYPES)]
         events = {event.seq: event for event in reversed(decoded)}  # a duplicate write (same seq): the first wins
         events.update((event.seq, event) for event in stored)  # what Cassandra holds wins over the tail
-        return [events[seq] for seq in sorted(events)]
+        return [events[seq] for seq in sorted(events)], scanned
 
     async def close(self) -> None:
-        if self._probe is not None:
-            await self._probe.stop()
-            self._probe = None
-        if self._admin is not None:
-            await self._admin.close()
-            self._admin = None
-        if self._conn is not None:
-            await asyncio.to_thread(self._conn.close)
-            self._conn, self._store = None, None
+        async with self._lock:
+            if self._probe is not None:
+                await self._probe.stop()
+                self._probe = None
+            if self._admin is not None:
+                await self._admin.close()
+                self._admin = None
+            if self._conn is not None:
+                await asyncio.to_thread(self._conn.close)
+                self._conn, self._store = None, None
 
     async def _open(self) -> RunStore | None:
         if self._source == "kafka":
@@ -115,18 +131,28 @@ class RunHistory:
                     self._store = await asyncio.to_thread(RunStore, self._conn, self._settings.keyspace,
                                                           self._records)
                 except StorageError as exc:
-                    self._give_up(str(exc))
+                    log.info("run histories come from the history topic alone for %.0f s: %s", _RETRY_S, exc)
+                    self._retry_at = time.monotonic() + _RETRY_S
+                    if self._conn is not None:
+                        await asyncio.to_thread(self._conn.close)
+                    self._conn, self._store = None, None
             return self._store
 
     async def _materialized(self, tp: TopicPartition) -> int | None:
         """The materializer group's committed offset of ``tp`` (None: it has committed nothing there)."""
         try:
-            if self._admin is None:
-                admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.bootstrap)
-                await admin.start()
-                self._admin = admin
-            offsets = await self._admin.list_consumer_group_offsets(
-                f"{self._settings.topic_prefix}.materializer", partitions=[tp])
+            async with self._lock:
+                if self._admin is None:
+                    admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.bootstrap)
+                    try:
+                        await admin.start()
+                    except BaseException:
+                        await admin.close()
+                        raise
+                    self._admin = admin
+                admin = self._admin
+            offsets = await admin.list_consumer_group_offsets(f"{self._settings.topic_prefix}.materializer",
+                                                              partitions=[tp])
         except KafkaError as exc:
             log.info("materializer offsets unavailable (%r): reading the history topic", exc)
             return None
@@ -134,15 +160,19 @@ class RunHistory:
         return None if meta is None or meta.offset < 0 else int(meta.offset)
 
     async def _end_offset(self, tp: TopicPartition) -> int:
-        if self._probe is None:
-            probe = _kafka.consumer(self._settings.bootstrap)
-            await probe.start()
-            self._probe = probe
-        return int((await self._probe.end_offsets([tp]))[tp])
+        async with self._lock:
+            if self._probe is None:
+                probe = _kafka.consumer(self._settings.bootstrap)
+                try:
+                    await probe.start()
+                except BaseException:
+                    await probe.stop()
+                    raise
+                self._probe = probe
+            probe = self._probe
+        return int((await probe.end_offsets([tp]))[tp])
 
-    def _give_up(self, reason: str) -> None:
-        log.info("run histories come from the history topic alone for %.0f s: %s", _RETRY_S, reason)
-        self._retry_at = time.monotonic() + _RETRY_S
-        if self._conn is not None:
-            self._conn.close()
-        self._conn, self._store = None, None
+
+def _complete(events: list[HistoryEvent]) -> bool:
+    """A whole history so far: seqs 1..n without a gap (the engine numbers a run's events so)."""
+    return bool(events) and all(event.seq == i for i, event in enumerate(events, start=1))

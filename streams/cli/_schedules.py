@@ -96,7 +96,7 @@ def _spec_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument("--timezone", metavar="TZ", help="IANA zone whose wall clock cron/calendar match (default UTC)")
     parser.add_argument("--jitter", metavar="DURATION", help="each fire is delayed by a stable amount below this")
     parser.add_argument("--catchup-window", metavar="DURATION",
-                        help="missed fires due less than this long ago still fire (default 1m; 0: only the first)")
+                        help="missed fires due less than this long ago still fire (default 1m; 0s: only the first)")
     parser.add_argument("--start-at", type=instant, metavar="ISO", help="no fire before (ISO 8601; naive = UTC)")
     parser.add_argument("--end-at", type=instant, metavar="ISO", help="no fire after (ISO 8601; naive = UTC)")
 

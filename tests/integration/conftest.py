@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -49,6 +49,20 @@ def settings(servers: Settings) -> Iterator[Settings]:
         for name in names:
             if name == isolated.keyspace or name.startswith(isolated.keyspace + "_"):
                 conn.session.execute(f"DROP KEYSPACE IF EXISTS {name}")
+
+
+@pytest.fixture
+async def fresh(settings: Settings) -> AsyncIterator[Settings]:
+    """Settings with topics and a keyspace of their own (``<prefix>-f<tag>``), removed afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-f{tag}",
+                              keyspace=f"{settings.keyspace}_f{tag}")
+    await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
+    yield own
+    await _delete_topics(own)
+    host, port = own.cassandra_host_port
+    with CassandraConnection(CassandraTarget(host, port)) as conn:  # a new session: Cassandra may have restarted
+        conn.session.execute(f"DROP KEYSPACE IF EXISTS {own.keyspace}")
 
 
 async def _delete_topics(settings: Settings) -> None:

@@ -7,7 +7,6 @@ Histories come from real workflows run by ``engine.InMemoryDriver``; each test w
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import inspect
 import logging
 import os
@@ -25,7 +24,7 @@ from engine import (HISTORY_EVENT_TYPES, FakeClock, HistoryEvent, InMemoryDriver
 from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, CassandraTarget, HistoryWriter, RunStore, migrate
 from storage._migrations import load_migrations
-from streams import DevStack, Settings, Topics, create_topics
+from streams import DevStack, Settings, Topics
 from streams._kafka import consumer, producer
 from streams._materializer import HistoryMaterializer
 
@@ -182,24 +181,6 @@ async def written(settings: Settings, conn: CassandraConnection) -> AsyncIterato
     yield keyspace, histories, ids
     with _connect(settings) as after:  # a new session: the outage test may have restarted Cassandra since
         after.session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
-
-
-@pytest.fixture
-async def fresh(settings: Settings) -> AsyncIterator[Settings]:
-    """Settings with topics and a keyspace of their own, removed afterwards."""
-    tag = uuid.uuid4().hex[:8]
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-m{tag}",
-                              keyspace=f"{settings.keyspace}_m{tag}")
-    await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
-    yield own
-    admin = AIOKafkaAdminClient(bootstrap_servers=own.bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(Topics(own.topic_prefix).all())
-    finally:
-        await admin.close()
-    with _connect(own) as connection:
-        connection.session.execute(f"DROP KEYSPACE IF EXISTS {own.keyspace}")
 
 
 async def test_events_runs_and_query_tables(written: Written,

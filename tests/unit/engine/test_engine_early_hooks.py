@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 from pydantic import BaseModel
 
 from engine import (FakeClock, HookCreated, HookExpiredError, HookReceived, InMemoryDriver, Registry, ResumeHook, Run,
@@ -125,9 +126,58 @@ async def test_a_token_takes_one_payload_and_a_second_one_is_refused_with_the_re
     assert driver.result(run_id) == [1, 5]
     history = driver.history(run_id)
     assert [e.payload for e in history if isinstance(e, HookReceived)] == [1, 1, 5]  # the refused left no trace
-    # Replayed from scratch (a cache miss), the run knows its used tokens again.
-    replayed = Run.replay(Registry([wf]), history)
-    assert replayed.finished
+
+
+async def test_a_run_rebuilt_from_its_history_refuses_the_same_payloads(clock: FakeClock) -> None:
+    @workflow
+    async def wf() -> list[object]:
+        return [await hook("a"), await hook("a")]
+
+    live = InMemoryDriver(Registry([wf]), clock)
+    run_id = live.start(wf)
+    live.resume_hook(f"{run_id}:a", 1)
+    live.resume_hook(f"{run_id}:a#2", 2)
+    assert live.result(run_id) == [1, 2]
+    prefix = live.history(run_id)[:-2]  # ends at HookCreated of a#2: "a" received, "a#2" waiting
+    rebuilt = Run.replay(Registry([wf]), prefix)  # a cache miss: the run comes back from its history
+    again = rebuilt.handle(ResumeHook(run_id=run_id, token=f"{run_id}:a", payload=9, requested_at=0), 0)
+    assert again.ignored == f"hook token '{run_id}:a' already received its payload: a token takes one payload"
+    assert rebuilt.handle(ResumeHook(run_id=run_id, token=f"{run_id}:a#2", payload=3, requested_at=0),
+                          0).ignored is None
+
+
+async def test_payloads_for_an_abandoned_wait_or_a_token_no_call_can_have_are_refused(make_driver: Make,
+                                                                                     clock: FakeClock) -> None:
+    @workflow
+    async def wf() -> object:
+        waiting = asyncio.ensure_future(hook("a"))
+        await sleep("1m")
+        waiting.cancel()
+        return await hook("a")
+
+    driver = make_driver(wf)
+    run_id = driver.start(wf)
+    for bad in ("a#1", "a#0", "a#02", "a#x", "a#"):
+        refused = driver.resume_hook(f"{run_id}:{bad}", 0).ignored
+        assert refused is not None and "is no hook token" in refused, (bad, refused)
+    clock.advance("1m")
+    await driver.run_until_idle()
+    refused = driver.resume_hook(f"{run_id}:a", 1).ignored
+    assert refused == f"hook token '{run_id}:a' is no longer awaited (the run cancelled that wait): a token takes one payload"
+    assert driver.resume_hook(f"{run_id}:a#2", 2).ignored is None
+    assert driver.result(run_id) == 2
+
+
+async def test_a_hook_name_with_a_hash_fails_the_run_clearly(make_driver: Make) -> None:
+    @workflow
+    async def wf() -> object:
+        return await hook("a#2")
+
+    driver = make_driver(wf)
+    run_id = driver.start(wf)
+    assert driver.status(run_id) == "failed"
+    with pytest.raises(Exception, match="contains '#'"):
+        driver.result(run_id)
 
 
 async def test_payload_for_another_runs_token_is_ignored(make_driver: Make) -> None:
