@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from ._errors import KflowError
 from ._records import (CallArgs, CancelTimer, CancelWorkflow, Command, RunFinished, ScheduleCommand,
                        ScheduleState, StartTimer, StartWorkflow, TimerFired)
+from ._cron import MAX_MS
 from ._schedules import OverlapPolicy, ScheduleSpec
 
 SCHEDULE_KEY_PREFIX = "schedule:"
 BACKFILL_LIMIT = 1000
+_COUNT_CAP = 20_000  # missed cron/calendar fires counted one by one (~0.3 s); beyond, skipped is a lower bound
 """Most fires one backfill may start (a larger range is refused with a clear error)."""
 _RECENT_RUNS = 20
 _REMEMBERED_REQUESTS = 50
@@ -209,13 +211,15 @@ def _timer(state: ScheduleState | None, fired: TimerFired, now: int) -> Schedule
     following = spec.next_fire(nominal)
     missed = 0
     horizon = now - spec.catchup_window_ms
+    surely = horizon - spec.max_jitter_ms  # a fire before this is due before the horizon, whatever its jitter
+    if following is not None and following < surely:  # a long outage: count those at once, then go on
+        target = spec.next_fire(surely - 1)
+        missed = spec.count_fires(following, MAX_MS if target is None else target, _COUNT_CAP)
+        following = target
     # missed = due (jitter included) before the horizon, not merely a nominal time in the past
-    while (following is not None and following + spec.jitter_ms(state.schedule_id, following) < horizon
-           and missed < BACKFILL_LIMIT):
+    while following is not None and following + spec.jitter_ms(state.schedule_id, following) < horizon:
         missed += 1
         following = spec.next_fire(following)
-    if missed >= BACKFILL_LIMIT:  # a long outage of a frequent schedule: go straight to the window
-        following = spec.next_fire(max(horizon - 1, nominal))
     state = dataclasses.replace(state, skipped=state.skipped + missed, updated_at=now)
     return ScheduleDecision(_arm(state, following, commands, now), tuple(commands))
 

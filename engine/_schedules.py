@@ -238,6 +238,28 @@ class ScheduleSpec:
                    jitter=None if jitter_ms is None else timedelta(milliseconds=jitter_ms),
                    catchup_window=DEFAULT_CATCHUP_WINDOW if catchup_ms is None else timedelta(milliseconds=catchup_ms))
 
+    @property
+    def max_jitter_ms(self) -> int:
+        """The bound of ``jitter_ms`` (exclusive; 0 without jitter)."""
+        return self._jitter_ms
+
+    def count_fires(self, start_ms: int, end_ms: int, cap: int) -> int:
+        """How many nominal fires t with start_ms <= t < end_ms: exact for intervals (arithmetic), else
+        counted one by one up to ``cap`` (a lower bound beyond it)."""
+        first = self._first_fire(start_ms, end_ms - 1)
+        if first is None:
+            return 0
+        if self.interval is not None:
+            last = end_ms - 1 if self.end_at is None else min(end_ms - 1, self.end_at)
+            return (last - first) // self._interval_ms + 1
+        count, fire = 1, first
+        while count < cap:
+            following = self._first_fire(fire + 1, end_ms - 1)
+            if following is None:
+                break
+            count, fire = count + 1, following
+        return count
+
     def _first_fire(self, earliest_ms: int, latest_ms: int) -> int | None:
         """The first fire in [earliest_ms, latest_ms], clipped to [start_at, end_at]."""
         if self.start_at is not None:

@@ -557,3 +557,15 @@ def test_overlap_policy_values_are_the_wire_strings() -> None:
 
 def _literal(text: str) -> str:
     return re.escape(text)
+
+
+def test_count_fires_is_exact_for_intervals_and_walks_cron_up_to_its_cap() -> None:
+    hourly = ScheduleSpec(interval="1h", end_at=ms("2026-01-02T00:00:00Z"))
+    start = ms(NEW_YEAR)
+    assert hourly.count_fires(start, start + 10 * 3_600_000, cap=1) == 10  # [00:00, 10:00): cap is for walks
+    assert hourly.count_fires(start, start + 100 * 3_600_000, cap=1) == 25  # clipped at end_at, inclusive
+    assert hourly.count_fires(start + 1, start + 3_600_000, cap=1) == 0
+    minutely = ScheduleSpec(cron="* * * * *")
+    assert minutely.count_fires(start, start + 90 * 60_000, cap=1000) == 90
+    assert minutely.count_fires(start, start + 90 * 60_000, cap=50) == 50
+    assert len(minutely.fires_between(start, start + 90 * 60_000, 1000)) == 90

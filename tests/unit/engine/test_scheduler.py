@@ -105,7 +105,21 @@ def test_a_long_outage_of_a_frequent_schedule_goes_straight_to_the_window() -> N
     now = T0 + 2 * 3600_000  # two hours of fires every second missed
     state, commands = fire(decision.state, now=now)
     assert starts(commands) == [fire_run_id("s", T0 + 1000)]
-    assert state.next_fire_at == now - MIN and state.skipped >= 1000
+    assert state.next_fire_at == now - MIN
+    assert state.skipped == 2 * 3600 - 60 - 2  # T0+2s .. T0+7139s: every fire between the first and the window
+
+
+def test_a_long_outage_counts_cron_fires_and_respects_jitter_at_the_window_edge() -> None:
+    spec = ScheduleSpec(cron="* * * * *", jitter="30s", catchup_window="5m")
+    decision = decide_schedule(None, command("create", "c", workflow_name="wf", spec=json.dumps(spec.to_wire()),
+                                             overlap="allow_all"), T0)
+    assert decision.state is not None
+    now = T0 + 3 * 24 * 60 * MIN  # three days of minutes missed
+    state, commands = fire(decision.state, now=now)
+    horizon = now - 5 * MIN
+    nominals = range(T0 + 2 * MIN, now + 1, MIN)
+    missed = [t for t in nominals if t + spec.jitter_ms("s", t) < horizon]
+    assert state.skipped == len(missed) and state.next_fire_at == max(missed) + MIN
 
 
 @pytest.mark.parametrize("policy,expected_starts,buffered,skipped", [
