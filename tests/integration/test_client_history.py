@@ -46,7 +46,8 @@ async def recorded(runs: int, steps: int) -> dict[str, tuple[HistoryEvent, ...]]
 
 
 async def produce(settings: Settings, events: Sequence[HistoryEvent]) -> None:
-    """History records as the orchestrator writes them: keyed by run id, in transactions."""
+    """History records as the orchestrator writes them: keyed by run id, in transactions; returns once
+    read-committed readers see them all (the commit markers are written after the commit returns)."""
     sender = producer(settings.bootstrap, transactional_id=f"{settings.topic_prefix}.test-{uuid.uuid4().hex[:6]}")
     await sender.start()
     try:
@@ -57,6 +58,20 @@ async def produce(settings: Settings, events: Sequence[HistoryEvent]) -> None:
                                       key=event.run_id.encode())
     finally:
         await sender.stop()
+    history = Topics(settings.topic_prefix).history
+    tps = [TopicPartition(history, p) for p in range(settings.partitions)]
+    committed = consumer(settings.bootstrap)
+    everything = consumer(settings.bootstrap, isolation_level="read_uncommitted")
+    await committed.start()
+    await everything.start()
+    try:
+        deadline = time.monotonic() + 30
+        while await committed.end_offsets(tps) != await everything.end_offsets(tps):
+            assert time.monotonic() < deadline, "the last transaction's markers never landed"
+            await asyncio.sleep(0.05)
+    finally:
+        await committed.stop()
+        await everything.stop()
 
 
 async def materialized_to_the_end(settings: Settings, timeout: float = 60) -> None:

@@ -113,7 +113,8 @@ async def test_a_token_takes_one_payload_and_a_second_one_is_refused_with_the_re
     run_id = driver.start(wf)
     assert driver.resume_hook(f"{run_id}:a", 1).ignored is None  # early: queued
     queued = driver.resume_hook(f"{run_id}:a", 2).ignored
-    assert queued == f"hook token '{run_id}:a' already has a payload waiting for its hook() call: a token takes one payload"
+    assert queued == (f"hook token '{run_id}:a' already has a payload waiting for its hook() call: "
+                      "a token takes one payload")
     clock.advance("1m")
     await driver.run_until_idle()
     received_twice = driver.resume_hook(f"{run_id}:a", 3).ignored
@@ -163,7 +164,8 @@ async def test_payloads_for_an_abandoned_wait_or_a_token_no_call_can_have_are_re
     clock.advance("1m")
     await driver.run_until_idle()
     refused = driver.resume_hook(f"{run_id}:a", 1).ignored
-    assert refused == f"hook token '{run_id}:a' is no longer awaited (the run cancelled that wait): a token takes one payload"
+    assert refused == (f"hook token '{run_id}:a' is no longer awaited (the run cancelled that wait): "
+                       "a token takes one payload")
     assert driver.resume_hook(f"{run_id}:a#2", 2).ignored is None
     assert driver.result(run_id) == 2
 
