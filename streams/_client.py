@@ -202,8 +202,12 @@ class Client:
             if finished.status != "continued_as_new" or not finished.next_run_id:
                 return _outcome(finished)
             # The successor's completion is written after this one: if the tail delivered this one, it
-            # delivers the successor's too (no scan of its partition is needed).
+            # delivers the successor's too (no scan of its partition is needed). Else the chain finished
+            # (in part) before the tail started: Cassandra's run links skip the links already done, so only
+            # the last one needs a scan, not every one.
             current, tailed_since = finished.next_run_id, (self._reader.evictions if tailed else None)
+            if not tailed:
+                current = await self.history.chain_end(current)
 
     async def cancel(self, run_id: str, reason: str | None = None) -> None:
         """Ask the run to cancel (``CancellationError`` is raised in it at its current await)."""

@@ -46,6 +46,7 @@ class CompletionsReader:
         self._waiters: dict[str, list[asyncio.Future[bytes]]] = {}
         self._scanned: set[str] = set()  # waited-for runs whose completion a scan (not the tail) found
         self.evictions = 0  # results dropped from ``_recent`` (and tail reopenings) so far
+        self.scans = 0  # partition scans started so far
 
     async def open(self, partitions: int) -> None:
         """Position the tail at the current end of every partition (it fetches from the first wait on)."""
@@ -124,6 +125,7 @@ class CompletionsReader:
                    start: int = 0) -> None:
         """Call ``visit(key, value)`` for every keyed record in ``[start, stop)`` (``stop`` None: the current
         end; ``start`` below the log's first offset: from that)."""
+        self.scans += 1
         async with self._scan_lock:
             # A consumer per scan: reusing one across scans (assign / unsubscribe) raced with aiokafka's
             # offset-reset bookkeeping when a scan was cancelled mid-seek.

@@ -86,6 +86,18 @@ class RunHistory:
         self.last_read = HistoryRead("kafka", 0, scanned)
         return events
 
+    async def chain_end(self, run_id: str) -> str:
+        """The newest run of ``run_id``'s continue-as-new chain that Cassandra knows (``run_id`` when it
+        knows no successor, or with ``source="kafka"``). Safe to skip to: a link, once written, never changes."""
+        store = await self._open()
+        if store is None:
+            return run_id
+        try:
+            return await asyncio.to_thread(_follow_links, store, run_id)
+        except StorageError as exc:
+            log.info("following the chain of run %s in Cassandra failed (%s)", run_id, exc)
+            return run_id
+
     async def _merged(self, run_id: str, tp: TopicPartition, start: int,
                       stored: list[HistoryEvent]) -> tuple[list[HistoryEvent], int]:
         """``stored`` plus the run's events at offsets >= ``start`` of ``tp``, by seq; and records visited."""
@@ -171,6 +183,16 @@ class RunHistory:
                 self._probe = probe
             probe = self._probe
         return int((await probe.end_offsets([tp]))[tp])
+
+
+def _follow_links(store: RunStore, run_id: str, limit: int = 1_000_000) -> str:
+    current = run_id
+    for _ in range(limit):  # bounded: a damaged row pointing back must not loop forever
+        row = store.get_run(current)
+        if row is None or row.status != "continued_as_new" or not row.next_run_id:
+            break
+        current = row.next_run_id
+    return current
 
 
 def _complete(events: list[HistoryEvent]) -> bool:

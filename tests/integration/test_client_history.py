@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from engine import FakeClock, HistoryEvent, InMemoryDriver, Registry, step, workflow
+from engine import FakeClock, HistoryEvent, InMemoryDriver, Registry, continue_as_new, step, workflow
 from schemas import RecordCodec
 from storage import CassandraConnection, CassandraTarget
 from streams import Settings, Topics
@@ -20,6 +20,7 @@ from streams._client import Client
 from streams._completions import partition_for
 from streams._kafka import consumer, producer
 from streams._materializer import HistoryMaterializer
+from streams._processor import Orchestrator
 
 RECORDS = RecordCodec()
 
@@ -35,6 +36,13 @@ async def tally(n: int) -> int:
     for i in range(n):
         total = await add(total, i)
     return total
+
+
+@workflow
+async def countdown(n: int) -> str:
+    if n > 0:
+        continue_as_new(n - 1)
+    return "liftoff"
 
 
 async def recorded(runs: int, steps: int) -> dict[str, tuple[HistoryEvent, ...]]:
@@ -155,3 +163,26 @@ async def test_with_cassandra_unreachable_the_history_topic_alone_gives_the_same
             assert await client.get_events(run_id) == list(history)
             read = client.history.last_read
             assert read is not None and read.source == "kafka"
+
+
+async def test_result_of_a_chain_finished_before_the_client_started_scans_twice_not_once_per_link(
+        fresh: Settings) -> None:
+    links = 30
+    orchestrator, materializer = Orchestrator(fresh, Registry([countdown])), HistoryMaterializer(fresh)
+    await orchestrator.start()
+    await materializer.start()
+    try:
+        async with Client(settings=fresh) as starter:
+            first = await starter.start("countdown", links)
+            assert await starter.result(first, timeout=60) == "liftoff"
+        await materialized_to_the_end(fresh)
+    finally:
+        await materializer.stop()
+        await orchestrator.stop()
+    # Fresh clients: their completions tail starts after the whole chain finished.
+    async with Client(settings=fresh) as client:
+        assert await client.result(first, timeout=60) == "liftoff"
+        assert client._reader.scans == 2  # the first link, then the last one Cassandra's links lead to
+    async with Client(settings=fresh, history="kafka") as client:  # no Cassandra: a scan per link
+        assert await client.result(first, timeout=60) == "liftoff"
+        assert client._reader.scans == links + 1
