@@ -4,7 +4,7 @@
                                     [--late-timeout 120] [--tracemalloc]
 
 Starts ``kflow dev up`` if needed and uses a fresh topic prefix. Unlike ``bench.durable`` the orchestrator,
-the delay processor and a step worker run in this process, so the orchestrator's per-partition state can be
+the timer processor and a step worker run in this process, so the orchestrator's per-partition state can be
 read and this process's memory sampled. One run of ``loop`` (a step per iteration; ``--bare``: no step) calls
 ``continue_as_new(i + 1)`` until ``i == --iterations``. Printed at every checkpoint: iterations done, their
 rate over the window, RSS (and traced memory with ``--tracemalloc``, which about halves the rate), running
@@ -31,10 +31,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from engine import Registry, continue_as_new, step, workflow
 from streams import DevStack, Settings, Topics, create_topics
-from streams._client import Client
-from streams._delay import DelayProcessor
-from streams._processor import Orchestrator
-from streams._worker import StepWorker
+from streams.client import Client
+from streams.processors import TimerProcessor
+from streams.processors import Orchestrator
+from streams.processors import StepWorker
 
 
 @step
@@ -138,7 +138,7 @@ async def main() -> None:
     registry = Registry.from_module(__name__)
     orchestrator = Orchestrator(settings, registry)
     state_dir = tempfile.TemporaryDirectory(prefix="bench-can-")
-    services = (orchestrator, DelayProcessor(settings, state_dir=Path(state_dir.name)), StepWorker(settings, registry))
+    services = (orchestrator, TimerProcessor(settings, state_dir=Path(state_dir.name)), StepWorker(settings, registry))
     workflow_fn = bare_loop if args.bare else loop
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, prefix "
           f"{settings.topic_prefix}, 2 partitions, orchestrator + delay + worker + client in one process; "

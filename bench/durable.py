@@ -26,7 +26,7 @@ from pathlib import Path
 
 from engine import Registry
 from streams import DevStack, Settings, Topics, create_topics
-from streams._client import Client
+from streams.client import Client
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ async def throughput(client: Client, runs: int) -> str:
 
 async def materialization_lag(settings: Settings, load: "asyncio.Future[str]") -> str:
     """Sample the materializer's lag (events in .history not yet committed to Cassandra) while ``load`` runs."""
-    from streams._materializer import committed_lag
+    from streams import committed_lag
 
     topic, group = Topics(settings.topic_prefix).history, f"{settings.topic_prefix}.materializer"
 

@@ -21,12 +21,13 @@ import time
 import uuid
 from typing import cast
 
-from engine import HISTORY_EVENT_TYPES, HistoryEvent, Registry
+from engine import Registry
+from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from streams import DevStack, Settings, Topics, create_topics
-from streams._client import Client
-from streams._orchestrator import PartitionLogic
-from streams._processor import Orchestrator
-from streams._worker import StepWorker
+from streams.client import Client
+from streams.processors import PartitionLogic
+from streams.processors import Orchestrator
+from streams.processors import StepWorker
 
 
 async def adopt(settings: Settings, registry: Registry) -> tuple[float, Orchestrator]:

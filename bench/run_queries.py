@@ -24,11 +24,11 @@ import uuid
 
 from engine import Registry
 from streams import DevStack, Settings, Topics, create_topics
-from streams._client import Client
-from streams._materializer import HistoryMaterializer
-from streams._processor import Orchestrator
-from streams._run_history import HistorySource
-from streams._worker import StepWorker
+from streams.client import Client
+from streams.processors import HistoryMaterializer
+from streams.processors import Orchestrator
+from streams.client import HistorySource
+from streams.processors import StepWorker
 
 
 async def timed_reads(settings: Settings, source: HistorySource, run_ids: list[str]) -> tuple[list[float], int]:

@@ -2,7 +2,7 @@
 
     python -m bench.schedules [--fires 30] [--schedules 5]
 
-Starts ``kflow dev up`` if needed and runs an orchestrator, delay processor and worker in this process on a
+Starts ``kflow dev up`` if needed and runs an orchestrator, timer processor and worker in this process on a
 fresh topic prefix; creates N schedules firing every second (no jitter, overlap allow_all), waits for the
 fires, then reads each run's ``WorkflowStarted`` timestamp from the history: lateness = started - nominal
 (the nominal time is the whole second before it: a 1 s interval fires on the second). Prints p50/p99/max.
@@ -23,12 +23,13 @@ import time
 import uuid
 from pathlib import Path
 
-from engine import Registry, ScheduleSpec, WorkflowStarted
+from engine import Registry, ScheduleSpec
+from engine.runtime import WorkflowStarted
 from streams import DevStack, Settings, Topics, create_topics
-from streams._client import Client
-from streams._delay import DelayProcessor
-from streams._processor import Orchestrator
-from streams._worker import StepWorker
+from streams.client import Client
+from streams.processors import TimerProcessor
+from streams.processors import Orchestrator
+from streams.processors import StepWorker
 
 
 def pct(values: list[int], q: float) -> int:
@@ -51,8 +52,8 @@ async def main() -> None:
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"prefix {settings.topic_prefix}, 2 partitions, {args.schedules} schedules x {args.fires} fires, every 1 s")
     with tempfile.TemporaryDirectory() as state:
-        services: list[Orchestrator | DelayProcessor | StepWorker] = [
-            Orchestrator(settings, registry), DelayProcessor(settings, state_dir=Path(state)),
+        services: list[Orchestrator | TimerProcessor | StepWorker] = [
+            Orchestrator(settings, registry), TimerProcessor(settings, state_dir=Path(state)),
             StepWorker(settings, registry, concurrency=8)]
         for service in services:
             await service.start()
@@ -60,17 +61,17 @@ async def main() -> None:
             async with Client(settings=settings, registry=registry) as client:
                 ids = [f"tick-{i}" for i in range(args.schedules)]
                 for i, schedule_id in enumerate(ids):
-                    await client.create_schedule(schedule_id, "one_step", ScheduleSpec(interval="1s"), i,
+                    await client.schedules.create(schedule_id, "one_step", ScheduleSpec(interval="1s"), i,
                                                  overlap="allow_all", timeout=60)
                 deadline = time.monotonic() + args.fires + 60
                 states = []
                 while time.monotonic() < deadline:
-                    states = [await client.get_schedule(s) for s in ids]
+                    states = [await client.schedules.get(s) for s in ids]
                     if all(s is not None and s.fires >= args.fires for s in states):
                         break
                     await asyncio.sleep(0.5)
                 for schedule_id in ids:
-                    await client.delete_schedule(schedule_id, timeout=60)
+                    await client.schedules.delete(schedule_id, timeout=60)
                 run_ids = [r for s in states if s is not None for r in s.recent_runs]
                 lateness = []
                 for run_id in run_ids:

@@ -3,7 +3,7 @@
     python -m bench.timers [--timers 10000] [--short 1000]
 
 Starts ``kflow dev up`` if needed and creates a fresh topic prefix (2 partitions). Host A (an in-process
-delay processor on state dir A) ingests N timers due in an hour, plus S short timers that fire and S
+timer processor on state dir A) ingests N timers due in an hour, plus S short timers that fire and S
 timers that are cancelled; the changelog's records are counted per kind. Then host B (a new processor on an
 EMPTY state dir) adopts every partition and rebuilds its indexes from the changelog (timed), and host A
 adopts them again with its own, still current, index (no rebuild: the peer). Figures only; nothing is
@@ -26,11 +26,11 @@ from pathlib import Path
 
 from aiokafka import TopicPartition
 
-from engine import CancelTimer, StartTimer
+from engine.runtime import CancelTimer, StartTimer
 from schemas import RecordCodec
 from streams import DevStack, Settings, Topics, create_topics
-from streams._delay import DelayProcessor
-from streams._kafka import consumer, producer
+from streams.processors import TimerProcessor
+from streams.kafka import consumer, producer
 
 RECORDS = RecordCodec()
 
@@ -47,8 +47,8 @@ async def _until(check: Callable[[], bool], timeout: float = 600) -> None:
         await asyncio.sleep(0.01)
 
 
-async def _adopt(settings: Settings, state_dir: Path) -> tuple[DelayProcessor, float]:
-    processor = DelayProcessor(settings, state_dir=state_dir)
+async def _adopt(settings: Settings, state_dir: Path) -> tuple[TimerProcessor, float]:
+    processor = TimerProcessor(settings, state_dir=state_dir)
     started = time.perf_counter()
     await processor.start()
     await _until(lambda: len(processor.assigned) == settings.partitions)

@@ -8,6 +8,8 @@ recorded history instead and nothing is emitted.
 
 from __future__ import annotations
 
+from ._status import RunStatus
+
 import asyncio
 import enum
 import uuid
@@ -134,7 +136,7 @@ class RunCore:
         self.continue_args: CallArgs | None = None
         self.deadline_timer: str | None = None
         self.timed_out = False
-        self.status = "running"
+        self.status: str = RunStatus.RUNNING
         self.events: list[HistoryEvent] = []
         self.commands: list[Command] = []
         self.divergence: NonDeterminismError | None = None

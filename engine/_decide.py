@@ -6,6 +6,8 @@ resulting state is exactly what replaying those events would give.
 
 from __future__ import annotations
 
+from ._status import RunStatus
+
 from ._apply import apply_event
 from ._core import BUFFERED_POSITION, Pending, RunCore, validate_payload
 from ._records import (CancelRequested, CancelWorkflow, ChildWorkflowCompleted, ChildWorkflowFailed,
@@ -141,17 +143,17 @@ def _on_child_finished(core: RunCore, finished: RunFinished) -> str | None:
             return f"the command at position {position} is already resolved (duplicate child completion)"
         return f"no child workflow was started at position {position}"
     child = entry.child_run_id or finished.run_id
-    if finished.status == "continued_as_new":
+    if finished.status == RunStatus.CONTINUED_AS_NEW:
         return (f"child run {finished.run_id} at position {position} continued as new as run "
                 f"{finished.next_run_id}: waiting for the end of the chain")
-    if finished.status == "completed":
+    if finished.status == RunStatus.COMPLETED:
         _record(core, ChildWorkflowCompleted(**core.meta(), position=position, child_run_id=child,
                                              result=finished.result))
         return None
-    if finished.status == "cancelled":
+    if finished.status == RunStatus.CANCELLED:
         error = ErrorInfo(type="engine.CancellationError",
                           message=f"child run {finished.run_id} was cancelled", retryable=False)
-    elif finished.status == "failed":
+    elif finished.status == RunStatus.FAILED:
         error = finished.error or ErrorInfo(type="engine.KflowError", message=f"child run "
                                             f"{finished.run_id} failed without error details",
                                             retryable=False)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ._core import RunCore
 from ._errors import CancellationError, ContinueAsNewSignal, Unwind, WorkflowTimeoutError
 from ._failures import error_info
+from ._status import RunStatus
 from ._records import (CallArgs, ErrorInfo, RunFinished, StartWorkflow, TerminalEvent,
                        WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed)
 
@@ -16,9 +17,9 @@ _SUCCESSOR_NAMESPACE = uuid.UUID("6f1c3a52-6b1e-4c53-9d3e-0c6b2f8a7e41")
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How a run ended (status is ``completed|failed|cancelled|continued_as_new``)."""
+    """How a run ended (any ``RunStatus`` but ``running``)."""
 
-    status: str
+    status: RunStatus
     result: object = None
     error: ErrorInfo | None = None
     reason: str | None = None
@@ -41,26 +42,26 @@ def outcome_of(core: RunCore) -> Outcome | None:
         return failed(WorkflowTimeoutError(
             f"workflow {core.workflow.name!r} run {core.run_id} exceeded its max_duration ({limit} ms)"))
     if core.continue_args is not None:
-        return Outcome("continued_as_new", next_run_id=successor_run_id(core.run_id),
+        return Outcome(RunStatus.CONTINUED_AS_NEW, next_run_id=successor_run_id(core.run_id),
                        next_args=core.continue_args)
     main = core.main
     if main is None or not main.done():
         return None
     if main.cancelled():
-        return Outcome("cancelled", reason=core.cancel_reason)
+        return Outcome(RunStatus.CANCELLED, reason=core.cancel_reason)
     exc = main.exception()
     if exc is None:
-        return Outcome("completed", result=main.result())
+        return Outcome(RunStatus.COMPLETED, result=main.result())
     if isinstance(exc, (Unwind, ContinueAsNewSignal)):
         return None
     if isinstance(exc, CancellationError):
-        return Outcome("cancelled", reason=core.cancel_reason if core.cancel_requested else str(exc))
+        return Outcome(RunStatus.CANCELLED, reason=core.cancel_reason if core.cancel_requested else str(exc))
     return failed(exc)
 
 
 def failed(exc: BaseException) -> Outcome:
     """A failed outcome for ``exc``."""
-    return Outcome("failed", error=error_info(exc))
+    return Outcome(RunStatus.FAILED, error=error_info(exc))
 
 
 def emit_ending(core: RunCore, outcome: Outcome) -> None:
@@ -89,11 +90,11 @@ def armed_timers(core: RunCore) -> list[str]:
 def terminal_event(core: RunCore, outcome: Outcome) -> TerminalEvent:
     """The history event that ends the run."""
     meta = core.meta()
-    if outcome.status == "completed":
+    if outcome.status == RunStatus.COMPLETED:
         return WorkflowCompleted(**meta, result=outcome.result)
-    if outcome.status == "cancelled":
+    if outcome.status == RunStatus.CANCELLED:
         return WorkflowCancelled(**meta, reason=outcome.reason)
-    if outcome.status == "continued_as_new":
+    if outcome.status == RunStatus.CONTINUED_AS_NEW:
         assert outcome.next_run_id is not None and outcome.next_args is not None
         return WorkflowContinuedAsNew(**meta, next_run_id=outcome.next_run_id, args=outcome.next_args)
     assert outcome.error is not None
@@ -113,9 +114,9 @@ def run_finished(core: RunCore, outcome: Outcome) -> RunFinished:
 def outcome_of_event(event: TerminalEvent) -> Outcome:
     """The outcome a recorded terminal event stands for."""
     if isinstance(event, WorkflowCompleted):
-        return Outcome("completed", result=event.result)
+        return Outcome(RunStatus.COMPLETED, result=event.result)
     if isinstance(event, WorkflowCancelled):
-        return Outcome("cancelled", reason=event.reason)
+        return Outcome(RunStatus.CANCELLED, reason=event.reason)
     if isinstance(event, WorkflowContinuedAsNew):
-        return Outcome("continued_as_new", next_run_id=event.next_run_id, next_args=event.args)
-    return Outcome("failed", error=event.error)
+        return Outcome(RunStatus.CONTINUED_AS_NEW, next_run_id=event.next_run_id, next_args=event.args)
+    return Outcome(RunStatus.FAILED, error=event.error)

@@ -92,7 +92,7 @@ class StepResult:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TimerFired:
-    """A timer came due (sent by the delay processor)."""
+    """A timer came due (sent by the timer processor)."""
 
     run_id: str
     timer_id: str

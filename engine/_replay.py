@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._status import RunStatus
+
 from collections.abc import Sequence
 from typing import get_args
 
@@ -44,7 +46,7 @@ def replay_core(registry: Registry, history: Sequence[HistoryEvent],
         raise
     core.seq = len(history)
     core.recorded = {}
-    if core.status == "running":
+    if core.status == RunStatus.RUNNING:
         core.mode = Mode.LIVE
     return core
 

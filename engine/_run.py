@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._status import RunStatus
+
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -146,7 +148,7 @@ class Run:
         core = self._core
         if self._closed:
             raise RunClosedError(f"run {core.run_id} was closed")
-        if core.status != "running":
+        if core.status != RunStatus.RUNNING:
             return Transition(ignored=f"run {core.run_id} already finished ({core.status})")
         # A child's RunFinished carries the child's run_id and is delivered to its parent.
         is_child_completion = isinstance(received, RunFinished) and received.parent_run_id == core.run_id
@@ -189,7 +191,7 @@ class Run:
     @property
     def finished(self) -> bool:
         """True once the run has ended (every further input is ignored)."""
-        return self._core.status != "running"
+        return self._core.status != RunStatus.RUNNING
 
     @property
     def history_length(self) -> int:

@@ -19,6 +19,8 @@ Invariants:
 
 from __future__ import annotations
 
+from ._status import RunStatus
+
 import dataclasses
 import json
 import uuid
@@ -256,7 +258,7 @@ def _finished(state: ScheduleState | None, finished: RunFinished, now: int) -> S
     if state is None or finished.run_id not in state.running:
         return ScheduleDecision(state, changed=False, ignored=f"run {finished.run_id} is not running for it")
     running = tuple(r for r in state.running if r != finished.run_id)
-    if finished.status == "continued_as_new" and finished.next_run_id:
+    if finished.status == RunStatus.CONTINUED_AS_NEW and finished.next_run_id:
         running = (*running, finished.next_run_id)  # the chain is still the schedule's run
     state = dataclasses.replace(state, running=running, updated_at=now)
     commands: list[Command] = []

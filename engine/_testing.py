@@ -1,6 +1,8 @@
-"""InMemoryDriver: orchestrator + step worker + delay processor in one process, for tests."""
+"""InMemoryDriver: orchestrator + step worker + timer processor in one process, for tests."""
 
 from __future__ import annotations
+
+from ._status import RunStatus
 
 import dataclasses
 import uuid
@@ -105,7 +107,7 @@ class InMemoryDriver:
         """``running`` or the final status of the run."""
         self._history(run_id)
         finished = self._finished.get(run_id)
-        return "running" if finished is None else finished.status
+        return RunStatus.RUNNING if finished is None else finished.status
 
     def result(self, run_id: str) -> object:
         """The run's result, following continue-as-new to the last run of the chain.
@@ -119,7 +121,7 @@ class InMemoryDriver:
             finished = self._finished.get(finished.next_run_id)
         if finished is None:
             raise KflowError(f"run {run_id} has not finished")
-        if finished.status == "cancelled":
+        if finished.status == RunStatus.CANCELLED:
             raise CancellationError(f"run {finished.run_id} was cancelled")
         if finished.error is not None:
             raise rebuild_exception(finished.error)

@@ -8,8 +8,8 @@ import os
 import sys
 
 from streams import DevStack, Settings
-from streams._demo import Scenario, run_example
-from streams.cli._app import load_registry
+from streams.dev import Scenario, run_example
+from streams.cli import load_registry
 
 
 def main(app: str, scenario: Scenario) -> None:

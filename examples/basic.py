@@ -14,7 +14,7 @@ import time
 
 from engine import RetryableError, sleep, step, workflow
 from streams import Client
-from streams._demo import Say, history_lines
+from streams.dev import Say, history_lines
 
 _reservations_tried: dict[str, int] = {}
 

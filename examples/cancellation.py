@@ -7,7 +7,7 @@ import asyncio
 
 from engine import CancellationError, shield, sleep, step, workflow
 from streams import Client
-from streams._demo import Say, history_lines
+from streams.dev import Say, history_lines
 
 
 @step

@@ -7,7 +7,7 @@ import asyncio
 
 from engine import ChildWorkflowFailedError, FatalError, start_child_workflow, step, workflow
 from streams import Client
-from streams._demo import Say
+from streams.dev import Say
 
 
 @step

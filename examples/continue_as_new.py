@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from engine import continue_as_new, step, workflow
 from streams import Client
-from streams._demo import Say
+from streams.dev import Say
 
 
 @step

@@ -10,7 +10,7 @@ import asyncio
 
 from engine import step, workflow
 from streams import Client
-from streams._demo import Say
+from streams.dev import Say
 
 
 @step

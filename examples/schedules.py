@@ -6,7 +6,7 @@ idempotent start of a run whose id is derived from (schedule id, nominal time). 
 heartbeat``, ``pause``, ``resume``, ``trigger``, ``backfill --start ISO --end ISO``, ``delete``.
 
 ``morning_report`` declares its schedule in code (``@scheduled_workflow``); activation makes it exist, at every
-deploy: ``client.activate_schedules("examples.schedules")`` or ``kflow schedules activate -A examples.schedules``.
+deploy: ``client.schedules.activate("examples.schedules")`` or ``kflow schedules activate -A examples.schedules``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import uuid
 
 from engine import ScheduleSpec, fire_run_id, scheduled_workflow, step, workflow
 from streams import Client
-from streams._demo import Say
+from streams.dev import Say
 
 
 @step
@@ -36,7 +36,7 @@ async def morning_report(region: str) -> str:
 
 
 async def _fires(client: Client, schedule_id: str, count: int) -> int:
-    while (state := await client.get_schedule(schedule_id)) is None or state.fires < count:
+    while (state := await client.schedules.get(schedule_id)) is None or state.fires < count:
         await asyncio.sleep(0.1)
     return state.fires
 
@@ -45,7 +45,7 @@ async def scenario(client: Client, say: Say) -> None:
     """Fire every second, pause, resume, trigger, backfill the last three minutes, delete; then activate the
     schedule declared in code (twice), trigger it, delete it."""
     schedule_id = f"heartbeat-{uuid.uuid4().hex[:6]}"
-    state = await client.create_schedule(schedule_id, report, ScheduleSpec(interval="1s"), "eu")
+    state = await client.schedules.create(schedule_id, report, ScheduleSpec(interval="1s"), "eu")
     assert state.next_fire_at is not None
     first = state.next_fire_at
     say(f"created {schedule_id}: every second, first fire at {first} (epoch ms)")
@@ -54,37 +54,37 @@ async def scenario(client: Client, say: Say) -> None:
     results = [await client.result(run_id, timeout=30) for run_id in ids]
     say(f"fired 3 times, run ids derived from the nominal times: {results}")
 
-    paused = await client.pause_schedule(schedule_id, note="maintenance")
+    paused = await client.schedules.pause(schedule_id, note="maintenance")
     await asyncio.sleep(2)
-    state = await client.get_schedule(schedule_id)
+    state = await client.schedules.get(schedule_id)
     assert state is not None
     say(f"paused: {state.fires - paused.fires} fires in 2 s")
-    resumed = await client.resume_schedule(schedule_id)
+    resumed = await client.schedules.resume(schedule_id)
     say(f"resumed: next fire {resumed.next_fire_at} (re-armed from now, nothing made up)")
 
-    triggered = await client.trigger_schedule(schedule_id)
+    triggered = await client.schedules.trigger(schedule_id)
     say(f"triggered run {triggered}: {await client.result(triggered, timeout=30)}")
 
-    await client.update_schedule(schedule_id, overlap="allow_all")  # backfill fires start at once, together
+    await client.schedules.update(schedule_id, overlap="allow_all")  # backfill fires start at once, together
     minute = int(time.time()) // 60 * 60_000
-    backfilled = await client.backfill_schedule(schedule_id, minute - 180_000, minute - 177_000)
+    backfilled = await client.schedules.backfill(schedule_id, minute - 180_000, minute - 177_000)
     results = [await client.result(run_id, timeout=30) for run_id in backfilled]
     say(f"backfilled {len(backfilled)} fires of 3 minutes ago: {results}")
 
-    await client.delete_schedule(schedule_id)
-    say(f"deleted: get_schedule -> {await client.get_schedule(schedule_id)}")
+    await client.schedules.delete(schedule_id)
+    say(f"deleted: get_schedule -> {await client.schedules.get(schedule_id)}")
 
-    ids = await client.activate_schedules("examples.schedules")
-    created = await client.get_schedule("morning_report")
-    again = await client.activate_schedules("examples.schedules")  # as at the next deploy: no command sent
-    same = await client.get_schedule("morning_report")
+    ids = await client.schedules.activate("examples.schedules")
+    created = await client.schedules.get("morning_report")
+    again = await client.schedules.activate("examples.schedules")  # as at the next deploy: no command sent
+    same = await client.schedules.get("morning_report")
     assert created is not None and same is not None
     unchanged = (same.generation, same.requests) == (created.generation, created.requests)
     say(f"@scheduled_workflow: activated {ids}, again {again} (unchanged: {unchanged}); weekdays 06:00 "
         f"Europe/Paris, next fire at {created.next_fire_at} (epoch ms)")
-    run_id = await client.trigger_schedule("morning_report")
+    run_id = await client.schedules.trigger("morning_report")
     say(f"triggered the declared schedule: {await client.result(run_id, timeout=30)}")
-    await client.delete_schedule("morning_report")
+    await client.schedules.delete("morning_report")
 
 
 if __name__ == "__main__":

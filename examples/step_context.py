@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine import StepContext, get_step_context, set_step_context, step, workflow
 from streams import Client
-from streams._demo import Say
+from streams.dev import Say
 
 
 class Tenant(StepContext):

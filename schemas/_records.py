@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final, cast
 
 import engine
-from engine import CallArgs, ErrorInfo
+
+from engine import runtime
+from engine.runtime import CallArgs, ErrorInfo
 
 from ._codec import Codec
 from ._errors import SchemaError
@@ -22,9 +24,9 @@ from ._payload import decode_payload, encode_payload
 __all__ = ["RecordCodec"]
 
 _RECORD_TYPES: Final[tuple[type, ...]] = (
-    engine.StartWorkflow, engine.CancelWorkflow, engine.ResumeHook, engine.StepResult, engine.TimerFired,
-    engine.RunFinished, engine.ForgetRun, engine.ScheduleCommand, engine.ScheduleState, engine.ExecuteStep,
-    engine.StartTimer, engine.CancelTimer, *engine.HISTORY_EVENT_TYPES,
+    runtime.StartWorkflow, runtime.CancelWorkflow, runtime.ResumeHook, runtime.StepResult, runtime.TimerFired,
+    runtime.RunFinished, runtime.ForgetRun, runtime.ScheduleCommand, runtime.ScheduleState, runtime.ExecuteStep,
+    runtime.StartTimer, runtime.CancelTimer, *runtime.HISTORY_EVENT_TYPES,
 )
 
 _Encode = Callable[[object], object]

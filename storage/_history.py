@@ -14,6 +14,8 @@ the rows are a function of the *set* of events written, not of their order.
 
 from __future__ import annotations
 
+from engine import RunStatus
+
 import asyncio
 import json
 import logging
@@ -29,18 +31,17 @@ from cassandra.connection import ConnectionException
 from cassandra.protocol import ErrorMessage
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
-from engine import (CallArgs, HistoryEvent, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew,
-                    WorkflowFailed, WorkflowStarted)
+from engine.runtime import CallArgs, HistoryEvent, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted
 from schemas import RecordCodec
 from storage._errors import StorageError
 from storage._session import CassandraConnection
 
 log = logging.getLogger(__name__)
 
-RUNNING: Final = "running"
+RUNNING: Final = RunStatus.RUNNING
 """Status of a run from ``WorkflowStarted`` until its terminal event."""
 
-STATUSES: Final = (RUNNING, "completed", "failed", "cancelled", "continued_as_new")
+STATUSES: Final = tuple(RunStatus)
 """Every status a run can have (the terminal ones match ``RunFinished.status``)."""
 
 DRIVER_ERRORS: Final = (DriverException, NoHostAvailable, ConnectionException, ErrorMessage, OSError)
@@ -357,11 +358,11 @@ class _Flight:
 def _outcome(event: HistoryEvent) -> tuple[str, str | None, str | None, str | None, str | None]:
     """``(status, result JSON, error_type, error_message, next_run_id)`` of a terminal event."""
     if isinstance(event, WorkflowCompleted):
-        return "completed", json_text(event.result), None, None, None
+        return RunStatus.COMPLETED, json_text(event.result), None, None, None
     if isinstance(event, WorkflowFailed):
-        return "failed", None, event.error.type, event.error.message, None
+        return RunStatus.FAILED, None, event.error.type, event.error.message, None
     if isinstance(event, WorkflowCancelled):
-        return "cancelled", None, None, event.reason, None  # the cancel reason, when one was given
+        return RunStatus.CANCELLED, None, None, event.reason, None  # the cancel reason, when one was given
     if isinstance(event, WorkflowContinuedAsNew):
-        return "continued_as_new", None, None, None, event.next_run_id
+        return RunStatus.CONTINUED_AS_NEW, None, None, None, event.next_run_id
     raise TypeError(f"{type(event).__name__} is not a terminal event")

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from cassandra.query import BoundStatement, PreparedStatement
 
-from engine import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
+from engine.runtime import Clock, HISTORY_EVENT_TYPES, HistoryEvent, SystemClock
 from schemas import RecordCodec, SchemaError
 from storage._errors import StorageError
 from storage._history import DRIVER_ERRORS, RUNNING, STATUSES, day_bucket, to_ms

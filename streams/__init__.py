@@ -1,17 +1,22 @@
-"""kflow's composition root: Kafka topics, processors, workers, client and the command line."""
+"""kflow's composition root: Kafka topics, processors, workers, client, ops, local servers and the command line.
 
-from streams._client import Client, HookDeliveryError, RunInfo
-from streams._config import Settings
-from streams._delay import DelayProcessor, DelayStats
-from streams._devstack import DevStack, ServerStatus
-from streams._jvm import DevStackError
-from streams._materializer import HistoryMaterializer, MaterializerStats
-from streams._processor import Orchestrator, OrchestratorStats
-from streams._topics import TOPIC_SPECS, TopicSpec, Topics, create_topics
-from streams._worker import StepWorker, WorkerStats
+Rooms: ``streams.processors`` (orchestrator, timers, worker, materializer), ``streams.client``, ``streams.ops``,
+``streams.dev`` (local servers), ``streams.cli``; shared: settings, topics and Kafka clients.
+"""
+
+from streams.kafka import PartitionLag, committed_lag, partition_for
+from streams._settings import Settings
+from streams._topics import (TOPIC_SPECS, InternalTopicError, TopicSpec, Topics, create_topics, partition_counts,
+                             topic_config)
+from streams.client import Client, HookDeliveryError, RunInfo, Schedules
+from streams.dev import DevStack, DevStackError, ServerStatus
+from streams.processors import (HistoryMaterializer, MaterializerStats, Orchestrator, OrchestratorStats, StepWorker,
+                                TimerProcessor, TimerStats, WorkerStats)
 
 __all__ = [
-    "Client", "DelayProcessor", "DelayStats", "DevStack", "DevStackError", "HistoryMaterializer",
-    "HookDeliveryError", "MaterializerStats", "Orchestrator", "OrchestratorStats", "RunInfo", "ServerStatus",
-    "Settings", "StepWorker", "TOPIC_SPECS", "TopicSpec", "Topics", "WorkerStats", "create_topics",
+    "Client", "HistoryMaterializer", "HookDeliveryError", "MaterializerStats", "Orchestrator",
+    "OrchestratorStats", "RunInfo", "Schedules", "ServerStatus", "DevStack", "DevStackError", "Settings",
+    "StepWorker", "TOPIC_SPECS", "TimerProcessor", "TimerStats", "TopicSpec", "Topics", "WorkerStats",
+    "create_topics", "partition_for", "committed_lag", "PartitionLag", "InternalTopicError", "topic_config",
+    "partition_counts",
 ]

@@ -48,9 +48,9 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     # The orchestrator's restore state: finished-run markers, schedules, per-partition checkpoints.
     TopicSpec("state", "RunMarker, StateCheckpoint, ScheduleState (latest per key)",
               {"cleanup.policy": "compact", "retention.ms": "-1"}),
-    # The delay processor's changelog, the recovery source of its SQLite due-time indexes. The one topic
+    # The timer processor's changelog, the recovery source of its SQLite due-time indexes. The one topic
     # not keyed by run id: keyed per timer (``{run_id}\x00{timer_id}``), written to the partition number of
-    # the ``.timers`` partition the timer arrived on (streams._timer_changelog).
+    # the ``.timers`` partition the timer arrived on (streams.processors._timer_changelog).
     TopicSpec("timer-index", "StartTimer of each armed timer, tombstone once fired or cancelled",
               {"cleanup.policy": "compact", "retention.ms": "-1"}),
 )
@@ -146,14 +146,14 @@ async def ensure_internal_topic(bootstrap: str, topics: Topics, suffix: str, *, 
         existing = set(await admin.list_topics())
         if companion not in existing:
             raise InternalTopicError(f"{companion} does not exist: run `kflow topics create`")
-        counts = await _partition_counts(admin, [companion] + ([topic] if topic in existing else []))
+        counts = await partition_counts(admin, [companion] + ([topic] if topic in existing else []))
         if topic not in existing:
             await _create(admin, topic, suffix, counts[companion])
             return
         if counts[topic] != counts[companion]:
             raise InternalTopicError(f"{topic} has {counts[topic]} partitions and {companion} {counts[companion]}: "
                                      f"they must match (partition N of one belongs to partition N of the other)")
-        config = await _topic_config(admin, topic)
+        config = await topic_config(admin, topic)
     finally:
         await admin.close()
     policy = set(config.get("cleanup.policy", "delete").split(","))
@@ -173,7 +173,7 @@ async def _create(admin: AIOKafkaAdminClient, topic: str, suffix: str, partition
     log.warning("created %s (%d partitions): the topics were created before it existed", topic, partitions)
 
 
-async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+async def partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
     """Partition count of each of ``names`` (existing ones), waiting out the metadata of a topic just created."""
     deadline = asyncio.get_running_loop().time() + _METADATA_WAIT_SECONDS
     while True:
@@ -187,7 +187,7 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dic
         await asyncio.sleep(0.1)
 
 
-async def _topic_config(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
+async def topic_config(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
     responses: list[Any] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     entries = [entry for response in responses for resource in response.resources for entry in resource[4]]
     return {str(entry[0]): str(entry[1]) for entry in entries}

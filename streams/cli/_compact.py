@@ -9,10 +9,10 @@ import json
 import logging
 import sys
 
-from engine import SystemClock
-from streams._compact import CompactedRun, CompactReport, compact, parse_older_than
-from streams._config import Settings
-from streams._ops import format_time
+from engine.runtime import SystemClock
+from streams.ops import CompactedRun, CompactReport, compact, parse_older_than
+from streams._settings import Settings
+from streams.ops import format_time
 from streams._topics import Topics
 
 _PROGRESS_EVERY = 1000  # runs between two progress lines on stderr

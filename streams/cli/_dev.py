@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import json
 
-from streams._config import Settings
-from streams._devstack import DevStack
+from streams._settings import Settings
+from streams.dev import DevStack
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +52,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _smoke(args: argparse.Namespace, settings: Settings) -> int:
-    from streams._smoke import smoke_roundtrip  # needs the schemas codec; keep other commands light
+    from streams.dev import smoke_roundtrip  # needs the schemas codec; keep other commands light
 
     for line in asyncio.run(smoke_roundtrip(settings)):
         print(line)
@@ -62,7 +62,7 @@ def _smoke(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     import importlib
 
-    from streams._demo import run_example
+    from streams.dev import run_example
     from streams.cli._app import load_registry
 
     registry = load_registry("examples.basic")  # also makes the current directory importable

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 
-from streams._config import Settings
+from streams._settings import Settings
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,7 +32,7 @@ def _json(text: str) -> object:
 
 def _resume(args: argparse.Namespace, settings: Settings) -> int:
     """Print what became of the payload; a refused one is a ``HookDeliveryError`` (one line, exit 1)."""
-    from streams._client import Client
+    from streams.client import Client
 
     async def send() -> str:
         client = Client(settings=settings)  # connects on first use: a malformed token fails before that

@@ -9,9 +9,9 @@ from typing import NoReturn, Sequence
 from engine import KflowError
 from schemas import SchemaError
 from storage import StorageError
-from streams._config import Settings
-from streams._jvm import DevStackError
-from streams._ops import OpsError
+from streams._settings import Settings
+from streams.dev import DevStackError
+from streams.ops import OpsError
 from streams._topics import InternalTopicError
 from streams.cli import _compact, _dev, _hooks, _replay, _run, _runs, _storage, _topics
 from streams.cli import _schedules

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine import SystemClock
-from streams import _ops
-from streams._config import Settings
+from engine.runtime import SystemClock
+from streams import ops as _ops
+from streams._settings import Settings
 from streams.cli._app import load_registry
 from streams.cli._runs import positive_int
 
@@ -76,7 +76,7 @@ def _replay_workflow(args: argparse.Namespace, settings: Settings) -> int:
 def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from streams._rebuild import RebuildError, rebuild
+    from streams.ops import RebuildError, rebuild
 
     since = None if args.from_ is None else _ops.parse_since(args.from_, SystemClock().now_ms())
 

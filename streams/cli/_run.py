@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from engine import KflowError, Registry
-from streams._config import Settings
+from streams._settings import Settings
 from streams.cli._app import load_registry
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``processor``, ``worker`` and ``run`` to the ``kflow`` parser."""
     processor = groups.add_parser("processor",
-                                  help="run the orchestrator, the delay processor and the history materializer")
+                                  help="run the orchestrator, the timer processor and the history materializer")
     processor.add_argument("-A", "--app", required=True, metavar="MODULE", help="module defining the workflows")
     processor.add_argument("--cache-size", type=int, default=10_000, help="live runs kept per partition")
     processor.add_argument("--no-materializer", action="store_true",
@@ -49,15 +49,15 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _processor(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(args.app)
-    from streams._delay import DelayProcessor
-    from streams._materializer import HistoryMaterializer
-    from streams._processor import Orchestrator
+    from streams.processors import TimerProcessor
+    from streams.processors import HistoryMaterializer
+    from streams.processors import Orchestrator
 
     from schemas import RecordCodec
 
     _logging(args.log_level)
     orchestrator = Orchestrator(settings, registry, cache_size=args.cache_size)
-    delay = DelayProcessor(settings, state_dir=settings.home / "state")
+    delay = TimerProcessor(settings, state_dir=settings.home / "state")
     services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [orchestrator.run_until,
                                                                              delay.run_until]
     if not args.no_materializer:
@@ -80,14 +80,14 @@ def _schedule_activation(settings: Settings,
     (``kflow schedules activate`` is the way to fail a deploy on it).
     """
     async def activate() -> None:
-        from streams._client import Client
+        from streams.client import Client
 
         if not registry.schedules:
             log.warning("--activate-schedules: the -A module declares no schedules (@scheduled_workflow)")
             return
         try:
             async with Client(settings=settings, registry=registry) as client:
-                ids = await client.activate_schedules(registry, timeout=_ACTIVATION_TIMEOUT_S)
+                ids = await client.schedules.activate(registry, timeout=_ACTIVATION_TIMEOUT_S)
             log.info("declared schedules activated: %s", ", ".join(ids))
         except Exception as exc:  # reported: the orchestrator must keep running
             log.error("declared schedules not all activated: %s: %s", type(exc).__name__, exc)
@@ -103,7 +103,7 @@ def _schedule_activation(settings: Settings,
 
 def _materializer(args: argparse.Namespace, settings: Settings) -> int:
     from schemas import RecordCodec
-    from streams._materializer import HistoryMaterializer
+    from streams.processors import HistoryMaterializer
 
     _logging(args.log_level)
     return _serve([HistoryMaterializer(settings, records=RecordCodec(secret=settings.secret)).run_until])
@@ -111,7 +111,7 @@ def _materializer(args: argparse.Namespace, settings: Settings) -> int:
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(args.app)
-    from streams._worker import StepWorker
+    from streams.processors import StepWorker
 
     _logging(args.log_level)
     return _serve([StepWorker(settings, registry, concurrency=args.concurrency).run_until])
@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         raise ValueError(f"expected MODULE:WORKFLOW, got {args.target!r}")
     registry = load_registry(module)
     registry.workflow(name)  # unknown name → one-line error before anything is sent
-    from streams._client import Client
+    from streams.client import Client
 
     values = [_value(raw) for raw in args.args]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from engine import RunStatus
+
 import argparse
 import asyncio
 import json
@@ -11,10 +13,11 @@ from dataclasses import asdict
 
 from aiokafka.errors import KafkaError
 
-from engine import SystemClock
-from streams import _kafka, _ops
-from streams._config import Settings
-from streams._materializer import committed_lag
+from engine.runtime import SystemClock
+from streams import kafka
+from streams import ops as _ops
+from streams._settings import Settings
+from streams.kafka import committed_lag
 from streams._topics import Topics
 
 
@@ -89,10 +92,10 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
 def _cancel(args: argparse.Namespace, settings: Settings) -> int:
     with _ops.run_store(settings) as store:
         row = _ops.require_run(store, args.run_id, settings.keyspace)
-    if row.status != "running":
+    if row.status != RunStatus.RUNNING:
         print(f"run {row.run_id} already finished ({row.status}): nothing to cancel")
         return 0
-    from streams._client import Client
+    from streams.client import Client
 
     async def send() -> None:
         async with Client(settings=settings) as client:

@@ -17,14 +17,14 @@ from zoneinfo import ZoneInfo
 
 from aiokafka.errors import KafkaError
 
-from engine import (DEFAULT_CATCHUP_WINDOW, CalendarSpec, OverlapPolicy, ScheduleError, ScheduleSpec, ScheduleSpecError,
-                    ScheduleState)
-from streams._config import Settings
-from streams._ops import OpsError, format_time, table
+from engine import CalendarSpec, DEFAULT_CATCHUP_WINDOW, OverlapPolicy, ScheduleError, ScheduleSpec, ScheduleSpecError
+from engine.runtime import ScheduleState
+from streams._settings import Settings
+from streams.ops import OpsError, format_time, table
 from streams.cli._app import load_registry
 
 if TYPE_CHECKING:
-    from streams._client import Client
+    from streams.client import Client
 
 _T = TypeVar("_T")
 _RESERVED = ("overlap", "note", "wait", "timeout")  # keyword parameters of Client.create_schedule
@@ -170,7 +170,7 @@ def _overlap(text: str) -> str:
 
 def _call(settings: Settings, action: Callable[[Client], Awaitable[_T]]) -> _T:
     """Run ``action(client)`` with a connected client; Kafka trouble and timeouts become one line."""
-    from streams._client import Client
+    from streams.client import Client
     from streams.cli._main import CliError  # here: _main imports this module
 
     async def go() -> _T:
@@ -190,7 +190,7 @@ def _call(settings: Settings, action: Callable[[Client], Awaitable[_T]]) -> _T:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    states: list[ScheduleState] = _call(settings, lambda client: client.list_schedules(args.workflow))
+    states: list[ScheduleState] = _call(settings, lambda client: client.schedules.list(args.workflow))
     if args.json:
         print(json.dumps([state_json(state) for state in states], indent=2, default=repr))
     else:
@@ -199,7 +199,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
-    state = _require(_call(settings, lambda client: client.get_schedule(args.schedule_id)), args.schedule_id)
+    state = _require(_call(settings, lambda client: client.schedules.get(args.schedule_id)), args.schedule_id)
     print(json.dumps(state_json(state), indent=2, default=repr) if args.json else show_text(state))
     return 0
 
@@ -215,7 +215,7 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
                         timezone=args.timezone or "UTC", start_at=args.start_at, end_at=args.end_at,
                         jitter=args.jitter,
                         catchup_window=DEFAULT_CATCHUP_WINDOW if args.catchup_window is None else args.catchup_window)
-    state = _call(settings, lambda client: client.create_schedule(
+    state = _call(settings, lambda client: client.schedules.create(
         args.schedule_id, args.workflow, spec, *(args.args or ()), overlap=args.overlap, note=args.note,
         timeout=args.timeout, **(args.kwargs or {})))
     print(f"schedule {state.schedule_id} created: {_armed(state)}")
@@ -233,9 +233,9 @@ def _update(args: argparse.Namespace, settings: Settings) -> int:
     async def update(client: Client) -> ScheduleState:
         spec = None
         if any(value is not None for value in spec_flags):
-            current = _require(await client.get_schedule(args.schedule_id), args.schedule_id)
+            current = _require(await client.schedules.get(args.schedule_id), args.schedule_id)
             spec = updated_spec(ScheduleSpec.from_wire(json.loads(current.spec)), args)
-        return await client.update_schedule(
+        return await client.schedules.update(
             args.schedule_id, workflow=args.workflow, spec=spec,
             args=None if args.args is None and args.kwargs is None else tuple(args.args or ()), kwargs=args.kwargs,
             overlap=args.overlap, note=args.note, timeout=args.timeout)
@@ -246,32 +246,32 @@ def _update(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _pause(args: argparse.Namespace, settings: Settings) -> int:
-    state = _call(settings, lambda client: client.pause_schedule(args.schedule_id, args.note, timeout=args.timeout))
+    state = _call(settings, lambda client: client.schedules.pause(args.schedule_id, args.note, timeout=args.timeout))
     print(f"schedule {state.schedule_id} paused (runs already started go on)")
     return 0
 
 
 def _resume(args: argparse.Namespace, settings: Settings) -> int:
-    state = _call(settings, lambda client: client.resume_schedule(args.schedule_id, args.note, timeout=args.timeout))
+    state = _call(settings, lambda client: client.schedules.resume(args.schedule_id, args.note, timeout=args.timeout))
     print(f"schedule {state.schedule_id} resumed: {_armed(state)}")
     return 0
 
 
 def _delete(args: argparse.Namespace, settings: Settings) -> int:
-    _call(settings, lambda client: client.delete_schedule(args.schedule_id, timeout=args.timeout))
+    _call(settings, lambda client: client.schedules.delete(args.schedule_id, timeout=args.timeout))
     print(f"schedule {args.schedule_id} deleted (runs it started that are still running go on)")
     return 0
 
 
 def _trigger(args: argparse.Namespace, settings: Settings) -> int:
-    run_id = _call(settings, lambda client: client.trigger_schedule(args.schedule_id, timeout=args.timeout))
+    run_id = _call(settings, lambda client: client.schedules.trigger(args.schedule_id, timeout=args.timeout))
     print(f"schedule {args.schedule_id} fired: run {run_id} (unless the overlap policy skipped or buffered it: "
           f"see kflow schedules show {args.schedule_id})")
     return 0
 
 
 def _backfill(args: argparse.Namespace, settings: Settings) -> int:
-    run_ids: list[str] = _call(settings, lambda client: client.backfill_schedule(
+    run_ids: list[str] = _call(settings, lambda client: client.schedules.backfill(
         args.schedule_id, args.start, args.end, timeout=args.timeout))
     print(f"schedule {args.schedule_id} backfilled {len(run_ids)} fire(s) in [{format_time(args.start)}, "
           f"{format_time(args.end)}) UTC (the overlap policy applies to each)")
@@ -281,7 +281,6 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _activate(args: argparse.Namespace, settings: Settings) -> int:
-    from streams._schedules import activate
     from streams.cli._main import CliError
 
     declared = list(load_registry(args.app).schedules.values())
@@ -290,7 +289,7 @@ def _activate(args: argparse.Namespace, settings: Settings) -> int:
 
     async def go(client: Client) -> None:
         for each in declared:  # one by one, each reported as it is done: an error stops at that schedule
-            done = await activate(client, each, timeout=args.timeout)
+            done = await client.schedules.activate_declared(each, timeout=args.timeout)
             print(f"schedule {done.schedule_id} {done.outcome}: {_armed(done.state)}", flush=True)
 
     _call(settings, go)

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from storage import CassandraConnection, CassandraTarget, migrate
-from streams._config import Settings
+from streams._settings import Settings
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

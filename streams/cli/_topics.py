@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from streams._config import Settings
+from streams._settings import Settings
 from streams._topics import Topics, create_topics
 
 

@@ -10,10 +10,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 import engine
-from engine import CallArgs, CancelWorkflow, ErrorInfo, ResumeHook, RunFinished, StartWorkflow
+
+from engine import runtime
+from engine.runtime import CallArgs, CancelWorkflow, ErrorInfo, ResumeHook, RunFinished, StartWorkflow
 from schemas import RecordCodec
 from streams import Settings, Topics
-from streams._client import Client, partition_for
+from streams import Client, partition_for
 
 pytestmark = pytest.mark.integration
 
@@ -147,11 +149,11 @@ async def test_result_of_a_run_finished_before_the_client_existed(settings: Sett
 async def test_get_events_and_get_run_read_the_runs_history(settings: Settings) -> None:
     run_id = uuid.uuid4().hex
     events = [
-        engine.WorkflowStarted(run_id=run_id, seq=1, timestamp=1000, workflow_name="checkout-it",
+        runtime.WorkflowStarted(run_id=run_id, seq=1, timestamp=1000, workflow_name="checkout-it",
                                args=CallArgs(("o-1",), {})),
-        engine.StepScheduled(run_id=run_id, seq=2, timestamp=1001, position=0, step_name="charge",
+        runtime.StepScheduled(run_id=run_id, seq=2, timestamp=1001, position=0, step_name="charge",
                              args=CallArgs(("o-1",), {}), attempt=1, max_retries=3),
-        engine.WorkflowCompleted(run_id=run_id, seq=3, timestamp=1009, result="paid"),
+        runtime.WorkflowCompleted(run_id=run_id, seq=3, timestamp=1009, result="paid"),
     ]
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
     await producer.start()

@@ -12,15 +12,17 @@ from collections.abc import Sequence
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from engine import FakeClock, HistoryEvent, InMemoryDriver, Registry, continue_as_new, step, workflow
+from engine import continue_as_new, Registry, step, workflow
+from engine.runtime import HistoryEvent
+from engine.testing import FakeClock, InMemoryDriver
 from schemas import RecordCodec
 from storage import CassandraConnection, CassandraTarget
 from streams import Settings, Topics
-from streams._client import Client
-from streams._completions import partition_for
-from streams._kafka import consumer, producer
-from streams._materializer import HistoryMaterializer
-from streams._processor import Orchestrator
+from streams.client import Client
+from streams import partition_for
+from streams.kafka import consumer, producer
+from streams.processors import HistoryMaterializer
+from streams.processors import Orchestrator
 
 RECORDS = RecordCodec()
 

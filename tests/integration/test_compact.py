@@ -25,15 +25,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from cassandra.query import SimpleStatement
 
-from engine import (CallArgs, ErrorInfo, ForgetRun, HistoryEvent, Registry, StepCompleted, SystemClock,
-                    WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted)
+from engine import Registry
+from engine.runtime import CallArgs, ErrorInfo, ForgetRun, HistoryEvent, StepCompleted, SystemClock, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted
 from schemas import RecordCodec
 from storage import (CassandraConnection, CassandraTarget, FinishedRun, HistorySize, HistoryWriter, RunRow, RunStore,
                      StorageError, migrate)
 from storage._migrations import load_migrations
 from streams import Client, HistoryMaterializer, HookDeliveryError, Orchestrator, Settings, Topics, create_topics
-from streams._client import partition_for
-from streams._compact import CompactedRun, compact, marker_size
+from streams import partition_for
+from streams.ops import CompactedRun, compact, marker_size
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """A 10,000-iteration loop as a chain of continue-as-new runs runs in bounded memory (issue 5), on the real broker.
 
-The orchestrator, the delay processor and a step worker run in this process, so the test can look at the
+The orchestrator, the timer processor and a step worker run in this process, so the test can look at the
 orchestrator's per-partition state while the chain runs and sample this process's memory. Bounded memory is
 asserted by structure (what ``PartitionLogic`` holds, how many ``Run`` objects and workflow coroutines are
 alive) and by the growth of the resident set between iteration ~1,000 and the end, not by wall-clock time.
@@ -23,12 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from engine import HISTORY_EVENT_TYPES, Registry, Run, continue_as_new, step, workflow
+from engine import continue_as_new, Registry, step, workflow
+from engine.runtime import HISTORY_EVENT_TYPES, Run
 from streams import Settings, Topics, create_topics
-from streams._client import Client
-from streams._delay import DelayProcessor
-from streams._processor import Orchestrator
-from streams._worker import StepWorker
+from streams.client import Client
+from streams.processors import TimerProcessor
+from streams.processors import Orchestrator
+from streams.processors import StepWorker
 
 pytestmark = pytest.mark.integration
 
@@ -86,12 +87,12 @@ class Sample:
 
 @pytest.fixture
 async def app(settings: Settings, tmp_path: Path) -> AsyncIterator[App]:
-    """Orchestrator, delay processor and a worker in this process, on a topic prefix of their own."""
+    """Orchestrator, timer processor and a worker in this process, on a topic prefix of their own."""
     own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-can")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module(__name__)
     orchestrator = Orchestrator(own, registry)
-    services = (orchestrator, DelayProcessor(own, state_dir=tmp_path / "delay"), StepWorker(own, registry))
+    services = (orchestrator, TimerProcessor(own, state_dir=tmp_path / "delay"), StepWorker(own, registry))
     for service in services:
         await service.start()
     try:

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import CancellationError, ChildWorkflowStarted, Registry
+from engine import CancellationError, Registry
+from engine.runtime import ChildWorkflowStarted
 from schemas import RecordCodec
 from streams import Settings, Topics, create_topics
-from streams._client import Client
-from streams._kafka import consumer
+from streams.client import Client
+from streams.kafka import consumer
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent

@@ -1,4 +1,4 @@
-"""Durable execution end to end on the real broker: orchestrator + delay processor + worker + client."""
+"""Durable execution end to end on the real broker: orchestrator + timer processor + worker + client."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 import e2e_workflows
 from engine import FatalError, Registry, WorkflowTimeoutError
 from streams import Settings, Topics, create_topics
-from streams._client import Client
-from streams._delay import DelayProcessor
-from streams._processor import Orchestrator
-from streams._worker import StepWorker
+from streams.client import Client
+from streams.processors import TimerProcessor
+from streams.processors import Orchestrator
+from streams.processors import StepWorker
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ async def app(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> A
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("e2e_workflows")
     orchestrator = Orchestrator(own, registry)
-    delay = DelayProcessor(own, state_dir=tmp_path_factory.mktemp("delay"))
+    delay = TimerProcessor(own, state_dir=tmp_path_factory.mktemp("delay"))
     worker = StepWorker(own, registry, concurrency=16)
     for service in (orchestrator, delay, worker):
         await service.start()
@@ -140,7 +140,7 @@ async def test_always_replay_mode_gives_the_same_results(settings: Settings, tmp
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("e2e_workflows")
     orchestrator = Orchestrator(own, registry, cache_size=0)
-    services = [orchestrator, DelayProcessor(own, state_dir=tmp_path), StepWorker(own, registry)]
+    services = [orchestrator, TimerProcessor(own, state_dir=tmp_path), StepWorker(own, registry)]
     for service in services:
         await service.start()
     try:
@@ -160,7 +160,7 @@ async def _dead_letters(settings: Settings, key: bytes) -> list[dict[str, object
     from aiokafka import TopicPartition
 
     from schemas import Codec
-    from streams._kafka import consumer
+    from streams.kafka import consumer
 
     codec = Codec()
     reader = consumer(settings.bootstrap)
@@ -180,7 +180,7 @@ async def _dead_letters(settings: Settings, key: bytes) -> list[dict[str, object
 
 
 async def test_malformed_inbox_record_goes_to_dlq_and_the_partition_keeps_flowing(app: App) -> None:
-    from streams._kafka import producer
+    from streams.kafka import producer
 
     # Same key as the real run: the garbage sits in front of it on the same partition.
     run_id = uuid.uuid4().hex
@@ -198,9 +198,10 @@ async def test_malformed_inbox_record_goes_to_dlq_and_the_partition_keeps_flowin
 
 
 async def test_unknown_workflow_goes_to_dlq_and_fails_the_waiting_client(app: App) -> None:
-    from engine import CallArgs, StartWorkflow, UnknownWorkflowError
+    from engine import UnknownWorkflowError
+    from engine.runtime import CallArgs, StartWorkflow
     from schemas import RecordCodec
-    from streams._kafka import producer
+    from streams.kafka import producer
 
     run_id = uuid.uuid4().hex
     raw = producer(app.settings.bootstrap)

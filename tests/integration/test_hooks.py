@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from engine import CancellationError, HookReceived, Registry
+from engine import CancellationError, Registry
+from engine.runtime import HookReceived
 from streams import Client, HookDeliveryError, Settings, Topics, create_topics
-from streams._processor import Orchestrator
+from streams.processors import Orchestrator
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ class App:
 
 @pytest.fixture(scope="module")
 async def app(settings: Settings) -> AsyncIterator[App]:
-    """An orchestrator for ``hook_workflows`` (hooks only: no worker or delay processor needed)."""
+    """An orchestrator for ``hook_workflows`` (hooks only: no worker or timer processor needed)."""
     own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-hooks")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("hook_workflows")

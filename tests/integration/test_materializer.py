@@ -19,14 +19,15 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from engine import (HISTORY_EVENT_TYPES, FakeClock, HistoryEvent, InMemoryDriver, Registry,
-                    WorkflowContinuedAsNew, WorkflowStarted, continue_as_new, sleep, step, workflow)
+from engine import continue_as_new, Registry, sleep, step, workflow
+from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent, WorkflowContinuedAsNew, WorkflowStarted
+from engine.testing import FakeClock, InMemoryDriver
 from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, CassandraTarget, HistoryWriter, RunStore, migrate
 from storage._migrations import load_migrations
 from streams import DevStack, Settings, Topics
-from streams._kafka import consumer, producer
-from streams._materializer import HistoryMaterializer
+from streams.kafka import consumer, producer
+from streams.processors import HistoryMaterializer
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 import ops_workflows
-from engine import FakeClock, HistoryEvent, InMemoryDriver, Registry, SystemClock
+from engine import Registry
+from engine.runtime import HistoryEvent, SystemClock
+from engine.testing import FakeClock, InMemoryDriver
 from schemas import RecordCodec
 from storage import CassandraConnection, CassandraTarget, HistoryWriter, migrate
 from streams import Settings, Topics, create_topics

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from engine import FakeClock, HistoryEvent, InMemoryDriver, Registry, SystemClock
+from engine import Registry
+from engine.runtime import HistoryEvent, SystemClock
+from engine.testing import FakeClock, InMemoryDriver
 from schemas import RecordCodec
 from storage import CassandraConnection, CassandraTarget, RunStore
 from streams import Settings, Topics, create_topics
-from streams._kafka import producer
+from streams.kafka import producer
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from schemas import Codec, encode_payload
 from storage import CassandraConnection, CassandraTarget
 from streams import Settings, Topics
-from streams._smoke import smoke_roundtrip
+from streams.dev import smoke_roundtrip
 
 pytestmark = pytest.mark.integration
 

@@ -14,14 +14,16 @@ import pytest
 from aiokafka import TopicPartition
 
 import engine
+
+from engine import runtime
 from engine import CancellationError, Registry
 from schemas import Codec, RecordCodec
 from streams import Settings, Topics, create_topics
-from streams._client import Client
-from streams._delay import DelayProcessor
-from streams._kafka import consumer, producer
-from streams._processor import Orchestrator
-from streams._worker import StepWorker
+from streams.client import Client
+from streams.processors import TimerProcessor
+from streams.kafka import consumer, producer
+from streams.processors import Orchestrator
+from streams.processors import StepWorker
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +47,7 @@ async def stack(settings: Settings, tmp_path: Path) -> AsyncIterator[Stack]:
     own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-state{uuid.uuid4().hex[:6]}")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("e2e_workflows")
-    delay = DelayProcessor(own, state_dir=tmp_path / "delay")
+    delay = TimerProcessor(own, state_dir=tmp_path / "delay")
     worker = StepWorker(own, registry, concurrency=8)
     found = Stack(own, registry, Orchestrator(own, registry, checkpoint_interval=0), Client(settings=own,
                                                                                            registry=registry))
@@ -122,7 +124,7 @@ async def test_a_forgotten_run_is_gone_after_a_restart_and_its_late_records_are_
     await sender.start()
     try:
         inbox = Topics(stack.settings.topic_prefix).inbox
-        forget = engine.ForgetRun(run_id=run_id, reason="test", requested_at=1)
+        forget = runtime.ForgetRun(run_id=run_id, reason="test", requested_at=1)
         sent = await sender.send_and_wait(inbox, records.encode(forget), key=run_id.encode())
         # Applied in memory is not enough: the restart below could abort the transaction carrying the tombstone.
         tp, deadline = TopicPartition(inbox, sent.partition), time.monotonic() + 30
@@ -133,7 +135,7 @@ async def test_a_forgotten_run_is_gone_after_a_restart_and_its_late_records_are_
         orchestrator = await stack.restart_orchestrator()
         await _adopted(orchestrator, stack.settings.partitions)
         assert not any(run_id in logic.finished for logic in orchestrator.partitions.values())
-        late = engine.StepResult(run_id=run_id, position=0, attempt=1, ok=True, result=5, worker="late",
+        late = runtime.StepResult(run_id=run_id, position=0, attempt=1, ok=True, result=5, worker="late",
                                  started_at=1, finished_at=2)
         await sender.send_and_wait(inbox, records.encode(late), key=run_id.encode())
     finally:
@@ -167,7 +169,7 @@ async def test_the_id_of_a_forgotten_run_with_an_idempotency_key_is_never_reused
     sender = producer(stack.settings.bootstrap)
     await sender.start()
     try:
-        forget = engine.ForgetRun(run_id=run_id, reason="test", requested_at=1)
+        forget = runtime.ForgetRun(run_id=run_id, reason="test", requested_at=1)
         await sender.send_and_wait(Topics(stack.settings.topic_prefix).inbox, RecordCodec().encode(forget),
                                    key=run_id.encode())
     finally:
@@ -188,7 +190,7 @@ async def test_the_id_of_a_forgotten_run_with_an_idempotency_key_is_never_reused
 async def test_the_orchestrator_creates_a_missing_state_topic_and_refuses_a_deleting_one(settings: Settings) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from streams._topics import InternalTopicError, _topic_config
+    from streams import InternalTopicError, topic_config
 
     tag = uuid.uuid4().hex[:6]
     old = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-nostate{tag}")
@@ -204,7 +206,7 @@ async def test_the_orchestrator_creates_a_missing_state_topic_and_refuses_a_dele
         orchestrator = Orchestrator(old, Registry.from_module("e2e_workflows"))
         await orchestrator.start()
         await orchestrator.stop()
-        config = await _topic_config(admin, Topics(old.topic_prefix).state)
+        config = await topic_config(admin, Topics(old.topic_prefix).state)
         assert config["cleanup.policy"] == "compact"
         wrong = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-badstate{tag}")
         await admin.create_topics([NewTopic(Topics(wrong.topic_prefix).state, num_partitions=wrong.partitions,

@@ -16,10 +16,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from engine import CallArgs, ExecuteStep, Registry, StepResult
+from engine import Registry
+from engine.runtime import CallArgs, ExecuteStep, StepResult
 from schemas import Codec, RecordCodec
 from streams import Settings, Topics, create_topics
-from streams._worker import StepWorker
+from streams.processors import StepWorker
 
 import worker_steps
 
@@ -209,7 +210,7 @@ def _spawn_worker(settings: Settings, worker_id: str) -> subprocess.Popen[bytes]
         "import asyncio, dataclasses, logging, signal, sys\n"
         "from engine import Registry\n"
         "from streams import Settings\n"
-        "from streams._worker import StepWorker\n"
+        "from streams.processors import StepWorker\n"
         "logging.basicConfig(level=logging.INFO)\n"
         "settings = dataclasses.replace(Settings(), bootstrap=sys.argv[1], topic_prefix=sys.argv[2])\n"
         "async def main():\n"

@@ -1,7 +1,7 @@
 """docker-compose.yml is a valid Compose file and stays in step with `kflow dev up`.
 
-`kflow dev up` configures its servers from streams/_infra/kafka/server.properties and
-streams/_infra/cassandra/cassandra.yaml; docker-compose.yml must give Docker users the same stack.
+`kflow dev up` configures its servers from streams/dev/servers/kafka/server.properties and
+streams/dev/servers/cassandra/cassandra.yaml; docker-compose.yml must give Docker users the same stack.
 These tests read both sides, so changing one without the other fails here.
 """
 
@@ -23,7 +23,7 @@ import yaml
 from jsonschema import Draft7Validator
 
 from streams import Settings
-from streams import _devstack
+from streams.dev import _stack as _devstack
 from streams.cli._main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE_SPEC = ROOT / "tests" / "data" / "compose-spec.json"
-DEVSTACK = ROOT / "streams" / "_infra"
+DEVSTACK = ROOT / "streams" / "dev" / "servers"
 
 # server.properties keys that docker-compose.yml sets differently on purpose: the container needs a
 # second listener for other containers, and its data lives in a volume (see the comments there).

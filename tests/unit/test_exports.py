@@ -12,12 +12,47 @@ import storage
 import streams
 
 PINNED = {
-    "storage": ["CassandraConnection", "CassandraTarget", "FinishedRun", "HistorySize", "HistoryWriter", "RunPage",
-                "RunRow", "RunStore", "StorageError", "migrate"],
     "streams": [
-        "Client", "DelayProcessor", "DelayStats", "DevStack", "DevStackError", "HistoryMaterializer",
-        "HookDeliveryError", "MaterializerStats", "Orchestrator", "OrchestratorStats", "RunInfo", "ServerStatus",
-        "Settings", "StepWorker", "TOPIC_SPECS", "TopicSpec", "Topics", "WorkerStats", "create_topics",
+        "Client", "DevStack", "DevStackError", "HistoryMaterializer", "HookDeliveryError", "InternalTopicError",
+        "MaterializerStats", "Orchestrator", "OrchestratorStats", "PartitionLag", "RunInfo", "Schedules",
+        "ServerStatus", "Settings", "StepWorker", "TOPIC_SPECS", "TimerProcessor", "TimerStats", "TopicSpec",
+        "Topics", "WorkerStats", "committed_lag", "create_topics", "partition_counts", "partition_for",
+        "topic_config",
+    ],
+    "streams.client": [
+        "Client", "CompletionsReader", "HistorySource", "HookAnswer", "HookAnswerMatcher", "HookDeliveryError",
+        "PartitionWatch", "RUN_ID_NAMESPACE", "RunInfo", "ScheduleActivation", "ScheduleAnswer",
+        "ScheduleAnswerMatcher", "Schedules", "check_id", "epoch_ms", "is_declared", "outcome_of",
+        "overlap_value", "read_to_end", "run_id_for", "run_id_of_token", "run_info", "spec_text",
+        "workflow_name_of",
+    ],
+    "streams.processors": [
+        "ArmedTimer", "ChangelogError", "ChangelogFold", "HistoryMaterializer", "MaterializerStats",
+        "OffsetTracker", "Orchestrator", "OrchestratorStats", "Output", "PartitionLogic", "PartitionTimers",
+        "RestoredTimers", "RunCache", "StepWorker", "TimerChangelog", "TimerHead", "TimerIndex", "TimerKey",
+        "TimerProcessor", "TimerStats", "WorkerStats", "changelog_key", "dead_letter",
+    ],
+    "streams.ops": [
+        "ChildRun", "CompactReport", "CompactedRun", "OpsError", "RebuildError", "RebuildReport",
+        "ReplayOutcome", "RunQueries", "RunView", "compact", "describe_run", "event_fields", "events_json",
+        "events_table", "format_duration", "format_time", "marker_size", "parse_older_than", "parse_since",
+        "purged_note", "rebuild", "replay_history", "replay_runs", "replay_stored", "replay_summary",
+        "require_run", "require_workflow", "run_json", "run_store", "runs_json", "runs_of_workflow",
+        "runs_table", "show_json", "show_text", "table",
+    ],
+    "streams.dev": [
+        "Daemon", "DevStack", "DevStackError", "Say", "Scenario", "ServerStatus", "cassandra_ready",
+        "fetch_jars", "find_java17", "history_lines", "kafka_ready", "run_example", "smoke_roundtrip",
+    ],
+    "streams.cli": [
+        "AppLoadError", "build_parser", "load_registry", "main",
+    ],
+    "schemas": [
+        "Codec", "Decoded", "PayloadError", "RecordCodec", "SchemaError", "decode_payload", "encode_payload",
+    ],
+    "storage": [
+        "CassandraConnection", "CassandraTarget", "FinishedRun", "HistorySize", "HistoryWriter", "RunPage",
+        "RunRow", "RunStore", "StorageError", "migrate",
     ],
 }
 

@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from engine import FakeClock, HistoryEvent, InMemoryDriver, Registry
+from engine import Registry
+from engine.runtime import HistoryEvent
+from engine.testing import FakeClock, InMemoryDriver
 
 START_MS = 1_700_000_000_000
 

@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import (CancellationError, FakeClock, InMemoryDriver, StepCompleted, shield, sleep, step,
-                    workflow)
+from engine import CancellationError, shield, sleep, step, workflow
+from engine.runtime import StepCompleted
+from engine.testing import FakeClock, InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine import (ChildWorkflowDepthError, InMemoryDriver, WorkflowStarted, start_child_workflow,
-                    workflow)
+from engine import ChildWorkflowDepthError, start_child_workflow, workflow
+from engine.runtime import WorkflowStarted
+from engine.testing import InMemoryDriver
 from engine._core import MAX_CHILD_DEPTH
 
 Make = Callable[..., InMemoryDriver]

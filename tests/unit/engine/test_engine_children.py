@@ -6,11 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import (CallArgs, CancelWorkflow, ChildWorkflowCompleted, ChildWorkflowFailed,
-                    ChildWorkflowFailedError, ChildWorkflowHandle, ChildWorkflowStarted, FakeClock,
-                    InMemoryDriver, KflowError, NonDeterminismError, Registry, Run, RunFinished,
-                    StartWorkflow, WorkflowCancelled, WorkflowStarted, continue_as_new, sleep,
-                    start_child_workflow, step, workflow)
+from engine import ChildWorkflowFailedError, ChildWorkflowHandle, continue_as_new, KflowError, NonDeterminismError, Registry, sleep, start_child_workflow, step, workflow
+from engine.runtime import CallArgs, CancelWorkflow, ChildWorkflowCompleted, ChildWorkflowFailed, ChildWorkflowStarted, Run, RunFinished, StartWorkflow, WorkflowCancelled, WorkflowStarted
+from engine.testing import FakeClock, InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
 

@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import (InMemoryDriver, StepScheduled, WorkflowSandboxError, sleep, step, workflow)
+from engine import sleep, step, workflow, WorkflowSandboxError
+from engine.runtime import StepScheduled
+from engine.testing import InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
 

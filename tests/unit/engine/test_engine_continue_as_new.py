@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine import (InMemoryDriver, Registry, Run, WorkflowContinuedAsNew, WorkflowStarted,
-                    continue_as_new, sleep, step, workflow)
+from engine import continue_as_new, Registry, sleep, step, workflow
+from engine.runtime import Run, WorkflowContinuedAsNew, WorkflowStarted
+from engine.testing import InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
 

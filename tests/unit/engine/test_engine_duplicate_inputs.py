@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine import (CallArgs, FakeClock, InMemoryDriver, ResumeHook, StartWorkflow, StepResult,
-                    TimerFired, sleep, step, workflow)
+from engine import sleep, step, workflow
+from engine.runtime import CallArgs, ResumeHook, StartWorkflow, StepResult, TimerFired
+from engine.testing import FakeClock, InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
 

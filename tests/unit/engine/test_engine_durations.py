@@ -4,7 +4,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine import InvalidDurationError, parse_duration
+from engine import InvalidDurationError
+from engine.runtime import parse_duration
 from engine._durations import datetime_to_ms
 
 

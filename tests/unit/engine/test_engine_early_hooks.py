@@ -8,8 +8,9 @@ from collections.abc import Callable
 import pytest
 from pydantic import BaseModel
 
-from engine import (FakeClock, HookCreated, HookExpiredError, HookReceived, InMemoryDriver, Registry, ResumeHook, Run,
-                    define_hook, hook, sleep, step, workflow)
+from engine import define_hook, hook, HookExpiredError, Registry, sleep, step, workflow
+from engine.runtime import HookCreated, HookReceived, ResumeHook, Run
+from engine.testing import FakeClock, InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
 

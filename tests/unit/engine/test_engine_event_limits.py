@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import (EventLimitExceededError, EventLimits, InMemoryDriver, KflowError, Registry, Run,
-                    WorkflowFailed, execute_step, step, workflow)
+from engine import EventLimitExceededError, EventLimits, KflowError, Registry, step, workflow
+from engine.runtime import execute_step, Run, WorkflowFailed
+from engine.testing import InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
 

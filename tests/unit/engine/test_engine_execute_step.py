@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from engine import (CallArgs, ExecuteStep, FakeClock, FatalError, Registry, RetryableError, StepTimeoutError,
-                    execute_step, rebuild_exception, step)
+from engine import FatalError, Registry, RetryableError, step, StepTimeoutError
+from engine.runtime import CallArgs, execute_step, ExecuteStep, rebuild_exception
+from engine.testing import FakeClock
 
 
 class CustomError(Exception):
@@ -86,7 +87,8 @@ async def test_sync_steps_and_unknown_steps() -> None:
 
 
 def test_rebuild_never_imports_and_falls_back() -> None:
-    from engine import ErrorInfo, StepFailedError
+    from engine import StepFailedError
+    from engine.runtime import ErrorInfo
 
     info = ErrorInfo(type="some_module_never_imported.Boom", message="m", retryable=True)
     rebuilt = rebuild_exception(info)

@@ -2,41 +2,56 @@
 
 from __future__ import annotations
 
-import engine
+import types
 
-EXPECTED = {
+import pytest
+
+import engine
+from engine import runtime, testing
+
+AUTHORING = {
     "workflow", "step", "sleep", "hook", "define_hook", "TypedHook", "continue_as_new", "shield",
     "start_child_workflow", "ChildWorkflowHandle", "StepContext", "set_step_context",
-    "get_step_context", "has_step_context",
+    "get_step_context", "has_step_context", "EventLimits", "RetryPolicy", "RetryDelay", "Duration",
+    "Registry", "RunStatus",
+    "scheduled_workflow", "ScheduleSpec", "CalendarSpec", "OverlapPolicy", "DEFAULT_CATCHUP_WINDOW",
+    "fire_run_id", "trigger_run_id",
     "KflowError", "RetryableError", "FatalError", "CancellationError", "HookExpiredError",
     "ChildWorkflowFailedError", "ChildWorkflowDepthError", "NonDeterminismError", "StepFailedError", "StepTimeoutError",
     "WorkflowTimeoutError", "InvalidDurationError", "RegistryError", "UnknownWorkflowError",
     "UnknownStepError", "DuplicateNameError", "WorkflowSandboxError", "HistoryError", "RunClosedError",
-    "EventLimitExceededError", "ScheduleSpecError",
-    "StepDefinition", "WorkflowDefinition", "Registry", "RetryPolicy", "RetryDelay", "Duration",
-    "parse_duration", "EventLimits",
-    "CallArgs", "ErrorInfo", "StartWorkflow", "CancelWorkflow", "ResumeHook", "StepResult",
-    "TimerFired", "RunFinished", "ForgetRun", "ScheduleCommand", "ScheduleState", "ExecuteStep", "StartTimer",
-    "CancelTimer", "WorkflowStarted",
-    "StepScheduled", "StepCompleted", "StepFailed", "TimerScheduled", "TimerElapsed", "HookCreated",
-    "HookReceived", "HookExpired", "ChildWorkflowStarted", "ChildWorkflowCompleted",
-    "ChildWorkflowFailed", "StepContextSet", "CancelRequested", "WorkflowCompleted", "WorkflowFailed",
-    "WorkflowCancelled", "WorkflowContinuedAsNew", "HistoryEvent", "Input", "Command", "TerminalEvent",
-    "HISTORY_EVENT_TYPES",
-    "scheduled_workflow", "DeclaredSchedule", "ScheduleSpec", "DEFAULT_CATCHUP_WINDOW", "CalendarSpec", "OverlapPolicy",
-    "ScheduleError",
-    "ScheduleDecision", "decide_schedule",
-    "schedule_key", "is_schedule_key", "fire_run_id", "trigger_run_id",
-    "Run", "Transition", "execute_step", "error_info", "rebuild_exception",
-    "Clock", "SystemClock", "FakeClock", "InMemoryDriver",
+    "EventLimitExceededError", "ScheduleError", "ScheduleSpecError",
 }
 
+RUNTIME = {
+    "StepDefinition", "WorkflowDefinition", "DeclaredSchedule",
+    "Run", "Transition", "execute_step", "error_info", "rebuild_exception", "RunStatus", "status_of",
+    "Clock", "SystemClock", "parse_duration",
+    "ScheduleDecision", "decide_schedule", "schedule_key", "is_schedule_key",
+    "CallArgs", "ErrorInfo", "StartWorkflow", "CancelWorkflow", "ResumeHook", "StepResult", "TimerFired",
+    "RunFinished", "ForgetRun", "ScheduleCommand", "ScheduleState", "ExecuteStep", "StartTimer", "CancelTimer",
+    "Input", "Command",
+    "WorkflowStarted", "StepScheduled", "StepCompleted", "StepFailed", "TimerScheduled", "TimerElapsed",
+    "HookCreated", "HookReceived", "HookExpired", "ChildWorkflowStarted", "ChildWorkflowCompleted",
+    "ChildWorkflowFailed", "StepContextSet", "CancelRequested", "WorkflowCompleted", "WorkflowFailed",
+    "WorkflowCancelled", "WorkflowContinuedAsNew", "HistoryEvent", "TerminalEvent", "HISTORY_EVENT_TYPES",
+}
 
-def test_all_is_pinned_and_resolvable() -> None:
-    assert set(engine.__all__) == EXPECTED
-    assert len(engine.__all__) == len(EXPECTED)
-    for name in engine.__all__:
-        assert getattr(engine, name) is not None
+TESTING = {"InMemoryDriver", "FakeClock"}
+
+
+@pytest.mark.parametrize(("module", "expected"), [(engine, AUTHORING), (runtime, RUNTIME), (testing, TESTING)],
+                         ids=["engine", "engine.runtime", "engine.testing"])
+def test_each_face_is_pinned_and_resolvable(module: types.ModuleType, expected: set[str]) -> None:
+    assert set(module.__all__) == expected
+    assert len(module.__all__) == len(expected)
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+
+
+def test_the_authoring_face_holds_no_host_internals() -> None:
+    assert not {"Run", "Transition", "InMemoryDriver", "execute_step", "decide_schedule"} & set(engine.__all__)
+    assert not [n for n in engine.__all__ if n in RUNTIME - {"RunStatus"}]
 
 
 def test_every_error_derives_from_one_root_and_has_a_stable_wire_name() -> None:
@@ -49,7 +64,7 @@ def test_every_error_derives_from_one_root_and_has_a_stable_wire_name() -> None:
 
 
 def test_history_event_types_match_docs_records() -> None:
-    assert [cls.__name__ for cls in engine.HISTORY_EVENT_TYPES] == [
+    assert [cls.__name__ for cls in runtime.HISTORY_EVENT_TYPES] == [
         "WorkflowStarted", "StepScheduled", "StepCompleted", "StepFailed", "TimerScheduled",
         "TimerElapsed", "HookCreated", "HookReceived", "HookExpired", "ChildWorkflowStarted",
         "ChildWorkflowCompleted", "ChildWorkflowFailed", "StepContextSet", "CancelRequested",

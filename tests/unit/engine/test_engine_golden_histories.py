@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine import (CallArgs, CancelWorkflow, ErrorInfo, FatalError, Registry, ResumeHook, Run,
-                    StartWorkflow, StepResult, TimerFired, Transition, hook, shield, sleep, step,
-                    workflow)
+from engine import runtime
+from engine import FatalError, hook, Registry, shield, sleep, step, workflow
+from engine.runtime import CallArgs, CancelWorkflow, ErrorInfo, ResumeHook, Run, StartWorkflow, StepResult, TimerFired, Transition
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -152,7 +152,7 @@ def encode(value: object) -> object:
 
 
 def decode(data: dict[str, object]) -> object:
-    cls = getattr(engine, str(data["record"]))
+    cls = getattr(runtime, str(data["record"]))
     fields: dict[str, object] = {}
     for name, value in data.items():
         if name == "record":

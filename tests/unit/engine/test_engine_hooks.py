@@ -7,8 +7,9 @@ from collections.abc import Callable
 import pytest
 from pydantic import BaseModel
 
-from engine import (FakeClock, HookCreated, HookExpiredError, InMemoryDriver, define_hook, hook, step,
-                    workflow)
+from engine import define_hook, hook, HookExpiredError, step, workflow
+from engine.runtime import HookCreated
+from engine.testing import FakeClock, InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
 

@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import (FakeClock, InMemoryDriver, NonDeterminismError, Registry, Run, sleep, step,
-                    workflow)
+from engine import NonDeterminismError, Registry, sleep, step, workflow
+from engine.runtime import Run
+from engine.testing import FakeClock, InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import ErrorInfo, InvalidDurationError, RetryPolicy
+from engine import InvalidDurationError, RetryPolicy
+from engine.runtime import ErrorInfo
 
 RETRYABLE = ErrorInfo(type="builtins.ValueError", message="x", retryable=True)
 

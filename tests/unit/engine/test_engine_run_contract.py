@@ -6,9 +6,8 @@ import asyncio
 
 import pytest
 
-from engine import (CallArgs, CancelWorkflow, ExecuteStep, HistoryError, Registry, Run, RunFinished,
-                    StartTimer, StartWorkflow, StepResult, StepScheduled, TimerFired, WorkflowCompleted,
-                    WorkflowStarted, sleep, step, workflow)
+from engine import HistoryError, Registry, sleep, step, workflow
+from engine.runtime import CallArgs, CancelWorkflow, ExecuteStep, Run, RunFinished, StartTimer, StartWorkflow, StepResult, StepScheduled, TimerFired, WorkflowCompleted, WorkflowStarted
 
 
 @step

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import (CalendarSpec, CallArgs, DeclaredSchedule, DuplicateNameError, EventLimits, FakeClock,
-                    InMemoryDriver, InvalidDurationError, OverlapPolicy, Registry, RegistryError, ScheduleError,
-                    ScheduleSpec, ScheduleSpecError, StepContext, scheduled_workflow, step, workflow)
+from engine import CalendarSpec, DuplicateNameError, EventLimits, InvalidDurationError, OverlapPolicy, Registry, RegistryError, scheduled_workflow, ScheduleError, ScheduleSpec, ScheduleSpecError, step, StepContext, workflow
+from engine.runtime import CallArgs, DeclaredSchedule
+from engine.testing import FakeClock, InMemoryDriver
 from engine._definitions import declared_schedule, workflow_definition
 
 

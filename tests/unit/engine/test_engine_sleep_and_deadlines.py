@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine import (FakeClock, InMemoryDriver, StepTimeoutError, TimerScheduled, WorkflowTimeoutError,
-                    sleep, step, workflow)
+from engine import sleep, step, StepTimeoutError, workflow, WorkflowTimeoutError
+from engine.runtime import TimerScheduled
+from engine.testing import FakeClock, InMemoryDriver
 
 START_MS = 1_700_000_000_000  # the clock fixture starts here
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import (CallArgs, ExecuteStep, FakeClock, FatalError, InMemoryDriver, KflowError,
-                    NonDeterminismError, StepContext, StepContextSet, StepScheduled, execute_step,
-                    get_step_context, has_step_context, set_step_context, sleep, step, workflow)
+from engine import FatalError, get_step_context, has_step_context, KflowError, NonDeterminismError, set_step_context, sleep, step, StepContext, workflow
+from engine.runtime import CallArgs, execute_step, ExecuteStep, StepContextSet, StepScheduled
+from engine.testing import FakeClock, InMemoryDriver
 from engine._context import UnresolvedStepContext, context_from_wire
 from engine._registry import Registry
 

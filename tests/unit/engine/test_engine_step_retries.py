@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import (FakeClock, FatalError, InMemoryDriver, RetryableError, StepFailed, StepFailedError,
-                    StepScheduled, TimerScheduled, sleep, step, workflow)
+from engine import FatalError, RetryableError, sleep, step, StepFailedError, workflow
+from engine.runtime import StepFailed, StepScheduled, TimerScheduled
+from engine.testing import FakeClock, InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
 

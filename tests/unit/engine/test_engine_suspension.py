@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import (CallArgs, FakeClock, InMemoryDriver, KflowError, Registry, Run, RunClosedError,
-                    StartWorkflow, continue_as_new, sleep, step, workflow)
+from engine import continue_as_new, KflowError, Registry, RunClosedError, sleep, step, workflow
+from engine.runtime import CallArgs, Run, StartWorkflow
+from engine.testing import FakeClock, InMemoryDriver
 from engine._errors import ContinueAsNewSignal, Unwind
 
 Make = Callable[..., InMemoryDriver]

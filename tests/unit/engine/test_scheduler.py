@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from engine import (CallArgs, CancelTimer, CancelWorkflow, RunFinished, ScheduleCommand, ScheduleSpec, ScheduleState,
-                    StartTimer, StartWorkflow, TimerFired, decide_schedule, fire_run_id, schedule_key,
-                    trigger_run_id)
+from engine import fire_run_id, ScheduleSpec, trigger_run_id
+from engine.runtime import CallArgs, CancelTimer, CancelWorkflow, decide_schedule, RunFinished, schedule_key, ScheduleCommand, ScheduleState, StartTimer, StartWorkflow, TimerFired
 
 MIN = 60_000
 T0 = 1_800_000_000_000 - 1_800_000_000_000 % MIN  # a whole minute
@@ -66,7 +65,7 @@ def test_a_stale_or_repeated_timer_changes_nothing() -> None:
     fired_state, _ = fire(state)
     again = TimerFired(run_id="schedule:s", timer_id=state.timer_id or "", position=0, kind="schedule",
                        fire_at=T0 + MIN, fired_at=T0 + MIN)
-    decision = decide_schedule(fired_state, again, T0 + MIN + 10)  # the delay processor delivered it twice
+    decision = decide_schedule(fired_state, again, T0 + MIN + 10)  # the timer processor delivered it twice
     assert not decision.changed and decision.commands == () and "stale" in (decision.ignored or "")
 
 
@@ -76,7 +75,7 @@ def test_after_an_outage_the_first_missed_fire_and_those_in_the_catchup_window_f
     assert state.skipped == 8  # T0+2m .. T0+9m were due more than a minute ago
     assert state.next_fire_at == T0 + 10 * MIN and commands[-1] == StartTimer(
         run_id="schedule:s", timer_id=f"schedule:1:{T0 + 10 * MIN}", position=0, kind="schedule",
-        fire_at=T0 + 10 * MIN, requested_at=T0 + 10 * MIN + 7)  # already due: the delay processor fires it now
+        fire_at=T0 + 10 * MIN, requested_at=T0 + 10 * MIN + 7)  # already due: the timer processor fires it now
     state, commands = fire(state, now=T0 + 10 * MIN + 40)
     assert starts(commands) == [] and state.skipped == 9  # the skip policy: the first fire's run still runs
     assert state.next_fire_at == T0 + 11 * MIN

@@ -7,13 +7,15 @@ import dataclasses
 import pytest
 
 import engine
-from engine import CallArgs, ErrorInfo
+
+from engine import runtime
+from engine.runtime import CallArgs, ErrorInfo
 from schemas import PayloadError, RecordCodec, SchemaError
 
 RECORDS = RecordCodec()
-TYPES = [engine.StartWorkflow, engine.CancelWorkflow, engine.ResumeHook, engine.StepResult, engine.TimerFired,
-         engine.RunFinished, engine.ForgetRun, engine.ScheduleCommand, engine.ScheduleState, engine.ExecuteStep,
-         engine.StartTimer, engine.CancelTimer, *engine.HISTORY_EVENT_TYPES]
+TYPES = [runtime.StartWorkflow, runtime.CancelWorkflow, runtime.ResumeHook, runtime.StepResult, runtime.TimerFired,
+         runtime.RunFinished, runtime.ForgetRun, runtime.ScheduleCommand, runtime.ScheduleState, runtime.ExecuteStep,
+         runtime.StartTimer, runtime.CancelTimer, *runtime.HISTORY_EVENT_TYPES]
 ERROR = ErrorInfo(type="builtins.ValueError", message="bad", traceback="tb", retryable=True, retry_after_ms=1500)
 
 
@@ -54,13 +56,13 @@ def test_every_engine_record_round_trips(cls: type, fill_optional: bool) -> None
 
 
 def test_call_args_come_back_as_a_tuple_and_dict() -> None:
-    start = engine.StartWorkflow(run_id="r", workflow_name="w", args=CallArgs((1, 2), {"a": 1}), requested_at=1)
+    start = runtime.StartWorkflow(run_id="r", workflow_name="w", args=CallArgs((1, 2), {"a": 1}), requested_at=1)
     back = RECORDS.decode(RECORDS.encode(start))
-    assert isinstance(back, engine.StartWorkflow) and back.args == CallArgs((1, 2), {"a": 1})
+    assert isinstance(back, runtime.StartWorkflow) and back.args == CallArgs((1, 2), {"a": 1})
 
 
 def test_a_value_json_cannot_carry_is_a_payload_error() -> None:
-    step = engine.StepResult(run_id="r", position=0, attempt=1, ok=True, result=object(), worker="w",
+    step = runtime.StepResult(run_id="r", position=0, attempt=1, ok=True, result=object(), worker="w",
                              started_at=1, finished_at=2)
     with pytest.raises(PayloadError, match="cloudpickle"):
         RECORDS.encode(step)
@@ -68,7 +70,7 @@ def test_a_value_json_cannot_carry_is_a_payload_error() -> None:
 
 def test_cloudpickle_payloads_need_the_secret_to_read() -> None:
     pickled = RecordCodec(payload_codec="cloudpickle", secret=b"s3cret")
-    step = engine.StepResult(run_id="r", position=0, attempt=1, ok=True, result={1, 2}, worker="w",
+    step = runtime.StepResult(run_id="r", position=0, attempt=1, ok=True, result={1, 2}, worker="w",
                              started_at=1, finished_at=2)
     data = pickled.encode(step)
     assert pickled.decode(data) == step

@@ -8,7 +8,7 @@ import json
 import pytest
 from cassandra.util import datetime_from_timestamp
 
-from engine import CallArgs
+from engine.runtime import CallArgs
 from storage._history import day_bucket, json_text, to_ms
 from storage._pages import PageCursor, day_range, decode_page, encode_page
 

@@ -10,8 +10,7 @@ from types import SimpleNamespace
 
 from cassandra.query import UNSET_VALUE
 
-from engine import (CallArgs, ErrorInfo, HistoryEvent, StepCompleted, StepScheduled, WorkflowFailed,
-                    WorkflowStarted)
+from engine.runtime import CallArgs, ErrorInfo, HistoryEvent, StepCompleted, StepScheduled, WorkflowFailed, WorkflowStarted
 from storage import HistoryWriter
 from storage._history import Write, group_writes
 

@@ -8,8 +8,11 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 import engine
-from engine import CallArgs, ErrorInfo, RunFinished
-from streams._client import (RUN_ID_NAMESPACE, _outcome, _run_info, _workflow_name, partition_for,
+
+from engine import runtime
+from engine.runtime import CallArgs, ErrorInfo, RunFinished
+from streams import partition_for
+from streams.client import (RUN_ID_NAMESPACE, outcome_of, run_info, workflow_name_of,
                              run_id_for, run_id_of_token)
 
 
@@ -56,10 +59,10 @@ def test_workflow_names_come_from_the_string_or_the_decorated_function() -> None
     @engine.workflow(name="renamed")
     async def original() -> None: ...
 
-    assert _workflow_name("by-name") == "by-name"
-    assert _workflow_name(original) == "renamed"
+    assert workflow_name_of("by-name") == "by-name"
+    assert workflow_name_of(original) == "renamed"
     with pytest.raises(engine.UnknownWorkflowError):
-        _workflow_name(lambda: None)
+        workflow_name_of(lambda: None)
 
 
 def _finished(status: str, **fields: object) -> RunFinished:
@@ -68,26 +71,26 @@ def _finished(status: str, **fields: object) -> RunFinished:
 
 
 def test_outcomes_return_or_raise_by_status() -> None:
-    assert _outcome(_finished("completed", result={"ok": True})) == {"ok": True}
+    assert outcome_of(_finished("completed", result={"ok": True})) == {"ok": True}
     with pytest.raises(ValueError, match="bad amount"):
-        _outcome(_finished("failed", error=ErrorInfo(type="builtins.ValueError", message="bad amount",
+        outcome_of(_finished("failed", error=ErrorInfo(type="builtins.ValueError", message="bad amount",
                                                      retryable=False)))
     with pytest.raises(engine.StepFailedError, match="nowhere.Missing"):
-        _outcome(_finished("failed", error=ErrorInfo(type="nowhere.Missing", message="x", retryable=False)))
+        outcome_of(_finished("failed", error=ErrorInfo(type="nowhere.Missing", message="x", retryable=False)))
     with pytest.raises(engine.CancellationError):
-        _outcome(_finished("cancelled"))
+        outcome_of(_finished("cancelled"))
 
 
 def test_run_info_is_derived_from_the_history() -> None:
-    started = engine.WorkflowStarted(run_id="r1", seq=1, timestamp=100, workflow_name="wf",
+    started = runtime.WorkflowStarted(run_id="r1", seq=1, timestamp=100, workflow_name="wf",
                                      args=CallArgs((), {}))
-    done = engine.WorkflowCompleted(run_id="r1", seq=2, timestamp=250, result=7)
-    assert _run_info("r1", []) is None
-    running = _run_info("r1", [started])
+    done = runtime.WorkflowCompleted(run_id="r1", seq=2, timestamp=250, result=7)
+    assert run_info("r1", []) is None
+    running = run_info("r1", [started])
     assert running is not None and (running.status, running.finished_at, running.started_at) == ("running", None, 100)
-    info = _run_info("r1", [started, done])
+    info = run_info("r1", [started, done])
     assert info is not None and (info.status, info.result, info.finished_at) == ("completed", 7, 250)
-    moved = engine.WorkflowContinuedAsNew(run_id="r1", seq=2, timestamp=300, next_run_id="r2",
+    moved = runtime.WorkflowContinuedAsNew(run_id="r1", seq=2, timestamp=300, next_run_id="r2",
                                           args=CallArgs((), {}))
-    chained = _run_info("r1", [started, moved])
+    chained = run_info("r1", [started, moved])
     assert chained is not None and (chained.status, chained.next_run_id) == ("continued_as_new", "r2")

@@ -9,8 +9,9 @@ import pytest
 
 from schemas import RecordCodec
 from storage import FinishedRun, HistorySize, RunRow
-from streams import Topics, _ops
-from streams._compact import CompactedRun, CompactReport, marker_size, parse_older_than
+from streams import Topics
+from streams import ops as _ops
+from streams.ops import CompactedRun, CompactReport, marker_size, parse_older_than
 from streams.cli._compact import report_json, report_text
 
 T0 = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC

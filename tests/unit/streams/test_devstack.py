@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from streams import DevStack, DevStackError
-from streams._jvm import Daemon, fetch_jars, find_java17
+from streams.dev import Daemon, fetch_jars, find_java17
 
 
 def test_stale_pid_file_of_a_dead_process_is_removed(tmp_path: Path) -> None:

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from engine import HookCreated, HookReceived, ResumeHook
+from engine.runtime import HookCreated, HookReceived, ResumeHook
 from schemas import RecordCodec
 from streams import Client, HookDeliveryError
-from streams._hook_answers import HookAnswer, HookAnswerMatcher
-from streams._outputs import dead_letter
+from streams.client import HookAnswer, HookAnswerMatcher
+from streams.processors import dead_letter
 from streams.cli._hooks import describe
 
 RECORDS = RecordCodec()

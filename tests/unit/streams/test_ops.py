@@ -1,4 +1,4 @@
-"""The ops views and replay checks (streams._ops) over a fake run store, and the ops CLI's argument errors."""
+"""The ops views and replay checks (streams.ops._views) over a fake run store, and the ops CLI's argument errors."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from collections.abc import Sequence
 
 import pytest
 
-from engine import (ChildWorkflowStarted, FakeClock, HistoryEvent, InMemoryDriver, Registry, WorkflowCompleted,
-                    WorkflowStarted, sleep, step, workflow)
+from engine import Registry, sleep, step, workflow
+from engine.runtime import ChildWorkflowStarted, HistoryEvent, WorkflowCompleted, WorkflowStarted
+from engine.testing import FakeClock, InMemoryDriver
 from storage import RunPage, RunRow
-from streams import _ops
+from streams import ops as _ops
 from streams.cli._main import main
 from streams.cli._replay import progress_bar
 
@@ -161,7 +162,7 @@ def test_a_chain_that_loops_back_ends_instead_of_spinning() -> None:
 
 
 def order_args() -> object:
-    from engine import CallArgs
+    from engine.runtime import CallArgs
 
     return CallArgs(("book",), {"qty": 2})
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 
 import engine
-from engine import CallArgs, Registry, StartWorkflow, StepResult, step, workflow
+
+from engine import runtime
+from engine import Registry, step, workflow
+from engine.runtime import CallArgs, StartWorkflow, StepResult
 from schemas import Codec, RecordCodec
-from streams._orchestrator import PartitionLogic
+from streams.processors import PartitionLogic
 
 
 @step
@@ -60,7 +63,7 @@ def test_a_run_flows_through_history_tasks_and_completions(cache_size: int) -> N
     outputs = part.process(b"r1", result("r1", 1, "v"), 2, 12)
     assert topics(outputs) == ["history", "history", "completions", "state"]
     finished = RECORDS.decode(outputs[-2].value)
-    assert isinstance(finished, engine.RunFinished) and finished.result == "v"
+    assert isinstance(finished, runtime.RunFinished) and finished.result == "v"
     history = [RECORDS.decode(o.value) for o in emitted + outputs if o.topic == "history"]
     assert [e.seq for e in history] == list(range(1, 7))  # type: ignore[attr-defined]
     assert part.replays == (2 if cache_size == 0 else 0)
@@ -134,7 +137,7 @@ def test_an_unknown_child_workflow_fails_back_to_its_parent() -> None:
     assert topics(outputs) == ["dlq", "completions", "inbox"]
     assert outputs[2].key == b"mom"
     finished = RECORDS.decode(outputs[2].value)
-    assert isinstance(finished, engine.RunFinished) and finished.status == "failed"
+    assert isinstance(finished, runtime.RunFinished) and finished.status == "failed"
     assert finished.parent_position == 2
 
 
@@ -143,13 +146,13 @@ def test_the_hosts_event_limits_apply_to_workflows_without_their_own() -> None:
     part.process(b"r1", start("r1"), 0, 1)  # WorkflowStarted, StepScheduled
     outputs = part.process(b"r1", result("r1", 0, "v"), 1, 2)  # would reach 4 > 3: the run fails instead
     finished = [RECORDS.decode(o.value) for o in outputs if o.topic == "completions"]
-    assert len(finished) == 1 and isinstance(finished[0], engine.RunFinished)
+    assert len(finished) == 1 and isinstance(finished[0], runtime.RunFinished)
     assert finished[0].status == "failed" and finished[0].error is not None
     assert "EventLimitExceededError" in finished[0].error.type
 
 
 def _resume(run_id: str, token: str, payload: object = None) -> bytes:
-    return RECORDS.encode(engine.ResumeHook(run_id=run_id, token=token, payload=payload, requested_at=1))
+    return RECORDS.encode(runtime.ResumeHook(run_id=run_id, token=token, payload=payload, requested_at=1))
 
 
 def _reason(output: object) -> str:
@@ -189,7 +192,7 @@ def test_a_finished_run_leaves_a_marker_on_the_state_topic_of_its_own_partition(
 def test_forget_drops_a_finished_run_with_a_tombstone_and_later_records_are_dead_letters() -> None:
     part = logic()
     _finish(part, "r1")
-    forget = RECORDS.encode(engine.ForgetRun(run_id="r1", reason="old", requested_at=20))
+    forget = RECORDS.encode(runtime.ForgetRun(run_id="r1", reason="old", requested_at=20))
     tombstone = part.process(b"r1", forget, 10, 20)
     assert [(o.topic, o.key, o.value) for o in tombstone] == [("state", b"r1", None)]
     assert "r1" not in part.finished
@@ -201,7 +204,7 @@ def test_forget_drops_a_finished_run_with_a_tombstone_and_later_records_are_dead
 def test_forgetting_a_running_run_is_refused() -> None:
     part = logic()
     part.process(b"r1", start("r1"), 0, 10)
-    refused = part.process(b"r1", RECORDS.encode(engine.ForgetRun(run_id="r1", requested_at=1)), 1, 11)
+    refused = part.process(b"r1", RECORDS.encode(runtime.ForgetRun(run_id="r1", requested_at=1)), 1, 11)
     assert topics(refused) == ["dlq"] and "still running" in _reason(refused[0])
     assert "r1" in part.histories
 
@@ -211,10 +214,10 @@ def test_a_cancel_for_a_run_that_continued_as_new_goes_to_its_successor() -> Non
     part.restore_state(b"old", Codec().encode("RunMarker", {
         "run_id": "old", "workflow_name": "twice", "status": "continued_as_new", "next_run_id": "new",
         "finished_at": 5}))
-    cancel = RECORDS.encode(engine.CancelWorkflow(run_id="old", reason="stop", requested_at=7))
+    cancel = RECORDS.encode(runtime.CancelWorkflow(run_id="old", reason="stop", requested_at=7))
     forwarded = part.process(b"old", cancel, 0, 10)
     assert [(o.topic, o.key) for o in forwarded] == [("inbox", b"new")]
-    assert RECORDS.decode(forwarded[0].value) == engine.CancelWorkflow(run_id="new", reason="stop", requested_at=7)
+    assert RECORDS.decode(forwarded[0].value) == runtime.CancelWorkflow(run_id="new", reason="stop", requested_at=7)
 
 
 def test_restore_from_state_markers_tombstones_and_checkpoint() -> None:
@@ -282,7 +285,7 @@ def test_a_forgotten_run_with_an_idempotency_key_keeps_its_id_taken() -> None:
     part.process(b"k1", result("k1", 0, "v"), 1, 11)
     finished = part.process(b"k1", result("k1", 1, "v"), 2, 12)
     assert Codec().decode(finished[-1].value).record["idempotency_key"] == "order-1"
-    forgotten = part.process(b"k1", RECORDS.encode(engine.ForgetRun(run_id="k1", requested_at=20)), 3, 20)
+    forgotten = part.process(b"k1", RECORDS.encode(runtime.ForgetRun(run_id="k1", requested_at=20)), 3, 20)
     assert [(o.topic, o.key) for o in forgotten] == [("state", b"k1")]
     assert Codec().decode(forgotten[0].value).record["status"] == "forgotten"
     again = part.process(b"k1", keyed, 4, 30)  # the key reused after compaction
@@ -297,24 +300,24 @@ def test_a_schedule_lives_on_its_partition_writes_its_state_and_starts_runs_on_t
 
     part = PartitionLogic(REGISTRY, RECORDS, "p.inbox", 1, 100)
     spec = _json.dumps(engine.ScheduleSpec(interval="1m").to_wire())
-    create = engine.ScheduleCommand(schedule_id="nightly", action="create", request_id="c1", workflow_name="twice",
+    create = runtime.ScheduleCommand(schedule_id="nightly", action="create", request_id="c1", workflow_name="twice",
                                     args=CallArgs(("v",), {}), spec=spec, requested_at=1)
     now = 1_800_000_000_000
     created = part.process(b"schedule:nightly", RECORDS.encode(create), 0, now)
     assert [(o.topic, o.key, o.partition) for o in created] == [("state", b"schedule:nightly", 1),
                                                                 ("timers", b"schedule:nightly", None)]
     state = RECORDS.decode(created[0].value)
-    assert isinstance(state, engine.ScheduleState) and part.schedules == {"schedule:nightly": state}
+    assert isinstance(state, runtime.ScheduleState) and part.schedules == {"schedule:nightly": state}
     timer = RECORDS.decode(created[1].value)
-    assert isinstance(timer, engine.StartTimer)
-    fired = engine.TimerFired(run_id="schedule:nightly", timer_id=timer.timer_id, position=0, kind="schedule",
+    assert isinstance(timer, runtime.StartTimer)
+    fired = runtime.TimerFired(run_id="schedule:nightly", timer_id=timer.timer_id, position=0, kind="schedule",
                               fire_at=timer.fire_at, fired_at=timer.fire_at)
     outputs = part.process(b"schedule:nightly", RECORDS.encode(fired), 1, timer.fire_at + 2)
     run_id = engine.fire_run_id("nightly", timer.fire_at)
     assert [(o.topic, o.key) for o in outputs] == [("state", b"schedule:nightly"), ("inbox", run_id.encode()),
                                                    ("timers", b"schedule:nightly")]
     # the started run's completion comes back to the schedule (parent_run_id) and frees it
-    done = engine.RunFinished(run_id=run_id, workflow_name="twice", status="completed", result="v",
+    done = runtime.RunFinished(run_id=run_id, workflow_name="twice", status="completed", result="v",
                               parent_run_id="schedule:nightly", started_at=1, finished_at=2)
     assert part.schedules["schedule:nightly"].running == (run_id,)
     part.process(b"schedule:nightly", RECORDS.encode(done), 2, timer.fire_at + 9)
@@ -326,7 +329,7 @@ def test_a_schedule_lives_on_its_partition_writes_its_state_and_starts_runs_on_t
     restored.restore_state(b"schedule:nightly", None)
     assert restored.schedules == {}
     # a refused command is a dead letter with the reason; the wrong key too
-    create_again = engine.ScheduleCommand(schedule_id="nightly", action="create", request_id="c2",
+    create_again = runtime.ScheduleCommand(schedule_id="nightly", action="create", request_id="c2",
                                           workflow_name="twice", spec=spec, requested_at=3)
     again = part.process(b"schedule:nightly", RECORDS.encode(create_again), 3, now)
     assert topics(again) == ["dlq"] and "exists already" in _reason(again[0])
@@ -342,4 +345,4 @@ def test_a_schedule_resending_the_start_of_a_finished_run_is_told_it_finished() 
     outputs = part.process(b"r1", RECORDS.encode(start_again), 9, 20)
     assert [(o.topic, o.key) for o in outputs] == [("inbox", b"schedule:s")]  # no second completion
     told = RECORDS.decode(outputs[0].value)
-    assert isinstance(told, engine.RunFinished) and told.status == "completed" and told.parent_run_id == "schedule:s"
+    assert isinstance(told, runtime.RunFinished) and told.status == "completed" and told.parent_run_id == "schedule:s"

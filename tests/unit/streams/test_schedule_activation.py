@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from engine import (CallArgs, DeclaredSchedule, FakeClock, OverlapPolicy, ScheduleError, ScheduleSpec, ScheduleState,
-                    scheduled_workflow, step)
+from engine import OverlapPolicy, scheduled_workflow, ScheduleError, ScheduleSpec, step
+from engine.runtime import CallArgs, DeclaredSchedule, ScheduleState
+from engine.testing import FakeClock
 from schemas import RecordCodec
 from streams import Settings
-from streams._schedules import ScheduleActivation, Schedules, is_declared, spec_text
+from streams.client import ScheduleActivation, Schedules, is_declared, spec_text
 
 DECLARED = DeclaredSchedule(schedule_id="nightly", workflow_name="report",
                             spec=ScheduleSpec(cron="0 2 * * *", timezone="Europe/Paris", jitter="5m"),
@@ -65,9 +66,9 @@ class Recording(Schedules):
     async def get(self, schedule_id: str) -> ScheduleState | None:
         return self.states.get(schedule_id)
 
-    async def create(self, schedule_id: str, workflow_name: str, spec: ScheduleSpec, args: CallArgs, *,
-                     overlap: OverlapPolicy | str, note: str | None, wait: bool,
-                     timeout: float) -> ScheduleState | None:
+    async def _create(self, schedule_id: str, workflow_name: str, spec: ScheduleSpec, args: CallArgs, *,
+                      overlap: OverlapPolicy | str, note: str | None, wait: bool = True,
+                      timeout: float) -> ScheduleState | None:
         self.sent.append("create")
         if self.refuse_create:  # another activation created it just before
             self.states[schedule_id] = stored(overlap="skip")
@@ -75,40 +76,41 @@ class Recording(Schedules):
         self.states[schedule_id] = stored()
         return self.states[schedule_id]
 
-    async def update(self, schedule_id: str, *, workflow_name: str | None, spec: ScheduleSpec | None,
-                     args: CallArgs | None, overlap: OverlapPolicy | str | None, note: str | None, wait: bool,
-                     timeout: float) -> ScheduleState | None:
+    async def update(self, schedule_id: str, *, workflow: object = None, spec: ScheduleSpec | None = None,
+                     args: tuple[object, ...] | None = None, kwargs: dict[str, object] | None = None,
+                     overlap: OverlapPolicy | str | None = None, note: str | None = None, wait: bool = True,
+                     timeout: float = 30.0) -> ScheduleState | None:
         self.sent.append("update")
-        assert (workflow_name, spec, args, overlap, note) == ("report", DECLARED.spec, DECLARED.args,
-                                                              OverlapPolicy.BUFFER_ONE, None)
+        assert (workflow, spec, CallArgs(tuple(args or ()), dict(kwargs or {})), overlap, note) == (
+            "report", DECLARED.spec, DECLARED.args, OverlapPolicy.BUFFER_ONE, None)
         self.states[schedule_id] = stored(generation=2)
         return self.states[schedule_id]
 
 
 async def test_activation_creates_then_leaves_alone_then_updates() -> None:
     ops = Recording({})
-    created = await ops.activate(DECLARED, timeout=1)
+    created = await ops.activate_declared(DECLARED, timeout=1)
     assert created == ScheduleActivation("nightly", "created", stored())
-    assert (await ops.activate(DECLARED, timeout=1)).outcome == "unchanged"
+    assert (await ops.activate_declared(DECLARED, timeout=1)).outcome == "unchanged"
     ops.states["nightly"] = stored(overlap="allow_all", paused=True)  # changed by hand
-    updated = await ops.activate(DECLARED, timeout=1)
+    updated = await ops.activate_declared(DECLARED, timeout=1)
     assert (updated.outcome, updated.state.generation) == ("updated", 2)
     assert ops.sent == ["create", "update"]
 
 
 async def test_a_create_refused_because_another_activation_created_it_falls_back_to_an_update() -> None:
     ops = Recording({}, refuse_create=True)
-    assert (await ops.activate(DECLARED, timeout=1)).outcome == "updated"
+    assert (await ops.activate_declared(DECLARED, timeout=1)).outcome == "updated"
     assert ops.sent == ["create", "update"]
 
 
 async def test_a_create_refused_for_another_reason_is_raised() -> None:
     class Refusing(Recording):
-        async def create(self, *args: object, **kwargs: object) -> ScheduleState | None:  # type: ignore[override]
+        async def _create(self, *args: object, **kwargs: object) -> ScheduleState | None:  # type: ignore[override]
             raise ScheduleError("unknown workflow 'report'")
 
     with pytest.raises(ScheduleError, match="unknown workflow"):
-        await Refusing({}).activate(DECLARED, timeout=1)
+        await Refusing({}).activate_declared(DECLARED, timeout=1)
 
 
 # --- kflow schedules activate: what fails before the broker is reached ------------------------------------

@@ -9,12 +9,13 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 import engine
-from engine import (CallArgs, FakeClock, OverlapPolicy, Registry, ScheduleCommand, ScheduleError, ScheduleSpec,
-                    ScheduleSpecError, ScheduleState, UnknownWorkflowError)
+from engine import OverlapPolicy, Registry, ScheduleError, ScheduleSpec, ScheduleSpecError, UnknownWorkflowError
+from engine.runtime import CallArgs, ScheduleCommand, ScheduleState
+from engine.testing import FakeClock
 from schemas import RecordCodec
 from streams import Client, Settings, Topics
-from streams._outputs import dead_letter
-from streams._schedules import (ScheduleAnswer, ScheduleAnswerMatcher, Schedules, check_id, epoch_ms,
+from streams.processors import dead_letter
+from streams.client import (ScheduleAnswer, ScheduleAnswerMatcher, Schedules, check_id, epoch_ms,
                                 overlap_value, spec_text)
 
 RECORDS = RecordCodec()
@@ -107,22 +108,22 @@ def test_a_command_has_a_fresh_request_id_and_the_clock_time() -> None:
         raise AssertionError("nothing is sent")
 
     ops = Schedules(Settings(), RECORDS, None, no_producer, FakeClock(start_ms=77))
-    first, second = ops.command("s", "trigger"), ops.command("s", "trigger")
+    first, second = ops._command("s", "trigger"), ops._command("s", "trigger")
     assert first.request_id != second.request_id and len(first.request_id) == 32
     assert dataclasses.replace(first, request_id="x") == ScheduleCommand(schedule_id="s", action="trigger",
                                                                         request_id="x", requested_at=77)
 
 
 @pytest.mark.parametrize("call", [
-    lambda c: c.create_schedule("s", "report", ScheduleSpec(cron="0 9 * * *"), overlap="sometimes"),
-    lambda c: c.create_schedule("", "report", ScheduleSpec(cron="0 9 * * *")),
-    lambda c: c.create_schedule("s", "report", "0 9 * * *"),
-    lambda c: c.create_schedule("s", "unknown", ScheduleSpec(cron="0 9 * * *")),
-    lambda c: c.update_schedule("s", overlap="never"),
-    lambda c: c.update_schedule("s", workflow="unknown"),
-    lambda c: c.backfill_schedule("s", 10, 10),
-    lambda c: c.backfill_schedule("s", datetime(2025, 1, 1), 10),
-    lambda c: c.trigger_schedule(""),
+    lambda c: c.schedules.create("s", "report", ScheduleSpec(cron="0 9 * * *"), overlap="sometimes"),
+    lambda c: c.schedules.create("", "report", ScheduleSpec(cron="0 9 * * *")),
+    lambda c: c.schedules.create("s", "report", "0 9 * * *"),
+    lambda c: c.schedules.create("s", "unknown", ScheduleSpec(cron="0 9 * * *")),
+    lambda c: c.schedules.update("s", overlap="never"),
+    lambda c: c.schedules.update("s", workflow="unknown"),
+    lambda c: c.schedules.backfill("s", 10, 10),
+    lambda c: c.schedules.backfill("s", datetime(2025, 1, 1), 10),
+    lambda c: c.schedules.trigger(""),
 ])
 async def test_obvious_mistakes_never_reach_kafka(call: object) -> None:
     @engine.workflow(name="report")

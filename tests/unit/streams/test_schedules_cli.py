@@ -10,8 +10,9 @@ from datetime import timedelta
 
 import pytest
 
-from engine import CalendarSpec, CallArgs, ScheduleSpec, ScheduleState
-from streams._schedules import spec_text
+from engine import CalendarSpec, ScheduleSpec
+from engine.runtime import CallArgs, ScheduleState
+from streams.client import spec_text
 from streams.cli._main import build_parser, main
 from streams.cli._schedules import (describe_spec, fire_time, instant, schedules_table, show_text, state_json,
                                     updated_spec)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import CancelTimer, StartTimer
+from engine.runtime import CancelTimer, StartTimer
 from schemas import RecordCodec
-from streams._timer_changelog import ChangelogFold, RestoredTimers, TimerChangelog, changelog_key
-from streams._timer_index import ArmedTimer, TimerIndex, TimerKey
-from streams._topics import TOPIC_SPECS, Topics
+from streams.processors import ChangelogFold, RestoredTimers, TimerChangelog, changelog_key
+from streams.processors import ArmedTimer, TimerIndex, TimerKey
+from streams import TOPIC_SPECS, Topics
 
 RECORDS = RecordCodec()
 

@@ -1,4 +1,4 @@
-"""The delay processor's timer index (SQLite) and its bounded in-memory head, without Kafka."""
+"""The timer processor's timer index (SQLite) and its bounded in-memory head, without Kafka."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import StartTimer
-from streams._timer_index import ArmedTimer, TimerHead, TimerIndex
+from engine.runtime import StartTimer
+from streams.processors import ArmedTimer, TimerHead, TimerIndex
 
 
 def _timer(fire_at: int, run_id: str = "run-a", timer_id: str | None = None, position: int = 0) -> ArmedTimer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka import TopicPartition
 
-from streams._worker import OffsetTracker
+from streams.processors import OffsetTracker
 
 TP = TopicPartition("p.tasks", 0)
 OTHER = TopicPartition("p.tasks", 1)

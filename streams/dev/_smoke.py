@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas import Codec, decode_payload, encode_payload
 from storage import CassandraConnection, CassandraTarget
-from streams._config import Settings
+from streams._settings import Settings
 from streams._topics import Topics, create_topics
 
 

@@ -13,9 +13,10 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 
-from engine import HistoryEvent, Registry
-from streams._client import Client
-from streams._config import Settings
+from engine import Registry
+from engine.runtime import HistoryEvent
+from streams.client import Client
+from streams._settings import Settings
 from streams._topics import Topics, create_topics
 
 Say = Callable[[str], None]

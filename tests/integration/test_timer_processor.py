@@ -1,4 +1,4 @@
-"""The delay processor against the real broker: timers armed on ``.timers`` fire on ``.inbox``."""
+"""The timer processor against the real broker: timers armed on ``.timers`` fire on ``.inbox``."""
 
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
-from engine import CancelTimer, StartTimer, TimerFired
+from engine.runtime import CancelTimer, StartTimer, TimerFired
 from schemas import Codec, RecordCodec
 from streams import Settings, Topics
-from streams._delay import DelayProcessor
-from streams._kafka import consumer, producer
-from streams._timer_index import TimerIndex
+from streams.processors import TimerProcessor
+from streams.kafka import consumer, producer
+from streams.processors import TimerIndex
 
 pytestmark = pytest.mark.integration
 
@@ -149,8 +149,8 @@ async def _send(out: AIOKafkaProducer, settings: Settings, *records: StartTimer 
 
 
 @asynccontextmanager
-async def _running(settings: Settings, state_dir: Path, head_size: int = 1024) -> AsyncIterator[DelayProcessor]:
-    processor = DelayProcessor(settings, state_dir=state_dir, head_size=head_size)
+async def _running(settings: Settings, state_dir: Path, head_size: int = 1024) -> AsyncIterator[TimerProcessor]:
+    processor = TimerProcessor(settings, state_dir=state_dir, head_size=head_size)
     await processor.start()
     try:
         await _wait_until(lambda: len(processor.assigned) == settings.partitions, "partition assignment")
@@ -264,14 +264,14 @@ _ENTRY = """
 import asyncio, logging, os, signal, sys
 from pathlib import Path
 from streams import Settings
-from streams._delay import DelayProcessor
+from streams.processors import TimerProcessor
 
 async def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("streams").setLevel(logging.INFO)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    processor = DelayProcessor(Settings.from_env(), state_dir=Path(os.environ["KFLOW_DELAY_STATE"]))
+    processor = TimerProcessor(Settings.from_env(), state_dir=Path(os.environ["KFLOW_DELAY_STATE"]))
     await processor.run_until(stop)
 
 asyncio.run(main())
@@ -414,8 +414,8 @@ async def test_a_rebuild_resurrects_no_fired_or_cancelled_timer(settings: Settin
 async def test_a_missing_changelog_is_created_compacted_and_a_wrong_one_refused(settings: Settings) -> None:
     from aiokafka.admin import NewTopic
 
-    from streams._timer_changelog import ChangelogError, TimerChangelog
-    from streams._topics import _partition_counts, _topic_config
+    from streams.processors import ChangelogError, TimerChangelog
+    from streams import partition_counts, topic_config
 
     missing, wrong = Topics(f"{settings.topic_prefix}-cl1"), Topics(f"{settings.topic_prefix}-cl2")
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
@@ -424,8 +424,8 @@ async def test_a_missing_changelog_is_created_compacted_and_a_wrong_one_refused(
         await admin.create_topics([NewTopic(t.timers, num_partitions=3, replication_factor=1) for t in (missing, wrong)]
                                   + [NewTopic(wrong.name("timer-index"), num_partitions=3, replication_factor=1)])
         await TimerChangelog(settings.bootstrap, missing, RECORDS).ensure_topic()
-        counts = await _partition_counts(admin, [missing.name("timer-index")])
-        config = await _topic_config(admin, missing.name("timer-index"))
+        counts = await partition_counts(admin, [missing.name("timer-index")])
+        config = await topic_config(admin, missing.name("timer-index"))
         with pytest.raises(ChangelogError, match="must be compacted"):
             await TimerChangelog(settings.bootstrap, wrong, RECORDS).ensure_topic()
     finally:

@@ -1,7 +1,7 @@
 """The orchestrator's logic for one inbox partition, free of Kafka I/O.
 
 ``PartitionLogic.process`` turns one inbox record into the records to produce (history events, step
-commands, timer requests, completions, dead letters). The Kafka loop around it (``streams._processor``)
+commands, timer requests, completions, dead letters). The Kafka loop around it (``streams.processors._orchestrator``)
 makes each batch's outputs and its inbox offsets one transaction.
 
 Invariant: a run's records all live on one partition number (keyed by run id), so the partition that
@@ -10,6 +10,9 @@ owns a run sees every input of that run, in order, and nothing else mutates its 
 
 from __future__ import annotations
 
+from engine import RunStatus
+from engine.runtime import status_of
+
 import logging
 import sys
 from collections import OrderedDict
@@ -17,21 +20,19 @@ from dataclasses import dataclass, field
 from typing import get_args
 
 import engine
-from engine import (ErrorInfo, EventLimits, ExecuteStep, HistoryEvent, KflowError, Registry, Run, RunFinished,
-                    StartTimer, StartWorkflow, Transition, UnknownWorkflowError, decide_schedule, is_schedule_key,
-                    schedule_key)
+
+from engine import runtime
+from engine import EventLimits, KflowError, Registry, UnknownWorkflowError
+from engine.runtime import decide_schedule, ErrorInfo, ExecuteStep, HistoryEvent, is_schedule_key, Run, RunFinished, schedule_key, StartTimer, StartWorkflow, Transition
 from schemas import RecordCodec, SchemaError
-from streams._kafka import MAX_MESSAGE_BYTES
-from streams._outputs import Output, dead_letter
+from streams.kafka import MAX_MESSAGE_BYTES
+from streams.processors._outputs import Output, dead_letter
 
 log = logging.getLogger(__name__)
 
-_TERMINAL = get_args(engine.TerminalEvent)
-_STATUS = {"WorkflowCompleted": "completed", "WorkflowFailed": "failed", "WorkflowCancelled": "cancelled",
-           "WorkflowContinuedAsNew": "continued_as_new"}
-_INPUT_TYPES = (engine.StartWorkflow, engine.CancelWorkflow, engine.ResumeHook, engine.StepResult,
-                engine.TimerFired, engine.RunFinished, engine.ForgetRun, engine.ScheduleCommand)
-_Inbound = engine.Input | engine.ForgetRun | engine.ScheduleCommand
+_INPUT_TYPES = (runtime.StartWorkflow, runtime.CancelWorkflow, runtime.ResumeHook, runtime.StepResult,
+                runtime.TimerFired, runtime.RunFinished, runtime.ForgetRun, runtime.ScheduleCommand)
+_Inbound = runtime.Input | runtime.ForgetRun | runtime.ScheduleCommand
 """What the inbox carries: run inputs, and ops records the orchestrator handles itself."""
 FORGOTTEN = "forgotten"
 """Status of a compacted run whose id came from an idempotency key (kept so the id is never reused)."""
@@ -107,7 +108,7 @@ class PartitionLogic:
         # Runs found finished in history without a RunMarker: older topics (no checkpoint yet) — or, above a
         # checkpoint, runs whose marker ForgetRun removed. Their markers, to write or to drop.
         self.unmarked: list[Output] = []
-        self.schedules: dict[str, engine.ScheduleState] = {}  # by key "schedule:{id}"
+        self.schedules: dict[str, runtime.ScheduleState] = {}  # by key "schedule:{id}"
         self.cache = RunCache(cache_size)
         self.limits = limits
         self.replays = 0
@@ -130,7 +131,7 @@ class PartitionLogic:
             return offset if isinstance(offset, int) else None
         if decoded.name == "ScheduleState":
             schedule = self.records.decode(value)
-            assert isinstance(schedule, engine.ScheduleState)
+            assert isinstance(schedule, runtime.ScheduleState)
             self.schedules[name] = schedule
         if decoded.name == "RunMarker":
             self.finished[name] = sys.intern(str(record["status"]))
@@ -183,17 +184,18 @@ class PartitionLogic:
     def _retire_if_finished(self, run_id: str) -> bytes | None:
         """Move a run whose history ended to ``finished``; return its encoded ``RunMarker``."""
         history = self.histories.get(run_id)
-        if not history or not isinstance(history[-1], _TERMINAL):
+        status = status_of(history[-1]) if history else None
+        if history is None or status is None:
             return None
         last, first = history[-1], history[0]
-        status = self.finished[run_id] = sys.intern(_STATUS[type(last).__name__])
-        next_run_id = last.next_run_id if isinstance(last, engine.WorkflowContinuedAsNew) else None
+        self.finished[run_id] = status
+        next_run_id = last.next_run_id if isinstance(last, runtime.WorkflowContinuedAsNew) else None
         if next_run_id:
             self.successors[run_id] = next_run_id
         del self.histories[run_id]
         self.first_offsets.pop(run_id, None)
         self.cache.discard(run_id)
-        started = first if isinstance(first, engine.WorkflowStarted) else None
+        started = first if isinstance(first, runtime.WorkflowStarted) else None
         key = started.idempotency_key if started is not None else None
         if key is not None:
             self.keyed.add(run_id)
@@ -256,7 +258,7 @@ class PartitionLogic:
             outputs.append(Output("state", key, marker, self.partition))
         return outputs
 
-    def _revert(self, run_id: str, known: bool, length: int, schedule: engine.ScheduleState | None) -> None:
+    def _revert(self, run_id: str, known: bool, length: int, schedule: runtime.ScheduleState | None) -> None:
         """Forget what handling an input did to a run, so memory matches what Kafka will hold."""
         if is_schedule_key(run_id):
             if schedule is None:
@@ -272,13 +274,13 @@ class PartitionLogic:
 
     def _apply(self, record: _Inbound, key: bytes, value: bytes, offset: int, now_ms: int) -> list[Output]:
         run_id = _owner(record)
-        if isinstance(record, engine.ForgetRun):
+        if isinstance(record, runtime.ForgetRun):
             return self._forget(run_id, key, value, offset)
         if is_schedule_key(run_id):
-            if isinstance(record, (engine.ScheduleCommand, engine.TimerFired, engine.RunFinished)):
+            if isinstance(record, (runtime.ScheduleCommand, runtime.TimerFired, runtime.RunFinished)):
                 return self._schedule(run_id, record, key, value, offset, now_ms)
             return [self._dead(key, value, offset, f"{type(record).__name__} cannot go to schedule {run_id}", None)]
-        if isinstance(record, engine.ScheduleCommand):
+        if isinstance(record, runtime.ScheduleCommand):
             raise AssertionError("unreachable: a ScheduleCommand is owned by its schedule key")
         if self.finished.get(run_id) == FORGOTTEN:
             what = ("its id came from an idempotency key that is not reused: start with a new key"
@@ -292,11 +294,11 @@ class PartitionLogic:
                                    next_run_id=successor, parent_run_id=record.parent_run_id, started_at=0,
                                    finished_at=0)
                 return [Output("inbox", record.parent_run_id.encode(), self.records.encode(told))]
-            if isinstance(record, engine.CancelWorkflow) and successor is not None:
+            if isinstance(record, runtime.CancelWorkflow) and successor is not None:
                 # the run continued as new: the cancel is meant for the chain's current run
-                forward = engine.CancelWorkflow(run_id=successor, reason=record.reason, requested_at=record.requested_at)
+                forward = runtime.CancelWorkflow(run_id=successor, reason=record.reason, requested_at=record.requested_at)
                 return [Output("inbox", successor.encode(), self.records.encode(forward))]
-            if isinstance(record, engine.ResumeHook):  # the sender waits for an answer: tell it why
+            if isinstance(record, runtime.ResumeHook):  # the sender waits for an answer: tell it why
                 return [self._dead(key, value, offset, f"hook payload for token {record.token!r} not delivered: "
                                    f"run {run_id} is {self.finished[run_id]}", None)]
             log.debug("%s for finished run %s ignored", type(record).__name__, run_id)
@@ -324,12 +326,12 @@ class PartitionLogic:
             transition = run.handle(record, now_ms)
             if transition.ignored:
                 log.debug("input for %s ignored: %s", run_id, transition.ignored)
-                if isinstance(record, engine.ResumeHook):
+                if isinstance(record, runtime.ResumeHook):
                     self.cache.put(run)
                     return [self._dead(key, value, offset, f"hook payload not delivered: {transition.ignored}", None)]
         return self._commit(run, transition)
 
-    def _schedule(self, owner: str, record: engine.ScheduleCommand | engine.TimerFired | engine.RunFinished,
+    def _schedule(self, owner: str, record: runtime.ScheduleCommand | runtime.TimerFired | runtime.RunFinished,
                   key: bytes, value: bytes, offset: int, now_ms: int) -> list[Output]:
         decision = decide_schedule(self.schedules.get(owner), record, now_ms)
         if decision.error is not None:
@@ -377,25 +379,25 @@ class PartitionLogic:
             outputs.extend(self._route(command, key))
         return outputs
 
-    def _route(self, command: engine.Command, key: bytes) -> list[Output]:
+    def _route(self, command: runtime.Command, key: bytes) -> list[Output]:
         encode = self.records.encode
         if isinstance(command, ExecuteStep):
             return [Output("tasks", key, encode(command))]
-        if isinstance(command, (StartTimer, engine.CancelTimer)):
+        if isinstance(command, (StartTimer, runtime.CancelTimer)):
             return [Output("timers", key, encode(command))]
         if isinstance(command, RunFinished):
             outs = [Output("completions", key, encode(command))]
             if command.parent_run_id:
                 outs.append(Output("inbox", command.parent_run_id.encode(), encode(command)))
             return outs
-        if isinstance(command, (StartWorkflow, engine.CancelWorkflow)):
+        if isinstance(command, (StartWorkflow, runtime.CancelWorkflow)):
             # a child run, a continue-as-new successor, or the cancel of a child: the target run's partition
             return [Output("inbox", command.run_id.encode(), encode(command))]
         raise KflowError(f"no route for command {type(command).__name__}")
 
     def _unknown_finished(self, start: StartWorkflow, exc: Exception, now_ms: int) -> list[Output]:
         # A waiting client (or parent run) gets the error instead of waiting forever.
-        finished = RunFinished(run_id=start.run_id, workflow_name=start.workflow_name, status="failed",
+        finished = RunFinished(run_id=start.run_id, workflow_name=start.workflow_name, status=RunStatus.FAILED,
                                error=ErrorInfo(type=f"{type(exc).__module__}.{type(exc).__qualname__}",
                                                message=str(exc), retryable=False),
                                parent_run_id=start.parent_run_id, parent_position=start.parent_position,
@@ -412,7 +414,7 @@ class PartitionLogic:
 def _owner(record: _Inbound) -> str:
     """The run (or schedule) whose partition the record belongs to (a child's completion belongs to its
     parent, the completion of a scheduled run to its schedule)."""
-    if isinstance(record, engine.ScheduleCommand):
+    if isinstance(record, runtime.ScheduleCommand):
         return schedule_key(record.schedule_id)
     if isinstance(record, RunFinished) and record.parent_run_id:
         return record.parent_run_id

@@ -1,10 +1,10 @@
-"""The delay processor's state for one ``.timers`` partition: a persisted due-time index and its head.
+"""The timer processor's state for one ``.timers`` partition: a persisted due-time index and its head.
 
 `TimerIndex` is the fast local part: one SQLite file per input partition, one row per armed timer keyed
 by ``(run_id, timer_id)``, indexed by due time, plus the end offset of the partition's changelog
-(``streams._timer_changelog``) that the rows reflect. `TimerHead` is the bounded in-memory part: the
+(``streams.processors._timer_changelog``) that the rows reflect. `TimerHead` is the bounded in-memory part: the
 soonest timers of that index, in due order, so the scheduler never scans SQLite while timers are merely
-waiting. Neither does Kafka I/O nor reads a clock; the processor in ``streams._delay`` drives both.
+waiting. Neither does Kafka I/O nor reads a clock; the processor in ``streams.processors._timer_processor`` drives both.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import StartTimer
+from engine.runtime import StartTimer
 
 TimerKey = tuple[str, str]
 """``(run_id, timer_id)``: a timer's identity (``timer_id`` is unique within its run)."""

@@ -23,13 +23,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from engine import HISTORY_EVENT_TYPES, Clock, EventLimits, HistoryEvent, Registry, SystemClock
+from engine import EventLimits, Registry
+from engine.runtime import Clock, HISTORY_EVENT_TYPES, HistoryEvent, SystemClock
 from schemas import RecordCodec, SchemaError
-from streams._config import Settings
-from streams._service import serve
-from streams._kafka import consumer, producer
-from streams._orchestrator import PartitionLogic
-from streams._outputs import Output
+from streams._settings import Settings
+from streams.processors._serve import serve
+from streams.kafka import consumer, producer
+from streams.processors._partition_logic import PartitionLogic
+from streams.processors._outputs import Output
 from streams._topics import Topics, ensure_internal_topic
 
 log = logging.getLogger(__name__)

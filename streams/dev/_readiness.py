@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from storage import CassandraConnection, CassandraTarget
-from streams._jvm import DevStackError
+from streams.dev._jvm import DevStackError
 
 _READINESS_TOPIC = "__kflow_readiness"
 

@@ -1,4 +1,4 @@
-"""One delay partition's changelog ordering without Kafka: what is written to the changelog, and when."""
+"""One timer partition's changelog ordering without Kafka: what is written to the changelog, and when."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine import FakeClock
-from streams._delay import _PartitionTimers
-from streams._timer_index import ArmedTimer, TimerIndex, TimerKey
+from engine.testing import FakeClock
+from streams.processors import PartitionTimers
+from streams.processors import ArmedTimer, TimerIndex, TimerKey
 
 
 class Recorder:
@@ -36,8 +36,8 @@ def _timer(timer_id: str, fire_at: int) -> tuple[ArmedTimer, bytes]:
     return ArmedTimer(fire_at, "run", timer_id, 0, "sleep"), b"StartTimer " + timer_id.encode()
 
 
-def _partition(tmp_path: Path, clock: FakeClock, recorder: Recorder) -> _PartitionTimers:
-    part = _PartitionTimers(0, TimerIndex(tmp_path / "timers-0.sqlite3"), 16, clock, recorder.fire, recorder)
+def _partition(tmp_path: Path, clock: FakeClock, recorder: Recorder) -> PartitionTimers:
+    part = PartitionTimers(0, TimerIndex(tmp_path / "timers-0.sqlite3"), 16, clock, recorder.fire, recorder)
     part.head.load([])
     return part
 

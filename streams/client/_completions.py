@@ -11,20 +11,15 @@ from typing import Any, Final, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 
-from streams import _kafka
+from streams import kafka
+from streams.kafka import partition_for
 
 log = logging.getLogger(__name__)
 
 _RECENT_RESULTS: Final = 10_000  # raw RunFinished records remembered, least recently used dropped first
 _OWN_RUNS: Final = 100_000  # runs started by this client, whose completion is kept until claimed
 _SCAN_STALL_S: Final = 30.0  # a partition scan that makes no progress this long fails
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2, as in the Java client) picks for ``key``."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class CompletionsReader:
@@ -52,7 +47,7 @@ class CompletionsReader:
         """Position the tail at the current end of every partition (it fetches from the first wait on)."""
         self._own.clear()  # a reopened tail may have missed them: scans find them
         self.evictions += 1  # and a chain followed across the reopening is not "after the tail's start"
-        self._tail_consumer = consumer = _kafka.consumer(self._bootstrap)
+        self._tail_consumer = consumer = kafka.consumer(self._bootstrap)
         await consumer.start()
         tps = [TopicPartition(self._topic, p) for p in range(partitions)]
         consumer.assign(tps)
@@ -129,7 +124,7 @@ class CompletionsReader:
         async with self._scan_lock:
             # A consumer per scan: reusing one across scans (assign / unsubscribe) raced with aiokafka's
             # offset-reset bookkeeping when a scan was cancelled mid-seek.
-            consumer = _kafka.consumer(self._bootstrap)
+            consumer = kafka.consumer(self._bootstrap)
             try:
                 await consumer.start()  # inside: a scan cancelled while starting still closes the consumer
                 consumer.assign([tp])

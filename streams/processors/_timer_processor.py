@@ -1,12 +1,12 @@
-"""The delay processor: carries out every durable timer (sleeps, retry back-off, hook, run and schedule timers).
+"""The timer processor: carries out every durable timer (sleeps, retry back-off, hook, run and schedule timers).
 
 It consumes ``StartTimer`` / ``CancelTimer`` from ``<prefix>.timers`` (group ``<prefix>.delay``), keeps
 the armed timers of each assigned partition in a persisted due-time index with a bounded in-memory head
-(``streams._timer_index``, NOTES #10), and when a timer comes due produces ``TimerFired`` to
+(``streams.processors._timer_index``, NOTES #10), and when a timer comes due produces ``TimerFired`` to
 ``<prefix>.inbox``, keyed by the run id, so it reaches the orchestrator partition that owns the run.
 
 The SQLite index is local to a host; the source of truth is the compacted changelog
-``<prefix>.timer-index`` (``streams._timer_changelog``): the ``StartTimer`` of every armed timer, a
+``<prefix>.timer-index`` (``streams.processors._timer_changelog``): the ``StartTimer`` of every armed timer, a
 tombstone once it fired or was cancelled, on the partition number of its ``.timers`` partition. The
 index stores the changelog end offset it reflects; on assignment a partition whose index does not match
 the changelog's end (no file, a file from before a move to another host, a stale file) is rebuilt from
@@ -42,33 +42,27 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from engine import CancelTimer, Clock, StartTimer, SystemClock, TimerFired
+from engine.runtime import CancelTimer, Clock, StartTimer, SystemClock, TimerFired
 from schemas import RecordCodec, SchemaError
-from streams._config import Settings
-from streams._service import serve
-from streams._kafka import consumer, producer
-from streams._outputs import Output, dead_letter
-from streams._timer_changelog import ChangelogWriter, TimerChangelog
-from streams._timer_index import ArmedTimer, TimerHead, TimerIndex, TimerKey
+from streams._settings import Settings
+from streams.processors._serve import serve
+from streams.kafka import consumer, producer
+from streams.processors._outputs import Output, dead_letter
+from streams.processors._partition_timers import PartitionTimers
+from streams.processors._timer_changelog import TimerChangelog
+from streams.processors._timer_index import ArmedTimer, TimerHead, TimerIndex, TimerKey
 from streams._topics import Topics
 
 log = logging.getLogger(__name__)
 
 LATENESS_SAMPLES = 1000
-"""How many of the latest fires `DelayStats.lateness_ms` keeps."""
+"""How many of the latest fires `TimerStats.lateness_ms` keeps."""
 
-_FIRE_CHUNK = 500
-"""Most timers produced before their deletes are committed: bounds memory and re-fires after a crash."""
-
-_RETRY_SECONDS = 1.0
-"""Back-off before a partition retries after firing failed (Kafka refused the records, SQLite failed)."""
-
-_Fire = Callable[[Sequence[ArmedTimer]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
-class DelayStats:
-    """A snapshot of the delay processor's counters.
+class TimerStats:
+    """A snapshot of the timer processor's counters.
 
     Attributes:
         pending: timers armed in the indexes of the partitions this process owns.
@@ -95,98 +89,7 @@ class _Rejected(Exception):
         self.reason, self.error_type = reason, error_type
 
 
-class _PartitionTimers:
-    """The timers of one assigned ``.timers`` partition: its index, its head and its scheduler task.
-
-    Every change goes to the changelog first and to the index once the changelog acknowledged it.
-    """
-
-    def __init__(self, partition: int, index: TimerIndex, head_size: int, clock: Clock, fire: _Fire,
-                 changelog: ChangelogWriter) -> None:
-        self.partition = partition
-        self.index = index
-        self.head = TimerHead(head_size)
-        self._clock = clock
-        self._fire = fire
-        self._changelog = changelog
-        # Invariant: held from a changelog write until the SQLite transaction mirroring it commits, so the
-        # batch path and the scheduler never interleave there: a tombstone is written only for a timer the
-        # index still holds as fired, and the stored end offset is always that of the index's last write.
-        self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Load the head from the index and start firing (timers persisted earlier fire without input)."""
-        self.head.load(self.index.earliest(self.head.capacity))
-        self._task = asyncio.create_task(self._schedule(), name=f"kflow-delay-{self.partition}")
-
-    async def apply(self, arms: list[tuple[ArmedTimer, bytes]], removals: list[TimerKey]) -> None:
-        """Persist a batch's arms (timer, its ``StartTimer`` bytes) and removals, then mirror them in the head.
-
-        The changelog gets the arms and a tombstone for each removal the index holds; once acknowledged, one
-        SQLite transaction applies them and stores the changelog's new end offset.
-        """
-        async with self._lock:
-            end = await self._changelog.write(self.partition, [(t.key, value) for t, value in arms],
-                                              self.index.present(removals))
-            self.index.apply([t for t, _ in arms], removals, end)
-            for key in removals:
-                self.head.discard(key)
-            woken = [self.head.offer(timer) for timer, _ in arms]
-        if any(woken):
-            self._wake.set()  # an earlier timer than the one the scheduler sleeps for
-
-    async def close(self) -> None:
-        """Stop firing and close the index (a fire in flight is abandoned: its timer stays armed)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        self.index.close()
-
-    async def _schedule(self) -> None:
-        reload = False
-        while True:
-            try:
-                if reload:
-                    self.head.load(self.index.earliest(self.head.capacity))
-                    reload = False
-                await self._step()
-            except Exception:
-                # Whatever failed (Kafka refusing the fires, a SQLite error), every timer not yet deleted
-                # is still in the index: back off, rebuild the head from it and go on.
-                log.exception("partition %d: firing timers failed; retrying", self.partition)
-                reload = True
-                await asyncio.sleep(_RETRY_SECONDS)
-
-    async def _step(self) -> None:
-        """Fire what is due, else refill an exhausted head, else sleep until the next due time."""
-        now = self._clock.now_ms()
-        due = self.head.take_due(now, _FIRE_CHUNK)
-        if due:
-            await self._fire(due)
-            async with self._lock:
-                # Re-armed (another due time) or cancelled while TimerFired was in flight: that batch already
-                # wrote its record, a tombstone now would wrongly end the timer in the changelog.
-                fired = self.index.holding(due)
-                end = await self._changelog.write(self.partition, [], [t.key for t in fired])
-                self.index.remove_fired(fired, end)
-        elif self.head.needs_refill:
-            self.head.load(self.index.earliest(self.head.capacity))
-        else:
-            await self._sleep_until(self.head.next_fire_at, now)
-
-    async def _sleep_until(self, fire_at: int | None, now: int) -> None:
-        """Wait until ``fire_at`` (forever when None) or until an earlier timer arrives."""
-        # No await between computing `fire_at` and clearing: an arm cannot slip in unnoticed.
-        self._wake.clear()
-        delay = None if fire_at is None else max(0, fire_at - now) / 1000
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._wake.wait()
-
-
-class DelayProcessor:
+class TimerProcessor:
     """Keeps every durable timer of the ``.timers`` partitions this process owns, and fires them.
 
     Args:
@@ -209,7 +112,7 @@ class DelayProcessor:
         self.head_size = head_size
         self._clock = clock
         self._records = records or RecordCodec(secret=settings.secret)
-        self._partitions: dict[int, _PartitionTimers] = {}
+        self._partitions: dict[int, PartitionTimers] = {}
         # Held while a batch is applied and committed; a revoke waits for it, so a partition's index is
         # never closed under a batch and no offset is committed for a partition that was handed over.
         self._batch_lock = asyncio.Lock()
@@ -227,10 +130,10 @@ class DelayProcessor:
         self._failure: Exception | None = None
 
     @property
-    def stats(self) -> DelayStats:
+    def stats(self) -> TimerStats:
         """Counters now (``pending`` counts rows in the open indexes)."""
         pending = sum(part.index.count() for part in self._partitions.values())
-        return DelayStats(pending, self._fired, self._dead_lettered, tuple(self._lateness), self._restored,
+        return TimerStats(pending, self._fired, self._dead_lettered, tuple(self._lateness), self._restored,
                           self._restore_seconds)
 
     @property
@@ -251,7 +154,7 @@ class DelayProcessor:
         """Check (or create) the changelog, connect, join the group ``<prefix>.delay``, consume in the background.
 
         Raises:
-            streams._timer_changelog.ChangelogError: the changelog topic is not compacted or its partition
+            streams.processors._timer_changelog.ChangelogError: the changelog topic is not compacted or its partition
                 count differs from ``.timers``'.
         """
         await self._changelog.ensure_topic()
@@ -297,12 +200,12 @@ class DelayProcessor:
                     elif messages and tp in self._consumer.assignment():
                         # Fetched before its index was ready (a partition is paused while adopted, so this
                         # is a safety net): skipping would lose the records, so read them again later.
-                        log.warning("records of delay partition %d fetched before it was adopted; re-reading",
+                        log.warning("records of timer partition %d fetched before it was adopted; re-reading",
                                     tp.partition)
                         self._consumer.seek(tp, messages[0].offset)
                 await self._commit(done)
 
-    async def _apply_batch(self, part: _PartitionTimers, tp: TopicPartition,
+    async def _apply_batch(self, part: PartitionTimers, tp: TopicPartition,
                            messages: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply one partition's records: index transaction, fast-path fires, dead letters."""
         # The last record for a key decides (an arm is an upsert, a cancel a delete), so a batch
@@ -393,13 +296,13 @@ class DelayProcessor:
         try:
             ends = await self._changelog.end_offsets(new) if new else {}
             for number in new:
-                part = _PartitionTimers(number, await self._open_index(number, ends[number]), self.head_size,
+                part = PartitionTimers(number, await self._open_index(number, ends[number]), self.head_size,
                                         self._clock, self._fire, self._changelog)
                 part.start()
                 self._partitions[number] = part
-                log.info("delay partition %d assigned: %d timer(s) armed", number, part.index.count())
+                log.info("timer partition %d assigned: %d timer(s) armed", number, part.index.count())
         except Exception as exc:
-            log.exception("adopting delay partitions %s failed", new)
+            log.exception("adopting timer partitions %s failed", new)
             self._failure = exc
 
     async def _open_index(self, number: int, end: int) -> TimerIndex:
@@ -415,7 +318,7 @@ class DelayProcessor:
             elapsed = time.perf_counter() - started
             self._restored += len(restored.timers)
             self._restore_seconds += elapsed
-            log.info("delay partition %d: index rebuilt from %s (local index at %s, changelog end %d): %d "
+            log.info("timer partition %d: index rebuilt from %s (local index at %s, changelog end %d): %d "
                      "timer(s) restored from %d record(s) in %.3fs%s", number, self._changelog.topic,
                      "none" if local is None else local, restored.end_offset, len(restored.timers),
                      restored.records, elapsed,
@@ -427,13 +330,13 @@ class DelayProcessor:
             part = self._partitions.pop(number, None)
             if part is not None:
                 await part.close()
-                log.info("delay partition %d released", number)
+                log.info("timer partition %d released", number)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     """Opens a partition's index when it is assigned; stops its timers and closes it when revoked."""
 
-    def __init__(self, processor: DelayProcessor) -> None:
+    def __init__(self, processor: TimerProcessor) -> None:
         self._processor = processor
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:

@@ -15,11 +15,11 @@ from typing import cast
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from engine import HISTORY_EVENT_TYPES, HistoryEvent
+from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, CassandraTarget, HistoryWriter, migrate
-from streams._config import Settings
-from streams._kafka import consumer
+from streams._settings import Settings
+from streams.kafka import consumer
 from streams._topics import Topics
 
 

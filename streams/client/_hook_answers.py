@@ -15,8 +15,10 @@ from typing import Final, Literal
 from aiokafka import TopicPartition
 
 import engine
+
+from engine import runtime
 from schemas import RecordCodec, SchemaError
-from streams._watch import PartitionWatch
+from streams.client._watch import PartitionWatch
 
 # The orchestrator's reasons may start by restating what the error message already says.
 _RESTATED: Final = re.compile(r"^hook payload (?:for token '[^']*' )?not delivered: ")
@@ -89,7 +91,7 @@ class HookAnswerMatcher:
             received, sent = self._records.decode(value), self._records.decode(self._sent)
         except SchemaError:
             return False
-        return isinstance(received, engine.HookReceived) and isinstance(sent, engine.ResumeHook) \
+        return isinstance(received, runtime.HookReceived) and isinstance(sent, runtime.ResumeHook) \
             and received.payload == sent.payload
 
 

@@ -24,12 +24,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from engine import ForgetRun, InvalidDurationError, parse_duration
+from engine import InvalidDurationError
+from engine.runtime import ForgetRun, parse_duration
 from schemas import RecordCodec
 from storage import CassandraConnection, CassandraTarget, FinishedRun, HistorySize, RunStore, migrate
-from streams._config import Settings
-from streams._kafka import producer
-from streams._ops import OpsError, format_time
+from streams._settings import Settings
+from streams.kafka import producer
+from streams.ops._views import OpsError, format_time
 from streams._topics import Topics
 
 log = logging.getLogger(__name__)

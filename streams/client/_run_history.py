@@ -12,6 +12,8 @@ A gap at the very end (a run's newest events missing from Cassandra below ``C``)
 
 from __future__ import annotations
 
+from engine import RunStatus
+
 import asyncio
 import logging
 import time
@@ -23,12 +25,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 import engine
-from engine import HistoryEvent
+
+from engine import runtime
+from engine.runtime import HistoryEvent
 from schemas import RecordCodec
 from storage import CassandraConnection, CassandraTarget, RunStore, StorageError
-from streams import _kafka
-from streams._completions import CompletionsReader
-from streams._config import Settings
+from streams import kafka
+from streams.client._completions import CompletionsReader
+from streams._settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +118,7 @@ class RunHistory:
         if start == 0 or start < await self._end_offset(tp):  # else Cassandra holds all there is
             await self._reader.scan(tp, None, visit, start=start)
         decoded = [cast(HistoryEvent, e) for e in map(self._records.decode, raws)
-                   if isinstance(e, engine.HISTORY_EVENT_TYPES)]
+                   if isinstance(e, runtime.HISTORY_EVENT_TYPES)]
         events = {event.seq: event for event in reversed(decoded)}  # a duplicate write (same seq): the first wins
         events.update((event.seq, event) for event in stored)  # what Cassandra holds wins over the tail
         return [events[seq] for seq in sorted(events)], scanned
@@ -174,7 +178,7 @@ class RunHistory:
     async def _end_offset(self, tp: TopicPartition) -> int:
         async with self._lock:
             if self._probe is None:
-                probe = _kafka.consumer(self._settings.bootstrap)
+                probe = kafka.consumer(self._settings.bootstrap)
                 try:
                     await probe.start()
                 except BaseException:
@@ -189,7 +193,7 @@ def _follow_links(store: RunStore, run_id: str, limit: int = 1_000_000) -> str:
     current = run_id
     for _ in range(limit):  # bounded: a damaged row pointing back must not loop forever
         row = store.get_run(current)
-        if row is None or row.status != "continued_as_new" or not row.next_run_id:
+        if row is None or row.status != RunStatus.CONTINUED_AS_NEW or not row.next_run_id:
             break
         current = row.next_run_id
     return current

@@ -19,7 +19,7 @@ from typing import Final, Self, TypeVar
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streams import _kafka
+from streams import kafka
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class PartitionWatch:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> Self:
-        consumer = _kafka.consumer(self._bootstrap)
+        consumer = kafka.consumer(self._bootstrap)
         try:  # start() inside: a consumer cancelled or failing while it starts is closed too
             await consumer.start()
             consumer.assign(self._partitions)
@@ -89,7 +89,7 @@ async def read_to_end(bootstrap: str, partitions: Sequence[TopicPartition],
     Raises:
         TimeoutError: a partition made no progress for 30 s.
     """
-    consumer = _kafka.consumer(bootstrap, max_poll_records=5000)
+    consumer = kafka.consumer(bootstrap, max_poll_records=5000)
     try:  # start() inside: a consumer cancelled or failing while it starts is closed too
         await consumer.start()
         consumer.assign(list(partitions))

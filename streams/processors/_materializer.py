@@ -24,12 +24,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from engine import HISTORY_EVENT_TYPES, HistoryEvent
+from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, CassandraTarget, HistoryWriter, StorageError, migrate
-from streams._config import Settings
-from streams._service import serve
-from streams._kafka import consumer
+from streams._settings import Settings
+from streams.processors._serve import serve
+from streams.kafka import consumer
 from streams._topics import Topics
 
 log = logging.getLogger(__name__)
@@ -301,41 +301,3 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("materializer: history partitions assigned %s", sorted(tp.partition for tp in assigned))
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionLag:
-    """One history partition: its end offset, the materializer's committed offset, and the difference."""
-
-    partition: int
-    end: int
-    committed: int | None
-    lag: int
-
-
-async def committed_lag(bootstrap: str, topic: str, group: str) -> list[PartitionLag]:
-    """History end offsets minus the materializer group's committed offsets (its start when none).
-
-    Raises:
-        ValueError: the topic does not exist.
-    """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    await admin.start()
-    try:
-        if topic not in await admin.list_topics():  # checked first: describing a missing topic may create it
-            raise ValueError(f"topic {topic} does not exist (kflow topics create)")
-        [described] = await admin.describe_topics([topic])
-        tps = sorted((TopicPartition(topic, p["partition"]) for p in described["partitions"]),
-                     key=lambda tp: tp.partition)
-        committed = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
-                     if tp.topic == topic and meta.offset >= 0}
-        reader = consumer(bootstrap)  # read_committed: the end is what the materializer can read
-        await reader.start()
-        try:
-            ends, starts = await reader.end_offsets(tps), await reader.beginning_offsets(tps)
-        finally:
-            await reader.stop()
-    finally:
-        await admin.close()
-    return [PartitionLag(tp.partition, ends[tp], committed.get(tp), max(0, ends[tp] - committed.get(tp, starts[tp])))
-            for tp in tps]

@@ -23,12 +23,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 import engine
-from engine import ErrorInfo, ExecuteStep, Registry, StepResult, SystemClock
+
+from engine import runtime
+from engine import Registry
+from engine.runtime import ErrorInfo, ExecuteStep, StepResult, SystemClock
 from schemas import PayloadError, RecordCodec, SchemaError
-from streams import _kafka
-from streams._config import Settings
-from streams._service import serve
-from streams._outputs import Output, dead_letter
+from streams import kafka
+from streams._settings import Settings
+from streams.processors._serve import serve
+from streams.processors._outputs import Output, dead_letter
 from streams._topics import Topics
 
 log = logging.getLogger(__name__)
@@ -157,8 +160,8 @@ class StepWorker:
 
     async def start(self) -> None:
         """Connect, join the worker group and start consuming."""
-        producer = _kafka.producer(self.settings.bootstrap)
-        consumer = _kafka.consumer(self.settings.bootstrap, group_id=f"{self.settings.topic_prefix}.workers")
+        producer = kafka.producer(self.settings.bootstrap)
+        consumer = kafka.consumer(self.settings.bootstrap, group_id=f"{self.settings.topic_prefix}.workers")
         await producer.start()
         try:
             await consumer.start()
@@ -266,7 +269,7 @@ class StepWorker:
         if not isinstance(cmd, ExecuteStep):
             return [self._dead(tp, offset, key, value, f"{type(cmd).__name__} does not belong on the tasks "
                                "topic (only ExecuteStep)", None)]
-        result = await engine.execute_step(self.registry, cmd, self._clock, worker=self.worker_id)
+        result = await runtime.execute_step(self.registry, cmd, self._clock, worker=self.worker_id)
         self.stats.steps_run += 1
         encoded = self._encode_result(result, cmd.step_name)
         return [Output("inbox", cmd.run_id.encode(), encoded)]
@@ -274,9 +277,9 @@ class StepWorker:
     def _encode_result(self, result: StepResult, step_name: str) -> bytes:
         try:
             encoded = self.records.encode(result)
-            if len(encoded) > _kafka.MAX_MESSAGE_BYTES:
+            if len(encoded) > kafka.MAX_MESSAGE_BYTES:
                 raise PayloadError(f"the result encodes to {len(encoded)} bytes, over the "
-                                   f"{_kafka.MAX_MESSAGE_BYTES}-byte record limit; return a reference "
+                                   f"{kafka.MAX_MESSAGE_BYTES}-byte record limit; return a reference "
                                    "(a key, a URL) to large data instead of the data")
         except SchemaError as exc:
             log.warning("step %s returned a result that cannot be sent: %s", step_name, exc)
@@ -312,7 +315,7 @@ class StepWorker:
               exc: Exception | None) -> Output:
         log.warning("dead letter from %s[%d]@%d: %s", tp.topic, tp.partition, offset, reason)
         self.stats.dead_letters += 1
-        error_type = "kflow.InvalidRecord" if exc is None else engine.error_info(exc, with_traceback=False).type
+        error_type = "kflow.InvalidRecord" if exc is None else runtime.error_info(exc, with_traceback=False).type
         return dead_letter(self.records.codec, topic=tp.topic, partition=tp.partition, offset=offset, key=key,
                            value=value, reason=reason, error_type=error_type)
 
@@ -336,5 +339,5 @@ def _unsendable(exc: SchemaError, message: str) -> ErrorInfo:
     """A non-retryable error for a value the payload codec cannot carry (a retry would fail the same way)."""
     hint = "" if "cloudpickle" in message else ("; use the cloudpickle payload codec (with KFLOW_SECRET) for "
                                                 "arbitrary Python values")
-    return ErrorInfo(type=engine.error_info(exc, with_traceback=False).type, message=message + hint,
+    return ErrorInfo(type=runtime.error_info(exc, with_traceback=False).type, message=message + hint,
                      retryable=False)

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from streams._jvm import Daemon, DevStackError, fetch_jars, find_java17
-from streams._readiness import cassandra_ready, kafka_ready
+from streams.dev._jvm import Daemon, DevStackError, fetch_jars, find_java17
+from streams.dev._readiness import cassandra_ready, kafka_ready
 
 Say = Callable[[str], None]
-_FILES = Path(__file__).parent / "_infra"
+_FILES = Path(__file__).parent / "servers"
 KAFKA_VERSION = "4.1.2"
 CASSANDRA_VERSION = "5.0.8"
 KAFKA_MAIN = "kafka.Kafka"

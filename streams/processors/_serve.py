@@ -1,4 +1,4 @@
-"""Running a background service (orchestrator, delay processor, worker, materializer) until told to stop."""
+"""Running a background service (orchestrator, timer processor, worker, materializer) until told to stop."""
 
 from __future__ import annotations
 

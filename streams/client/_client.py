@@ -1,0 +1,224 @@
+"""The client: start runs, wait for results, cancel, resume hooks, read history — all through Kafka.
+
+Commands go to ``<prefix>.inbox`` keyed by run id; results come from ``<prefix>.completions`` through one
+tail consumer per client; a hook payload's answer is read from its run's ``<prefix>.history`` and
+``<prefix>.dlq`` partitions; run views scan ``<prefix>.history`` (always current; the ops CLI reads Cassandra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from engine import Registry, RunStatus
+from engine.runtime import (CallArgs, CancelWorkflow, HistoryEvent, ResumeHook, RunFinished,
+                            StartWorkflow, SystemClock)
+from schemas import PayloadError, RecordCodec, SchemaError
+from streams import kafka
+from streams.kafka import partition_for
+from streams._settings import Settings
+from streams._topics import Topics
+from streams.client._completions import CompletionsReader
+from streams.client._hook_answers import HookAnswerMatcher, HookAnswerWatch
+from streams.client._outcomes import HookDeliveryError, RunInfo, outcome_of, run_info
+from streams.client._run_history import HistorySource, RunHistory
+from streams.client._run_ids import run_id_for, run_id_of_token, workflow_name_of
+from streams.client._schedules import Schedules
+
+log = logging.getLogger(__name__)
+
+
+class Client:
+    """Start and follow workflow runs through Kafka (docs/api.md, "Client").
+
+    Use as ``async with Client(...) as client`` (or ``connect()`` / ``close()``); methods connect on first use.
+
+    Args:
+        bootstrap: Kafka bootstrap servers; default ``settings.bootstrap`` (``KFLOW_BOOTSTRAP``).
+        settings: servers and topic prefix; default ``Settings.from_env()``.
+        registry: when given, ``start`` refuses workflow names it does not know before sending anything.
+        records: codec for records and payloads (default: JSON payloads, ``settings.secret`` for pickles).
+        history: where ``get_run`` / ``get_events`` read: ``"cassandra"`` (default: the events the
+            materializer wrote, plus the part of the history topic it has not written yet; the topic alone
+            while Cassandra is unreachable) or ``"kafka"`` (a scan of the run's history partition).
+    """
+
+    def __init__(self, bootstrap: str | None = None, *, settings: Settings | None = None,
+                 registry: Registry | None = None, records: RecordCodec | None = None,
+                 history: HistorySource = "cassandra") -> None:
+        settings = settings or Settings.from_env()
+        self.settings = dataclasses.replace(settings, bootstrap=bootstrap) if bootstrap else settings
+        self.registry = registry
+        self.records = records or RecordCodec(secret=self.settings.secret)
+        self.topics = Topics(self.settings.topic_prefix)
+        self._clock = SystemClock()
+        self._producer: AIOKafkaProducer | None = None
+        self._reader = CompletionsReader(self.settings.bootstrap, self.topics.completions)
+        self._history_partitions = 0
+        self.history = RunHistory(self.settings, self.records, self._reader, self.topics.history, history)
+        self._connect_lock = asyncio.Lock()
+        self.schedules = Schedules(self.settings, self.records, self.registry, self._connected_producer, self._clock)
+        """Schedules: create, update, pause, resume, delete, trigger, backfill, get, list, activate."""
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Connect the producer and position the completions tail at the end (idempotent)."""
+        async with self._connect_lock:
+            if self._producer is not None:
+                return
+            producer = kafka.producer(self.settings.bootstrap)
+            try:
+                await producer.start()
+                self._history_partitions = len(await producer.partitions_for(self.topics.history))
+                await self._reader.open(len(await producer.partitions_for(self.topics.completions)))
+            except BaseException:
+                await producer.stop()
+                await self._reader.close()
+                raise
+            self._producer = producer
+
+    async def close(self) -> None:
+        """Disconnect; waits still pending are cancelled."""
+        await self._reader.close()
+        await self.history.close()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def start(self, workflow: str | Callable[..., object], /, *args: object,
+                    idempotency_key: str | None = None, **kwargs: object) -> str:
+        """Start a run of ``workflow`` (a name or an ``@workflow`` function); returns its run id.
+
+        With an ``idempotency_key`` the run id is derived from (workflow name, key): the same key names the
+        same run whether it is running, completed or failed; a start with a used key returns that run's id
+        and starts nothing (racing starts yield one run). The key's scope is the workflow name.
+
+        Raises ``UnknownWorkflowError`` (not an ``@workflow``, or not in ``registry``) and ``PayloadError``
+        (arguments the payload codec cannot carry, or over the record size limit).
+        """
+        name = workflow_name_of(workflow)
+        if self.registry is not None:
+            self.registry.workflow(name)
+        run_id = run_id_for(name, idempotency_key)
+        record = StartWorkflow(run_id=run_id, workflow_name=name, args=CallArgs(tuple(args), dict(kwargs)),
+                               idempotency_key=idempotency_key, requested_at=self._clock.now_ms())
+        value = self.records.encode(record)
+        if len(value) > kafka.MAX_MESSAGE_BYTES:
+            raise PayloadError(f"the arguments encode to {len(value)} bytes, over the "
+                               f"{kafka.MAX_MESSAGE_BYTES}-byte record limit")
+        await self.connect()
+        if idempotency_key is None:
+            self._reader.expect(run_id)  # before sending: the tail must keep its completion
+        await self._send(run_id, value)
+        return run_id
+
+    async def result(self, run_id: str, timeout: float | None = None) -> object:
+        """Wait for the run to finish and return its result, following continue-as-new to the last run.
+
+        Raises the failed run's error rebuilt (its own type when importable here, else ``StepFailedError``),
+        ``CancellationError`` for a cancelled run, ``TimeoutError`` when not finished within ``timeout`` s.
+        """
+        await self.connect()
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        current, tailed_since = run_id, None
+        while True:
+            raw, tailed = await self._reader.wait(current, deadline, tailed_since=tailed_since)
+            finished = self.records.decode(raw)
+            if not isinstance(finished, RunFinished):
+                raise SchemaError(f"{type(finished).__name__} on {self.topics.completions} for run {current}")
+            if finished.status != RunStatus.CONTINUED_AS_NEW or not finished.next_run_id:
+                return outcome_of(finished)
+            # The successor's completion is written after this one: if the tail delivered this one, it
+            # delivers the successor's too (no scan of its partition is needed). Else the chain finished
+            # (in part) before the tail started: Cassandra's run links skip the links already done, so only
+            # the last one needs a scan, not every one.
+            current, tailed_since = finished.next_run_id, (self._reader.evictions if tailed else None)
+            if not tailed:
+                current = await self.history.chain_end(current)
+
+    async def cancel(self, run_id: str, reason: str | None = None) -> None:
+        """Ask the run to cancel (``CancellationError`` is raised in it at its current await)."""
+        record = CancelWorkflow(run_id=run_id, reason=reason, requested_at=self._clock.now_ms())
+        await self._send(run_id, self.records.encode(record))
+
+    async def resume_hook(self, token: str, payload: object, *, wait: bool = True, timeout: float = 30.0) -> str:
+        """Send ``payload`` to the hook ``token`` and, with ``wait``, learn its fate.
+
+        The token of a run's first ``hook(name)`` is ``"{run_id}:{name}"``, of its n-th ``"{run_id}:{name}#{n}"``
+        (``on_created`` receives it); a token takes one payload.
+
+        Returns ``"delivered"`` (a hook was waiting on the token and took it), ``"queued"`` (the run is
+        running but not waiting on that token yet: the payload is kept and delivered when the workflow
+        reaches that ``hook()`` call; a ``payload_schema`` is only checked then, and a payload it rejects is
+        dropped, the token free again) or, with ``wait=False``, ``"sent"`` as soon as Kafka has it.
+
+        Raises ``HookDeliveryError`` (with ``reason``) for a malformed token (before sending anything), no
+        such run, a finished run, a token that already took its payload (delivered, or queued and waiting)
+        or has expired, or a payload the waiting hook's ``payload_schema`` rejects;
+        ``TimeoutError`` when no answer came within ``timeout`` s (no processor running? the payload was
+        sent and may still be delivered); ``PayloadError`` for a payload the codec cannot carry.
+        """
+        try:
+            run_id = run_id_of_token(token)
+        except ValueError as exc:
+            raise HookDeliveryError.refused(token, str(exc)) from None
+        record = ResumeHook(run_id=run_id, token=token, payload=payload, requested_at=self._clock.now_ms())
+        value = self.records.encode(record)
+        if len(value) > kafka.MAX_MESSAGE_BYTES:
+            raise PayloadError(f"the payload encodes to {len(value)} bytes, over the "
+                               f"{kafka.MAX_MESSAGE_BYTES}-byte record limit")
+        if not wait:
+            await self._send(run_id, value)
+            return "sent"
+        deadline = asyncio.get_running_loop().time() + timeout
+        await self.connect()
+        assert self._producer is not None
+        key = run_id.encode()
+        history = TopicPartition(self.topics.history, partition_for(key, self._history_partitions))
+        dlq = TopicPartition(self.topics.dlq,
+                             partition_for(key, len(await self._producer.partitions_for(self.topics.dlq))))
+        # The watch is positioned before the send, so the answer (written after it) cannot be missed.
+        async with HookAnswerWatch(self.settings.bootstrap, history, dlq) as watch:
+            offset = await self._send(run_id, value)
+            answer = await watch.answer(HookAnswerMatcher(self.records, value, self.topics.inbox, offset), deadline)
+        if answer is None:
+            raise TimeoutError(f"no answer to the hook payload for {token} within {timeout:g} s (is a kflow "
+                               f"processor running on {self.topics.inbox}?); it was sent and may still be delivered")
+        if answer.outcome == "refused":
+            raise HookDeliveryError.refused(token, answer.reason)
+        return answer.outcome
+
+    async def get_events(self, run_id: str) -> list[HistoryEvent]:
+        """The run's history events ordered by ``seq`` (empty for an unknown run), always current: what the
+        materializer has written to Cassandra plus the newer part of the history topic (see ``history``)."""
+        await self.connect()
+        return await self.history.events(run_id, partition_for(run_id.encode(), self._history_partitions))
+
+    async def get_run(self, run_id: str) -> RunInfo | None:
+        """Status, result or error, and timestamps of the run; None when it has no history (yet).
+
+        Derived from ``get_events``, so as current as the history topic."""
+        return run_info(run_id, await self.get_events(run_id))
+
+    async def _send(self, run_id: str, value: bytes) -> int:
+        """Produce ``value`` to the inbox keyed by ``run_id``; returns its offset there."""
+        await self.connect()
+        assert self._producer is not None
+        metadata = await self._producer.send_and_wait(self.topics.inbox, value, key=run_id.encode())
+        return int(metadata.offset)
+
+    async def _connected_producer(self) -> AIOKafkaProducer:
+        await self.connect()
+        assert self._producer is not None
+        return self._producer
+

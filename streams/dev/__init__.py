@@ -1,0 +1,13 @@
+"""Local servers for development and tests (``kflow dev``): Kafka and Cassandra from Maven jars, their
+readiness probes and configuration (``servers/``), the smoke round trip and the example runner."""
+
+from streams.dev._demo import Say, Scenario, history_lines, run_example
+from streams.dev._jvm import Daemon, DevStackError, fetch_jars, find_java17
+from streams.dev._readiness import cassandra_ready, kafka_ready
+from streams.dev._smoke import smoke_roundtrip
+from streams.dev._stack import DevStack, ServerStatus
+
+__all__ = [
+    "DevStack", "ServerStatus", "DevStackError", "Daemon", "fetch_jars", "find_java17", "kafka_ready",
+    "cassandra_ready", "smoke_roundtrip", "run_example", "Scenario", "Say", "history_lines",
+]
