@@ -32,9 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from engine import Registry, continue_as_new, step, workflow
 from streams import DevStack, Settings, Topics, create_topics
 from streams.client import Client
-from streams.processors import TimerProcessor
-from streams.processors import Orchestrator
-from streams.processors import StepWorker
+from streams.processors import Orchestrator, StepWorker, TimerProcessor
 
 
 @step
@@ -81,13 +79,23 @@ class Probe:
         now, done = time.perf_counter(), self.done()
         rate = (done - window[1]) / max(1e-9, now - window[0])
         traced = f", traced {tracemalloc.get_traced_memory()[0] / 2**20:6.1f} MiB" if tracemalloc.is_tracing() else ""
-        return (f"{done:>7,} runs finished  {now - started:7.1f} s  {rate:6.1f} it/s  RSS {rss_mib():6.1f} MiB{traced}"
-                f"  running {sum(len(p.histories) for p in parts)}  live {sum(len(p.cache.runs) for p in parts)}"
-                f"  finished entries {self.finished():,}")
+        return (
+            f"{done:>7,} runs finished  {now - started:7.1f} s  {rate:6.1f} it/s  RSS {rss_mib():6.1f} MiB{traced}"
+            f"  running {sum(len(p.histories) for p in parts)}  live {sum(len(p.cache.runs) for p in parts)}"
+            f"  finished entries {self.finished():,}"
+        )
 
 
-async def follow(client: Client, probe: Probe, first: str, total_runs: int, mode: str, late_timeout: float,
-                 started: float, every: int) -> tuple[object, str, float]:
+async def follow(
+    client: Client,
+    probe: Probe,
+    first: str,
+    total_runs: int,
+    mode: str,
+    late_timeout: float,
+    started: float,
+    every: int,
+) -> tuple[object, str, float]:
     """Wait for the chain, printing a line per checkpoint; returns the result, how it was obtained and when
     the chain's last run finished (perf_counter)."""
     live = asyncio.ensure_future(client.result(first, timeout=None)) if mode == "live" else None
@@ -107,8 +115,12 @@ async def follow(client: Client, probe: Probe, first: str, total_runs: int, mode
             print(f"  {stat.size_diff / 1024:+9.0f} KiB  {stat.count_diff:+8,} blocks  {stat.traceback[0].filename}")
     if live is not None:
         result = await live
-        return (result, f"client.result (live, awaited from the start) returned "
-                        f"{time.perf_counter() - chain_done:.2f} s after the chain", chain_done)
+        return (
+            result,
+            f"client.result (live, awaited from the start) returned "
+            f"{time.perf_counter() - chain_done:.2f} s after the chain",
+            chain_done,
+        )
     if mode == "late":
         t0 = time.perf_counter()
         try:
@@ -140,10 +152,12 @@ async def main() -> None:
     state_dir = tempfile.TemporaryDirectory(prefix="bench-can-")
     services = (orchestrator, TimerProcessor(settings, state_dir=Path(state_dir.name)), StepWorker(settings, registry))
     workflow_fn = bare_loop if args.bare else loop
-    print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, prefix "
-          f"{settings.topic_prefix}, 2 partitions, orchestrator + delay + worker + client in one process; "
-          f"{args.iterations:,} iterations, {'no step' if args.bare else 'one step'} each, follow {args.follow}"
-          f"{', tracemalloc on' if args.tracemalloc else ''}")
+    print(
+        f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, prefix "
+        f"{settings.topic_prefix}, 2 partitions, orchestrator + delay + worker + client in one process; "
+        f"{args.iterations:,} iterations, {'no step' if args.bare else 'one step'} each, follow {args.follow}"
+        f"{', tracemalloc on' if args.tracemalloc else ''}"
+    )
     for service in services:
         await service.start()
     try:
@@ -155,11 +169,14 @@ async def main() -> None:
                 tracemalloc.start()
             started = time.perf_counter()
             first = await client.start(workflow_fn, 0, args.iterations)
-            result, how, chain_done = await follow(client, probe, first, args.iterations + 1, args.follow,
-                                                   args.late_timeout, started, args.every)
+            result, how, chain_done = await follow(
+                client, probe, first, args.iterations + 1, args.follow, args.late_timeout, started, args.every
+            )
             took = chain_done - started
-            print(f"{args.iterations:,} iterations in {took:.1f} s: {args.iterations / took:.1f} iterations/s; "
-                  f"result {result!r}; {how}")
+            print(
+                f"{args.iterations:,} iterations in {took:.1f} s: {args.iterations / took:.1f} iterations/s; "
+                f"result {result!r}; {how}"
+            )
     finally:
         for service in reversed(services):
             await service.stop()

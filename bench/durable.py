@@ -42,11 +42,13 @@ async def throughput(client: Client, runs: int) -> str:
     results = await asyncio.gather(*(client.result(r, timeout=600) for r in run_ids))
     took = time.perf_counter() - started
     assert results == list(range(runs))
-    return (f"(a) {runs} runs x 3 steps, started concurrently: {took:.2f} s -> {runs / took:,.0f} runs/s, "
-            f"{3 * runs / took:,.0f} steps/s")
+    return (
+        f"(a) {runs} runs x 3 steps, started concurrently: {took:.2f} s -> {runs / took:,.0f} runs/s, "
+        f"{3 * runs / took:,.0f} steps/s"
+    )
 
 
-async def materialization_lag(settings: Settings, load: "asyncio.Future[str]") -> str:
+async def materialization_lag(settings: Settings, load: asyncio.Future[str]) -> str:
     """Sample the materializer's lag (events in .history not yet committed to Cassandra) while ``load`` runs."""
     from streams import committed_lag
 
@@ -65,8 +67,10 @@ async def materialization_lag(settings: Settings, load: "asyncio.Future[str]") -
             return f"(e) materialization lag: still {remaining} events behind 120 s after the load"
         await asyncio.sleep(0.05)
     catch_up = time.perf_counter() - finished
-    return (f"(e) materialization lag during (a): max {max(samples, default=0):,} events, median "
-            f"{statistics.median(samples) if samples else 0:,.0f}; all in Cassandra {catch_up:.2f} s after the last result")
+    return (
+        f"(e) materialization lag during (a): max {max(samples, default=0):,} events, median "
+        f"{statistics.median(samples) if samples else 0:,.0f}; all in Cassandra {catch_up:.2f} s after the last result"
+    )
 
 
 async def latency(client: Client, runs: int) -> str:
@@ -76,8 +80,10 @@ async def latency(client: Client, runs: int) -> str:
         run_id = await client.start("one_step", i)
         await client.result(run_id, timeout=60)
         samples.append((time.perf_counter() - t0) * 1000)
-    return (f"(b) 1-step run start->result over {runs} sequential runs: p50 {pct(samples, .5):.1f} ms, "
-            f"p99 {pct(samples, .99):.1f} ms, mean {statistics.mean(samples):.1f} ms")
+    return (
+        f"(b) 1-step run start->result over {runs} sequential runs: p50 {pct(samples, 0.5):.1f} ms, "
+        f"p99 {pct(samples, 0.99):.1f} ms, mean {statistics.mean(samples):.1f} ms"
+    )
 
 
 async def long_run(client: Client, steps: int) -> str:
@@ -89,8 +95,10 @@ async def long_run(client: Client, steps: int) -> str:
     per_step = [b - a for a, b in zip(done, done[1:])]
     window = min(100, len(per_step) // 2)
     first, last = statistics.mean(per_step[:window]), statistics.mean(per_step[-window:])
-    return (f"(c) one run of {steps} sequential steps: {took:.2f} s total, {took / steps * 1000:.2f} ms/step; "
-            f"first-{window} {first:.2f} ms/step, last-{window} {last:.2f} ms/step, ratio {last / first:.2f}")
+    return (
+        f"(c) one run of {steps} sequential steps: {took:.2f} s total, {took / steps * 1000:.2f} ms/step; "
+        f"first-{window} {first:.2f} ms/step, last-{window} {last:.2f} ms/step, ratio {last / first:.2f}"
+    )
 
 
 async def lateness(client: Client, runs: int) -> str:
@@ -105,8 +113,10 @@ async def lateness(client: Client, runs: int) -> str:
         scheduled = next(e for e in events if type(e).__name__ == "TimerScheduled" and e.kind == "sleep")
         elapsed = next(e for e in events if type(e).__name__ == "TimerElapsed" and e.kind == "sleep")
         late.append(elapsed.timestamp - scheduled.fire_at)
-    return (f"(d) sleep('1s') lateness over {runs} runs (TimerElapsed recorded - fire_at): p50 {pct(late, .5):.0f} ms, "
-            f"p99 {pct(late, .99):.0f} ms, max {max(late):.0f} ms")
+    return (
+        f"(d) sleep('1s') lateness over {runs} runs (TimerElapsed recorded - fire_at): p50 {pct(late, 0.5):.0f} ms, "
+        f"p99 {pct(late, 0.99):.0f} ms, max {max(late):.0f} ms"
+    )
 
 
 async def main() -> None:
@@ -116,8 +126,12 @@ async def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--sleeps", type=int, default=100)
     parser.add_argument("--profile", metavar="DIR", help="run processor and worker under cProfile, print the top")
-    parser.add_argument("--materializer", choices=["separate", "inprocess", "off"], default="separate",
-                        help="history materializer: its own process (default), inside the processor, or none")
+    parser.add_argument(
+        "--materializer",
+        choices=["separate", "inprocess", "off"],
+        default="separate",
+        help="history materializer: its own process (default), inside the processor, or none",
+    )
     args = parser.parse_args()
     base = Settings.from_env()
     if not os.environ.get("KFLOW_BOOTSTRAP"):
@@ -125,9 +139,14 @@ async def main() -> None:
     tag = uuid.uuid4().hex[:8]
     settings = dataclasses.replace(base, topic_prefix=f"bench-{tag}", keyspace=f"bench_{tag}", partitions=2)
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
-    env = {**os.environ, "KFLOW_TOPIC_PREFIX": settings.topic_prefix, "KFLOW_PARTITIONS": "2",
-           "KFLOW_KEYSPACE": settings.keyspace,
-           "PYTHONPATH": str(ROOT), "KFLOW_HOME": str(Path("/tmp") / settings.topic_prefix)}
+    env = {
+        **os.environ,
+        "KFLOW_TOPIC_PREFIX": settings.topic_prefix,
+        "KFLOW_PARTITIONS": "2",
+        "KFLOW_KEYSPACE": settings.keyspace,
+        "PYTHONPATH": str(ROOT),
+        "KFLOW_HOME": str(Path("/tmp") / settings.topic_prefix),
+    }
     profiles = {role: Path(args.profile) / f"{role}.prof" for role in ("processor", "worker")} if args.profile else {}
     for path in profiles.values():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,12 +155,27 @@ async def main() -> None:
         commands["processor"].append("--no-materializer")
     if args.materializer == "separate":
         commands["materializer"] = ["materializer"]
-    procs = [subprocess.Popen([sys.executable, *(["-m", "cProfile", "-o", str(profiles[role])] if role in profiles else []),
-                               "-m", "streams.cli", *command, "--log-level", "ERROR"], env=env, cwd=ROOT)
-             for role, command in commands.items()]
-    print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"prefix {settings.topic_prefix}, 2 partitions, processes: {', '.join(commands)}, "
-          f"materializer {args.materializer}")
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                *(["-m", "cProfile", "-o", str(profiles[role])] if role in profiles else []),
+                "-m",
+                "streams.cli",
+                *command,
+                "--log-level",
+                "ERROR",
+            ],
+            env=env,
+            cwd=ROOT,
+        )
+        for role, command in commands.items()
+    ]
+    print(
+        f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"prefix {settings.topic_prefix}, 2 partitions, processes: {', '.join(commands)}, "
+        f"materializer {args.materializer}"
+    )
     try:
         async with Client(settings=settings, registry=Registry.from_module("bench.workflows")) as client:
             await client.result(await client.start("one_step", 0), timeout=120)  # warm up: groups joined
@@ -150,8 +184,11 @@ async def main() -> None:
             print(await load, flush=True)
             if lag:
                 print(lag, flush=True)
-            for line in (await latency(client, args.latency_runs), await long_run(client, args.steps),
-                         await lateness(client, args.sleeps)):
+            for line in (
+                await latency(client, args.latency_runs),
+                await long_run(client, args.steps),
+                await lateness(client, args.sleeps),
+            ):
                 print(line, flush=True)
     finally:
         for proc in procs:

@@ -25,9 +25,7 @@ from engine import Registry
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from streams import DevStack, Settings, Topics, create_topics
 from streams.client import Client
-from streams.processors import PartitionLogic
-from streams.processors import Orchestrator
-from streams.processors import StepWorker
+from streams.processors import Orchestrator, PartitionLogic, StepWorker
 
 
 async def adopt(settings: Settings, registry: Registry) -> tuple[float, Orchestrator]:
@@ -64,8 +62,10 @@ async def main() -> None:
     settings = dataclasses.replace(base, topic_prefix=f"bench-restore-{uuid.uuid4().hex[:8]}", partitions=2)
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
     registry = Registry.from_module("bench.workflows")
-    print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"prefix {settings.topic_prefix}, 2 partitions, {args.runs} finished runs, {args.running} waiting")
+    print(
+        f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"prefix {settings.topic_prefix}, 2 partitions, {args.runs} finished runs, {args.running} waiting"
+    )
     _, orchestrator = await adopt(settings, registry)
     worker = StepWorker(settings, registry, concurrency=16)
     await worker.start()
@@ -85,8 +85,10 @@ async def main() -> None:
     stats = restored.stats
     await restored.stop()
     peer, read = await full_read(settings, registry, restored)
-    print(f"adoption with the state topic: {stats.restore_seconds * 1000:,.0f} ms reading ({stats.history_read:,} "
-          f"history records read, {stats.restored_events:,} applied); {took * 1000:,.0f} ms with the group join")
+    print(
+        f"adoption with the state topic: {stats.restore_seconds * 1000:,.0f} ms reading ({stats.history_read:,} "
+        f"history records read, {stats.restored_events:,} applied); {took * 1000:,.0f} ms with the group join"
+    )
     print(f"peer, whole history from offset 0: {peer * 1000:,.0f} ms ({read:,} history records read)")
     print(f"ratio whole-history / checkpoint: {peer / stats.restore_seconds:.1f}x")
 

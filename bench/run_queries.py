@@ -24,11 +24,8 @@ import uuid
 
 from engine import Registry
 from streams import DevStack, Settings, Topics, create_topics
-from streams.client import Client
-from streams.processors import HistoryMaterializer
-from streams.processors import Orchestrator
-from streams.client import HistorySource
-from streams.processors import StepWorker
+from streams.client import Client, HistorySource
+from streams.processors import HistoryMaterializer, Orchestrator, StepWorker
 
 
 async def timed_reads(settings: Settings, source: HistorySource, run_ids: list[str]) -> tuple[list[float], int]:
@@ -60,12 +57,15 @@ async def main() -> None:
     if not os.environ.get("KFLOW_BOOTSTRAP"):
         await asyncio.to_thread(DevStack(base.home).up, log=lambda line: None)
     tag = uuid.uuid4().hex[:8]
-    settings = dataclasses.replace(base, topic_prefix=f"bench-queries-{tag}", keyspace=f"bench_queries_{tag}",
-                                   partitions=2)
+    settings = dataclasses.replace(
+        base, topic_prefix=f"bench-queries-{tag}", keyspace=f"bench_queries_{tag}", partitions=2
+    )
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
     registry = Registry.from_module("bench.workflows")
-    print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"prefix {settings.topic_prefix}, 2 partitions, {args.runs} finished 3-step runs")
+    print(
+        f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"prefix {settings.topic_prefix}, 2 partitions, {args.runs} finished 3-step runs"
+    )
     orchestrator = Orchestrator(settings, registry)
     worker = StepWorker(settings, registry, concurrency=16)
     materializer = HistoryMaterializer(settings)
@@ -83,10 +83,14 @@ async def main() -> None:
     chosen = random.Random(7).sample(run_ids, min(args.queries, len(run_ids)))
     stored, stored_scanned = await timed_reads(settings, "cassandra", chosen)
     scanned, scan_scanned = await timed_reads(settings, "kafka", chosen)
-    print(f"get_events, Cassandra + tail: {summary(stored)}; {stored_scanned / len(chosen):,.0f} topic records "
-          f"visited per read")
-    print(f"peer, whole-partition scan:   {summary(scanned)}; {scan_scanned / len(chosen):,.0f} topic records "
-          f"visited per read")
+    print(
+        f"get_events, Cassandra + tail: {summary(stored)}; {stored_scanned / len(chosen):,.0f} topic records "
+        f"visited per read"
+    )
+    print(
+        f"peer, whole-partition scan:   {summary(scanned)}; {scan_scanned / len(chosen):,.0f} topic records "
+        f"visited per read"
+    )
     print(f"ratio scan / Cassandra (p50): {statistics.median(scanned) / statistics.median(stored):.1f}x")
 
 

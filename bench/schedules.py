@@ -27,9 +27,7 @@ from engine import Registry, ScheduleSpec
 from engine.runtime import WorkflowStarted
 from streams import DevStack, Settings, Topics, create_topics
 from streams.client import Client
-from streams.processors import TimerProcessor
-from streams.processors import Orchestrator
-from streams.processors import StepWorker
+from streams.processors import Orchestrator, StepWorker, TimerProcessor
 
 
 def pct(values: list[int], q: float) -> int:
@@ -49,20 +47,25 @@ async def main() -> None:
     settings = dataclasses.replace(base, topic_prefix=f"bench-sched-{uuid.uuid4().hex[:8]}", partitions=2)
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
     registry = Registry.from_module("bench.workflows")
-    print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"prefix {settings.topic_prefix}, 2 partitions, {args.schedules} schedules x {args.fires} fires, every 1 s")
+    print(
+        f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"prefix {settings.topic_prefix}, 2 partitions, {args.schedules} schedules x {args.fires} fires, every 1 s"
+    )
     with tempfile.TemporaryDirectory() as state:
         services: list[Orchestrator | TimerProcessor | StepWorker] = [
-            Orchestrator(settings, registry), TimerProcessor(settings, state_dir=Path(state)),
-            StepWorker(settings, registry, concurrency=8)]
+            Orchestrator(settings, registry),
+            TimerProcessor(settings, state_dir=Path(state)),
+            StepWorker(settings, registry, concurrency=8),
+        ]
         for service in services:
             await service.start()
         try:
             async with Client(settings=settings, registry=registry) as client:
                 ids = [f"tick-{i}" for i in range(args.schedules)]
                 for i, schedule_id in enumerate(ids):
-                    await client.schedules.create(schedule_id, "one_step", ScheduleSpec(interval="1s"), i,
-                                                 overlap="allow_all", timeout=60)
+                    await client.schedules.create(
+                        schedule_id, "one_step", ScheduleSpec(interval="1s"), i, overlap="allow_all", timeout=60
+                    )
                 deadline = time.monotonic() + args.fires + 60
                 states = []
                 while time.monotonic() < deadline:
@@ -81,9 +84,11 @@ async def main() -> None:
         finally:
             for service in reversed(services):
                 await service.stop()
-    print(f"fire lateness (run started - nominal) over the last {len(lateness)} fires: p50 {pct(lateness, 0.5)} ms, "
-          f"p99 {pct(lateness, 0.99)} ms, max {max(lateness)} ms, mean {statistics.fmean(lateness):.1f} ms; "
-          f"fires counted as missed: {skipped}")
+    print(
+        f"fire lateness (run started - nominal) over the last {len(lateness)} fires: p50 {pct(lateness, 0.5)} ms, "
+        f"p99 {pct(lateness, 0.99)} ms, max {max(lateness)} ms, mean {statistics.fmean(lateness):.1f} ms; "
+        f"fires counted as missed: {skipped}"
+    )
 
 
 if __name__ == "__main__":

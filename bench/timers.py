@@ -29,8 +29,8 @@ from aiokafka import TopicPartition
 from engine.runtime import CancelTimer, StartTimer
 from schemas import RecordCodec
 from streams import DevStack, Settings, Topics, create_topics
-from streams.processors import TimerProcessor
 from streams.kafka import consumer, producer
+from streams.processors import TimerProcessor
 
 RECORDS = RecordCodec()
 
@@ -99,41 +99,62 @@ async def main() -> None:
         await asyncio.to_thread(DevStack(base.home).up, log=lambda line: None)
     settings = dataclasses.replace(base, topic_prefix=f"bench-timers-{uuid.uuid4().hex[:8]}", partitions=2)
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
-    print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"prefix {settings.topic_prefix}, 2 partitions, {args.timers:,} long timers, {args.short:,} fired "
-          f"and {args.short:,} cancelled")
+    print(
+        f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"prefix {settings.topic_prefix}, 2 partitions, {args.timers:,} long timers, {args.short:,} fired "
+        f"and {args.short:,} cancelled"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         host_a, host_b = Path(tmp) / "a", Path(tmp) / "b"
         first, _ = await _adopt(settings, host_a)
         now = _now_ms()
-        long = [StartTimer(run_id=uuid.uuid4().hex, timer_id="sleep:0:0", position=0, kind="sleep",
-                           fire_at=now + 3_600_000 + i, requested_at=now) for i in range(args.timers)]
+        long = [
+            StartTimer(
+                run_id=uuid.uuid4().hex,
+                timer_id="sleep:0:0",
+                position=0,
+                kind="sleep",
+                fire_at=now + 3_600_000 + i,
+                requested_at=now,
+            )
+            for i in range(args.timers)
+        ]
         started = time.perf_counter()
         await _send(settings, list(long))
         await _until(lambda: first.stats.pending == args.timers)
         ingest = time.perf_counter() - started
-        short = [dataclasses.replace(t, run_id=uuid.uuid4().hex, fire_at=_now_ms() + 1000) for t in long[:args.short]]
-        doomed = [dataclasses.replace(t, run_id=uuid.uuid4().hex) for t in long[:args.short]]
+        short = [dataclasses.replace(t, run_id=uuid.uuid4().hex, fire_at=_now_ms() + 1000) for t in long[: args.short]]
+        doomed = [dataclasses.replace(t, run_id=uuid.uuid4().hex) for t in long[: args.short]]
         await _send(settings, [*short, *doomed])
         await _send(settings, [CancelTimer(run_id=t.run_id, timer_id=t.timer_id, requested_at=now) for t in doomed])
         await _until(lambda: first.stats.fired == args.short and first.stats.pending == args.timers)
         await first.stop()
         arms, tombstones, arm_bytes, tombstone_bytes = await _changelog_records(settings, first.changelog_topic)
-        print(f"host A ingested {args.timers:,} timers in {ingest * 1000:,.0f} ms "
-              f"({args.timers / ingest:,.0f} timers/s, changelog write + ack before each commit)")
-        print(f"changelog: {arms:,} arms ({arm_bytes / max(arms, 1):.0f} B key+value each), {tombstones:,} "
-              f"tombstones ({tombstone_bytes / max(tombstones, 1):.0f} B key each)")
-        print("  per timer: armed then fired = 2 records (arm, tombstone); armed then cancelled = 2; "
-              "armed = 1 until it ends; due on arrival = 0")
+        print(
+            f"host A ingested {args.timers:,} timers in {ingest * 1000:,.0f} ms "
+            f"({args.timers / ingest:,.0f} timers/s, changelog write + ack before each commit)"
+        )
+        print(
+            f"changelog: {arms:,} arms ({arm_bytes / max(arms, 1):.0f} B key+value each), {tombstones:,} "
+            f"tombstones ({tombstone_bytes / max(tombstones, 1):.0f} B key each)"
+        )
+        print(
+            "  per timer: armed then fired = 2 records (arm, tombstone); armed then cancelled = 2; "
+            "armed = 1 until it ends; due on arrival = 0"
+        )
         second, took = await _adopt(settings, host_b)
         stats = second.stats
         await second.stop()
-        print(f"host B (empty state dir) rebuilt {stats.restored:,} timers from {arms + tombstones:,} changelog "
-              f"records in {stats.restore_seconds * 1000:,.0f} ms; adoption with the group join "
-              f"{took * 1000:,.0f} ms")
+        print(
+            f"host B (empty state dir) rebuilt {stats.restored:,} timers from {arms + tombstones:,} changelog "
+            f"records in {stats.restore_seconds * 1000:,.0f} ms; adoption with the group join "
+            f"{took * 1000:,.0f} ms"
+        )
         again, took_again = await _adopt(settings, host_a)
-        print(f"peer: host A again, index current (no rebuild, {again.stats.restore_seconds * 1000:.0f} ms "
-              f"reading): adoption with the group join {took_again * 1000:,.0f} ms, {again.stats.pending:,} armed")
+        print(
+            f"peer: host A again, index current (no rebuild, {again.stats.restore_seconds * 1000:.0f} ms "
+            f"reading): adoption with the group join {took_again * 1000:,.0f} ms, {again.stats.pending:,} armed"
+        )
         await again.stop()
 
 

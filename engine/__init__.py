@@ -9,16 +9,42 @@ wall clock in this package.
 
 from __future__ import annotations
 
-from ._api import (ChildWorkflowHandle, TypedHook, continue_as_new, define_hook, hook, shield, sleep,
-                   start_child_workflow)
+from ._api import (
+    ChildWorkflowHandle,
+    TypedHook,
+    continue_as_new,
+    define_hook,
+    hook,
+    shield,
+    sleep,
+    start_child_workflow,
+)
 from ._context import StepContext, get_step_context, has_step_context, set_step_context
 from ._definitions import EventLimits, scheduled_workflow, step, workflow
 from ._durations import Duration
-from ._errors import (CancellationError, ChildWorkflowDepthError, ChildWorkflowFailedError, DuplicateNameError,
-                      EventLimitExceededError, FatalError, HistoryError, HookExpiredError, InvalidDurationError,
-                      KflowError, NonDeterminismError, RegistryError, RetryableError, RunClosedError,
-                      ScheduleSpecError, StepFailedError, StepTimeoutError, UnknownStepError, UnknownWorkflowError,
-                      WorkflowSandboxError, WorkflowTimeoutError)
+from ._errors import (
+    CancellationError,
+    ChildWorkflowDepthError,
+    ChildWorkflowFailedError,
+    DuplicateNameError,
+    EventLimitExceededError,
+    FatalError,
+    HistoryError,
+    HookExpiredError,
+    InvalidDurationError,
+    KflowError,
+    NonDeterminismError,
+    RegistryError,
+    RetryableError,
+    RunClosedError,
+    ScheduleSpecError,
+    StepFailedError,
+    StepTimeoutError,
+    UnknownStepError,
+    UnknownWorkflowError,
+    WorkflowSandboxError,
+    WorkflowTimeoutError,
+)
 from ._registry import Registry
 from ._retry import RetryDelay, RetryPolicy
 from ._scheduler import ScheduleError, fire_run_id, trigger_run_id
@@ -27,17 +53,55 @@ from ._status import RunStatus
 
 __all__ = [
     # authoring
-    "workflow", "step", "sleep", "hook", "define_hook", "TypedHook", "continue_as_new", "shield",
-    "start_child_workflow", "ChildWorkflowHandle", "StepContext", "set_step_context",
-    "get_step_context", "has_step_context", "EventLimits", "RetryPolicy", "RetryDelay", "Duration",
-    "Registry", "RunStatus",
+    "workflow",
+    "step",
+    "sleep",
+    "hook",
+    "define_hook",
+    "TypedHook",
+    "continue_as_new",
+    "shield",
+    "start_child_workflow",
+    "ChildWorkflowHandle",
+    "StepContext",
+    "set_step_context",
+    "get_step_context",
+    "has_step_context",
+    "EventLimits",
+    "RetryPolicy",
+    "RetryDelay",
+    "Duration",
+    "Registry",
+    "RunStatus",
     # schedules
-    "scheduled_workflow", "ScheduleSpec", "CalendarSpec", "OverlapPolicy", "DEFAULT_CATCHUP_WINDOW",
-    "fire_run_id", "trigger_run_id",
+    "scheduled_workflow",
+    "ScheduleSpec",
+    "CalendarSpec",
+    "OverlapPolicy",
+    "DEFAULT_CATCHUP_WINDOW",
+    "fire_run_id",
+    "trigger_run_id",
     # errors
-    "KflowError", "RetryableError", "FatalError", "CancellationError", "HookExpiredError",
-    "ChildWorkflowFailedError", "ChildWorkflowDepthError", "NonDeterminismError", "StepFailedError",
-    "StepTimeoutError", "WorkflowTimeoutError", "InvalidDurationError", "RegistryError", "UnknownWorkflowError",
-    "UnknownStepError", "DuplicateNameError", "WorkflowSandboxError", "HistoryError", "RunClosedError",
-    "EventLimitExceededError", "ScheduleError", "ScheduleSpecError",
+    "KflowError",
+    "RetryableError",
+    "FatalError",
+    "CancellationError",
+    "HookExpiredError",
+    "ChildWorkflowFailedError",
+    "ChildWorkflowDepthError",
+    "NonDeterminismError",
+    "StepFailedError",
+    "StepTimeoutError",
+    "WorkflowTimeoutError",
+    "InvalidDurationError",
+    "RegistryError",
+    "UnknownWorkflowError",
+    "UnknownStepError",
+    "DuplicateNameError",
+    "WorkflowSandboxError",
+    "HistoryError",
+    "RunClosedError",
+    "EventLimitExceededError",
+    "ScheduleError",
+    "ScheduleSpecError",
 ]

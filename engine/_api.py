@@ -44,9 +44,12 @@ async def sleep(duration: Duration | datetime) -> None:
     await core.sleep_until(fire_at)
 
 
-async def hook(name: str, timeout: Duration | None = None,
-               on_created: Callable[[str], Awaitable[object]] | None = None,
-               payload_schema: object = None) -> object:
+async def hook(
+    name: str,
+    timeout: Duration | None = None,
+    on_created: Callable[[str], Awaitable[object]] | None = None,
+    payload_schema: object = None,
+) -> object:
     """Wait for an external payload sent to this hook's token.
 
     The token of a run's first ``hook(name)`` is ``"{run_id}:{name}"``; a name waited on again gets
@@ -78,8 +81,9 @@ class TypedHook(Generic[M]):
         self.name = name
         self.model = model
 
-    async def __call__(self, *, timeout: Duration | None = None,
-                       on_created: Callable[[str], Awaitable[object]] | None = None) -> M:
+    async def __call__(
+        self, *, timeout: Duration | None = None, on_created: Callable[[str], Awaitable[object]] | None = None
+    ) -> M:
         """Wait for the payload; returns it as a ``model`` instance."""
         payload = await hook(self.name, timeout=timeout, on_created=on_created, payload_schema=self.model)
         assert isinstance(payload, self.model)
@@ -113,16 +117,16 @@ class ChildWorkflowHandle:
         core = _require_runtime("ChildWorkflowHandle.result()")
         entry = self._entry
         if entry is None or entry.future.get_loop() is not core.loop:
-            raise KflowError(f"the handle of child run {self.child_run_id} does not belong to "
-                             f"run {core.run_id}")
+            raise KflowError(f"the handle of child run {self.child_run_id} does not belong to run {core.run_id}")
         return await entry.future
 
     def __repr__(self) -> str:
         return f"ChildWorkflowHandle(child_run_id={self.child_run_id!r})"
 
 
-async def start_child_workflow(fn: str | Callable[..., object], *args: object,
-                               wait_for_completion: bool = True, **kwargs: object) -> object:
+async def start_child_workflow(
+    fn: str | Callable[..., object], *args: object, wait_for_completion: bool = True, **kwargs: object
+) -> object:
     """Start a child run (its own run id, partitioned by that id).
 
     Args:
@@ -163,7 +167,7 @@ def continue_as_new(*args: object, **kwargs: object) -> NoReturn:
     raise core.request_continue(CallArgs(tuple(args), dict(kwargs)))
 
 
-class shield:  # noqa: N801 - used as ``async with shield():`` like pyworkflow's
+class shield:
     """``async with shield():`` defers cancellation until the block ends.
 
     A cancellation requested inside the block is delivered when the (outermost) shield
@@ -178,8 +182,9 @@ class shield:  # noqa: N801 - used as ``async with shield():`` like pyworkflow's
         self._core = _require_runtime("shield()")
         self._core.shield_depth += 1
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         core = self._core
         assert core is not None
         core.shield_depth -= 1

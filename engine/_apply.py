@@ -12,9 +12,18 @@ from collections import deque
 from ._core import BUFFERED_POSITION, Pending, RunCore, validate_payload
 from ._errors import ChildWorkflowFailedError, HookExpiredError, NonDeterminismError
 from ._failures import rebuild_exception
-from ._records import (CancelRequested, ChildWorkflowCompleted, ChildWorkflowFailed, HistoryEvent,
-                       HookExpired, HookReceived, StepCompleted, StepFailed, StepScheduled,
-                       TimerElapsed)
+from ._records import (
+    CancelRequested,
+    ChildWorkflowCompleted,
+    ChildWorkflowFailed,
+    HistoryEvent,
+    HookExpired,
+    HookReceived,
+    StepCompleted,
+    StepFailed,
+    StepScheduled,
+    TimerElapsed,
+)
 
 
 def apply_event(core: RunCore, event: HistoryEvent) -> None:
@@ -43,9 +52,15 @@ def apply_event(core: RunCore, event: HistoryEvent) -> None:
     elif isinstance(event, ChildWorkflowFailed):
         entry = _entry(core, event.position, "child", event)
         error = event.error
-        _settle(core, entry, error=ChildWorkflowFailedError(
-            f"child workflow {entry.name!r} run {event.child_run_id} failed: {error.type}: {error.message}",
-            event.child_run_id, error.type))
+        _settle(
+            core,
+            entry,
+            error=ChildWorkflowFailedError(
+                f"child workflow {entry.name!r} run {event.child_run_id} failed: {error.type}: {error.message}",
+                event.child_run_id,
+                error.type,
+            ),
+        )
     elif isinstance(event, CancelRequested):
         core.cancel_requested, core.cancel_reason = True, event.reason
         if core.shield_depth == 0:
@@ -97,13 +112,15 @@ def _entry(core: RunCore, position: int, kind: str | None, event: HistoryEvent) 
         raise NonDeterminismError(
             f"workflow {core.workflow.name!r} run {core.run_id}: history has "
             f"{type(event).__name__} for position {position} but the workflow code has {issued} "
-            "waiting there", position, type(event).__name__, issued,
+            "waiting there",
+            position,
+            type(event).__name__,
+            issued,
         )
     return entry
 
 
-def _settle(core: RunCore, entry: Pending, *, result: object = None,
-            error: BaseException | None = None) -> None:
+def _settle(core: RunCore, entry: Pending, *, result: object = None, error: BaseException | None = None) -> None:
     """Forget the entry and resolve its future, unless nobody awaits it any more."""
     core.pending.pop(entry.position, None)
     if entry.dropped:

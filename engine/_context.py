@@ -60,10 +60,11 @@ class UnresolvedStepContext(StepContext):
 _STEP_CONTEXT: ContextVar[StepContext | None] = ContextVar("kflow_step_context", default=None)
 _IN_STEP: ContextVar[bool] = ContextVar("kflow_in_step", default=False)
 
-_READ_ONLY = ("set_step_context() cannot be called inside a step: the step context is read-only "
-              "in steps. Return data from the step and set the context in workflow code instead.")
-_NONE_SET = ("no step context is set: call `await set_step_context(ctx)` in the workflow before "
-             "the steps that read it")
+_READ_ONLY = (
+    "set_step_context() cannot be called inside a step: the step context is read-only "
+    "in steps. Return data from the step and set the context in workflow code instead."
+)
+_NONE_SET = "no step context is set: call `await set_step_context(ctx)` in the workflow before the steps that read it"
 
 
 def context_to_wire(ctx: StepContext) -> dict[str, object]:
@@ -79,8 +80,11 @@ def context_from_wire(wire: object) -> StepContext:
         KflowError: ``wire`` is not of the form ``{"type": str, "data": dict}``.
         pydantic.ValidationError: the data no longer validates against the class.
     """
-    if not isinstance(wire, dict) or not isinstance(wire.get(_TYPE_KEY), str) \
-            or not isinstance(wire.get(_DATA_KEY), dict):
+    if (
+        not isinstance(wire, dict)
+        or not isinstance(wire.get(_TYPE_KEY), str)
+        or not isinstance(wire.get(_DATA_KEY), dict)
+    ):
         raise KflowError(f"malformed step context {wire!r}: expected {{'type': str, 'data': dict}}")
     cls = _find_class(wire[_TYPE_KEY])
     data = wire[_DATA_KEY]
@@ -138,8 +142,10 @@ async def set_step_context(ctx: StepContext) -> None:
         raise TypeError(f"set_step_context() expects a StepContext instance, got {type(ctx).__name__}")
     expected = core.workflow.context_class
     if expected is not None and not isinstance(ctx, expected):
-        raise TypeError(f"workflow {core.workflow.name!r} declares context_class={expected.__qualname__}; "
-                        f"set_step_context() got {type(ctx).__qualname__}")
+        raise TypeError(
+            f"workflow {core.workflow.name!r} declares context_class={expected.__qualname__}; "
+            f"set_step_context() got {type(ctx).__qualname__}"
+        )
     core.set_step_context(ctx, context_to_wire(ctx))
 
 

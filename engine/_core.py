@@ -8,8 +8,6 @@ recorded history instead and nothing is emitted.
 
 from __future__ import annotations
 
-from ._status import RunStatus
-
 import asyncio
 import enum
 import uuid
@@ -20,12 +18,26 @@ from typing import NoReturn, TypedDict
 
 from ._context import StepContext
 from ._definitions import EventLimits, StepDefinition, WorkflowDefinition
-from ._errors import (CancellationError, ChildWorkflowDepthError, ContinueAsNewSignal, NonDeterminismError,
-                      Unwind)
+from ._errors import CancellationError, ChildWorkflowDepthError, ContinueAsNewSignal, NonDeterminismError, Unwind
 from ._loop import WorkflowLoop
-from ._records import (CallArgs, CancelTimer, CancelWorkflow, ChildWorkflowStarted, Command,
-                       ExecuteStep, HistoryEvent, HookCreated, HookReceived, StartTimer, StartWorkflow,
-                       StepContextSet, StepScheduled, TimerScheduled, WorkflowStarted)
+from ._records import (
+    CallArgs,
+    CancelTimer,
+    CancelWorkflow,
+    ChildWorkflowStarted,
+    Command,
+    ExecuteStep,
+    HistoryEvent,
+    HookCreated,
+    HookReceived,
+    StartTimer,
+    StartWorkflow,
+    StepContextSet,
+    StepScheduled,
+    TimerScheduled,
+    WorkflowStarted,
+)
+from ._status import RunStatus
 
 BUFFERED_POSITION = -1
 """``HookReceived.position`` of a payload that arrived before any hook waited on its token."""
@@ -54,9 +66,9 @@ def validate_payload(schema: object, payload: object) -> object:
     return payload if validate is None else validate(payload)
 
 
-
 MAX_CHILD_DEPTH = 10
 """How deep child workflows may nest (a run started by a client is depth 0)."""
+
 
 class Mode(enum.Enum):
     """How commands issued by workflow code are treated."""
@@ -114,8 +126,14 @@ class EventMeta(TypedDict):
 class RunCore:
     """Mutable state of one run; see the module docstring."""
 
-    def __init__(self, workflow: WorkflowDefinition, started: WorkflowStarted, mode: Mode,
-                 recorded: dict[int, CommandKey] | None = None, limits: EventLimits | None = None) -> None:
+    def __init__(
+        self,
+        workflow: WorkflowDefinition,
+        started: WorkflowStarted,
+        mode: Mode,
+        recorded: dict[int, CommandKey] | None = None,
+        limits: EventLimits | None = None,
+    ) -> None:
         self.workflow = workflow
         # The workflow's own limits win over the host's; EventLimits() when neither is set.
         self.limits = workflow.event_limits or limits or EventLimits()
@@ -177,23 +195,45 @@ class RunCore:
 
     def start_timer(self, position: int, kind: str, timer_id: str, fire_at: int) -> None:
         """Emit TimerScheduled and queue StartTimer."""
-        self.emit(TimerScheduled(**self.meta(), position=position, timer_id=timer_id, kind=kind,
-                                 fire_at=fire_at))
-        self.command(StartTimer(run_id=self.run_id, timer_id=timer_id, position=position, kind=kind,
-                                fire_at=fire_at, requested_at=self.now_ms))
+        self.emit(TimerScheduled(**self.meta(), position=position, timer_id=timer_id, kind=kind, fire_at=fire_at))
+        self.command(
+            StartTimer(
+                run_id=self.run_id,
+                timer_id=timer_id,
+                position=position,
+                kind=kind,
+                fire_at=fire_at,
+                requested_at=self.now_ms,
+            )
+        )
 
     def schedule_step(self, entry: Pending, attempt: int) -> StepScheduled:
         """Emit StepScheduled for ``attempt`` of ``entry`` and queue its ExecuteStep."""
         assert entry.step is not None and entry.args is not None
         defn = entry.step
-        event = StepScheduled(**self.meta(), position=entry.position, step_name=defn.name,
-                              args=entry.args, attempt=attempt, max_retries=defn.policy.max_retries,
-                              timeout_ms=defn.timeout_ms)
+        event = StepScheduled(
+            **self.meta(),
+            position=entry.position,
+            step_name=defn.name,
+            args=entry.args,
+            attempt=attempt,
+            max_retries=defn.policy.max_retries,
+            timeout_ms=defn.timeout_ms,
+        )
         self.emit(event)
-        self.command(ExecuteStep(run_id=self.run_id, workflow_name=self.workflow.name,
-                                 position=entry.position, attempt=attempt, step_name=defn.name,
-                                 args=entry.args, timeout_ms=defn.timeout_ms, context=entry.context,
-                                 scheduled_at=self.now_ms))
+        self.command(
+            ExecuteStep(
+                run_id=self.run_id,
+                workflow_name=self.workflow.name,
+                position=entry.position,
+                attempt=attempt,
+                step_name=defn.name,
+                args=entry.args,
+                timeout_ms=defn.timeout_ms,
+                context=entry.context,
+                scheduled_at=self.now_ms,
+            )
+        )
         return event
 
     # -- commands issued by workflow code -------------------------------------------------
@@ -226,14 +266,17 @@ class RunCore:
         return NonDeterminismError(
             f"workflow {self.workflow.name!r} run {self.run_id} diverged from its history at "
             f"{where}: history recorded {recorded}, the workflow code now issues {new}",
-            position, recorded, new,
+            position,
+            recorded,
+            new,
         )
 
     async def call_step(self, defn: StepDefinition, args: CallArgs) -> object:
         """Issue a step call and wait for its final outcome."""
         position = self.issue(CommandKey("step", defn.name))
-        entry = Pending(position, "step", self.loop.create_future(), defn.name, step=defn, args=args,
-                        context=self.step_context_wire)
+        entry = Pending(
+            position, "step", self.loop.create_future(), defn.name, step=defn, args=args, context=self.step_context_wire
+        )
         self.pending[position] = entry
         if self.mode is Mode.LIVE:
             self.schedule_step(entry, 1)
@@ -249,8 +292,9 @@ class RunCore:
             self.start_timer(position, "sleep", timer_id, max(fire_at, self.now_ms))
         await entry.future
 
-    async def wait_hook(self, name: str, timeout_ms: int | None,
-                        on_created: Callable[[str], Awaitable[object]] | None, schema: object) -> object:
+    async def wait_hook(
+        self, name: str, timeout_ms: int | None, on_created: Callable[[str], Awaitable[object]] | None, schema: object
+    ) -> object:
         """Issue a hook, run ``on_created(token)``, then wait for the payload.
 
         A payload buffered for the token (it arrived before this call) is delivered at once, in
@@ -271,8 +315,7 @@ class RunCore:
         entry = Pending(position, "hook", future, name, token=token, timer_id=timer_id, schema=schema)
         if self.mode is Mode.LIVE:
             expires_at = None if timeout_ms is None else self.now_ms + timeout_ms
-            self.emit(HookCreated(**self.meta(), position=position, name=name, token=token,
-                                  expires_at=expires_at))
+            self.emit(HookCreated(**self.meta(), position=position, name=name, token=token, expires_at=expires_at))
             if timer_id is not None and expires_at is not None:
                 self.start_timer(position, "hook_timeout", timer_id, expires_at)
         if delivered is None:
@@ -315,7 +358,8 @@ class RunCore:
             # Invariant: decided from the recorded depth only, so replay raises at the same call.
             raise ChildWorkflowDepthError(
                 f"start_child_workflow({name!r}) from run {self.run_id}: child workflows nest at most "
-                f"{MAX_CHILD_DEPTH} levels deep and this run is at depth {self.started.depth}")
+                f"{MAX_CHILD_DEPTH} levels deep and this run is at depth {self.started.depth}"
+            )
         position = self.issue(CommandKey("child", name))
         child = child_run_id(self.run_id, position)
         entry = Pending(position, "child", self.loop.create_future(), name, args=args, child_run_id=child)
@@ -325,12 +369,27 @@ class RunCore:
             # does not log "exception was never retrieved".
             entry.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         if self.mode is Mode.LIVE:
-            self.emit(ChildWorkflowStarted(**self.meta(), position=position, child_run_id=child,
-                                           workflow_name=name, args=args,
-                                           wait_for_completion=wait_for_completion))
-            self.command(StartWorkflow(run_id=child, workflow_name=name, args=args,
-                                       parent_run_id=self.run_id, parent_position=position,
-                                       requested_at=self.now_ms, depth=depth))
+            self.emit(
+                ChildWorkflowStarted(
+                    **self.meta(),
+                    position=position,
+                    child_run_id=child,
+                    workflow_name=name,
+                    args=args,
+                    wait_for_completion=wait_for_completion,
+                )
+            )
+            self.command(
+                StartWorkflow(
+                    run_id=child,
+                    workflow_name=name,
+                    args=args,
+                    parent_run_id=self.run_id,
+                    parent_position=position,
+                    requested_at=self.now_ms,
+                    depth=depth,
+                )
+            )
         if wait_for_completion:
             await entry.future
         return entry
@@ -366,8 +425,11 @@ class RunCore:
             entry.abandoned = True
             if entry.kind == "child" and entry.child_run_id is not None:
                 # The child keeps its entry: its RunFinished is still recorded when it arrives.
-                self.command(CancelWorkflow(run_id=entry.child_run_id, reason=self._child_cancel_reason(),
-                                            requested_at=self.now_ms))
+                self.command(
+                    CancelWorkflow(
+                        run_id=entry.child_run_id, reason=self._child_cancel_reason(), requested_at=self.now_ms
+                    )
+                )
             if entry.timer_id is not None and (entry.kind != "step" or entry.awaiting_retry):
                 self.cancel_timer(entry.timer_id)
             if entry.kind == "hook" and entry.token is not None:

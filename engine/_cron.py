@@ -10,12 +10,12 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from ._errors import ScheduleSpecError
 
-_UTC = timezone.utc
+_UTC = UTC
 EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 ONE_MS = timedelta(milliseconds=1)
 _ONE_DAY = timedelta(days=1)
@@ -57,11 +57,11 @@ class Rule:
 
     def times_from(self, hour: int, minute: int, second: int) -> Iterator[tuple[int, int, int]]:
         """The matching times of a day in ascending order, from the first at or after hour:minute:second."""
-        for h in self.hours[bisect_left(self.hours, hour):]:
+        for h in self.hours[bisect_left(self.hours, hour) :]:
             low_minute = minute if h == hour else 0
-            for m in self.minutes[bisect_left(self.minutes, low_minute):]:
+            for m in self.minutes[bisect_left(self.minutes, low_minute) :]:
                 low_second = second if (h, m) == (hour, minute) else 0
-                for s in self.seconds[bisect_left(self.seconds, low_second):]:
+                for s in self.seconds[bisect_left(self.seconds, low_second) :]:
                     yield h, m, s
 
     def first_fire(self, zone: ZoneInfo, earliest_ms: int, latest_ms: int) -> int | None:
@@ -108,33 +108,58 @@ def instant_ms(zone: ZoneInfo, day: date, hour: int, minute: int, second: int) -
 
 # --- cron -------------------------------------------------------------------------------------------
 
-_MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-           "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
-_MONTH_NAMES = {name: number for number, name in enumerate(
-    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1)}
+_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_MONTH_NAMES = {
+    name: number
+    for number, name in enumerate(
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1
+    )
+}
 _DAY_NAMES = {name: number for number, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
 _NO_NAMES: dict[str, int] = {}
 # (name, lowest, highest, names); day-of-week admits 7 as Sunday, folded to 0 after parsing.
-_CRON_FIELDS = (("minute", 0, 59, _NO_NAMES), ("hour", 0, 23, _NO_NAMES), ("day-of-month", 1, 31, _NO_NAMES),
-                ("month", 1, 12, _MONTH_NAMES), ("day-of-week", 0, 7, _DAY_NAMES))
+_CRON_FIELDS = (
+    ("minute", 0, 59, _NO_NAMES),
+    ("hour", 0, 23, _NO_NAMES),
+    ("day-of-month", 1, 31, _NO_NAMES),
+    ("month", 1, 12, _MONTH_NAMES),
+    ("day-of-week", 0, 7, _DAY_NAMES),
+)
 
 
 def parse_cron(text: str) -> Rule:
     """Parse a 5-field cron line or an @macro (seconds are always 0)."""
     parts = _MACROS.get(text.strip().lower(), text).split()
     if len(parts) != 5:
-        raise ScheduleSpecError(f"cron {text!r}: expected 5 fields (minute hour day-of-month month "
-                                f"day-of-week) or an @macro, got {len(parts)} fields")
-    minutes, hours, days, months, weekdays = (_parse_cron_field(text, part, *spec)
-                                              for part, spec in zip(parts, _CRON_FIELDS))
-    rule = Rule(seconds=(0,), minutes=tuple(sorted(minutes)), hours=tuple(sorted(hours)),
-                 days=frozenset(days), months=frozenset(months),
-                 weekdays=frozenset(day % 7 for day in weekdays),
-                 # Vixie cron: a day field is unrestricted when it contains "*" (so "*/2" counts as *).
-                 either_day="*" not in parts[2] and "*" not in parts[4])
+        raise ScheduleSpecError(
+            f"cron {text!r}: expected 5 fields (minute hour day-of-month month "
+            f"day-of-week) or an @macro, got {len(parts)} fields"
+        )
+    minutes, hours, days, months, weekdays = (
+        _parse_cron_field(text, part, *spec) for part, spec in zip(parts, _CRON_FIELDS)
+    )
+    rule = Rule(
+        seconds=(0,),
+        minutes=tuple(sorted(minutes)),
+        hours=tuple(sorted(hours)),
+        days=frozenset(days),
+        months=frozenset(months),
+        weekdays=frozenset(day % 7 for day in weekdays),
+        # Vixie cron: a day field is unrestricted when it contains "*" (so "*/2" counts as *).
+        either_day="*" not in parts[2] and "*" not in parts[4],
+    )
     if not rule.can_fire():
-        raise ScheduleSpecError(f"cron {text!r} never fires: day-of-month {parts[2]!r} does not occur in "
-                                f"month {parts[3]!r}")
+        raise ScheduleSpecError(
+            f"cron {text!r} never fires: day-of-month {parts[2]!r} does not occur in month {parts[3]!r}"
+        )
     return rule
 
 

@@ -6,17 +6,32 @@ resulting state is exactly what replaying those events would give.
 
 from __future__ import annotations
 
-from ._status import RunStatus
-
 from ._apply import apply_event
 from ._core import BUFFERED_POSITION, Pending, RunCore, validate_payload
-from ._records import (CancelRequested, CancelWorkflow, ChildWorkflowCompleted, ChildWorkflowFailed,
-                       ErrorInfo, HistoryEvent, HookExpired, HookReceived, Input, ResumeHook,
-                       RunFinished, StartWorkflow, StepCompleted, StepFailed, StepResult,
-                       TimerElapsed, TimerFired)
+from ._records import (
+    CancelRequested,
+    CancelWorkflow,
+    ChildWorkflowCompleted,
+    ChildWorkflowFailed,
+    ErrorInfo,
+    HistoryEvent,
+    HookExpired,
+    HookReceived,
+    Input,
+    ResumeHook,
+    RunFinished,
+    StartWorkflow,
+    StepCompleted,
+    StepFailed,
+    StepResult,
+    TimerElapsed,
+    TimerFired,
+)
+from ._status import RunStatus
 
-_MISSING_ERROR = ErrorInfo(type="engine.StepFailedError", message="the worker reported a failure "
-                           "without error details", retryable=True)
+_MISSING_ERROR = ErrorInfo(
+    type="engine.StepFailedError", message="the worker reported a failure without error details", retryable=True
+)
 
 
 _TIMER_KIND = {"sleep": "sleep", "step": "retry", "hook": "hook_timeout"}
@@ -55,11 +70,12 @@ def _on_step_result(core: RunCore, result: StepResult) -> str | None:
             return f"the command at position {position} is already resolved (duplicate result)"
         return f"no step was issued at position {position}"
     if entry.awaiting_retry or result.attempt != entry.attempt:
-        return (f"stale result for position {position} attempt {result.attempt}: the current "
-                f"attempt is {entry.attempt}{' (waiting for its retry timer)' if entry.awaiting_retry else ''}")
+        return (
+            f"stale result for position {position} attempt {result.attempt}: the current "
+            f"attempt is {entry.attempt}{' (waiting for its retry timer)' if entry.awaiting_retry else ''}"
+        )
     if result.ok:
-        _record(core, StepCompleted(**core.meta(), position=position, attempt=result.attempt,
-                                    result=result.result))
+        _record(core, StepCompleted(**core.meta(), position=position, attempt=result.attempt, result=result.result))
         return None
     _on_step_failure(core, entry, result.error or _MISSING_ERROR)
     return None
@@ -71,12 +87,10 @@ def _on_step_failure(core: RunCore, entry: Pending, error: ErrorInfo) -> None:
     # An abandoned (cancelled) step is recorded for audit but never retried.
     delay = None if entry.dropped else entry.step.policy.next_delay_ms(attempt, error)
     if delay is None:
-        _record(core, StepFailed(**core.meta(), position=entry.position, attempt=attempt, error=error,
-                                 retry_at=None))
+        _record(core, StepFailed(**core.meta(), position=entry.position, attempt=attempt, error=error, retry_at=None))
         return
     retry_at = core.now_ms + delay
-    _record(core, StepFailed(**core.meta(), position=entry.position, attempt=attempt, error=error,
-                             retry_at=retry_at))
+    _record(core, StepFailed(**core.meta(), position=entry.position, attempt=attempt, error=error, retry_at=retry_at))
     core.start_timer(entry.position, "retry", f"retry:{entry.position}:{attempt}", retry_at)
 
 
@@ -84,14 +98,15 @@ def _on_timer_fired(core: RunCore, fired: TimerFired) -> str | None:
     if fired.kind == "workflow_timeout":
         if core.deadline_timer != fired.timer_id:
             return f"timer {fired.timer_id} is not armed"
-        _record(core, TimerElapsed(**core.meta(), position=fired.position, timer_id=fired.timer_id,
-                                   kind=fired.kind))
+        _record(core, TimerElapsed(**core.meta(), position=fired.position, timer_id=fired.timer_id, kind=fired.kind))
         return None
     entry = core.pending.get(fired.position)
     if entry is None or entry.timer_id != fired.timer_id:
         return f"timer {fired.timer_id} is not armed (already fired, cancelled or stale)"
-    _record(core, TimerElapsed(**core.meta(), position=fired.position, timer_id=fired.timer_id,
-                               kind=_TIMER_KIND[entry.kind]))
+    _record(
+        core,
+        TimerElapsed(**core.meta(), position=fired.position, timer_id=fired.timer_id, kind=_TIMER_KIND[entry.kind]),
+    )
     if entry.kind == "step":
         apply_event(core, core.schedule_step(entry, entry.attempt + 1))
     elif entry.kind == "hook":
@@ -99,9 +114,12 @@ def _on_timer_fired(core: RunCore, fired: TimerFired) -> str | None:
     return None
 
 
-_USED = {"received": "already received its payload", "expired": "has expired",
-         "queued": "already has a payload waiting for its hook() call",
-         "abandoned": "is no longer awaited (the run cancelled that wait)"}
+_USED = {
+    "received": "already received its payload",
+    "expired": "has expired",
+    "queued": "already has a payload waiting for its hook() call",
+    "abandoned": "is no longer awaited (the run cancelled that wait)",
+}
 
 
 def _on_resume_hook(core: RunCore, resume: ResumeHook) -> str | None:
@@ -110,26 +128,27 @@ def _on_resume_hook(core: RunCore, resume: ResumeHook) -> str | None:
     if not waiting:
         if not resume.token.startswith(f"{core.run_id}:"):
             return f"token {resume.token!r} does not belong to run {core.run_id}"
-        _, sep, call = resume.token[len(core.run_id) + 1:].partition("#")
+        _, sep, call = resume.token[len(core.run_id) + 1 :].partition("#")
         if sep and not (call.isdigit() and call[0] != "0" and int(call) >= 2):
-            return (f"{resume.token!r} is no hook token: after '#' comes the number of the hook() call "
-                    "of that name, 2 or more")
+            return (
+                f"{resume.token!r} is no hook token: after '#' comes the number of the hook() call "
+                "of that name, 2 or more"
+            )
         used = "abandoned" if calls else core.used_tokens.get(resume.token)
         if used is not None:
             return f"hook token {resume.token!r} {_USED[used]}: a token takes one payload"
         # Early payload: keep it for the hook() call with this token instead of losing it.
-        _record(core, HookReceived(**core.meta(), position=BUFFERED_POSITION, token=resume.token,
-                                   payload=resume.payload))
+        _record(
+            core, HookReceived(**core.meta(), position=BUFFERED_POSITION, token=resume.token, payload=resume.payload)
+        )
         return None
     entry = min(waiting, key=lambda e: e.position)
     try:
         validate_payload(entry.schema, resume.payload)
     except Exception as exc:
         return f"payload for token {resume.token!r} rejected by its schema: {exc}"
-    _record(core, HookReceived(**core.meta(), position=entry.position, token=resume.token,
-                               payload=resume.payload))
+    _record(core, HookReceived(**core.meta(), position=entry.position, token=resume.token, payload=resume.payload))
     return None
-
 
 
 def _on_child_finished(core: RunCore, finished: RunFinished) -> str | None:
@@ -144,19 +163,25 @@ def _on_child_finished(core: RunCore, finished: RunFinished) -> str | None:
         return f"no child workflow was started at position {position}"
     child = entry.child_run_id or finished.run_id
     if finished.status == RunStatus.CONTINUED_AS_NEW:
-        return (f"child run {finished.run_id} at position {position} continued as new as run "
-                f"{finished.next_run_id}: waiting for the end of the chain")
+        return (
+            f"child run {finished.run_id} at position {position} continued as new as run "
+            f"{finished.next_run_id}: waiting for the end of the chain"
+        )
     if finished.status == RunStatus.COMPLETED:
-        _record(core, ChildWorkflowCompleted(**core.meta(), position=position, child_run_id=child,
-                                             result=finished.result))
+        _record(
+            core, ChildWorkflowCompleted(**core.meta(), position=position, child_run_id=child, result=finished.result)
+        )
         return None
     if finished.status == RunStatus.CANCELLED:
-        error = ErrorInfo(type="engine.CancellationError",
-                          message=f"child run {finished.run_id} was cancelled", retryable=False)
+        error = ErrorInfo(
+            type="engine.CancellationError", message=f"child run {finished.run_id} was cancelled", retryable=False
+        )
     elif finished.status == RunStatus.FAILED:
-        error = finished.error or ErrorInfo(type="engine.KflowError", message=f"child run "
-                                            f"{finished.run_id} failed without error details",
-                                            retryable=False)
+        error = finished.error or ErrorInfo(
+            type="engine.KflowError",
+            message=f"child run {finished.run_id} failed without error details",
+            retryable=False,
+        )
     else:
         return f"child run {finished.run_id} reported unknown status {finished.status!r}"
     _record(core, ChildWorkflowFailed(**core.meta(), position=position, child_run_id=child, error=error))

@@ -98,14 +98,22 @@ class DeclaredSchedule:
 def step(fn: Callable[P, Awaitable[R]], /) -> Callable[P, Coroutine[object, None, R]]: ...
 @overload
 def step(
-    *, name: str | None = None, max_retries: int = 3, retry_delay: RetryDelay = "exponential",
+    *,
+    name: str | None = None,
+    max_retries: int = 3,
+    retry_delay: RetryDelay = "exponential",
     timeout: Duration | None = "60s",
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[object, None, R]]]: ...
 
 
 def step(
-    fn: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None, max_retries: int = 3,
-    retry_delay: RetryDelay = "exponential", timeout: Duration | None = "60s",
+    fn: Callable[P, Awaitable[R]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    max_retries: int = 3,
+    retry_delay: RetryDelay = "exponential",
+    timeout: Duration | None = "60s",
 ) -> object:
     """Declare a step: a retryable unit of work that runs on a step worker.
 
@@ -123,7 +131,6 @@ def step(
     Raises:
         InvalidDurationError: for a bad ``retry_delay`` or ``timeout``.
     """
-
     policy = RetryPolicy.from_spec(max_retries, retry_delay)
     timeout_ms = None if timeout is None else parse_duration(timeout)
 
@@ -147,16 +154,26 @@ def step(
 def workflow(fn: Callable[P, Awaitable[R]], /) -> Callable[P, Awaitable[R]]: ...
 @overload
 def workflow(
-    *, name: str | None = None, max_duration: Duration | None = None,
-    tags: Sequence[str] | None = None, durable: bool = True, context_class: type | None = None,
+    *,
+    name: str | None = None,
+    max_duration: Duration | None = None,
+    tags: Sequence[str] | None = None,
+    durable: bool = True,
+    context_class: type | None = None,
     event_limits: EventLimits | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
 
 
 def workflow(
-    fn: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None,
-    max_duration: Duration | None = None, tags: Sequence[str] | None = None, durable: bool = True,
-    context_class: type | None = None, event_limits: EventLimits | None = None,
+    fn: Callable[P, Awaitable[R]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    max_duration: Duration | None = None,
+    tags: Sequence[str] | None = None,
+    durable: bool = True,
+    context_class: type | None = None,
+    event_limits: EventLimits | None = None,
 ) -> object:
     """Declare a workflow: deterministic orchestration code between awaits.
 
@@ -177,7 +194,6 @@ def workflow(
         InvalidDurationError: for a bad ``max_duration``.
         TypeError: ``event_limits`` is not an ``EventLimits``.
     """
-
     max_duration_ms = None if max_duration is None else parse_duration(max_duration)
     if event_limits is not None and not isinstance(event_limits, EventLimits):
         raise TypeError(f"event_limits must be an EventLimits, got {type(event_limits).__name__}")
@@ -199,12 +215,25 @@ def workflow(
 
 
 def scheduled_workflow(
-    *, cron: str | None = None, interval: Duration | None = None, calendar: Sequence[CalendarSpec] | None = None,
-    timezone: str = "UTC", start_at: int | datetime | None = None, end_at: int | datetime | None = None,
-    jitter: Duration | None = None, catchup_window: Duration = DEFAULT_CATCHUP_WINDOW,
-    overlap_policy: OverlapPolicy | str = OverlapPolicy.SKIP, schedule_id: str | None = None, args: Sequence[object] = (), kwargs: Mapping[str, object] | None = None,
-    name: str | None = None, max_duration: Duration | None = None, tags: Sequence[str] | None = None,
-    durable: bool = True, context_class: type | None = None, event_limits: EventLimits | None = None,
+    *,
+    cron: str | None = None,
+    interval: Duration | None = None,
+    calendar: Sequence[CalendarSpec] | None = None,
+    timezone: str = "UTC",
+    start_at: int | datetime | None = None,
+    end_at: int | datetime | None = None,
+    jitter: Duration | None = None,
+    catchup_window: Duration = DEFAULT_CATCHUP_WINDOW,
+    overlap_policy: OverlapPolicy | str = OverlapPolicy.SKIP,
+    schedule_id: str | None = None,
+    args: Sequence[object] = (),
+    kwargs: Mapping[str, object] | None = None,
+    name: str | None = None,
+    max_duration: Duration | None = None,
+    tags: Sequence[str] | None = None,
+    durable: bool = True,
+    context_class: type | None = None,
+    event_limits: EventLimits | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Declare a workflow together with the schedule that starts it (pyworkflow's ``@scheduled_workflow``).
 
@@ -234,10 +263,16 @@ def scheduled_workflow(
         where = f"@scheduled_workflow on {_qualified(func)}"
         try:
             # ScheduleSpec also takes a list of entries and aware datetimes: it normalises them.
-            spec = ScheduleSpec(cron=cron, interval=interval, timezone=timezone, jitter=jitter,
-                                catchup_window=catchup_window,
-                                calendar=cast("tuple[CalendarSpec, ...] | None", calendar),
-                                start_at=cast("int | None", start_at), end_at=cast("int | None", end_at))
+            spec = ScheduleSpec(
+                cron=cron,
+                interval=interval,
+                timezone=timezone,
+                jitter=jitter,
+                catchup_window=catchup_window,
+                calendar=cast("tuple[CalendarSpec, ...] | None", calendar),
+                start_at=cast("int | None", start_at),
+                end_at=cast("int | None", end_at),
+            )
         except ScheduleSpecError as exc:
             raise ScheduleSpecError(f"{where}: {exc}") from None
         try:
@@ -246,14 +281,25 @@ def scheduled_workflow(
             choices = ", ".join(policy.value for policy in OverlapPolicy)
             raise ScheduleError(f"{where}: unknown overlap policy {overlap_policy!r} (one of {choices})") from None
         call = _declared_call(where, args, kwargs)
-        func = workflow(name=name, max_duration=max_duration, tags=tags, durable=durable,
-                        context_class=context_class, event_limits=event_limits)(func)
+        func = workflow(
+            name=name,
+            max_duration=max_duration,
+            tags=tags,
+            durable=durable,
+            context_class=context_class,
+            event_limits=event_limits,
+        )(func)
         workflow_name = cast(WorkflowDefinition, workflow_definition(func)).name
         declared_id = workflow_name if schedule_id is None else schedule_id
         if not isinstance(declared_id, str) or not declared_id:
             raise ScheduleError(f"{where}: schedule_id must be a non-empty string, got {declared_id!r}")
-        setattr(func, _SCHEDULE_ATTR, DeclaredSchedule(schedule_id=declared_id, workflow_name=workflow_name,
-                                                       spec=spec, overlap=overlap, args=call))
+        setattr(
+            func,
+            _SCHEDULE_ATTR,
+            DeclaredSchedule(
+                schedule_id=declared_id, workflow_name=workflow_name, spec=spec, overlap=overlap, args=call
+            ),
+        )
         return func
 
     return decorate

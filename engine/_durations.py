@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Union
 
 from ._errors import InvalidDurationError
@@ -38,15 +38,13 @@ def parse_duration(value: Duration) -> int:
         return _non_negative(round(value * 1000), value)
     if isinstance(value, timedelta):
         return _non_negative(round(value.total_seconds() * 1000), value)
-    raise InvalidDurationError(
-        f"invalid duration {value!r}: expected a string like '1h30m', seconds, or a timedelta"
-    )
+    raise InvalidDurationError(f"invalid duration {value!r}: expected a string like '1h30m', seconds, or a timedelta")
 
 
 def datetime_to_ms(when: datetime) -> int:
     """Epoch milliseconds of ``when``; a naive datetime is taken as UTC."""
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return round(when.timestamp() * 1000)
 
 

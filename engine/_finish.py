@@ -8,9 +8,18 @@ from dataclasses import dataclass
 from ._core import RunCore
 from ._errors import CancellationError, ContinueAsNewSignal, Unwind, WorkflowTimeoutError
 from ._failures import error_info
+from ._records import (
+    CallArgs,
+    ErrorInfo,
+    RunFinished,
+    StartWorkflow,
+    TerminalEvent,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowContinuedAsNew,
+    WorkflowFailed,
+)
 from ._status import RunStatus
-from ._records import (CallArgs, ErrorInfo, RunFinished, StartWorkflow, TerminalEvent,
-                       WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed)
 
 _SUCCESSOR_NAMESPACE = uuid.UUID("6f1c3a52-6b1e-4c53-9d3e-0c6b2f8a7e41")
 
@@ -39,11 +48,15 @@ def outcome_of(core: RunCore) -> Outcome | None:
     """The run's outcome after an activation, or None while it is still running."""
     if core.timed_out:
         limit = core.workflow.max_duration_ms
-        return failed(WorkflowTimeoutError(
-            f"workflow {core.workflow.name!r} run {core.run_id} exceeded its max_duration ({limit} ms)"))
+        return failed(
+            WorkflowTimeoutError(
+                f"workflow {core.workflow.name!r} run {core.run_id} exceeded its max_duration ({limit} ms)"
+            )
+        )
     if core.continue_args is not None:
-        return Outcome(RunStatus.CONTINUED_AS_NEW, next_run_id=successor_run_id(core.run_id),
-                       next_args=core.continue_args)
+        return Outcome(
+            RunStatus.CONTINUED_AS_NEW, next_run_id=successor_run_id(core.run_id), next_args=core.continue_args
+        )
     main = core.main
     if main is None or not main.done():
         return None
@@ -71,17 +84,28 @@ def emit_ending(core: RunCore, outcome: Outcome) -> None:
         core.cancel_timer(timer_id)
     if outcome.next_run_id is not None and outcome.next_args is not None:
         started = core.started
-        core.command(StartWorkflow(
-            run_id=outcome.next_run_id, workflow_name=core.workflow.name, args=outcome.next_args,
-            parent_run_id=started.parent_run_id, parent_position=started.parent_position,
-            continued_from=core.run_id, requested_at=core.now_ms, depth=started.depth))
+        core.command(
+            StartWorkflow(
+                run_id=outcome.next_run_id,
+                workflow_name=core.workflow.name,
+                args=outcome.next_args,
+                parent_run_id=started.parent_run_id,
+                parent_position=started.parent_position,
+                continued_from=core.run_id,
+                requested_at=core.now_ms,
+                depth=started.depth,
+            )
+        )
     core.command(run_finished(core, outcome))
 
 
 def armed_timers(core: RunCore) -> list[str]:
     """Timer ids still armed (cancelled when the run ends), in position order."""
-    timers = [e.timer_id for _, e in sorted(core.pending.items())
-              if e.timer_id is not None and (e.kind != "step" or e.awaiting_retry)]
+    timers = [
+        e.timer_id
+        for _, e in sorted(core.pending.items())
+        if e.timer_id is not None and (e.kind != "step" or e.awaiting_retry)
+    ]
     if core.deadline_timer is not None:
         timers.append(core.deadline_timer)
     return timers
@@ -105,10 +129,17 @@ def run_finished(core: RunCore, outcome: Outcome) -> RunFinished:
     """The completion record for the run."""
     started = core.started
     return RunFinished(
-        run_id=core.run_id, workflow_name=core.workflow.name, status=outcome.status,
-        result=outcome.result, error=outcome.error, next_run_id=outcome.next_run_id,
-        parent_run_id=started.parent_run_id, parent_position=started.parent_position,
-        started_at=started.timestamp, finished_at=core.now_ms)
+        run_id=core.run_id,
+        workflow_name=core.workflow.name,
+        status=outcome.status,
+        result=outcome.result,
+        error=outcome.error,
+        next_run_id=outcome.next_run_id,
+        parent_run_id=started.parent_run_id,
+        parent_position=started.parent_position,
+        started_at=started.timestamp,
+        finished_at=core.now_ms,
+    )
 
 
 def outcome_of_event(event: TerminalEvent) -> Outcome:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Sequence
 
 from ._core import Mode, RunCore
@@ -43,7 +42,12 @@ def warn_on_soft(core: RunCore, base_seq: int) -> None:
         logger.warning(
             "workflow %r run %s: history has %d events, over the soft limit of %d (hard limit %d, "
             "where the run fails); call continue_as_new to carry on with a fresh history",
-            core.workflow.name, core.run_id, core.seq, soft, core.limits.hard)
+            core.workflow.name,
+            core.run_id,
+            core.seq,
+            soft,
+            core.limits.hard,
+        )
 
 
 def _fail_over_hard(core: RunCore, base_seq: int, base_events: int, base_commands: int) -> None:
@@ -56,10 +60,13 @@ def _fail_over_hard(core: RunCore, base_seq: int, base_events: int, base_command
     # Timers the dropped work armed were never started; timers it cancelled are still armed.
     never_started = {c.timer_id for c in dropped_commands if isinstance(c, StartTimer)}
     still_armed = [c.timer_id for c in dropped_commands if isinstance(c, CancelTimer)]
-    outcome = failed(EventLimitExceededError(
-        f"workflow {core.workflow.name!r} run {core.run_id} exceeded its hard event limit: the "
-        f"history would grow to {would_be} events, over the limit of {hard}; use continue_as_new "
-        f"to start a fresh history before the limit (EventLimits.hard)"))
+    outcome = failed(
+        EventLimitExceededError(
+            f"workflow {core.workflow.name!r} run {core.run_id} exceeded its hard event limit: the "
+            f"history would grow to {would_be} events, over the limit of {hard}; use continue_as_new "
+            f"to start a fresh history before the limit (EventLimits.hard)"
+        )
+    )
     armed = [t for t in armed_timers(core) if t not in never_started]
     core.mode = Mode.LIVE
     core.emit(terminal_event(core, outcome))
@@ -84,4 +91,5 @@ def first_activation_dropped(history: Sequence[HistoryEvent]) -> bool:
     """
     body = history[1:-1]
     return is_limit_failure(history[-1]) and all(
-        isinstance(e, TimerScheduled) and e.kind == "workflow_timeout" for e in body)
+        isinstance(e, TimerScheduled) and e.kind == "workflow_timeout" for e in body
+    )

@@ -68,22 +68,26 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     # -- what asyncio needs -------------------------------------------------------------
 
-    def call_soon(self, callback: Callable[..., object], *args: object,
-                  context: contextvars.Context | None = None) -> asyncio.Handle:
+    def call_soon(
+        self, callback: Callable[..., object], *args: object, context: contextvars.Context | None = None
+    ) -> asyncio.Handle:
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
 
-    def call_soon_threadsafe(self, callback: Callable[..., object], *args: object,
-                             context: contextvars.Context | None = None) -> asyncio.Handle:
+    def call_soon_threadsafe(
+        self, callback: Callable[..., object], *args: object, context: contextvars.Context | None = None
+    ) -> asyncio.Handle:
         self._forbid("threads (call_soon_threadsafe)")
 
-    def call_later(self, delay: float, callback: Callable[..., object], *args: object,
-                   context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+    def call_later(
+        self, delay: float, callback: Callable[..., object], *args: object, context: contextvars.Context | None = None
+    ) -> asyncio.TimerHandle:
         self._forbid("asyncio.sleep / call_later / wait_for / timeout")
 
-    def call_at(self, when: float, callback: Callable[..., object], *args: object,
-                context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+    def call_at(
+        self, when: float, callback: Callable[..., object], *args: object, context: contextvars.Context | None = None
+    ) -> asyncio.TimerHandle:
         self._forbid("asyncio timers (call_at / asyncio.timeout)")
 
     def time(self) -> float:
@@ -93,8 +97,13 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def create_future(self) -> asyncio.Future[object]:
         return asyncio.Future(loop=self)
 
-    def create_task(self, coro: Coroutine[Any, Any, T] | Generator[Any, None, T], *,
-                    name: str | None = None, context: contextvars.Context | None = None) -> asyncio.Task[T]:
+    def create_task(
+        self,
+        coro: Coroutine[Any, Any, T] | Generator[Any, None, T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[T]:
         task = asyncio.Task(coro, loop=self, name=name, context=context)
         self._tasks.add(task)
         return task

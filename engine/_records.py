@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Union, get_args
 
 
-
 @dataclass(frozen=True, slots=True)
 class CallArgs:
     """Positional and keyword arguments of a workflow or step call (one ``Payload`` on the wire)."""
@@ -439,10 +438,24 @@ class WorkflowContinuedAsNew:
 
 
 HistoryEvent = Union[
-    WorkflowStarted, StepScheduled, StepCompleted, StepFailed, TimerScheduled, TimerElapsed,
-    HookCreated, HookReceived, HookExpired, ChildWorkflowStarted, ChildWorkflowCompleted,
-    ChildWorkflowFailed, StepContextSet, CancelRequested, WorkflowCompleted, WorkflowFailed,
-    WorkflowCancelled, WorkflowContinuedAsNew,
+    WorkflowStarted,
+    StepScheduled,
+    StepCompleted,
+    StepFailed,
+    TimerScheduled,
+    TimerElapsed,
+    HookCreated,
+    HookReceived,
+    HookExpired,
+    ChildWorkflowStarted,
+    ChildWorkflowCompleted,
+    ChildWorkflowFailed,
+    StepContextSet,
+    CancelRequested,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowCancelled,
+    WorkflowContinuedAsNew,
 ]
 """Every history event type."""
 

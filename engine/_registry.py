@@ -6,8 +6,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 
-from ._definitions import (DeclaredSchedule, StepDefinition, WorkflowDefinition, declared_schedule, step_definition,
-                           workflow_definition)
+from ._definitions import (
+    DeclaredSchedule,
+    StepDefinition,
+    WorkflowDefinition,
+    declared_schedule,
+    step_definition,
+    workflow_definition,
+)
 from ._errors import DuplicateNameError, RegistryError, UnknownStepError, UnknownWorkflowError
 
 
@@ -118,19 +124,25 @@ class Registry:
             raise RegistryError(
                 f"schedule {declared.schedule_id!r} starts workflow {declared.workflow_name!r}, but its function is "
                 f"{'not a workflow' if wf is None else f'the workflow {wf.name!r}'}: give the options to "
-                "@scheduled_workflow(name=...) instead of decorating it again")
+                "@scheduled_workflow(name=...) instead of decorating it again"
+            )
         existing = self._schedules.get(declared.schedule_id)
         # Registered workflows have distinct names, so an equal declaration is the same function reached twice.
         if existing is not None and existing != declared:
             raise DuplicateNameError(
                 f"two different schedules are declared with id {declared.schedule_id!r}: "
                 f"{_where(self._workflows[existing.workflow_name].fn)} and {_where(wf.fn)}; give one of them "
-                "another id with @scheduled_workflow(schedule_id=...)")
+                "another id with @scheduled_workflow(schedule_id=...)"
+            )
         self._schedules[declared.schedule_id] = declared
 
 
-def _put(table: dict[str, WorkflowDefinition] | dict[str, StepDefinition], kind: str, name: str,
-         defn: WorkflowDefinition | StepDefinition) -> None:
+def _put(
+    table: dict[str, WorkflowDefinition] | dict[str, StepDefinition],
+    kind: str,
+    name: str,
+    defn: WorkflowDefinition | StepDefinition,
+) -> None:
     existing = table.get(name)
     # The same function reached twice (re-exported by another module) is not a clash.
     if existing is not None and existing.fn is not defn.fn:

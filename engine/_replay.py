@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ._status import RunStatus
-
 from collections.abc import Sequence
 from typing import get_args
 
@@ -15,16 +13,26 @@ from ._errors import HistoryError, NonDeterminismError
 from ._failures import qualified_name
 from ._finish import Outcome, outcome_of_event
 from ._limits import first_activation_dropped, is_limit_failure
-from ._records import (ChildWorkflowStarted, HistoryEvent, HookCreated, HookReceived, StepContextSet,
-                       StepScheduled, TerminalEvent, TimerScheduled, WorkflowFailed, WorkflowStarted)
+from ._records import (
+    ChildWorkflowStarted,
+    HistoryEvent,
+    HookCreated,
+    HookReceived,
+    StepContextSet,
+    StepScheduled,
+    TerminalEvent,
+    TimerScheduled,
+    WorkflowFailed,
+    WorkflowStarted,
+)
 from ._registry import Registry
+from ._status import RunStatus
 
 TERMINAL_TYPES = get_args(TerminalEvent)
 _FORCED_FAILURE = qualified_name(NonDeterminismError)
 
 
-def replay_core(registry: Registry, history: Sequence[HistoryEvent],
-                limits: EventLimits | None = None) -> RunCore:
+def replay_core(registry: Registry, history: Sequence[HistoryEvent], limits: EventLimits | None = None) -> RunCore:
     """Replay ``history`` through the workflow code; return the rebuilt (live-mode) core.
 
     ``limits`` are the host's default event limits (the workflow's own win); replay does not
@@ -35,8 +43,7 @@ def replay_core(registry: Registry, history: Sequence[HistoryEvent],
         NonDeterminismError: the code issues different commands than the history recorded.
     """
     started = check_history(history)
-    core = RunCore(registry.workflow(started.workflow_name), started, Mode.REPLAY,
-                   index_commands(history), limits)
+    core = RunCore(registry.workflow(started.workflow_name), started, Mode.REPLAY, index_commands(history), limits)
     if started.deadline_at is not None:
         core.deadline_timer = "workflow_timeout:-1:1"
     try:
@@ -63,8 +70,10 @@ def check_history(history: Sequence[HistoryEvent]) -> WorkflowStarted:
     started = history[0]
     for index, event in enumerate(history):
         if event.seq != index + 1 or event.run_id != started.run_id:
-            raise HistoryError(f"history of run {started.run_id}: event #{index + 1} is "
-                               f"{type(event).__name__}(run_id={event.run_id}, seq={event.seq})")
+            raise HistoryError(
+                f"history of run {started.run_id}: event #{index + 1} is "
+                f"{type(event).__name__}(run_id={event.run_id}, seq={event.seq})"
+            )
         if isinstance(event, TERMINAL_TYPES) and index != len(history) - 1:
             raise HistoryError(f"history of run {started.run_id} continues after {type(event).__name__}")
     return started
@@ -127,8 +136,11 @@ def _replay_events(core: RunCore, history: Sequence[HistoryEvent]) -> None:
             core.buffer_deliveries.discard(event.position)
             continue
         if ended is not None:
-            raise core.divergence_error(position, key.describe() if key else type(event).__name__,
-                                        f"nothing: the workflow already {ended.status}")
+            raise core.divergence_error(
+                position,
+                key.describe() if key else type(event).__name__,
+                f"nothing: the workflow already {ended.status}",
+            )
         if key is not None:
             raise core.divergence_error(position, key.describe(), "nothing (the code has not reached it)")
         if isinstance(event, TimerScheduled):
@@ -151,7 +163,8 @@ def _replay_ending(core: RunCore, event: TerminalEvent, ended: Outcome | None) -
     # Forced endings: the deadline, a divergence found by recover, or the hard event limit
     # (which dropped the transition whose input would have let the code go on).
     forced = isinstance(event, WorkflowFailed) and (
-        core.timed_out or event.error.type == _FORCED_FAILURE or is_limit_failure(event))
+        core.timed_out or event.error.type == _FORCED_FAILURE or is_limit_failure(event)
+    )
     if ended is None and not forced:
         raise core.divergence_error(None, type(event).__name__, "nothing: the workflow code is still waiting")
     if ended is not None and ended.status != recorded.status:

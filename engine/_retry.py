@@ -10,7 +10,7 @@ from ._durations import parse_duration
 from ._errors import InvalidDurationError
 from ._records import ErrorInfo
 
-RetryDelay = Union[str, int, float, Sequence[Union[int, float]]]
+RetryDelay = Union[str, int, float, Sequence[int | float]]
 """``"exponential"``, ``"fixed"``, a duration (``"30s"`` or seconds), or per-attempt seconds."""
 
 _FIXED_DEFAULT_MS = 1_000

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ._status import RunStatus
-
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from ._limits import enforce_limits, warn_on_soft
 from ._records import Command, HistoryEvent, Input, RunFinished, StartWorkflow, WorkflowStarted
 from ._registry import Registry
 from ._replay import TERMINAL_TYPES, check_history, replay_core
+from ._status import RunStatus
 
 _DEADLINE_TIMER = "workflow_timeout:-1:1"
 
@@ -55,8 +54,9 @@ class Run:
         self._finalizer.atexit = False
 
     @classmethod
-    def start(cls, registry: Registry, start: StartWorkflow, now_ms: int,
-              limits: EventLimits | None = None) -> tuple[Run, Transition]:
+    def start(
+        cls, registry: Registry, start: StartWorkflow, now_ms: int, limits: EventLimits | None = None
+    ) -> tuple[Run, Transition]:
         """Start a run: WorkflowStarted, its deadline timer, and the first activation.
 
         ``limits`` are the host's default event limits; the workflow's own
@@ -70,10 +70,18 @@ class Run:
         defn = registry.workflow(start.workflow_name)
         deadline = None if defn.max_duration_ms is None else now_ms + defn.max_duration_ms
         started = WorkflowStarted(
-            run_id=start.run_id, seq=1, timestamp=now_ms, workflow_name=defn.name, args=start.args,
-            idempotency_key=start.idempotency_key, parent_run_id=start.parent_run_id,
-            parent_position=start.parent_position, continued_from=start.continued_from,
-            deadline_at=deadline, depth=start.depth)
+            run_id=start.run_id,
+            seq=1,
+            timestamp=now_ms,
+            workflow_name=defn.name,
+            args=start.args,
+            idempotency_key=start.idempotency_key,
+            parent_run_id=start.parent_run_id,
+            parent_position=start.parent_position,
+            continued_from=start.continued_from,
+            deadline_at=deadline,
+            depth=start.depth,
+        )
         core = RunCore(defn, started, Mode.LIVE, limits=limits)
         core.emit(started)
         if deadline is not None:
@@ -89,8 +97,7 @@ class Run:
         return run, run._drain()
 
     @classmethod
-    def replay(cls, registry: Registry, history: Sequence[HistoryEvent],
-               limits: EventLimits | None = None) -> Run:
+    def replay(cls, registry: Registry, history: Sequence[HistoryEvent], limits: EventLimits | None = None) -> Run:
         """Rebuild a run from its history by re-running the workflow code; emits nothing.
 
         ``limits`` (the host's default event limits) apply to the inputs handled afterwards;
@@ -106,8 +113,9 @@ class Run:
         return cls(replay_core(registry, history, limits))
 
     @classmethod
-    def recover(cls, registry: Registry, history: Sequence[HistoryEvent],
-                now_ms: int, limits: EventLimits | None = None) -> tuple[Run, Transition]:
+    def recover(
+        cls, registry: Registry, history: Sequence[HistoryEvent], now_ms: int, limits: EventLimits | None = None
+    ) -> tuple[Run, Transition]:
         """What a host calls on a cache miss: ``replay``, but a divergence fails the run.
 
         Returns the run and the transition to persist: empty after a clean replay, or

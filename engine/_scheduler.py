@@ -19,18 +19,27 @@ Invariants:
 
 from __future__ import annotations
 
-from ._status import RunStatus
-
 import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
 
-from ._errors import KflowError
-from ._records import (CallArgs, CancelTimer, CancelWorkflow, Command, RunFinished, ScheduleCommand,
-                       ScheduleState, StartTimer, StartWorkflow, TimerFired)
 from ._cron import MAX_MS
+from ._errors import KflowError
+from ._records import (
+    CallArgs,
+    CancelTimer,
+    CancelWorkflow,
+    Command,
+    RunFinished,
+    ScheduleCommand,
+    ScheduleState,
+    StartTimer,
+    StartWorkflow,
+    TimerFired,
+)
 from ._schedules import OverlapPolicy, ScheduleSpec
+from ._status import RunStatus
 
 SCHEDULE_KEY_PREFIX = "schedule:"
 BACKFILL_LIMIT = 1000
@@ -90,8 +99,9 @@ def spec_of(state: ScheduleState) -> ScheduleSpec:
     return ScheduleSpec.from_wire(json.loads(state.spec))
 
 
-def decide_schedule(state: ScheduleState | None, received: ScheduleCommand | TimerFired | RunFinished,
-                    now_ms: int) -> ScheduleDecision:
+def decide_schedule(
+    state: ScheduleState | None, received: ScheduleCommand | TimerFired | RunFinished, now_ms: int
+) -> ScheduleDecision:
     """Apply one input to a schedule's state at time ``now_ms`` (epoch ms)."""
     try:
         if isinstance(received, ScheduleCommand):
@@ -125,11 +135,13 @@ def _command(state: ScheduleState | None, cmd: ScheduleCommand, now: int) -> Sch
     if cmd.action == "update":
         spec = ScheduleSpec.from_wire(json.loads(cmd.spec)) if cmd.spec is not None else spec_of(state)
         state = dataclasses.replace(
-            state, workflow_name=cmd.workflow_name or state.workflow_name,
+            state,
+            workflow_name=cmd.workflow_name or state.workflow_name,
             args=cmd.args if cmd.args is not None else state.args,
             spec=json.dumps(spec.to_wire(), sort_keys=True) if cmd.spec is not None else state.spec,
             overlap=_policy(cmd.overlap).value if cmd.overlap is not None else state.overlap,
-            note=cmd.note if cmd.note is not None else state.note)
+            note=cmd.note if cmd.note is not None else state.note,
+        )
         state = _rearm(state, commands, now, paused=state.paused)
     elif cmd.action == "pause":
         state = _rearm(dataclasses.replace(state, note=cmd.note), commands, now, paused=True)
@@ -153,9 +165,18 @@ def _create(cmd: ScheduleCommand, now: int) -> ScheduleDecision:
         raise ScheduleError("create needs a spec")
     spec = ScheduleSpec.from_wire(json.loads(cmd.spec))
     state = ScheduleState(
-        schedule_id=cmd.schedule_id, workflow_name=cmd.workflow_name, args=cmd.args or CallArgs((), {}),
-        spec=json.dumps(spec.to_wire(), sort_keys=True), overlap=_policy(cmd.overlap or "skip").value,
-        paused=False, note=cmd.note, created_at=now, updated_at=now, generation=0, requests=(cmd.request_id,))
+        schedule_id=cmd.schedule_id,
+        workflow_name=cmd.workflow_name,
+        args=cmd.args or CallArgs((), {}),
+        spec=json.dumps(spec.to_wire(), sort_keys=True),
+        overlap=_policy(cmd.overlap or "skip").value,
+        paused=False,
+        note=cmd.note,
+        created_at=now,
+        updated_at=now,
+        generation=0,
+        requests=(cmd.request_id,),
+    )
     commands: list[Command] = []
     return ScheduleDecision(_rearm(state, commands, now, paused=False), tuple(commands))
 
@@ -185,8 +206,9 @@ def _disarm(state: ScheduleState, commands: list[Command], now: int) -> None:
 def _rearm(state: ScheduleState, commands: list[Command], now: int, *, paused: bool) -> ScheduleState:
     """New generation: the old timer is cancelled, the next fire after ``now`` armed unless paused."""
     _disarm(state, commands, now)
-    state = dataclasses.replace(state, paused=paused, generation=state.generation + 1, next_fire_at=None,
-                                timer_id=None, updated_at=now)
+    state = dataclasses.replace(
+        state, paused=paused, generation=state.generation + 1, next_fire_at=None, timer_id=None, updated_at=now
+    )
     return state if paused else _arm(state, spec_of(state).next_fire(now), commands, now)
 
 
@@ -195,8 +217,16 @@ def _arm(state: ScheduleState, nominal: int | None, commands: list[Command], now
         return dataclasses.replace(state, next_fire_at=None, timer_id=None)
     timer_id = f"schedule:{state.generation}:{nominal}"
     due = nominal + spec_of(state).jitter_ms(state.schedule_id, nominal)
-    commands.append(StartTimer(run_id=schedule_key(state.schedule_id), timer_id=timer_id, position=0,
-                               kind="schedule", fire_at=due, requested_at=now))
+    commands.append(
+        StartTimer(
+            run_id=schedule_key(state.schedule_id),
+            timer_id=timer_id,
+            position=0,
+            kind="schedule",
+            fire_at=due,
+            requested_at=now,
+        )
+    )
     return dataclasses.replace(state, next_fire_at=nominal, timer_id=timer_id)
 
 
@@ -236,22 +266,42 @@ def _fire(state: ScheduleState, nominal: int, run_id: str, commands: list[Comman
         if policy is OverlapPolicy.SKIP or (policy is OverlapPolicy.BUFFER_ONE and state.buffered):
             return dataclasses.replace(state, skipped=state.skipped + 1, last_fire_at=nominal)
         if policy in (OverlapPolicy.BUFFER_ONE, OverlapPolicy.BUFFER_ALL):
-            return dataclasses.replace(state, buffered=(*state.buffered, nominal),
-                                       buffered_runs=(*state.buffered_runs, run_id), last_fire_at=nominal)
+            return dataclasses.replace(
+                state,
+                buffered=(*state.buffered, nominal),
+                buffered_runs=(*state.buffered_runs, run_id),
+                last_fire_at=nominal,
+            )
         for running in state.running:  # CANCEL_OTHER
-            commands.append(CancelWorkflow(run_id=running, reason=f"schedule {state.schedule_id}: overlap "
-                                           "policy cancel_other", requested_at=now))
+            commands.append(
+                CancelWorkflow(
+                    run_id=running,
+                    reason=f"schedule {state.schedule_id}: overlap policy cancel_other",
+                    requested_at=now,
+                )
+            )
     return _start(state, nominal, run_id, commands, now)
 
 
 def _start(state: ScheduleState, nominal: int, run_id: str, commands: list[Command], now: int) -> ScheduleState:
     if run_id in state.running or run_id in state.recent_runs:
         return state  # the same fire again (a repeated request): one run
-    commands.append(StartWorkflow(run_id=run_id, workflow_name=state.workflow_name, args=state.args,
-                                  parent_run_id=schedule_key(state.schedule_id), requested_at=now))
-    return dataclasses.replace(state, running=(*state.running, run_id), fires=state.fires + 1,
-                               last_fire_at=max(nominal, state.last_fire_at or nominal),
-                               recent_runs=(*state.recent_runs, run_id)[-_RECENT_RUNS:])
+    commands.append(
+        StartWorkflow(
+            run_id=run_id,
+            workflow_name=state.workflow_name,
+            args=state.args,
+            parent_run_id=schedule_key(state.schedule_id),
+            requested_at=now,
+        )
+    )
+    return dataclasses.replace(
+        state,
+        running=(*state.running, run_id),
+        fires=state.fires + 1,
+        last_fire_at=max(nominal, state.last_fire_at or nominal),
+        recent_runs=(*state.recent_runs, run_id)[-_RECENT_RUNS:],
+    )
 
 
 def _finished(state: ScheduleState | None, finished: RunFinished, now: int) -> ScheduleDecision:

@@ -44,8 +44,14 @@ class OverlapPolicy(str, enum.Enum):
 
 # --- calendar -----------------------------------------------------------------------------------------
 
-_CALENDAR_FIELDS = (("second", 0, 59, False), ("minute", 0, 59, False), ("hour", 0, 23, False),
-                    ("day_of_month", 1, 31, True), ("month", 1, 12, True), ("day_of_week", 0, 6, True))
+_CALENDAR_FIELDS = (
+    ("second", 0, 59, False),
+    ("minute", 0, 59, False),
+    ("hour", 0, 23, False),
+    ("day_of_month", 1, 31, True),
+    ("month", 1, 12, True),
+    ("day_of_week", 0, 6, True),
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,26 +78,32 @@ class CalendarSpec:
             if optional and number is None:
                 continue
             if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
-                raise ScheduleSpecError(f"CalendarSpec {name}={number!r}: expected an int in {low}-{high}"
-                                        f"{' or None' if optional else ''}")
-        if self.day_of_month is not None and self.month is not None \
-                and self.day_of_month > MAX_DAYS[self.month]:
-            raise ScheduleSpecError(f"CalendarSpec day_of_month={self.day_of_month} never occurs in "
-                                    f"month={self.month}")
+                raise ScheduleSpecError(
+                    f"CalendarSpec {name}={number!r}: expected an int in {low}-{high}{' or None' if optional else ''}"
+                )
+        if self.day_of_month is not None and self.month is not None and self.day_of_month > MAX_DAYS[self.month]:
+            raise ScheduleSpecError(f"CalendarSpec day_of_month={self.day_of_month} never occurs in month={self.month}")
 
     def _rule(self) -> Rule:
         def any_or(value: int | None, low: int, high: int) -> frozenset[int]:
             return frozenset(range(low, high + 1)) if value is None else frozenset((value,))
 
-        return Rule(seconds=(self.second,), minutes=(self.minute,), hours=(self.hour,),
-                     days=any_or(self.day_of_month, 1, 31), months=any_or(self.month, 1, 12),
-                     weekdays=any_or(self.day_of_week, 0, 6), either_day=False)
+        return Rule(
+            seconds=(self.second,),
+            minutes=(self.minute,),
+            hours=(self.hour,),
+            days=any_or(self.day_of_month, 1, 31),
+            months=any_or(self.month, 1, 12),
+            weekdays=any_or(self.day_of_week, 0, 6),
+            either_day=False,
+        )
 
 
 # --- the spec -----------------------------------------------------------------------------------------
 
-_WIRE_KEYS = frozenset(("cron", "interval_ms", "calendar", "timezone", "start_at", "end_at", "jitter_ms",
-                        "catchup_window_ms"))
+_WIRE_KEYS = frozenset(
+    ("cron", "interval_ms", "calendar", "timezone", "start_at", "end_at", "jitter_ms", "catchup_window_ms")
+)
 DEFAULT_CATCHUP_WINDOW = timedelta(minutes=1)
 
 
@@ -137,8 +149,9 @@ class ScheduleSpec:
     def __post_init__(self) -> None:
         given = [name for name in ("cron", "interval", "calendar") if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ScheduleSpecError(f"ScheduleSpec needs exactly one of cron, interval, calendar; got "
-                                    f"{', '.join(given) or 'none'}")
+            raise ScheduleSpecError(
+                f"ScheduleSpec needs exactly one of cron, interval, calendar; got {', '.join(given) or 'none'}"
+            )
         start_at, end_at = _epoch_ms("start_at", self.start_at), _epoch_ms("end_at", self.end_at)
         if start_at is not None and end_at is not None and end_at < start_at:
             raise ScheduleSpecError(f"end_at={end_at} is before start_at={start_at}")
@@ -205,8 +218,9 @@ class ScheduleSpec:
         wire: dict[str, object] = {
             "cron": self.cron,
             "interval_ms": None if self.interval is None else self._interval_ms,
-            "calendar": None if self.calendar is None else
-            [{name: getattr(entry, name) for name, *_ in _CALENDAR_FIELDS} for entry in self.calendar],
+            "calendar": None
+            if self.calendar is None
+            else [{name: getattr(entry, name) for name, *_ in _CALENDAR_FIELDS} for entry in self.calendar],
             "timezone": self.timezone,
             "start_at": self.start_at,
             "end_at": self.end_at,
@@ -230,13 +244,16 @@ class ScheduleSpec:
         catchup_ms = _wire_field(data, "catchup_window_ms", int)
         raw_calendar = _wire_field(data, "calendar", list)
         zone_name = _wire_field(data, "timezone", str)
-        return cls(cron=_wire_field(data, "cron", str),
-                   interval=None if interval_ms is None else timedelta(milliseconds=interval_ms),
-                   calendar=None if raw_calendar is None else tuple(map(_calendar_from_wire, raw_calendar)),
-                   timezone="UTC" if zone_name is None else zone_name,
-                   start_at=_wire_field(data, "start_at", int), end_at=_wire_field(data, "end_at", int),
-                   jitter=None if jitter_ms is None else timedelta(milliseconds=jitter_ms),
-                   catchup_window=DEFAULT_CATCHUP_WINDOW if catchup_ms is None else timedelta(milliseconds=catchup_ms))
+        return cls(
+            cron=_wire_field(data, "cron", str),
+            interval=None if interval_ms is None else timedelta(milliseconds=interval_ms),
+            calendar=None if raw_calendar is None else tuple(map(_calendar_from_wire, raw_calendar)),
+            timezone="UTC" if zone_name is None else zone_name,
+            start_at=_wire_field(data, "start_at", int),
+            end_at=_wire_field(data, "end_at", int),
+            jitter=None if jitter_ms is None else timedelta(milliseconds=jitter_ms),
+            catchup_window=DEFAULT_CATCHUP_WINDOW if catchup_ms is None else timedelta(milliseconds=catchup_ms),
+        )
 
     @property
     def max_jitter_ms(self) -> int:
@@ -324,11 +341,14 @@ def _calendar_from_wire(raw: object) -> CalendarSpec:
             raise ScheduleSpecError(f"calendar entry field {key!r} must be an int, got None")
         return number
 
-    return CalendarSpec(second=required("second") if "second" in raw else 0,
-                        minute=required("minute") if "minute" in raw else 0,
-                        hour=required("hour") if "hour" in raw else 0,
-                        day_of_month=_wire_field(raw, "day_of_month", int), month=_wire_field(raw, "month", int),
-                        day_of_week=_wire_field(raw, "day_of_week", int))
+    return CalendarSpec(
+        second=required("second") if "second" in raw else 0,
+        minute=required("minute") if "minute" in raw else 0,
+        hour=required("hour") if "hour" in raw else 0,
+        day_of_month=_wire_field(raw, "day_of_month", int),
+        month=_wire_field(raw, "month", int),
+        day_of_week=_wire_field(raw, "day_of_week", int),
+    )
 
 
 def _reject_unknown_keys(what: str, data: Mapping[str, object], known: frozenset[str]) -> None:

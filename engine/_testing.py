@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ._status import RunStatus
-
 import dataclasses
 import uuid
 from collections import deque
@@ -13,10 +11,23 @@ from ._clock import Clock
 from ._definitions import EventLimits
 from ._errors import CancellationError, KflowError
 from ._failures import rebuild_exception
-from ._records import (CallArgs, CancelTimer, CancelWorkflow, Command, ExecuteStep, HistoryEvent,
-                       Input, ResumeHook, RunFinished, StartTimer, StartWorkflow, TimerFired)
+from ._records import (
+    CallArgs,
+    CancelTimer,
+    CancelWorkflow,
+    Command,
+    ExecuteStep,
+    HistoryEvent,
+    Input,
+    ResumeHook,
+    RunFinished,
+    StartTimer,
+    StartWorkflow,
+    TimerFired,
+)
 from ._registry import Registry
 from ._run import Run, Transition
+from ._status import RunStatus
 from ._worker import execute_step
 
 
@@ -34,8 +45,15 @@ class InMemoryDriver:
             ``EventLimits()``).
     """
 
-    def __init__(self, registry: Registry, clock: Clock, *, always_replay: bool = False,
-                 run_ids: Callable[[], str] | None = None, event_limits: EventLimits | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        clock: Clock,
+        *,
+        always_replay: bool = False,
+        run_ids: Callable[[], str] | None = None,
+        event_limits: EventLimits | None = None,
+    ) -> None:
         self.registry = registry
         self.clock = clock
         self.always_replay = always_replay
@@ -53,8 +71,14 @@ class InMemoryDriver:
         """Start a run of a workflow (by name or decorated function); returns its run id."""
         defn = self.registry.workflow_for(name_or_fn)
         run_id = self._new_run_id()
-        self._start(StartWorkflow(run_id=run_id, workflow_name=defn.name,
-                                  args=CallArgs(tuple(args), dict(kwargs)), requested_at=self.clock.now_ms()))
+        self._start(
+            StartWorkflow(
+                run_id=run_id,
+                workflow_name=defn.name,
+                args=CallArgs(tuple(args), dict(kwargs)),
+                requested_at=self.clock.now_ms(),
+            )
+        )
         return run_id
 
     def deliver(self, received: Input) -> Transition:
@@ -87,8 +111,16 @@ class InMemoryDriver:
                 self.deliver(await execute_step(self.registry, cmd, self.clock))
             elif (timer := self._next_due_timer()) is not None:
                 del self._timers[(timer.run_id, timer.timer_id)]
-                self.deliver(TimerFired(run_id=timer.run_id, timer_id=timer.timer_id, position=timer.position,
-                                        kind=timer.kind, fire_at=timer.fire_at, fired_at=self.clock.now_ms()))
+                self.deliver(
+                    TimerFired(
+                        run_id=timer.run_id,
+                        timer_id=timer.timer_id,
+                        position=timer.position,
+                        kind=timer.kind,
+                        fire_at=timer.fire_at,
+                        fired_at=self.clock.now_ms(),
+                    )
+                )
             else:
                 return
         raise KflowError(f"run_until_idle: still busy after {max_inputs} inputs")
@@ -100,8 +132,7 @@ class InMemoryDriver:
     def resume_hook(self, token: str, payload: object) -> Transition:
         """Deliver a hook payload to the run named in ``token`` (``"{run_id}:{name}"``)."""
         run_id = token.split(":", 1)[0]
-        return self.deliver(ResumeHook(run_id=run_id, token=token, payload=payload,
-                                       requested_at=self.clock.now_ms()))
+        return self.deliver(ResumeHook(run_id=run_id, token=token, payload=payload, requested_at=self.clock.now_ms()))
 
     def status(self, run_id: str) -> str:
         """``running`` or the final status of the run."""
@@ -152,8 +183,7 @@ class InMemoryDriver:
     def _load(self, run_id: str) -> Run:
         run = self._runs.get(run_id)
         if run is None:
-            run, transition = Run.recover(self.registry, self._history(run_id), self.clock.now_ms(),
-                                         self.event_limits)
+            run, transition = Run.recover(self.registry, self._history(run_id), self.clock.now_ms(), self.event_limits)
             self._absorb(run, transition)
         return run
 

@@ -14,8 +14,7 @@ from ._records import ExecuteStep, StepResult
 from ._registry import Registry
 
 
-async def execute_step(registry: Registry, cmd: ExecuteStep, clock: Clock, *,
-                       worker: str = "local") -> StepResult:
+async def execute_step(registry: Registry, cmd: ExecuteStep, clock: Clock, *, worker: str = "local") -> StepResult:
     """Run one attempt of ``cmd``'s step and report it; never raises for step errors.
 
     The step runs under ``cmd.timeout_ms`` when set (exceeding it gives a retryable
@@ -30,11 +29,26 @@ async def execute_step(registry: Registry, cmd: ExecuteStep, clock: Clock, *,
         with step_context_scope(cmd.context):
             result = await _run_with_timeout(defn, cmd)
     except Exception as exc:  # the worker reports every step failure instead of raising
-        return StepResult(run_id=cmd.run_id, position=cmd.position, attempt=cmd.attempt, ok=False,
-                          error=error_info(exc), worker=worker, started_at=started_at,
-                          finished_at=clock.now_ms())
-    return StepResult(run_id=cmd.run_id, position=cmd.position, attempt=cmd.attempt, ok=True,
-                      result=result, worker=worker, started_at=started_at, finished_at=clock.now_ms())
+        return StepResult(
+            run_id=cmd.run_id,
+            position=cmd.position,
+            attempt=cmd.attempt,
+            ok=False,
+            error=error_info(exc),
+            worker=worker,
+            started_at=started_at,
+            finished_at=clock.now_ms(),
+        )
+    return StepResult(
+        run_id=cmd.run_id,
+        position=cmd.position,
+        attempt=cmd.attempt,
+        ok=True,
+        result=result,
+        worker=worker,
+        started_at=started_at,
+        finished_at=clock.now_ms(),
+    )
 
 
 async def _run_with_timeout(defn: StepDefinition, cmd: ExecuteStep) -> object:
@@ -49,7 +63,8 @@ async def _run_with_timeout(defn: StepDefinition, cmd: ExecuteStep) -> object:
             raise  # the step itself raised TimeoutError: report it as such
         raise StepTimeoutError(
             f"step {defn.name!r} (position {cmd.position}, attempt {cmd.attempt}) exceeded its "
-            f"timeout of {cmd.timeout_ms} ms") from None
+            f"timeout of {cmd.timeout_ms} ms"
+        ) from None
 
 
 async def _invoke(defn: StepDefinition, cmd: ExecuteStep) -> object:

@@ -8,8 +8,8 @@ import os
 import sys
 
 from streams import DevStack, Settings
-from streams.dev import Scenario, run_example
 from streams.cli import load_registry
+from streams.dev import Scenario, run_example
 
 
 def main(app: str, scenario: Scenario) -> None:

@@ -80,8 +80,10 @@ async def scenario(client: Client, say: Say) -> None:
     same = await client.schedules.get("morning_report")
     assert created is not None and same is not None
     unchanged = (same.generation, same.requests) == (created.generation, created.requests)
-    say(f"@scheduled_workflow: activated {ids}, again {again} (unchanged: {unchanged}); weekdays 06:00 "
-        f"Europe/Paris, next fire at {created.next_fire_at} (epoch ms)")
+    say(
+        f"@scheduled_workflow: activated {ids}, again {again} (unchanged: {unchanged}); weekdays 06:00 "
+        f"Europe/Paris, next fire at {created.next_fire_at} (epoch ms)"
+    )
     run_id = await client.schedules.trigger("morning_report")
     say(f"triggered the declared schedule: {await client.result(run_id, timeout=30)}")
     await client.schedules.delete("morning_report")

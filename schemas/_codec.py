@@ -80,9 +80,7 @@ class Codec:
             entry = _load(file_name, text)
             clash = by_fingerprint.get(entry.fingerprint)
             if clash is not None:
-                raise SchemaError(
-                    f"{file_name}: fingerprint {entry.fingerprint.hex()} already used by {clash.name}"
-                )
+                raise SchemaError(f"{file_name}: fingerprint {entry.fingerprint.hex()} already used by {clash.name}")
             by_name[entry.name] = entry
             by_fingerprint[entry.fingerprint] = entry
         if not by_name:
@@ -160,9 +158,7 @@ class Codec:
         if data[:2] != MAGIC:
             if size < 2 and MAGIC.startswith(data):
                 raise SchemaError(f"truncated header: {size} byte(s), expected at least {_HEADER_SIZE}")
-            raise SchemaError(
-                f"bad magic {data[:2].hex()}: not Avro single-object encoding (expected {MAGIC.hex()})"
-            )
+            raise SchemaError(f"bad magic {data[:2].hex()}: not Avro single-object encoding (expected {MAGIC.hex()})")
         if size < _HEADER_SIZE:
             raise SchemaError(f"truncated header: {size} bytes, expected at least {_HEADER_SIZE}")
         entry = self._by_fingerprint.get(data[2:_HEADER_SIZE])
@@ -175,9 +171,7 @@ class Codec:
         except Exception as exc:
             # fastavro signals running out of bytes as EOFError or, inside a varint, IndexError.
             problem = "truncated" if isinstance(exc, EOFError) or stream.tell() >= size else "corrupt"
-            raise SchemaError(
-                f"{problem} body of record {entry.name}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise SchemaError(f"{problem} body of record {entry.name}: {type(exc).__name__}: {exc}") from exc
         end = stream.tell()
         if end != size:
             raise SchemaError(f"trailing bytes: {size - end} byte(s) after a complete {entry.name} record")

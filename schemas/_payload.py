@@ -44,9 +44,7 @@ def _refuse_constant(name: str) -> object:
 
 
 # Built once: json.dumps/json.loads with options would build a new encoder/decoder per call.
-_ENCODER: Final = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_refuse_object
-)
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_refuse_object)
 _DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
@@ -165,6 +163,4 @@ def _unpickle(pickled: bytes) -> object:
         # cloudpickle writes standard pickles; pickle imports cloudpickle itself if one refers to it.
         return pickle.loads(pickled)
     except Exception as exc:
-        raise PayloadError(
-            f"cannot unpickle a signed cloudpickle payload: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise PayloadError(f"cannot unpickle a signed cloudpickle payload: {type(exc).__name__}: {exc}") from exc

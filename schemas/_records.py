@@ -12,8 +12,6 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final, cast
 
-import engine
-
 from engine import runtime
 from engine.runtime import CallArgs, ErrorInfo
 
@@ -24,9 +22,19 @@ from ._payload import decode_payload, encode_payload
 __all__ = ["RecordCodec"]
 
 _RECORD_TYPES: Final[tuple[type, ...]] = (
-    runtime.StartWorkflow, runtime.CancelWorkflow, runtime.ResumeHook, runtime.StepResult, runtime.TimerFired,
-    runtime.RunFinished, runtime.ForgetRun, runtime.ScheduleCommand, runtime.ScheduleState, runtime.ExecuteStep,
-    runtime.StartTimer, runtime.CancelTimer, *runtime.HISTORY_EVENT_TYPES,
+    runtime.StartWorkflow,
+    runtime.CancelWorkflow,
+    runtime.ResumeHook,
+    runtime.StepResult,
+    runtime.TimerFired,
+    runtime.RunFinished,
+    runtime.ForgetRun,
+    runtime.ScheduleCommand,
+    runtime.ScheduleState,
+    runtime.ExecuteStep,
+    runtime.StartTimer,
+    runtime.CancelTimer,
+    *runtime.HISTORY_EVENT_TYPES,
 )
 
 _Encode = Callable[[object], object]
@@ -46,8 +54,7 @@ class RecordCodec:
             (``PayloadError``), or a record type the engine does not define.
     """
 
-    def __init__(self, codec: Codec | None = None, *, payload_codec: str = "json",
-                 secret: bytes | None = None) -> None:
+    def __init__(self, codec: Codec | None = None, *, payload_codec: str = "json", secret: bytes | None = None) -> None:
         self.codec = codec or Codec()
         self._payload_codec = payload_codec
         self._secret = secret
@@ -81,8 +88,9 @@ class RecordCodec:
         fields = {str(f["name"]): f["type"] for f in _fields(self.codec.schema(cls.__name__))}
         names = [f.name for f in dataclasses.fields(cls)]
         if sorted(names) != sorted(fields):
-            raise SchemaError(f"{cls.__name__}: engine fields {sorted(names)} differ from the schema's "
-                              f"{sorted(fields)}")
+            raise SchemaError(
+                f"{cls.__name__}: engine fields {sorted(names)} differ from the schema's {sorted(fields)}"
+            )
         return tuple((name, *self._converters(name, fields[name])) for name in names)
 
     def _converters(self, name: str, avro_type: object) -> tuple[_Encode, _Decode]:
@@ -115,8 +123,11 @@ class RecordCodec:
 
     def _args_decoder(self, value: object) -> object:
         call = decode_payload(_mapping(value), self._secret)
-        if not isinstance(call, dict) or not isinstance(call.get("args"), list) or \
-                not isinstance(call.get("kwargs"), dict):
+        if (
+            not isinstance(call, dict)
+            or not isinstance(call.get("args"), list)
+            or not isinstance(call.get("kwargs"), dict)
+        ):
             raise SchemaError("args payload must hold {'args': [...], 'kwargs': {...}}")
         return CallArgs(tuple(call["args"]), dict(call["kwargs"]))
 
@@ -153,6 +164,7 @@ def _as_tuple(value: object) -> object:
 def _nullable(convert: Callable[[object], object]) -> Callable[[object], object]:
     def convert_or_none(value: object) -> object:
         return None if value is None else convert(value)
+
     return convert_or_none
 
 
@@ -165,14 +177,22 @@ def _mapping(value: object) -> Mapping[str, object]:
 def _error_to_avro(value: object) -> object:
     if not isinstance(value, ErrorInfo):
         raise SchemaError(f"error must be ErrorInfo, got {type(value).__name__}")
-    return {"type": value.type, "message": value.message, "traceback": value.traceback,
-            "retryable": value.retryable, "retry_after_ms": value.retry_after_ms}
+    return {
+        "type": value.type,
+        "message": value.message,
+        "traceback": value.traceback,
+        "retryable": value.retryable,
+        "retry_after_ms": value.retry_after_ms,
+    }
 
 
 def _error_from_avro(value: object) -> object:
     record = _mapping(value)
     traceback, retry_after_ms = record["traceback"], record.get("retry_after_ms")
-    return ErrorInfo(type=str(record["type"]), message=str(record["message"]),
-                     traceback=traceback if isinstance(traceback, str) else None,
-                     retryable=bool(record["retryable"]),
-                     retry_after_ms=retry_after_ms if isinstance(retry_after_ms, int) else None)
+    return ErrorInfo(
+        type=str(record["type"]),
+        message=str(record["message"]),
+        traceback=traceback if isinstance(traceback, str) else None,
+        retryable=bool(record["retryable"]),
+        retry_after_ms=retry_after_ms if isinstance(retry_after_ms, int) else None,
+    )

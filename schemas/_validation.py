@@ -183,8 +183,7 @@ class _Compiler:
         if not isinstance(raw_fields, list):
             raise SchemaError(f"record {full} has no field list")
         fields = tuple(
-            (str(field["name"]), self.compile(field["type"], own_namespace), "default" in field)
-            for field in raw_fields
+            (str(field["name"]), self.compile(field["type"], own_namespace), "default" in field) for field in raw_fields
         )
         slot.append(_record_checker(full, fields))
         self._named[full] = slot[0]

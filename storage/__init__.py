@@ -7,5 +7,15 @@ from storage._migrations import migrate
 from storage._queries import FinishedRun, HistorySize, RunPage, RunRow, RunStore
 from storage._session import CassandraConnection, CassandraTarget
 
-__all__ = ["CassandraConnection", "CassandraTarget", "FinishedRun", "HistorySize", "HistoryWriter", "RunPage",
-           "RunRow", "RunStore", "StorageError", "migrate"]
+__all__ = [
+    "CassandraConnection",
+    "CassandraTarget",
+    "FinishedRun",
+    "HistorySize",
+    "HistoryWriter",
+    "RunPage",
+    "RunRow",
+    "RunStore",
+    "StorageError",
+    "migrate",
+]

@@ -3,7 +3,7 @@
 Each event becomes its ``events`` row; a ``WorkflowStarted`` creates the run's rows (``runs``,
 ``runs_by_status``, ``runs_by_workflow``); a terminal event sets the outcome and moves the run from the
 ``running`` partition of ``runs_by_status`` to its final status; every run touched by a batch gets its
-``last_seq``/``updated_at``. Nothing reads or rewrites a whole history (NOTES #8).
+``last_seq``/``updated_at``. Nothing reads or rewrites a whole history (docs/notes.md #8).
 
 Invariant: every mutation made for an event is written ``USING TIMESTAMP <seq of that event>``. Within a
 run, a later event therefore wins over an earlier one whatever order the writes arrive in, and writing an
@@ -14,15 +14,13 @@ the rows are a function of the *set* of events written, not of their order.
 
 from __future__ import annotations
 
-from engine import RunStatus
-
 import asyncio
 import json
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from cassandra import DriverException
@@ -31,7 +29,16 @@ from cassandra.connection import ConnectionException
 from cassandra.protocol import ErrorMessage
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
-from engine.runtime import CallArgs, HistoryEvent, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted
+from engine import RunStatus
+from engine.runtime import (
+    CallArgs,
+    HistoryEvent,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowContinuedAsNew,
+    WorkflowFailed,
+    WorkflowStarted,
+)
 from schemas import RecordCodec
 from storage._errors import StorageError
 from storage._session import CassandraConnection
@@ -83,7 +90,7 @@ def group_writes(writes: Iterable[Write], max_bytes: int = BATCH_BYTES) -> list[
 
 def day_bucket(epoch_ms: int) -> str:
     """The query tables' partition bucket of a run: the UTC day ``YYYY-MM-DD`` of ``epoch_ms``."""
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
 def to_ms(value: object) -> int | None:
@@ -92,8 +99,8 @@ def to_ms(value: object) -> int | None:
         return None
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__}")
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-    delta = aware - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
@@ -148,8 +155,15 @@ class HistoryWriter:
         StorageError: the statements cannot be prepared (Cassandra unreachable, keyspace not migrated).
     """
 
-    def __init__(self, conn: CassandraConnection, keyspace: str, records: RecordCodec | None = None, *,
-                 concurrency: int = 64, cache_size: int = 100_000) -> None:
+    def __init__(
+        self,
+        conn: CassandraConnection,
+        keyspace: str,
+        records: RecordCodec | None = None,
+        *,
+        concurrency: int = 64,
+        cache_size: int = 100_000,
+    ) -> None:
         if concurrency < 1 or cache_size < 0:
             raise ValueError("concurrency must be >= 1 and cache_size >= 0")
         self._session: Session = conn.session
@@ -164,28 +178,37 @@ class HistoryWriter:
 
     def _prepare(self, ks: str) -> None:
         prepare = self._session.prepare
-        self._insert_event = prepare(f"INSERT INTO {ks}.events (run_id, seq, type, timestamp, data) "
-                                     "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?")
+        self._insert_event = prepare(
+            f"INSERT INTO {ks}.events (run_id, seq, type, timestamp, data) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
         self._insert_run = prepare(
             f"INSERT INTO {ks}.runs (run_id, workflow_name, status, args, started_at, parent_run_id, "
             "parent_position, continued_from, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "USING TIMESTAMP ?")
+            "USING TIMESTAMP ?"
+        )
         self._finish_run = prepare(
             f"UPDATE {ks}.runs USING TIMESTAMP ? SET status = ?, result = ?, error_type = ?, "
-            "error_message = ?, finished_at = ?, next_run_id = ? WHERE run_id = ?")
-        self._progress = prepare(f"UPDATE {ks}.runs USING TIMESTAMP ? SET last_seq = ?, updated_at = ? "
-                                 "WHERE run_id = ?")
+            "error_message = ?, finished_at = ?, next_run_id = ? WHERE run_id = ?"
+        )
+        self._progress = prepare(
+            f"UPDATE {ks}.runs USING TIMESTAMP ? SET last_seq = ?, updated_at = ? WHERE run_id = ?"
+        )
         self._insert_status = prepare(
             f"INSERT INTO {ks}.runs_by_status (status, bucket, started_at, run_id, workflow_name) "
-            "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?")
-        self._delete_status = prepare(f"DELETE FROM {ks}.runs_by_status USING TIMESTAMP ? WHERE status = ? "
-                                      "AND bucket = ? AND started_at = ? AND run_id = ?")
+            "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._delete_status = prepare(
+            f"DELETE FROM {ks}.runs_by_status USING TIMESTAMP ? WHERE status = ? "
+            "AND bucket = ? AND started_at = ? AND run_id = ?"
+        )
         self._insert_workflow = prepare(
             f"INSERT INTO {ks}.runs_by_workflow (workflow_name, bucket, started_at, run_id, status) "
-            "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?")
+            "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
         self._update_workflow = prepare(
             f"UPDATE {ks}.runs_by_workflow USING TIMESTAMP ? SET status = ? WHERE workflow_name = ? "
-            "AND bucket = ? AND started_at = ? AND run_id = ?")
+            "AND bucket = ? AND started_at = ? AND run_id = ?"
+        )
         self._lookup = prepare(f"SELECT workflow_name, started_at FROM {ks}.runs WHERE run_id = ?")
 
     async def write(self, events: Sequence[HistoryEvent], data: Sequence[bytes] | None = None) -> None:
@@ -204,8 +227,11 @@ class HistoryWriter:
         if data is not None and len(data) != len(events):
             raise ValueError(f"{len(events)} events but {len(data)} encoded records")
         blobs = data if data is not None else [self._records.encode(event) for event in events]
-        keys = {event.run_id: (event.workflow_name, event.timestamp) for event in events
-                if isinstance(event, WorkflowStarted)}
+        keys = {
+            event.run_id: (event.workflow_name, event.timestamp)
+            for event in events
+            if isinstance(event, WorkflowStarted)
+        }
         ended = {event.run_id for event in events if isinstance(event, _TERMINAL)}
         keys.update(await self._recall(ended - keys.keys()))
         await self._execute_all(group_writes(self.plan(events, blobs, keys)))
@@ -215,15 +241,21 @@ class HistoryWriter:
             else:
                 self._remember(run_id, workflow_name, started_at)
 
-    def plan(self, events: Sequence[HistoryEvent], blobs: Sequence[bytes],
-             keys: dict[str, tuple[str, int]]) -> list[Write]:
+    def plan(
+        self, events: Sequence[HistoryEvent], blobs: Sequence[bytes], keys: dict[str, tuple[str, int]]
+    ) -> list[Write]:
         """The writes for ``events``; ``keys`` maps run ids to ``(workflow_name, started_at)``."""
         out: list[Write] = []
         latest: dict[str, HistoryEvent] = {}
         for event, blob in zip(events, blobs):
-            out.append(Write(self._insert_event, (event.run_id, event.seq, type(event).__name__,
-                                                  event.timestamp, blob, event.seq),
-                             ("events", event.run_id), len(blob)))
+            out.append(
+                Write(
+                    self._insert_event,
+                    (event.run_id, event.seq, type(event).__name__, event.timestamp, blob, event.seq),
+                    ("events", event.run_id),
+                    len(blob),
+                )
+            )
             previous = latest.get(event.run_id)
             if previous is None or event.seq > previous.seq:
                 latest[event.run_id] = event
@@ -232,32 +264,68 @@ class HistoryWriter:
             elif isinstance(event, _TERMINAL):
                 out.extend(self._finished_rows(event, keys.get(event.run_id)))
         # Only the newest event of each run in the batch touches last_seq: one write per run, not per event.
-        out.extend(Write(self._progress, (event.seq, event.seq, event.timestamp, event.run_id),
-                         ("runs", event.run_id)) for event in latest.values())
+        out.extend(
+            Write(self._progress, (event.seq, event.seq, event.timestamp, event.run_id), ("runs", event.run_id))
+            for event in latest.values()
+        )
         return out
 
     def _started_rows(self, event: WorkflowStarted) -> list[Write]:
         bucket, ts, run_id = day_bucket(event.timestamp), event.seq, event.run_id
         return [
-            Write(self._insert_run, (run_id, event.workflow_name, RUNNING, json_text(event.args), event.timestamp,
-                                     _unset(event.parent_run_id), _unset(event.parent_position),
-                                     _unset(event.continued_from), _unset(event.idempotency_key), ts),
-                  ("runs", run_id)),
-            Write(self._insert_status, (RUNNING, bucket, event.timestamp, run_id, event.workflow_name, ts),
-                  ("runs_by_status", RUNNING, bucket)),
-            Write(self._insert_workflow, (event.workflow_name, bucket, event.timestamp, run_id, RUNNING, ts),
-                  ("runs_by_workflow", event.workflow_name, bucket)),
+            Write(
+                self._insert_run,
+                (
+                    run_id,
+                    event.workflow_name,
+                    RUNNING,
+                    json_text(event.args),
+                    event.timestamp,
+                    _unset(event.parent_run_id),
+                    _unset(event.parent_position),
+                    _unset(event.continued_from),
+                    _unset(event.idempotency_key),
+                    ts,
+                ),
+                ("runs", run_id),
+            ),
+            Write(
+                self._insert_status,
+                (RUNNING, bucket, event.timestamp, run_id, event.workflow_name, ts),
+                ("runs_by_status", RUNNING, bucket),
+            ),
+            Write(
+                self._insert_workflow,
+                (event.workflow_name, bucket, event.timestamp, run_id, RUNNING, ts),
+                ("runs_by_workflow", event.workflow_name, bucket),
+            ),
         ]
 
     def _finished_rows(self, event: HistoryEvent, started: tuple[str, int] | None) -> list[Write]:
         status, result, error_type, error_message, next_run_id = _outcome(event)
         ts = event.seq
-        out = [Write(self._finish_run, (ts, status, _unset(result), _unset(error_type), _unset(error_message),
-                                        event.timestamp, _unset(next_run_id), event.run_id),
-                     ("runs", event.run_id))]
+        out = [
+            Write(
+                self._finish_run,
+                (
+                    ts,
+                    status,
+                    _unset(result),
+                    _unset(error_type),
+                    _unset(error_message),
+                    event.timestamp,
+                    _unset(next_run_id),
+                    event.run_id,
+                ),
+                ("runs", event.run_id),
+            )
+        ]
         if started is None:
-            log.warning("run %s ended (seq %d) but its WorkflowStarted was never materialized: "
-                        "the query tables do not list it", event.run_id, event.seq)
+            log.warning(
+                "run %s ended (seq %d) but its WorkflowStarted was never materialized: the query tables do not list it",
+                event.run_id,
+                event.seq,
+            )
             return out
         workflow_name, started_at = started
         bucket = day_bucket(started_at)
@@ -266,8 +334,9 @@ class HistoryWriter:
         # newer than the WorkflowStarted insert (seq 1): replaying that insert cannot resurrect the row.
         out.append(Write(self._delete_status, (ts, RUNNING, *key), ("runs_by_status", RUNNING, bucket)))
         out.append(Write(self._insert_status, (status, *key, workflow_name, ts), ("runs_by_status", status, bucket)))
-        out.append(Write(self._update_workflow, (ts, status, workflow_name, *key),
-                         ("runs_by_workflow", workflow_name, bucket)))
+        out.append(
+            Write(self._update_workflow, (ts, status, workflow_name, *key), ("runs_by_workflow", workflow_name, bucket))
+        )
         return out
 
     def _remember(self, run_id: str, workflow_name: str, started_at: int) -> None:
@@ -299,8 +368,9 @@ class HistoryWriter:
                 found[run_id] = (row.workflow_name, started_at)
         return found
 
-    def _submit(self, statement: object, params: tuple[object, ...] | None,
-                loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+    def _submit(
+        self, statement: object, params: tuple[object, ...] | None, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[Any]:
         try:
             return bridge(self._session.execute_async(statement, params), loop)
         except DRIVER_ERRORS as exc:  # the driver reports most failures through the future, not all

@@ -64,8 +64,9 @@ def parse_statements(text: str, source: str = "<cql>") -> list[str]:
             if statement:
                 statements.append(statement)
     if current:
-        raise StorageError(f"{source}: statement not terminated by ';' at the end of a line: "
-                           f"{' '.join(current)[:80]!r}")
+        raise StorageError(
+            f"{source}: statement not terminated by ';' at the end of a line: {' '.join(current)[:80]!r}"
+        )
     return statements
 
 
@@ -85,14 +86,22 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
         if version in found:
             raise StorageError(f"migrations {found[version].name!r} and {path.name!r} share version {version}")
         text = path.read_text(encoding="utf-8")
-        found[version] = Migration(version=version, name=path.name,
-                                   statements=tuple(parse_statements(text, path.name)),
-                                   checksum=hashlib.sha256(text.encode("utf-8")).hexdigest())
+        found[version] = Migration(
+            version=version,
+            name=path.name,
+            statements=tuple(parse_statements(text, path.name)),
+            checksum=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        )
     return [found[version] for version in sorted(found)]
 
 
-def migrate(conn: CassandraConnection, keyspace: str, replication: dict[str, Any] | None = None, *,
-            migrations: Sequence[Migration] | None = None) -> list[int]:
+def migrate(
+    conn: CassandraConnection,
+    keyspace: str,
+    replication: dict[str, Any] | None = None,
+    *,
+    migrations: Sequence[Migration] | None = None,
+) -> list[int]:
     """Create ``keyspace`` if needed and apply the migrations it has not recorded yet, in order.
 
     Args:
@@ -116,8 +125,9 @@ def migrate(conn: CassandraConnection, keyspace: str, replication: dict[str, Any
         for migration in todo:
             if migration.version in applied:
                 if applied[migration.version] != migration.checksum:
-                    log.warning("migration %s changed after it was applied to %s (checksum differs)",
-                                migration.name, keyspace)
+                    log.warning(
+                        "migration %s changed after it was applied to %s (checksum differs)", migration.name, keyspace
+                    )
                 continue
             _apply(conn, keyspace, migration)
             done.append(migration.version)
@@ -130,7 +140,8 @@ def _applied(conn: CassandraConnection, keyspace: str) -> dict[int, str]:
     """``version -> checksum`` of the recorded migrations (none before migration 1 created the table)."""
     exists = conn.session.execute(
         "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
-        (keyspace, "schema_migrations")).one()
+        (keyspace, "schema_migrations"),
+    ).one()
     if exists is None:
         return {}
     rows = conn.session.execute(f"SELECT version, checksum FROM {keyspace}.schema_migrations")
@@ -144,6 +155,13 @@ def _apply(conn: CassandraConnection, keyspace: str, migration: Migration) -> No
         conn.session.execute(SimpleStatement(statement, keyspace=keyspace))
     conn.session.execute(
         f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
-        "VALUES (%s, %s, %s, toTimestamp(now()))", (migration.version, migration.name, migration.checksum))
-    log.info("applied migration %s to %s in %.2fs (%d statements)", migration.name, keyspace,
-             time.perf_counter() - started, len(migration.statements))
+        "VALUES (%s, %s, %s, toTimestamp(now()))",
+        (migration.version, migration.name, migration.checksum),
+    )
+    log.info(
+        "applied migration %s to %s in %.2fs (%d statements)",
+        migration.name,
+        keyspace,
+        time.perf_counter() - started,
+        len(migration.statements),
+    )

@@ -33,8 +33,15 @@ class PageCursor:
 
 def encode_page(cursor: PageCursor) -> str:
     """The opaque, URL-safe token of ``cursor``."""
-    fields = {"v": _TOKEN_VERSION, "b": cursor.bucket, "t": cursor.started_at, "r": cursor.run_id,
-              "f": cursor.floor, "s": cursor.status, "w": cursor.workflow}
+    fields = {
+        "v": _TOKEN_VERSION,
+        "b": cursor.bucket,
+        "t": cursor.started_at,
+        "r": cursor.run_id,
+        "f": cursor.floor,
+        "s": cursor.status,
+        "w": cursor.workflow,
+    }
     raw = json.dumps(fields, separators=(",", ":")).encode("utf-8")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
@@ -48,8 +55,14 @@ def decode_page(token: str, status: str | None, workflow: str | None) -> PageCur
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         fields = json.loads(raw)
-        cursor = PageCursor(bucket=str(fields["b"]), started_at=int(fields["t"]), run_id=str(fields["r"]),
-                            floor=str(fields["f"]), status=fields["s"], workflow=fields["w"])
+        cursor = PageCursor(
+            bucket=str(fields["b"]),
+            started_at=int(fields["t"]),
+            run_id=str(fields["r"]),
+            floor=str(fields["f"]),
+            status=fields["s"],
+            workflow=fields["w"],
+        )
         valid = fields["v"] == _TOKEN_VERSION and cursor.bucket == day_bucket(cursor.started_at)
         date.fromisoformat(cursor.floor)
     except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError, OverflowError):
@@ -57,8 +70,10 @@ def decode_page(token: str, status: str | None, workflow: str | None) -> PageCur
     if not valid:
         raise ValueError(f"invalid page token {token[:40]!r}")
     if (cursor.status, cursor.workflow) != (status, workflow):
-        raise ValueError(f"page token of a listing with status={cursor.status!r} workflow={cursor.workflow!r}, "
-                         f"not status={status!r} workflow={workflow!r}")
+        raise ValueError(
+            f"page token of a listing with status={cursor.status!r} workflow={cursor.workflow!r}, "
+            f"not status={status!r} workflow={workflow!r}"
+        )
     return cursor
 
 

@@ -13,12 +13,12 @@ import heapq
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from cassandra.query import BoundStatement, PreparedStatement
 
-from engine.runtime import Clock, HISTORY_EVENT_TYPES, HistoryEvent, SystemClock
+from engine.runtime import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
 from schemas import RecordCodec, SchemaError
 from storage._errors import StorageError
 from storage._history import DRIVER_ERRORS, RUNNING, STATUSES, day_bucket, to_ms
@@ -26,13 +26,29 @@ from storage._pages import PageCursor, day_range, decode_page, encode_page
 from storage._session import CassandraConnection
 
 _DAY = timedelta(days=1)
-_RUN_COLUMNS = ("run_id", "workflow_name", "status", "args", "result", "error_type", "error_message",
-                "started_at", "finished_at", "updated_at", "parent_run_id", "parent_position",
-                "continued_from", "next_run_id", "idempotency_key", "last_seq", "compacted_at", "history_purged")
+_RUN_COLUMNS = (
+    "run_id",
+    "workflow_name",
+    "status",
+    "args",
+    "result",
+    "error_type",
+    "error_message",
+    "started_at",
+    "finished_at",
+    "updated_at",
+    "parent_run_id",
+    "parent_position",
+    "continued_from",
+    "next_run_id",
+    "idempotency_key",
+    "last_seq",
+    "compacted_at",
+    "history_purged",
+)
 _TIME_COLUMNS = frozenset({"started_at", "finished_at", "updated_at", "compacted_at"})
 _FINISHED = frozenset(STATUSES) - {RUNNING}
-_SCAN_COLUMNS = ("run_id", "workflow_name", "status", "finished_at", "next_run_id", "compacted_at",
-                 "history_purged")
+_SCAN_COLUMNS = ("run_id", "workflow_name", "status", "finished_at", "next_run_id", "compacted_at", "history_purged")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +134,15 @@ class RunStore:
         StorageError: the statements cannot be prepared (unreachable, keyspace not migrated).
     """
 
-    def __init__(self, conn: CassandraConnection, keyspace: str, records: RecordCodec | None = None, *,
-                 days: int = 30, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        conn: CassandraConnection,
+        keyspace: str,
+        records: RecordCodec | None = None,
+        *,
+        days: int = 30,
+        clock: Clock | None = None,
+    ) -> None:
         if days < 0:
             raise ValueError(f"days must be >= 0, got {days}")
         self._session = conn.session
@@ -129,8 +152,9 @@ class RunStore:
         try:
             self._prepare(keyspace)
         except DRIVER_ERRORS as exc:
-            raise StorageError(f"cannot prepare the run queries in {keyspace!r} (is it migrated? kflow storage "
-                               f"migrate): {exc!r}") from exc
+            raise StorageError(
+                f"cannot prepare the run queries in {keyspace!r} (is it migrated? kflow storage migrate): {exc!r}"
+            ) from exc
 
     def _prepare(self, ks: str) -> None:
         prepare = self._session.prepare
@@ -148,8 +172,9 @@ class RunStore:
         # materializer's `USING TIMESTAMP <seq>`: re-materializing a purged run's events (redelivery, a
         # rebuild) writes cells older than the partition tombstone, so they stay deleted (docs/storage.md).
         self._delete_events = prepare(f"DELETE FROM {ks}.events USING TIMESTAMP ? WHERE run_id = ?")
-        self._mark_compacted = prepare(f"UPDATE {ks}.runs USING TIMESTAMP ? SET compacted_at = ?, "
-                                       "history_purged = ? WHERE run_id = ?")
+        self._mark_compacted = prepare(
+            f"UPDATE {ks}.runs USING TIMESTAMP ? SET compacted_at = ?, history_purged = ? WHERE run_id = ?"
+        )
 
     def get_run(self, run_id: str) -> RunRow | None:
         """The run's row, or None for an unknown run id.
@@ -182,8 +207,9 @@ class RunStore:
             events.append(cast(HistoryEvent, event))
         return events
 
-    def list_runs(self, status: str | None = None, workflow: str | None = None, limit: int = 50,
-                  page: str | None = None) -> RunPage:
+    def list_runs(
+        self, status: str | None = None, workflow: str | None = None, limit: int = 50, page: str | None = None
+    ) -> RunPage:
         """Runs newest first (by ``started_at``), filtered by status and/or workflow name.
 
         Args:
@@ -201,7 +227,7 @@ class RunStore:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         cursor = decode_page(page, status, workflow) if page else None
-        today = datetime.fromtimestamp(self._clock.now_ms() / 1000, tz=timezone.utc).date()
+        today = datetime.fromtimestamp(self._clock.now_ms() / 1000, tz=UTC).date()
         floor = cursor.floor if cursor else (today - timedelta(days=self._days)).isoformat()
         # Start a day ahead of our "today": runs stamped by a host whose clock runs ahead are listed too.
         newest = cursor.bucket if cursor else (today + _DAY).isoformat()
@@ -215,12 +241,12 @@ class RunStore:
         next_page = None
         if len(keys) > limit:
             started_at, run_id = keys[limit - 1]
-            next_page = encode_page(PageCursor(day_bucket(started_at), started_at, run_id, floor, status,
-                                               workflow))
+            next_page = encode_page(PageCursor(day_bucket(started_at), started_at, run_id, floor, status, workflow))
         return RunPage(runs=runs, next_page=next_page)
 
-    def compactable_runs(self, before_ms: int, *, purge_history: bool = False,
-                         page_size: int = 1000) -> Iterator[FinishedRun]:
+    def compactable_runs(
+        self, before_ms: int, *, purge_history: bool = False, page_size: int = 1000
+    ) -> Iterator[FinishedRun]:
         """Finished runs with ``finished_at`` < ``before_ms`` that ``kflow compact`` still has work for.
 
         That is every such run not compacted yet, and with ``purge_history`` also the compacted ones whose
@@ -243,13 +269,18 @@ class RunStore:
         try:
             for row in self._session.execute(statement):
                 finished_at = to_ms(row.finished_at)
-                if (row.status not in _FINISHED or row.workflow_name is None or finished_at is None
-                        or finished_at >= before_ms):
+                if (
+                    row.status not in _FINISHED
+                    or row.workflow_name is None
+                    or finished_at is None
+                    or finished_at >= before_ms
+                ):
                     continue
                 compacted_at, purged = to_ms(row.compacted_at), bool(row.history_purged)
                 if compacted_at is None or (purge_history and not purged):
-                    yield FinishedRun(row.run_id, row.workflow_name, row.status, finished_at, row.next_run_id,
-                                      compacted_at, purged)
+                    yield FinishedRun(
+                        row.run_id, row.workflow_name, row.status, finished_at, row.next_run_id, compacted_at, purged
+                    )
         except DRIVER_ERRORS as exc:
             raise StorageError(f"scanning the runs for compaction failed: {exc!r}") from exc
 
@@ -294,15 +325,20 @@ class RunStore:
         Raises:
             StorageError: Cassandra unreachable or refusing the write.
         """
-        params = (self._clock.now_ms() * 1000, datetime.fromtimestamp(compacted_at / 1000, tz=timezone.utc),
-                  history_purged, run_id)
+        params = (
+            self._clock.now_ms() * 1000,
+            datetime.fromtimestamp(compacted_at / 1000, tz=UTC),
+            history_purged,
+            run_id,
+        )
         try:
             self._session.execute(self._mark_compacted, params)
         except DRIVER_ERRORS as exc:
             raise StorageError(f"marking run {run_id} compacted failed: {exc!r}") from exc
 
-    def _keys(self, status: str | None, workflow: str | None, days: list[str], after: _Key | None,
-              cap: int) -> Iterator[_Key]:
+    def _keys(
+        self, status: str | None, workflow: str | None, days: list[str], after: _Key | None, cap: int
+    ) -> Iterator[_Key]:
         """Listing keys newest first; a run listed twice (mid status move) appears once."""
         if workflow is not None and status is not None:
             return self._walk(self._by_workflow_status, (workflow,), (status,), days, after, cap)
@@ -314,8 +350,15 @@ class RunStore:
         merged = heapq.merge(*sources, reverse=True)
         return (key for key, _ in itertools.groupby(merged))
 
-    def _walk(self, queries: tuple[PreparedStatement, PreparedStatement], partition: tuple[object, ...],
-              filters: tuple[object, ...], days: Sequence[str], after: _Key | None, cap: int) -> Iterator[_Key]:
+    def _walk(
+        self,
+        queries: tuple[PreparedStatement, PreparedStatement],
+        partition: tuple[object, ...],
+        filters: tuple[object, ...],
+        days: Sequence[str],
+        after: _Key | None,
+        cap: int,
+    ) -> Iterator[_Key]:
         """Keys of one partition family, day by day from ``days[0]``, after ``after``, at most ``cap``."""
         first, following = queries
         yielded = 0

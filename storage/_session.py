@@ -34,8 +34,7 @@ class CassandraConnection:
         StorageError: when no node answers within ``connect_timeout`` seconds.
     """
 
-    def __init__(self, target: CassandraTarget, *, connect_timeout: float = 5.0,
-                 request_timeout: float = 10.0) -> None:
+    def __init__(self, target: CassandraTarget, *, connect_timeout: float = 5.0, request_timeout: float = 10.0) -> None:
         profile = ExecutionProfile(
             # quorum writes (materializer) and quorum reads (client, ops CLI) overlap at any replication
             # factor; with one replica (the local default) it is the same as ONE
@@ -44,8 +43,11 @@ class CassandraConnection:
             load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=target.local_dc),
         )
         self._cluster = Cluster(
-            [target.host], port=target.port, protocol_version=5,
-            connect_timeout=connect_timeout, control_connection_timeout=connect_timeout,
+            [target.host],
+            port=target.port,
+            protocol_version=5,
+            connect_timeout=connect_timeout,
+            control_connection_timeout=connect_timeout,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         )
         try:

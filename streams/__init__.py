@@ -4,19 +4,55 @@ Rooms: ``streams.processors`` (orchestrator, timers, worker, materializer), ``st
 ``streams.dev`` (local servers), ``streams.cli``; shared: settings, topics and Kafka clients.
 """
 
-from streams.kafka import PartitionLag, committed_lag, partition_for
 from streams._settings import Settings
-from streams._topics import (TOPIC_SPECS, InternalTopicError, TopicSpec, Topics, create_topics, partition_counts,
-                             topic_config)
+from streams._topics import (
+    TOPIC_SPECS,
+    InternalTopicError,
+    Topics,
+    TopicSpec,
+    create_topics,
+    partition_counts,
+    topic_config,
+)
 from streams.client import Client, HookDeliveryError, RunInfo, Schedules
 from streams.dev import DevStack, DevStackError, ServerStatus
-from streams.processors import (HistoryMaterializer, MaterializerStats, Orchestrator, OrchestratorStats, StepWorker,
-                                TimerProcessor, TimerStats, WorkerStats)
+from streams.kafka import PartitionLag, committed_lag, partition_for
+from streams.processors import (
+    HistoryMaterializer,
+    MaterializerStats,
+    Orchestrator,
+    OrchestratorStats,
+    StepWorker,
+    TimerProcessor,
+    TimerStats,
+    WorkerStats,
+)
 
 __all__ = [
-    "Client", "HistoryMaterializer", "HookDeliveryError", "MaterializerStats", "Orchestrator",
-    "OrchestratorStats", "RunInfo", "Schedules", "ServerStatus", "DevStack", "DevStackError", "Settings",
-    "StepWorker", "TOPIC_SPECS", "TimerProcessor", "TimerStats", "TopicSpec", "Topics", "WorkerStats",
-    "create_topics", "partition_for", "committed_lag", "PartitionLag", "InternalTopicError", "topic_config",
+    "Client",
+    "HistoryMaterializer",
+    "HookDeliveryError",
+    "MaterializerStats",
+    "Orchestrator",
+    "OrchestratorStats",
+    "RunInfo",
+    "Schedules",
+    "ServerStatus",
+    "DevStack",
+    "DevStackError",
+    "Settings",
+    "StepWorker",
+    "TOPIC_SPECS",
+    "TimerProcessor",
+    "TimerStats",
+    "TopicSpec",
+    "Topics",
+    "WorkerStats",
+    "create_topics",
+    "partition_for",
+    "committed_lag",
+    "PartitionLag",
+    "InternalTopicError",
+    "topic_config",
     "partition_counts",
 ]

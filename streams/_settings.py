@@ -1,11 +1,11 @@
-"""Settings read from ``KFLOW_*`` environment variables (API.md §4), once, by the composition root."""
+"""Settings read from ``KFLOW_*`` environment variables (docs/api.md, "Configuration"), once, by the composition root."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -7,10 +7,9 @@ a run lives on exactly one orchestrator partition.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -46,13 +45,19 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("completions", "RunFinished"),
     TopicSpec("dlq", "DeadLetter", {"retention.ms": "-1"}),
     # The orchestrator's restore state: finished-run markers, schedules, per-partition checkpoints.
-    TopicSpec("state", "RunMarker, StateCheckpoint, ScheduleState (latest per key)",
-              {"cleanup.policy": "compact", "retention.ms": "-1"}),
+    TopicSpec(
+        "state",
+        "RunMarker, StateCheckpoint, ScheduleState (latest per key)",
+        {"cleanup.policy": "compact", "retention.ms": "-1"},
+    ),
     # The timer processor's changelog, the recovery source of its SQLite due-time indexes. The one topic
     # not keyed by run id: keyed per timer (``{run_id}\x00{timer_id}``), written to the partition number of
     # the ``.timers`` partition the timer arrived on (streams.processors._timer_changelog).
-    TopicSpec("timer-index", "StartTimer of each armed timer, tombstone once fired or cancelled",
-              {"cleanup.policy": "compact", "retention.ms": "-1"}),
+    TopicSpec(
+        "timer-index",
+        "StartTimer of each armed timer, tombstone once fired or cancelled",
+        {"cleanup.policy": "compact", "retention.ms": "-1"},
+    ),
 )
 
 
@@ -118,8 +123,9 @@ async def create_topics(bootstrap: str, topics: Topics, partitions: int) -> list
             if name in existing:
                 continue
             try:
-                await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
-                                                    topic_configs=dict(spec.config))])
+                await admin.create_topics(
+                    [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=dict(spec.config))]
+                )
                 created.append(name)
             except TopicAlreadyExistsError:  # a concurrent creator won the race
                 pass
@@ -151,22 +157,27 @@ async def ensure_internal_topic(bootstrap: str, topics: Topics, suffix: str, *, 
             await _create(admin, topic, suffix, counts[companion])
             return
         if counts[topic] != counts[companion]:
-            raise InternalTopicError(f"{topic} has {counts[topic]} partitions and {companion} {counts[companion]}: "
-                                     f"they must match (partition N of one belongs to partition N of the other)")
+            raise InternalTopicError(
+                f"{topic} has {counts[topic]} partitions and {companion} {counts[companion]}: "
+                f"they must match (partition N of one belongs to partition N of the other)"
+            )
         config = await topic_config(admin, topic)
     finally:
         await admin.close()
     policy = set(config.get("cleanup.policy", "delete").split(","))
     if "compact" not in policy or ("delete" in policy and config.get("retention.ms") != "-1"):
-        raise InternalTopicError(f"{topic} must be compacted without time retention (cleanup.policy=compact, "
-                                 f"retention.ms=-1); it has cleanup.policy={config.get('cleanup.policy')} "
-                                 f"retention.ms={config.get('retention.ms')}")
+        raise InternalTopicError(
+            f"{topic} must be compacted without time retention (cleanup.policy=compact, "
+            f"retention.ms=-1); it has cleanup.policy={config.get('cleanup.policy')} "
+            f"retention.ms={config.get('retention.ms')}"
+        )
 
 
 async def _create(admin: AIOKafkaAdminClient, topic: str, suffix: str, partitions: int) -> None:
     (spec,) = [s for s in TOPIC_SPECS if s.suffix == suffix]
-    response: Any = await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
-                                                        topic_configs=dict(spec.config))])
+    response: Any = await admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=1, topic_configs=dict(spec.config))]
+    )
     errors = [error for _, error, *_ in response.topic_errors if error not in (0, _TOPIC_EXISTS)]
     if errors:
         raise InternalTopicError(f"creating {topic} failed with Kafka error code {errors[0]}")

@@ -1,4 +1,4 @@
-"""Kafka clients with the settings kflow relies on, chosen rather than inherited (NOTES #4).
+"""Kafka clients with the settings kflow relies on, chosen rather than inherited (docs/notes.md #4).
 
 - producers: acks=all + idempotence (no duplicates from producer retries), linger 0 (latency first;
   batches still form under load because sends queue while a request is in flight);
@@ -28,8 +28,12 @@ def partition_for(key: bytes, partitions: int) -> int:
 def producer(bootstrap: str, *, transactional_id: str | None = None, **overrides: Any) -> AIOKafkaProducer:
     """An idempotent producer (transactional when ``transactional_id`` is given); start() it before use."""
     options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap, "acks": "all", "enable_idempotence": True, "linger_ms": 0,
-        "max_request_size": MAX_MESSAGE_BYTES + 64_000, "request_timeout_ms": 30_000,
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 0,
+        "max_request_size": MAX_MESSAGE_BYTES + 64_000,
+        "request_timeout_ms": 30_000,
     }
     if transactional_id is not None:
         options.update(transactional_id=transactional_id, retry_backoff_ms=5)
@@ -40,9 +44,15 @@ def producer(bootstrap: str, *, transactional_id: str | None = None, **overrides
 def consumer(bootstrap: str, *topics: str, group_id: str | None = None, **overrides: Any) -> AIOKafkaConsumer:
     """A read-committed consumer with manual commits, starting at the earliest offset of a new group."""
     options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap, "group_id": group_id, "isolation_level": "read_committed",
-        "enable_auto_commit": False, "auto_offset_reset": "earliest", "fetch_max_wait_ms": 100,
-        "session_timeout_ms": 10_000, "heartbeat_interval_ms": 1_000, "max_poll_records": 500,
+        "bootstrap_servers": bootstrap,
+        "group_id": group_id,
+        "isolation_level": "read_committed",
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": 100,
+        "session_timeout_ms": 10_000,
+        "heartbeat_interval_ms": 1_000,
+        "max_poll_records": 500,
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
@@ -71,10 +81,14 @@ async def committed_lag(bootstrap: str, topic: str, group: str) -> list[Partitio
         if topic not in await admin.list_topics():  # checked first: describing a missing topic may create it
             raise ValueError(f"topic {topic} does not exist (kflow topics create)")
         [described] = await admin.describe_topics([topic])
-        tps = sorted((TopicPartition(topic, p["partition"]) for p in described["partitions"]),
-                     key=lambda tp: tp.partition)
-        committed = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
-                     if tp.topic == topic and meta.offset >= 0}
+        tps = sorted(
+            (TopicPartition(topic, p["partition"]) for p in described["partitions"]), key=lambda tp: tp.partition
+        )
+        committed = {
+            tp: meta.offset
+            for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
+            if tp.topic == topic and meta.offset >= 0
+        }
         reader = consumer(bootstrap)  # read_committed: the end is what the group can read
         await reader.start()
         try:
@@ -83,5 +97,7 @@ async def committed_lag(bootstrap: str, topic: str, group: str) -> list[Partitio
             await reader.stop()
     finally:
         await admin.close()
-    return [PartitionLag(tp.partition, ends[tp], committed.get(tp), max(0, ends[tp] - committed.get(tp, starts[tp])))
-            for tp in tps]
+    return [
+        PartitionLag(tp.partition, ends[tp], committed.get(tp), max(0, ends[tp] - committed.get(tp, starts[tp])))
+        for tp in tps
+    ]

@@ -10,10 +10,9 @@ import logging
 import sys
 
 from engine.runtime import SystemClock
-from streams.ops import CompactedRun, CompactReport, compact, parse_older_than
 from streams._settings import Settings
-from streams.ops import format_time
 from streams._topics import Topics
+from streams.ops import CompactedRun, CompactReport, compact, format_time, parse_older_than
 
 _PROGRESS_EVERY = 1000  # runs between two progress lines on stderr
 
@@ -21,15 +20,22 @@ _PROGRESS_EVERY = 1000  # runs between two progress lines on stderr
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``compact`` to the ``kflow`` parser."""
     command = groups.add_parser(
-        "compact", help="drop hot state of finished runs, apply retention; report what was reclaimed",
+        "compact",
+        help="drop hot state of finished runs, apply retention; report what was reclaimed",
         description="For every run finished longer ago than --older-than: send the orchestrator a ForgetRun "
-                    "(it drops the run's state and tombstones its marker on <prefix>.state; later records "
-                    "for the run go to <prefix>.dlq) and mark the run compacted in Cassandra. The run stays "
-                    "visible in `kflow runs show`; its history is kept unless --purge-history.")
-    command.add_argument("--older-than", required=True, metavar="DURATION",
-                         help="retention: runs finished longer ago than this (7d, 12h, 30m; 0: every finished run)")
-    command.add_argument("--purge-history", action="store_true",
-                         help="also delete the runs' events from Cassandra (default: keep them)")
+        "(it drops the run's state and tombstones its marker on <prefix>.state; later records "
+        "for the run go to <prefix>.dlq) and mark the run compacted in Cassandra. The run stays "
+        "visible in `kflow runs show`; its history is kept unless --purge-history.",
+    )
+    command.add_argument(
+        "--older-than",
+        required=True,
+        metavar="DURATION",
+        help="retention: runs finished longer ago than this (7d, 12h, 30m; 0: every finished run)",
+    )
+    command.add_argument(
+        "--purge-history", action="store_true", help="also delete the runs' events from Cassandra (default: keep them)"
+    )
     command.add_argument("--dry-run", action="store_true", help="list and count, change nothing, send nothing")
     command.add_argument("--json", action="store_true", help="machine-readable output")
     command.set_defaults(handler=_compact)
@@ -50,11 +56,21 @@ def _compact(args: argparse.Namespace, settings: Settings) -> int:
             return
         listed.append(run)
         if not args.json:
-            print(f"would compact {run.run_id}  {run.workflow_name}  {run.status}  finished "
-                  f"{format_time(run.finished_at)} UTC" + ("" if run.forgotten else "  (history only)"))
+            print(
+                f"would compact {run.run_id}  {run.workflow_name}  {run.status}  finished "
+                f"{format_time(run.finished_at)} UTC" + ("" if run.forgotten else "  (history only)")
+            )
 
-    report = asyncio.run(compact(settings, older_than_ms=older_than, purge_history=args.purge_history,
-                                 dry_run=args.dry_run, now_ms=SystemClock().now_ms(), progress=progress))
+    report = asyncio.run(
+        compact(
+            settings,
+            older_than_ms=older_than,
+            purge_history=args.purge_history,
+            dry_run=args.dry_run,
+            now_ms=SystemClock().now_ms(),
+            progress=progress,
+        )
+    )
     if args.json:
         print(json.dumps(report_json(report, older_than, listed), indent=2))
     else:
@@ -65,9 +81,13 @@ def _compact(args: argparse.Namespace, settings: Settings) -> int:
 def report_json(report: CompactReport, older_than_ms: int, listed: list[CompactedRun]) -> dict[str, object]:
     """``kflow compact --json``: the report's fields, the cutoff as text and, in a dry run, the run ids."""
     data: dict[str, object] = {
-        "dry_run": report.dry_run, "older_than_ms": older_than_ms, "cutoff_ms": report.cutoff_ms,
-        "cutoff": f"{format_time(report.cutoff_ms)} UTC", "runs": report.runs,
-        "histories_purged": report.histories_purged, "events_purged": report.events_purged,
+        "dry_run": report.dry_run,
+        "older_than_ms": older_than_ms,
+        "cutoff_ms": report.cutoff_ms,
+        "cutoff": f"{format_time(report.cutoff_ms)} UTC",
+        "runs": report.runs,
+        "histories_purged": report.histories_purged,
+        "events_purged": report.events_purged,
         "cassandra_bytes_purged": report.cassandra_bytes_purged,
         "state_bytes_tombstoned": report.state_bytes_tombstoned,
     }
@@ -79,13 +99,17 @@ def report_json(report: CompactReport, older_than_ms: int, listed: list[Compacte
 def report_text(report: CompactReport, topics: Topics, purge_history: bool) -> str:
     """The human summary: runs compacted, state bytes to be reclaimed, history purged or kept."""
     dry = report.dry_run
-    lines = [f"{'dry run: would compact' if dry else 'compacted'} {_runs(report.runs)} finished before "
-             f"{format_time(report.cutoff_ms)} UTC: ForgetRun {'to' if dry else 'sent to'} {topics.inbox}, "
-             f"about {report.state_bytes_tombstoned:,} bytes of run markers on {topics.name('state')} for log "
-             "compaction to reclaim"]
+    lines = [
+        f"{'dry run: would compact' if dry else 'compacted'} {_runs(report.runs)} finished before "
+        f"{format_time(report.cutoff_ms)} UTC: ForgetRun {'to' if dry else 'sent to'} {topics.inbox}, "
+        f"about {report.state_bytes_tombstoned:,} bytes of run markers on {topics.name('state')} for log "
+        "compaction to reclaim"
+    ]
     if purge_history:
-        lines.append(f"history: {report.events_purged:,} events ({report.cassandra_bytes_purged:,} bytes) of "
-                     f"{_runs(report.histories_purged)} {'would be ' if dry else ''}purged from Cassandra")
+        lines.append(
+            f"history: {report.events_purged:,} events ({report.cassandra_bytes_purged:,} bytes) of "
+            f"{_runs(report.histories_purged)} {'would be ' if dry else ''}purged from Cassandra"
+        )
     else:
         lines.append("history: kept in Cassandra (--purge-history deletes it)")
     return "\n".join(lines)

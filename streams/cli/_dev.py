@@ -43,8 +43,22 @@ def _down(args: argparse.Namespace, settings: Settings) -> int:
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     servers = DevStack(settings.home).status()
     if args.json:
-        print(json.dumps([{"name": s.name, "running": s.pid is not None, "pid": s.pid, "ports": list(s.ports),
-                           "rss_mib": s.rss_mib, "run_dir": str(s.run_dir)} for s in servers], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": s.name,
+                        "running": s.pid is not None,
+                        "pid": s.pid,
+                        "ports": list(s.ports),
+                        "rss_mib": s.rss_mib,
+                        "run_dir": str(s.run_dir),
+                    }
+                    for s in servers
+                ],
+                indent=2,
+            )
+        )
     else:
         for server in servers:
             print(server.describe())
@@ -62,8 +76,8 @@ def _smoke(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     import importlib
 
-    from streams.dev import run_example
     from streams.cli._app import load_registry
+    from streams.dev import run_example
 
     registry = load_registry("examples.basic")  # also makes the current directory importable
     example = importlib.import_module("examples.basic")

@@ -17,8 +17,11 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     resume = commands.add_parser("resume", help="send a payload to the hook waiting on TOKEN")
     resume.add_argument("token", metavar="TOKEN", help='"<run_id>:<hook name>" (or the token on_created gave)')
     resume.add_argument("payload", metavar="JSON", type=_json, help="the payload, as JSON")
-    resume.add_argument("--no-wait", action="store_true",
-                        help="return once Kafka has the payload, without waiting to learn whether it was delivered")
+    resume.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return once Kafka has the payload, without waiting to learn whether it was delivered",
+    )
     resume.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (default 30)")
     resume.set_defaults(handler=_resume)
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 from engine import KflowError
 from schemas import SchemaError
 from storage import StorageError
 from streams._settings import Settings
+from streams._topics import InternalTopicError
+from streams.cli import _compact, _dev, _hooks, _replay, _run, _runs, _schedules, _storage, _topics
+from streams.cli._app import AppLoadError
 from streams.dev import DevStackError
 from streams.ops import OpsError
-from streams._topics import InternalTopicError
-from streams.cli import _compact, _dev, _hooks, _replay, _run, _runs, _storage, _topics
-from streams.cli import _schedules
-from streams.cli._app import AppLoadError
 
 
 class CliError(Exception):
@@ -47,8 +47,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         status: int = args.handler(args, settings)
         return status
-    except (CliError, AppLoadError, DevStackError, StorageError, KflowError, OpsError, SchemaError,
-            InternalTopicError, ValueError) as exc:
+    except (
+        CliError,
+        AppLoadError,
+        DevStackError,
+        StorageError,
+        KflowError,
+        OpsError,
+        SchemaError,
+        InternalTopicError,
+        ValueError,
+    ) as exc:
         print(f"kflow: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

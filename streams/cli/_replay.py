@@ -16,19 +16,30 @@ from streams.cli._runs import positive_int
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``replay`` to the ``kflow`` parser."""
     replay = groups.add_parser(
-        "replay", help="re-run workflow code against recorded history; non-zero exit on divergence",
+        "replay",
+        help="re-run workflow code against recorded history; non-zero exit on divergence",
         description="Re-execute the workflow code of -A MODULE against recorded histories, without side "
-                    "effects. Exit 0 when every history replays deterministically, 1 on any divergence.")
+        "effects. Exit 0 when every history replays deterministically, 1 on any divergence.",
+    )
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("run_id", nargs="?", metavar="ID", help="the run to replay")
     target.add_argument("--workflow", metavar="NAME", help="replay every recorded run of this workflow")
-    target.add_argument("--rebuild", action="store_true",
-                        help="re-materialize Cassandra from the Kafka history topic (idempotent)")
-    replay.add_argument("--from", dest="from_", metavar="AGE|ISO",
-                        help="with --rebuild: only history records written since then (7d, or an ISO time)")
+    target.add_argument(
+        "--rebuild", action="store_true", help="re-materialize Cassandra from the Kafka history topic (idempotent)"
+    )
+    replay.add_argument(
+        "--from",
+        dest="from_",
+        metavar="AGE|ISO",
+        help="with --rebuild: only history records written since then (7d, or an ISO time)",
+    )
     replay.add_argument("-A", "--app", metavar="MODULE", help="module defining the workflow code (required)")
-    replay.add_argument("--since", metavar="AGE|ISO", help="with --workflow: runs started within this duration "
-                        "(7d, 12h) or since this ISO date/time (UTC unless it says otherwise)")
+    replay.add_argument(
+        "--since",
+        metavar="AGE|ISO",
+        help="with --workflow: runs started within this duration "
+        "(7d, 12h) or since this ISO date/time (UTC unless it says otherwise)",
+    )
     replay.add_argument("--limit", type=positive_int, help="with --workflow: at most N runs, newest first")
     replay.set_defaults(handler=_replay, usage_error=replay.error)
 
@@ -64,8 +75,10 @@ def _replay_workflow(args: argparse.Namespace, settings: Settings) -> int:
     with _ops.run_store(settings) as store:
         rows = _ops.runs_of_workflow(store, args.workflow, since, args.limit)
         if not rows:
-            print(f"no recorded runs of workflow {args.workflow!r}"
-                  + ("" if since is None else f" since {_ops.format_time(since)} UTC"))
+            print(
+                f"no recorded runs of workflow {args.workflow!r}"
+                + ("" if since is None else f" since {_ops.format_time(since)} UTC")
+            )
             return 0
         progress = _Progress(len(rows))
         outcomes = _ops.replay_runs(store, registry, rows, progress.update)
@@ -88,8 +101,10 @@ def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
     except RebuildError as exc:
         print(f"kflow: error: {exc}", file=sys.stderr)
         return 1
-    print(f"rebuilt keyspace {settings.keyspace} from {settings.topic_prefix}.history: {report.events:,} events "
-          f"written from {report.partitions} partitions ({report.skipped} unreadable records skipped)")
+    print(
+        f"rebuilt keyspace {settings.keyspace} from {settings.topic_prefix}.history: {report.events:,} events "
+        f"written from {report.partitions} partitions ({report.skipped} unreadable records skipped)"
+    )
     return 0
 
 

@@ -19,18 +19,26 @@ log = logging.getLogger(__name__)
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``processor``, ``worker`` and ``run`` to the ``kflow`` parser."""
-    processor = groups.add_parser("processor",
-                                  help="run the orchestrator, the timer processor and the history materializer")
+    processor = groups.add_parser(
+        "processor", help="run the orchestrator, the timer processor and the history materializer"
+    )
     processor.add_argument("-A", "--app", required=True, metavar="MODULE", help="module defining the workflows")
     processor.add_argument("--cache-size", type=int, default=10_000, help="live runs kept per partition")
-    processor.add_argument("--no-materializer", action="store_true",
-                           help="do not write the history to Cassandra (run the materializer elsewhere)")
-    processor.add_argument("--activate-schedules", action="store_true",
-                           help="also create or update the schedules declared with @scheduled_workflow in -A")
+    processor.add_argument(
+        "--no-materializer",
+        action="store_true",
+        help="do not write the history to Cassandra (run the materializer elsewhere)",
+    )
+    processor.add_argument(
+        "--activate-schedules",
+        action="store_true",
+        help="also create or update the schedules declared with @scheduled_workflow in -A",
+    )
     processor.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     processor.set_defaults(handler=_processor)
-    materializer = groups.add_parser("materializer",
-                                     help="run only the history materializer (pair with processor --no-materializer)")
+    materializer = groups.add_parser(
+        "materializer", help="run only the history materializer (pair with processor --no-materializer)"
+    )
     materializer.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     materializer.set_defaults(handler=_materializer)
     worker = groups.add_parser("worker", help="run a step worker")
@@ -49,17 +57,13 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _processor(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(args.app)
-    from streams.processors import TimerProcessor
-    from streams.processors import HistoryMaterializer
-    from streams.processors import Orchestrator
-
     from schemas import RecordCodec
+    from streams.processors import HistoryMaterializer, Orchestrator, TimerProcessor
 
     _logging(args.log_level)
     orchestrator = Orchestrator(settings, registry, cache_size=args.cache_size)
     delay = TimerProcessor(settings, state_dir=settings.home / "state")
-    services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [orchestrator.run_until,
-                                                                             delay.run_until]
+    services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [orchestrator.run_until, delay.run_until]
     if not args.no_materializer:
         services.append(HistoryMaterializer(settings, records=RecordCodec(secret=settings.secret)).run_until)
     if args.activate_schedules:
@@ -70,8 +74,9 @@ def _processor(args: argparse.Namespace, settings: Settings) -> int:
 _ACTIVATION_TIMEOUT_S = 120.0  # per schedule; covers the orchestrator joining its group (after a crash, too)
 
 
-def _schedule_activation(settings: Settings,
-                         registry: Registry) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+def _schedule_activation(
+    settings: Settings, registry: Registry
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     """A service that activates the declared schedules once, in the background, and lasts until the processor
     stops (``_serve`` stops every service as soon as one returns); stopping cancels an unfinished activation.
 
@@ -79,6 +84,7 @@ def _schedule_activation(settings: Settings,
     group, or another's. A failure is logged, not raised: the processor goes on running the runs it owns
     (``kflow schedules activate`` is the way to fail a deploy on it).
     """
+
     async def activate() -> None:
         from streams.client import Client
 
@@ -154,8 +160,11 @@ def _value(raw: str) -> object:
 
 
 def _brief(event: object) -> str:
-    fields = {k: getattr(event, k) for k in getattr(event, "__dataclass_fields__", {})
-              if k not in ("run_id", "seq", "timestamp")}
+    fields = {
+        k: getattr(event, k)
+        for k in getattr(event, "__dataclass_fields__", {})
+        if k not in ("run_id", "seq", "timestamp")
+    }
     return ", ".join(f"{k}={v!r}" for k, v in fields.items())[:120]
 
 
@@ -169,6 +178,7 @@ def _logging(level: str) -> None:
 
 def _serve(services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]]) -> int:
     """Run services until SIGTERM/SIGINT; the first one to crash stops the others."""
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

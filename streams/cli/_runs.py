@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from engine import RunStatus
-
 import argparse
 import asyncio
 import json
@@ -13,12 +11,12 @@ from dataclasses import asdict
 
 from aiokafka.errors import KafkaError
 
+from engine import RunStatus
 from engine.runtime import SystemClock
-from streams import kafka
 from streams import ops as _ops
 from streams._settings import Settings
-from streams.kafka import committed_lag
 from streams._topics import Topics
+from streams.kafka import committed_lag
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,7 +49,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def positive_int(raw: str) -> int:
-    """argparse type of counts such as ``--limit``: an integer of at least 1."""
+    """Argparse type of counts such as ``--limit``: an integer of at least 1."""
     try:
         value = int(raw)
     except ValueError:
@@ -124,11 +122,15 @@ def _lag(args: argparse.Namespace, settings: Settings) -> int:
         raise _ops.OpsError(f"cannot read offsets from Kafka at {settings.bootstrap}: {exc}") from None
     total = sum(p.lag for p in lags)
     if args.json:
-        print(json.dumps({"topic": topic, "group": group, "lag": total, "partitions": [asdict(p) for p in lags]},
-                         indent=2))
+        print(
+            json.dumps(
+                {"topic": topic, "group": group, "lag": total, "partitions": [asdict(p) for p in lags]}, indent=2
+            )
+        )
     else:
-        rows = [[str(p.partition), str(p.end), "-" if p.committed is None else str(p.committed), str(p.lag)]
-                for p in lags]
+        rows = [
+            [str(p.partition), str(p.end), "-" if p.committed is None else str(p.committed), str(p.lag)] for p in lags
+        ]
         print(_ops.table(["PARTITION", "END", "MATERIALIZED", "LAG"], rows))
         print(f"{total} history records of {topic} not yet materialized by group {group}")
     return 0

@@ -11,17 +11,17 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
 from aiokafka.errors import KafkaError
 
-from engine import CalendarSpec, DEFAULT_CATCHUP_WINDOW, OverlapPolicy, ScheduleError, ScheduleSpec, ScheduleSpecError
+from engine import DEFAULT_CATCHUP_WINDOW, CalendarSpec, OverlapPolicy, ScheduleError, ScheduleSpec, ScheduleSpecError
 from engine.runtime import ScheduleState
 from streams._settings import Settings
-from streams.ops import OpsError, format_time, table
 from streams.cli._app import load_registry
+from streams.ops import OpsError, format_time, table
 
 if TYPE_CHECKING:
     from streams.client import Client
@@ -49,8 +49,12 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     create.add_argument("--workflow", metavar="NAME", required=True, help="the workflow each fire starts")
     _spec_arguments(create, required=True)
     _call_arguments(create)
-    create.add_argument("--overlap", type=_overlap, default="skip",
-                        help=f"when a fire finds a run still running: {_POLICIES} (default skip)")
+    create.add_argument(
+        "--overlap",
+        type=_overlap,
+        default="skip",
+        help=f"when a fire finds a run still running: {_POLICIES} (default skip)",
+    )
     create.set_defaults(handler=_create)
     update = commands.add_parser("update", help="change a schedule (what is not given is kept); re-arms from now")
     update.add_argument("schedule_id", metavar="ID")
@@ -59,8 +63,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _call_arguments(update)
     update.add_argument("--overlap", type=_overlap, help=f"one of {_POLICIES}")
     update.set_defaults(handler=_update)
-    for name, handler, text in (("pause", _pause, "stop firing until resumed (running runs go on)"),
-                                ("resume", _resume, "fire again, from the next fire time after now")):
+    for name, handler, text in (
+        ("pause", _pause, "stop firing until resumed (running runs go on)"),
+        ("resume", _resume, "fire again, from the next fire time after now"),
+    ):
         command = commands.add_parser(name, help=text)
         command.add_argument("schedule_id", metavar="ID")
         command.add_argument("--note", help="why (replaces the schedule's note)")
@@ -81,8 +87,13 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _timeout_argument(backfill)
     backfill.set_defaults(handler=_backfill)
     activate = commands.add_parser("activate", help="create or update the schedules declared in code, as declared")
-    activate.add_argument("-A", "--app", required=True, metavar="MODULE",
-                          help="module whose @scheduled_workflow functions declare the schedules")
+    activate.add_argument(
+        "-A",
+        "--app",
+        required=True,
+        metavar="MODULE",
+        help="module whose @scheduled_workflow functions declare the schedules",
+    )
     _timeout_argument(activate)
     activate.set_defaults(handler=_activate)
 
@@ -91,12 +102,19 @@ def _spec_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
     kind = parser.add_mutually_exclusive_group(required=required)
     kind.add_argument("--cron", metavar="EXPR", help='5-field cron line or @macro, e.g. "0 9 * * 1-5"')
     kind.add_argument("--interval", metavar="DURATION", help="fixed interval, e.g. 30s, 5m, 1h30m (whole seconds)")
-    kind.add_argument("--calendar", type=_calendar, metavar="JSON",
-                      help='calendar entries, e.g. \'[{"day_of_month": 1, "hour": 9}]\' (one object or a list)')
+    kind.add_argument(
+        "--calendar",
+        type=_calendar,
+        metavar="JSON",
+        help='calendar entries, e.g. \'[{"day_of_month": 1, "hour": 9}]\' (one object or a list)',
+    )
     parser.add_argument("--timezone", metavar="TZ", help="IANA zone whose wall clock cron/calendar match (default UTC)")
     parser.add_argument("--jitter", metavar="DURATION", help="each fire is delayed by a stable amount below this")
-    parser.add_argument("--catchup-window", metavar="DURATION",
-                        help="missed fires due less than this long ago still fire (default 1m; 0s: only the first)")
+    parser.add_argument(
+        "--catchup-window",
+        metavar="DURATION",
+        help="missed fires due less than this long ago still fire (default 1m; 0s: only the first)",
+    )
     parser.add_argument("--start-at", type=instant, metavar="ISO", help="no fire before (ISO 8601; naive = UTC)")
     parser.add_argument("--end-at", type=instant, metavar="ISO", help="no fire after (ISO 8601; naive = UTC)")
 
@@ -116,14 +134,14 @@ def _timeout_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def instant(text: str) -> int:
-    """argparse type of times: ISO 8601 (a naive one is UTC) as epoch milliseconds."""
+    """Argparse type of times: ISO 8601 (a naive one is UTC) as epoch milliseconds."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r} (e.g. 2025-01-31T09:00:00+01:00)") from None
     if value.utcoffset() is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return (value - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+        value = value.replace(tzinfo=UTC)
+    return (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def _json(text: str) -> object:
@@ -170,8 +188,8 @@ def _overlap(text: str) -> str:
 
 def _call(settings: Settings, action: Callable[[Client], Awaitable[_T]]) -> _T:
     """Run ``action(client)`` with a connected client; Kafka trouble and timeouts become one line."""
-    from streams.client import Client
     from streams.cli._main import CliError  # here: _main imports this module
+    from streams.client import Client
 
     async def go() -> _T:
         client = Client(settings=settings)  # connects on first use: local checks fail before that
@@ -209,15 +227,33 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
 
     reserved = sorted(set(args.kwargs or {}) & set(_RESERVED))
     if reserved:
-        raise CliError(f"--kwargs {', '.join(map(repr, reserved))} cannot be given to create: create the schedule "
-                       "without, then set them with kflow schedules update ID --args ... --kwargs ...")
-    spec = ScheduleSpec(cron=args.cron, interval=args.interval, calendar=args.calendar,
-                        timezone=args.timezone or "UTC", start_at=args.start_at, end_at=args.end_at,
-                        jitter=args.jitter,
-                        catchup_window=DEFAULT_CATCHUP_WINDOW if args.catchup_window is None else args.catchup_window)
-    state = _call(settings, lambda client: client.schedules.create(
-        args.schedule_id, args.workflow, spec, *(args.args or ()), overlap=args.overlap, note=args.note,
-        timeout=args.timeout, **(args.kwargs or {})))
+        raise CliError(
+            f"--kwargs {', '.join(map(repr, reserved))} cannot be given to create: create the schedule "
+            "without, then set them with kflow schedules update ID --args ... --kwargs ..."
+        )
+    spec = ScheduleSpec(
+        cron=args.cron,
+        interval=args.interval,
+        calendar=args.calendar,
+        timezone=args.timezone or "UTC",
+        start_at=args.start_at,
+        end_at=args.end_at,
+        jitter=args.jitter,
+        catchup_window=DEFAULT_CATCHUP_WINDOW if args.catchup_window is None else args.catchup_window,
+    )
+    state = _call(
+        settings,
+        lambda client: client.schedules.create(
+            args.schedule_id,
+            args.workflow,
+            spec,
+            *(args.args or ()),
+            overlap=args.overlap,
+            note=args.note,
+            timeout=args.timeout,
+            **(args.kwargs or {}),
+        ),
+    )
     print(f"schedule {state.schedule_id} created: {_armed(state)}")
     return 0
 
@@ -225,8 +261,16 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
 def _update(args: argparse.Namespace, settings: Settings) -> int:
     from streams.cli._main import CliError
 
-    spec_flags = (args.cron, args.interval, args.calendar, args.timezone, args.jitter, args.catchup_window,
-                  args.start_at, args.end_at)
+    spec_flags = (
+        args.cron,
+        args.interval,
+        args.calendar,
+        args.timezone,
+        args.jitter,
+        args.catchup_window,
+        args.start_at,
+        args.end_at,
+    )
     if all(value is None for value in (args.workflow, args.args, args.kwargs, args.overlap, args.note, *spec_flags)):
         raise CliError("nothing to update: give --workflow, a spec option, --args/--kwargs, --overlap or --note")
 
@@ -236,9 +280,15 @@ def _update(args: argparse.Namespace, settings: Settings) -> int:
             current = _require(await client.schedules.get(args.schedule_id), args.schedule_id)
             spec = updated_spec(ScheduleSpec.from_wire(json.loads(current.spec)), args)
         return await client.schedules.update(
-            args.schedule_id, workflow=args.workflow, spec=spec,
-            args=None if args.args is None and args.kwargs is None else tuple(args.args or ()), kwargs=args.kwargs,
-            overlap=args.overlap, note=args.note, timeout=args.timeout)
+            args.schedule_id,
+            workflow=args.workflow,
+            spec=spec,
+            args=None if args.args is None and args.kwargs is None else tuple(args.args or ()),
+            kwargs=args.kwargs,
+            overlap=args.overlap,
+            note=args.note,
+            timeout=args.timeout,
+        )
 
     state = _call(settings, update)
     print(f"schedule {state.schedule_id} updated: {_armed(state)}")
@@ -265,16 +315,21 @@ def _delete(args: argparse.Namespace, settings: Settings) -> int:
 
 def _trigger(args: argparse.Namespace, settings: Settings) -> int:
     run_id = _call(settings, lambda client: client.schedules.trigger(args.schedule_id, timeout=args.timeout))
-    print(f"schedule {args.schedule_id} fired: run {run_id} (unless the overlap policy skipped or buffered it: "
-          f"see kflow schedules show {args.schedule_id})")
+    print(
+        f"schedule {args.schedule_id} fired: run {run_id} (unless the overlap policy skipped or buffered it: "
+        f"see kflow schedules show {args.schedule_id})"
+    )
     return 0
 
 
 def _backfill(args: argparse.Namespace, settings: Settings) -> int:
-    run_ids: list[str] = _call(settings, lambda client: client.schedules.backfill(
-        args.schedule_id, args.start, args.end, timeout=args.timeout))
-    print(f"schedule {args.schedule_id} backfilled {len(run_ids)} fire(s) in [{format_time(args.start)}, "
-          f"{format_time(args.end)}) UTC (the overlap policy applies to each)")
+    run_ids: list[str] = _call(
+        settings, lambda client: client.schedules.backfill(args.schedule_id, args.start, args.end, timeout=args.timeout)
+    )
+    print(
+        f"schedule {args.schedule_id} backfilled {len(run_ids)} fire(s) in [{format_time(args.start)}, "
+        f"{format_time(args.end)}) UTC (the overlap policy applies to each)"
+    )
     for run_id in run_ids:
         print(f"  {run_id}")
     return 0
@@ -306,14 +361,16 @@ def updated_spec(current: ScheduleSpec, args: argparse.Namespace) -> ScheduleSpe
     """``current`` with the spec options given on the command line (a new cron/interval/calendar replaces
     the old kind; time zone, jitter, catch-up window and bounds are kept unless given)."""
     new_kind = any(value is not None for value in (args.cron, args.interval, args.calendar))
-    return ScheduleSpec(cron=args.cron if new_kind else current.cron,
-                        interval=args.interval if new_kind else current.interval,
-                        calendar=args.calendar if new_kind else current.calendar,
-                        timezone=current.timezone if args.timezone is None else args.timezone,
-                        start_at=current.start_at if args.start_at is None else args.start_at,
-                        end_at=current.end_at if args.end_at is None else args.end_at,
-                        jitter=current.jitter if args.jitter is None else args.jitter,
-                        catchup_window=current.catchup_window if args.catchup_window is None else args.catchup_window)
+    return ScheduleSpec(
+        cron=args.cron if new_kind else current.cron,
+        interval=args.interval if new_kind else current.interval,
+        calendar=args.calendar if new_kind else current.calendar,
+        timezone=current.timezone if args.timezone is None else args.timezone,
+        start_at=current.start_at if args.start_at is None else args.start_at,
+        end_at=current.end_at if args.end_at is None else args.end_at,
+        jitter=current.jitter if args.jitter is None else args.jitter,
+        catchup_window=current.catchup_window if args.catchup_window is None else args.catchup_window,
+    )
 
 
 # --- output --------------------------------------------------------------------------------------------
@@ -370,7 +427,9 @@ def fire_time(ms: int | None, zone: str) -> str:
     if zone == "UTC":
         return utc
     local = datetime.fromtimestamp(ms / 1000, tz=ZoneInfo(zone))
-    return f"{utc} = {local.strftime('%Y-%m-%d %H:%M:%S')} {zone} ({local.strftime('%z')[:3]}:{local.strftime('%z')[3:]})"
+    return (
+        f"{utc} = {local.strftime('%Y-%m-%d %H:%M:%S')} {zone} ({local.strftime('%z')[:3]}:{local.strftime('%z')[3:]})"
+    )
 
 
 def _armed(state: ScheduleState) -> str:
@@ -383,8 +442,20 @@ def _armed(state: ScheduleState) -> str:
 
 def schedules_table(states: list[ScheduleState]) -> str:
     """The ``kflow schedules list`` table."""
-    rows = [[s.schedule_id, s.workflow_name, describe_spec(_spec(s)), status(s), fire_time(s.next_fire_at, "UTC"),
-             s.overlap, str(len(s.running)), str(s.fires), str(s.skipped)] for s in states]
+    rows = [
+        [
+            s.schedule_id,
+            s.workflow_name,
+            describe_spec(_spec(s)),
+            status(s),
+            fire_time(s.next_fire_at, "UTC"),
+            s.overlap,
+            str(len(s.running)),
+            str(s.fires),
+            str(s.skipped),
+        ]
+        for s in states
+    ]
     return table(["ID", "WORKFLOW", "WHEN", "STATUS", "NEXT FIRE", "OVERLAP", "RUNNING", "FIRES", "SKIPPED"], rows)
 
 
@@ -416,11 +487,22 @@ def show_text(state: ScheduleState) -> str:
 def state_json(state: ScheduleState) -> dict[str, object]:
     """A schedule's state as JSON-ready data: the record's fields, the spec as an object, and ``status``."""
     return {
-        "schedule_id": state.schedule_id, "workflow_name": state.workflow_name,
-        "args": {"args": list(state.args.args), "kwargs": state.args.kwargs}, "spec": json.loads(state.spec),
-        "overlap": state.overlap, "status": status(state), "paused": state.paused, "note": state.note,
-        "next_fire_at": state.next_fire_at, "last_fire_at": state.last_fire_at, "running": list(state.running),
-        "buffered": list(state.buffered), "fires": state.fires, "skipped": state.skipped,
-        "recent_runs": list(state.recent_runs), "created_at": state.created_at, "updated_at": state.updated_at,
+        "schedule_id": state.schedule_id,
+        "workflow_name": state.workflow_name,
+        "args": {"args": list(state.args.args), "kwargs": state.args.kwargs},
+        "spec": json.loads(state.spec),
+        "overlap": state.overlap,
+        "status": status(state),
+        "paused": state.paused,
+        "note": state.note,
+        "next_fire_at": state.next_fire_at,
+        "last_fire_at": state.last_fire_at,
+        "running": list(state.running),
+        "buffered": list(state.buffered),
+        "fires": state.fires,
+        "skipped": state.skipped,
+        "recent_runs": list(state.recent_runs),
+        "created_at": state.created_at,
+        "updated_at": state.updated_at,
         "generation": state.generation,
     }

@@ -15,9 +15,13 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     commands = storage.add_subparsers(title="storage commands", metavar="COMMAND", parser_class=type(storage))
     commands.required = True
     up = commands.add_parser("migrate", help="create the keyspace and apply pending migrations, in order")
-    up.add_argument("--replication", metavar="JSON", type=json.loads,
-                    help="keyspace replication when it is created, e.g. "
-                         "'{\"class\": \"NetworkTopologyStrategy\", \"dc1\": 3}' (default: SimpleStrategy, 1)")
+    up.add_argument(
+        "--replication",
+        metavar="JSON",
+        type=json.loads,
+        help="keyspace replication when it is created, e.g. "
+        '\'{"class": "NetworkTopologyStrategy", "dc1": 3}\' (default: SimpleStrategy, 1)',
+    )
     up.set_defaults(handler=_migrate)
 
 

@@ -7,14 +7,42 @@ from streams.client._hook_answers import HookAnswer, HookAnswerMatcher
 from streams.client._outcomes import HookDeliveryError, RunInfo, outcome_of, run_info
 from streams.client._run_history import HistorySource
 from streams.client._run_ids import RUN_ID_NAMESPACE, run_id_for, run_id_of_token, workflow_name_of
-from streams.client._schedule_commands import (ScheduleActivation, ScheduleAnswer, ScheduleAnswerMatcher, check_id,
-                                               epoch_ms, is_declared, overlap_value, spec_text)
+from streams.client._schedule_commands import (
+    ScheduleActivation,
+    ScheduleAnswer,
+    ScheduleAnswerMatcher,
+    check_id,
+    epoch_ms,
+    is_declared,
+    overlap_value,
+    spec_text,
+)
 from streams.client._schedules import Schedules
 from streams.client._watch import PartitionWatch, read_to_end
 
 __all__ = [
-    "Client", "RunInfo", "HookDeliveryError", "Schedules", "ScheduleActivation", "HistorySource",
-    "run_id_for", "run_id_of_token", "workflow_name_of", "RUN_ID_NAMESPACE", "outcome_of", "run_info",
-    "CompletionsReader", "HookAnswer", "HookAnswerMatcher", "ScheduleAnswer", "ScheduleAnswerMatcher",
-    "check_id", "epoch_ms", "is_declared", "overlap_value", "spec_text", "PartitionWatch", "read_to_end",
+    "Client",
+    "RunInfo",
+    "HookDeliveryError",
+    "Schedules",
+    "ScheduleActivation",
+    "HistorySource",
+    "run_id_for",
+    "run_id_of_token",
+    "workflow_name_of",
+    "RUN_ID_NAMESPACE",
+    "outcome_of",
+    "run_info",
+    "CompletionsReader",
+    "HookAnswer",
+    "HookAnswerMatcher",
+    "ScheduleAnswer",
+    "ScheduleAnswerMatcher",
+    "check_id",
+    "epoch_ms",
+    "is_declared",
+    "overlap_value",
+    "spec_text",
+    "PartitionWatch",
+    "read_to_end",
 ]

@@ -15,11 +15,9 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from engine import Registry, RunStatus
-from engine.runtime import (CallArgs, CancelWorkflow, HistoryEvent, ResumeHook, RunFinished,
-                            StartWorkflow, SystemClock)
+from engine.runtime import CallArgs, CancelWorkflow, HistoryEvent, ResumeHook, RunFinished, StartWorkflow, SystemClock
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import kafka
-from streams.kafka import partition_for
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.client._completions import CompletionsReader
@@ -28,6 +26,7 @@ from streams.client._outcomes import HookDeliveryError, RunInfo, outcome_of, run
 from streams.client._run_history import HistorySource, RunHistory
 from streams.client._run_ids import run_id_for, run_id_of_token, workflow_name_of
 from streams.client._schedules import Schedules
+from streams.kafka import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +46,15 @@ class Client:
             while Cassandra is unreachable) or ``"kafka"`` (a scan of the run's history partition).
     """
 
-    def __init__(self, bootstrap: str | None = None, *, settings: Settings | None = None,
-                 registry: Registry | None = None, records: RecordCodec | None = None,
-                 history: HistorySource = "cassandra") -> None:
+    def __init__(
+        self,
+        bootstrap: str | None = None,
+        *,
+        settings: Settings | None = None,
+        registry: Registry | None = None,
+        records: RecordCodec | None = None,
+        history: HistorySource = "cassandra",
+    ) -> None:
         settings = settings or Settings.from_env()
         self.settings = dataclasses.replace(settings, bootstrap=bootstrap) if bootstrap else settings
         self.registry = registry
@@ -95,8 +100,14 @@ class Client:
             await self._producer.stop()
             self._producer = None
 
-    async def start(self, workflow: str | Callable[..., object], /, *args: object,
-                    idempotency_key: str | None = None, **kwargs: object) -> str:
+    async def start(
+        self,
+        workflow: str | Callable[..., object],
+        /,
+        *args: object,
+        idempotency_key: str | None = None,
+        **kwargs: object,
+    ) -> str:
         """Start a run of ``workflow`` (a name or an ``@workflow`` function); returns its run id.
 
         With an ``idempotency_key`` the run id is derived from (workflow name, key): the same key names the
@@ -110,12 +121,18 @@ class Client:
         if self.registry is not None:
             self.registry.workflow(name)
         run_id = run_id_for(name, idempotency_key)
-        record = StartWorkflow(run_id=run_id, workflow_name=name, args=CallArgs(tuple(args), dict(kwargs)),
-                               idempotency_key=idempotency_key, requested_at=self._clock.now_ms())
+        record = StartWorkflow(
+            run_id=run_id,
+            workflow_name=name,
+            args=CallArgs(tuple(args), dict(kwargs)),
+            idempotency_key=idempotency_key,
+            requested_at=self._clock.now_ms(),
+        )
         value = self.records.encode(record)
         if len(value) > kafka.MAX_MESSAGE_BYTES:
-            raise PayloadError(f"the arguments encode to {len(value)} bytes, over the "
-                               f"{kafka.MAX_MESSAGE_BYTES}-byte record limit")
+            raise PayloadError(
+                f"the arguments encode to {len(value)} bytes, over the {kafka.MAX_MESSAGE_BYTES}-byte record limit"
+            )
         await self.connect()
         if idempotency_key is None:
             self._reader.expect(run_id)  # before sending: the tail must keep its completion
@@ -175,8 +192,9 @@ class Client:
         record = ResumeHook(run_id=run_id, token=token, payload=payload, requested_at=self._clock.now_ms())
         value = self.records.encode(record)
         if len(value) > kafka.MAX_MESSAGE_BYTES:
-            raise PayloadError(f"the payload encodes to {len(value)} bytes, over the "
-                               f"{kafka.MAX_MESSAGE_BYTES}-byte record limit")
+            raise PayloadError(
+                f"the payload encodes to {len(value)} bytes, over the {kafka.MAX_MESSAGE_BYTES}-byte record limit"
+            )
         if not wait:
             await self._send(run_id, value)
             return "sent"
@@ -185,15 +203,18 @@ class Client:
         assert self._producer is not None
         key = run_id.encode()
         history = TopicPartition(self.topics.history, partition_for(key, self._history_partitions))
-        dlq = TopicPartition(self.topics.dlq,
-                             partition_for(key, len(await self._producer.partitions_for(self.topics.dlq))))
+        dlq = TopicPartition(
+            self.topics.dlq, partition_for(key, len(await self._producer.partitions_for(self.topics.dlq)))
+        )
         # The watch is positioned before the send, so the answer (written after it) cannot be missed.
         async with HookAnswerWatch(self.settings.bootstrap, history, dlq) as watch:
             offset = await self._send(run_id, value)
             answer = await watch.answer(HookAnswerMatcher(self.records, value, self.topics.inbox, offset), deadline)
         if answer is None:
-            raise TimeoutError(f"no answer to the hook payload for {token} within {timeout:g} s (is a kflow "
-                               f"processor running on {self.topics.inbox}?); it was sent and may still be delivered")
+            raise TimeoutError(
+                f"no answer to the hook payload for {token} within {timeout:g} s (is a kflow "
+                f"processor running on {self.topics.inbox}?); it was sent and may still be delivered"
+            )
         if answer.outcome == "refused":
             raise HookDeliveryError.refused(token, answer.reason)
         return answer.outcome
@@ -221,4 +242,3 @@ class Client:
         await self.connect()
         assert self._producer is not None
         return self._producer
-

@@ -93,8 +93,9 @@ class CompletionsReader:
         if run_id not in self._own and (tailed_since is None or tailed_since != self.evictions):
             # the tail's next offset is read right after registering the waiter
             partition = partition_for(run_id.encode(), len(self._next))
-            scan = asyncio.create_task(self.scan(TopicPartition(self._topic, partition), self._next[partition],
-                                                 self._deliver_waited))
+            scan = asyncio.create_task(
+                self.scan(TopicPartition(self._topic, partition), self._next[partition], self._deliver_waited)
+            )
         pending: set[asyncio.Future[Any]] = {future} if scan is None else {future, scan}
         try:
             while True:
@@ -116,8 +117,9 @@ class CompletionsReader:
             if scan is not None:
                 scan.cancel()
 
-    async def scan(self, tp: TopicPartition, stop: int | None, visit: Callable[[bytes, bytes], None], *,
-                   start: int = 0) -> None:
+    async def scan(
+        self, tp: TopicPartition, stop: int | None, visit: Callable[[bytes, bytes], None], *, start: int = 0
+    ) -> None:
         """Call ``visit(key, value)`` for every keyed record in ``[start, stop)`` (``stop`` None: the current
         end; ``start`` below the log's first offset: from that)."""
         self.scans += 1

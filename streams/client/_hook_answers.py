@@ -14,8 +14,6 @@ from typing import Final, Literal
 
 from aiokafka import TopicPartition
 
-import engine
-
 from engine import runtime
 from schemas import RecordCodec, SchemaError
 from streams.client._watch import PartitionWatch
@@ -78,8 +76,12 @@ class HookAnswerMatcher:
         except SchemaError:
             return None
         record = letter.record
-        if letter.name != "DeadLetter" or record["value"] != self._sent or record["offset"] != self._offset \
-                or record["topic"] != self._inbox:
+        if (
+            letter.name != "DeadLetter"
+            or record["value"] != self._sent
+            or record["offset"] != self._offset
+            or record["topic"] != self._inbox
+        ):
             return None
         return HookAnswer("refused", _RESTATED.sub("", str(record["reason"])))
 
@@ -91,8 +93,11 @@ class HookAnswerMatcher:
             received, sent = self._records.decode(value), self._records.decode(self._sent)
         except SchemaError:
             return False
-        return isinstance(received, runtime.HookReceived) and isinstance(sent, runtime.ResumeHook) \
+        return (
+            isinstance(received, runtime.HookReceived)
+            and isinstance(sent, runtime.ResumeHook)
             and received.payload == sent.payload
+        )
 
 
 class HookAnswerWatch(PartitionWatch):

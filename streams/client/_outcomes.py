@@ -67,12 +67,18 @@ def run_info(run_id: str, events: list[HistoryEvent]) -> RunInfo | None:
     started = next((e for e in events if isinstance(e, WorkflowStarted)), None)
     if started is None:
         return None
-    info = RunInfo(run_id=run_id, workflow_name=started.workflow_name, status=RunStatus.RUNNING,
-                   started_at=started.timestamp)
+    info = RunInfo(
+        run_id=run_id, workflow_name=started.workflow_name, status=RunStatus.RUNNING, started_at=started.timestamp
+    )
     for event in reversed(events):
         status = status_of(event)
         if status is not None:
             return dataclasses.replace(
-                info, status=status, finished_at=event.timestamp, result=getattr(event, "result", None),
-                error=getattr(event, "error", None), next_run_id=getattr(event, "next_run_id", None))
+                info,
+                status=status,
+                finished_at=event.timestamp,
+                result=getattr(event, "result", None),
+                error=getattr(event, "error", None),
+                next_run_id=getattr(event, "next_run_id", None),
+            )
     return info

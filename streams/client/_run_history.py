@@ -12,8 +12,6 @@ A gap at the very end (a run's newest events missing from Cassandra below ``C``)
 
 from __future__ import annotations
 
-from engine import RunStatus
-
 import asyncio
 import logging
 import time
@@ -24,15 +22,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-import engine
-
-from engine import runtime
+from engine import RunStatus, runtime
 from engine.runtime import HistoryEvent
 from schemas import RecordCodec
 from storage import CassandraConnection, CassandraTarget, RunStore, StorageError
 from streams import kafka
-from streams.client._completions import CompletionsReader
 from streams._settings import Settings
+from streams.client._completions import CompletionsReader
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +50,14 @@ class HistoryRead:
 class RunHistory:
     """Reads runs' histories for one client; ``source="kafka"`` never touches Cassandra."""
 
-    def __init__(self, settings: Settings, records: RecordCodec, reader: CompletionsReader, topic: str,
-                 source: HistorySource = "cassandra") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        records: RecordCodec,
+        reader: CompletionsReader,
+        topic: str,
+        source: HistorySource = "cassandra",
+    ) -> None:
         self._settings, self._records, self._reader, self._topic = settings, records, reader, topic
         self._source = source
         self._lock = asyncio.Lock()
@@ -84,8 +86,7 @@ class RunHistory:
                 self.last_read = HistoryRead("cassandra", start, scanned)
                 return events
             if stored:  # a gap: e.g. a materializer that could not decode a record, or another keyspace
-                log.info("run %s: Cassandra and the topic after offset %d leave a gap: reading it whole",
-                         run_id, start)
+                log.info("run %s: Cassandra and the topic after offset %d leave a gap: reading it whole", run_id, start)
         events, scanned = await self._merged(run_id, tp, 0, [])
         self.last_read = HistoryRead("kafka", 0, scanned)
         return events
@@ -102,8 +103,9 @@ class RunHistory:
             log.info("following the chain of run %s in Cassandra failed (%s)", run_id, exc)
             return run_id
 
-    async def _merged(self, run_id: str, tp: TopicPartition, start: int,
-                      stored: list[HistoryEvent]) -> tuple[list[HistoryEvent], int]:
+    async def _merged(
+        self, run_id: str, tp: TopicPartition, start: int, stored: list[HistoryEvent]
+    ) -> tuple[list[HistoryEvent], int]:
         """``stored`` plus the run's events at offsets >= ``start`` of ``tp``, by seq; and records visited."""
         raws: list[bytes] = []
         key = run_id.encode()
@@ -117,8 +119,9 @@ class RunHistory:
 
         if start == 0 or start < await self._end_offset(tp):  # else Cassandra holds all there is
             await self._reader.scan(tp, None, visit, start=start)
-        decoded = [cast(HistoryEvent, e) for e in map(self._records.decode, raws)
-                   if isinstance(e, runtime.HISTORY_EVENT_TYPES)]
+        decoded = [
+            cast(HistoryEvent, e) for e in map(self._records.decode, raws) if isinstance(e, runtime.HISTORY_EVENT_TYPES)
+        ]
         events = {event.seq: event for event in reversed(decoded)}  # a duplicate write (same seq): the first wins
         events.update((event.seq, event) for event in stored)  # what Cassandra holds wins over the tail
         return [events[seq] for seq in sorted(events)], scanned
@@ -142,10 +145,10 @@ class RunHistory:
             if self._store is None and time.monotonic() >= self._retry_at:
                 host, port = self._settings.cassandra_host_port
                 try:
-                    self._conn = await asyncio.to_thread(CassandraConnection, CassandraTarget(host, port),
-                                                         connect_timeout=3.0)
-                    self._store = await asyncio.to_thread(RunStore, self._conn, self._settings.keyspace,
-                                                          self._records)
+                    self._conn = await asyncio.to_thread(
+                        CassandraConnection, CassandraTarget(host, port), connect_timeout=3.0
+                    )
+                    self._store = await asyncio.to_thread(RunStore, self._conn, self._settings.keyspace, self._records)
                 except StorageError as exc:
                     log.info("run histories come from the history topic alone for %.0f s: %s", _RETRY_S, exc)
                     self._retry_at = time.monotonic() + _RETRY_S
@@ -167,8 +170,9 @@ class RunHistory:
                         raise
                     self._admin = admin
                 admin = self._admin
-            offsets = await admin.list_consumer_group_offsets(f"{self._settings.topic_prefix}.materializer",
-                                                              partitions=[tp])
+            offsets = await admin.list_consumer_group_offsets(
+                f"{self._settings.topic_prefix}.materializer", partitions=[tp]
+            )
         except KafkaError as exc:
             log.info("materializer offsets unavailable (%r): reading the history topic", exc)
             return None

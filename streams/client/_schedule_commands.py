@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 from aiokafka import TopicPartition
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX: Final = b"schedule:"
 """Keys of schedules on the state topic (it also holds run markers and checkpoints, skipped by reads)."""
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)
 
 
@@ -110,8 +110,12 @@ def is_declared(state: ScheduleState, declared: DeclaredSchedule) -> bool:
         spec = ScheduleSpec.from_wire(json.loads(state.spec)).to_wire()
     except ValueError:  # unreadable (ScheduleSpecError and JSONDecodeError are ValueErrors): rewrite it
         return False
-    return (state.workflow_name == declared.workflow_name and state.overlap == declared.overlap.value
-            and spec == declared.spec.to_wire() and _same_call(state.args, declared.args))
+    return (
+        state.workflow_name == declared.workflow_name
+        and state.overlap == declared.overlap.value
+        and spec == declared.spec.to_wire()
+        and _same_call(state.args, declared.args)
+    )
 
 
 def _same_call(stored: CallArgs, declared: CallArgs) -> bool:
@@ -127,8 +131,9 @@ def _json_call(call: CallArgs) -> str:
     return json.dumps({"args": list(call.args), "kwargs": call.kwargs}, sort_keys=True, allow_nan=False)
 
 
-def activated(declared: DeclaredSchedule, outcome: Literal["created", "updated", "unchanged"],
-               state: ScheduleState) -> ScheduleActivation:
+def activated(
+    declared: DeclaredSchedule, outcome: Literal["created", "updated", "unchanged"], state: ScheduleState
+) -> ScheduleActivation:
     """The report of activating ``declared`` (logged)."""
     log.info("declared schedule %r of workflow %r %s", declared.schedule_id, declared.workflow_name, outcome)
     return ScheduleActivation(declared.schedule_id, outcome, state)

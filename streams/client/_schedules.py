@@ -24,14 +24,24 @@ from engine import OverlapPolicy, Registry, ScheduleError, ScheduleSpec, fire_ru
 from engine.runtime import CallArgs, Clock, DeclaredSchedule, ScheduleCommand, ScheduleState, schedule_key
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import kafka
-from streams.kafka import partition_for
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.client._run_ids import workflow_name_of
-from streams.client._schedule_commands import (KEY_PREFIX, ScheduleActivation, ScheduleAnswer, ScheduleAnswerMatcher,
-                                               activated, check_id, declarations, epoch_ms, is_declared,
-                                               overlap_value, spec_text)
+from streams.client._schedule_commands import (
+    KEY_PREFIX,
+    ScheduleActivation,
+    ScheduleAnswer,
+    ScheduleAnswerMatcher,
+    activated,
+    check_id,
+    declarations,
+    epoch_ms,
+    is_declared,
+    overlap_value,
+    spec_text,
+)
 from streams.client._watch import PartitionWatch, read_to_end
+from streams.kafka import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +62,61 @@ class Schedules:
         clock: stamps ``requested_at``.
     """
 
-    def __init__(self, settings: Settings, records: RecordCodec, registry: Registry | None,
-                 producer: Callable[[], Awaitable[AIOKafkaProducer]], clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        records: RecordCodec,
+        registry: Registry | None,
+        producer: Callable[[], Awaitable[AIOKafkaProducer]],
+        clock: Clock,
+    ) -> None:
         self.settings, self.records, self.registry = settings, records, registry
         self.topics = Topics(settings.topic_prefix)
         self._producer, self._clock = producer, clock
 
     @overload
-    async def create(self, schedule_id: str, workflow: str | Callable[..., object], spec: ScheduleSpec, /,
-                     *args: object, overlap: OverlapPolicy | str = ..., note: str | None = ...,
-                     wait: Literal[True] = ..., timeout: float = ..., **kwargs: object) -> ScheduleState: ...
+    async def create(
+        self,
+        schedule_id: str,
+        workflow: str | Callable[..., object],
+        spec: ScheduleSpec,
+        /,
+        *args: object,
+        overlap: OverlapPolicy | str = ...,
+        note: str | None = ...,
+        wait: Literal[True] = ...,
+        timeout: float = ...,
+        **kwargs: object,
+    ) -> ScheduleState: ...
 
     @overload
-    async def create(self, schedule_id: str, workflow: str | Callable[..., object], spec: ScheduleSpec, /,
-                     *args: object, overlap: OverlapPolicy | str = ..., note: str | None = ..., wait: bool,
-                     timeout: float = ..., **kwargs: object) -> ScheduleState | None: ...
+    async def create(
+        self,
+        schedule_id: str,
+        workflow: str | Callable[..., object],
+        spec: ScheduleSpec,
+        /,
+        *args: object,
+        overlap: OverlapPolicy | str = ...,
+        note: str | None = ...,
+        wait: bool,
+        timeout: float = ...,
+        **kwargs: object,
+    ) -> ScheduleState | None: ...
 
-    async def create(self, schedule_id: str, workflow: str | Callable[..., object], spec: ScheduleSpec, /,
-                     *args: object, overlap: OverlapPolicy | str = "skip", note: str | None = None,
-                     wait: bool = True, timeout: float = 30.0, **kwargs: object) -> ScheduleState | None:
+    async def create(
+        self,
+        schedule_id: str,
+        workflow: str | Callable[..., object],
+        spec: ScheduleSpec,
+        /,
+        *args: object,
+        overlap: OverlapPolicy | str = "skip",
+        note: str | None = None,
+        wait: bool = True,
+        timeout: float = 30.0,
+        **kwargs: object,
+    ) -> ScheduleState | None:
         """Create schedule ``schedule_id``: start ``workflow(*args, **kwargs)`` at each fire time of ``spec``.
 
         Each fire is an idempotent start of a run with a derived id (``engine.fire_run_id(id, nominal_ms)``)
@@ -86,25 +132,60 @@ class Schedules:
             UnknownWorkflowError, PayloadError: as for ``Client.start``.
             TimeoutError: no answer within ``timeout`` s (no processor running? the command may still apply).
         """
-        return await self._create(schedule_id, workflow_name_of(workflow), spec, CallArgs(args, kwargs),
-                                  overlap=overlap, note=note, wait=wait, timeout=timeout)
+        return await self._create(
+            schedule_id,
+            workflow_name_of(workflow),
+            spec,
+            CallArgs(args, kwargs),
+            overlap=overlap,
+            note=note,
+            wait=wait,
+            timeout=timeout,
+        )
 
     @overload
-    async def update(self, schedule_id: str, *, workflow: str | Callable[..., object] | None = ...,
-                     spec: ScheduleSpec | None = ..., args: tuple[object, ...] | None = ...,
-                     kwargs: dict[str, object] | None = ..., overlap: OverlapPolicy | str | None = ...,
-                     note: str | None = ..., wait: Literal[True] = ..., timeout: float = ...) -> ScheduleState: ...
+    async def update(
+        self,
+        schedule_id: str,
+        *,
+        workflow: str | Callable[..., object] | None = ...,
+        spec: ScheduleSpec | None = ...,
+        args: tuple[object, ...] | None = ...,
+        kwargs: dict[str, object] | None = ...,
+        overlap: OverlapPolicy | str | None = ...,
+        note: str | None = ...,
+        wait: Literal[True] = ...,
+        timeout: float = ...,
+    ) -> ScheduleState: ...
 
     @overload
-    async def update(self, schedule_id: str, *, workflow: str | Callable[..., object] | None = ...,
-                     spec: ScheduleSpec | None = ..., args: tuple[object, ...] | None = ...,
-                     kwargs: dict[str, object] | None = ..., overlap: OverlapPolicy | str | None = ...,
-                     note: str | None = ..., wait: bool, timeout: float = ...) -> ScheduleState | None: ...
+    async def update(
+        self,
+        schedule_id: str,
+        *,
+        workflow: str | Callable[..., object] | None = ...,
+        spec: ScheduleSpec | None = ...,
+        args: tuple[object, ...] | None = ...,
+        kwargs: dict[str, object] | None = ...,
+        overlap: OverlapPolicy | str | None = ...,
+        note: str | None = ...,
+        wait: bool,
+        timeout: float = ...,
+    ) -> ScheduleState | None: ...
 
-    async def update(self, schedule_id: str, *, workflow: str | Callable[..., object] | None = None,
-                     spec: ScheduleSpec | None = None, args: tuple[object, ...] | None = None,
-                     kwargs: dict[str, object] | None = None, overlap: OverlapPolicy | str | None = None,
-                     note: str | None = None, wait: bool = True, timeout: float = 30.0) -> ScheduleState | None:
+    async def update(
+        self,
+        schedule_id: str,
+        *,
+        workflow: str | Callable[..., object] | None = None,
+        spec: ScheduleSpec | None = None,
+        args: tuple[object, ...] | None = None,
+        kwargs: dict[str, object] | None = None,
+        overlap: OverlapPolicy | str | None = None,
+        note: str | None = None,
+        wait: bool = True,
+        timeout: float = 30.0,
+    ) -> ScheduleState | None:
         """Change what is given (None keeps it) and re-arm the schedule from now (the next fire is the first
         after now; a paused schedule stays paused). ``args`` and ``kwargs`` replace the call's arguments
         together: giving one empties the other. Returns the new state (None with ``wait=False``).
@@ -115,22 +196,31 @@ class Schedules:
         if workflow_name is not None and self.registry is not None:
             self.registry.workflow(workflow_name)
         call = None if args is None and kwargs is None else CallArgs(tuple(args or ()), dict(kwargs or {}))
-        command = self._command(schedule_id, "update", workflow_name=workflow_name, args=call,
-                                spec=None if spec is None else spec_text(spec),
-                                overlap=None if overlap is None else overlap_value(overlap), note=note)
+        command = self._command(
+            schedule_id,
+            "update",
+            workflow_name=workflow_name,
+            args=call,
+            spec=None if spec is None else spec_text(spec),
+            overlap=None if overlap is None else overlap_value(overlap),
+            note=note,
+        )
         answer = await self._send(command, wait=wait, timeout=timeout)
         return None if answer is None else answer.state
 
     @overload
-    async def pause(self, schedule_id: str, note: str | None = ..., *, wait: Literal[True] = ...,
-                    timeout: float = ...) -> ScheduleState: ...
+    async def pause(
+        self, schedule_id: str, note: str | None = ..., *, wait: Literal[True] = ..., timeout: float = ...
+    ) -> ScheduleState: ...
 
     @overload
-    async def pause(self, schedule_id: str, note: str | None = ..., *, wait: bool,
-                    timeout: float = ...) -> ScheduleState | None: ...
+    async def pause(
+        self, schedule_id: str, note: str | None = ..., *, wait: bool, timeout: float = ...
+    ) -> ScheduleState | None: ...
 
-    async def pause(self, schedule_id: str, note: str | None = None, *, wait: bool = True,
-                    timeout: float = 30.0) -> ScheduleState | None:
+    async def pause(
+        self, schedule_id: str, note: str | None = None, *, wait: bool = True, timeout: float = 30.0
+    ) -> ScheduleState | None:
         """Stop firing until resumed (``note`` replaces the schedule's note); runs already started go on.
         Returns the new state (None with ``wait=False``).
 
@@ -140,15 +230,18 @@ class Schedules:
         return None if answer is None else answer.state
 
     @overload
-    async def resume(self, schedule_id: str, note: str | None = ..., *, wait: Literal[True] = ...,
-                     timeout: float = ...) -> ScheduleState: ...
+    async def resume(
+        self, schedule_id: str, note: str | None = ..., *, wait: Literal[True] = ..., timeout: float = ...
+    ) -> ScheduleState: ...
 
     @overload
-    async def resume(self, schedule_id: str, note: str | None = ..., *, wait: bool,
-                     timeout: float = ...) -> ScheduleState | None: ...
+    async def resume(
+        self, schedule_id: str, note: str | None = ..., *, wait: bool, timeout: float = ...
+    ) -> ScheduleState | None: ...
 
-    async def resume(self, schedule_id: str, note: str | None = None, *, wait: bool = True,
-                     timeout: float = 30.0) -> ScheduleState | None:
+    async def resume(
+        self, schedule_id: str, note: str | None = None, *, wait: bool = True, timeout: float = 30.0
+    ) -> ScheduleState | None:
         """Fire again, from the first fire time after now (the fires missed while paused are not made up:
         ``backfill`` runs them). Returns the new state (None with ``wait=False``).
 
@@ -179,8 +272,9 @@ class Schedules:
         await self._send(command, wait=wait, timeout=timeout)
         return trigger_run_id(schedule_id, command.request_id)
 
-    async def backfill(self, schedule_id: str, start: datetime | int, end: datetime | int, *,
-                       timeout: float = 30.0) -> builtins.list[str]:
+    async def backfill(
+        self, schedule_id: str, start: datetime | int, end: datetime | int, *, timeout: float = 30.0
+    ) -> builtins.list[str]:
         """Fire every nominal time of the spec in ``[start, end)`` (aware datetimes or epoch ms) now, and
         return those fires' run ids, in time order (``engine.fire_run_id(id, nominal_ms, request_id)``).
 
@@ -217,8 +311,9 @@ class Schedules:
             ModuleNotFoundError, KflowError: ``source`` names a module that cannot be imported or collected.
             UnknownWorkflowError, PayloadError: as for ``create``.
         """
-        return [(await self.activate_declared(declared, timeout=timeout)).schedule_id
-                for declared in declarations(source)]
+        return [
+            (await self.activate_declared(declared, timeout=timeout)).schedule_id for declared in declarations(source)
+        ]
 
     async def activate_declared(self, declared: DeclaredSchedule, *, timeout: float = 30.0) -> ScheduleActivation:
         """Make the declared schedule exist as declared: create it when missing, update it when its workflow,
@@ -230,8 +325,15 @@ class Schedules:
         current = await self.get(declared.schedule_id)
         if current is None:
             try:
-                created = await self._create(declared.schedule_id, declared.workflow_name, declared.spec,
-                                             declared.args, overlap=declared.overlap, note=None, timeout=timeout)
+                created = await self._create(
+                    declared.schedule_id,
+                    declared.workflow_name,
+                    declared.spec,
+                    declared.args,
+                    overlap=declared.overlap,
+                    note=None,
+                    timeout=timeout,
+                )
             except ScheduleError:
                 # Refused: another activation (processors deploying together) may have created it since.
                 current = await self.get(declared.schedule_id)
@@ -242,19 +344,41 @@ class Schedules:
                 return activated(declared, "created", created)
         if is_declared(current, declared):
             return activated(declared, "unchanged", current)
-        updated = await self.update(declared.schedule_id, workflow=declared.workflow_name, spec=declared.spec,
-                                    args=declared.args.args, kwargs=declared.args.kwargs,
-                                    overlap=declared.overlap, timeout=timeout)
+        updated = await self.update(
+            declared.schedule_id,
+            workflow=declared.workflow_name,
+            spec=declared.spec,
+            args=declared.args.args,
+            kwargs=declared.args.kwargs,
+            overlap=declared.overlap,
+            timeout=timeout,
+        )
         assert updated is not None
         return activated(declared, "updated", updated)
 
-    async def _create(self, schedule_id: str, workflow_name: str, spec: ScheduleSpec, args: CallArgs, *,
-                      overlap: OverlapPolicy | str, note: str | None, wait: bool = True,
-                      timeout: float) -> ScheduleState | None:
+    async def _create(
+        self,
+        schedule_id: str,
+        workflow_name: str,
+        spec: ScheduleSpec,
+        args: CallArgs,
+        *,
+        overlap: OverlapPolicy | str,
+        note: str | None,
+        wait: bool = True,
+        timeout: float,
+    ) -> ScheduleState | None:
         if self.registry is not None:
             self.registry.workflow(workflow_name)
-        command = self._command(schedule_id, "create", workflow_name=workflow_name, args=args,
-                                spec=spec_text(spec), overlap=overlap_value(overlap), note=note)
+        command = self._command(
+            schedule_id,
+            "create",
+            workflow_name=workflow_name,
+            args=args,
+            spec=spec_text(spec),
+            overlap=overlap_value(overlap),
+            note=note,
+        )
         answer = await self._send(command, wait=wait, timeout=timeout)
         return None if answer is None else answer.state
 
@@ -275,18 +399,39 @@ class Schedules:
         producer = await self._producer()
         tps = [TopicPartition(self.topics.state, p) for p in sorted(await producer.partitions_for(self.topics.state))]
         states = (await self._latest(tps, None)).values()
-        return sorted((s for s in states if workflow_name is None or s.workflow_name == workflow_name),
-                      key=lambda s: s.schedule_id)
+        return sorted(
+            (s for s in states if workflow_name is None or s.workflow_name == workflow_name),
+            key=lambda s: s.schedule_id,
+        )
 
-    def _command(self, schedule_id: str, action: str, *, workflow_name: str | None = None,
-                args: CallArgs | None = None, spec: str | None = None, overlap: str | None = None,
-                note: str | None = None, range_start: int | None = None,
-                range_end: int | None = None) -> ScheduleCommand:
+    def _command(
+        self,
+        schedule_id: str,
+        action: str,
+        *,
+        workflow_name: str | None = None,
+        args: CallArgs | None = None,
+        spec: str | None = None,
+        overlap: str | None = None,
+        note: str | None = None,
+        range_start: int | None = None,
+        range_end: int | None = None,
+    ) -> ScheduleCommand:
         """A ``ScheduleCommand`` with a fresh request id (uuid4 hex), stamped now."""
         check_id(schedule_id)
-        return ScheduleCommand(schedule_id=schedule_id, action=action, request_id=uuid.uuid4().hex,
-                               workflow_name=workflow_name, args=args, spec=spec, overlap=overlap, note=note,
-                               range_start=range_start, range_end=range_end, requested_at=self._clock.now_ms())
+        return ScheduleCommand(
+            schedule_id=schedule_id,
+            action=action,
+            request_id=uuid.uuid4().hex,
+            workflow_name=workflow_name,
+            args=args,
+            spec=spec,
+            overlap=overlap,
+            note=note,
+            range_start=range_start,
+            range_end=range_end,
+            requested_at=self._clock.now_ms(),
+        )
 
     async def _send(self, command: ScheduleCommand, *, wait: bool, timeout: float) -> ScheduleAnswer | None:
         """Produce ``command`` to its schedule's inbox partition and, with ``wait``, return the answer.
@@ -298,8 +443,10 @@ class Schedules:
         """
         value = self.records.encode(command)
         if len(value) > kafka.MAX_MESSAGE_BYTES:
-            raise PayloadError(f"the schedule command encodes to {len(value)} bytes, over the "
-                               f"{kafka.MAX_MESSAGE_BYTES}-byte record limit")
+            raise PayloadError(
+                f"the schedule command encodes to {len(value)} bytes, over the "
+                f"{kafka.MAX_MESSAGE_BYTES}-byte record limit"
+            )
         producer = await self._producer()
         key = schedule_key(command.schedule_id).encode()
         # Explicit partition: the answer is looked for on this partition number of .state and .dlq.
@@ -314,9 +461,11 @@ class Schedules:
             await producer.send_and_wait(self.topics.inbox, value, key=key, partition=partition)
             answer = await watch.first(ScheduleAnswerMatcher(self.records, command, value, self.topics), deadline)
         if answer is None:
-            raise TimeoutError(f"no answer to the {command.action} of schedule {command.schedule_id!r} within "
-                               f"{timeout:g} s (is a kflow processor running on {self.topics.inbox}?); it was "
-                               "sent and may still be applied")
+            raise TimeoutError(
+                f"no answer to the {command.action} of schedule {command.schedule_id!r} within "
+                f"{timeout:g} s (is a kflow processor running on {self.topics.inbox}?); it was "
+                "sent and may still be applied"
+            )
         if answer.refused is not None:
             raise ScheduleError(answer.refused)
         return answer
@@ -342,5 +491,3 @@ class Schedules:
             if isinstance(state, ScheduleState):
                 states[key] = state
         return states
-
-

@@ -81,8 +81,11 @@ class PartitionWatch:
         return None
 
 
-async def read_to_end(bootstrap: str, partitions: Sequence[TopicPartition],
-                      visit: Callable[[TopicPartition, bytes | None, bytes | None], None]) -> None:
+async def read_to_end(
+    bootstrap: str,
+    partitions: Sequence[TopicPartition],
+    visit: Callable[[TopicPartition, bytes | None, bytes | None], None],
+) -> None:
     """Call ``visit(partition, key, value)`` for every committed record of ``partitions``, from their
     beginning to their end offsets as of the call, in offset order per partition.
 

@@ -8,6 +8,17 @@ from streams.dev._smoke import smoke_roundtrip
 from streams.dev._stack import DevStack, ServerStatus
 
 __all__ = [
-    "DevStack", "ServerStatus", "DevStackError", "Daemon", "fetch_jars", "find_java17", "kafka_ready",
-    "cassandra_ready", "smoke_roundtrip", "run_example", "Scenario", "Say", "history_lines",
+    "DevStack",
+    "ServerStatus",
+    "DevStackError",
+    "Daemon",
+    "fetch_jars",
+    "find_java17",
+    "kafka_ready",
+    "cassandra_ready",
+    "smoke_roundtrip",
+    "run_example",
+    "Scenario",
+    "Say",
+    "history_lines",
 ]

@@ -15,21 +15,22 @@ from collections.abc import Awaitable, Callable
 
 from engine import Registry
 from engine.runtime import HistoryEvent
-from streams.client import Client
 from streams._settings import Settings
 from streams._topics import Topics, create_topics
+from streams.client import Client
 
 Say = Callable[[str], None]
 Scenario = Callable[[Client, Say], Awaitable[None]]
 
 
-async def run_example(settings: Settings, app: str, registry: Registry, scenario: Scenario,
-                      say: Say = print) -> None:
+async def run_example(settings: Settings, app: str, registry: Registry, scenario: Scenario, say: Say = print) -> None:
     """Run ``scenario`` against processor + worker processes for module ``app``; raises what it raised."""
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen([sys.executable, "-m", "streams.cli", role, "-A", app, "--log-level", "WARNING"],
-                              env=env) for role in ("processor", "worker")]
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "streams.cli", role, "-A", app, "--log-level", "WARNING"], env=env)
+        for role in ("processor", "worker")
+    ]
     say(f"started kflow processor (pid {procs[0].pid}) and kflow worker (pid {procs[1].pid}) for -A {app}")
     try:
         async with Client(settings=settings, registry=registry) as client:
@@ -59,7 +60,6 @@ def history_lines(events: list[HistoryEvent]) -> list[str]:
 
 
 def _detail(event: object) -> str:
-    keep = ("step_name", "position", "attempt", "kind", "name", "child_run_id", "retry_at", "result", "error",
-            "reason")
+    keep = ("step_name", "position", "attempt", "kind", "name", "child_run_id", "retry_at", "result", "error", "reason")
     parts = [f"{name}={getattr(event, name)!r}" for name in keep if getattr(event, name, None) is not None]
     return ", ".join(parts)[:110]

@@ -8,9 +8,9 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 
 class DevStackError(Exception):
@@ -79,8 +79,7 @@ def fetch_jars(pom: Path, workdir: Path, libs_subdir: str) -> Path:
         raise DevStackError("kflow dev needs Maven to fetch the server jars once: install maven (apt install maven)")
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(pom, workdir / "pom.xml")
-    done = subprocess.run([mvn, "-q", "-B", "-f", str(workdir / "pom.xml"), "package"],
-                          capture_output=True, text=True)
+    done = subprocess.run([mvn, "-q", "-B", "-f", str(workdir / "pom.xml"), "package"], capture_output=True, text=True)
     if done.returncode != 0 or not any(libs.glob("*.jar")):
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise DevStackError(f"maven could not resolve {pom.parent.name} jars (exit {done.returncode}):\n{tail}")
@@ -111,8 +110,9 @@ class Daemon:
         """Start ``argv`` in its own session (it outlives this process), stdout+stderr to ``log_file``."""
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "ab") as log:
-            proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
 
@@ -128,7 +128,7 @@ class Daemon:
         verb = "stopped"
         if _is_our_process(pid, self.main_class):
             os.kill(pid, signal.SIGKILL)
-            verb = "killed (did not stop within {:.0f}s)".format(timeout)
+            verb = f"killed (did not stop within {timeout:.0f}s)"
         _reap(pid)
         self.pid_file.unlink(missing_ok=True)
         return f"{self.name}: {verb} (pid {pid})"

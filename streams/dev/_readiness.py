@@ -59,8 +59,13 @@ async def _kafka_roundtrip(bootstrap: str) -> None:
         await producer.send_and_wait(_READINESS_TOPIC, token, key=b"ready")
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(_READINESS_TOPIC, bootstrap_servers=bootstrap, group_id="kflow-readiness",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        _READINESS_TOPIC,
+        bootstrap_servers=bootstrap,
+        group_id="kflow-readiness",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         async for message in consumer:

@@ -27,10 +27,15 @@ async def smoke_roundtrip(settings: Settings) -> list[str]:
     codec = Codec()
     run_id = uuid.uuid4().hex
     record = {
-        "run_id": run_id, "workflow_name": "smoke",
+        "run_id": run_id,
+        "workflow_name": "smoke",
         "args": encode_payload({"args": [1, "two"], "kwargs": {"three": 3.0}}),
-        "idempotency_key": None, "parent_run_id": None, "parent_position": None, "continued_from": None,
-        "requested_at": int(time.time() * 1000), "depth": 0,
+        "idempotency_key": None,
+        "parent_run_id": None,
+        "parent_position": None,
+        "continued_from": None,
+        "requested_at": int(time.time() * 1000),
+        "depth": 0,
     }
     value = codec.encode("StartWorkflow", record)
     started = time.perf_counter()
@@ -54,8 +59,10 @@ async def smoke_roundtrip(settings: Settings) -> list[str]:
     if decoded.name != "StartWorkflow" or decoded.record["run_id"] != run_id or message.key != run_id.encode():
         raise RuntimeError(f"Kafka round trip returned a different record: {decoded!r}")
     args = decode_payload(cast(Mapping[str, object], decoded.record["args"]))
-    lines = [f"kafka: {topics.inbox}[{meta.partition}]@{meta.offset} StartWorkflow run {run_id} "
-             f"args={args} ({len(value)} bytes, {kafka_ms:.1f} ms produce+consume)"]
+    lines = [
+        f"kafka: {topics.inbox}[{meta.partition}]@{meta.offset} StartWorkflow run {run_id} "
+        f"args={args} ({len(value)} bytes, {kafka_ms:.1f} ms produce+consume)"
+    ]
     lines.append(await asyncio.to_thread(_cassandra_roundtrip, settings, run_id, value))
     return lines
 

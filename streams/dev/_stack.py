@@ -13,9 +13,9 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from streams.dev._jvm import Daemon, DevStackError, fetch_jars, find_java17
 from streams.dev._readiness import cassandra_ready, kafka_ready
@@ -30,9 +30,17 @@ KAFKA_PORTS = (9092, 9093)
 CASSANDRA_PORTS = (9042, 7000)
 
 # bin/kafka-run-class.sh's KAFKA_JVM_PERFORMANCE_OPTS with a test-sized heap instead of -Xmx1G
-_KAFKA_JVM = ["-Xms256m", "-Xmx512m", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-              "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
-              "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true"]
+_KAFKA_JVM = [
+    "-Xms256m",
+    "-Xmx512m",
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +75,9 @@ class DevStack:
         """Status of both servers (pid files checked against /proc; stale ones removed)."""
         return [
             ServerStatus("kafka", self.kafka.pid(), KAFKA_PORTS, self.kafka.rss_mib(), self.run / "kafka"),
-            ServerStatus("cassandra", self.cassandra.pid(), CASSANDRA_PORTS, self.cassandra.rss_mib(),
-                         self.run / "cassandra"),
+            ServerStatus(
+                "cassandra", self.cassandra.pid(), CASSANDRA_PORTS, self.cassandra.rss_mib(), self.run / "cassandra"
+            ),
         ]
 
     def up(self, timeout: float = 240.0, log: Say = print) -> None:
@@ -79,21 +88,23 @@ class DevStack:
         """
         started = time.monotonic()
         need_kafka, need_cassandra = self.kafka.pid() is None, self.cassandra.pid() is None
-        for name, needed, ports in (("kafka", need_kafka, KAFKA_PORTS),
-                                    ("cassandra", need_cassandra, CASSANDRA_PORTS)):
+        for name, needed, ports in (("kafka", need_kafka, KAFKA_PORTS), ("cassandra", need_cassandra, CASSANDRA_PORTS)):
             if not needed:
                 log(f"{name}: already running")
                 continue
             for port in ports:
                 if _port_open(port):
-                    raise DevStackError(f"port {port} on 127.0.0.1 is taken by another program; "
-                                        f"stop it before kflow dev up ({name} needs it)")
+                    raise DevStackError(
+                        f"port {port} on 127.0.0.1 is taken by another program; "
+                        f"stop it before kflow dev up ({name} needs it)"
+                    )
         if need_kafka or need_cassandra:
             java = find_java17()
             jars_started = time.monotonic()
             kafka_libs = fetch_jars(_FILES / "kafka" / "pom.xml", self.home / "jars" / f"kafka-{KAFKA_VERSION}", "libs")
-            cassandra_libs = fetch_jars(_FILES / "cassandra" / "pom.xml",
-                                        self.home / "jars" / f"cassandra-{CASSANDRA_VERSION}", "lib")
+            cassandra_libs = fetch_jars(
+                _FILES / "cassandra" / "pom.xml", self.home / "jars" / f"cassandra-{CASSANDRA_VERSION}", "lib"
+            )
             log(f"jars ready in {time.monotonic() - jars_started:.1f}s ({self.home / 'jars'})")
             if need_cassandra:  # the slower one first
                 self._start_cassandra(java, cassandra_libs)
@@ -103,8 +114,10 @@ class DevStack:
             versions = asyncio.run(_wait_both(timeout))
         except DevStackError:
             raise DevStackError(f"servers not ready after {timeout:.0f}s; logs: {self.run}/*/logs") from None
-        log(f"kafka ready on 127.0.0.1:9092 (produce+consume round trip); "
-            f"cassandra {versions} ready on 127.0.0.1:9042 (SELECT release_version)")
+        log(
+            f"kafka ready on 127.0.0.1:9092 (produce+consume round trip); "
+            f"cassandra {versions} ready on 127.0.0.1:9042 (SELECT release_version)"
+        )
         log(f"up in {time.monotonic() - started:.1f}s")
 
     def down(self, wipe: bool = False, log: Say = print) -> None:
@@ -120,14 +133,28 @@ class DevStack:
         (run / "logs").mkdir(parents=True, exist_ok=True)
         props = (_FILES / "kafka" / "server.properties").read_text().replace("@DATA_DIR@", str(run / "data"))
         (run / "server.properties").write_text(props)
-        jvm = [java, *_KAFKA_JVM, f"-Dkafka.logs.dir={run / 'logs'}",
-               f"-Dlog4j2.configurationFile={_FILES / 'kafka' / 'log4j2.properties'}", "-cp", f"{libs}/*"]
+        jvm = [
+            java,
+            *_KAFKA_JVM,
+            f"-Dkafka.logs.dir={run / 'logs'}",
+            f"-Dlog4j2.configurationFile={_FILES / 'kafka' / 'log4j2.properties'}",
+            "-cp",
+            f"{libs}/*",
+        ]
         if not (run / "data" / "meta.properties").exists():
             # what `kafka-storage.sh format -t $(kafka-storage.sh random-uuid) -c server.properties` does;
             # a Kafka Uuid is 16 random bytes in URL-safe base64 without padding.
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                   "-c", str(run / "server.properties"), "--ignore-formatted"]
+            fmt = [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(run / "server.properties"),
+                "--ignore-formatted",
+            ]
             _run_checked(fmt, "kafka storage format")
         self.kafka.start([*jvm, KAFKA_MAIN, str(run / "server.properties")], run / "logs" / "stdout.log")
 
@@ -137,15 +164,30 @@ class DevStack:
             (run / sub).mkdir(parents=True, exist_ok=True)
         yaml = (_FILES / "cassandra" / "cassandra.yaml").read_text().replace("@RUN@", str(run))
         (run / "cassandra.yaml").write_text(yaml)
-        options = [line.strip() for line in (_FILES / "cassandra" / "jvm17.options").read_text().splitlines()
-                   if line.strip().startswith("-")]
+        options = [
+            line.strip()
+            for line in (_FILES / "cassandra" / "jvm17.options").read_text().splitlines()
+            if line.strip().startswith("-")
+        ]
         jamm = sorted(libs.glob("jamm-*.jar"))
         agent = [f"-javaagent:{jamm[0]}"] if jamm else []
-        argv = [java, "-Xms1G", "-Xmx1G", *options, *agent, f"-XX:HeapDumpPath={run / 'logs'}",
-                f"-Dcassandra.config=file://{run / 'cassandra.yaml'}", f"-Dcassandra.storagedir={run}",
-                f"-Dcassandra.logdir={run / 'logs'}", f"-Dcassandra.triggers_dir={run / 'triggers'}",
-                f"-Dlogback.configurationFile={_FILES / 'cassandra' / 'logback.xml'}",
-                "-Dcassandra-foreground=yes", "-cp", f"{libs}/*", CASSANDRA_MAIN]
+        argv = [
+            java,
+            "-Xms1G",
+            "-Xmx1G",
+            *options,
+            *agent,
+            f"-XX:HeapDumpPath={run / 'logs'}",
+            f"-Dcassandra.config=file://{run / 'cassandra.yaml'}",
+            f"-Dcassandra.storagedir={run}",
+            f"-Dcassandra.logdir={run / 'logs'}",
+            f"-Dcassandra.triggers_dir={run / 'triggers'}",
+            f"-Dlogback.configurationFile={_FILES / 'cassandra' / 'logback.xml'}",
+            "-Dcassandra-foreground=yes",
+            "-cp",
+            f"{libs}/*",
+            CASSANDRA_MAIN,
+        ]
         self.cassandra.start(argv, run / "logs" / "stdout.log")
 
 

@@ -29,9 +29,9 @@ from engine.runtime import ForgetRun, parse_duration
 from schemas import RecordCodec
 from storage import CassandraConnection, CassandraTarget, FinishedRun, HistorySize, RunStore, migrate
 from streams._settings import Settings
+from streams._topics import Topics
 from streams.kafka import producer
 from streams.ops._views import OpsError, format_time
-from streams._topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,14 @@ class CompactReport:
     def add(self, run: CompactedRun, state_bytes: int) -> CompactReport:
         """This report with ``run`` counted (``state_bytes``: its marker estimate, counted if forgotten)."""
         purged = run.purged or _NONE
-        return replace(self, runs=self.runs + run.forgotten,
-                       histories_purged=self.histories_purged + (run.purged is not None),
-                       events_purged=self.events_purged + purged.events,
-                       cassandra_bytes_purged=self.cassandra_bytes_purged + purged.bytes,
-                       state_bytes_tombstoned=self.state_bytes_tombstoned + (state_bytes if run.forgotten else 0))
+        return replace(
+            self,
+            runs=self.runs + run.forgotten,
+            histories_purged=self.histories_purged + (run.purged is not None),
+            events_purged=self.events_purged + purged.events,
+            cassandra_bytes_purged=self.cassandra_bytes_purged + purged.bytes,
+            state_bytes_tombstoned=self.state_bytes_tombstoned + (state_bytes if run.forgotten else 0),
+        )
 
 
 def parse_older_than(text: str) -> int:
@@ -102,22 +105,39 @@ def parse_older_than(text: str) -> int:
     try:
         return parse_duration(text)
     except InvalidDurationError:
-        raise OpsError(f"--older-than {text!r}: expected a duration such as 7d, 12h or 30m (0: every "
-                       "finished run)") from None
+        raise OpsError(
+            f"--older-than {text!r}: expected a duration such as 7d, 12h or 30m (0: every finished run)"
+        ) from None
 
 
 def marker_size(records: RecordCodec, run: FinishedRun) -> int:
     """Key plus value bytes of the ``RunMarker`` the orchestrator keeps for ``run`` (an estimate: it encodes
     an equivalent marker from the ``runs`` row, not the record on the topic; a run started with an idempotency
     key keeps a smaller ``forgotten`` marker instead of none, so its share is overestimated)."""
-    value = records.codec.encode("RunMarker", {"run_id": run.run_id, "workflow_name": run.workflow_name,
-                                               "status": run.status, "next_run_id": run.next_run_id,
-                                               "finished_at": run.finished_at, "idempotency_key": None})
+    value = records.codec.encode(
+        "RunMarker",
+        {
+            "run_id": run.run_id,
+            "workflow_name": run.workflow_name,
+            "status": run.status,
+            "next_run_id": run.next_run_id,
+            "finished_at": run.finished_at,
+            "idempotency_key": None,
+        },
+    )
     return len(run.run_id.encode("utf-8")) + len(value)
 
 
-async def compact(settings: Settings, *, older_than_ms: int, purge_history: bool, dry_run: bool, now_ms: int,
-                  progress: Callable[[CompactedRun], None] | None = None, chunk: int = CHUNK) -> CompactReport:
+async def compact(
+    settings: Settings,
+    *,
+    older_than_ms: int,
+    purge_history: bool,
+    dry_run: bool,
+    now_ms: int,
+    progress: Callable[[CompactedRun], None] | None = None,
+    chunk: int = CHUNK,
+) -> CompactReport:
     """Compact the runs finished more than ``older_than_ms`` before ``now_ms`` (epoch ms).
 
     Args:
@@ -153,8 +173,9 @@ async def compact(settings: Settings, *, older_than_ms: int, purge_history: bool
                 forget = [run for run in batch if run.compacted_at is None]
                 if forget and not dry_run:
                     await inbox.forget(forget, f"finished before {format_time(report.cutoff_ms)} UTC", now_ms)
-                done = await asyncio.gather(*(asyncio.to_thread(_settle, store, run, purge_history, dry_run,
-                                                                now_ms) for run in batch))
+                done = await asyncio.gather(
+                    *(asyncio.to_thread(_settle, store, run, purge_history, dry_run, now_ms) for run in batch)
+                )
                 for run, handled in zip(batch, done):
                     report = report.add(handled, marker_size(records, run))
                     if progress is not None:
@@ -176,10 +197,10 @@ def _settle(store: RunStore, run: FinishedRun, purge_history: bool, dry_run: boo
         purged = store.history_size(run.run_id) if purge else None
     else:
         purged = store.purge_history(run.run_id) if purge else None
-        store.mark_compacted(run.run_id, compacted_at=run.compacted_at or now_ms,
-                             history_purged=run.history_purged or purge)
-    return CompactedRun(run.run_id, run.workflow_name, run.status, run.finished_at, run.compacted_at is None,
-                        purged)
+        store.mark_compacted(
+            run.run_id, compacted_at=run.compacted_at or now_ms, history_purged=run.history_purged or purge
+        )
+    return CompactedRun(run.run_id, run.workflow_name, run.status, run.finished_at, run.compacted_at is None, purged)
 
 
 class _Inbox:
@@ -194,8 +215,9 @@ class _Inbox:
     async def __aenter__(self) -> _Inbox:
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        trace: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         if self._producer is not None:
             await self._producer.stop()
 
@@ -207,9 +229,14 @@ class _Inbox:
         """
         try:
             sender = self._producer or await self._start()
-            sent = [await sender.send(self._topic, self._records.encode(
-                        ForgetRun(run_id=run.run_id, reason=reason, requested_at=now_ms)),
-                        key=run.run_id.encode("utf-8")) for run in runs]
+            sent = [
+                await sender.send(
+                    self._topic,
+                    self._records.encode(ForgetRun(run_id=run.run_id, reason=reason, requested_at=now_ms)),
+                    key=run.run_id.encode("utf-8"),
+                )
+                for run in runs
+            ]
             await asyncio.gather(*sent)
         except (KafkaError, OSError) as exc:
             raise OpsError(f"cannot send ForgetRun records to {self._topic} at {self._bootstrap}: {exc}") from None

@@ -19,8 +19,8 @@ from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, CassandraTarget, HistoryWriter, migrate
 from streams._settings import Settings
-from streams.kafka import consumer
 from streams._topics import Topics
+from streams.kafka import consumer
 
 
 class RebuildError(Exception):
@@ -37,8 +37,13 @@ class RebuildReport:
     total: int
 
 
-async def rebuild(settings: Settings, *, from_ms: int | None = None, batch: int = 2000,
-                  progress: Callable[[int, int], None] = lambda done, total: None) -> RebuildReport:
+async def rebuild(
+    settings: Settings,
+    *,
+    from_ms: int | None = None,
+    batch: int = 2000,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> RebuildReport:
     """Write the history topic (from ``from_ms``, epoch ms, or the beginning) into Cassandra.
 
     Raises:
@@ -61,8 +66,9 @@ async def rebuild(settings: Settings, *, from_ms: int | None = None, batch: int 
             written, skipped, done = 0, 0, 0
             for tp in tps:
                 while await reader.position(tp) < ends[tp]:
-                    messages = [m for m in (await reader.getmany(tp, timeout_ms=1000)).get(tp, [])
-                                if m.offset < ends[tp]]
+                    messages = [
+                        m for m in (await reader.getmany(tp, timeout_ms=1000)).get(tp, []) if m.offset < ends[tp]
+                    ]
                     events, blobs = _decode(records, messages)
                     await writer.write(events, blobs)
                     written, skipped = written + len(events), skipped + len(messages) - len(events)
@@ -87,8 +93,9 @@ async def _partition_count(bootstrap: str, topic: str) -> int:
     return len(described[0]["partitions"])
 
 
-async def _seek_starts(reader: AIOKafkaConsumer, tps: list[TopicPartition], from_ms: int | None,
-                       ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+async def _seek_starts(
+    reader: AIOKafkaConsumer, tps: list[TopicPartition], from_ms: int | None, ends: dict[TopicPartition, int]
+) -> dict[TopicPartition, int]:
     """Position every partition at its beginning, or at the first record at or after ``from_ms``."""
     if from_ms is None:
         starts: dict[TopicPartition, int] = await reader.beginning_offsets(tps)

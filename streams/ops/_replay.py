@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from engine import InvalidDurationError, KflowError, NonDeterminismError, Registry, UnknownWorkflowError
-from engine.runtime import HistoryEvent, parse_duration, Run
+from engine.runtime import HistoryEvent, Run, parse_duration
 from schemas import SchemaError
 from streams.ops._views import OpsError, RunQueries
 
@@ -86,13 +86,16 @@ def parse_since(text: str, now_ms: int) -> int:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise OpsError(f"--since {text!r}: expected a duration such as 7d or 12h, or an ISO date/time "
-                       "such as 2024-05-01 or 2024-05-01T12:00") from None
-    return round((when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp() * 1000)
+        raise OpsError(
+            f"--since {text!r}: expected a duration such as 7d or 12h, or an ISO date/time "
+            "such as 2024-05-01 or 2024-05-01T12:00"
+        ) from None
+    return round((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
-def runs_of_workflow(store: RunQueries, workflow: str, since_ms: int | None = None,
-                     limit: int | None = None) -> list[RunRow]:
+def runs_of_workflow(
+    store: RunQueries, workflow: str, since_ms: int | None = None, limit: int | None = None
+) -> list[RunRow]:
     """Recorded runs of ``workflow`` started at or after ``since_ms``, newest first, at most ``limit``."""
     rows: list[RunRow] = []
     page: str | None = None
@@ -109,8 +112,9 @@ def runs_of_workflow(store: RunQueries, workflow: str, since_ms: int | None = No
         page = batch.next_page
 
 
-def replay_runs(store: RunQueries, registry: Registry, rows: Sequence[RunRow],
-                on_progress: Callable[[int, ReplayOutcome], None]) -> list[ReplayOutcome]:
+def replay_runs(
+    store: RunQueries, registry: Registry, rows: Sequence[RunRow], on_progress: Callable[[int, ReplayOutcome], None]
+) -> list[ReplayOutcome]:
     """Replay each run's history (read one at a time); ``on_progress(done, outcome)`` after each."""
     outcomes = []
     for done, row in enumerate(rows, start=1):

@@ -5,19 +5,16 @@ The CLI modules parse arguments, call these functions and print what they return
 
 from __future__ import annotations
 
-from engine import RunStatus
-
 import dataclasses
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Protocol
 
-from engine import InvalidDurationError, KflowError, NonDeterminismError, Registry, UnknownWorkflowError
-from engine.runtime import CallArgs, ChildWorkflowStarted, ErrorInfo, HistoryEvent, parse_duration, Run
-from schemas import SchemaError
+from engine import RunStatus
+from engine.runtime import CallArgs, ChildWorkflowStarted, ErrorInfo, HistoryEvent
 from streams._settings import Settings
 
 if TYPE_CHECKING:
@@ -40,8 +37,9 @@ class RunQueries(Protocol):
 
     def events(self, run_id: str) -> list[HistoryEvent]: ...
 
-    def list_runs(self, status: str | None = None, workflow: str | None = None, limit: int = 50,
-                  page: str | None = None) -> RunPage: ...
+    def list_runs(
+        self, status: str | None = None, workflow: str | None = None, limit: int = 50, page: str | None = None
+    ) -> RunPage: ...
 
 
 @contextmanager
@@ -74,7 +72,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def format_time(ms: int | None) -> str:
     """Epoch ms as ``YYYY-MM-DD HH:MM:SS`` UTC; ``-`` for None."""
-    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def format_duration(ms: int) -> str:
@@ -172,8 +170,11 @@ def describe_run(store: RunQueries, run_id: str, keyspace: str) -> RunView:
     children = []
     for index, event in enumerate(started):
         child = store.get_run(event.child_run_id) if index < _CHILDREN_LIMIT else None
-        children.append(ChildRun(event.position, event.child_run_id, event.workflow_name,
-                                 child.status if child is not None else None))
+        children.append(
+            ChildRun(
+                event.position, event.child_run_id, event.workflow_name, child.status if child is not None else None
+            )
+        )
     return RunView(row, (*reversed(before), row, *after), tuple(children))
 
 
@@ -191,10 +192,15 @@ def _follow(store: RunQueries, row: RunRow, link: Callable[[RunRow], str | None]
 def show_text(view: RunView, now_ms: int) -> str:
     """``kflow runs show``: one labelled line per fact, then children and the chain."""
     run = view.run
-    lines = [("run", run.run_id), ("workflow", run.workflow_name), ("status", run.status),
-             ("started", f"{format_time(run.started_at)} UTC" if run.started_at is not None else "-"),
-             ("finished", f"{format_time(run.finished_at)} UTC" if run.finished_at is not None else "-"),
-             ("duration", _took(run, now_ms)), ("args", _call_text(_loads(run.args)))]
+    lines = [
+        ("run", run.run_id),
+        ("workflow", run.workflow_name),
+        ("status", run.status),
+        ("started", f"{format_time(run.started_at)} UTC" if run.started_at is not None else "-"),
+        ("finished", f"{format_time(run.finished_at)} UTC" if run.finished_at is not None else "-"),
+        ("duration", _took(run, now_ms)),
+        ("args", _call_text(_loads(run.args))),
+    ]
     if run.status == RunStatus.COMPLETED:
         lines.append(("result", _compact(_loads(run.result))))
     if run.error_type or run.error_message:
@@ -245,8 +251,11 @@ def _indent(text: str) -> str:
 
 def event_fields(event: HistoryEvent) -> dict[str, object]:
     """An event's own fields (not run id, seq, timestamp) as JSON-ready values."""
-    return {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)
-            if f.name not in ("run_id", "seq", "timestamp")}
+    return {
+        f.name: _plain(getattr(event, f.name))
+        for f in dataclasses.fields(event)
+        if f.name not in ("run_id", "seq", "timestamp")
+    }
 
 
 def _plain(value: object) -> object:
@@ -268,19 +277,26 @@ def _brief(event: HistoryEvent) -> str:
     for name, value in ((f.name, getattr(event, f.name)) for f in dataclasses.fields(event)):
         if name in ("run_id", "seq", "timestamp") or value is None:
             continue
-        text = (f"{value.type}: {value.message}" if isinstance(value, ErrorInfo) else
-                _call_text(_plain(value)) if isinstance(value, CallArgs) else _compact(value))
+        text = (
+            f"{value.type}: {value.message}"
+            if isinstance(value, ErrorInfo)
+            else _call_text(_plain(value))
+            if isinstance(value, CallArgs)
+            else _compact(value)
+        )
         parts.append(f"{name}={text}")
     text = " ".join(parts)
-    return text if len(text) <= _BRIEF_WIDTH else text[:_BRIEF_WIDTH - 1] + "…"
+    return text if len(text) <= _BRIEF_WIDTH else text[: _BRIEF_WIDTH - 1] + "…"
 
 
 def purged_note(row: RunRow) -> str | None:
     """What ``kflow runs events`` says instead of an empty history that ``kflow compact`` purged (else None)."""
     if not row.history_purged:
         return None
-    return (f"the history of run {row.run_id} ({row.last_seq or 0} events) was purged by kflow compact at "
-            f"{format_time(row.compacted_at)} UTC; its outcome remains in kflow runs show {row.run_id}")
+    return (
+        f"the history of run {row.run_id} ({row.last_seq or 0} events) was purged by kflow compact at "
+        f"{format_time(row.compacted_at)} UTC; its outcome remains in kflow runs show {row.run_id}"
+    )
 
 
 def events_table(events: Sequence[HistoryEvent]) -> str:
@@ -288,13 +304,24 @@ def events_table(events: Sequence[HistoryEvent]) -> str:
     if not events:
         return "no events"
     start = events[0].timestamp
-    rows = [[str(e.seq), f"+{format_duration(max(0, e.timestamp - start))}", type(e).__name__, _brief(e)]
-            for e in events]
+    rows = [
+        [str(e.seq), f"+{format_duration(max(0, e.timestamp - start))}", type(e).__name__, _brief(e)] for e in events
+    ]
     return table(["SEQ", "AT", "TYPE", "FIELDS"], rows)
 
 
 def events_json(events: Sequence[HistoryEvent]) -> str:
     """``kflow runs events --json``: a list of ``{seq, timestamp, offset_ms, type, fields}``."""
     start = events[0].timestamp if events else 0
-    return _dumps([{"seq": e.seq, "timestamp": e.timestamp, "offset_ms": e.timestamp - start,
-                    "type": type(e).__name__, "fields": event_fields(e)} for e in events])
+    return _dumps(
+        [
+            {
+                "seq": e.seq,
+                "timestamp": e.timestamp,
+                "offset_ms": e.timestamp - start,
+                "type": type(e).__name__,
+                "fields": event_fields(e),
+            }
+            for e in events
+        ]
+    )

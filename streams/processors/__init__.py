@@ -7,17 +7,39 @@ from streams.processors._orchestrator import Orchestrator, OrchestratorStats
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._partition_logic import PartitionLogic, RunCache
 from streams.processors._partition_timers import PartitionTimers
-from streams.processors._timer_changelog import (ChangelogError, ChangelogFold, RestoredTimers, TimerChangelog,
-                                                 changelog_key)
+from streams.processors._timer_changelog import (
+    ChangelogError,
+    ChangelogFold,
+    RestoredTimers,
+    TimerChangelog,
+    changelog_key,
+)
 from streams.processors._timer_index import ArmedTimer, TimerHead, TimerIndex, TimerKey
 from streams.processors._timer_processor import TimerProcessor, TimerStats
 from streams.processors._worker import OffsetTracker, StepWorker, WorkerStats
 
 __all__ = [
-    "Orchestrator", "OrchestratorStats", "PartitionLogic", "RunCache",
-    "TimerProcessor", "TimerStats", "PartitionTimers", "TimerIndex", "TimerHead", "ArmedTimer", "TimerKey",
-    "TimerChangelog", "ChangelogFold", "RestoredTimers", "ChangelogError", "changelog_key",
-    "StepWorker", "WorkerStats", "OffsetTracker",
-    "HistoryMaterializer", "MaterializerStats",
-    "Output", "dead_letter",
+    "Orchestrator",
+    "OrchestratorStats",
+    "PartitionLogic",
+    "RunCache",
+    "TimerProcessor",
+    "TimerStats",
+    "PartitionTimers",
+    "TimerIndex",
+    "TimerHead",
+    "ArmedTimer",
+    "TimerKey",
+    "TimerChangelog",
+    "ChangelogFold",
+    "RestoredTimers",
+    "ChangelogError",
+    "changelog_key",
+    "StepWorker",
+    "WorkerStats",
+    "OffsetTracker",
+    "HistoryMaterializer",
+    "MaterializerStats",
+    "Output",
+    "dead_letter",
 ]

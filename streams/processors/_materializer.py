@@ -21,16 +21,15 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, CassandraTarget, HistoryWriter, StorageError, migrate
 from streams._settings import Settings
-from streams.processors._serve import serve
-from streams.kafka import consumer
 from streams._topics import Topics
+from streams.kafka import consumer
+from streams.processors._serve import serve
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +76,15 @@ class HistoryMaterializer:
         concurrency: most Cassandra requests in flight.
     """
 
-    def __init__(self, settings: Settings, *, records: RecordCodec | None = None, batch_size: int = 2000,
-                 max_backoff: float = 5.0, concurrency: int = 64) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        records: RecordCodec | None = None,
+        batch_size: int = 2000,
+        max_backoff: float = 5.0,
+        concurrency: int = 64,
+    ) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.group = f"{settings.topic_prefix}.materializer"
@@ -96,8 +102,7 @@ class HistoryMaterializer:
 
     async def start(self) -> None:
         """Join the consumer group and start materializing in the background."""
-        self._consumer = consumer(self.settings.bootstrap, group_id=self.group,
-                                  max_poll_records=self.batch_size)
+        self._consumer = consumer(self.settings.bootstrap, group_id=self.group, max_poll_records=self.batch_size)
         self._consumer.subscribe([self.topics.history], listener=_Listener(self))
         await self._consumer.start()
         self._task = asyncio.create_task(self._loop(), name="kflow-materializer")
@@ -263,8 +268,9 @@ class HistoryMaterializer:
         conn = await asyncio.to_thread(CassandraConnection, CassandraTarget(host, port))
         try:
             applied = await asyncio.to_thread(migrate, conn, self.settings.keyspace)
-            writer = await asyncio.to_thread(HistoryWriter, conn, self.settings.keyspace, self.records,
-                                             concurrency=self.concurrency)
+            writer = await asyncio.to_thread(
+                HistoryWriter, conn, self.settings.keyspace, self.records, concurrency=self.concurrency
+            )
         except BaseException:
             await asyncio.to_thread(conn.close)
             raise
@@ -284,7 +290,7 @@ async def _probe(host: str, port: int, timeout: float = 2.0) -> None:
     """Fail fast, and quietly, while nothing listens on the port (the driver logs a traceback per try)."""
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise StorageError(f"Cassandra at {host}:{port} is unreachable: {exc!r}") from exc
     writer.close()
 

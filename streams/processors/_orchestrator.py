@@ -7,7 +7,7 @@ state after the last committed inbox offset — which is how a partition is reco
 owner, read its history partition back (read_committed), continue from the committed inbox offset.
 
 Invariant: one transactional producer per inbox partition (``<prefix>.orchestrator.<p>``): aiokafka has
-no KIP-447, so fencing a zombie owner of partition p needs a transactional id bound to p (NOTES #3).
+no KIP-447, so fencing a zombie owner of partition p needs a transactional id bound to p (docs/notes.md #3).
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from engine import EventLimits, Registry
-from engine.runtime import Clock, HISTORY_EVENT_TYPES, HistoryEvent, SystemClock
+from engine.runtime import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
 from schemas import RecordCodec, SchemaError
 from streams._settings import Settings
-from streams.processors._serve import serve
-from streams.kafka import consumer, producer
-from streams.processors._partition_logic import PartitionLogic
-from streams.processors._outputs import Output
 from streams._topics import Topics, ensure_internal_topic
+from streams.kafka import consumer, producer
+from streams.processors._outputs import Output
+from streams.processors._partition_logic import PartitionLogic
+from streams.processors._serve import serve
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,16 @@ class Orchestrator:
         checkpoint_interval: seconds between restore checkpoints written to the state topic.
     """
 
-    def __init__(self, settings: Settings, registry: Registry, *, cache_size: int = 10_000,
-                 clock: Clock | None = None, records: RecordCodec | None = None,
-                 checkpoint_interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        cache_size: int = 10_000,
+        clock: Clock | None = None,
+        records: RecordCodec | None = None,
+        checkpoint_interval: float = 2.0,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.topics = Topics(settings.topic_prefix)
@@ -136,12 +143,14 @@ class Orchestrator:
         try:
             async with txn_producer.transaction():
                 for out in outputs:
-                    sent = await txn_producer.send(self.topics.name(out.topic), out.value, key=out.key,
-                                                   partition=out.partition)
+                    sent = await txn_producer.send(
+                        self.topics.name(out.topic), out.value, key=out.key, partition=out.partition
+                    )
                     if out.topic == "history":
                         sent.add_done_callback(_observer(logic, out.key.decode()))
                 await txn_producer.send_offsets_to_transaction(
-                    {tp: OffsetAndMetadata(messages[-1].offset + 1, "")}, self.group)
+                    {tp: OffsetAndMetadata(messages[-1].offset + 1, "")}, self.group
+                )
         except KafkaError as exc:
             # The in-memory state already moved on; Kafka did not. Rebuild from Kafka's truth.
             log.error("transaction for %s failed (%r): restoring the partition", tp, exc)
@@ -182,8 +191,9 @@ class Orchestrator:
             adopting.set()
 
     async def _restore(self, number: int) -> None:
-        txn_producer = producer(self.settings.bootstrap,
-                                transactional_id=f"{self.settings.topic_prefix}.orchestrator.{number}")
+        txn_producer = producer(
+            self.settings.bootstrap, transactional_id=f"{self.settings.topic_prefix}.orchestrator.{number}"
+        )
         # Invariant: init_transactions (in start) aborts a zombie's open transaction *before* we read
         # history, so nothing can commit behind the state we rebuild.
         await txn_producer.start()
@@ -198,8 +208,9 @@ class Orchestrator:
             try:
                 found = logic.restore_state(message.key or b"", message.value)
             except SchemaError as exc:
-                log.error("unreadable state record %s[%d]@%d skipped: %s", self.topics.state, number,
-                          message.offset, exc)
+                log.error(
+                    "unreadable state record %s[%d]@%d skipped: %s", self.topics.state, number, message.offset, exc
+                )
                 continue
             checkpoint = found if found is not None else checkpoint
         count = 0
@@ -208,8 +219,9 @@ class Orchestrator:
             try:
                 event = self.records.decode(message.value)
             except SchemaError as exc:
-                log.error("unreadable history record %s[%d]@%d skipped: %s", self.topics.history, number,
-                          message.offset, exc)
+                log.error(
+                    "unreadable history record %s[%d]@%d skipped: %s", self.topics.history, number, message.offset, exc
+                )
                 continue
             self.stats.history_read += 1
             if isinstance(event, HISTORY_EVENT_TYPES) and logic.restore(cast(HistoryEvent, event), message.offset):
@@ -219,14 +231,23 @@ class Orchestrator:
         if markers:  # finished before RunMarkers existed: mark them, so checkpoints can skip their history
             async with txn_producer.transaction():
                 for out in markers:
-                    await txn_producer.send(self.topics.name(out.topic), out.value, key=out.key,
-                                            partition=out.partition)
+                    await txn_producer.send(
+                        self.topics.name(out.topic), out.value, key=out.key, partition=out.partition
+                    )
         self.partitions[number] = logic
         self.stats.restored_events += count
         self.stats.restore_seconds += time.perf_counter() - started
-        log.info("partition %d adopted: %d running and %d finished runs (%d state records), %d events restored "
-                 "from offset %d in %.2fs", number, len(logic.histories), len(logic.finished), state_records,
-                 count, checkpoint or 0, time.perf_counter() - started)
+        log.info(
+            "partition %d adopted: %d running and %d finished runs (%d state records), %d events restored "
+            "from offset %d in %.2fs",
+            number,
+            len(logic.histories),
+            len(logic.finished),
+            state_records,
+            count,
+            checkpoint or 0,
+            time.perf_counter() - started,
+        )
 
     async def _read(self, topic: str, number: int, start: int | None) -> AsyncIterator[Any]:
         """Committed records of one partition from ``start`` (None: the beginning) to its current end."""
@@ -260,6 +281,7 @@ def _observer(logic: PartitionLogic, run_id: str) -> Callable[[asyncio.Future[An
     def observe(sent: asyncio.Future[Any]) -> None:
         if not sent.cancelled() and sent.exception() is None:
             logic.observe(run_id, sent.result().offset)
+
     return observe
 
 

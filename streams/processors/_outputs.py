@@ -21,9 +21,26 @@ class Output:
     partition: int | None = None
 
 
-def dead_letter(codec: Codec, *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes,
-                reason: str, error_type: str) -> Output:
+def dead_letter(
+    codec: Codec,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes,
+    reason: str,
+    error_type: str,
+) -> Output:
     """A ``DeadLetter`` for a record that could not be processed; keyed like the original record."""
-    record = {"topic": topic, "partition": partition, "offset": offset, "key": key, "value": value,
-              "reason": reason, "error_type": error_type, "failed_at": int(time.time() * 1000)}
+    record = {
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "key": key,
+        "value": value,
+        "reason": reason,
+        "error_type": error_type,
+        "failed_at": int(time.time() * 1000),
+    }
     return Output("dlq", key or b"", codec.encode("DeadLetter", record))

@@ -10,28 +10,42 @@ owns a run sees every input of that run, in order, and nothing else mutates its 
 
 from __future__ import annotations
 
-from engine import RunStatus
-from engine.runtime import status_of
-
 import logging
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import get_args
 
-import engine
-
-from engine import runtime
-from engine import EventLimits, KflowError, Registry, UnknownWorkflowError
-from engine.runtime import decide_schedule, ErrorInfo, ExecuteStep, HistoryEvent, is_schedule_key, Run, RunFinished, schedule_key, StartTimer, StartWorkflow, Transition
+from engine import EventLimits, KflowError, Registry, RunStatus, UnknownWorkflowError, runtime
+from engine.runtime import (
+    ErrorInfo,
+    ExecuteStep,
+    HistoryEvent,
+    Run,
+    RunFinished,
+    StartTimer,
+    StartWorkflow,
+    Transition,
+    decide_schedule,
+    is_schedule_key,
+    schedule_key,
+    status_of,
+)
 from schemas import RecordCodec, SchemaError
 from streams.kafka import MAX_MESSAGE_BYTES
 from streams.processors._outputs import Output, dead_letter
 
 log = logging.getLogger(__name__)
 
-_INPUT_TYPES = (runtime.StartWorkflow, runtime.CancelWorkflow, runtime.ResumeHook, runtime.StepResult,
-                runtime.TimerFired, runtime.RunFinished, runtime.ForgetRun, runtime.ScheduleCommand)
+_INPUT_TYPES = (
+    runtime.StartWorkflow,
+    runtime.CancelWorkflow,
+    runtime.ResumeHook,
+    runtime.StepResult,
+    runtime.TimerFired,
+    runtime.RunFinished,
+    runtime.ForgetRun,
+    runtime.ScheduleCommand,
+)
 _Inbound = runtime.Input | runtime.ForgetRun | runtime.ScheduleCommand
 """What the inbox carries: run inputs, and ops records the orchestrator handles itself."""
 FORGOTTEN = "forgotten"
@@ -90,8 +104,15 @@ class PartitionLogic:
         cache_size: how many live runs to keep (0 = replay every time).
     """
 
-    def __init__(self, registry: Registry, records: RecordCodec, inbox_topic: str, partition: int,
-                 cache_size: int = 10_000, limits: EventLimits | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        records: RecordCodec,
+        inbox_topic: str,
+        partition: int,
+        cache_size: int = 10_000,
+        limits: EventLimits | None = None,
+    ) -> None:
         self.registry = registry
         self.records = records
         self.inbox_topic = inbox_topic
@@ -199,14 +220,30 @@ class PartitionLogic:
         key = started.idempotency_key if started is not None else None
         if key is not None:
             self.keyed.add(run_id)
-        return self._marker(run_id, started.workflow_name if started is not None else "", status, next_run_id,
-                            last.timestamp, key)
+        return self._marker(
+            run_id, started.workflow_name if started is not None else "", status, next_run_id, last.timestamp, key
+        )
 
-    def _marker(self, run_id: str, workflow_name: str, status: str, next_run_id: str | None, finished_at: int,
-                idempotency_key: str | None) -> bytes:
-        return self.records.codec.encode("RunMarker", {
-            "run_id": run_id, "workflow_name": workflow_name, "status": status, "next_run_id": next_run_id,
-            "finished_at": finished_at, "idempotency_key": idempotency_key})
+    def _marker(
+        self,
+        run_id: str,
+        workflow_name: str,
+        status: str,
+        next_run_id: str | None,
+        finished_at: int,
+        idempotency_key: str | None,
+    ) -> bytes:
+        return self.records.codec.encode(
+            "RunMarker",
+            {
+                "run_id": run_id,
+                "workflow_name": workflow_name,
+                "status": status,
+                "next_run_id": next_run_id,
+                "finished_at": finished_at,
+                "idempotency_key": idempotency_key,
+            },
+        )
 
     def observe(self, run_id: str, offset: int) -> None:
         """Note the history offset a run's event was written at (after delivery)."""
@@ -220,8 +257,9 @@ class PartitionLogic:
 
     def checkpoint_output(self, now_ms: int) -> Output:
         """The ``StateCheckpoint`` record for :meth:`checkpoint`."""
-        value = self.records.codec.encode("StateCheckpoint", {
-            "partition": self.partition, "history_offset": self.checkpoint(), "written_at": now_ms})
+        value = self.records.codec.encode(
+            "StateCheckpoint", {"partition": self.partition, "history_offset": self.checkpoint(), "written_at": now_ms}
+        )
         return Output("state", CHECKPOINT_KEY, value, self.partition)
 
     # --- processing -------------------------------------------------------------------------
@@ -248,11 +286,18 @@ class PartitionLogic:
             return [self._dead(key, value, offset, f"processing failed: {exc!r}", exc)]
         too_big = next((o for o in outputs if len(o.value or b"") > MAX_MESSAGE_BYTES), None)
         if too_big is not None:
-            # Kafka would refuse the transaction again and again: park the input instead (NOTES #6).
+            # Kafka would refuse the transaction again and again: park the input instead (docs/notes.md #6).
             self._revert(run_id, known, length, schedule)
-            return [self._dead(key, value, offset,
-                               f"processing it produced a {len(too_big.value or b''):,}-byte {too_big.topic} record, "
-                               f"too large (limit {MAX_MESSAGE_BYTES:,} bytes); the run waits on this input", None)]
+            return [
+                self._dead(
+                    key,
+                    value,
+                    offset,
+                    f"processing it produced a {len(too_big.value or b''):,}-byte {too_big.topic} record, "
+                    f"too large (limit {MAX_MESSAGE_BYTES:,} bytes); the run waits on this input",
+                    None,
+                )
+            ]
         marker = self._retire_if_finished(run_id)
         if marker is not None:
             outputs.append(Output("state", key, marker, self.partition))
@@ -283,24 +328,43 @@ class PartitionLogic:
         if isinstance(record, runtime.ScheduleCommand):
             raise AssertionError("unreachable: a ScheduleCommand is owned by its schedule key")
         if self.finished.get(run_id) == FORGOTTEN:
-            what = ("its id came from an idempotency key that is not reused: start with a new key"
-                    if isinstance(record, StartWorkflow) else "its state was dropped")
+            what = (
+                "its id came from an idempotency key that is not reused: start with a new key"
+                if isinstance(record, StartWorkflow)
+                else "its state was dropped"
+            )
             return [self._dead(key, value, offset, f"run {run_id} was compacted (kflow compact): {what}", None)]
         if run_id in self.finished:
             successor = self.successors.get(run_id)
             if isinstance(record, StartWorkflow) and record.parent_run_id and is_schedule_key(record.parent_run_id):
                 # a schedule re-sent the start of a run that is over: tell it, or it waits for the run forever
-                told = RunFinished(run_id=run_id, workflow_name=record.workflow_name, status=self.finished[run_id],
-                                   next_run_id=successor, parent_run_id=record.parent_run_id, started_at=0,
-                                   finished_at=0)
+                told = RunFinished(
+                    run_id=run_id,
+                    workflow_name=record.workflow_name,
+                    status=self.finished[run_id],
+                    next_run_id=successor,
+                    parent_run_id=record.parent_run_id,
+                    started_at=0,
+                    finished_at=0,
+                )
                 return [Output("inbox", record.parent_run_id.encode(), self.records.encode(told))]
             if isinstance(record, runtime.CancelWorkflow) and successor is not None:
                 # the run continued as new: the cancel is meant for the chain's current run
-                forward = runtime.CancelWorkflow(run_id=successor, reason=record.reason, requested_at=record.requested_at)
+                forward = runtime.CancelWorkflow(
+                    run_id=successor, reason=record.reason, requested_at=record.requested_at
+                )
                 return [Output("inbox", successor.encode(), self.records.encode(forward))]
             if isinstance(record, runtime.ResumeHook):  # the sender waits for an answer: tell it why
-                return [self._dead(key, value, offset, f"hook payload for token {record.token!r} not delivered: "
-                                   f"run {run_id} is {self.finished[run_id]}", None)]
+                return [
+                    self._dead(
+                        key,
+                        value,
+                        offset,
+                        f"hook payload for token {record.token!r} not delivered: "
+                        f"run {run_id} is {self.finished[run_id]}",
+                        None,
+                    )
+                ]
             log.debug("%s for finished run %s ignored", type(record).__name__, run_id)
             return []
         if isinstance(record, StartWorkflow):
@@ -331,8 +395,15 @@ class PartitionLogic:
                     return [self._dead(key, value, offset, f"hook payload not delivered: {transition.ignored}", None)]
         return self._commit(run, transition)
 
-    def _schedule(self, owner: str, record: runtime.ScheduleCommand | runtime.TimerFired | runtime.RunFinished,
-                  key: bytes, value: bytes, offset: int, now_ms: int) -> list[Output]:
+    def _schedule(
+        self,
+        owner: str,
+        record: runtime.ScheduleCommand | runtime.TimerFired | runtime.RunFinished,
+        key: bytes,
+        value: bytes,
+        offset: int,
+        now_ms: int,
+    ) -> list[Output]:
         decision = decide_schedule(self.schedules.get(owner), record, now_ms)
         if decision.error is not None:
             return [self._dead(key, value, offset, f"schedule {owner}: {decision.error}", None)]
@@ -352,8 +423,11 @@ class PartitionLogic:
 
     def _forget(self, run_id: str, key: bytes, value: bytes, offset: int) -> list[Output]:
         if run_id in self.histories:
-            return [self._dead(key, value, offset, f"run {run_id} is still running: only a finished run can be "
-                               "forgotten", None)]
+            return [
+                self._dead(
+                    key, value, offset, f"run {run_id} is still running: only a finished run can be forgotten", None
+                )
+            ]
         status = self.finished.get(run_id)
         if status is None or status == FORGOTTEN:
             return []  # unknown, or forgotten before: nothing to do
@@ -397,18 +471,31 @@ class PartitionLogic:
 
     def _unknown_finished(self, start: StartWorkflow, exc: Exception, now_ms: int) -> list[Output]:
         # A waiting client (or parent run) gets the error instead of waiting forever.
-        finished = RunFinished(run_id=start.run_id, workflow_name=start.workflow_name, status=RunStatus.FAILED,
-                               error=ErrorInfo(type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-                                               message=str(exc), retryable=False),
-                               parent_run_id=start.parent_run_id, parent_position=start.parent_position,
-                               started_at=now_ms, finished_at=now_ms)
+        finished = RunFinished(
+            run_id=start.run_id,
+            workflow_name=start.workflow_name,
+            status=RunStatus.FAILED,
+            error=ErrorInfo(type=f"{type(exc).__module__}.{type(exc).__qualname__}", message=str(exc), retryable=False),
+            parent_run_id=start.parent_run_id,
+            parent_position=start.parent_position,
+            started_at=now_ms,
+            finished_at=now_ms,
+        )
         return self._route(finished, start.run_id.encode())
 
     def _dead(self, key: bytes | None, value: bytes, offset: int, reason: str, exc: Exception | None) -> Output:
         log.warning("dead letter from %s[%d]@%d: %s", self.inbox_topic, self.partition, offset, reason)
         error_type = "" if exc is None else f"{type(exc).__module__}.{type(exc).__qualname__}"
-        return dead_letter(self.records.codec, topic=self.inbox_topic, partition=self.partition, offset=offset,
-                           key=key, value=value, reason=reason, error_type=error_type or "kflow.InvalidRecord")
+        return dead_letter(
+            self.records.codec,
+            topic=self.inbox_topic,
+            partition=self.partition,
+            offset=offset,
+            key=key,
+            value=value,
+            reason=reason,
+            error_type=error_type or "kflow.InvalidRecord",
+        )
 
 
 def _owner(record: _Inbound) -> str:

@@ -30,8 +30,9 @@ class PartitionTimers:
     Every change goes to the changelog first and to the index once the changelog acknowledged it.
     """
 
-    def __init__(self, partition: int, index: TimerIndex, head_size: int, clock: Clock, fire: Fire,
-                 changelog: ChangelogWriter) -> None:
+    def __init__(
+        self, partition: int, index: TimerIndex, head_size: int, clock: Clock, fire: Fire, changelog: ChangelogWriter
+    ) -> None:
         self.partition = partition
         self.index = index
         self.head = TimerHead(head_size)
@@ -57,8 +58,9 @@ class PartitionTimers:
         SQLite transaction applies them and stores the changelog's new end offset.
         """
         async with self._lock:
-            end = await self._changelog.write(self.partition, [(t.key, value) for t, value in arms],
-                                              self.index.present(removals))
+            end = await self._changelog.write(
+                self.partition, [(t.key, value) for t, value in arms], self.index.present(removals)
+            )
             self.index.apply([t for t, _ in arms], removals, end)
             for key in removals:
                 self.head.discard(key)

@@ -6,8 +6,12 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection
 
 
-async def serve(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]],
-                loops: Callable[[], Collection[asyncio.Task[None]]], stopping: asyncio.Event) -> None:
+async def serve(
+    start: Callable[[], Awaitable[None]],
+    stop: Callable[[], Awaitable[None]],
+    loops: Callable[[], Collection[asyncio.Task[None]]],
+    stopping: asyncio.Event,
+) -> None:
     """``start()``, wait until ``stopping`` is set or one of the service's ``loops()`` ends, ``stop()``.
 
     Raises:

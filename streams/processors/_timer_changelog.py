@@ -19,21 +19,20 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from engine.runtime import StartTimer
 from schemas import RecordCodec, SchemaError
+from streams._topics import InternalTopicError, Topics, ensure_internal_topic
 from streams.kafka import consumer
 from streams.processors._timer_index import ArmedTimer, TimerIndex, TimerKey
-from streams._topics import InternalTopicError, Topics, ensure_internal_topic
 
 log = logging.getLogger(__name__)
 
 CHANGELOG_SUFFIX = "timer-index"
 """Topic suffix of the changelog (``<prefix>.timer-index``; its config is declared in ``streams._topics``)."""
-
 
 
 class ChangelogError(InternalTopicError):
@@ -50,8 +49,9 @@ def changelog_key(key: TimerKey) -> bytes:
 class ChangelogWriter(Protocol):
     """Writes one partition's arms and tombstones and waits for the broker's acknowledgement."""
 
-    async def write(self, partition: int, arms: Sequence[tuple[TimerKey, bytes]],
-                    removals: Sequence[TimerKey]) -> int | None:
+    async def write(
+        self, partition: int, arms: Sequence[tuple[TimerKey, bytes]], removals: Sequence[TimerKey]
+    ) -> int | None:
         """Produce ``arms`` (key, encoded ``StartTimer``) then tombstones for ``removals`` to ``partition``.
 
         Returns:
@@ -113,8 +113,7 @@ class ChangelogFold:
                 skipped += 1
                 continue
             if not isinstance(record, StartTimer) or changelog_key((record.run_id, record.timer_id)) != key:
-                log.error("timer changelog record %r skipped: %s does not arm that timer", key,
-                          type(record).__name__)
+                log.error("timer changelog record %r skipped: %s does not arm that timer", key, type(record).__name__)
                 skipped += 1
                 continue
             timers.append(ArmedTimer.of(record))
@@ -141,18 +140,22 @@ class TimerChangelog:
         """Write through ``producer`` (idempotent, acks=all: per-partition order is the send order)."""
         self._producer = producer
 
-    async def write(self, partition: int, arms: Sequence[tuple[TimerKey, bytes]],
-                    removals: Sequence[TimerKey]) -> int | None:
+    async def write(
+        self, partition: int, arms: Sequence[tuple[TimerKey, bytes]], removals: Sequence[TimerKey]
+    ) -> int | None:
         """Produce ``arms`` then tombstones for ``removals`` to ``partition``; wait for every ack.
 
         Returns:
             the partition's end offset after the last record written (None when nothing was written).
         """
         assert self._producer is not None
-        acks = [await self._producer.send(self.topic, value, key=changelog_key(key), partition=partition)
-                for key, value in arms]
-        acks += [await self._producer.send(self.topic, None, key=changelog_key(key), partition=partition)
-                 for key in removals]
+        acks = [
+            await self._producer.send(self.topic, value, key=changelog_key(key), partition=partition)
+            for key, value in arms
+        ]
+        acks += [
+            await self._producer.send(self.topic, None, key=changelog_key(key), partition=partition) for key in removals
+        ]
         if not acks:
             return None
         return max(int(meta.offset) for meta in await asyncio.gather(*acks)) + 1
@@ -169,8 +172,12 @@ class TimerChangelog:
             timers = index.earliest(index.count())
             arms = [(t.key, self._encode(t, now_ms)) for t in timers]
             end_offset = await self.write(partition, arms, []) or end_offset
-            log.warning("timer partition %d: %d timer(s) of an index older than %s copied to it", partition,
-                        len(timers), self.topic)
+            log.warning(
+                "timer partition %d: %d timer(s) of an index older than %s copied to it",
+                partition,
+                len(timers),
+                self.topic,
+            )
         if index.changelog_end == end_offset:
             return None
         restored = await self.read(partition, end_offset)
@@ -178,9 +185,16 @@ class TimerChangelog:
         return restored
 
     def _encode(self, timer: ArmedTimer, requested_at: int) -> bytes:
-        return self._records.encode(StartTimer(run_id=timer.run_id, timer_id=timer.timer_id,
-                                               position=timer.position, kind=timer.kind, fire_at=timer.fire_at,
-                                               requested_at=requested_at))
+        return self._records.encode(
+            StartTimer(
+                run_id=timer.run_id,
+                timer_id=timer.timer_id,
+                position=timer.position,
+                kind=timer.kind,
+                fire_at=timer.fire_at,
+                requested_at=requested_at,
+            )
+        )
 
     async def end_offsets(self, partitions: Sequence[int]) -> dict[int, int]:
         """The current end offset of each of ``partitions``."""
@@ -225,5 +239,3 @@ class TimerChangelog:
             await ensure_internal_topic(self.bootstrap, self._topics, CHANGELOG_SUFFIX, alongside="timers")
         except InternalTopicError as exc:
             raise ChangelogError(str(exc)) from None
-
-

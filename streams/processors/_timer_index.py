@@ -28,16 +28,19 @@ _SCHEMA = (
     # One row: the changelog partition's end offset after the last write these rows reflect.
     "CREATE TABLE IF NOT EXISTS changelog (id INTEGER PRIMARY KEY CHECK (id = 0), end_offset INTEGER NOT NULL)",
 )
-_UPSERT = ("INSERT INTO timers (run_id, timer_id, position, kind, fire_at) VALUES (?, ?, ?, ?, ?) "
-           "ON CONFLICT (run_id, timer_id) DO UPDATE SET position = excluded.position, kind = excluded.kind, "
-           "fire_at = excluded.fire_at")
+_UPSERT = (
+    "INSERT INTO timers (run_id, timer_id, position, kind, fire_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, timer_id) DO UPDATE SET position = excluded.position, kind = excluded.kind, "
+    "fire_at = excluded.fire_at"
+)
 _DELETE = "DELETE FROM timers WHERE run_id = ? AND timer_id = ?"
 _DELETE_FIRED = "DELETE FROM timers WHERE run_id = ? AND timer_id = ? AND fire_at = ?"
 _HOLDS = "SELECT fire_at FROM timers WHERE run_id = ? AND timer_id = ?"
-_SET_END = ("INSERT INTO changelog (id, end_offset) VALUES (0, ?) "
-            "ON CONFLICT (id) DO UPDATE SET end_offset = excluded.end_offset")
-_EARLIEST = ("SELECT fire_at, run_id, timer_id, position, kind FROM timers "
-             "ORDER BY fire_at, run_id, timer_id LIMIT ?")
+_SET_END = (
+    "INSERT INTO changelog (id, end_offset) VALUES (0, ?) "
+    "ON CONFLICT (id) DO UPDATE SET end_offset = excluded.end_offset"
+)
+_EARLIEST = "SELECT fire_at, run_id, timer_id, position, kind FROM timers ORDER BY fire_at, run_id, timer_id LIMIT ?"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -96,8 +99,9 @@ class TimerIndex:
         row = self._db.execute("SELECT end_offset FROM changelog WHERE id = 0").fetchone()
         return None if row is None else int(row[0])
 
-    def apply(self, arms: Iterable[ArmedTimer], removals: Iterable[TimerKey] = (),
-              changelog_end: int | None = None) -> None:
+    def apply(
+        self, arms: Iterable[ArmedTimer], removals: Iterable[TimerKey] = (), changelog_end: int | None = None
+    ) -> None:
         """Upsert ``arms`` and delete ``removals`` (absent keys are ignored) in one transaction.
 
         Arming is idempotent: the same timer armed twice is one row holding the latest values.

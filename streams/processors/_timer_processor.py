@@ -2,7 +2,7 @@
 
 It consumes ``StartTimer`` / ``CancelTimer`` from ``<prefix>.timers`` (group ``<prefix>.delay``), keeps
 the armed timers of each assigned partition in a persisted due-time index with a bounded in-memory head
-(``streams.processors._timer_index``, NOTES #10), and when a timer comes due produces ``TimerFired`` to
+(``streams.processors._timer_index``, docs/notes.md #10), and when a timer comes due produces ``TimerFired`` to
 ``<prefix>.inbox``, keyed by the run id, so it reaches the orchestrator partition that owns the run.
 
 The SQLite index is local to a host; the source of truth is the compacted changelog
@@ -30,34 +30,32 @@ schedule's state (already elapsed, cancelled or superseded), so a duplicate has 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord
 
 from engine.runtime import CancelTimer, Clock, StartTimer, SystemClock, TimerFired
 from schemas import RecordCodec, SchemaError
 from streams._settings import Settings
-from streams.processors._serve import serve
+from streams._topics import Topics
 from streams.kafka import consumer, producer
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._partition_timers import PartitionTimers
+from streams.processors._serve import serve
 from streams.processors._timer_changelog import TimerChangelog
-from streams.processors._timer_index import ArmedTimer, TimerHead, TimerIndex, TimerKey
-from streams._topics import Topics
+from streams.processors._timer_index import ArmedTimer, TimerIndex, TimerKey
 
 log = logging.getLogger(__name__)
 
 LATENESS_SAMPLES = 1000
 """How many of the latest fires `TimerStats.lateness_ms` keeps."""
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +99,15 @@ class TimerProcessor:
         records: codec for engine records (default: JSON payloads, ``settings.secret``).
     """
 
-    def __init__(self, settings: Settings, *, state_dir: Path, clock: Clock = SystemClock(),
-                 head_size: int = 1024, records: RecordCodec | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        state_dir: Path,
+        clock: Clock = SystemClock(),
+        head_size: int = 1024,
+        records: RecordCodec | None = None,
+    ) -> None:
         if head_size < 1:
             raise ValueError(f"head_size must be at least 1, got {head_size}")
         self.settings = settings
@@ -133,8 +138,9 @@ class TimerProcessor:
     def stats(self) -> TimerStats:
         """Counters now (``pending`` counts rows in the open indexes)."""
         pending = sum(part.index.count() for part in self._partitions.values())
-        return TimerStats(pending, self._fired, self._dead_lettered, tuple(self._lateness), self._restored,
-                          self._restore_seconds)
+        return TimerStats(
+            pending, self._fired, self._dead_lettered, tuple(self._lateness), self._restored, self._restore_seconds
+        )
 
     @property
     def changelog_topic(self) -> str:
@@ -200,13 +206,15 @@ class TimerProcessor:
                     elif messages and tp in self._consumer.assignment():
                         # Fetched before its index was ready (a partition is paused while adopted, so this
                         # is a safety net): skipping would lose the records, so read them again later.
-                        log.warning("records of timer partition %d fetched before it was adopted; re-reading",
-                                    tp.partition)
+                        log.warning(
+                            "records of timer partition %d fetched before it was adopted; re-reading", tp.partition
+                        )
                         self._consumer.seek(tp, messages[0].offset)
                 await self._commit(done)
 
-    async def _apply_batch(self, part: PartitionTimers, tp: TopicPartition,
-                           messages: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def _apply_batch(
+        self, part: PartitionTimers, tp: TopicPartition, messages: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
         """Apply one partition's records: index transaction, fast-path fires, dead letters."""
         # The last record for a key decides (an arm is an upsert, a cancel a delete), so a batch
         # collapses to one operation per timer before it touches SQLite.
@@ -220,7 +228,8 @@ class TimerProcessor:
                 continue
             # The changelog value is the StartTimer exactly as read (no re-encoding).
             final[(record.run_id, record.timer_id)] = (
-                (ArmedTimer.of(record), message.value) if isinstance(record, StartTimer) else None)
+                (ArmedTimer.of(record), message.value) if isinstance(record, StartTimer) else None
+            )
         now = self._clock.now_ms()
         arms = [arm for arm in final.values() if arm is not None and arm[0].fire_at > now]
         # Fast path: a timer due on arrival never enters the index nor the changelog (its older row, if any,
@@ -241,15 +250,23 @@ class TimerProcessor:
         except SchemaError as exc:
             raise _Rejected(str(exc), f"{type(exc).__module__}.{type(exc).__qualname__}") from exc
         if not isinstance(record, (StartTimer, CancelTimer)):
-            raise _Rejected(f"{type(record).__name__} does not belong on {self.topics.timers} "
-                            f"(only StartTimer and CancelTimer do)")
+            raise _Rejected(
+                f"{type(record).__name__} does not belong on {self.topics.timers} (only StartTimer and CancelTimer do)"
+            )
         return record
 
     def _dead_letter(self, tp: TopicPartition, message: ConsumerRecord[bytes, bytes], rejected: _Rejected) -> Output:
         log.warning("dead letter from %s[%d]@%d: %s", tp.topic, tp.partition, message.offset, rejected.reason)
-        return dead_letter(self._records.codec, topic=tp.topic, partition=tp.partition, offset=message.offset,
-                           key=message.key, value=message.value or b"", reason=rejected.reason,
-                           error_type=rejected.error_type)
+        return dead_letter(
+            self._records.codec,
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value or b"",
+            reason=rejected.reason,
+            error_type=rejected.error_type,
+        )
 
     async def _send_dead_letters(self, dead: list[Output]) -> None:
         assert self._producer is not None
@@ -263,10 +280,17 @@ class TimerProcessor:
         fired_at = self._clock.now_ms()
         acks = []
         for t in timers:
-            record = TimerFired(run_id=t.run_id, timer_id=t.timer_id, position=t.position, kind=t.kind,
-                                fire_at=t.fire_at, fired_at=fired_at)
-            acks.append(await self._producer.send(self.topics.inbox, self._records.encode(record),
-                                                  key=t.run_id.encode()))
+            record = TimerFired(
+                run_id=t.run_id,
+                timer_id=t.timer_id,
+                position=t.position,
+                kind=t.kind,
+                fire_at=t.fire_at,
+                fired_at=fired_at,
+            )
+            acks.append(
+                await self._producer.send(self.topics.inbox, self._records.encode(record), key=t.run_id.encode())
+            )
         await asyncio.gather(*acks)
         self._fired += len(timers)
         self._lateness.extend(fired_at - t.fire_at for t in timers)
@@ -296,8 +320,14 @@ class TimerProcessor:
         try:
             ends = await self._changelog.end_offsets(new) if new else {}
             for number in new:
-                part = PartitionTimers(number, await self._open_index(number, ends[number]), self.head_size,
-                                        self._clock, self._fire, self._changelog)
+                part = PartitionTimers(
+                    number,
+                    await self._open_index(number, ends[number]),
+                    self.head_size,
+                    self._clock,
+                    self._fire,
+                    self._changelog,
+                )
                 part.start()
                 self._partitions[number] = part
                 log.info("timer partition %d assigned: %d timer(s) armed", number, part.index.count())
@@ -318,11 +348,18 @@ class TimerProcessor:
             elapsed = time.perf_counter() - started
             self._restored += len(restored.timers)
             self._restore_seconds += elapsed
-            log.info("timer partition %d: index rebuilt from %s (local index at %s, changelog end %d): %d "
-                     "timer(s) restored from %d record(s) in %.3fs%s", number, self._changelog.topic,
-                     "none" if local is None else local, restored.end_offset, len(restored.timers),
-                     restored.records, elapsed,
-                     f", {restored.skipped} unusable record(s) skipped" if restored.skipped else "")
+            log.info(
+                "timer partition %d: index rebuilt from %s (local index at %s, changelog end %d): %d "
+                "timer(s) restored from %d record(s) in %.3fs%s",
+                number,
+                self._changelog.topic,
+                "none" if local is None else local,
+                restored.end_offset,
+                len(restored.timers),
+                restored.records,
+                elapsed,
+                f", {restored.skipped} unusable record(s) skipped" if restored.skipped else "",
+            )
         return index
 
     async def _release(self, partitions: list[int]) -> None:

@@ -22,17 +22,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-import engine
-
-from engine import runtime
-from engine import Registry
+from engine import Registry, runtime
 from engine.runtime import ErrorInfo, ExecuteStep, StepResult, SystemClock
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import kafka
 from streams._settings import Settings
-from streams.processors._serve import serve
-from streams.processors._outputs import Output, dead_letter
 from streams._topics import Topics
+from streams.processors._outputs import Output, dead_letter
+from streams.processors._serve import serve
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +133,16 @@ class StepWorker:
             commands are then redelivered).
     """
 
-    def __init__(self, settings: Settings, registry: Registry, *, concurrency: int = 32,
-                 worker_id: str | None = None, records: RecordCodec | None = None,
-                 shutdown_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        concurrency: int = 32,
+        worker_id: str | None = None,
+        records: RecordCodec | None = None,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.settings = settings
@@ -171,8 +175,10 @@ class StepWorker:
         consumer.subscribe([self.topics.tasks], listener=_CommitOnRevoke(self))
         self._producer, self._consumer = producer, consumer
         self._tracker, self._stopping = OffsetTracker(), False
-        self._loops = [asyncio.create_task(self._fetch_loop(), name=f"kflow-worker-fetch-{self.worker_id}"),
-                       asyncio.create_task(self._commit_loop(), name=f"kflow-worker-commit-{self.worker_id}")]
+        self._loops = [
+            asyncio.create_task(self._fetch_loop(), name=f"kflow-worker-fetch-{self.worker_id}"),
+            asyncio.create_task(self._commit_loop(), name=f"kflow-worker-commit-{self.worker_id}"),
+        ]
         log.info("step worker %s started on %s", self.worker_id, self.topics.tasks)
 
     async def stop(self) -> None:
@@ -267,8 +273,16 @@ class StepWorker:
         except SchemaError as exc:
             return self._undecodable(tp, offset, key, value, exc)
         if not isinstance(cmd, ExecuteStep):
-            return [self._dead(tp, offset, key, value, f"{type(cmd).__name__} does not belong on the tasks "
-                               "topic (only ExecuteStep)", None)]
+            return [
+                self._dead(
+                    tp,
+                    offset,
+                    key,
+                    value,
+                    f"{type(cmd).__name__} does not belong on the tasks topic (only ExecuteStep)",
+                    None,
+                )
+            ]
         result = await runtime.execute_step(self.registry, cmd, self._clock, worker=self.worker_id)
         self.stats.steps_run += 1
         encoded = self._encode_result(result, cmd.step_name)
@@ -278,22 +292,32 @@ class StepWorker:
         try:
             encoded = self.records.encode(result)
             if len(encoded) > kafka.MAX_MESSAGE_BYTES:
-                raise PayloadError(f"the result encodes to {len(encoded)} bytes, over the "
-                                   f"{kafka.MAX_MESSAGE_BYTES}-byte record limit; return a reference "
-                                   "(a key, a URL) to large data instead of the data")
+                raise PayloadError(
+                    f"the result encodes to {len(encoded)} bytes, over the "
+                    f"{kafka.MAX_MESSAGE_BYTES}-byte record limit; return a reference "
+                    "(a key, a URL) to large data instead of the data"
+                )
         except SchemaError as exc:
             log.warning("step %s returned a result that cannot be sent: %s", step_name, exc)
             error = _unsendable(exc, f"the result of step {step_name!r} cannot be sent: {exc}")
-            result = StepResult(run_id=result.run_id, position=result.position, attempt=result.attempt,
-                                ok=False, error=error, worker=result.worker, started_at=result.started_at,
-                                finished_at=result.finished_at)
+            result = StepResult(
+                run_id=result.run_id,
+                position=result.position,
+                attempt=result.attempt,
+                ok=False,
+                error=error,
+                worker=result.worker,
+                started_at=result.started_at,
+                finished_at=result.finished_at,
+            )
             encoded = self.records.encode(result)
         if not result.ok:
             self.stats.steps_failed += 1
         return encoded
 
-    def _undecodable(self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes,
-                     exc: SchemaError) -> list[Output]:
+    def _undecodable(
+        self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes, exc: SchemaError
+    ) -> list[Output]:
         """A dead letter; plus a failed result when the envelope names a step (bad arguments payload)."""
         outputs = [self._dead(tp, offset, key, value, f"undecodable record: {exc}", exc)]
         try:
@@ -304,20 +328,36 @@ class StepWorker:
             fields = envelope.record
             now = self._clock.now_ms()
             error = _unsendable(exc, f"the arguments of step {fields['step_name']!r} cannot be decoded: {exc}")
-            failed = StepResult(run_id=str(fields["run_id"]), position=int(str(fields["position"])),
-                                attempt=int(str(fields["attempt"])), ok=False, error=error,
-                                worker=self.worker_id, started_at=now, finished_at=now)
+            failed = StepResult(
+                run_id=str(fields["run_id"]),
+                position=int(str(fields["position"])),
+                attempt=int(str(fields["attempt"])),
+                ok=False,
+                error=error,
+                worker=self.worker_id,
+                started_at=now,
+                finished_at=now,
+            )
             self.stats.steps_failed += 1
             outputs.append(Output("inbox", failed.run_id.encode(), self.records.encode(failed)))
         return outputs
 
-    def _dead(self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes, reason: str,
-              exc: Exception | None) -> Output:
+    def _dead(
+        self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes, reason: str, exc: Exception | None
+    ) -> Output:
         log.warning("dead letter from %s[%d]@%d: %s", tp.topic, tp.partition, offset, reason)
         self.stats.dead_letters += 1
         error_type = "kflow.InvalidRecord" if exc is None else runtime.error_info(exc, with_traceback=False).type
-        return dead_letter(self.records.codec, topic=tp.topic, partition=tp.partition, offset=offset, key=key,
-                           value=value, reason=reason, error_type=error_type)
+        return dead_letter(
+            self.records.codec,
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=offset,
+            key=key,
+            value=value,
+            reason=reason,
+            error_type=error_type,
+        )
 
     async def _send(self, output: Output) -> None:
         """Produce and wait for the acknowledgement, retrying broker errors until it is acknowledged."""
@@ -329,15 +369,18 @@ class StepWorker:
                 await producer.send_and_wait(self.topics.name(output.topic), output.value, key=output.key)
                 return
             except KafkaError as exc:
-                log.warning("worker %s could not send to %s (retrying in %.1fs): %r", self.worker_id,
-                            output.topic, delay, exc)
+                log.warning(
+                    "worker %s could not send to %s (retrying in %.1fs): %r", self.worker_id, output.topic, delay, exc
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
 
 def _unsendable(exc: SchemaError, message: str) -> ErrorInfo:
     """A non-retryable error for a value the payload codec cannot carry (a retry would fail the same way)."""
-    hint = "" if "cloudpickle" in message else ("; use the cloudpickle payload codec (with KFLOW_SECRET) for "
-                                                "arbitrary Python values")
-    return ErrorInfo(type=runtime.error_info(exc, with_traceback=False).type, message=message + hint,
-                     retryable=False)
+    hint = (
+        ""
+        if "cloudpickle" in message
+        else ("; use the cloudpickle payload codec (with KFLOW_SECRET) for arbitrary Python values")
+    )
+    return ErrorInfo(type=runtime.error_info(exc, with_traceback=False).type, message=message + hint, retryable=False)

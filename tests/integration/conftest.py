@@ -37,8 +37,7 @@ def settings(servers: Settings) -> Iterator[Settings]:
     ``<keyspace>_<suffix>``); all of them are dropped at the end of the session.
     """
     tag = uuid.uuid4().hex[:10]
-    isolated = dataclasses.replace(servers, topic_prefix=f"kflowtest-{tag}", keyspace=f"kflowtest_{tag}",
-                                   partitions=2)
+    isolated = dataclasses.replace(servers, topic_prefix=f"kflowtest-{tag}", keyspace=f"kflowtest_{tag}", partitions=2)
     asyncio.run(create_topics(isolated.bootstrap, Topics(isolated.topic_prefix), isolated.partitions))
     yield isolated
     asyncio.run(_delete_topics(isolated))
@@ -55,8 +54,9 @@ def settings(servers: Settings) -> Iterator[Settings]:
 async def fresh(settings: Settings) -> AsyncIterator[Settings]:
     """Settings with topics and a keyspace of their own (``<prefix>-f<tag>``), removed afterwards."""
     tag = uuid.uuid4().hex[:8]
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-f{tag}",
-                              keyspace=f"{settings.keyspace}_f{tag}")
+    own = dataclasses.replace(
+        settings, topic_prefix=f"{settings.topic_prefix}-f{tag}", keyspace=f"{settings.keyspace}_f{tag}"
+    )
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     yield own
     await _delete_topics(own)

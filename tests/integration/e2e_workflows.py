@@ -9,11 +9,25 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from engine import (ChildWorkflowFailedError, EventLimits, FatalError, HookExpiredError, RetryableError, StepContext,
-                    get_step_context, has_step_context, hook, set_step_context, sleep,
-                    continue_as_new, start_child_workflow, step, workflow)
+from engine import (
+    ChildWorkflowFailedError,
+    EventLimits,
+    FatalError,
+    HookExpiredError,
+    RetryableError,
+    StepContext,
+    continue_as_new,
+    get_step_context,
+    has_step_context,
+    hook,
+    set_step_context,
+    sleep,
+    start_child_workflow,
+    step,
+    workflow,
+)
 
 
 def _record(line: str) -> None:
@@ -115,7 +129,7 @@ async def sleepy(duration: object) -> str:
 
 @workflow
 async def sleep_until_soon() -> str:
-    await sleep(datetime.now(timezone.utc) + timedelta(milliseconds=300))  # noqa: DTZ — fixed on first run
+    await sleep(datetime.now(UTC) + timedelta(milliseconds=300))  # noqa: DTZ — fixed on first run
     return "awake"
 
 
@@ -220,7 +234,7 @@ class Tenant(StepContext):
 async def whose() -> str:
     if not has_step_context():
         return "nobody"
-    return str(getattr(get_step_context(), "tenant"))
+    return str(get_step_context().tenant)
 
 
 @workflow(context_class=Tenant)

@@ -27,7 +27,7 @@ async def explode(item: str) -> None:
 
 @workflow
 async def order(item: str, amount: float) -> dict[str, object]:
-    """reserve (position 0), sleep (position 1), charge (position 2)."""
+    """Reserve (position 0), sleep (position 1), charge (position 2)."""
     reserved = await reserve(item)
     await sleep("1m")
     return {"reserved": reserved, "charged": await charge(amount)}

@@ -18,6 +18,6 @@ async def refund(amount: float) -> float:
 
 @workflow
 async def order(item: str, amount: float) -> dict[str, object]:
-    """reserve (position 0), refund (position 1): position 1 was a sleep."""
+    """Reserve (position 0), refund (position 1): position 1 was a sleep."""
     reserved = await reserve(item)
     return {"reserved": reserved, "charged": await refund(amount)}

@@ -10,12 +10,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 import engine
-
 from engine import runtime
 from engine.runtime import CallArgs, CancelWorkflow, ErrorInfo, ResumeHook, RunFinished, StartWorkflow
 from schemas import RecordCodec
-from streams import Settings, Topics
-from streams import Client, partition_for
+from streams import Client, Settings, Topics, partition_for
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +29,9 @@ async def checkout(order_id: str, amount: float) -> dict[str, object]:
 async def _inbox_records(settings: Settings, run_id: str, count: int, timeout: float = 20) -> list[tuple[int, object]]:
     """(partition, decoded record) of the first ``count`` inbox records keyed by ``run_id``."""
     topic = Topics(settings.topic_prefix).inbox
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, p) for p in range(settings.partitions)])
@@ -53,16 +52,18 @@ async def _finish(settings: Settings, *records: RunFinished) -> None:
     await producer.start()
     try:
         for record in records:
-            await producer.send_and_wait(Topics(settings.topic_prefix).completions, RECORDS.encode(record),
-                                         key=record.run_id.encode())
+            await producer.send_and_wait(
+                Topics(settings.topic_prefix).completions, RECORDS.encode(record), key=record.run_id.encode()
+            )
     finally:
         await producer.stop()
 
 
 def _finished(run_id: str, status: str, **fields: object) -> RunFinished:
     now = int(time.time() * 1000)
-    return RunFinished(run_id=run_id, workflow_name="checkout-it", status=status, started_at=now - 5,
-                       finished_at=now, **fields)  # type: ignore[arg-type]
+    return RunFinished(
+        run_id=run_id, workflow_name="checkout-it", status=status, started_at=now - 5, finished_at=now, **fields
+    )  # type: ignore[arg-type]
 
 
 async def test_start_sends_a_start_workflow_keyed_by_the_run_id(settings: Settings) -> None:
@@ -105,10 +106,14 @@ async def test_result_returns_or_raises_by_the_runs_status(settings: Settings) -
     ok, bad, gone = (uuid.uuid4().hex for _ in range(3))
     async with Client(settings=settings) as client:
         waiting = asyncio.create_task(client.result(ok, timeout=20))  # waits before the run finishes
-        await _finish(settings, _finished(ok, "completed", result={"total": 12.5}),
-                      _finished(bad, "failed", error=ErrorInfo(type="builtins.ValueError", message="bad amount",
-                                                               retryable=False)),
-                      _finished(gone, "cancelled"))
+        await _finish(
+            settings,
+            _finished(ok, "completed", result={"total": 12.5}),
+            _finished(
+                bad, "failed", error=ErrorInfo(type="builtins.ValueError", message="bad amount", retryable=False)
+            ),
+            _finished(gone, "cancelled"),
+        )
         assert await waiting == {"total": 12.5}
         assert await client.result(ok, timeout=5) == {"total": 12.5}  # remembered
         with pytest.raises(ValueError, match="bad amount"):
@@ -121,9 +126,12 @@ async def test_result_follows_a_continue_as_new_chain(settings: Settings) -> Non
     async with Client(settings=settings) as client:
         first = await client.start("checkout-it", "o-1", 1.0)
         second, last = uuid.uuid4().hex, uuid.uuid4().hex
-        await _finish(settings, _finished(last, "completed", result="end of chain"),
-                      _finished(first, "continued_as_new", next_run_id=second),
-                      _finished(second, "continued_as_new", next_run_id=last))
+        await _finish(
+            settings,
+            _finished(last, "completed", result="end of chain"),
+            _finished(first, "continued_as_new", next_run_id=second),
+            _finished(second, "continued_as_new", next_run_id=last),
+        )
         assert await client.result(first, timeout=20) == "end of chain"
 
 
@@ -137,9 +145,11 @@ async def test_result_of_an_unknown_run_times_out(settings: Settings) -> None:
 
 async def test_result_of_a_run_finished_before_the_client_existed(settings: Settings) -> None:
     early, failed = uuid.uuid4().hex, uuid.uuid4().hex
-    await _finish(settings, _finished(early, "completed", result=[1, 2, 3]),
-                  _finished(failed, "failed", error=ErrorInfo(type="engine.FatalError", message="declined",
-                                                              retryable=False)))
+    await _finish(
+        settings,
+        _finished(early, "completed", result=[1, 2, 3]),
+        _finished(failed, "failed", error=ErrorInfo(type="engine.FatalError", message="declined", retryable=False)),
+    )
     async with Client(settings=settings) as client:  # positioned after both records: only a scan finds them
         assert await client.result(early, timeout=20) == [1, 2, 3]
         with pytest.raises(engine.FatalError, match="declined"):
@@ -149,18 +159,28 @@ async def test_result_of_a_run_finished_before_the_client_existed(settings: Sett
 async def test_get_events_and_get_run_read_the_runs_history(settings: Settings) -> None:
     run_id = uuid.uuid4().hex
     events = [
-        runtime.WorkflowStarted(run_id=run_id, seq=1, timestamp=1000, workflow_name="checkout-it",
-                               args=CallArgs(("o-1",), {})),
-        runtime.StepScheduled(run_id=run_id, seq=2, timestamp=1001, position=0, step_name="charge",
-                             args=CallArgs(("o-1",), {}), attempt=1, max_retries=3),
+        runtime.WorkflowStarted(
+            run_id=run_id, seq=1, timestamp=1000, workflow_name="checkout-it", args=CallArgs(("o-1",), {})
+        ),
+        runtime.StepScheduled(
+            run_id=run_id,
+            seq=2,
+            timestamp=1001,
+            position=0,
+            step_name="charge",
+            args=CallArgs(("o-1",), {}),
+            attempt=1,
+            max_retries=3,
+        ),
         runtime.WorkflowCompleted(run_id=run_id, seq=3, timestamp=1009, result="paid"),
     ]
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
     await producer.start()
     try:
         for event in [events[0], events[1], events[1], events[2]]:  # one duplicate write
-            await producer.send_and_wait(Topics(settings.topic_prefix).history, RECORDS.encode(event),
-                                         key=run_id.encode())
+            await producer.send_and_wait(
+                Topics(settings.topic_prefix).history, RECORDS.encode(event), key=run_id.encode()
+            )
     finally:
         await producer.stop()
     async with Client(settings=settings) as client:
@@ -168,5 +188,10 @@ async def test_get_events_and_get_run_read_the_runs_history(settings: Settings) 
         run = await client.get_run(run_id)
         assert await client.get_run(uuid.uuid4().hex) is None
     assert run is not None
-    assert (run.workflow_name, run.status, run.result, run.started_at, run.finished_at) == \
-        ("checkout-it", "completed", "paid", 1000, 1009)
+    assert (run.workflow_name, run.status, run.result, run.started_at, run.finished_at) == (
+        "checkout-it",
+        "completed",
+        "paid",
+        1000,
+        1009,
+    )

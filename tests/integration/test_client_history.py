@@ -12,17 +12,15 @@ from collections.abc import Sequence
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from engine import continue_as_new, Registry, step, workflow
+from engine import Registry, continue_as_new, step, workflow
 from engine.runtime import HistoryEvent
 from engine.testing import FakeClock, InMemoryDriver
 from schemas import RecordCodec
 from storage import CassandraConnection, CassandraTarget
-from streams import Settings, Topics
+from streams import Settings, Topics, partition_for
 from streams.client import Client
-from streams import partition_for
 from streams.kafka import consumer, producer
-from streams.processors import HistoryMaterializer
-from streams.processors import Orchestrator
+from streams.processors import HistoryMaterializer, Orchestrator
 
 RECORDS = RecordCodec()
 
@@ -63,9 +61,10 @@ async def produce(settings: Settings, events: Sequence[HistoryEvent]) -> None:
     try:
         for start in range(0, len(events), 50):
             async with sender.transaction():
-                for event in events[start:start + 50]:
-                    await sender.send(Topics(settings.topic_prefix).history, RECORDS.encode(event),
-                                      key=event.run_id.encode())
+                for event in events[start : start + 50]:
+                    await sender.send(
+                        Topics(settings.topic_prefix).history, RECORDS.encode(event), key=event.run_id.encode()
+                    )
     finally:
         await sender.stop()
     history = Topics(settings.topic_prefix).history
@@ -105,8 +104,7 @@ async def materialized_to_the_end(settings: Settings, timeout: float = 60) -> No
         await admin.close()
 
 
-async def test_get_events_reads_cassandra_and_only_the_tail_the_materializer_has_not_written(
-        fresh: Settings) -> None:
+async def test_get_events_reads_cassandra_and_only_the_tail_the_materializer_has_not_written(fresh: Settings) -> None:
     histories = await recorded(runs=40, steps=4)
     target, *others = histories
     whole = histories[target]
@@ -168,7 +166,8 @@ async def test_with_cassandra_unreachable_the_history_topic_alone_gives_the_same
 
 
 async def test_result_of_a_chain_finished_before_the_client_started_scans_twice_not_once_per_link(
-        fresh: Settings) -> None:
+    fresh: Settings,
+) -> None:
     links = 30
     orchestrator, materializer = Orchestrator(fresh, Registry([countdown])), HistoryMaterializer(fresh)
     await orchestrator.start()

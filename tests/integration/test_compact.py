@@ -26,13 +26,42 @@ from aiokafka.admin import AIOKafkaAdminClient
 from cassandra.query import SimpleStatement
 
 from engine import Registry
-from engine.runtime import CallArgs, ErrorInfo, ForgetRun, HistoryEvent, StepCompleted, SystemClock, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted
+from engine.runtime import (
+    CallArgs,
+    ErrorInfo,
+    ForgetRun,
+    HistoryEvent,
+    StepCompleted,
+    SystemClock,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowContinuedAsNew,
+    WorkflowFailed,
+    WorkflowStarted,
+)
 from schemas import RecordCodec
-from storage import (CassandraConnection, CassandraTarget, FinishedRun, HistorySize, HistoryWriter, RunRow, RunStore,
-                     StorageError, migrate)
+from storage import (
+    CassandraConnection,
+    CassandraTarget,
+    FinishedRun,
+    HistorySize,
+    HistoryWriter,
+    RunRow,
+    RunStore,
+    StorageError,
+    migrate,
+)
 from storage._migrations import load_migrations
-from streams import Client, HistoryMaterializer, HookDeliveryError, Orchestrator, Settings, Topics, create_topics
-from streams import partition_for
+from streams import (
+    Client,
+    HistoryMaterializer,
+    HookDeliveryError,
+    Orchestrator,
+    Settings,
+    Topics,
+    create_topics,
+    partition_for,
+)
 from streams.ops import CompactedRun, compact, marker_size
 
 pytestmark = pytest.mark.integration
@@ -45,24 +74,44 @@ CODEC = RecordCodec()
 # --- runs -----------------------------------------------------------------------------------------
 
 
-def history(run_id: str, status: str | None, started_at: int, finished_at: int | None = None, steps: int = 3,
-            workflow: str = "order") -> list[HistoryEvent]:
+def history(
+    run_id: str,
+    status: str | None,
+    started_at: int,
+    finished_at: int | None = None,
+    steps: int = 3,
+    workflow: str = "order",
+) -> list[HistoryEvent]:
     """WorkflowStarted, ``steps`` StepCompleted and, unless ``status`` is None (running), the terminal event."""
-    events: list[HistoryEvent] = [WorkflowStarted(run_id=run_id, seq=1, timestamp=started_at, workflow_name=workflow,
-                                                  args=CallArgs(("item", 9.5), {}))]
+    events: list[HistoryEvent] = [
+        WorkflowStarted(
+            run_id=run_id, seq=1, timestamp=started_at, workflow_name=workflow, args=CallArgs(("item", 9.5), {})
+        )
+    ]
     for position in range(steps):
-        events.append(StepCompleted(run_id=run_id, seq=len(events) + 1, timestamp=started_at + position + 1,
-                                    position=position, attempt=1, result={"step": position, "pad": "x" * position}))
+        events.append(
+            StepCompleted(
+                run_id=run_id,
+                seq=len(events) + 1,
+                timestamp=started_at + position + 1,
+                position=position,
+                attempt=1,
+                result={"step": position, "pad": "x" * position},
+            )
+        )
     if status is None:
         return events
     assert finished_at is not None
     meta = {"run_id": run_id, "seq": len(events) + 1, "timestamp": finished_at}
     terminal: HistoryEvent = (
-        WorkflowCompleted(**meta, result={"ok": True}) if status == "completed" else
-        WorkflowFailed(**meta, error=ErrorInfo(type="builtins.ValueError", message="boom", retryable=False))
-        if status == "failed" else
-        WorkflowCancelled(**meta, reason="asked") if status == "cancelled" else
-        WorkflowContinuedAsNew(**meta, next_run_id=f"{run_id}-next", args=CallArgs((), {})))
+        WorkflowCompleted(**meta, result={"ok": True})
+        if status == "completed"
+        else WorkflowFailed(**meta, error=ErrorInfo(type="builtins.ValueError", message="boom", retryable=False))
+        if status == "failed"
+        else WorkflowCancelled(**meta, reason="asked")
+        if status == "cancelled"
+        else WorkflowContinuedAsNew(**meta, next_run_id=f"{run_id}-next", args=CallArgs((), {}))
+    )
     return [*events, terminal]
 
 
@@ -87,8 +136,10 @@ class Runs:
 
 def make_runs(tag: str, now: int) -> Runs:
     old = {f"{tag}-{status}": status for status in ("completed", "failed", "cancelled", "continued_as_new")}
-    histories = {run_id: history(run_id, status, now - (12 + i) * DAY_MS, now - (8 + i) * DAY_MS, steps=2 + i)
-                 for i, (run_id, status) in enumerate(old.items())}
+    histories = {
+        run_id: history(run_id, status, now - (12 + i) * DAY_MS, now - (8 + i) * DAY_MS, steps=2 + i)
+        for i, (run_id, status) in enumerate(old.items())
+    }
     recent, running = f"{tag}-recent", f"{tag}-running"
     histories[recent] = history(recent, "completed", now - 2 * 3_600_000, now - 3_600_000)
     histories[running] = history(running, None, now - 20 * DAY_MS)
@@ -123,6 +174,7 @@ def ks(base: Settings, conn: CassandraConnection) -> Settings:
 
 def materialize(conn: CassandraConnection, settings: Settings, events: list[HistoryEvent]) -> None:
     """Write ``events`` as the history materializer does."""
+
     async def write() -> None:
         await HistoryWriter(conn, settings.keyspace).write(events)
 
@@ -139,11 +191,18 @@ def runs(ks: Settings, conn: CassandraConnection) -> Runs:
 
 def kflow(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m streams.cli ARGS`` on the given keyspace and topic prefix."""
-    full_env = {**os.environ, "KFLOW_KEYSPACE": settings.keyspace, "KFLOW_TOPIC_PREFIX": settings.topic_prefix,
-                "KFLOW_PARTITIONS": str(settings.partitions), "KFLOW_BOOTSTRAP": settings.bootstrap,
-                "KFLOW_CASSANDRA": settings.cassandra, **env}
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
-                          env=full_env, timeout=120)
+    full_env = {
+        **os.environ,
+        "KFLOW_KEYSPACE": settings.keyspace,
+        "KFLOW_TOPIC_PREFIX": settings.topic_prefix,
+        "KFLOW_PARTITIONS": str(settings.partitions),
+        "KFLOW_BOOTSTRAP": settings.bootstrap,
+        "KFLOW_CASSANDRA": settings.cassandra,
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True, env=full_env, timeout=120
+    )
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -204,8 +263,9 @@ class Inbox:
             while any([await reader.position(tp) < ends[tp] for tp in self.tps]):
                 assert time.monotonic() < deadline, "the inbox did not deliver up to its end offsets"
                 for tp, messages in (await reader.getmany(timeout_ms=500)).items():
-                    found += [Received(m.key, tp.partition, CODEC.decode(m.value)) for m in messages
-                              if m.offset < ends[tp]]
+                    found += [
+                        Received(m.key, tp.partition, CODEC.decode(m.value)) for m in messages if m.offset < ends[tp]
+                    ]
         finally:
             await reader.stop()
         return found
@@ -236,8 +296,9 @@ def test_the_scan_pages_through_more_runs_than_one_page(ks: Settings, conn: Cass
     assert len(again) == 24
 
 
-def test_purge_deletes_exactly_that_runs_events_and_returns_their_bytes(ks: Settings, conn: CassandraConnection,
-                                                                        runs: Runs) -> None:
+def test_purge_deletes_exactly_that_runs_events_and_returns_their_bytes(
+    ks: Settings, conn: CassandraConnection, runs: Runs
+) -> None:
     store = RunStore(conn, ks.keyspace)
     target, other = list(runs.old)[0], list(runs.old)[1]
     expected = size_of(runs.histories[target])
@@ -256,8 +317,7 @@ def test_purge_deletes_exactly_that_runs_events_and_returns_their_bytes(ks: Sett
     assert store.events(target) == []
 
 
-def test_a_compaction_mark_shows_in_get_run_and_runs_show(ks: Settings, conn: CassandraConnection,
-                                                          runs: Runs) -> None:
+def test_a_compaction_mark_shows_in_get_run_and_runs_show(ks: Settings, conn: CassandraConnection, runs: Runs) -> None:
     store = RunStore(conn, ks.keyspace)
     purged, kept = list(runs.old)[:2]
     at = 1_767_225_600_123  # 2026-01-01 00:00:00.123 UTC
@@ -281,8 +341,10 @@ def test_a_compaction_mark_shows_in_get_run_and_runs_show(ks: Settings, conn: Ca
     assert json.loads(ok(kflow(ks, "runs", "show", runs.recent, "--json")))["compacted_at"] is None
 
     text = ok(kflow(ks, "runs", "events", purged))
-    assert text.startswith(f"the history of run {purged} ({len(runs.histories[purged])} events) was purged by "
-                           "kflow compact at 2026-01-01 00:00:00 UTC")
+    assert text.startswith(
+        f"the history of run {purged} ({len(runs.histories[purged])} events) was purged by "
+        "kflow compact at 2026-01-01 00:00:00 UTC"
+    )
     done = kflow(ks, "runs", "events", purged, "--json")
     assert json.loads(ok(done)) == [] and "was purged by kflow compact" in done.stderr
     assert len(json.loads(ok(kflow(ks, "runs", "events", kept, "--json")))) == len(runs.histories[kept])
@@ -298,18 +360,21 @@ def _untouched(store: RunStore, runs: Runs, run_ids: list[str]) -> None:
         assert store.events(run_id) == runs.histories[run_id], run_id
 
 
-async def test_a_dry_run_lists_and_counts_and_changes_nothing(ks: Settings, conn: CassandraConnection,
-                                                              runs: Runs) -> None:
+async def test_a_dry_run_lists_and_counts_and_changes_nothing(
+    ks: Settings, conn: CassandraConnection, runs: Runs
+) -> None:
     inbox = Inbox(ks)
     await inbox.mark()
-    done = await asyncio.to_thread(kflow, ks, "compact", "--older-than", WEEK, "--purge-history", "--dry-run",
-                                   "--json")
+    done = await asyncio.to_thread(kflow, ks, "compact", "--older-than", WEEK, "--purge-history", "--dry-run", "--json")
     report = json.loads(ok(done))
     sizes = [size_of(runs.histories[run_id]) for run_id in runs.old]
     assert report["dry_run"] is True and report["older_than_ms"] == 7 * DAY_MS
     assert sorted(report["run_ids"]) == sorted(runs.old) and report["runs"] == len(runs.old)
     assert (report["histories_purged"], report["events_purged"], report["cassandra_bytes_purged"]) == (
-        len(runs.old), sum(s.events for s in sizes), sum(s.bytes for s in sizes))
+        len(runs.old),
+        sum(s.events for s in sizes),
+        sum(s.bytes for s in sizes),
+    )
     assert report["state_bytes_tombstoned"] > 0
     text = ok(await asyncio.to_thread(kflow, ks, "compact", "--older-than", WEEK, "--dry-run"))
     assert sorted(line.split()[2] for line in text.splitlines() if line.startswith("would compact")) == sorted(runs.old)
@@ -320,7 +385,8 @@ async def test_a_dry_run_lists_and_counts_and_changes_nothing(ks: Settings, conn
 
 
 async def test_compact_sends_one_forget_run_per_qualifying_run_and_marks_them(
-        ks: Settings, conn: CassandraConnection, runs: Runs) -> None:
+    ks: Settings, conn: CassandraConnection, runs: Runs
+) -> None:
     inbox = Inbox(ks)
     await inbox.mark()
     before = SystemClock().now_ms()
@@ -345,43 +411,60 @@ async def test_compact_sends_one_forget_run_per_qualifying_run_and_marks_them(
         assert row.compacted_at is not None and before <= row.compacted_at <= after
         assert store.events(run_id) == runs.histories[run_id]  # history kept by default
         assert row.finished_at is not None
-        markers += marker_size(CODEC, FinishedRun(run_id, row.workflow_name, row.status, row.finished_at,
-                                                  row.next_run_id))
-    assert (report["runs"], report["histories_purged"], report["events_purged"], report["cassandra_bytes_purged"],
-            report["state_bytes_tombstoned"], report["dry_run"]) == (len(runs.old), 0, 0, 0, markers, False)
+        markers += marker_size(
+            CODEC, FinishedRun(run_id, row.workflow_name, row.status, row.finished_at, row.next_run_id)
+        )
+    assert (
+        report["runs"],
+        report["histories_purged"],
+        report["events_purged"],
+        report["cassandra_bytes_purged"],
+        report["state_bytes_tombstoned"],
+        report["dry_run"],
+    ) == (len(runs.old), 0, 0, 0, markers, False)
     _untouched(store, runs, [runs.recent, runs.running])  # too recent, and not finished
 
 
 async def test_a_second_compact_finds_nothing_new(ks: Settings, runs: Runs) -> None:
     inbox = Inbox(ks)
-    first = await compact(ks, older_than_ms=7 * DAY_MS, purge_history=False, dry_run=False,
-                          now_ms=SystemClock().now_ms())
+    first = await compact(
+        ks, older_than_ms=7 * DAY_MS, purge_history=False, dry_run=False, now_ms=SystemClock().now_ms()
+    )
     assert first.runs == len(runs.old)
     await inbox.mark()
-    second = await compact(ks, older_than_ms=7 * DAY_MS, purge_history=False, dry_run=False,
-                           now_ms=SystemClock().now_ms())
+    second = await compact(
+        ks, older_than_ms=7 * DAY_MS, purge_history=False, dry_run=False, now_ms=SystemClock().now_ms()
+    )
     assert (second.runs, second.histories_purged, second.state_bytes_tombstoned) == (0, 0, 0)
     assert await inbox.since_mark() == []
     # Purging later reaches the runs compacted without it, and sends nothing again.
-    purged = await compact(ks, older_than_ms=7 * DAY_MS, purge_history=True, dry_run=False,
-                           now_ms=SystemClock().now_ms())
+    purged = await compact(
+        ks, older_than_ms=7 * DAY_MS, purge_history=True, dry_run=False, now_ms=SystemClock().now_ms()
+    )
     sizes = [size_of(runs.histories[run_id]) for run_id in runs.old]
     assert (purged.runs, purged.histories_purged, purged.events_purged, purged.cassandra_bytes_purged) == (
-        0, len(runs.old), sum(s.events for s in sizes), sum(s.bytes for s in sizes))
+        0,
+        len(runs.old),
+        sum(s.events for s in sizes),
+        sum(s.bytes for s in sizes),
+    )
     assert await inbox.since_mark() == []
-    third = await compact(ks, older_than_ms=7 * DAY_MS, purge_history=True, dry_run=False,
-                          now_ms=SystemClock().now_ms())
+    third = await compact(
+        ks, older_than_ms=7 * DAY_MS, purge_history=True, dry_run=False, now_ms=SystemClock().now_ms()
+    )
     assert (third.runs, third.histories_purged, third.events_purged) == (0, 0, 0)
 
 
 async def test_older_than_zero_compacts_and_purges_every_finished_run_in_one_pass(
-        ks: Settings, conn: CassandraConnection, runs: Runs) -> None:
+    ks: Settings, conn: CassandraConnection, runs: Runs
+) -> None:
     inbox = Inbox(ks)
     await inbox.mark()
     seen: list[CompactedRun] = []
     now = SystemClock().now_ms()
-    report = await compact(ks, older_than_ms=0, purge_history=True, dry_run=False, now_ms=now,
-                           progress=seen.append, chunk=2)  # three rounds
+    report = await compact(
+        ks, older_than_ms=0, purge_history=True, dry_run=False, now_ms=now, progress=seen.append, chunk=2
+    )  # three rounds
     assert report.cutoff_ms == now
     assert sorted(run.run_id for run in seen) == sorted(runs.finished)
     assert all(run.forgotten and run.purged == size_of(runs.histories[run.run_id]) for run in seen)
@@ -415,20 +498,22 @@ def test_an_unknown_keyspace_is_one_line_in_a_dry_run(base: Settings) -> None:
     assert line.startswith("kflow: error: cannot prepare the run queries in 'kflow_nope_x'")
 
 
-def test_kafka_unreachable_is_one_line_and_marks_nothing(ks: Settings, conn: CassandraConnection,
-                                                         runs: Runs) -> None:
+def test_kafka_unreachable_is_one_line_and_marks_nothing(ks: Settings, conn: CassandraConnection, runs: Runs) -> None:
     line = one_line_error(kflow(ks, "compact", "--older-than", WEEK, KFLOW_BOOTSTRAP="127.0.0.1:1"))
-    assert line.startswith(f"kflow: error: cannot send ForgetRun records to {Topics(ks.topic_prefix).inbox} "
-                           "at 127.0.0.1:1")
+    assert line.startswith(
+        f"kflow: error: cannot send ForgetRun records to {Topics(ks.topic_prefix).inbox} at 127.0.0.1:1"
+    )
     _untouched(RunStore(conn, ks.keyspace), runs, list(runs.histories))
 
 
 async def test_a_missing_inbox_is_one_line_creates_no_topic_and_marks_nothing(
-        ks: Settings, conn: CassandraConnection, runs: Runs) -> None:
+    ks: Settings, conn: CassandraConnection, runs: Runs
+) -> None:
     prefix = f"{ks.topic_prefix}-none"
     done = await asyncio.to_thread(kflow, ks, "compact", "--older-than", WEEK, KFLOW_TOPIC_PREFIX=prefix)
-    assert one_line_error(done) == (f"kflow: error: there is no topic {prefix}.inbox on {ks.bootstrap} "
-                                    "(KFLOW_TOPIC_PREFIX?)")
+    assert one_line_error(done) == (
+        f"kflow: error: there is no topic {prefix}.inbox on {ks.bootstrap} (KFLOW_TOPIC_PREFIX?)"
+    )
     admin = AIOKafkaAdminClient(bootstrap_servers=ks.bootstrap)
     await admin.start()
     try:
@@ -441,11 +526,16 @@ async def test_a_missing_inbox_is_one_line_creates_no_topic_and_marks_nothing(
 # --- with the orchestrator ------------------------------------------------------------------------
 
 
-async def _read_topic(bootstrap: str, topic: str, partition: int, key: bytes, enough: Callable[[list[Any]], bool],
-                      decode: bool = True) -> list[Any]:
+async def _read_topic(
+    bootstrap: str, topic: str, partition: int, key: bytes, enough: Callable[[list[Any]], bool], decode: bool = True
+) -> list[Any]:
     """Values (decoded, None for a tombstone) of ``key`` on one partition, read-committed, until ``enough``."""
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
-                              auto_offset_reset="earliest")
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+    )
     await reader.start()
     found: list[Any] = []
     try:
@@ -457,17 +547,24 @@ async def _read_topic(bootstrap: str, topic: str, partition: int, key: bytes, en
             assert time.monotonic() < deadline, f"{topic}[{partition}] never had what was expected: {found}"
             for message in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
                 if message.key == key:
-                    found.append(None if message.value is None else CODEC.codec.decode(message.value)
-                                 if decode else message.value)
+                    found.append(
+                        None
+                        if message.value is None
+                        else CODEC.codec.decode(message.value)
+                        if decode
+                        else message.value
+                    )
     finally:
         await reader.stop()
     return found
 
 
 async def test_a_compacted_run_is_forgotten_by_the_orchestrator_and_a_late_record_goes_to_the_dlq(
-        settings: Settings) -> None:
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-compact-e2e",
-                              keyspace=f"{settings.keyspace}_ce2e")
+    settings: Settings,
+) -> None:
+    own = dataclasses.replace(
+        settings, topic_prefix=f"{settings.topic_prefix}-compact-e2e", keyspace=f"{settings.keyspace}_ce2e"
+    )
     topics = Topics(own.topic_prefix)
     await create_topics(own.bootstrap, topics, own.partitions)
     registry = Registry.from_module("hook_workflows")
@@ -487,21 +584,27 @@ async def test_a_compacted_run_is_forgotten_by_the_orchestrator_and_a_late_recor
                     await asyncio.sleep(0.1)
             key, partition = done.encode(), partition_for(done.encode(), own.partitions)
 
-            report = await compact(own, older_than_ms=0, purge_history=True, dry_run=False,
-                                   now_ms=SystemClock().now_ms())
+            report = await compact(
+                own, older_than_ms=0, purge_history=True, dry_run=False, now_ms=SystemClock().now_ms()
+            )
             assert (report.runs, report.histories_purged) == (1, 1)
 
             # The orchestrator tombstones the run's marker on the state topic ...
-            state = await _read_topic(own.bootstrap, topics.name("state"), partition, key,
-                                      lambda found: bool(found) and found[-1] is None)
+            state = await _read_topic(
+                own.bootstrap, topics.name("state"), partition, key, lambda found: bool(found) and found[-1] is None
+            )
             assert [getattr(value, "name", None) for value in state][-2:] == ["RunMarker", None]
             # ... and a later record for the run is a dead letter, not a restart.
             with pytest.raises(HookDeliveryError, match=f"no run {done} on this partition"):
                 await client.resume_hook(f"{done}:approval", {"ok": True})
             await client.cancel(done, reason="late")
-            letters = await _read_topic(own.bootstrap, topics.dlq, partition, key,
-                                        lambda found: any(CODEC.codec.decode(v.record["value"]).name == "CancelWorkflow"
-                                                          for v in found))
+            letters = await _read_topic(
+                own.bootstrap,
+                topics.dlq,
+                partition,
+                key,
+                lambda found: any(CODEC.codec.decode(v.record["value"]).name == "CancelWorkflow" for v in found),
+            )
             reasons = {CODEC.codec.decode(v.record["value"]).name: v.record["reason"] for v in letters}
             assert reasons["CancelWorkflow"] == f"no run {done} on this partition"
 
@@ -528,7 +631,8 @@ def _row_if_ready(conn: CassandraConnection, settings: Settings, run_id: str) ->
 
 
 def test_migration_2_adds_the_compaction_columns_to_a_keyspace_at_1_and_runs_again_harmlessly(
-        base: Settings, conn: CassandraConnection) -> None:
+    base: Settings, conn: CassandraConnection
+) -> None:
     keyspace = f"{base.keyspace}_cmig"
     first, second = load_migrations()[:2]
     assert migrate(conn, keyspace, migrations=[first]) == [1]

@@ -23,13 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import continue_as_new, Registry, step, workflow
+from engine import Registry, continue_as_new, step, workflow
 from engine.runtime import HISTORY_EVENT_TYPES, Run
 from streams import Settings, Topics, create_topics
 from streams.client import Client
-from streams.processors import TimerProcessor
-from streams.processors import Orchestrator
-from streams.processors import StepWorker
+from streams.processors import Orchestrator, StepWorker, TimerProcessor
 
 pytestmark = pytest.mark.integration
 
@@ -121,17 +119,30 @@ def _sample(orchestrator: Orchestrator, baseline: int, started: float, census: b
         coroutines = sum(isinstance(o, types.CoroutineType) and o.cr_code.co_name == "long_loop" for o in objects)
         events = sum(isinstance(o, HISTORY_EVENT_TYPES) for o in objects)
         del objects
-    return Sample(iteration=finished - baseline, seconds=time.perf_counter() - started, rss_mib=_rss_mib(),
-                  running=sum(len(p.histories) for p in parts), live=sum(len(p.cache.runs) for p in parts),
-                  finished=finished, successors=sum(len(p.successors) for p in parts), run_objects=run_objects,
-                  coroutines=coroutines, events=events)
+    return Sample(
+        iteration=finished - baseline,
+        seconds=time.perf_counter() - started,
+        rss_mib=_rss_mib(),
+        running=sum(len(p.histories) for p in parts),
+        live=sum(len(p.cache.runs) for p in parts),
+        finished=finished,
+        successors=sum(len(p.successors) for p in parts),
+        run_objects=run_objects,
+        coroutines=coroutines,
+        events=events,
+    )
 
 
 def _remainder_bytes(orchestrator: Orchestrator) -> int:
     """Size of what finished runs leave behind: the ``finished`` and ``successors`` dicts, the run ids and the
     successor ids (a key is one str object in both dicts; the status strings are interned constants)."""
-    return sum(sys.getsizeof(p.finished) + sum(map(sys.getsizeof, p.finished)) + sys.getsizeof(p.successors)
-               + sum(map(sys.getsizeof, p.successors.values())) for p in orchestrator.partitions.values())
+    return sum(
+        sys.getsizeof(p.finished)
+        + sum(map(sys.getsizeof, p.finished))
+        + sys.getsizeof(p.successors)
+        + sum(map(sys.getsizeof, p.successors.values()))
+        for p in orchestrator.partitions.values()
+    )
 
 
 @pytest.mark.timeout(1200)
@@ -159,16 +170,22 @@ async def test_ten_thousand_iterations_via_continue_as_new_run_in_bounded_memory
     end = _sample(orchestrator, baseline, started, census=True)
     assert at_checkpoint is not None
 
-    print(f"\n{ITERATIONS:,} iterations (one step each) as {ITERATIONS + 1:,} runs: {took:.1f} s, "
-          f"{ITERATIONS / took:.1f} iterations/s; chain finished at {chain_done or took:.1f} s, result() "
-          f"returned {took - (chain_done or took):.2f} s later")
+    print(
+        f"\n{ITERATIONS:,} iterations (one step each) as {ITERATIONS + 1:,} runs: {took:.1f} s, "
+        f"{ITERATIONS / took:.1f} iterations/s; chain finished at {chain_done or took:.1f} s, result() "
+        f"returned {took - (chain_done or took):.2f} s later"
+    )
     for label, s in (("at ~1k", at_checkpoint), ("at end", end)):
-        print(f"{label}: iteration {s.iteration:,} at {s.seconds:.1f} s, RSS {s.rss_mib:.1f} MiB, "
-              f"running histories {s.running}, live runs {s.live}, finished entries {s.finished:,}, successors "
-              f"{s.successors:,}; alive: {s.run_objects} Run, {s.coroutines} long_loop coroutines, {s.events} events")
-    print(f"peaks while running: {peak_running} running histories, {peak_live} live runs; finished + successors "
-          f"{_remainder_bytes(orchestrator) / 1024:.0f} KiB; RSS growth {end.rss_mib - at_checkpoint.rss_mib:+.1f} "
-          f"MiB; replays {sum(p.replays for p in orchestrator.partitions.values())}")
+        print(
+            f"{label}: iteration {s.iteration:,} at {s.seconds:.1f} s, RSS {s.rss_mib:.1f} MiB, "
+            f"running histories {s.running}, live runs {s.live}, finished entries {s.finished:,}, successors "
+            f"{s.successors:,}; alive: {s.run_objects} Run, {s.coroutines} long_loop coroutines, {s.events} events"
+        )
+    print(
+        f"peaks while running: {peak_running} running histories, {peak_live} live runs; finished + successors "
+        f"{_remainder_bytes(orchestrator) / 1024:.0f} KiB; RSS growth {end.rss_mib - at_checkpoint.rss_mib:+.1f} "
+        f"MiB; replays {sum(p.replays for p in orchestrator.partitions.values())}"
+    )
 
     assert answer == ITERATIONS
     assert end.iteration == ITERATIONS + 1  # every run of the chain finished (and nothing else ran)
@@ -182,6 +199,8 @@ async def test_ten_thousand_iterations_via_continue_as_new_run_in_bounded_memory
     # finds them in Cassandra, which would need the materializer to catch up on 40,000 events first).
     assert end.finished == baseline + ITERATIONS + 1
     assert end.successors == end.finished - 2  # the warm-up's and the chain's last runs completed
-    assert set().union(*(p.finished.values() for p in orchestrator.partitions.values())) == \
-        {"continued_as_new", "completed"}
+    assert set().union(*(p.finished.values() for p in orchestrator.partitions.values())) == {
+        "continued_as_new",
+        "completed",
+    }
     assert end.rss_mib - at_checkpoint.rss_mib < RSS_GROWTH_LIMIT_MIB

@@ -42,8 +42,12 @@ class Cluster:
 
     def spawn(self, command: str, name: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", command, "-A", "e2e_workflows"],
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", command, "-A", "e2e_workflows"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.procs.append(proc)
         return proc
 
@@ -54,14 +58,22 @@ class Cluster:
 @pytest.fixture
 async def cluster(settings: Settings, tmp_path: Path) -> AsyncIterator[Cluster]:
     tag = uuid.uuid4().hex[:6]
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-crash{tag}",
-                              keyspace=f"{settings.keyspace}_crash{tag}")
+    own = dataclasses.replace(
+        settings, topic_prefix=f"{settings.topic_prefix}-crash{tag}", keyspace=f"{settings.keyspace}_crash{tag}"
+    )
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     effects = tmp_path / "effects.txt"
-    env = {**os.environ, "KFLOW_TOPIC_PREFIX": own.topic_prefix, "KFLOW_PARTITIONS": str(own.partitions),
-           "KFLOW_BOOTSTRAP": own.bootstrap, "KFLOW_HOME": str(tmp_path / "home"),
-           "KFLOW_CASSANDRA": own.cassandra, "KFLOW_KEYSPACE": own.keyspace,
-           "KFLOW_TEST_SIDE_EFFECTS": str(effects), "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {
+        **os.environ,
+        "KFLOW_TOPIC_PREFIX": own.topic_prefix,
+        "KFLOW_PARTITIONS": str(own.partitions),
+        "KFLOW_BOOTSTRAP": own.bootstrap,
+        "KFLOW_HOME": str(tmp_path / "home"),
+        "KFLOW_CASSANDRA": own.cassandra,
+        "KFLOW_KEYSPACE": own.keyspace,
+        "KFLOW_TEST_SIDE_EFFECTS": str(effects),
+        "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
     found = Cluster(own, env, effects, [], tmp_path)
     yield found
     for proc in found.procs:
@@ -91,6 +103,7 @@ async def completions_per_run(settings: Settings) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
     try:
         from aiokafka import TopicPartition
+
         tps = [TopicPartition(Topics(settings.topic_prefix).completions, p) for p in range(settings.partitions)]
         reader.assign(tps)
         await reader.seek_to_beginning(*tps)
@@ -148,8 +161,10 @@ async def test_delay_processor_killed_with_timers_pending(cluster: Cluster) -> N
 
         async def armed() -> bool:
             histories = [await kflow.get_events(run_id) for run_id in run_ids]
-            return all(any(type(e).__name__ == "TimerScheduled" and getattr(e, "kind") == "sleep" for e in h)
-                       for h in histories)
+            return all(
+                any(type(e).__name__ == "TimerScheduled" and e.kind == "sleep" for e in h)
+                for h in histories
+            )
 
         deadline = time.monotonic() + 30
         while not await armed():
@@ -178,8 +193,9 @@ async def test_orchestrator_killed_while_runs_wait_on_hooks_and_children(cluster
             return any(type(e).__name__ == event for e in await kflow.get_events(run_id))
 
         deadline = time.monotonic() + 60
-        while not all([await has(r, "HookCreated") for r in waiting] + [await has(p, "ChildWorkflowStarted")
-                                                                          for p in parents]):
+        while not all(
+            [await has(r, "HookCreated") for r in waiting] + [await has(p, "ChildWorkflowStarted") for p in parents]
+        ):
             assert time.monotonic() < deadline, "runs did not reach their hooks and children"
             await asyncio.sleep(0.1)
         kill9(processor)
@@ -194,8 +210,9 @@ async def test_orchestrator_killed_while_runs_wait_on_hooks_and_children(cluster
             with pytest.raises(CancellationError):
                 await kflow.result(parent, timeout=120)
         # A parent ends once its own cleanup ran; its child is cancelled alongside, not before: wait for it too.
-        children = [e.child_run_id for p in parents for e in await kflow.get_events(p)
-                    if isinstance(e, ChildWorkflowStarted)]
+        children = [
+            e.child_run_id for p in parents for e in await kflow.get_events(p) if isinstance(e, ChildWorkflowStarted)
+        ]
         assert len(children) == len(parents)
         for child in children:
             with pytest.raises(CancellationError):

@@ -15,8 +15,13 @@ pytestmark = pytest.mark.integration
 
 
 def kflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def test_up_twice_is_a_no_op_and_status_reports_both(servers: Settings) -> None:
@@ -51,10 +56,20 @@ def test_demo_runs_the_example_workflow_end_to_end(settings: Settings) -> None:
     """The README's main job: processor + worker + client for examples.basic, on a prefix of its own."""
     from pathlib import Path
 
-    env = {**os.environ, "KFLOW_TOPIC_PREFIX": f"{settings.topic_prefix}-demo", "KFLOW_PARTITIONS": "2",
-           "KFLOW_KEYSPACE": f"{settings.keyspace}_demo"}
-    done = subprocess.run([sys.executable, "-m", "streams.cli", "dev", "demo"], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        "KFLOW_TOPIC_PREFIX": f"{settings.topic_prefix}-demo",
+        "KFLOW_PARTITIONS": "2",
+        "KFLOW_KEYSPACE": f"{settings.keyspace}_demo",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "dev", "demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "'charged': 9.5" in done.stdout and "'tries': 2" in done.stdout
     for event in ("StepFailed", "TimerElapsed", "WorkflowCompleted"):

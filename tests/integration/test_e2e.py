@@ -15,9 +15,7 @@ import e2e_workflows
 from engine import FatalError, Registry, WorkflowTimeoutError
 from streams import Settings, Topics, create_topics
 from streams.client import Client
-from streams.processors import TimerProcessor
-from streams.processors import Orchestrator
-from streams.processors import StepWorker
+from streams.processors import Orchestrator, StepWorker, TimerProcessor
 
 pytestmark = pytest.mark.integration
 
@@ -116,8 +114,10 @@ async def test_hundred_concurrent_runs(app: App) -> None:
 
 async def test_idempotency_key_yields_one_run(app: App) -> None:
     key = uuid.uuid4().hex
-    first, second = await asyncio.gather(app.client.start("sum_three", 1, 1, 1, idempotency_key=key),
-                                         app.client.start("sum_three", 1, 1, 1, idempotency_key=key))
+    first, second = await asyncio.gather(
+        app.client.start("sum_three", 1, 1, 1, idempotency_key=key),
+        app.client.start("sum_three", 1, 1, 1, idempotency_key=key),
+    )
     assert first == second
     assert await app.client.result(first, timeout=30) == 3
     events = await app.client.get_events(first)
@@ -130,8 +130,13 @@ async def test_history_is_ordered_and_complete(app: App) -> None:
     events = await app.client.get_events(run_id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert [type(e).__name__ for e in events] == [
-        "WorkflowStarted", "StepScheduled", "StepCompleted", "StepScheduled", "StepCompleted",
-        "WorkflowCompleted"]
+        "WorkflowStarted",
+        "StepScheduled",
+        "StepCompleted",
+        "StepScheduled",
+        "StepCompleted",
+        "WorkflowCompleted",
+    ]
 
 
 async def test_always_replay_mode_gives_the_same_results(settings: Settings, tmp_path: Path) -> None:
@@ -152,7 +157,6 @@ async def test_always_replay_mode_gives_the_same_results(settings: Settings, tmp
     finally:
         for service in reversed(services):
             await service.stop()
-
 
 
 async def _dead_letters(settings: Settings, key: bytes) -> list[dict[str, object]]:
@@ -207,10 +211,12 @@ async def test_unknown_workflow_goes_to_dlq_and_fails_the_waiting_client(app: Ap
     raw = producer(app.settings.bootstrap)
     await raw.start()
     try:
-        start = StartWorkflow(run_id=run_id, workflow_name="no_such_workflow", args=CallArgs((), {}),
-                              requested_at=int(time.time() * 1000))
-        await raw.send_and_wait(Topics(app.settings.topic_prefix).inbox, RecordCodec().encode(start),
-                                key=run_id.encode())
+        start = StartWorkflow(
+            run_id=run_id, workflow_name="no_such_workflow", args=CallArgs((), {}), requested_at=int(time.time() * 1000)
+        )
+        await raw.send_and_wait(
+            Topics(app.settings.topic_prefix).inbox, RecordCodec().encode(start), key=run_id.encode()
+        )
     finally:
         await raw.stop()
     with pytest.raises(UnknownWorkflowError, match="no_such_workflow"):
@@ -306,11 +312,20 @@ async def test_a_hook_payload_through_the_cli(app: App) -> None:
 
     run_id = await app.client.start("approval", "o-8")
     await _wait_for_event(app, run_id, "HookCreated")
-    env = {**os.environ, "KFLOW_TOPIC_PREFIX": app.settings.topic_prefix, "KFLOW_BOOTSTRAP": app.settings.bootstrap,
-           "KFLOW_PARTITIONS": str(app.settings.partitions)}
-    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "streams.cli", "hooks", "resume",
-                                                    f"{run_id}:approval", '{"ok": false}'],
-                                   capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "KFLOW_TOPIC_PREFIX": app.settings.topic_prefix,
+        "KFLOW_BOOTSTRAP": app.settings.bootstrap,
+        "KFLOW_PARTITIONS": str(app.settings.partitions),
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "streams.cli", "hooks", "resume", f"{run_id}:approval", '{"ok": false}'],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert await app.client.result(run_id, timeout=30) == {"order_id": "o-8", "approved": False}
 
@@ -331,7 +346,7 @@ async def test_continue_as_new_chains_runs_and_result_follows_the_chain(app: App
     run = await app.client.get_run(first)
     assert run is not None and run.status == "continued_as_new" and run.next_run_id
     successor = await app.client.get_events(run.next_run_id)
-    assert getattr(successor[0], "continued_from") == first  # linked both ways
+    assert successor[0].continued_from == first  # linked both ways
 
 
 async def test_the_hard_event_limit_fails_a_run_with_a_clear_error(app: App) -> None:

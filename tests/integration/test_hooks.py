@@ -54,7 +54,10 @@ async def test_payloads_sent_before_the_hook_is_reached_are_queued_then_delivere
     assert await app.client.result(run_id, timeout=30) == [{"n": 1}, {"n": 2}]
     received = [e for e in await app.client.get_events(run_id) if isinstance(e, HookReceived)]
     assert [(e.token.partition(":")[2], e.position) for e in received][:3] == [
-        ("approval", -1), ("approval#2", -1), ("ready", 0)]
+        ("approval", -1),
+        ("approval#2", -1),
+        ("ready", 0),
+    ]
 
 
 async def test_a_second_payload_for_a_token_is_refused_whether_queued_or_delivered(app: App) -> None:
@@ -63,12 +66,15 @@ async def test_a_second_payload_for_a_token_is_refused_whether_queued_or_deliver
     assert await app.client.resume_hook(token, {"n": 1}) == "queued"
     with pytest.raises(HookDeliveryError) as refused:
         await app.client.resume_hook(token, {"n": 2})
-    assert refused.value.reason == (f"hook token {token!r} already has a payload waiting for its hook() call: "
-                                    "a token takes one payload")
+    assert refused.value.reason == (
+        f"hook token {token!r} already has a payload waiting for its hook() call: a token takes one payload"
+    )
     assert await app.client.resume_hook(f"{run_id}:ready", None) == "delivered"
     with pytest.raises(HookDeliveryError) as refused:
         await app.client.resume_hook(f"{run_id}:ready", None)
-    assert refused.value.reason == f"hook token '{run_id}:ready' already received its payload: a token takes one payload"
+    assert (
+        refused.value.reason == f"hook token '{run_id}:ready' already received its payload: a token takes one payload"
+    )
     assert await app.client.resume_hook(f"{token}#2", {"n": 3}) == "delivered"
     assert await app.client.result(run_id, timeout=30) == [{"n": 1}, {"n": 3}]
 
@@ -80,8 +86,9 @@ async def test_a_payload_for_an_unknown_run_is_refused_with_the_reason(app: App)
             await app.client.resume_hook(f"{run_id}:approval", {"ok": True})
         assert refused.value.token == f"{run_id}:approval"
         assert refused.value.reason == f"no run {run_id} on this partition"
-        assert str(refused.value) == (f"hook payload for {run_id}:approval not delivered: "
-                                      f"no run {run_id} on this partition")
+        assert str(refused.value) == (
+            f"hook payload for {run_id}:approval not delivered: no run {run_id} on this partition"
+        )
         assert refused.value.retryable is False
 
 
@@ -122,17 +129,28 @@ async def test_no_answer_within_the_timeout_is_a_timeout_error(settings: Setting
 
 
 def _kflow(app: App, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KFLOW_TOPIC_PREFIX": app.settings.topic_prefix, "KFLOW_BOOTSTRAP": app.settings.bootstrap,
-           "KFLOW_PARTITIONS": str(app.settings.partitions)}
-    return subprocess.run([sys.executable, "-m", "streams.cli", "hooks", "resume", *args], capture_output=True,
-                          text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "KFLOW_TOPIC_PREFIX": app.settings.topic_prefix,
+        "KFLOW_BOOTSTRAP": app.settings.bootstrap,
+        "KFLOW_PARTITIONS": str(app.settings.partitions),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "hooks", "resume", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 async def test_the_cli_says_delivered_or_queued(app: App) -> None:
     run_id = await app.client.start("approve_when_ready")
     queued = await asyncio.to_thread(_kflow, app, f"{run_id}:approval", '{"n": 1}')
-    assert (queued.returncode, queued.stdout) == (0, f"queued (no hook is waiting on {run_id}:approval yet; "
-                                                     "it is delivered when the workflow reaches it)\n"), queued.stderr
+    assert (queued.returncode, queued.stdout) == (
+        0,
+        f"queued (no hook is waiting on {run_id}:approval yet; it is delivered when the workflow reaches it)\n",
+    ), queued.stderr
     sent = await asyncio.to_thread(_kflow, app, f"{run_id}:approval#2", '{"n": 2}', "--no-wait")
     assert (sent.returncode, sent.stdout.split()[0]) == (0, "sent"), sent.stderr
     delivered = await asyncio.to_thread(_kflow, app, f"{run_id}:ready", "null")
@@ -144,5 +162,6 @@ async def test_the_cli_reports_a_refused_payload_in_one_line_and_exits_1(app: Ap
     run_id = uuid.uuid4().hex
     done = await asyncio.to_thread(_kflow, app, f"{run_id}:approval", '{"ok": true}')
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr == (f"kflow: error: hook payload for {run_id}:approval not delivered: "
-                           f"no run {run_id} on this partition\n")
+    assert done.stderr == (
+        f"kflow: error: hook payload for {run_id}:approval not delivered: no run {run_id} on this partition\n"
+    )

@@ -19,7 +19,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from engine import continue_as_new, Registry, sleep, step, workflow
+from engine import Registry, continue_as_new, sleep, step, workflow
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent, WorkflowContinuedAsNew, WorkflowStarted
 from engine.testing import FakeClock, InMemoryDriver
 from schemas import RecordCodec, SchemaError
@@ -127,7 +127,7 @@ def interleaved(histories: Histories) -> list[HistoryEvent]:
 
 def chunks(events: Sequence[HistoryEvent], size: int, step_by: int | None = None) -> Iterator[list[HistoryEvent]]:
     for start in range(0, len(events), step_by or size):
-        yield list(events[start:start + size])
+        yield list(events[start : start + size])
 
 
 def newest_first(histories: Histories, keep: Callable[[tuple[HistoryEvent, ...]], bool]) -> list[str]:
@@ -136,15 +136,21 @@ def newest_first(histories: Histories, keep: Callable[[tuple[HistoryEvent, ...]]
 
 
 def status_of(history: tuple[HistoryEvent, ...]) -> str:
-    names = {"WorkflowCompleted": "completed", "WorkflowFailed": "failed", "WorkflowCancelled": "cancelled",
-             "WorkflowContinuedAsNew": "continued_as_new"}
+    names = {
+        "WorkflowCompleted": "completed",
+        "WorkflowFailed": "failed",
+        "WorkflowCancelled": "cancelled",
+        "WorkflowContinuedAsNew": "continued_as_new",
+    }
     return names.get(type(history[-1]).__name__, "running")
 
 
 def snapshot(conn: CassandraConnection, keyspace: str) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every materialized table, sorted."""
-    return {table: sorted((tuple(row) for row in conn.session.execute(f"SELECT * FROM {keyspace}.{table}")), key=repr)
-            for table in TABLES}
+    return {
+        table: sorted((tuple(row) for row in conn.session.execute(f"SELECT * FROM {keyspace}.{table}")), key=repr)
+        for table in TABLES
+    }
 
 
 async def eventually(check: Callable[[], bool | Awaitable[bool]], what: str, timeout: float) -> None:
@@ -184,8 +190,7 @@ async def written(settings: Settings, conn: CassandraConnection) -> AsyncIterato
         after.session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
 
 
-async def test_events_runs_and_query_tables(written: Written,
-                                            conn: CassandraConnection) -> None:
+async def test_events_runs_and_query_tables(written: Written, conn: CassandraConnection) -> None:
     keyspace, histories, ids = written
     store = RunStore(conn, keyspace)
     for run_id, history in histories.items():
@@ -193,12 +198,16 @@ async def test_events_runs_and_query_tables(written: Written,
         row = store.get_run(run_id)
         assert row is not None and isinstance(history[0], WorkflowStarted)
         assert (row.workflow_name, row.status) == (history[0].workflow_name, status_of(history))
-        assert (row.started_at, row.last_seq, row.updated_at) == (history[0].timestamp, len(history),
-                                                                  history[-1].timestamp)
+        assert (row.started_at, row.last_seq, row.updated_at) == (
+            history[0].timestamp,
+            len(history),
+            history[-1].timestamp,
+        )
         assert row.finished_at == (None if row.status == "running" else history[-1].timestamp)
     for run_id, history in histories.items():  # the module invariant of storage._history, as stored
-        written = conn.session.execute(f"SELECT writetime(status) AS ts FROM {keyspace}.runs WHERE run_id = %s",
-                                       (run_id,)).one()
+        written = conn.session.execute(
+            f"SELECT writetime(status) AS ts FROM {keyspace}.runs WHERE run_id = %s", (run_id,)
+        ).one()
         assert written.ts == (1 if status_of(history) == "running" else history[-1].seq)
     old = store.get_run(ids["order_old"])
     assert old is not None and old.args == '{"args":[5],"kwargs":{}}' and old.result == '{"charged":10,"fee":2}'
@@ -215,12 +224,12 @@ async def test_events_runs_and_query_tables(written: Written,
     assert sorted((r.status, r.run_id) for r in by_status) == sorted((status_of(h), k) for k, h in histories.items())
     by_workflow = conn.session.execute(f"SELECT workflow_name, status, run_id FROM {keyspace}.runs_by_workflow")
     assert sorted(tuple(r) for r in by_workflow) == sorted(
-        (h[0].workflow_name, status_of(h), k) for k, h in histories.items()  # type: ignore[union-attr]
+        (h[0].workflow_name, status_of(h), k)
+        for k, h in histories.items()  # type: ignore[union-attr]
     )
 
 
-async def test_listings_are_newest_first_and_paginate(written: Written,
-                                                      conn: CassandraConnection) -> None:
+async def test_listings_are_newest_first_and_paginate(written: Written, conn: CassandraConnection) -> None:
     keyspace, histories, _ = written
     store = RunStore(conn, keyspace)
 
@@ -234,8 +243,12 @@ async def test_listings_are_newest_first_and_paginate(written: Written,
     assert len(orders) == 3 and listed(workflow="order") == orders
     assert listed(workflow="order", status="running") == orders[:1]
     assert listed(workflow="nope") == [] and listed(status="failed", workflow="order") == []
-    for filters in ({}, {"workflow": "countdown"}, {"status": "completed"},
-                    {"workflow": "order", "status": "completed"}):
+    for filters in (
+        {},
+        {"workflow": "countdown"},
+        {"status": "completed"},
+        {"workflow": "order", "status": "completed"},
+    ):
         everything = listed(**filters)
         pages, token = [], None
         while True:
@@ -254,8 +267,7 @@ async def test_listings_are_newest_first_and_paginate(written: Written,
         store.list_runs(status="completed", page=store.list_runs(limit=1).next_page)
 
 
-async def test_writing_again_in_any_batches_leaves_identical_rows(written: Written,
-                                                                  conn: CassandraConnection) -> None:
+async def test_writing_again_in_any_batches_leaves_identical_rows(written: Written, conn: CassandraConnection) -> None:
     keyspace, histories, _ = written
     before = snapshot(conn, keyspace)
     events = interleaved(histories)
@@ -274,8 +286,12 @@ async def test_writing_again_in_any_batches_leaves_identical_rows(written: Writt
     assert snapshot(conn, keyspace) == before
 
 
-async def _produce(settings: Settings, events: Sequence[HistoryEvent], per_transaction: int = 10,
-                   extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
+async def _produce(
+    settings: Settings,
+    events: Sequence[HistoryEvent],
+    per_transaction: int = 10,
+    extra: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
     """History records as the orchestrator writes them: keyed by run id, in transactions."""
     sender = producer(settings.bootstrap, transactional_id=f"{settings.topic_prefix}.test-{uuid.uuid4().hex[:6]}")
     await sender.start()
@@ -395,8 +411,10 @@ async def _produce_steadily(settings: Settings, stop: asyncio.Event, produced: l
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.skipif(bool(os.environ.get("KFLOW_BOOTSTRAP") or os.environ.get("KFLOW_CASSANDRA")),
-                    reason="stops and restarts the local dev Cassandra; not with external servers")
+@pytest.mark.skipif(
+    bool(os.environ.get("KFLOW_BOOTSTRAP") or os.environ.get("KFLOW_CASSANDRA")),
+    reason="stops and restarts the local dev Cassandra; not with external servers",
+)
 async def test_cassandra_outage_loses_nothing(fresh: Settings) -> None:
     stack = DevStack(fresh.home)
     materializer = HistoryMaterializer(fresh)
@@ -418,23 +436,30 @@ async def test_cassandra_outage_loses_nothing(fresh: Settings) -> None:
     finally:
         await asyncio.to_thread(stack.up, log=lambda line: log.warning("outage test: %s", line))
     back = time.monotonic()
-    await eventually(lambda: materializer.stats.events_written > written_during_outage,
-                     "writes to resume", timeout=60)
+    await eventually(lambda: materializer.stats.events_written > written_during_outage, "writes to resume", timeout=60)
     log.warning("outage test: writes resumed %.1fs after Cassandra answered again", time.monotonic() - back)
     stop_producing.set()
     await producing
     try:
+
         async def caught_up() -> bool:
             lag = await materializer.lag()
-            return len(lag) == fresh.partitions and sum(lag.values()) == 0 \
+            return (
+                len(lag) == fresh.partitions
+                and sum(lag.values()) == 0
                 and materializer.stats.events_written >= len(produced)
+            )
 
         await eventually(caught_up, "the materializer to catch up after the outage", timeout=240)
         with _connect(fresh) as conn:
             in_cassandra, in_kafka = cassandra_events(conn, fresh.keyspace), await read_history_topic(fresh)
         assert len(in_kafka) == len(produced)
         assert in_cassandra == in_kafka
-        log.warning("outage test: %d events, %d retries, %d connections", len(produced),
-                    materializer.stats.retries, materializer.stats.connections)
+        log.warning(
+            "outage test: %d events, %d retries, %d connections",
+            len(produced),
+            materializer.stats.retries,
+            materializer.stats.connections,
+        )
     finally:
         await materializer.stop()

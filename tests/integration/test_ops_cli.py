@@ -48,8 +48,12 @@ async def _record() -> tuple[Recorded, list[HistoryEvent]]:
     counter = iter(range(1, 1000))
     driver = InMemoryDriver(Registry.from_module("ops_workflows"), clock, run_ids=lambda: f"ops-{next(counter)}")
     orders = []
-    for item, at in (("old", now - 3 * DAY_MS), ("a", now - 40 * 60_000), ("b", now - 30 * 60_000),
-                     ("c", now - 20 * 60_000)):
+    for item, at in (
+        ("old", now - 3 * DAY_MS),
+        ("a", now - 40 * 60_000),
+        ("b", now - 30 * 60_000),
+        ("c", now - 20 * 60_000),
+    ):
         clock.set(at)
         orders.append(driver.start(ops_workflows.order, item, 9.5))
         await driver.run_until_idle()
@@ -97,11 +101,23 @@ def recorded(settings: Settings) -> Recorded:
 
 def kflow(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m streams.cli ARGS`` on the session's keyspace and topics, from this folder (-A)."""
-    full_env = {**os.environ, "KFLOW_KEYSPACE": settings.keyspace, "KFLOW_TOPIC_PREFIX": settings.topic_prefix,
-                "KFLOW_PARTITIONS": str(settings.partitions), "KFLOW_BOOTSTRAP": settings.bootstrap,
-                "KFLOW_CASSANDRA": settings.cassandra, **env}
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
-                          env=full_env, cwd=HERE, timeout=120)
+    full_env = {
+        **os.environ,
+        "KFLOW_KEYSPACE": settings.keyspace,
+        "KFLOW_TOPIC_PREFIX": settings.topic_prefix,
+        "KFLOW_PARTITIONS": str(settings.partitions),
+        "KFLOW_BOOTSTRAP": settings.bootstrap,
+        "KFLOW_CASSANDRA": settings.cassandra,
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=HERE,
+        timeout=120,
+    )
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -146,8 +162,21 @@ def test_list_pages_one_run_at_a_time(settings: Settings, recorded: Recorded) ->
     seen: list[str] = []
     token: str | None = None
     for _ in range(len(recorded.histories) + 2):
-        page = json.loads(ok(kflow(settings, "runs", "list", "--workflow", "order", "--limit", "1", "--json",
-                                   *(["--page", token] if token else []))))
+        page = json.loads(
+            ok(
+                kflow(
+                    settings,
+                    "runs",
+                    "list",
+                    "--workflow",
+                    "order",
+                    "--limit",
+                    "1",
+                    "--json",
+                    *(["--page", token] if token else []),
+                )
+            )
+        )
         assert len(page["runs"]) <= 1
         seen += [r["run_id"] for r in page["runs"]]
         token = page["next_page"]
@@ -227,8 +256,15 @@ def test_replay_of_every_run_of_a_workflow(settings: Settings, recorded: Recorde
 # --- errors and cancel ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [["runs", "show", "nope"], ["runs", "events", "nope"], ["runs", "cancel", "nope"],
-                                  ["replay", "nope", "-A", "ops_workflows"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["runs", "show", "nope"],
+        ["runs", "events", "nope"],
+        ["runs", "cancel", "nope"],
+        ["replay", "nope", "-A", "ops_workflows"],
+    ],
+)
 def test_an_unknown_run_is_one_line(settings: Settings, recorded: Recorded, argv: list[str]) -> None:
     assert one_line_error(kflow(settings, *argv)) == f"kflow: error: no run nope in keyspace {settings.keyspace}"
 
@@ -237,7 +273,8 @@ def test_a_module_without_the_workflow_is_one_line(settings: Settings, recorded:
     line = one_line_error(kflow(settings, "replay", recorded.chain[0], "-A", "ops_workflows_v2"))
     assert line == "kflow: error: -A ops_workflows_v2 does not define workflow 'countdown' (it defines: order)"
     assert "does not define workflow 'nope'" in one_line_error(
-        kflow(settings, "replay", "--workflow", "nope", "-A", "ops_workflows"))
+        kflow(settings, "replay", "--workflow", "nope", "-A", "ops_workflows")
+    )
 
 
 def test_cassandra_unreachable_is_one_line(settings: Settings) -> None:
@@ -267,7 +304,8 @@ async def test_cancel_of_a_running_run_sends_cancel_workflow(settings: Settings,
                 records = [codec.decode(m.value) for m in messages if m.key == recorded.running.encode()]
                 if records:
                     assert [(type(r).__name__, getattr(r, "reason", None)) for r in records] == [
-                        ("CancelWorkflow", "ops test")]
+                        ("CancelWorkflow", "ops test")
+                    ]
                     return
         pytest.fail("no CancelWorkflow reached the inbox")
     finally:
@@ -289,8 +327,9 @@ async def test_lag_is_history_end_minus_the_materializer_commits(settings: Setti
         await producer.send_and_wait(topics.history, b"y", key=b"k", partition=1)
     finally:
         await producer.stop()
-    group = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=f"{prefix}.materializer",
-                             enable_auto_commit=False)
+    group = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap, group_id=f"{prefix}.materializer", enable_auto_commit=False
+    )
     await group.start()
     try:
         tp = TopicPartition(topics.history, 0)
@@ -301,7 +340,9 @@ async def test_lag_is_history_end_minus_the_materializer_commits(settings: Setti
     done = await asyncio.to_thread(kflow, settings, "runs", "lag", "--json", KFLOW_TOPIC_PREFIX=prefix)
     data = json.loads(ok(done))
     assert data["group"] == f"{prefix}.materializer" and data["lag"] == 4
-    assert data["partitions"] == [{"partition": 0, "end": 5, "committed": 2, "lag": 3},
-                                  {"partition": 1, "end": 1, "committed": None, "lag": 1}]
+    assert data["partitions"] == [
+        {"partition": 0, "end": 5, "committed": 2, "lag": 3},
+        {"partition": 1, "end": 1, "committed": None, "lag": 1},
+    ]
     text = ok(await asyncio.to_thread(kflow, settings, "runs", "lag", KFLOW_TOPIC_PREFIX=prefix))
     assert text.splitlines()[-1].startswith("4 history records")

@@ -7,8 +7,7 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -46,15 +45,26 @@ async def _produce(settings: Settings, histories: dict[str, list[HistoryEvent]])
 
 
 def _rebuild(settings: Settings, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KFLOW_TOPIC_PREFIX": settings.topic_prefix, "KFLOW_KEYSPACE": settings.keyspace,
-           "KFLOW_PARTITIONS": str(settings.partitions)}
-    return subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--rebuild", *extra], env=env,
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    env = {
+        **os.environ,
+        "KFLOW_TOPIC_PREFIX": settings.topic_prefix,
+        "KFLOW_KEYSPACE": settings.keyspace,
+        "KFLOW_PARTITIONS": str(settings.partitions),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "replay", "--rebuild", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
 
 
 async def test_rebuild_writes_the_history_topic_and_is_idempotent(settings: Settings) -> None:
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-rebuild",
-                              keyspace=f"{settings.keyspace}_rebuild")
+    own = dataclasses.replace(
+        settings, topic_prefix=f"{settings.topic_prefix}-rebuild", keyspace=f"{settings.keyspace}_rebuild"
+    )
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     first = await _histories(5)
     await _produce(own, first)
@@ -82,7 +92,7 @@ async def test_rebuild_writes_the_history_topic_and_is_idempotent(settings: Sett
         assert rows[0] == total
 
     time.sleep(0.05)  # Kafka record timestamps are milliseconds: the later batch must be strictly later
-    since = datetime.now(timezone.utc).isoformat()
+    since = datetime.now(UTC).isoformat()
     later = await _histories(2)
     await _produce(own, later)
     partial = _rebuild(own, "--from", since)

@@ -15,22 +15,27 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from engine import CancellationError, fire_run_id, Registry, scheduled_workflow, ScheduleError, ScheduleSpec, ScheduleSpecError
-from engine.runtime import CallArgs, schedule_key, ScheduleState, SystemClock, WorkflowCancelled, WorkflowStarted
+from engine import (
+    CancellationError,
+    Registry,
+    ScheduleError,
+    ScheduleSpec,
+    ScheduleSpecError,
+    fire_run_id,
+    scheduled_workflow,
+)
+from engine.runtime import CallArgs, ScheduleState, SystemClock, WorkflowCancelled, WorkflowStarted, schedule_key
 from schemas import RecordCodec
 from streams import Client, Settings, Topics, create_topics
-from streams.processors import TimerProcessor
+from streams.client import Schedules, read_to_end
 from streams.kafka import producer
-from streams.processors import Orchestrator
-from streams.client import Schedules
-from streams.client import read_to_end
-from streams.processors import StepWorker
+from streams.processors import Orchestrator, StepWorker, TimerProcessor
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent
@@ -43,8 +48,11 @@ async def client(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-sched")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("schedule_workflows")
-    services = [Orchestrator(own, registry), TimerProcessor(own, state_dir=tmp_path_factory.mktemp("delay")),
-                StepWorker(own, registry, concurrency=16)]
+    services = [
+        Orchestrator(own, registry),
+        TimerProcessor(own, state_dir=tmp_path_factory.mktemp("delay")),
+        StepWorker(own, registry, concurrency=16),
+    ]
     for service in services:
         await service.start()
     async with Client(settings=own, registry=registry) as found:
@@ -61,8 +69,14 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def state_until(client: Client, schedule_id: str, check: Callable[[ScheduleState], bool], what: str,
-                      timeout: float = 20, seen: list[ScheduleState] | None = None) -> ScheduleState:
+async def state_until(
+    client: Client,
+    schedule_id: str,
+    check: Callable[[ScheduleState], bool],
+    what: str,
+    timeout: float = 20,
+    seen: list[ScheduleState] | None = None,
+) -> ScheduleState:
     """Poll the schedule's state until ``check`` holds (every state read is appended to ``seen``)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -96,8 +110,11 @@ async def test_an_interval_schedule_fires_every_second_with_run_ids_derived_from
     try:
         first = created.next_fire_at
         assert first is not None and first % 1000 == 0 and created.created_at < first <= created.created_at + 1000
-        assert (created.workflow_name, created.args, created.overlap) == ("tick", CallArgs((schedule_id,), {}),
-                                                                          "allow_all")
+        assert (created.workflow_name, created.args, created.overlap) == (
+            "tick",
+            CallArgs((schedule_id,), {}),
+            "allow_all",
+        )
         state = await state_until(client, schedule_id, lambda s: s.fires >= 3, "three fires")
         expected = [fire_run_id(schedule_id, first + 1000 * k) for k in range(3)]
         assert list(state.recent_runs[:3]) == expected
@@ -136,8 +153,9 @@ async def test_update_changes_the_arguments_of_the_next_fires(client: Client) ->
     try:
         before = await state_until(client, schedule_id, lambda s: s.fires >= 1, "a first fire")
         assert await client.result(before.recent_runs[0], timeout=30) == f"{schedule_id} v1"
-        updated = await client.schedules.update(schedule_id, args=(schedule_id,), kwargs={"version": 2},
-                                               overlap="skip", note="v2")
+        updated = await client.schedules.update(
+            schedule_id, args=(schedule_id,), kwargs={"version": 2}, overlap="skip", note="v2"
+        )
         assert updated.args == CallArgs((schedule_id,), {"version": 2})
         assert (updated.overlap, updated.note, updated.workflow_name) == ("skip", "v2", "tick")
         after = await state_until(client, schedule_id, lambda s: s.fires > updated.fires, "a fire after the update")
@@ -165,12 +183,14 @@ async def test_backfill_of_a_past_range_starts_exactly_the_fires_in_it(client: C
     hour = 3_600_000
     top = now_ms() // hour * hour
     # hourly, ended at the last full hour: no regular fire can happen during the test
-    created = await client.schedules.create(schedule_id, "tick", ScheduleSpec(interval="1h", end_at=top),
-                                           schedule_id, overlap="allow_all")
+    created = await client.schedules.create(
+        schedule_id, "tick", ScheduleSpec(interval="1h", end_at=top), schedule_id, overlap="allow_all"
+    )
     try:
         assert created.next_fire_at is None
-        run_ids = await client.schedules.backfill(schedule_id, top - 3 * hour,
-                                                 datetime.fromtimestamp(top / 1000, tz=timezone.utc))
+        run_ids = await client.schedules.backfill(
+            schedule_id, top - 3 * hour, datetime.fromtimestamp(top / 1000, tz=UTC)
+        )
         assert len(set(run_ids)) == 3  # top - 3h, top - 2h, top - 1h; top itself is outside [start, end)
         assert [await client.result(run_id, timeout=30) for run_id in run_ids] == [f"{schedule_id} v1"] * 3
         state = await client.schedules.get(schedule_id)
@@ -203,8 +223,13 @@ async def test_skip_drops_the_fires_that_find_a_run_running(client: Client) -> N
     await client.schedules.create(schedule_id, "lasting", EVERY_SECOND, schedule_id, 2.5, overlap="skip")
     seen: list[ScheduleState] = []
     try:
-        state = await state_until(client, schedule_id, lambda s: s.fires >= 2 and s.skipped >= 2,
-                                  "a second run after skipped fires", seen=seen)
+        state = await state_until(
+            client,
+            schedule_id,
+            lambda s: s.fires >= 2 and s.skipped >= 2,
+            "a second run after skipped fires",
+            seen=seen,
+        )
     finally:
         await client.schedules.delete(schedule_id)
     assert max(len(s.running) for s in seen) == 1 and not any(s.buffered for s in seen)
@@ -216,8 +241,9 @@ async def test_buffer_one_keeps_at_most_one_fire_for_after_the_running_run(clien
     await client.schedules.create(schedule_id, "lasting", EVERY_SECOND, schedule_id, 2.5, overlap="buffer_one")
     seen: list[ScheduleState] = []
     try:
-        state = await state_until(client, schedule_id, lambda s: s.fires >= 2 and s.skipped >= 1,
-                                  "a buffered fire started", seen=seen)
+        state = await state_until(
+            client, schedule_id, lambda s: s.fires >= 2 and s.skipped >= 1, "a buffered fire started", seen=seen
+        )
     finally:
         await client.schedules.delete(schedule_id)
     assert max(len(s.buffered) for s in seen) == 1 and max(len(s.running) for s in seen) == 1
@@ -229,8 +255,13 @@ async def test_buffer_all_keeps_every_fire_and_runs_them_one_after_another(clien
     await client.schedules.create(schedule_id, "lasting", EVERY_SECOND, schedule_id, 2.5, overlap="buffer_all")
     seen: list[ScheduleState] = []
     try:
-        state = await state_until(client, schedule_id, lambda s: s.fires >= 2 and len(s.buffered) >= 2,
-                                  "two fires buffered while a buffered one runs", seen=seen)
+        state = await state_until(
+            client,
+            schedule_id,
+            lambda s: s.fires >= 2 and len(s.buffered) >= 2,
+            "two fires buffered while a buffered one runs",
+            seen=seen,
+        )
     finally:
         await client.schedules.delete(schedule_id)
     assert state.skipped == 0 and max(len(s.running) for s in seen) == 1
@@ -278,9 +309,13 @@ async def test_refused_commands_raise_schedule_error_with_the_reason(client: Cli
             await client.schedules.backfill(schedule_id, 0, 1001 * 366 * 86_400_000)
         unknown = new_id("unknown")
         calls: list[Callable[[], Awaitable[object]]] = [
-            lambda: client.schedules.pause(unknown), lambda: client.schedules.resume(unknown),
-            lambda: client.schedules.trigger(unknown), lambda: client.schedules.update(unknown, overlap="skip"),
-            lambda: client.schedules.delete(unknown), lambda: client.schedules.backfill(unknown, 0, 1000)]
+            lambda: client.schedules.pause(unknown),
+            lambda: client.schedules.resume(unknown),
+            lambda: client.schedules.trigger(unknown),
+            lambda: client.schedules.update(unknown, overlap="skip"),
+            lambda: client.schedules.delete(unknown),
+            lambda: client.schedules.backfill(unknown, 0, 1000),
+        ]
         for call in calls:
             with pytest.raises(ScheduleError, match=f"no schedule '{unknown}'"):
                 await call()
@@ -297,8 +332,9 @@ async def test_refused_commands_raise_schedule_error_with_the_reason(client: Cli
             return sender
 
         ops = Schedules(client.settings, RecordCodec(), None, connected, SystemClock())
-        bad_spec = dataclasses.replace(ops.command(new_id("bad"), "create", workflow_name="tick"),
-                                       spec='{"cron": "61 * * * *"}')
+        bad_spec = dataclasses.replace(
+            ops.command(new_id("bad"), "create", workflow_name="tick"), spec='{"cron": "61 * * * *"}'
+        )
         with pytest.raises(ScheduleError, match=r"cron '61 \* \* \* \*': minute field '61': value 61 is out of range"):
             await ops.send(bad_spec, wait=True, timeout=30)
         bad_overlap = ops.command(schedule_id, "update", overlap="sometimes")
@@ -312,8 +348,14 @@ async def test_refused_commands_raise_schedule_error_with_the_reason(client: Cli
 # --- schedules declared in code ------------------------------------------------------------------------------
 
 
-@scheduled_workflow(interval="1s", schedule_id="declared-tick", name="declared_tick", args=("declared",),
-                    kwargs={"version": 2}, overlap_policy="skip")
+@scheduled_workflow(
+    interval="1s",
+    schedule_id="declared-tick",
+    name="declared_tick",
+    args=("declared",),
+    kwargs={"version": 2},
+    overlap_policy="skip",
+)
 async def declared_tick_v2(tag: str, version: int = 1) -> str:
     """The next deploy's declaration of ``schedule_workflows.declared_tick``: other arguments and policy."""
     raise AssertionError("the processor runs the function of its own registry")
@@ -326,8 +368,11 @@ async def test_activation_creates_the_declared_schedule_then_leaves_it_alone_the
         assert await client.schedules.activate("schedule_workflows") == ["declared-tick"]
         created = await client.schedules.get("declared-tick")
         assert created is not None and ScheduleSpec.from_wire(json.loads(created.spec)) == declared.spec
-        assert (created.workflow_name, created.args, created.overlap) == \
-            ("declared_tick", CallArgs(("declared",), {}), "allow_all")
+        assert (created.workflow_name, created.args, created.overlap) == (
+            "declared_tick",
+            CallArgs(("declared",), {}),
+            "allow_all",
+        )
         fired = await state_until(client, "declared-tick", lambda s: s.fires >= 2, "two fires")
         assert [await client.result(run_id, timeout=30) for run_id in fired.recent_runs[:2]] == ["declared v1"] * 2
 
@@ -340,8 +385,9 @@ async def test_activation_creates_the_declared_schedule_then_leaves_it_alone_the
         updated = await client.schedules.activate_declared(changed, timeout=30)
         assert updated.outcome == "updated" and updated.state.generation == created.generation + 1
         assert (updated.state.args, updated.state.overlap) == (CallArgs(("declared",), {"version": 2}), "skip")
-        after = await state_until(client, "declared-tick", lambda s: s.fires > updated.state.fires,
-                                  "a fire after the update")
+        after = await state_until(
+            client, "declared-tick", lambda s: s.fires > updated.state.fires, "a fire after the update"
+        )
         assert await client.result(after.recent_runs[-1], timeout=30) == "declared v2"
         assert (await client.schedules.activate_declared(changed, timeout=30)).outcome == "unchanged"
     finally:
@@ -351,12 +397,23 @@ async def test_activation_creates_the_declared_schedule_then_leaves_it_alone_the
 async def test_processor_activate_schedules_flag_and_cli_activate(settings: Settings, tmp_path: Path) -> None:
     own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-schedact{uuid.uuid4().hex[:6]}")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
-    env = {**os.environ, "KFLOW_TOPIC_PREFIX": own.topic_prefix, "KFLOW_PARTITIONS": str(own.partitions),
-           "KFLOW_BOOTSTRAP": own.bootstrap, "KFLOW_HOME": str(tmp_path / "home"),
-           "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    procs = [subprocess.Popen([sys.executable, "-m", "streams.cli", *command, "-A", "schedule_workflows"], env=env,
-                              stdout=open(tmp_path / f"{command[0]}.log", "ab"), stderr=subprocess.STDOUT)
-             for command in (["processor", "--no-materializer", "--activate-schedules"], ["worker"])]
+    env = {
+        **os.environ,
+        "KFLOW_TOPIC_PREFIX": own.topic_prefix,
+        "KFLOW_PARTITIONS": str(own.partitions),
+        "KFLOW_BOOTSTRAP": own.bootstrap,
+        "KFLOW_HOME": str(tmp_path / "home"),
+        "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", *command, "-A", "schedule_workflows"],
+            env=env,
+            stdout=open(tmp_path / f"{command[0]}.log", "ab"),
+            stderr=subprocess.STDOUT,
+        )
+        for command in (["processor", "--no-materializer", "--activate-schedules"], ["worker"])
+    ]
     try:
         async with Client(settings=own) as kflow:
             deadline = time.monotonic() + 60
@@ -365,8 +422,13 @@ async def test_processor_activate_schedules_flag_and_cli_activate(settings: Sett
                 await asyncio.sleep(0.2)
             fired = await state_until(kflow, "declared-tick", lambda s: s.fires >= 1, "a fire", timeout=60)
             assert await kflow.result(fired.recent_runs[0], timeout=30) == "declared v1"
-            cli = subprocess.run([sys.executable, "-m", "streams.cli", "schedules", "activate", "-A",
-                                  "schedule_workflows"], env=env, capture_output=True, text=True, timeout=120)
+            cli = subprocess.run(
+                [sys.executable, "-m", "streams.cli", "schedules", "activate", "-A", "schedule_workflows"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert cli.returncode == 0, cli.stderr
             assert cli.stdout.startswith("schedule declared-tick unchanged: next fire "), cli.stdout
             assert cli.stdout.count("\n") == 1
@@ -377,26 +439,38 @@ async def test_processor_activate_schedules_flag_and_cli_activate(settings: Sett
         for proc in procs:
             proc.wait(timeout=30)
     assert [proc.returncode for proc in procs] == [0, 0]  # SIGTERM: a clean stop
-    assert "declared schedule 'declared-tick' of workflow 'declared_tick' created" in \
-        (tmp_path / "processor.log").read_text()
+    assert (
+        "declared schedule 'declared-tick' of workflow 'declared_tick' created"
+        in (tmp_path / "processor.log").read_text()
+    )
 
 
 # --- kill -9 --------------------------------------------------------------------------------------------
 
 
 async def test_a_processor_killed_with_kill_9_starts_every_nominal_fire_exactly_once_catching_up_late(
-        settings: Settings, tmp_path: Path) -> None:
+    settings: Settings, tmp_path: Path
+) -> None:
     own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-schedcrash{uuid.uuid4().hex[:6]}")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
-    env = {**os.environ, "KFLOW_TOPIC_PREFIX": own.topic_prefix, "KFLOW_PARTITIONS": str(own.partitions),
-           "KFLOW_BOOTSTRAP": own.bootstrap, "KFLOW_HOME": str(tmp_path / "home"),
-           "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {
+        **os.environ,
+        "KFLOW_TOPIC_PREFIX": own.topic_prefix,
+        "KFLOW_PARTITIONS": str(own.partitions),
+        "KFLOW_BOOTSTRAP": own.bootstrap,
+        "KFLOW_HOME": str(tmp_path / "home"),
+        "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(*command: str) -> subprocess.Popen[bytes]:
         log = open(tmp_path / f"{command[0]}-{len(procs)}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *command, "-A", "schedule_workflows"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", *command, "-A", "schedule_workflows"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         procs.append(proc)
         return proc
 
@@ -405,8 +479,9 @@ async def test_a_processor_killed_with_kill_9_starts_every_nominal_fire_exactly_
         processor = spawn("processor", "--no-materializer")
         spawn("worker")
         async with Client(settings=own) as kflow:
-            created = await kflow.schedules.create(schedule_id, "tick", EVERY_SECOND, schedule_id, overlap="allow_all",
-                                                  timeout=60)
+            created = await kflow.schedules.create(
+                schedule_id, "tick", EVERY_SECOND, schedule_id, overlap="allow_all", timeout=60
+            )
             before = await state_until(kflow, schedule_id, lambda s: s.fires >= 3, "three fires")
             for run_id in before.recent_runs:  # no start of theirs is left in flight by the kill
                 await kflow.result(run_id, timeout=30)
@@ -415,8 +490,9 @@ async def test_a_processor_killed_with_kill_9_starts_every_nominal_fire_exactly_
             await asyncio.sleep(2.5)  # fire times pass with no processor running
             restarted_at = now_ms()
             spawn("processor", "--no-materializer")
-            await state_until(kflow, schedule_id, lambda s: s.fires >= before.fires + 3, "fires after the restart",
-                              timeout=60)
+            await state_until(
+                kflow, schedule_id, lambda s: s.fires >= before.fires + 3, "fires after the restart", timeout=60
+            )
             after = await kflow.schedules.pause(schedule_id)  # final: no fire follows this answer
             await kflow.result(after.recent_runs[-1], timeout=30)
             await kflow.schedules.delete(schedule_id)
@@ -434,8 +510,11 @@ async def test_a_processor_killed_with_kill_9_starts_every_nominal_fire_exactly_
     # the first to the last fire started exactly one run (run ids are derived from it) ...
     assert set(starts) == set(nominal_of) and len(starts) == after.fires and after.skipped == 0, (starts, after)
     # ... those due during the outage late, after the restart
-    late = [run_id for run_id, (started_at,) in starts.items()
-            if before.last_fire_at < nominal_of[run_id] < restarted_at <= started_at]
+    late = [
+        run_id
+        for run_id, (started_at,) in starts.items()
+        if before.last_fire_at < nominal_of[run_id] < restarted_at <= started_at
+    ]
     assert len(late) >= 2, (late, after)
     assert after.last_fire_at > restarted_at
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
@@ -19,9 +18,17 @@ pytestmark = pytest.mark.integration
 
 
 def _start_record(run_id: str) -> dict[str, object]:
-    return {"run_id": run_id, "workflow_name": "smoke", "args": encode_payload({"args": [1], "kwargs": {}}),
-            "idempotency_key": None, "parent_run_id": None, "parent_position": None, "continued_from": None,
-            "requested_at": int(time.time() * 1000), "depth": 0}
+    return {
+        "run_id": run_id,
+        "workflow_name": "smoke",
+        "args": encode_payload({"args": [1], "kwargs": {}}),
+        "idempotency_key": None,
+        "parent_run_id": None,
+        "parent_position": None,
+        "continued_from": None,
+        "requested_at": int(time.time() * 1000),
+        "depth": 0,
+    }
 
 
 async def test_kafka_carries_single_object_encoded_records_keyed_by_raw_run_id(settings: Settings) -> None:
@@ -31,8 +38,12 @@ async def test_kafka_carries_single_object_encoded_records_keyed_by_raw_run_id(s
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
     await producer.start()
     try:
-        sent = {rid: await producer.send_and_wait(topics.inbox, codec.encode("StartWorkflow", _start_record(rid)),
-                                                  key=rid.encode()) for rid in run_ids}
+        sent = {
+            rid: await producer.send_and_wait(
+                topics.inbox, codec.encode("StartWorkflow", _start_record(rid)), key=rid.encode()
+            )
+            for rid in run_ids
+        }
     finally:
         await producer.stop()
     # Invariant under test: the partition is murmur2 of the raw UTF-8 run id, as any Java/Go client computes it.

@@ -13,17 +13,12 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 
-import engine
-
-from engine import runtime
-from engine import CancellationError, Registry
+from engine import CancellationError, Registry, runtime
 from schemas import Codec, RecordCodec
 from streams import Settings, Topics, create_topics
 from streams.client import Client
-from streams.processors import TimerProcessor
 from streams.kafka import consumer, producer
-from streams.processors import Orchestrator
-from streams.processors import StepWorker
+from streams.processors import Orchestrator, StepWorker, TimerProcessor
 
 pytestmark = pytest.mark.integration
 
@@ -49,8 +44,9 @@ async def stack(settings: Settings, tmp_path: Path) -> AsyncIterator[Stack]:
     registry = Registry.from_module("e2e_workflows")
     delay = TimerProcessor(own, state_dir=tmp_path / "delay")
     worker = StepWorker(own, registry, concurrency=8)
-    found = Stack(own, registry, Orchestrator(own, registry, checkpoint_interval=0), Client(settings=own,
-                                                                                           registry=registry))
+    found = Stack(
+        own, registry, Orchestrator(own, registry, checkpoint_interval=0), Client(settings=own, registry=registry)
+    )
     for service in (found.orchestrator, delay, worker):
         await service.start()
     async with found.client:
@@ -86,15 +82,15 @@ async def _dead_letter_reasons(settings: Settings, key: bytes, count: int) -> li
         deadline = time.monotonic() + 30
         while len(found) < count and time.monotonic() < deadline:
             for messages in (await reader.getmany(timeout_ms=300)).values():
-                found.extend(str(r["reason"]) for r in (codec.decode(m.value).record for m in messages)
-                             if r["key"] == key)
+                found.extend(
+                    str(r["reason"]) for r in (codec.decode(m.value).record for m in messages) if r["key"] == key
+                )
     finally:
         await reader.stop()
     return found
 
 
-async def test_a_restart_restores_from_the_checkpoint_and_knows_finished_runs_by_their_markers(
-        stack: Stack) -> None:
+async def test_a_restart_restores_from_the_checkpoint_and_knows_finished_runs_by_their_markers(stack: Stack) -> None:
     finished = [await stack.client.start("sum_three", i, 1, 1, idempotency_key=f"k{i}") for i in range(12)]
     for i, run_id in enumerate(finished):
         assert await stack.client.result(run_id, timeout=30) == i + 2
@@ -135,8 +131,9 @@ async def test_a_forgotten_run_is_gone_after_a_restart_and_its_late_records_are_
         orchestrator = await stack.restart_orchestrator()
         await _adopted(orchestrator, stack.settings.partitions)
         assert not any(run_id in logic.finished for logic in orchestrator.partitions.values())
-        late = runtime.StepResult(run_id=run_id, position=0, attempt=1, ok=True, result=5, worker="late",
-                                 started_at=1, finished_at=2)
+        late = runtime.StepResult(
+            run_id=run_id, position=0, attempt=1, ok=True, result=5, worker="late", started_at=1, finished_at=2
+        )
         await sender.send_and_wait(inbox, records.encode(late), key=run_id.encode())
     finally:
         await sender.stop()
@@ -170,8 +167,9 @@ async def test_the_id_of_a_forgotten_run_with_an_idempotency_key_is_never_reused
     await sender.start()
     try:
         forget = runtime.ForgetRun(run_id=run_id, reason="test", requested_at=1)
-        await sender.send_and_wait(Topics(stack.settings.topic_prefix).inbox, RecordCodec().encode(forget),
-                                   key=run_id.encode())
+        await sender.send_and_wait(
+            Topics(stack.settings.topic_prefix).inbox, RecordCodec().encode(forget), key=run_id.encode()
+        )
     finally:
         await sender.stop()
     deadline = time.monotonic() + 30
@@ -209,8 +207,9 @@ async def test_the_orchestrator_creates_a_missing_state_topic_and_refuses_a_dele
         config = await topic_config(admin, Topics(old.topic_prefix).state)
         assert config["cleanup.policy"] == "compact"
         wrong = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-badstate{tag}")
-        await admin.create_topics([NewTopic(Topics(wrong.topic_prefix).state, num_partitions=wrong.partitions,
-                                            replication_factor=1)])
+        await admin.create_topics(
+            [NewTopic(Topics(wrong.topic_prefix).state, num_partitions=wrong.partitions, replication_factor=1)]
+        )
         await create_topics(wrong.bootstrap, Topics(wrong.topic_prefix), wrong.partitions)
         with pytest.raises(InternalTopicError, match="must be compacted"):
             await Orchestrator(wrong, Registry.from_module("e2e_workflows")).start()

@@ -25,9 +25,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from engine.runtime import CancelTimer, StartTimer, TimerFired
 from schemas import Codec, RecordCodec
 from streams import Settings, Topics
-from streams.processors import TimerProcessor
 from streams.kafka import consumer, producer
-from streams.processors import TimerIndex
+from streams.processors import TimerIndex, TimerProcessor
 
 pytestmark = pytest.mark.integration
 
@@ -49,8 +48,14 @@ def _run_id_on(partition: int, partitions: int) -> str:
 
 
 def _arm(run_id: str, position: int, fire_at: int, kind: str = "sleep") -> StartTimer:
-    return StartTimer(run_id=run_id, timer_id=f"{kind}:{position}:0", position=position, kind=kind,
-                      fire_at=fire_at, requested_at=_now_ms())
+    return StartTimer(
+        run_id=run_id,
+        timer_id=f"{kind}:{position}:0",
+        position=position,
+        kind=kind,
+        fire_at=fire_at,
+        requested_at=_now_ms(),
+    )
 
 
 def _cancel(timer: StartTimer) -> CancelTimer:
@@ -185,16 +190,20 @@ async def test_timers_fire_once_not_early_and_in_due_order(settings: Settings, t
     async with _running(settings, tmp_path) as processor, _timers_producer(settings) as out:
         async with TopicReader(settings, Topics(settings.topic_prefix).inbox, {r.encode() for r in runs}) as inbox:
             now = _now_ms()
-            armed = [_arm(run, position, now + delay) for run in runs
-                     for position, delay in enumerate([1000, -1000, 500, 200])]  # sent out of due order
+            armed = [
+                _arm(run, position, now + delay)
+                for run in runs
+                for position, delay in enumerate([1000, -1000, 500, 200])
+            ]  # sent out of due order
             await _send(out, settings, *armed)
             await inbox.read_until(lambda seen: len(_fired(seen)) >= len(armed))
             fired = _fired(await inbox.drain())
         _check_fired_once_in_order(armed, fired)
         # The processor counts a fire once its acks are in and deletes it from the index after the changelog
         # tombstone is acknowledged: both come a moment after the inbox consumer can already see the record.
-        await _wait_until(lambda: processor.stats.fired == len(armed) and processor.stats.pending == 0,
-                          "the processor's counters")
+        await _wait_until(
+            lambda: processor.stats.fired == len(armed) and processor.stats.pending == 0, "the processor's counters"
+        )
         assert processor.stats.fired == len(armed)  # and not more: no timer fired twice
     print(f"\nlateness (200ms..1s timers): {_percentiles(_record_lateness(fired, now))}")
 
@@ -204,8 +213,11 @@ async def test_cancelled_timer_never_fires(settings: Settings, tmp_path: Path) -
     async with _running(settings, tmp_path) as processor, _timers_producer(settings) as out:
         async with TopicReader(settings, Topics(settings.topic_prefix).inbox, {run.encode()}) as inbox:
             now = _now_ms()
-            persisted, same_batch, witness = (_arm(run, 0, now + 1700), _arm(run, 1, now + 1600),
-                                              _arm(run, 2, now + 2200))
+            persisted, same_batch, witness = (
+                _arm(run, 0, now + 1700),
+                _arm(run, 1, now + 1600),
+                _arm(run, 2, now + 2200),
+            )
             await _send(out, settings, persisted)
             await _wait_until(lambda: processor.stats.pending == 1, "the first timer in the index")
             await _send(out, settings, _cancel(persisted), same_batch, _cancel(same_batch), witness)
@@ -215,8 +227,7 @@ async def test_cancelled_timer_never_fires(settings: Settings, tmp_path: Path) -
     assert [f.timer_id for f, _ in fired] == [witness.timer_id]
 
 
-async def test_malformed_records_go_to_the_dlq_and_later_timers_still_fire(settings: Settings,
-                                                                           tmp_path: Path) -> None:
+async def test_malformed_records_go_to_the_dlq_and_later_timers_still_fire(settings: Settings, tmp_path: Path) -> None:
     run = uuid.uuid4().hex
     topics = Topics(settings.topic_prefix)
     stray = TimerFired(run_id=run, timer_id="sleep:9:0", position=9, kind="sleep", fire_at=1, fired_at=2)
@@ -279,8 +290,13 @@ asyncio.run(main())
 
 
 def _spawn(settings: Settings, state_dir: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "KFLOW_BOOTSTRAP": settings.bootstrap, "KFLOW_TOPIC_PREFIX": settings.topic_prefix,
-           "KFLOW_PARTITIONS": str(settings.partitions), "KFLOW_DELAY_STATE": str(state_dir)}
+    env = {
+        **os.environ,
+        "KFLOW_BOOTSTRAP": settings.bootstrap,
+        "KFLOW_TOPIC_PREFIX": settings.topic_prefix,
+        "KFLOW_PARTITIONS": str(settings.partitions),
+        "KFLOW_DELAY_STATE": str(state_dir),
+    }
     with log.open("ab") as sink:
         return subprocess.Popen([sys.executable, "-c", _ENTRY], env=env, stdout=sink, stderr=sink)
 
@@ -308,8 +324,11 @@ async def test_timer_survives_kill_9_of_the_processor(settings: Settings, tmp_pa
     run = _run_id_on(0, settings.partitions)
     first = _spawn(settings, state, log)
     try:
-        await _wait_until(lambda: log.read_text().count(" assigned: ") == settings.partitions,
-                          "the subprocess to own every partition", timeout=60)
+        await _wait_until(
+            lambda: log.read_text().count(" assigned: ") == settings.partitions,
+            "the subprocess to own every partition",
+            timeout=60,
+        )
         async with _timers_producer(settings) as out:
             timer = _arm(run, 0, _now_ms() + 3000)
             (offset,) = await _send(out, settings, timer)
@@ -350,16 +369,18 @@ async def _wait_all_committed(settings: Settings, armed: list[StartTimer], offse
         await _wait_committed(settings, TopicPartition(Topics(settings.topic_prefix).timers, partition), offset)
 
 
-async def test_timers_armed_on_one_host_fire_on_another_with_an_empty_state_dir(settings: Settings,
-                                                                                tmp_path: Path) -> None:
+async def test_timers_armed_on_one_host_fire_on_another_with_an_empty_state_dir(
+    settings: Settings, tmp_path: Path
+) -> None:
     host_a, host_b = tmp_path / "host-a", tmp_path / "host-b"
     runs = [_run_id_on(p, settings.partitions) for p in range(settings.partitions)]
     topics = Topics(settings.topic_prefix)
     async with TopicReader(settings, topics.inbox, {r.encode() for r in runs}) as inbox:
         async with _running(settings, host_a) as first, _timers_producer(settings) as out:
             now = _now_ms()
-            handed_over = [_arm(run, position, now + delay) for run in runs
-                           for position, delay in enumerate([9000, 8000, 8500])]
+            handed_over = [
+                _arm(run, position, now + delay) for run in runs for position, delay in enumerate([9000, 8000, 8500])
+            ]
             offsets = await _send(out, settings, *handed_over)
             await _wait_until(lambda: first.stats.pending == len(handed_over), "every timer in host A's index")
             await _wait_all_committed(settings, handed_over, offsets)  # so host B cannot get them from .timers
@@ -381,8 +402,10 @@ async def test_timers_armed_on_one_host_fire_on_another_with_an_empty_state_dir(
         assert max(late) < 1000, late
         async with _running(settings, host_b) as third:  # the same host again: its index is current
             assert third.stats.restore_seconds == 0 and third.stats.pending == 0
-    print(f"\nlateness after a move to a host with an empty state dir: {_percentiles(late)}, "
-          f"rebuild of {len(handed_over)} timers took {second.stats.restore_seconds * 1000:.0f}ms")
+    print(
+        f"\nlateness after a move to a host with an empty state dir: {_percentiles(late)}, "
+        f"rebuild of {len(handed_over)} timers took {second.stats.restore_seconds * 1000:.0f}ms"
+    )
 
 
 async def test_a_rebuild_resurrects_no_fired_or_cancelled_timer(settings: Settings, tmp_path: Path) -> None:
@@ -414,15 +437,17 @@ async def test_a_rebuild_resurrects_no_fired_or_cancelled_timer(settings: Settin
 async def test_a_missing_changelog_is_created_compacted_and_a_wrong_one_refused(settings: Settings) -> None:
     from aiokafka.admin import NewTopic
 
-    from streams.processors import ChangelogError, TimerChangelog
     from streams import partition_counts, topic_config
+    from streams.processors import ChangelogError, TimerChangelog
 
     missing, wrong = Topics(f"{settings.topic_prefix}-cl1"), Topics(f"{settings.topic_prefix}-cl2")
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(t.timers, num_partitions=3, replication_factor=1) for t in (missing, wrong)]
-                                  + [NewTopic(wrong.name("timer-index"), num_partitions=3, replication_factor=1)])
+        await admin.create_topics(
+            [NewTopic(t.timers, num_partitions=3, replication_factor=1) for t in (missing, wrong)]
+            + [NewTopic(wrong.name("timer-index"), num_partitions=3, replication_factor=1)]
+        )
         await TimerChangelog(settings.bootstrap, missing, RECORDS).ensure_topic()
         counts = await partition_counts(admin, [missing.name("timer-index")])
         config = await topic_config(admin, missing.name("timer-index"))

@@ -16,13 +16,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+import worker_steps
 from engine import Registry
 from engine.runtime import CallArgs, ExecuteStep, StepResult
 from schemas import Codec, RecordCodec
 from streams import Settings, Topics, create_topics
 from streams.processors import StepWorker
-
-import worker_steps
 
 pytestmark = pytest.mark.integration
 
@@ -30,11 +29,24 @@ HERE = Path(__file__).resolve().parent
 RECORDS = RecordCodec()
 
 
-def _task(step_name: str, *args: object, timeout_ms: int | None = None, run_id: str | None = None,
-          position: int = 0, attempt: int = 1) -> ExecuteStep:
-    return ExecuteStep(run_id=run_id or uuid.uuid4().hex, workflow_name="wf", position=position,
-                       attempt=attempt, step_name=step_name, args=CallArgs(tuple(args), {}),
-                       timeout_ms=timeout_ms, scheduled_at=int(time.time() * 1000))
+def _task(
+    step_name: str,
+    *args: object,
+    timeout_ms: int | None = None,
+    run_id: str | None = None,
+    position: int = 0,
+    attempt: int = 1,
+) -> ExecuteStep:
+    return ExecuteStep(
+        run_id=run_id or uuid.uuid4().hex,
+        workflow_name="wf",
+        position=position,
+        attempt=attempt,
+        step_name=step_name,
+        args=CallArgs(tuple(args), {}),
+        timeout_ms=timeout_ms,
+        scheduled_at=int(time.time() * 1000),
+    )
 
 
 class TopicReader:
@@ -43,8 +55,12 @@ class TopicReader:
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic, self.partitions = topic, settings.partitions
         bootstrap = settings.bootstrap
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                         isolation_level="read_committed", auto_offset_reset="earliest")
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+        )
         self.seen: list[tuple[bytes | None, bytes, int, int]] = []
 
     async def __aenter__(self) -> TopicReader:
@@ -56,8 +72,9 @@ class TopicReader:
     async def __aexit__(self, *exc: object) -> None:
         await self.consumer.stop()
 
-    async def wait_for(self, matches: Callable[[bytes | None, bytes], bool], count: int = 1,
-                       timeout: float = 30.0) -> list[bytes]:
+    async def wait_for(
+        self, matches: Callable[[bytes | None, bytes], bool], count: int = 1, timeout: float = 30.0
+    ) -> list[bytes]:
         """Values of the first ``count`` records that match, polling until the deadline."""
         deadline = time.monotonic() + timeout
         while True:
@@ -91,8 +108,9 @@ async def _send(settings: Settings, topic: str, items: list[tuple[bytes, bytes]]
 
 
 async def _send_tasks(settings: Settings, tasks: list[ExecuteStep]) -> list[tuple[int, int]]:
-    return await _send(settings, Topics(settings.topic_prefix).tasks,
-                       [(t.run_id.encode(), RECORDS.encode(t)) for t in tasks])
+    return await _send(
+        settings, Topics(settings.topic_prefix).tasks, [(t.run_id.encode(), RECORDS.encode(t)) for t in tasks]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +134,8 @@ async def _committed(settings: Settings, tp: TopicPartition) -> int:
 
 
 async def test_successful_step_reports_its_result_keyed_by_run_id_and_commits(
-        settings: Settings, worker: StepWorker) -> None:
+    settings: Settings, worker: StepWorker
+) -> None:
     task = _task("add", 2, 3, position=7, attempt=2)
     [(partition, offset)] = await _send_tasks(settings, [task])
     result = (await _results(settings, [task.run_id]))[task.run_id]
@@ -165,13 +184,17 @@ async def test_unencodable_result_becomes_a_non_retryable_failure(settings: Sett
 
 
 async def test_malformed_tasks_go_to_the_dlq_and_the_partition_keeps_flowing(
-        settings: Settings, worker: StepWorker) -> None:
+    settings: Settings, worker: StepWorker
+) -> None:
     run_id = uuid.uuid4().hex
     key = run_id.encode()
     cancel = Codec().encode("CancelWorkflow", {"run_id": run_id, "reason": None, "requested_at": 1})
     after = _task("add", 20, 22, run_id=run_id, position=1)
-    sent = await _send(settings, Topics(settings.topic_prefix).tasks,
-                       [(key, b"\x00not avro at all"), (key, cancel), (key, RECORDS.encode(after))])
+    sent = await _send(
+        settings,
+        Topics(settings.topic_prefix).tasks,
+        [(key, b"\x00not avro at all"), (key, cancel), (key, RECORDS.encode(after))],
+    )
     assert len({partition for partition, _ in sent}) == 1
     result = (await _results(settings, [run_id]))[run_id]
     assert result.ok and result.result == 42 and result.position == 1
@@ -220,12 +243,15 @@ def _spawn_worker(settings: Settings, worker_id: str) -> subprocess.Popen[bytes]
         "asyncio.run(main())\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.Popen([sys.executable, "-c", code, settings.bootstrap, settings.topic_prefix, worker_id],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, settings.bootstrap, settings.topic_prefix, worker_id],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
-async def test_a_step_killed_mid_flight_is_redelivered_to_another_worker(settings: Settings,
-                                                                        tmp_path: Path) -> None:
+async def test_a_step_killed_mid_flight_is_redelivered_to_another_worker(settings: Settings, tmp_path: Path) -> None:
     own = await _isolated(settings, "kill9")  # its own group: no other worker may take the task
     marker = tmp_path / "starts.txt"
     task = _task("mark_and_sleep", str(marker), 5)

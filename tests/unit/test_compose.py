@@ -23,8 +23,8 @@ import yaml
 from jsonschema import Draft7Validator
 
 from streams import Settings
-from streams.dev import _stack as _devstack
 from streams.cli._main import build_parser
+from streams.dev import _stack as _devstack
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -89,7 +89,7 @@ def kafka_image_properties() -> dict[str, str]:
         if not name.startswith("KAFKA_") or name in KAFKA_IMAGE_NON_PROPERTIES:
             continue
         # The image's rule: '___' -> '-', '__' -> '_', '_' -> '.', lower-cased.
-        key = name[len("KAFKA_"):].lower().replace("___", "-").replace("__", "\0").replace("_", ".")
+        key = name[len("KAFKA_") :].lower().replace("___", "-").replace("__", "\0").replace("_", ".")
         props[key.replace("\0", "_")] = str(value)
     return props
 
@@ -274,7 +274,7 @@ def test_dockerfile_installs_the_package_with_kflow_as_entrypoint() -> None:
 def test_kflow_services_run_the_cli_commands(name: str) -> None:
     svc = service(name)
     entrypoint = json.loads(dockerfile_instructions()["ENTRYPOINT"])
-    # API.md §4: `kflow processor -A pkg.module` and `kflow worker -A pkg.module`.
+    # docs/api.md, "Command line": `kflow processor -A pkg.module` and `kflow worker -A pkg.module`.
     assert entrypoint + svc["command"] == ["kflow", name, "-A", "${KFLOW_APP:-examples.basic}"]
     assert svc["build"] == {"context": ".", "dockerfile": "Dockerfile"}
     assert svc["restart"] == "unless-stopped"
@@ -304,9 +304,15 @@ def test_kflow_services_configuration(name: str) -> None:
     assert env_default(env["KFLOW_KEYSPACE"]) == defaults.keyspace == "kflow"
     assert env_default(env["KFLOW_TOPIC_PREFIX"]) == defaults.topic_prefix == "kflow"
     assert env_default(env["KFLOW_PARTITIONS"]) == str(defaults.partitions) == server_properties()["num.partitions"]
-    # Only the variables kflow reads (API.md §4), so a typo cannot hide.
-    assert set(env) == {"KFLOW_BOOTSTRAP", "KFLOW_CASSANDRA", "KFLOW_KEYSPACE", "KFLOW_TOPIC_PREFIX",
-                        "KFLOW_PARTITIONS", "KFLOW_SECRET"}
+    # Only the variables kflow reads (docs/api.md, "Configuration"), so a typo cannot hide.
+    assert set(env) == {
+        "KFLOW_BOOTSTRAP",
+        "KFLOW_CASSANDRA",
+        "KFLOW_KEYSPACE",
+        "KFLOW_TOPIC_PREFIX",
+        "KFLOW_PARTITIONS",
+        "KFLOW_SECRET",
+    }
 
 
 def test_dockerignore_keeps_what_the_build_needs() -> None:

@@ -29,8 +29,9 @@ def make_driver(clock: FakeClock, always_replay: bool) -> Callable[..., InMemory
 
     def make(*items: object) -> InMemoryDriver:
         counter = iter(range(1, 1_000_000))
-        return InMemoryDriver(Registry(items), clock, always_replay=always_replay,
-                              run_ids=lambda: f"run{next(counter):04d}")
+        return InMemoryDriver(
+            Registry(items), clock, always_replay=always_replay, run_ids=lambda: f"run{next(counter):04d}"
+        )
 
     return make
 

@@ -50,8 +50,14 @@ async def test_cancel_during_step_runs_finally_cleanup(make_driver: Make, event_
         driver.result(run_id)
     history = driver.history(run_id)
     assert event_names(history) == [
-        "WorkflowStarted", "StepScheduled", "CancelRequested", "StepScheduled",
-        "StepCompleted", "StepCompleted", "WorkflowCancelled"]
+        "WorkflowStarted",
+        "StepScheduled",
+        "CancelRequested",
+        "StepScheduled",
+        "StepCompleted",
+        "StepCompleted",
+        "WorkflowCancelled",
+    ]
     late = [e for e in history if isinstance(e, StepCompleted)][0]
     assert late.position == 0  # recorded for audit, changed nothing
     assert history[-1].reason == "customer asked"  # type: ignore[union-attr]

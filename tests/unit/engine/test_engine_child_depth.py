@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from engine import ChildWorkflowDepthError, start_child_workflow, workflow
+from engine._core import MAX_CHILD_DEPTH
 from engine.runtime import WorkflowStarted
 from engine.testing import InMemoryDriver
-from engine._core import MAX_CHILD_DEPTH
 
 Make = Callable[..., InMemoryDriver]
 

@@ -6,8 +6,30 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import ChildWorkflowFailedError, ChildWorkflowHandle, continue_as_new, KflowError, NonDeterminismError, Registry, sleep, start_child_workflow, step, workflow
-from engine.runtime import CallArgs, CancelWorkflow, ChildWorkflowCompleted, ChildWorkflowFailed, ChildWorkflowStarted, Run, RunFinished, StartWorkflow, WorkflowCancelled, WorkflowStarted
+from engine import (
+    ChildWorkflowFailedError,
+    ChildWorkflowHandle,
+    KflowError,
+    NonDeterminismError,
+    Registry,
+    continue_as_new,
+    sleep,
+    start_child_workflow,
+    step,
+    workflow,
+)
+from engine.runtime import (
+    CallArgs,
+    CancelWorkflow,
+    ChildWorkflowCompleted,
+    ChildWorkflowFailed,
+    ChildWorkflowStarted,
+    Run,
+    RunFinished,
+    StartWorkflow,
+    WorkflowCancelled,
+    WorkflowStarted,
+)
 from engine.testing import FakeClock, InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
@@ -85,8 +107,13 @@ async def test_child_result_is_returned(make_driver: Make, event_names: Callable
     await driver.run_until_idle()
     assert driver.result(run_id) == 21
     assert event_names(driver.history(run_id)) == [
-        "WorkflowStarted", "ChildWorkflowStarted", "ChildWorkflowCompleted", "ChildWorkflowStarted",
-        "ChildWorkflowCompleted", "WorkflowCompleted"]
+        "WorkflowStarted",
+        "ChildWorkflowStarted",
+        "ChildWorkflowCompleted",
+        "ChildWorkflowStarted",
+        "ChildWorkflowCompleted",
+        "WorkflowCompleted",
+    ]
     first, second = child_started(driver, run_id)
     assert (first.position, first.workflow_name, first.args.args) == (0, "doubler", (5,))
     assert second.args.kwargs == {"x": 10} and first.wait_for_completion
@@ -96,7 +123,9 @@ async def test_child_result_is_returned(make_driver: Make, event_names: Callable
     assert driver.result(first.child_run_id) == 10
     done = [e for e in driver.history(run_id) if isinstance(e, ChildWorkflowCompleted)]
     assert [(e.position, e.child_run_id, e.result) for e in done] == [
-        (0, first.child_run_id, 10), (1, second.child_run_id, 20)]
+        (0, first.child_run_id, 10),
+        (1, second.child_run_id, 20),
+    ]
 
 
 async def test_child_run_ids_are_deterministic_and_not_random(make_driver: Make) -> None:
@@ -112,8 +141,11 @@ async def test_child_run_ids_are_deterministic_and_not_random(make_driver: Make)
 
 async def test_start_emits_a_start_workflow_command_linked_to_the_parent(clock: FakeClock) -> None:
     registry = Registry([parent_waits, doubler, double])
-    run, transition = Run.start(registry, StartWorkflow(
-        run_id="p1", workflow_name="parent_waits", args=_args(3), requested_at=clock.now_ms()), clock.now_ms())
+    run, transition = Run.start(
+        registry,
+        StartWorkflow(run_id="p1", workflow_name="parent_waits", args=_args(3), requested_at=clock.now_ms()),
+        clock.now_ms(),
+    )
     (command,) = [c for c in transition.commands if isinstance(c, StartWorkflow)]
     started = [e for e in transition.events if isinstance(e, ChildWorkflowStarted)][0]
     assert command.run_id == started.child_run_id
@@ -253,8 +285,10 @@ async def test_changed_child_workflow_name_diverges_on_replay(clock: FakeClock) 
     async def tripler(x: int) -> int:
         return 3 * x
 
-    with pytest.raises(NonDeterminismError, match="position 0: history recorded child 'doubler', "
-                                                  "the workflow code now issues child 'tripler'"):
+    with pytest.raises(
+        NonDeterminismError,
+        match="position 0: history recorded child 'doubler', the workflow code now issues child 'tripler'",
+    ):
         Run.replay(Registry([changed, tripler]), driver.history(run_id))
 
 
@@ -264,8 +298,16 @@ async def test_duplicate_run_finished_is_ignored(make_driver: Make, event_names:
     await driver.run_until_idle()
     child_id = child_started(driver, run_id)[0].child_run_id
     before = driver.history(run_id)
-    finished = RunFinished(run_id=child_id, workflow_name="doubler", status="completed", result=999,
-                           parent_run_id=run_id, parent_position=0, started_at=0, finished_at=0)
+    finished = RunFinished(
+        run_id=child_id,
+        workflow_name="doubler",
+        status="completed",
+        result=999,
+        parent_run_id=run_id,
+        parent_position=0,
+        started_at=0,
+        finished_at=0,
+    )
     transition = driver.deliver(finished)
     assert transition.ignored is not None and "finished" in transition.ignored  # parent is done
     assert driver.history(run_id) == before
@@ -284,12 +326,27 @@ async def test_duplicate_run_finished_while_running_is_ignored(make_driver: Make
     await driver.run_until_idle()
     child_id = child_started(driver, run_id)[0].child_run_id
     length = len(driver.history(run_id))
-    dup = RunFinished(run_id=child_id, workflow_name="doubler", status="completed", result=999,
-                      parent_run_id=run_id, parent_position=0, started_at=0, finished_at=0)
+    dup = RunFinished(
+        run_id=child_id,
+        workflow_name="doubler",
+        status="completed",
+        result=999,
+        parent_run_id=run_id,
+        parent_position=0,
+        started_at=0,
+        finished_at=0,
+    )
     transition = driver.deliver(dup)
     assert transition.ignored is not None and "already resolved" in transition.ignored
-    unknown = RunFinished(run_id="x", workflow_name="doubler", status="completed",
-                          parent_run_id=run_id, parent_position=7, started_at=0, finished_at=0)
+    unknown = RunFinished(
+        run_id="x",
+        workflow_name="doubler",
+        status="completed",
+        parent_run_id=run_id,
+        parent_position=7,
+        started_at=0,
+        finished_at=0,
+    )
     assert "no child workflow" in (driver.deliver(unknown).ignored or "")
     assert len(driver.history(run_id)) == length
     assert isinstance(driver.clock, FakeClock)
@@ -298,14 +355,17 @@ async def test_duplicate_run_finished_while_running_is_ignored(make_driver: Make
     assert driver.result(run_id) == 2
 
 
-async def test_child_that_continues_as_new_delivers_the_final_result(make_driver: Make,
-                                                                     event_names: Callable) -> None:
+async def test_child_that_continues_as_new_delivers_the_final_result(make_driver: Make, event_names: Callable) -> None:
     driver = make_driver(parent_of_chain, counter)
     run_id = driver.start(parent_of_chain)
     await driver.run_until_idle()
     assert driver.result(run_id) == 30
     assert event_names(driver.history(run_id)) == [
-        "WorkflowStarted", "ChildWorkflowStarted", "ChildWorkflowCompleted", "WorkflowCompleted"]
+        "WorkflowStarted",
+        "ChildWorkflowStarted",
+        "ChildWorkflowCompleted",
+        "WorkflowCompleted",
+    ]
     reasons = [r for i, r in driver.ignored if isinstance(i, RunFinished)]
     assert len(reasons) == 3 and all("continued as new" in r for r in reasons)
     completed = [e for e in driver.history(run_id) if isinstance(e, ChildWorkflowCompleted)][0]
@@ -314,10 +374,20 @@ async def test_child_that_continues_as_new_delivers_the_final_result(make_driver
 
 async def test_own_run_finished_and_foreign_completions_are_ignored(clock: FakeClock) -> None:
     registry = Registry([parent_waits, doubler, double])
-    run, _ = Run.start(registry, StartWorkflow(run_id="p1", workflow_name="parent_waits", args=_args(1),
-                                               requested_at=0), clock.now_ms())
-    foreign = RunFinished(run_id="c9", workflow_name="doubler", status="completed", parent_run_id="p2",
-                          parent_position=0, started_at=0, finished_at=0)
+    run, _ = Run.start(
+        registry,
+        StartWorkflow(run_id="p1", workflow_name="parent_waits", args=_args(1), requested_at=0),
+        clock.now_ms(),
+    )
+    foreign = RunFinished(
+        run_id="c9",
+        workflow_name="doubler",
+        status="completed",
+        parent_run_id="p2",
+        parent_position=0,
+        started_at=0,
+        finished_at=0,
+    )
     assert run.handle(foreign, clock.now_ms()).ignored is not None
     run.close()
 

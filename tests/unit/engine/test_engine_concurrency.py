@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import sleep, step, workflow, WorkflowSandboxError
+from engine import WorkflowSandboxError, sleep, step, workflow
 from engine.runtime import StepScheduled
 from engine.testing import InMemoryDriver
 

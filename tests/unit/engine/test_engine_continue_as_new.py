@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine import continue_as_new, Registry, sleep, step, workflow
+from engine import Registry, continue_as_new, sleep, step, workflow
 from engine.runtime import Run, WorkflowContinuedAsNew, WorkflowStarted
 from engine.testing import InMemoryDriver
 

@@ -6,8 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from engine import (DuplicateNameError, InvalidDurationError, Registry, UnknownStepError,
-                    UnknownWorkflowError, KflowError, step, workflow)
+from engine import (
+    DuplicateNameError,
+    InvalidDurationError,
+    KflowError,
+    Registry,
+    UnknownStepError,
+    UnknownWorkflowError,
+    step,
+    workflow,
+)
 from engine._definitions import step_definition, workflow_definition
 
 
@@ -35,10 +43,18 @@ def test_bare_and_configured_steps_carry_definitions() -> None:
     bare = step_definition(bare_step)
     custom = step_definition(configured_step)
     assert bare is not None and custom is not None
-    assert (bare.name, bare.policy.max_retries, bare.policy.strategy, bare.timeout_ms) == \
-        ("bare_step", 3, "exponential", 60_000)
-    assert (custom.name, custom.policy.max_retries, custom.policy.delays_ms, custom.timeout_ms) == \
-        ("custom", 5, (30_000,), None)
+    assert (bare.name, bare.policy.max_retries, bare.policy.strategy, bare.timeout_ms) == (
+        "bare_step",
+        3,
+        "exponential",
+        60_000,
+    )
+    assert (custom.name, custom.policy.max_retries, custom.policy.delays_ms, custom.timeout_ms) == (
+        "custom",
+        5,
+        (30_000,),
+        None,
+    )
     assert inspect.iscoroutinefunction(bare_step) and bare_step.__name__ == "bare_step"
 
 
@@ -47,8 +63,7 @@ def test_bare_and_configured_workflows_carry_definitions() -> None:
     conf = workflow_definition(configured_workflow)
     assert bare is not None and bare.name == "bare_workflow" and bare.max_duration_ms is None
     assert conf is not None
-    assert (conf.name, conf.max_duration_ms, conf.tags, conf.durable) == \
-        ("checkout", 7 * 86_400_000, ("a", "b"), False)
+    assert (conf.name, conf.max_duration_ms, conf.tags, conf.durable) == ("checkout", 7 * 86_400_000, ("a", "b"), False)
 
 
 async def test_step_outside_a_workflow_just_runs() -> None:
@@ -93,25 +108,37 @@ def _write_module(tmp_path: Path, name: str, body: str) -> None:
 
 def test_from_module_and_from_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(tmp_path))
-    _write_module(tmp_path, "kfreg_flows", """
+    _write_module(
+        tmp_path,
+        "kfreg_flows",
+        """
         from engine import step, workflow
         @step
         async def fetch(): return 1
         @workflow
         async def flow(): return await fetch()
         helper = 3
-    """)
-    _write_module(tmp_path, "kfreg_more", """
+    """,
+    )
+    _write_module(
+        tmp_path,
+        "kfreg_more",
+        """
         from engine import workflow
         from kfreg_flows import fetch   # re-export: same function, no clash
         @workflow(name="other")
         async def other(): return None
-    """)
-    _write_module(tmp_path, "kfreg_clash", """
+    """,
+    )
+    _write_module(
+        tmp_path,
+        "kfreg_clash",
+        """
         from engine import workflow
         @workflow(name="flow")
         async def not_the_same(): return None
-    """)
+    """,
+    )
     single = Registry.from_module("kfreg_flows")
     assert (sorted(single.workflows), sorted(single.steps)) == (["flow"], ["fetch"])
     both = Registry.from_modules(["kfreg_flows", "kfreg_more"])

@@ -25,8 +25,16 @@ async def echo(x: object) -> object:
 
 
 def result(run_id: str, position: int, attempt: int, value: object = "v") -> StepResult:
-    return StepResult(run_id=run_id, position=position, attempt=attempt, ok=True, result=value,
-                      worker="test", started_at=0, finished_at=0)
+    return StepResult(
+        run_id=run_id,
+        position=position,
+        attempt=attempt,
+        ok=True,
+        result=value,
+        worker="test",
+        started_at=0,
+        finished_at=0,
+    )
 
 
 async def test_duplicate_unknown_and_stale_step_results(make_driver: Make, clock: FakeClock) -> None:
@@ -65,8 +73,14 @@ async def test_redelivered_timer_and_inputs_after_finish(make_driver: Make, cloc
     (timer,) = driver.timers()
     clock.advance("5s")
     await driver.run_until_idle()
-    fired = TimerFired(run_id=run_id, timer_id=timer.timer_id, position=timer.position, kind="sleep",
-                       fire_at=timer.fire_at, fired_at=clock.now_ms())
+    fired = TimerFired(
+        run_id=run_id,
+        timer_id=timer.timer_id,
+        position=timer.position,
+        kind="sleep",
+        fire_at=timer.fire_at,
+        fired_at=clock.now_ms(),
+    )
     ignored = driver.deliver(fired)
     assert ignored.events == () and ignored.commands == ()
     assert ignored.ignored == "timer sleep:0:1 is not armed (already fired, cancelled or stale)"

@@ -5,23 +5,44 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from engine import InvalidDurationError
-from engine.runtime import parse_duration
 from engine._durations import datetime_to_ms
+from engine.runtime import parse_duration
 
 
-@pytest.mark.parametrize(("text", "ms"), [
-    ("30s", 30_000), ("5m", 300_000), ("2h", 7_200_000), ("1d", 86_400_000), ("1w", 604_800_000),
-    ("1h30m", 5_400_000), ("500ms", 500), ("2d12h", 216_000_000), ("1m30s", 90_000),
-    ("1h 30m", 5_400_000), ("1.5s", 1_500), ("0s", 0), ("1M", 60_000), ("10MS", 10),
-])
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("30s", 30_000),
+        ("5m", 300_000),
+        ("2h", 7_200_000),
+        ("1d", 86_400_000),
+        ("1w", 604_800_000),
+        ("1h30m", 5_400_000),
+        ("500ms", 500),
+        ("2d12h", 216_000_000),
+        ("1m30s", 90_000),
+        ("1h 30m", 5_400_000),
+        ("1.5s", 1_500),
+        ("0s", 0),
+        ("1M", 60_000),
+        ("10MS", 10),
+    ],
+)
 def test_duration_strings(text: str, ms: int) -> None:
     assert parse_duration(text) == ms
 
 
-@pytest.mark.parametrize(("value", "ms"), [
-    (30, 30_000), (0, 0), (1.5, 1_500), (0.001, 1),
-    (timedelta(hours=2, minutes=30), 9_000_000), (timedelta(milliseconds=250), 250),
-])
+@pytest.mark.parametrize(
+    ("value", "ms"),
+    [
+        (30, 30_000),
+        (0, 0),
+        (1.5, 1_500),
+        (0.001, 1),
+        (timedelta(hours=2, minutes=30), 9_000_000),
+        (timedelta(milliseconds=250), 250),
+    ],
+)
 def test_numbers_and_timedeltas(value: int | float | timedelta, ms: int) -> None:
     assert parse_duration(value) == ms
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from pydantic import BaseModel
 
-from engine import define_hook, hook, HookExpiredError, Registry, sleep, step, workflow
+from engine import HookExpiredError, Registry, define_hook, hook, sleep, step, workflow
 from engine.runtime import HookCreated, HookReceived, ResumeHook, Run
 from engine.testing import FakeClock, InMemoryDriver
 
@@ -50,14 +50,17 @@ async def test_payload_before_the_hook_call_is_delivered_when_reached(make_drive
     history = driver.history(run_id)
     created = [e for e in history if isinstance(e, HookCreated)]
     assert [(e.position, e.token) for e in created] == [(1, f"{run_id}:approval")]
-    assert received(driver, run_id) == [(-1, f"{run_id}:approval", {"ok": True}),
-                                        (1, f"{run_id}:approval", {"ok": True})]
+    assert received(driver, run_id) == [
+        (-1, f"{run_id}:approval", {"ok": True}),
+        (1, f"{run_id}:approval", {"ok": True}),
+    ]
     # The history replays from scratch to the same ending.
     assert Run.replay(Registry([wf]), history).finished
 
 
-async def test_buffered_payload_does_not_start_the_timeout(make_driver: Make, clock: FakeClock,
-                                                           event_names: Callable) -> None:
+async def test_buffered_payload_does_not_start_the_timeout(
+    make_driver: Make, clock: FakeClock, event_names: Callable
+) -> None:
     @workflow
     async def wf() -> object:
         await sleep("1m")
@@ -93,13 +96,23 @@ async def test_two_early_payloads_to_two_hooks_keep_their_order(make_driver: Mak
     await driver.run_until_idle()
     assert driver.result(run_id) == [10, "a1", "b1", "a2"]
     assert [(p, t.split(":")[1], v) for p, t, v in received(driver, run_id)] == [
-        (-1, "b", "b1"), (-1, "a", "a1"), (-1, "a#2", "a2"), (1, "a", "a1"), (2, "b", "b1"), (3, "a#2", "a2")]
-    assert [e.token for e in driver.history(run_id) if isinstance(e, HookCreated)] == \
-        [f"{run_id}:a", f"{run_id}:b", f"{run_id}:a#2"]
+        (-1, "b", "b1"),
+        (-1, "a", "a1"),
+        (-1, "a#2", "a2"),
+        (1, "a", "a1"),
+        (2, "b", "b1"),
+        (3, "a#2", "a2"),
+    ]
+    assert [e.token for e in driver.history(run_id) if isinstance(e, HookCreated)] == [
+        f"{run_id}:a",
+        f"{run_id}:b",
+        f"{run_id}:a#2",
+    ]
 
 
-async def test_a_token_takes_one_payload_and_a_second_one_is_refused_with_the_reason(make_driver: Make,
-                                                                                     clock: FakeClock) -> None:
+async def test_a_token_takes_one_payload_and_a_second_one_is_refused_with_the_reason(
+    make_driver: Make, clock: FakeClock
+) -> None:
     @workflow
     async def wf() -> list[object]:
         await sleep("1m")
@@ -114,8 +127,9 @@ async def test_a_token_takes_one_payload_and_a_second_one_is_refused_with_the_re
     run_id = driver.start(wf)
     assert driver.resume_hook(f"{run_id}:a", 1).ignored is None  # early: queued
     queued = driver.resume_hook(f"{run_id}:a", 2).ignored
-    assert queued == (f"hook token '{run_id}:a' already has a payload waiting for its hook() call: "
-                      "a token takes one payload")
+    assert queued == (
+        f"hook token '{run_id}:a' already has a payload waiting for its hook() call: a token takes one payload"
+    )
     clock.advance("1m")
     await driver.run_until_idle()
     received_twice = driver.resume_hook(f"{run_id}:a", 3).ignored
@@ -144,12 +158,14 @@ async def test_a_run_rebuilt_from_its_history_refuses_the_same_payloads(clock: F
     rebuilt = Run.replay(Registry([wf]), prefix)  # a cache miss: the run comes back from its history
     again = rebuilt.handle(ResumeHook(run_id=run_id, token=f"{run_id}:a", payload=9, requested_at=0), 0)
     assert again.ignored == f"hook token '{run_id}:a' already received its payload: a token takes one payload"
-    assert rebuilt.handle(ResumeHook(run_id=run_id, token=f"{run_id}:a#2", payload=3, requested_at=0),
-                          0).ignored is None
+    assert (
+        rebuilt.handle(ResumeHook(run_id=run_id, token=f"{run_id}:a#2", payload=3, requested_at=0), 0).ignored is None
+    )
 
 
-async def test_payloads_for_an_abandoned_wait_or_a_token_no_call_can_have_are_refused(make_driver: Make,
-                                                                                     clock: FakeClock) -> None:
+async def test_payloads_for_an_abandoned_wait_or_a_token_no_call_can_have_are_refused(
+    make_driver: Make, clock: FakeClock
+) -> None:
     @workflow
     async def wf() -> object:
         waiting = asyncio.ensure_future(hook("a"))
@@ -165,8 +181,9 @@ async def test_payloads_for_an_abandoned_wait_or_a_token_no_call_can_have_are_re
     clock.advance("1m")
     await driver.run_until_idle()
     refused = driver.resume_hook(f"{run_id}:a", 1).ignored
-    assert refused == (f"hook token '{run_id}:a' is no longer awaited (the run cancelled that wait): "
-                       "a token takes one payload")
+    assert refused == (
+        f"hook token '{run_id}:a' is no longer awaited (the run cancelled that wait): a token takes one payload"
+    )
     assert driver.resume_hook(f"{run_id}:a#2", 2).ignored is None
     assert driver.result(run_id) == 2
 
@@ -218,8 +235,7 @@ async def test_buffered_payload_rejected_by_schema_is_dropped(make_driver: Make,
     assert [p for p, _, _ in received(driver, run_id)] == [-1, 1]
 
 
-async def test_buffered_delivery_keeps_concurrent_positions_deterministic(make_driver: Make,
-                                                                          clock: FakeClock) -> None:
+async def test_buffered_delivery_keeps_concurrent_positions_deterministic(make_driver: Make, clock: FakeClock) -> None:
     @workflow
     async def wf() -> list[object]:
         async def branch_hook() -> list[object]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from engine import EventLimitExceededError, EventLimits, KflowError, Registry, step, workflow
-from engine.runtime import execute_step, Run, WorkflowFailed
+from engine.runtime import Run, WorkflowFailed, execute_step
 from engine.testing import InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
@@ -91,7 +91,9 @@ async def test_hard_limit_fails_the_run_with_a_clear_error(make_driver: Make, ev
     history = driver.history(run_id)
     # Transitions of 2 events: the one that would reach 8 is dropped, the failure is event 7.
     assert event_names(history) == ["WorkflowStarted"] + ["StepScheduled", "StepCompleted"] * 2 + [
-        "StepScheduled", "WorkflowFailed"]
+        "StepScheduled",
+        "WorkflowFailed",
+    ]
     assert len(history) == 6 + 1
     failure = history[-1]
     assert isinstance(failure, WorkflowFailed)
@@ -134,7 +136,8 @@ async def test_workflow_limits_beat_the_host_default(make_driver: Make, event_na
 
 
 async def test_a_transition_that_would_end_the_run_past_the_limit_fails_it(
-        make_driver: Make, event_names: Callable) -> None:
+    make_driver: Make, event_names: Callable
+) -> None:
     driver = driver_with(make_driver, EventLimits(soft=3, hard=3), counter, bump)
     run_id = driver.start(counter, 1)
     await driver.run_until_idle()

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from engine import FatalError, Registry, RetryableError, step, StepTimeoutError
-from engine.runtime import CallArgs, execute_step, ExecuteStep, rebuild_exception
+from engine import FatalError, Registry, RetryableError, StepTimeoutError, step
+from engine.runtime import CallArgs, ExecuteStep, execute_step, rebuild_exception
 from engine.testing import FakeClock
 
 
@@ -45,8 +45,16 @@ REGISTRY = Registry([ok, boom, sync_step, too_slow])
 
 
 def command(name: str, *args: object, timeout_ms: int | None = None, **kwargs: object) -> ExecuteStep:
-    return ExecuteStep(run_id="r", workflow_name="wf", position=3, attempt=2, step_name=name,
-                       args=CallArgs(args, kwargs), timeout_ms=timeout_ms, scheduled_at=0)
+    return ExecuteStep(
+        run_id="r",
+        workflow_name="wf",
+        position=3,
+        attempt=2,
+        step_name=name,
+        args=CallArgs(args, kwargs),
+        timeout_ms=timeout_ms,
+        scheduled_at=0,
+    )
 
 
 async def test_success_reports_result_and_identity() -> None:
@@ -55,14 +63,16 @@ async def test_success_reports_result_and_identity() -> None:
     assert result.started_at == result.finished_at == 5
 
 
-@pytest.mark.parametrize(("kind", "type_name", "retryable", "retry_after"), [
-    ("fatal", "engine.FatalError", False, None),
-    ("retryable", "engine.RetryableError", True, 10_000),
-    ("custom", f"{__name__}.CustomError", True, None),
-    ("timeout_itself", "builtins.TimeoutError", True, None),
-])
-async def test_errors_become_error_info(kind: str, type_name: str, retryable: bool,
-                                        retry_after: int | None) -> None:
+@pytest.mark.parametrize(
+    ("kind", "type_name", "retryable", "retry_after"),
+    [
+        ("fatal", "engine.FatalError", False, None),
+        ("retryable", "engine.RetryableError", True, 10_000),
+        ("custom", f"{__name__}.CustomError", True, None),
+        ("timeout_itself", "builtins.TimeoutError", True, None),
+    ],
+)
+async def test_errors_become_error_info(kind: str, type_name: str, retryable: bool, retry_after: int | None) -> None:
     result = await execute_step(REGISTRY, command("boom", kind, timeout_ms=1_000), FakeClock())
     assert not result.ok and result.error is not None
     info = result.error
@@ -94,7 +104,6 @@ def test_rebuild_never_imports_and_falls_back() -> None:
     rebuilt = rebuild_exception(info)
     assert isinstance(rebuilt, StepFailedError)
     assert rebuilt.error_type == "some_module_never_imported.Boom"
-    assert isinstance(rebuild_exception(ErrorInfo(type="builtins.KeyError", message="k", retryable=True)),
-                      KeyError)
+    assert isinstance(rebuild_exception(ErrorInfo(type="builtins.KeyError", message="k", retryable=True)), KeyError)
     not_an_exception = rebuild_exception(ErrorInfo(type="builtins.dict", message="x", retryable=True))
     assert isinstance(not_an_exception, StepFailedError)

@@ -17,9 +17,18 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine import runtime
-from engine import FatalError, hook, Registry, shield, sleep, step, workflow
-from engine.runtime import CallArgs, CancelWorkflow, ErrorInfo, ResumeHook, Run, StartWorkflow, StepResult, TimerFired, Transition
+from engine import FatalError, Registry, hook, runtime, shield, sleep, step, workflow
+from engine.runtime import (
+    CallArgs,
+    CancelWorkflow,
+    ErrorInfo,
+    ResumeHook,
+    Run,
+    StartWorkflow,
+    StepResult,
+    TimerFired,
+    Transition,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -81,19 +90,34 @@ REGISTRY = Registry([golden_checkout, golden_cancel, golden_fallback, g_charge, 
 
 
 def ok(run_id: str, position: int, attempt: int, value: object, at: int) -> StepResult:
-    return StepResult(run_id=run_id, position=position, attempt=attempt, ok=True, result=value,
-                      worker="golden", started_at=at, finished_at=at)
+    return StepResult(
+        run_id=run_id,
+        position=position,
+        attempt=attempt,
+        ok=True,
+        result=value,
+        worker="golden",
+        started_at=at,
+        finished_at=at,
+    )
 
 
 def fail(run_id: str, position: int, attempt: int, error: ErrorInfo, at: int) -> StepResult:
-    return StepResult(run_id=run_id, position=position, attempt=attempt, ok=False, error=error,
-                      worker="golden", started_at=at, finished_at=at)
+    return StepResult(
+        run_id=run_id,
+        position=position,
+        attempt=attempt,
+        ok=False,
+        error=error,
+        worker="golden",
+        started_at=at,
+        finished_at=at,
+    )
 
 
 def timer(run_id: str, timer_id: str, at: int) -> TimerFired:
     kind, position, _ = timer_id.split(":")
-    return TimerFired(run_id=run_id, timer_id=timer_id, position=int(position), kind=kind, fire_at=at,
-                      fired_at=at)
+    return TimerFired(run_id=run_id, timer_id=timer_id, position=int(position), kind=kind, fire_at=at, fired_at=at)
 
 
 def start(run_id: str, name: str, *args: object) -> StartWorkflow:
@@ -123,8 +147,12 @@ SCRIPTS: dict[str, list[tuple[int, object]]] = {
         (2_000, ok("g2", 0, 1, "held-7", 2_000)),
         (3_000, CancelWorkflow(run_id="g2", reason="customer asked", requested_at=3_000)),
         (3_100, CancelWorkflow(run_id="g2", reason="again", requested_at=3_100)),
-        (3_500, TimerFired(run_id="g2", timer_id="sleep:1:1", position=1, kind="sleep",
-                           fire_at=2_000 + 24 * H, fired_at=3_500)),
+        (
+            3_500,
+            TimerFired(
+                run_id="g2", timer_id="sleep:1:1", position=1, kind="sleep", fire_at=2_000 + 24 * H, fired_at=3_500
+            ),
+        ),
         (4_000, ok("g2", 2, 1, "released-7", 4_000)),
     ],
     "fallback_expiry": [
@@ -137,6 +165,7 @@ SCRIPTS: dict[str, list[tuple[int, object]]] = {
 
 
 # -- JSON codec for records (generic over dataclass fields, as the Avro layer will be) ---------
+
 
 def encode(value: object) -> object:
     if isinstance(value, CallArgs):
@@ -166,8 +195,7 @@ def decode(data: dict[str, object]) -> object:
 
 
 def encode_transition(transition: Transition) -> dict[str, object]:
-    return {"events": encode(transition.events), "commands": encode(transition.commands),
-            "ignored": transition.ignored}
+    return {"events": encode(transition.events), "commands": encode(transition.commands), "ignored": transition.ignored}
 
 
 def run_live(script: list[tuple[int, object]]) -> list[dict[str, object]]:
@@ -199,7 +227,8 @@ def test_every_prefix_replays_to_identical_decisions(name: str) -> None:
         run = Run.replay(REGISTRY, history)  # type: ignore[arg-type]
         transition = run.handle(decode(expected["input"]), expected["now_ms"])  # type: ignore[arg-type]
         assert json.loads(json.dumps(encode_transition(transition))) == {
-            k: expected[k] for k in ("events", "commands", "ignored")}
+            k: expected[k] for k in ("events", "commands", "ignored")
+        }
         history.extend(decode(e) for e in expected["events"])
         run.close()
     assert Run.replay(REGISTRY, history).finished  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from pydantic import BaseModel
 
-from engine import define_hook, hook, HookExpiredError, step, workflow
+from engine import HookExpiredError, define_hook, hook, step, workflow
 from engine.runtime import HookCreated
 from engine.testing import FakeClock, InMemoryDriver
 
@@ -42,8 +42,7 @@ async def test_hook_receives_payload_by_token(make_driver: Make) -> None:
     assert driver.resume_hook(f"{run_id}:approval", {"ok": False}).ignored is not None
 
 
-async def test_hook_timeout_raises_hook_expired(make_driver: Make, clock: FakeClock,
-                                                event_names: Callable) -> None:
+async def test_hook_timeout_raises_hook_expired(make_driver: Make, clock: FakeClock, event_names: Callable) -> None:
     @workflow
     async def wf() -> str:
         try:

@@ -64,13 +64,17 @@ async def recorded_history(clock: FakeClock) -> tuple[object, ...]:
     return driver.history(run_id)
 
 
-@pytest.mark.parametrize(("changed", "position", "recorded", "new"), [
-    (order_other_step, 2, "step 'charge'", "step 'refund'"),
-    (order_other_kind, 1, "sleep", "step 'charge'"),
-    (order_fewer_commands, 0, "step 'reserve'", "step 'charge'"),
-])
+@pytest.mark.parametrize(
+    ("changed", "position", "recorded", "new"),
+    [
+        (order_other_step, 2, "step 'charge'", "step 'refund'"),
+        (order_other_kind, 1, "sleep", "step 'charge'"),
+        (order_fewer_commands, 0, "step 'reserve'", "step 'charge'"),
+    ],
+)
 async def test_changed_code_fails_replay_naming_position_recorded_and_new(
-        clock: FakeClock, changed: object, position: int, recorded: str, new: str) -> None:
+    clock: FakeClock, changed: object, position: int, recorded: str, new: str
+) -> None:
     history = await recorded_history(clock)
     Run.replay(Registry([order_v1, reserve, charge]), history)  # unchanged code replays fine
     with pytest.raises(NonDeterminismError) as info:
@@ -108,8 +112,9 @@ async def test_live_run_replayed_with_changed_code_fails_instead_of_reexecuting(
     clock.advance("1h")
     await driver.run_until_idle()
     assert driver.status(run_id) == "failed"
-    with pytest.raises(NonDeterminismError, match="position 1: history recorded sleep, the workflow "
-                                                  "code now issues step 'charge'"):
+    with pytest.raises(
+        NonDeterminismError, match="position 1: history recorded sleep, the workflow code now issues step 'charge'"
+    ):
         driver.result(run_id)
     assert calls == []
 

@@ -7,7 +7,20 @@ import asyncio
 import pytest
 
 from engine import HistoryError, Registry, sleep, step, workflow
-from engine.runtime import CallArgs, CancelWorkflow, ExecuteStep, Run, RunFinished, StartTimer, StartWorkflow, StepResult, StepScheduled, TimerFired, WorkflowCompleted, WorkflowStarted
+from engine.runtime import (
+    CallArgs,
+    CancelWorkflow,
+    ExecuteStep,
+    Run,
+    RunFinished,
+    StartTimer,
+    StartWorkflow,
+    StepResult,
+    StepScheduled,
+    TimerFired,
+    WorkflowCompleted,
+    WorkflowStarted,
+)
 
 
 @step
@@ -27,8 +40,9 @@ START = StartWorkflow(run_id="r1", workflow_name="hello", args=CallArgs(("ana",)
 
 
 def ok(position: int, value: object) -> StepResult:
-    return StepResult(run_id="r1", position=position, attempt=1, ok=True, result=value, worker="w",
-                      started_at=0, finished_at=0)
+    return StepResult(
+        run_id="r1", position=position, attempt=1, ok=True, result=value, worker="w", started_at=0, finished_at=0
+    )
 
 
 def test_transitions_number_events_and_list_commands() -> None:
@@ -41,13 +55,21 @@ def test_transitions_number_events_and_list_commands() -> None:
     assert [e.seq for e in second.events] == [3, 4] and {e.timestamp for e in second.events} == {2_000}
     (timer,) = second.commands
     assert isinstance(timer, StartTimer) and timer.fire_at == 62_000
-    third = run.handle(TimerFired(run_id="r1", timer_id=timer.timer_id, position=timer.position,
-                                  kind="sleep", fire_at=62_000, fired_at=62_005), 62_005)
+    third = run.handle(
+        TimerFired(
+            run_id="r1", timer_id=timer.timer_id, position=timer.position, kind="sleep", fire_at=62_000, fired_at=62_005
+        ),
+        62_005,
+    )
     assert isinstance(third.events[-1], WorkflowCompleted) and third.events[-1].result == "hi ana"
     (finished,) = third.commands
     assert isinstance(finished, RunFinished)
-    assert (finished.status, finished.result, finished.started_at, finished.finished_at) == \
-        ("completed", "hi ana", 1_000, 62_005)
+    assert (finished.status, finished.result, finished.started_at, finished.finished_at) == (
+        "completed",
+        "hi ana",
+        1_000,
+        62_005,
+    )
     assert run.finished and run.history_length == 6 and run.status == "completed"
 
 
@@ -57,8 +79,7 @@ def test_replay_rebuilds_without_output_and_continues_identically() -> None:
     history = list(first.events + second.events)
     rebuilt = Run.replay(REGISTRY, history)
     assert (rebuilt.status, rebuilt.history_length, rebuilt.run_id) == ("running", 4, "r1")
-    fired = TimerFired(run_id="r1", timer_id="sleep:1:1", position=1, kind="sleep", fire_at=62_000,
-                       fired_at=62_000)
+    fired = TimerFired(run_id="r1", timer_id="sleep:1:1", position=1, kind="sleep", fire_at=62_000, fired_at=62_000)
     assert rebuilt.handle(fired, 62_000) == live.handle(fired, 62_000)
 
 
@@ -75,12 +96,25 @@ def test_foreign_input_and_unknown_timer_are_ignored() -> None:
     assert run.history_length == 2
 
 
-@pytest.mark.parametrize("history", [
-    [],
-    [StepScheduled(run_id="r1", seq=1, timestamp=0, position=0, step_name="greet",
-                   args=CallArgs((), {}), attempt=1, max_retries=3)],
-    [WorkflowStarted(run_id="r1", seq=2, timestamp=0, workflow_name="hello", args=CallArgs(("a",), {}))],
-])
+@pytest.mark.parametrize(
+    "history",
+    [
+        [],
+        [
+            StepScheduled(
+                run_id="r1",
+                seq=1,
+                timestamp=0,
+                position=0,
+                step_name="greet",
+                args=CallArgs((), {}),
+                attempt=1,
+                max_retries=3,
+            )
+        ],
+        [WorkflowStarted(run_id="r1", seq=2, timestamp=0, workflow_name="hello", args=CallArgs(("a",), {}))],
+    ],
+)
 def test_malformed_histories_are_rejected(history: list[object]) -> None:
     with pytest.raises(HistoryError):
         Run.replay(REGISTRY, history)  # type: ignore[arg-type]
@@ -98,7 +132,8 @@ async def test_handle_inside_a_running_loop_restores_it() -> None:
 def test_recover_returns_finished_runs_without_output() -> None:
     run, first = Run.start(REGISTRY, START, 0)
     second = run.handle(ok(0, "x"), 1)
-    third = run.handle(TimerFired(run_id="r1", timer_id="sleep:1:1", position=1, kind="sleep",
-                                  fire_at=60_001, fired_at=60_001), 60_001)
+    third = run.handle(
+        TimerFired(run_id="r1", timer_id="sleep:1:1", position=1, kind="sleep", fire_at=60_001, fired_at=60_001), 60_001
+    )
     recovered, transition = Run.recover(REGISTRY, first.events + second.events + third.events, 70_000)
     assert recovered.status == "completed" and transition.events == () and transition.commands == ()

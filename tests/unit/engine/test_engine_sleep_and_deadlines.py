@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine import sleep, step, StepTimeoutError, workflow, WorkflowTimeoutError
+from engine import StepTimeoutError, WorkflowTimeoutError, sleep, step, workflow
 from engine.runtime import TimerScheduled
 from engine.testing import FakeClock, InMemoryDriver
 
@@ -17,14 +17,26 @@ START_MS = 1_700_000_000_000  # the clock fixture starts here
 Make = Callable[..., InMemoryDriver]
 
 
-@pytest.mark.parametrize(("duration", "ms"), [
-    ("30s", 30_000), ("5m", 300_000), ("2h", 7_200_000), ("1d", 86_400_000), ("1w", 604_800_000),
-    ("1h30m", 5_400_000), ("500ms", 500), (45, 45_000), (0.5, 500), (timedelta(minutes=2), 120_000),
-    (datetime.fromtimestamp((START_MS + 90_000) / 1000, tz=timezone.utc), 90_000),
-    (datetime.fromtimestamp((START_MS + 60_000) / 1000, tz=timezone.utc).replace(tzinfo=None), 60_000),
-])
-async def test_sleep_formats_wake_exactly_on_time(make_driver: Make, clock: FakeClock, duration: object,
-                                                  ms: int) -> None:
+@pytest.mark.parametrize(
+    ("duration", "ms"),
+    [
+        ("30s", 30_000),
+        ("5m", 300_000),
+        ("2h", 7_200_000),
+        ("1d", 86_400_000),
+        ("1w", 604_800_000),
+        ("1h30m", 5_400_000),
+        ("500ms", 500),
+        (45, 45_000),
+        (0.5, 500),
+        (timedelta(minutes=2), 120_000),
+        (datetime.fromtimestamp((START_MS + 90_000) / 1000, tz=UTC), 90_000),
+        (datetime.fromtimestamp((START_MS + 60_000) / 1000, tz=UTC).replace(tzinfo=None), 60_000),
+    ],
+)
+async def test_sleep_formats_wake_exactly_on_time(
+    make_driver: Make, clock: FakeClock, duration: object, ms: int
+) -> None:
     @workflow
     async def napper() -> int:
         await sleep(duration)  # type: ignore[arg-type]
@@ -47,7 +59,7 @@ async def test_sleep_formats_wake_exactly_on_time(make_driver: Make, clock: Fake
 async def test_sleep_until_the_past_fires_at_once(make_driver: Make) -> None:
     @workflow
     async def late() -> str:
-        await sleep(datetime(2001, 1, 1, tzinfo=timezone.utc))
+        await sleep(datetime(2001, 1, 1, tzinfo=UTC))
         return "woke"
 
     driver = make_driver(late)

@@ -6,11 +6,22 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import FatalError, get_step_context, has_step_context, KflowError, NonDeterminismError, set_step_context, sleep, step, StepContext, workflow
-from engine.runtime import CallArgs, execute_step, ExecuteStep, StepContextSet, StepScheduled
-from engine.testing import FakeClock, InMemoryDriver
+from engine import (
+    FatalError,
+    KflowError,
+    NonDeterminismError,
+    StepContext,
+    get_step_context,
+    has_step_context,
+    set_step_context,
+    sleep,
+    step,
+    workflow,
+)
 from engine._context import UnresolvedStepContext, context_from_wire
 from engine._registry import Registry
+from engine.runtime import CallArgs, ExecuteStep, StepContextSet, StepScheduled, execute_step
+from engine.testing import FakeClock, InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
 
@@ -190,11 +201,18 @@ async def test_unknown_context_class_is_exposed_read_only(clock: FakeClock) -> N
     async def peek() -> str:
         ctx = get_step_context()
         seen.append(ctx)
-        return str(getattr(ctx, "tenant"))
+        return str(ctx.tenant)
 
-    cmd = ExecuteStep(run_id="r", workflow_name="wf", position=0, attempt=1, step_name="peek",
-                      args=CallArgs((), {}), scheduled_at=0,
-                      context={"type": "not_loaded_module.Ctx", "data": {"tenant": "zeta"}})
+    cmd = ExecuteStep(
+        run_id="r",
+        workflow_name="wf",
+        position=0,
+        attempt=1,
+        step_name="peek",
+        args=CallArgs((), {}),
+        scheduled_at=0,
+        context={"type": "not_loaded_module.Ctx", "data": {"tenant": "zeta"}},
+    )
     result = await execute_step(Registry([peek]), cmd, clock)
     assert (result.ok, result.result) == (True, "zeta")
     assert isinstance(seen[0], UnresolvedStepContext)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import FatalError, RetryableError, sleep, step, StepFailedError, workflow
+from engine import FatalError, RetryableError, StepFailedError, sleep, step, workflow
 from engine.runtime import StepFailed, StepScheduled, TimerScheduled
 from engine.testing import FakeClock, InMemoryDriver
 
@@ -39,12 +39,17 @@ async def settle(driver: InMemoryDriver, clock: FakeClock, rounds: int = 10) -> 
         clock.set(max(clock.now_ms(), timers[0].fire_at))
 
 
-@pytest.mark.parametrize(("delay", "expected"), [
-    ("exponential", [1_000, 2_000, 4_000]), ("fixed", [1_000, 1_000, 1_000]),
-    ("30s", [30_000, 30_000, 30_000]), (2, [2_000, 2_000, 2_000]), ([1, 5], [1_000, 5_000, 5_000]),
-])
-async def test_retry_delay_forms(make_driver: Make, clock: FakeClock, delay: object,
-                                 expected: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("delay", "expected"),
+    [
+        ("exponential", [1_000, 2_000, 4_000]),
+        ("fixed", [1_000, 1_000, 1_000]),
+        ("30s", [30_000, 30_000, 30_000]),
+        (2, [2_000, 2_000, 2_000]),
+        ([1, 5], [1_000, 5_000, 5_000]),
+    ],
+)
+async def test_retry_delay_forms(make_driver: Make, clock: FakeClock, delay: object, expected: list[int]) -> None:
     body = Flaky(3, lambda: ValueError("flaky"))
     flaky = step(name="flaky", max_retries=3, retry_delay=delay)(body)  # type: ignore[arg-type]
 
@@ -61,8 +66,7 @@ async def test_retry_delay_forms(make_driver: Make, clock: FakeClock, delay: obj
     history = driver.history(run_id)
     assert retry_delays(history) == expected
     assert [e.attempt for e in history if isinstance(e, StepScheduled)] == [1, 2, 3, 4]
-    assert [e.timer_id for e in history if isinstance(e, TimerScheduled)] == \
-        ["retry:0:1", "retry:0:2", "retry:0:3"]
+    assert [e.timer_id for e in history if isinstance(e, TimerScheduled)] == ["retry:0:1", "retry:0:2", "retry:0:3"]
 
 
 async def test_retry_after_overrides_the_policy(make_driver: Make, clock: FakeClock) -> None:

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import continue_as_new, KflowError, Registry, RunClosedError, sleep, step, workflow
+from engine import KflowError, Registry, RunClosedError, continue_as_new, sleep, step, workflow
+from engine._errors import ContinueAsNewSignal, Unwind
 from engine.runtime import CallArgs, Run, StartWorkflow
 from engine.testing import FakeClock, InMemoryDriver
-from engine._errors import ContinueAsNewSignal, Unwind
 
 Make = Callable[..., InMemoryDriver]
 
@@ -25,8 +25,9 @@ async def slow() -> str:
 
 
 def start(registry: Registry, name: str) -> Run:
-    run, _ = Run.start(registry, StartWorkflow(run_id="s1", workflow_name=name, args=CallArgs((), {}),
-                                               requested_at=0), 1_000)
+    run, _ = Run.start(
+        registry, StartWorkflow(run_id="s1", workflow_name=name, args=CallArgs((), {}), requested_at=0), 1_000
+    )
     return run
 
 
@@ -50,8 +51,7 @@ def test_evicting_a_suspended_run_bypasses_except_exception() -> None:
     assert seen == ["finally ran"]  # cleanup runs, the except-branch never sees the signal
     run.close()  # idempotent
     with pytest.raises(RunClosedError):
-        run.handle(StartWorkflow(run_id="s1", workflow_name="greedy", args=CallArgs((), {}),
-                                 requested_at=0), 2_000)
+        run.handle(StartWorkflow(run_id="s1", workflow_name="greedy", args=CallArgs((), {}), requested_at=0), 2_000)
 
 
 def test_kflow_calls_in_finally_during_eviction_are_refused() -> None:
@@ -73,8 +73,7 @@ def test_kflow_calls_in_finally_during_eviction_are_refused() -> None:
     assert calls == []
 
 
-async def test_suspension_through_except_exception_in_every_replay_mode(make_driver: Make,
-                                                                        clock: FakeClock) -> None:
+async def test_suspension_through_except_exception_in_every_replay_mode(make_driver: Make, clock: FakeClock) -> None:
     caught: list[BaseException] = []
 
     @workflow

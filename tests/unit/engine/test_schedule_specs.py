@@ -12,14 +12,14 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from engine import CalendarSpec, KflowError, OverlapPolicy, ScheduleSpec, ScheduleSpecError
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NEW_YEAR = "2026-01-01T00:00:00+00:00"
 NY = "America/New_York"
 BERLIN = "Europe/Berlin"
@@ -79,8 +79,17 @@ CRON_CASES = [
     ("0 0 29 2 *", utc("2028-02-29T00:00", "2032-02-29T00:00")),
     # Both day fields restricted: a day matches if EITHER does (the 13th, or any Friday).
     ("0 0 13 * FRI", utc("2026-01-02T00:00", "2026-01-09T00:00", "2026-01-13T00:00", "2026-01-16T00:00")),
-    ("0 0 1 * MON", utc("2026-01-05T00:00", "2026-01-12T00:00", "2026-01-19T00:00", "2026-01-26T00:00",
-                        "2026-02-01T00:00", "2026-02-02T00:00")),
+    (
+        "0 0 1 * MON",
+        utc(
+            "2026-01-05T00:00",
+            "2026-01-12T00:00",
+            "2026-01-19T00:00",
+            "2026-01-26T00:00",
+            "2026-02-01T00:00",
+            "2026-02-02T00:00",
+        ),
+    ),
     # A day field containing "*" is unrestricted (Vixie cron): then both must match (odd days AND Fridays).
     ("0 0 */2 * FRI", utc("2026-01-09T00:00", "2026-01-23T00:00", "2026-02-13T00:00")),
     ("0 0 * 2 MON", utc("2026-02-02T00:00", "2026-02-09T00:00", "2026-02-16T00:00")),
@@ -101,13 +110,16 @@ def test_cron_fires(cron: str, expected: list[str]) -> None:
     assert walk(ScheduleSpec(cron=cron), NEW_YEAR, len(expected)) == expected
 
 
-@pytest.mark.parametrize(("after", "expected"), [
-    ("2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00"),      # strictly after a fire
-    ("2026-01-01T00:00:59.999+00:00", "2026-01-01T00:01:00+00:00"),  # any ms value
-    ("2026-01-01T00:00:00.001+00:00", "2026-01-01T00:01:00+00:00"),
-    ("2025-12-31T23:59:59.999+00:00", "2026-01-01T00:00:00+00:00"),
-    ("2026-12-31T23:59:00+00:00", "2027-01-01T00:00:00+00:00"),       # year rollover
-])
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        ("2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00"),  # strictly after a fire
+        ("2026-01-01T00:00:59.999+00:00", "2026-01-01T00:01:00+00:00"),  # any ms value
+        ("2026-01-01T00:00:00.001+00:00", "2026-01-01T00:01:00+00:00"),
+        ("2025-12-31T23:59:59.999+00:00", "2026-01-01T00:00:00+00:00"),
+        ("2026-12-31T23:59:00+00:00", "2027-01-01T00:00:00+00:00"),  # year rollover
+    ],
+)
 def test_next_fire_is_strictly_after_and_on_a_whole_second(after: str, expected: str) -> None:
     fire = ScheduleSpec(cron="* * * * *").next_fire(ms(after))
     assert fire is not None and iso(fire) == expected and fire % 1000 == 0
@@ -129,13 +141,21 @@ Wall = Callable[[datetime], bool]
 
 ORACLE_CASES: list[tuple[str, str, str, Wall]] = [
     # (cron, zone, window start, predicate on the local wall time; weekday(): Monday = 0)
-    ("*/15 9-17 * * MON-FRI", "UTC", "2026-01-01",
-     lambda t: t.minute % 15 == 0 and 9 <= t.hour <= 17 and t.weekday() < 5),
+    (
+        "*/15 9-17 * * MON-FRI",
+        "UTC",
+        "2026-01-01",
+        lambda t: t.minute % 15 == 0 and 9 <= t.hour <= 17 and t.weekday() < 5,
+    ),
     ("0 0 13 * FRI", "UTC", "2026-01-01", lambda t: t.hour == t.minute == 0 and (t.day == 13 or t.weekday() == 4)),
     ("0 0 */2 * FRI", "UTC", "2026-01-01", lambda t: t.hour == t.minute == 0 and t.day % 2 == 1 and t.weekday() == 4),
     ("5 4 1-7 * SUN", "UTC", "2026-02-20", lambda t: (t.hour, t.minute) == (4, 5) and (t.day <= 7 or t.weekday() == 6)),
-    ("0 12 * JAN,MAR */3", "UTC", "2026-01-10",
-     lambda t: (t.hour, t.minute) == (12, 0) and t.month in (1, 3) and (t.weekday() + 1) % 7 in (0, 3, 6)),
+    (
+        "0 12 * JAN,MAR */3",
+        "UTC",
+        "2026-01-10",
+        lambda t: (t.hour, t.minute) == (12, 0) and t.month in (1, 3) and (t.weekday() + 1) % 7 in (0, 3, 6),
+    ),
     ("0 * * * *", NY, "2026-03-01", lambda t: t.minute == 0),
     ("30 1 * * *", NY, "2026-10-20", lambda t: (t.hour, t.minute) == (1, 30)),
     ("*/10 1-2 * * *", NY, "2026-10-25", lambda t: t.minute % 10 == 0 and t.hour in (1, 2)),
@@ -144,8 +164,9 @@ ORACLE_CASES: list[tuple[str, str, str, Wall]] = [
 ]
 
 
-@pytest.mark.parametrize(("cron", "zone", "day", "wall"), ORACLE_CASES,
-                         ids=[f"{c[0]}@{c[1]}@{c[2]}" for c in ORACLE_CASES])
+@pytest.mark.parametrize(
+    ("cron", "zone", "day", "wall"), ORACLE_CASES, ids=[f"{c[0]}@{c[1]}@{c[2]}" for c in ORACLE_CASES]
+)
 def test_cron_agrees_with_a_minute_by_minute_scan(cron: str, zone: str, day: str, wall: Wall) -> None:
     """Over 40 days: every UTC minute whose wall time matches, first occurrence only (fold=0)."""
     start = datetime.fromisoformat(f"{day}T00:00:00+00:00")
@@ -159,27 +180,40 @@ def test_cron_agrees_with_a_minute_by_minute_scan(cron: str, zone: str, day: str
 
 # --- intervals ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("interval", "start_at", "after", "expected"), [
-    # no start_at: anchored at the Unix epoch, so an hourly interval fires on the hour
-    ("1h", None, "2026-01-01T10:20:00+00:00", utc("2026-01-01T11:00", "2026-01-01T12:00")),
-    ("1h", None, "2026-01-01T11:00:00+00:00", utc("2026-01-01T12:00", "2026-01-01T13:00")),
-    (5400, None, NEW_YEAR, utc("2026-01-01T01:30", "2026-01-01T03:00")),
-    ("1h30m", None, NEW_YEAR, utc("2026-01-01T01:30", "2026-01-01T03:00")),
-    (timedelta(minutes=45), None, NEW_YEAR, utc("2026-01-01T00:45", "2026-01-01T01:30")),
-    ("1d", None, "2026-01-01T12:00:00+00:00", utc("2026-01-02T00:00", "2026-01-03T00:00")),
-    (30.0, None, NEW_YEAR, ["2026-01-01T00:00:30+00:00", "2026-01-01T00:01:00+00:00"]),
-    # start_at: the anchor; the first fire is start_at itself
-    ("1h", "2026-01-01T00:20:00+00:00", "2025-06-01T00:00:00+00:00",
-     utc("2026-01-01T00:20", "2026-01-01T01:20", "2026-01-01T02:20")),
-    ("1h", "2026-01-01T00:20:00+00:00", "2026-01-01T05:00:00+00:00", utc("2026-01-01T05:20", "2026-01-01T06:20")),
-    ("1h", "2026-01-01T00:20:00+00:00", "2026-01-01T05:20:00+00:00", utc("2026-01-01T06:20")),
-    ("7m", "2026-01-01T00:00:00+00:00", "2026-01-01T01:00:00+00:00", utc("2026-01-01T01:03", "2026-01-01T01:10")),
-    # a start_at with milliseconds anchors on the next whole second
-    ("1h", "2026-01-01T00:20:00.250+00:00", "2025-06-01T00:00:00+00:00",
-     ["2026-01-01T00:20:01+00:00", "2026-01-01T01:20:01+00:00"]),
-])
-def test_interval_fires(interval: str | int | float | timedelta, start_at: str | None, after: str,
-                        expected: list[str]) -> None:
+
+@pytest.mark.parametrize(
+    ("interval", "start_at", "after", "expected"),
+    [
+        # no start_at: anchored at the Unix epoch, so an hourly interval fires on the hour
+        ("1h", None, "2026-01-01T10:20:00+00:00", utc("2026-01-01T11:00", "2026-01-01T12:00")),
+        ("1h", None, "2026-01-01T11:00:00+00:00", utc("2026-01-01T12:00", "2026-01-01T13:00")),
+        (5400, None, NEW_YEAR, utc("2026-01-01T01:30", "2026-01-01T03:00")),
+        ("1h30m", None, NEW_YEAR, utc("2026-01-01T01:30", "2026-01-01T03:00")),
+        (timedelta(minutes=45), None, NEW_YEAR, utc("2026-01-01T00:45", "2026-01-01T01:30")),
+        ("1d", None, "2026-01-01T12:00:00+00:00", utc("2026-01-02T00:00", "2026-01-03T00:00")),
+        (30.0, None, NEW_YEAR, ["2026-01-01T00:00:30+00:00", "2026-01-01T00:01:00+00:00"]),
+        # start_at: the anchor; the first fire is start_at itself
+        (
+            "1h",
+            "2026-01-01T00:20:00+00:00",
+            "2025-06-01T00:00:00+00:00",
+            utc("2026-01-01T00:20", "2026-01-01T01:20", "2026-01-01T02:20"),
+        ),
+        ("1h", "2026-01-01T00:20:00+00:00", "2026-01-01T05:00:00+00:00", utc("2026-01-01T05:20", "2026-01-01T06:20")),
+        ("1h", "2026-01-01T00:20:00+00:00", "2026-01-01T05:20:00+00:00", utc("2026-01-01T06:20")),
+        ("7m", "2026-01-01T00:00:00+00:00", "2026-01-01T01:00:00+00:00", utc("2026-01-01T01:03", "2026-01-01T01:10")),
+        # a start_at with milliseconds anchors on the next whole second
+        (
+            "1h",
+            "2026-01-01T00:20:00.250+00:00",
+            "2025-06-01T00:00:00+00:00",
+            ["2026-01-01T00:20:01+00:00", "2026-01-01T01:20:01+00:00"],
+        ),
+    ],
+)
+def test_interval_fires(
+    interval: str | int | float | timedelta, start_at: str | None, after: str, expected: list[str]
+) -> None:
     spec = ScheduleSpec(interval=interval, start_at=None if start_at is None else ms(start_at))
     assert walk(spec, after, len(expected)) == expected
 
@@ -189,26 +223,47 @@ def test_interval_ignores_the_time_zone_across_dst() -> None:
     in_utc = walk(ScheduleSpec(interval="1h"), after, 4)
     in_ny = walk(ScheduleSpec(interval="1h", timezone=NY), after, 4)
     assert [ms(t) for t in in_ny] == [ms(t) for t in in_utc]
-    assert in_ny == ["2026-03-08T01:00:00-05:00", "2026-03-08T03:00:00-04:00", "2026-03-08T04:00:00-04:00",
-                     "2026-03-08T05:00:00-04:00"]
+    assert in_ny == [
+        "2026-03-08T01:00:00-05:00",
+        "2026-03-08T03:00:00-04:00",
+        "2026-03-08T04:00:00-04:00",
+        "2026-03-08T05:00:00-04:00",
+    ]
 
 
 # --- calendars ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("entries", "expected"), [
-    ([CalendarSpec(hour=9), CalendarSpec(hour=17, minute=30)],
-     utc("2026-01-01T09:00", "2026-01-01T17:30", "2026-01-02T09:00")),
-    ((CalendarSpec(hour=12, second=30),), ["2026-01-01T12:00:30+00:00", "2026-01-02T12:00:30+00:00"]),
-    ([CalendarSpec(day_of_month=13, day_of_week=5)],  # both must match: Friday the 13th
-     utc("2026-02-13T00:00", "2026-03-13T00:00", "2026-11-13T00:00")),
-    ([CalendarSpec(month=7, day_of_month=4, hour=12)], utc("2026-07-04T12:00", "2027-07-04T12:00")),
-    ([CalendarSpec(day_of_week=1, hour=8), CalendarSpec(day_of_month=1, hour=8)],
-     utc("2026-01-01T08:00", "2026-01-05T08:00", "2026-01-12T08:00", "2026-01-19T08:00", "2026-01-26T08:00",
-         "2026-02-01T08:00", "2026-02-02T08:00")),
-    ([CalendarSpec(hour=6), CalendarSpec(hour=6)], utc("2026-01-01T06:00", "2026-01-02T06:00")),  # union: once
-    ([CalendarSpec(month=2, day_of_month=29, day_of_week=1)], utc("2044-02-29T00:00")),  # a leap day on a Monday
-    ([CalendarSpec()], utc("2026-01-02T00:00", "2026-01-03T00:00")),
-])
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        (
+            [CalendarSpec(hour=9), CalendarSpec(hour=17, minute=30)],
+            utc("2026-01-01T09:00", "2026-01-01T17:30", "2026-01-02T09:00"),
+        ),
+        ((CalendarSpec(hour=12, second=30),), ["2026-01-01T12:00:30+00:00", "2026-01-02T12:00:30+00:00"]),
+        (
+            [CalendarSpec(day_of_month=13, day_of_week=5)],  # both must match: Friday the 13th
+            utc("2026-02-13T00:00", "2026-03-13T00:00", "2026-11-13T00:00"),
+        ),
+        ([CalendarSpec(month=7, day_of_month=4, hour=12)], utc("2026-07-04T12:00", "2027-07-04T12:00")),
+        (
+            [CalendarSpec(day_of_week=1, hour=8), CalendarSpec(day_of_month=1, hour=8)],
+            utc(
+                "2026-01-01T08:00",
+                "2026-01-05T08:00",
+                "2026-01-12T08:00",
+                "2026-01-19T08:00",
+                "2026-01-26T08:00",
+                "2026-02-01T08:00",
+                "2026-02-02T08:00",
+            ),
+        ),
+        ([CalendarSpec(hour=6), CalendarSpec(hour=6)], utc("2026-01-01T06:00", "2026-01-02T06:00")),  # union: once
+        ([CalendarSpec(month=2, day_of_month=29, day_of_week=1)], utc("2044-02-29T00:00")),  # a leap day on a Monday
+        ([CalendarSpec()], utc("2026-01-02T00:00", "2026-01-03T00:00")),
+    ],
+)
 def test_calendar_fires_at_the_union_of_its_entries(entries: list[CalendarSpec], expected: list[str]) -> None:
     spec = ScheduleSpec(calendar=entries)  # type: ignore[arg-type]  # a list is accepted and normalised
     assert walk(spec, NEW_YEAR, len(expected)) == expected
@@ -227,16 +282,28 @@ def test_calendar_on_a_wall_clock_follows_the_offset() -> None:
 DST_CASES = [
     # New York, spring forward 2026-03-08: 02:00-02:59 does not exist and is skipped
     (NY, "30 2 * * *", "2026-03-07T00:00:00-05:00", ["2026-03-07T02:30:00-05:00", "2026-03-09T02:30:00-04:00"]),
-    (NY, "0 * * * *", "2026-03-08T00:30:00-05:00",
-     ["2026-03-08T01:00:00-05:00", "2026-03-08T03:00:00-04:00", "2026-03-08T04:00:00-04:00"]),
+    (
+        NY,
+        "0 * * * *",
+        "2026-03-08T00:30:00-05:00",
+        ["2026-03-08T01:00:00-05:00", "2026-03-08T03:00:00-04:00", "2026-03-08T04:00:00-04:00"],
+    ),
     (NY, "*/30 * * * *", "2026-03-08T01:00:00-05:00", ["2026-03-08T01:30:00-05:00", "2026-03-08T03:00:00-04:00"]),
     (NY, "0 3 * * *", "2026-03-07T12:00:00-05:00", ["2026-03-08T03:00:00-04:00", "2026-03-09T03:00:00-04:00"]),
     (NY, "30 2 8 3 *", NEW_YEAR, ["2027-03-08T02:30:00-05:00"]),  # 2026-03-08 02:30 does not exist
     # New York, fall back 2026-11-01: 01:00-01:59 happens twice and fires once, the first time (EDT)
-    (NY, "30 1 * * *", "2026-10-30T12:00:00-04:00",
-     ["2026-10-31T01:30:00-04:00", "2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"]),
-    (NY, "0 * * * *", "2026-11-01T00:30:00-04:00",
-     ["2026-11-01T01:00:00-04:00", "2026-11-01T02:00:00-05:00", "2026-11-01T03:00:00-05:00"]),
+    (
+        NY,
+        "30 1 * * *",
+        "2026-10-30T12:00:00-04:00",
+        ["2026-10-31T01:30:00-04:00", "2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"],
+    ),
+    (
+        NY,
+        "0 * * * *",
+        "2026-11-01T00:30:00-04:00",
+        ["2026-11-01T01:00:00-04:00", "2026-11-01T02:00:00-05:00", "2026-11-01T03:00:00-05:00"],
+    ),
     (NY, "*/20 * * * *", "2026-11-01T01:50:00-04:00", ["2026-11-01T02:00:00-05:00"]),
     # asked from inside the repeated hour (its second pass): nothing fires again until 02:00 EST
     (NY, "*/20 * * * *", "2026-11-01T01:10:00-05:00", ["2026-11-01T02:00:00-05:00"]),
@@ -244,10 +311,18 @@ DST_CASES = [
     # Berlin, spring forward 2026-03-29 (02:00 CET -> 03:00 CEST), fall back 2026-10-25 (03:00 CEST -> 02:00 CET)
     (BERLIN, "30 2 * * *", "2026-03-28T00:00:00+01:00", ["2026-03-28T02:30:00+01:00", "2026-03-30T02:30:00+02:00"]),
     (BERLIN, "0 * * * *", "2026-03-29T00:30:00+01:00", ["2026-03-29T01:00:00+01:00", "2026-03-29T03:00:00+02:00"]),
-    (BERLIN, "30 2 * * *", "2026-10-24T00:00:00+02:00",
-     ["2026-10-24T02:30:00+02:00", "2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"]),
-    (BERLIN, "0 * * * *", "2026-10-25T01:30:00+02:00",
-     ["2026-10-25T02:00:00+02:00", "2026-10-25T03:00:00+01:00", "2026-10-25T04:00:00+01:00"]),
+    (
+        BERLIN,
+        "30 2 * * *",
+        "2026-10-24T00:00:00+02:00",
+        ["2026-10-24T02:30:00+02:00", "2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"],
+    ),
+    (
+        BERLIN,
+        "0 * * * *",
+        "2026-10-25T01:30:00+02:00",
+        ["2026-10-25T02:00:00+02:00", "2026-10-25T03:00:00+01:00", "2026-10-25T04:00:00+01:00"],
+    ),
 ]
 
 
@@ -256,13 +331,20 @@ def test_cron_on_a_wall_clock_across_dst(zone: str, cron: str, after: str, expec
     assert walk(ScheduleSpec(cron=cron, timezone=zone), after, len(expected)) == expected
 
 
-@pytest.mark.parametrize(("zone", "hour", "after", "expected"), [
-    (NY, 2, "2026-03-07T00:00:00-05:00", ["2026-03-07T02:15:10-05:00", "2026-03-09T02:15:10-04:00"]),
-    (NY, 1, "2026-10-31T00:00:00-04:00",
-     ["2026-10-31T01:15:10-04:00", "2026-11-01T01:15:10-04:00", "2026-11-02T01:15:10-05:00"]),
-    (BERLIN, 2, "2026-03-28T00:00:00+01:00", ["2026-03-28T02:15:10+01:00", "2026-03-30T02:15:10+02:00"]),
-    (BERLIN, 2, "2026-10-25T00:00:00+02:00", ["2026-10-25T02:15:10+02:00", "2026-10-26T02:15:10+01:00"]),
-])
+@pytest.mark.parametrize(
+    ("zone", "hour", "after", "expected"),
+    [
+        (NY, 2, "2026-03-07T00:00:00-05:00", ["2026-03-07T02:15:10-05:00", "2026-03-09T02:15:10-04:00"]),
+        (
+            NY,
+            1,
+            "2026-10-31T00:00:00-04:00",
+            ["2026-10-31T01:15:10-04:00", "2026-11-01T01:15:10-04:00", "2026-11-02T01:15:10-05:00"],
+        ),
+        (BERLIN, 2, "2026-03-28T00:00:00+01:00", ["2026-03-28T02:15:10+01:00", "2026-03-30T02:15:10+02:00"]),
+        (BERLIN, 2, "2026-10-25T00:00:00+02:00", ["2026-10-25T02:15:10+02:00", "2026-10-26T02:15:10+01:00"]),
+    ],
+)
 def test_calendar_across_dst(zone: str, hour: int, after: str, expected: list[str]) -> None:
     spec = ScheduleSpec(calendar=(CalendarSpec(hour=hour, minute=15, second=10),), timezone=zone)
     assert walk(spec, after, len(expected)) == expected
@@ -270,17 +352,18 @@ def test_calendar_across_dst(zone: str, hour: int, after: str, expected: list[st
 
 def test_a_rule_only_a_dst_gap_matches_never_fires_and_the_search_ends() -> None:
     # Sunday March 8 is always the US spring-forward day (second Sunday of March), so 02:30 never exists.
-    spec = ScheduleSpec(calendar=(CalendarSpec(month=3, day_of_month=8, day_of_week=0, hour=2, minute=30),),
-                        timezone=NY)
+    spec = ScheduleSpec(
+        calendar=(CalendarSpec(month=3, day_of_month=8, day_of_week=0, hour=2, minute=30),), timezone=NY
+    )
     assert spec.next_fire(ms(NEW_YEAR)) is None
     assert spec.fires_between(ms(NEW_YEAR), ms("2100-01-01T00:00:00+00:00"), 10) == []
 
 
 # --- start_at / end_at --------------------------------------------------------------------------------
 
+
 def test_start_at_is_inclusive_and_end_at_is_inclusive() -> None:
-    spec = ScheduleSpec(cron="@daily", start_at=ms("2026-01-10T00:00:00+00:00"),
-                        end_at=ms("2026-01-12T00:00:00+00:00"))
+    spec = ScheduleSpec(cron="@daily", start_at=ms("2026-01-10T00:00:00+00:00"), end_at=ms("2026-01-12T00:00:00+00:00"))
     assert walk(spec, NEW_YEAR, 3) == utc("2026-01-10T00:00", "2026-01-11T00:00", "2026-01-12T00:00")
     assert spec.next_fire(ms("2026-01-12T00:00:00+00:00")) is None
     assert spec.next_fire(ms("2027-01-01T00:00:00+00:00")) is None
@@ -302,27 +385,53 @@ def test_end_at_stops_intervals_and_calendars() -> None:
 
 def test_times_accept_aware_datetimes() -> None:
     start = datetime(2026, 1, 1, 9, 0, tzinfo=ZoneInfo(NY))
-    spec = ScheduleSpec(interval="1h", start_at=start, end_at=datetime(2026, 1, 2, tzinfo=timezone.utc))  # type: ignore[arg-type]
+    spec = ScheduleSpec(interval="1h", start_at=start, end_at=datetime(2026, 1, 2, tzinfo=UTC))  # type: ignore[arg-type]
     assert spec.start_at == ms("2026-01-01T14:00:00+00:00")
     assert spec.end_at == ms("2026-01-02T00:00:00+00:00")
 
 
 # --- fires_between ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("spec", "start", "end", "expected"), [
-    (ScheduleSpec(cron="0 * * * *"), "2026-01-01T00:00:00+00:00", "2026-01-01T03:00:00+00:00",
-     utc("2026-01-01T00:00", "2026-01-01T01:00", "2026-01-01T02:00")),  # start inclusive, end exclusive
-    (ScheduleSpec(cron="0 * * * *"), "2026-01-01T00:00:00.001+00:00", "2026-01-01T03:00:00.001+00:00",
-     utc("2026-01-01T01:00", "2026-01-01T02:00", "2026-01-01T03:00")),
-    (ScheduleSpec(cron="0 * * * *"), "2026-01-01T03:00:00+00:00", "2026-01-01T03:00:00+00:00", []),
-    (ScheduleSpec(cron="0 * * * *"), "2026-01-01T05:00:00+00:00", "2026-01-01T03:00:00+00:00", []),
-    (ScheduleSpec(interval="30m", start_at=ms("2026-01-01T01:10:00+00:00"), end_at=ms("2026-01-01T02:10:00+00:00")),
-     NEW_YEAR, "2026-01-02T00:00:00+00:00", utc("2026-01-01T01:10", "2026-01-01T01:40", "2026-01-01T02:10")),
-    (ScheduleSpec(calendar=(CalendarSpec(hour=18), CalendarSpec(hour=6))), NEW_YEAR, "2026-01-02T12:00:00+00:00",
-     utc("2026-01-01T06:00", "2026-01-01T18:00", "2026-01-02T06:00")),
-    (ScheduleSpec(cron="0 * * * *", timezone=NY), "2026-11-01T04:00:00+00:00", "2026-11-01T08:00:00+00:00",
-     utc("2026-11-01T04:00", "2026-11-01T05:00", "2026-11-01T07:00")),  # 01:00 EST (06:00Z) is the repeat
-])
+
+@pytest.mark.parametrize(
+    ("spec", "start", "end", "expected"),
+    [
+        (
+            ScheduleSpec(cron="0 * * * *"),
+            "2026-01-01T00:00:00+00:00",
+            "2026-01-01T03:00:00+00:00",
+            utc("2026-01-01T00:00", "2026-01-01T01:00", "2026-01-01T02:00"),
+        ),  # start inclusive, end exclusive
+        (
+            ScheduleSpec(cron="0 * * * *"),
+            "2026-01-01T00:00:00.001+00:00",
+            "2026-01-01T03:00:00.001+00:00",
+            utc("2026-01-01T01:00", "2026-01-01T02:00", "2026-01-01T03:00"),
+        ),
+        (ScheduleSpec(cron="0 * * * *"), "2026-01-01T03:00:00+00:00", "2026-01-01T03:00:00+00:00", []),
+        (ScheduleSpec(cron="0 * * * *"), "2026-01-01T05:00:00+00:00", "2026-01-01T03:00:00+00:00", []),
+        (
+            ScheduleSpec(
+                interval="30m", start_at=ms("2026-01-01T01:10:00+00:00"), end_at=ms("2026-01-01T02:10:00+00:00")
+            ),
+            NEW_YEAR,
+            "2026-01-02T00:00:00+00:00",
+            utc("2026-01-01T01:10", "2026-01-01T01:40", "2026-01-01T02:10"),
+        ),
+        (
+            ScheduleSpec(calendar=(CalendarSpec(hour=18), CalendarSpec(hour=6))),
+            NEW_YEAR,
+            "2026-01-02T12:00:00+00:00",
+            utc("2026-01-01T06:00", "2026-01-01T18:00", "2026-01-02T06:00"),
+        ),
+        (
+            ScheduleSpec(cron="0 * * * *", timezone=NY),
+            "2026-11-01T04:00:00+00:00",
+            "2026-11-01T08:00:00+00:00",
+            utc("2026-11-01T04:00", "2026-11-01T05:00", "2026-11-01T07:00"),
+        ),  # 01:00 EST (06:00Z) is the repeat
+    ],
+)
 def test_fires_between(spec: ScheduleSpec, start: str, end: str, expected: list[str]) -> None:
     assert [iso(t) for t in spec.fires_between(ms(start), ms(end), 100)] == expected
 
@@ -341,6 +450,7 @@ def test_fires_between_allows_exactly_limit_fires_and_refuses_more() -> None:
 
 
 # --- jitter -------------------------------------------------------------------------------------------
+
 
 def test_jitter_is_deterministic_in_range_and_pinned_to_its_formula() -> None:
     spec = ScheduleSpec(cron="* * * * *", jitter="30s")
@@ -366,8 +476,9 @@ def test_sub_second_jitter_stays_below_its_bound() -> None:
 
 # --- normalisation and the wire form ------------------------------------------------------------------
 
+
 def test_fields_are_normalised_so_equal_meanings_compare_equal() -> None:
-    a = ScheduleSpec(interval="1h30m", jitter="10s", start_at=datetime(2026, 1, 1, tzinfo=timezone.utc))  # type: ignore[arg-type]
+    a = ScheduleSpec(interval="1h30m", jitter="10s", start_at=datetime(2026, 1, 1, tzinfo=UTC))  # type: ignore[arg-type]
     b = ScheduleSpec(interval=5400, jitter=timedelta(seconds=10), start_at=ms(NEW_YEAR))
     assert a == b and hash(a) == hash(b)
     assert a.interval == timedelta(minutes=90) and a.jitter == timedelta(seconds=10) and a.start_at == ms(NEW_YEAR)
@@ -378,10 +489,14 @@ def test_fields_are_normalised_so_equal_meanings_compare_equal() -> None:
 
 
 def test_to_wire_format() -> None:
-    spec = ScheduleSpec(calendar=(CalendarSpec(hour=9, day_of_week=1),), timezone=NY, start_at=1, end_at=2,
-                        jitter="1m")
+    spec = ScheduleSpec(calendar=(CalendarSpec(hour=9, day_of_week=1),), timezone=NY, start_at=1, end_at=2, jitter="1m")
     assert spec.to_wire() == {
-        "cron": None, "interval_ms": None, "timezone": NY, "start_at": 1, "end_at": 2, "jitter_ms": 60_000,
+        "cron": None,
+        "interval_ms": None,
+        "timezone": NY,
+        "start_at": 1,
+        "end_at": 2,
+        "jitter_ms": 60_000,
         "calendar": [{"second": 0, "minute": 0, "hour": 9, "day_of_month": None, "month": None, "day_of_week": 1}],
     }  # the default catch-up window is left out: a processor older than the field reads the spec
     assert ScheduleSpec(interval="5m", catchup_window="1h").to_wire()["catchup_window_ms"] == 3_600_000
@@ -401,15 +516,29 @@ def test_the_catchup_window_defaults_to_a_minute_is_normalised_and_survives_the_
         ScheduleSpec(interval="1s", catchup_window=-1)
 
 
-@pytest.mark.parametrize("spec", [
-    ScheduleSpec(cron="*/5 9-17 * * MON-FRI", timezone=NY, start_at=ms(NEW_YEAR), end_at=ms("2027-01-01T00:00:00Z"),
-                 jitter="30s"),
-    ScheduleSpec(cron="@weekly"),
-    ScheduleSpec(interval="1h30m"),
-    ScheduleSpec(interval=timedelta(days=1), start_at=ms("2026-01-01T00:20:00.250Z"), jitter=0),
-    ScheduleSpec(calendar=(CalendarSpec(hour=9, minute=5, second=3), CalendarSpec(day_of_month=13, day_of_week=5),
-                           CalendarSpec(month=12, day_of_month=25)), timezone=BERLIN),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ScheduleSpec(
+            cron="*/5 9-17 * * MON-FRI",
+            timezone=NY,
+            start_at=ms(NEW_YEAR),
+            end_at=ms("2027-01-01T00:00:00Z"),
+            jitter="30s",
+        ),
+        ScheduleSpec(cron="@weekly"),
+        ScheduleSpec(interval="1h30m"),
+        ScheduleSpec(interval=timedelta(days=1), start_at=ms("2026-01-01T00:20:00.250Z"), jitter=0),
+        ScheduleSpec(
+            calendar=(
+                CalendarSpec(hour=9, minute=5, second=3),
+                CalendarSpec(day_of_month=13, day_of_week=5),
+                CalendarSpec(month=12, day_of_month=25),
+            ),
+            timezone=BERLIN,
+        ),
+    ],
+)
 def test_wire_round_trip_through_json(spec: ScheduleSpec) -> None:
     text = json.dumps(spec.to_wire())
     back = ScheduleSpec.from_wire(json.loads(text))
@@ -423,27 +552,30 @@ def test_from_wire_fills_missing_keys_with_defaults() -> None:
     assert ScheduleSpec.from_wire({"calendar": [{"hour": 3}]}) == ScheduleSpec(calendar=(CalendarSpec(hour=3),))
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"cron": "@daily", "color": "red"}, "unknown keys 'color'"),
-    ({"cron": 5}, "'cron' must be str"),
-    ({"interval_ms": "5m"}, "'interval_ms' must be int"),
-    ({"interval_ms": 1.5}, "'interval_ms' must be int"),
-    ({"interval_ms": True}, "'interval_ms' must be int"),
-    ({"cron": "@daily", "timezone": 1}, "'timezone' must be str"),
-    ({"cron": "@daily", "start_at": "2026-01-01"}, "'start_at' must be int"),
-    ({"cron": "@daily", "end_at": 1.0}, "'end_at' must be int"),
-    ({"cron": "@daily", "jitter_ms": "1s"}, "'jitter_ms' must be int"),
-    ({"calendar": {"hour": 1}}, "'calendar' must be list"),
-    ({"calendar": [5]}, "calendar entry must be a mapping"),
-    ({"calendar": [{"hour": 1, "weekday": 2}]}, "unknown keys 'weekday'"),
-    ({"calendar": [{"hour": "9"}]}, "'hour' must be int"),
-    ({"calendar": [{"hour": None}]}, "'hour' must be an int"),
-    ({"calendar": [{"hour": 25}]}, "hour=25"),
-    ({"calendar": []}, "non-empty"),
-    ({}, "exactly one of cron, interval, calendar"),
-    ({"interval_ms": 1500}, "whole number of seconds"),
-    ({"cron": "@daily", "timezone": "Nowhere/City"}, "'Nowhere/City'"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"cron": "@daily", "color": "red"}, "unknown keys 'color'"),
+        ({"cron": 5}, "'cron' must be str"),
+        ({"interval_ms": "5m"}, "'interval_ms' must be int"),
+        ({"interval_ms": 1.5}, "'interval_ms' must be int"),
+        ({"interval_ms": True}, "'interval_ms' must be int"),
+        ({"cron": "@daily", "timezone": 1}, "'timezone' must be str"),
+        ({"cron": "@daily", "start_at": "2026-01-01"}, "'start_at' must be int"),
+        ({"cron": "@daily", "end_at": 1.0}, "'end_at' must be int"),
+        ({"cron": "@daily", "jitter_ms": "1s"}, "'jitter_ms' must be int"),
+        ({"calendar": {"hour": 1}}, "'calendar' must be list"),
+        ({"calendar": [5]}, "calendar entry must be a mapping"),
+        ({"calendar": [{"hour": 1, "weekday": 2}]}, "unknown keys 'weekday'"),
+        ({"calendar": [{"hour": "9"}]}, "'hour' must be int"),
+        ({"calendar": [{"hour": None}]}, "'hour' must be an int"),
+        ({"calendar": [{"hour": 25}]}, "hour=25"),
+        ({"calendar": []}, "non-empty"),
+        ({}, "exactly one of cron, interval, calendar"),
+        ({"interval_ms": 1500}, "whole number of seconds"),
+        ({"cron": "@daily", "timezone": "Nowhere/City"}, "'Nowhere/City'"),
+    ],
+)
 def test_from_wire_rejects_malformed_data(data: dict[str, object], message: str) -> None:
     with pytest.raises(ScheduleSpecError, match=_literal(message)):
         ScheduleSpec.from_wire(data)
@@ -517,20 +649,23 @@ def test_invalid_specs_raise_a_readable_error(kwargs: dict[str, object], message
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"second": 60}, "CalendarSpec second=60: expected an int in 0-59"),
-    ({"minute": -1}, "CalendarSpec minute=-1: expected an int in 0-59"),
-    ({"hour": 24}, "CalendarSpec hour=24: expected an int in 0-23"),
-    ({"hour": True}, "CalendarSpec hour=True: expected an int"),
-    ({"hour": "9"}, "CalendarSpec hour='9'"),
-    ({"hour": None}, "CalendarSpec hour=None: expected an int in 0-23"),
-    ({"day_of_month": 0}, "CalendarSpec day_of_month=0: expected an int in 1-31 or None"),
-    ({"day_of_month": 32}, "day_of_month=32"),
-    ({"month": 13}, "CalendarSpec month=13: expected an int in 1-12 or None"),
-    ({"day_of_week": 7}, "CalendarSpec day_of_week=7: expected an int in 0-6 or None"),
-    ({"day_of_month": 30, "month": 2}, "CalendarSpec day_of_month=30 never occurs in month=2"),
-    ({"day_of_month": 31, "month": 11}, "day_of_month=31 never occurs in month=11"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"second": 60}, "CalendarSpec second=60: expected an int in 0-59"),
+        ({"minute": -1}, "CalendarSpec minute=-1: expected an int in 0-59"),
+        ({"hour": 24}, "CalendarSpec hour=24: expected an int in 0-23"),
+        ({"hour": True}, "CalendarSpec hour=True: expected an int"),
+        ({"hour": "9"}, "CalendarSpec hour='9'"),
+        ({"hour": None}, "CalendarSpec hour=None: expected an int in 0-23"),
+        ({"day_of_month": 0}, "CalendarSpec day_of_month=0: expected an int in 1-31 or None"),
+        ({"day_of_month": 32}, "day_of_month=32"),
+        ({"month": 13}, "CalendarSpec month=13: expected an int in 1-12 or None"),
+        ({"day_of_week": 7}, "CalendarSpec day_of_week=7: expected an int in 0-6 or None"),
+        ({"day_of_month": 30, "month": 2}, "CalendarSpec day_of_month=30 never occurs in month=2"),
+        ({"day_of_month": 31, "month": 11}, "day_of_month=31 never occurs in month=11"),
+    ],
+)
 def test_invalid_calendar_entries_raise_a_readable_error(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ScheduleSpecError, match=_literal(message)):
         CalendarSpec(**kwargs)  # type: ignore[arg-type]
@@ -546,6 +681,7 @@ def test_schedule_spec_error_is_a_non_retryable_value_error() -> None:
 
 
 # --- overlap policy -----------------------------------------------------------------------------------
+
 
 def test_overlap_policy_values_are_the_wire_strings() -> None:
     assert [p.value for p in OverlapPolicy] == ["skip", "buffer_one", "buffer_all", "cancel_other", "allow_all"]

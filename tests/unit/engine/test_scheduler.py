@@ -6,8 +6,20 @@ import json
 
 import pytest
 
-from engine import fire_run_id, ScheduleSpec, trigger_run_id
-from engine.runtime import CallArgs, CancelTimer, CancelWorkflow, decide_schedule, RunFinished, schedule_key, ScheduleCommand, ScheduleState, StartTimer, StartWorkflow, TimerFired
+from engine import ScheduleSpec, fire_run_id, trigger_run_id
+from engine.runtime import (
+    CallArgs,
+    CancelTimer,
+    CancelWorkflow,
+    RunFinished,
+    ScheduleCommand,
+    ScheduleState,
+    StartTimer,
+    StartWorkflow,
+    TimerFired,
+    decide_schedule,
+    schedule_key,
+)
 
 MIN = 60_000
 T0 = 1_800_000_000_000 - 1_800_000_000_000 % MIN  # a whole minute
@@ -19,27 +31,50 @@ def command(action: str, request: str, **fields: object) -> ScheduleCommand:
 
 
 def create(overlap: str = "skip", spec: str = EVERY_MINUTE) -> ScheduleState:
-    decision = decide_schedule(None, command("create", "c", workflow_name="wf", args=CallArgs((1,), {}), spec=spec,
-                                            overlap=overlap), T0 + 5)
+    decision = decide_schedule(
+        None, command("create", "c", workflow_name="wf", args=CallArgs((1,), {}), spec=spec, overlap=overlap), T0 + 5
+    )
     assert decision.error is None and decision.state is not None
-    assert decision.commands == (StartTimer(run_id="schedule:s", timer_id=f"schedule:1:{T0 + MIN}", position=0,
-                                            kind="schedule", fire_at=T0 + MIN, requested_at=T0 + 5),)
+    assert decision.commands == (
+        StartTimer(
+            run_id="schedule:s",
+            timer_id=f"schedule:1:{T0 + MIN}",
+            position=0,
+            kind="schedule",
+            fire_at=T0 + MIN,
+            requested_at=T0 + 5,
+        ),
+    )
     return decision.state
 
 
 def fire(state: ScheduleState, now: int | None = None) -> tuple[ScheduleState, list[object]]:
     assert state.timer_id is not None and state.next_fire_at is not None
-    fired = TimerFired(run_id=schedule_key("s"), timer_id=state.timer_id, position=0, kind="schedule",
-                       fire_at=state.next_fire_at, fired_at=state.next_fire_at)
+    fired = TimerFired(
+        run_id=schedule_key("s"),
+        timer_id=state.timer_id,
+        position=0,
+        kind="schedule",
+        fire_at=state.next_fire_at,
+        fired_at=state.next_fire_at,
+    )
     decision = decide_schedule(state, fired, now if now is not None else state.next_fire_at + 3)
     assert decision.error is None and decision.state is not None, decision
     return decision.state, list(decision.commands)
 
 
-def finish(state: ScheduleState, run_id: str, status: str = "completed",
-           next_run_id: str | None = None) -> tuple[ScheduleState, list[object]]:
-    done = RunFinished(run_id=run_id, workflow_name="wf", status=status, next_run_id=next_run_id,
-                       parent_run_id="schedule:s", started_at=1, finished_at=2)
+def finish(
+    state: ScheduleState, run_id: str, status: str = "completed", next_run_id: str | None = None
+) -> tuple[ScheduleState, list[object]]:
+    done = RunFinished(
+        run_id=run_id,
+        workflow_name="wf",
+        status=status,
+        next_run_id=next_run_id,
+        parent_run_id="schedule:s",
+        started_at=1,
+        finished_at=2,
+    )
     decision = decide_schedule(state, done, T0 + 100 * MIN)
     assert decision.state is not None
     return decision.state, list(decision.commands)
@@ -63,8 +98,14 @@ def test_a_fire_starts_the_derived_run_and_arms_the_next_timer() -> None:
 def test_a_stale_or_repeated_timer_changes_nothing() -> None:
     state = create()
     fired_state, _ = fire(state)
-    again = TimerFired(run_id="schedule:s", timer_id=state.timer_id or "", position=0, kind="schedule",
-                       fire_at=T0 + MIN, fired_at=T0 + MIN)
+    again = TimerFired(
+        run_id="schedule:s",
+        timer_id=state.timer_id or "",
+        position=0,
+        kind="schedule",
+        fire_at=T0 + MIN,
+        fired_at=T0 + MIN,
+    )
     decision = decide_schedule(fired_state, again, T0 + MIN + 10)  # the timer processor delivered it twice
     assert not decision.changed and decision.commands == () and "stale" in (decision.ignored or "")
 
@@ -74,8 +115,13 @@ def test_after_an_outage_the_first_missed_fire_and_those_in_the_catchup_window_f
     assert starts(commands) == [fire_run_id("s", T0 + MIN)]
     assert state.skipped == 8  # T0+2m .. T0+9m were due more than a minute ago
     assert state.next_fire_at == T0 + 10 * MIN and commands[-1] == StartTimer(
-        run_id="schedule:s", timer_id=f"schedule:1:{T0 + 10 * MIN}", position=0, kind="schedule",
-        fire_at=T0 + 10 * MIN, requested_at=T0 + 10 * MIN + 7)  # already due: the timer processor fires it now
+        run_id="schedule:s",
+        timer_id=f"schedule:1:{T0 + 10 * MIN}",
+        position=0,
+        kind="schedule",
+        fire_at=T0 + 10 * MIN,
+        requested_at=T0 + 10 * MIN + 7,
+    )  # already due: the timer processor fires it now
     state, commands = fire(state, now=T0 + 10 * MIN + 40)
     assert starts(commands) == [] and state.skipped == 9  # the skip policy: the first fire's run still runs
     assert state.next_fire_at == T0 + 11 * MIN
@@ -110,8 +156,9 @@ def test_a_long_outage_of_a_frequent_schedule_goes_straight_to_the_window() -> N
 
 def test_a_long_outage_counts_cron_fires_and_respects_jitter_at_the_window_edge() -> None:
     spec = ScheduleSpec(cron="* * * * *", jitter="30s", catchup_window="5m")
-    decision = decide_schedule(None, command("create", "c", workflow_name="wf", spec=json.dumps(spec.to_wire()),
-                                             overlap="allow_all"), T0)
+    decision = decide_schedule(
+        None, command("create", "c", workflow_name="wf", spec=json.dumps(spec.to_wire()), overlap="allow_all"), T0
+    )
     assert decision.state is not None
     now = T0 + 3 * 24 * 60 * MIN  # three days of minutes missed
     state, commands = fire(decision.state, now=now)
@@ -121,15 +168,19 @@ def test_a_long_outage_counts_cron_fires_and_respects_jitter_at_the_window_edge(
     assert state.skipped == len(missed) and state.next_fire_at == max(missed) + MIN
 
 
-@pytest.mark.parametrize("policy,expected_starts,buffered,skipped", [
-    ("skip", 0, (), 1),
-    ("buffer_one", 0, (T0 + 2 * MIN,), 0),
-    ("buffer_all", 0, (T0 + 2 * MIN,), 0),
-    ("allow_all", 1, (), 0),
-    ("cancel_other", 1, (), 0),
-])
-def test_overlap_policy_while_a_run_is_still_running(policy: str, expected_starts: int,
-                                                     buffered: tuple[int, ...], skipped: int) -> None:
+@pytest.mark.parametrize(
+    "policy,expected_starts,buffered,skipped",
+    [
+        ("skip", 0, (), 1),
+        ("buffer_one", 0, (T0 + 2 * MIN,), 0),
+        ("buffer_all", 0, (T0 + 2 * MIN,), 0),
+        ("allow_all", 1, (), 0),
+        ("cancel_other", 1, (), 0),
+    ],
+)
+def test_overlap_policy_while_a_run_is_still_running(
+    policy: str, expected_starts: int, buffered: tuple[int, ...], skipped: int
+) -> None:
     state, _ = fire(create(policy))
     first = state.running[0]
     state, commands = fire(state)
@@ -170,8 +221,9 @@ def test_a_buffered_trigger_starts_under_the_id_the_sender_was_given_and_not_whi
 
 def test_jitter_is_not_mistaken_for_missed_fires() -> None:
     spec = ScheduleSpec(interval="1s", jitter="3s")
-    decision = decide_schedule(None, command("create", "c", workflow_name="wf", spec=json.dumps(spec.to_wire()),
-                                             overlap="allow_all"), T0)
+    decision = decide_schedule(
+        None, command("create", "c", workflow_name="wf", spec=json.dumps(spec.to_wire()), overlap="allow_all"), T0
+    )
     state = decision.state
     assert state is not None
     for _ in range(10):
@@ -193,12 +245,16 @@ def test_pause_disarms_resume_rearms_from_now_and_update_changes_what_starts() -
     state = create()
     paused = decide_schedule(state, command("pause", "p", note="maintenance"), T0 + 30_000)
     assert paused.state is not None and paused.state.paused and paused.state.timer_id is None
-    assert paused.commands == (CancelTimer(run_id="schedule:s", timer_id=state.timer_id or "", requested_at=T0 + 30_000),)
+    assert paused.commands == (
+        CancelTimer(run_id="schedule:s", timer_id=state.timer_id or "", requested_at=T0 + 30_000),
+    )
     resumed = decide_schedule(paused.state, command("resume", "r"), T0 + 5 * MIN + 1)
     assert resumed.state is not None and not resumed.state.paused and resumed.state.next_fire_at == T0 + 6 * MIN
     assert resumed.state.generation == 3
     spec = json.dumps(ScheduleSpec(cron="0 * * * *").to_wire())
-    updated = decide_schedule(resumed.state, command("update", "u", args=CallArgs((2,), {}), spec=spec), T0 + 5 * MIN + 2)
+    updated = decide_schedule(
+        resumed.state, command("update", "u", args=CallArgs((2,), {}), spec=spec), T0 + 5 * MIN + 2
+    )
     assert updated.state is not None and updated.state.args == CallArgs((2,), {})
     hour = 3_600_000
     assert updated.state.next_fire_at == (T0 + 5 * MIN + 2) // hour * hour + hour
@@ -209,8 +265,7 @@ def test_trigger_and_backfill_start_derived_runs_under_the_overlap_policy() -> N
     state = create("allow_all")
     triggered = decide_schedule(state, command("trigger", "t1"), T0 + 7)
     assert triggered.state is not None and starts(list(triggered.commands)) == [trigger_run_id("s", "t1")]
-    back = decide_schedule(triggered.state, command("backfill", "b1", range_start=T0 - 3 * MIN, range_end=T0),
-                           T0 + 8)
+    back = decide_schedule(triggered.state, command("backfill", "b1", range_start=T0 - 3 * MIN, range_end=T0), T0 + 8)
     assert starts(list(back.commands)) == [fire_run_id("s", T0 - k * MIN, "b1") for k in (3, 2, 1)]
     skip = create("skip")
     back = decide_schedule(skip, command("backfill", "b2", range_start=T0 - 3 * MIN, range_end=T0), T0 + 8)
@@ -226,16 +281,22 @@ def test_a_repeated_request_is_a_no_op() -> None:
     assert not decide_schedule(state, command("create", "c"), T0).changed  # the create itself, re-sent
 
 
-@pytest.mark.parametrize("state_exists,cmd,reason", [
-    (True, command("create", "c2", workflow_name="wf", spec=EVERY_MINUTE), "exists already"),
-    (False, command("pause", "p"), "no schedule 's'"),
-    (False, command("create", "c", spec=EVERY_MINUTE), "needs a workflow_name"),
-    (False, command("create", "c", workflow_name="wf", spec=json.dumps({"cron": "61 * * * *"})), "minute"),
-    (False, command("create", "c", workflow_name="wf", spec=EVERY_MINUTE, overlap="sometimes"),
-     "unknown overlap policy 'sometimes'"),
-    (True, command("backfill", "b", range_start=0, range_end=T0), "more than 1000 fires"),
-    (True, command("explode", "x"), "unknown schedule action"),
-])
+@pytest.mark.parametrize(
+    "state_exists,cmd,reason",
+    [
+        (True, command("create", "c2", workflow_name="wf", spec=EVERY_MINUTE), "exists already"),
+        (False, command("pause", "p"), "no schedule 's'"),
+        (False, command("create", "c", spec=EVERY_MINUTE), "needs a workflow_name"),
+        (False, command("create", "c", workflow_name="wf", spec=json.dumps({"cron": "61 * * * *"})), "minute"),
+        (
+            False,
+            command("create", "c", workflow_name="wf", spec=EVERY_MINUTE, overlap="sometimes"),
+            "unknown overlap policy 'sometimes'",
+        ),
+        (True, command("backfill", "b", range_start=0, range_end=T0), "more than 1000 fires"),
+        (True, command("explode", "x"), "unknown schedule action"),
+    ],
+)
 def test_refused_commands_say_why_and_change_nothing(state_exists: bool, cmd: ScheduleCommand, reason: str) -> None:
     state = create() if state_exists else None
     decision = decide_schedule(state, cmd, T0 + 1)
@@ -263,8 +324,9 @@ def test_a_schedule_past_its_end_arms_nothing() -> None:
 
 def test_jitter_delays_the_timer_not_the_nominal_time() -> None:
     spec = ScheduleSpec(interval="1m", jitter="30s")
-    decision = decide_schedule(None, command("create", "c", workflow_name="wf", spec=json.dumps(spec.to_wire())),
-                               T0 + 5)
+    decision = decide_schedule(
+        None, command("create", "c", workflow_name="wf", spec=json.dumps(spec.to_wire())), T0 + 5
+    )
     assert decision.state is not None and decision.state.next_fire_at == T0 + MIN
     timer = decision.commands[0]
     assert isinstance(timer, StartTimer) and timer.fire_at == T0 + MIN + spec.jitter_ms("s", T0 + MIN)

@@ -8,10 +8,11 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-import schemas
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schema_samples import NAMES, SCHEMA_DIR, sample, strategy
+
+import schemas
 from schemas import Codec, Decoded, SchemaError, encode_payload
 
 CODEC = Codec()
@@ -188,7 +189,14 @@ VALID = CODEC.encode("StepResult", sample("StepResult", True))
         (VALID + b"\x00", "trailing bytes: 1 byte"),
     ],
     ids=[
-        "empty", "one byte", "short header", "bad magic", "avro file", "fingerprint", "body", "no body",
+        "empty",
+        "one byte",
+        "short header",
+        "bad magic",
+        "avro file",
+        "fingerprint",
+        "body",
+        "no body",
         "trailing",
     ],
 )

@@ -11,7 +11,11 @@ from schema_samples import NAMES, SCHEMA_DIR, SCHEMAS, documented_records, type_
 
 PAYLOAD_FIELDS = [("codec", "string"), ("data", "bytes")]
 ERROR_INFO_FIELDS = [
-    ("type", "string"), ("message", "string"), ("traceback", "?string"), ("retryable", "boolean"), ("retry_after_ms", "?long")
+    ("type", "string"),
+    ("message", "string"),
+    ("traceback", "?string"),
+    ("retryable", "boolean"),
+    ("retry_after_ms", "?long"),
 ]
 
 
@@ -68,8 +72,12 @@ def test_timestamps_are_plain_longs(name: str) -> None:
             assert type_label(field["type"]).lstrip("?") == "long", field["name"]
 
 
-_NOT_KEYED_BY_RUN = {"DeadLetter": "topic", "ScheduleCommand": "schedule_id", "ScheduleState": "schedule_id",
-                     "StateCheckpoint": "partition"}
+_NOT_KEYED_BY_RUN = {
+    "DeadLetter": "topic",
+    "ScheduleCommand": "schedule_id",
+    "ScheduleState": "schedule_id",
+    "StateCheckpoint": "partition",
+}
 
 
 @pytest.mark.parametrize("name", NAMES)

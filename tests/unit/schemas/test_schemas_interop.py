@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schema_samples import NAMES, SCHEMA_DIR, sample, strategy
+
 from schemas import Codec, Decoded
 
 CODEC = Codec()

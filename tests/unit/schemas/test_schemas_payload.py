@@ -11,6 +11,7 @@ import pickle
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from schemas import Codec, PayloadError, SchemaError, decode_payload, encode_payload
 
 SECRET = b"kflow-test-secret"
@@ -190,7 +191,13 @@ def _flip_last_byte(data: bytes) -> bytes:
         (b"\x00" * 32 + pickle.dumps(Probe()), SECRET, "signature does not verify"),
     ],
     ids=[
-        "unsigned", "wrong secret", "no secret", "empty secret", "shorter than mac", "truncated", "tampered",
+        "unsigned",
+        "wrong secret",
+        "no secret",
+        "empty secret",
+        "shorter than mac",
+        "truncated",
+        "tampered",
         "zero mac",
     ],
 )

@@ -6,16 +6,26 @@ import dataclasses
 
 import pytest
 
-import engine
-
 from engine import runtime
 from engine.runtime import CallArgs, ErrorInfo
 from schemas import PayloadError, RecordCodec, SchemaError
 
 RECORDS = RecordCodec()
-TYPES = [runtime.StartWorkflow, runtime.CancelWorkflow, runtime.ResumeHook, runtime.StepResult, runtime.TimerFired,
-         runtime.RunFinished, runtime.ForgetRun, runtime.ScheduleCommand, runtime.ScheduleState, runtime.ExecuteStep,
-         runtime.StartTimer, runtime.CancelTimer, *runtime.HISTORY_EVENT_TYPES]
+TYPES = [
+    runtime.StartWorkflow,
+    runtime.CancelWorkflow,
+    runtime.ResumeHook,
+    runtime.StepResult,
+    runtime.TimerFired,
+    runtime.RunFinished,
+    runtime.ForgetRun,
+    runtime.ScheduleCommand,
+    runtime.ScheduleState,
+    runtime.ExecuteStep,
+    runtime.StartTimer,
+    runtime.CancelTimer,
+    *runtime.HISTORY_EVENT_TYPES,
+]
 ERROR = ErrorInfo(type="builtins.ValueError", message="bad", traceback="tb", retryable=True, retry_after_ms=1500)
 
 
@@ -38,8 +48,16 @@ def _sample(cls: type, fill_optional: bool) -> object:
             values[name] = ("a", "b") if fill_optional else ()
         elif name == "buffered":
             values[name] = (1_700_000_000_000, 1_700_000_060_000) if fill_optional else ()
-        elif name in ("position", "attempt", "max_retries", "parent_position", "depth", "generation", "fires",
-                      "skipped") or name.endswith("_ms"):
+        elif name in (
+            "position",
+            "attempt",
+            "max_retries",
+            "parent_position",
+            "depth",
+            "generation",
+            "fires",
+            "skipped",
+        ) or name.endswith("_ms"):
             values[name] = 3
         elif name in ("seq", "range_start", "range_end") or name.endswith("_at") or name == "timestamp":
             values[name] = 1_700_000_000_123
@@ -62,16 +80,18 @@ def test_call_args_come_back_as_a_tuple_and_dict() -> None:
 
 
 def test_a_value_json_cannot_carry_is_a_payload_error() -> None:
-    step = runtime.StepResult(run_id="r", position=0, attempt=1, ok=True, result=object(), worker="w",
-                             started_at=1, finished_at=2)
+    step = runtime.StepResult(
+        run_id="r", position=0, attempt=1, ok=True, result=object(), worker="w", started_at=1, finished_at=2
+    )
     with pytest.raises(PayloadError, match="cloudpickle"):
         RECORDS.encode(step)
 
 
 def test_cloudpickle_payloads_need_the_secret_to_read() -> None:
     pickled = RecordCodec(payload_codec="cloudpickle", secret=b"s3cret")
-    step = runtime.StepResult(run_id="r", position=0, attempt=1, ok=True, result={1, 2}, worker="w",
-                             started_at=1, finished_at=2)
+    step = runtime.StepResult(
+        run_id="r", position=0, attempt=1, ok=True, result={1, 2}, worker="w", started_at=1, finished_at=2
+    )
     data = pickled.encode(step)
     assert pickled.decode(data) == step
     with pytest.raises(PayloadError):
@@ -79,8 +99,19 @@ def test_cloudpickle_payloads_need_the_secret_to_read() -> None:
 
 
 def test_non_engine_records_are_refused() -> None:
-    dead = RECORDS.codec.encode("DeadLetter", {"topic": "t", "partition": 0, "offset": 1, "key": None,
-                                               "value": b"x", "reason": "r", "error_type": "E", "failed_at": 1})
+    dead = RECORDS.codec.encode(
+        "DeadLetter",
+        {
+            "topic": "t",
+            "partition": 0,
+            "offset": 1,
+            "key": None,
+            "value": b"x",
+            "reason": "r",
+            "error_type": "E",
+            "failed_at": 1,
+        },
+    )
     with pytest.raises(SchemaError, match="DeadLetter records have no engine type"):
         RECORDS.decode(dead)
     with pytest.raises(SchemaError, match="not a kflow record type"):

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schema_samples import NAMES, field_types, sample, strategy
+
 from schemas import Codec, Decoded, SchemaError
 
 CODEC = Codec()

@@ -43,8 +43,11 @@ def test_files_are_ordered_by_numeric_version(tmp_path: Path) -> None:
     (tmp_path / "001_first.cql").write_text("-- only a comment and one statement\nSELECT now() FROM system.local;\n")
     (tmp_path / "README.md").write_text("not a migration")
     migrations = load_migrations(tmp_path)
-    assert [(m.version, m.name) for m in migrations] == [(1, "001_first.cql"), (2, "002_second.cql"),
-                                                        (10, "10_later.cql")]
+    assert [(m.version, m.name) for m in migrations] == [
+        (1, "001_first.cql"),
+        (2, "002_second.cql"),
+        (10, "10_later.cql"),
+    ]
     assert migrations[0].statements == ("SELECT now() FROM system.local",)
     assert len({m.checksum for m in migrations}) == 3
 

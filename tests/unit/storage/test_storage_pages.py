@@ -16,8 +16,14 @@ T0 = 1_700_000_000_123  # 2023-11-14T22:13:20.123Z
 
 
 def test_a_token_round_trips_and_is_url_safe() -> None:
-    cursor = PageCursor(bucket=day_bucket(T0), started_at=T0, run_id="ab" * 16, floor="2023-10-15",
-                        status="completed", workflow="orders/v2 ✓")
+    cursor = PageCursor(
+        bucket=day_bucket(T0),
+        started_at=T0,
+        run_id="ab" * 16,
+        floor="2023-10-15",
+        status="completed",
+        workflow="orders/v2 ✓",
+    )
     token = encode_page(cursor)
     assert all(ch.isalnum() or ch in "-_" for ch in token)
     assert decode_page(token, "completed", "orders/v2 ✓") == cursor
@@ -37,9 +43,17 @@ def test_a_token_of_another_listing_is_refused() -> None:
         decode_page(token, "running", "orders")
 
 
-@pytest.mark.parametrize("token", ["", "not a token", "e30", base64.urlsafe_b64encode(b"[1,2]").decode(),
-                                   encode_page(PageCursor("2023-11-15", T0, "r", "2023-10-15", None, None)),
-                                   encode_page(PageCursor(day_bucket(T0), T0, "r", "15/10/2023", None, None))])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "not a token",
+        "e30",
+        base64.urlsafe_b64encode(b"[1,2]").decode(),
+        encode_page(PageCursor("2023-11-15", T0, "r", "2023-10-15", None, None)),
+        encode_page(PageCursor(day_bucket(T0), T0, "r", "15/10/2023", None, None)),
+    ],
+)
 def test_garbage_tokens_are_refused(token: str) -> None:
     with pytest.raises(ValueError, match="invalid page token"):
         decode_page(token, None, None)

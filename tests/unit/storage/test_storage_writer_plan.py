@@ -10,7 +10,15 @@ from types import SimpleNamespace
 
 from cassandra.query import UNSET_VALUE
 
-from engine.runtime import CallArgs, ErrorInfo, HistoryEvent, StepCompleted, StepScheduled, WorkflowFailed, WorkflowStarted
+from engine.runtime import (
+    CallArgs,
+    ErrorInfo,
+    HistoryEvent,
+    StepCompleted,
+    StepScheduled,
+    WorkflowFailed,
+    WorkflowStarted,
+)
 from storage import HistoryWriter
 from storage._history import Write, group_writes
 
@@ -52,11 +60,16 @@ def _history() -> list[HistoryEvent]:
     args = CallArgs((1,), {})
     return [
         WorkflowStarted(run_id=RUN, seq=1, timestamp=T0, workflow_name="orders", args=args),
-        StepScheduled(run_id=RUN, seq=2, timestamp=T0 + 1, position=0, step_name="charge", args=args, attempt=0,
-                      max_retries=3),
+        StepScheduled(
+            run_id=RUN, seq=2, timestamp=T0 + 1, position=0, step_name="charge", args=args, attempt=0, max_retries=3
+        ),
         StepCompleted(run_id=RUN, seq=3, timestamp=T0 + 2, position=0, attempt=0, result=7),
-        WorkflowFailed(run_id=RUN, seq=4, timestamp=T0 + 3,
-                       error=ErrorInfo(type="builtins.ValueError", message="no", retryable=False)),
+        WorkflowFailed(
+            run_id=RUN,
+            seq=4,
+            timestamp=T0 + 3,
+            error=ErrorInfo(type="builtins.ValueError", message="no", retryable=False),
+        ),
     ]
 
 
@@ -83,11 +96,19 @@ def test_every_write_carries_the_seq_of_its_event_as_timestamp() -> None:
     assert all("USING TIMESTAMP ?" in str(w.statement) for w in writes)
     events = [(w.params[1], w.params[-1], w.params[4]) for w in writes if "ks.events" in str(w.statement)]
     assert events == [(1, 1, b"e1"), (2, 2, b"e2"), (3, 3, b"e3"), (4, 4, b"e4")]  # (seq, timestamp, data)
-    by_table = {(str(w.statement).split()[0], _table(str(w.statement))): _write_timestamp(w)
-                for w in writes if "ks.events" not in str(w.statement) and "last_seq" not in str(w.statement)}
-    assert by_table == {("INSERT", "ks.runs"): 1, ("INSERT", "ks.runs_by_status"): 4,
-                        ("INSERT", "ks.runs_by_workflow"): 1, ("UPDATE", "ks.runs"): 4,
-                        ("DELETE", "ks.runs_by_status"): 4, ("UPDATE", "ks.runs_by_workflow"): 4}
+    by_table = {
+        (str(w.statement).split()[0], _table(str(w.statement))): _write_timestamp(w)
+        for w in writes
+        if "ks.events" not in str(w.statement) and "last_seq" not in str(w.statement)
+    }
+    assert by_table == {
+        ("INSERT", "ks.runs"): 1,
+        ("INSERT", "ks.runs_by_status"): 4,
+        ("INSERT", "ks.runs_by_workflow"): 1,
+        ("UPDATE", "ks.runs"): 4,
+        ("DELETE", "ks.runs_by_status"): 4,
+        ("UPDATE", "ks.runs_by_workflow"): 4,
+    }
     progress = [w.params for w in writes if "last_seq" in str(w.statement)]
     assert progress == [(4, 4, T0 + 3, RUN)]  # one last_seq write per run and batch, the newest event's
 

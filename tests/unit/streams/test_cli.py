@@ -12,23 +12,55 @@ from streams import Settings
 
 
 def kflow(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize("argv", [["nope"], ["dev", "nope"], ["dev", "up", "--timeout", "soon"], ["topics"],
-                                  ["hooks", "resume", "r:approval", "{not json"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["nope"],
+        ["dev", "nope"],
+        ["dev", "up", "--timeout", "soon"],
+        ["topics"],
+        ["hooks", "resume", "r:approval", "{not json"],
+    ],
+)
 def test_bad_arguments_get_one_line(argv: list[str]) -> None:
     done = kflow(*argv)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "error:" in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("command", [["dev", "up"], ["dev", "down"], ["dev", "status"], ["dev", "smoke"],
-                                     ["dev", "demo"], ["topics", "create"], ["processor"], ["worker"],
-                                     ["materializer"], ["run"], ["runs", "list"], ["runs", "show"],
-                                     ["runs", "events"], ["runs", "cancel"], ["runs", "lag"], ["replay"], ["compact"],
-                                     ["storage", "migrate"], ["hooks", "resume"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["dev", "up"],
+        ["dev", "down"],
+        ["dev", "status"],
+        ["dev", "smoke"],
+        ["dev", "demo"],
+        ["topics", "create"],
+        ["processor"],
+        ["worker"],
+        ["materializer"],
+        ["run"],
+        ["runs", "list"],
+        ["runs", "show"],
+        ["runs", "events"],
+        ["runs", "cancel"],
+        ["runs", "lag"],
+        ["replay"],
+        ["compact"],
+        ["storage", "migrate"],
+        ["hooks", "resume"],
+    ],
+)
 def test_every_command_has_help(command: list[str]) -> None:
     done = kflow(*command, "--help")
     assert done.returncode == 0 and done.stdout.startswith("usage: kflow " + " ".join(command)), done.stderr
@@ -46,10 +78,21 @@ def test_status_on_an_empty_home_says_stopped(tmp_path: object) -> None:
 
 
 def test_settings_from_env() -> None:
-    settings = Settings.from_env({"KFLOW_BOOTSTRAP": "k:1", "KFLOW_CASSANDRA": "c:2", "KFLOW_PARTITIONS": "3",
-                                  "KFLOW_SECRET": "s", "KFLOW_HOME": "/x"})
+    settings = Settings.from_env(
+        {
+            "KFLOW_BOOTSTRAP": "k:1",
+            "KFLOW_CASSANDRA": "c:2",
+            "KFLOW_PARTITIONS": "3",
+            "KFLOW_SECRET": "s",
+            "KFLOW_HOME": "/x",
+        }
+    )
     assert (settings.bootstrap, settings.cassandra_host_port, settings.partitions, settings.secret) == (
-        "k:1", ("c", 2), 3, b"s")
+        "k:1",
+        ("c", 2),
+        3,
+        b"s",
+    )
     assert Settings.from_env({}).topic_prefix == "kflow"
     with pytest.raises(ValueError, match="at least 1"):
         Settings.from_env({"KFLOW_PARTITIONS": "0"})

@@ -8,12 +8,10 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 import engine
-
 from engine import runtime
 from engine.runtime import CallArgs, ErrorInfo, RunFinished
 from streams import partition_for
-from streams.client import (RUN_ID_NAMESPACE, outcome_of, run_info, workflow_name_of,
-                             run_id_for, run_id_of_token)
+from streams.client import RUN_ID_NAMESPACE, outcome_of, run_id_for, run_id_of_token, run_info, workflow_name_of
 
 
 def test_run_ids_without_a_key_are_fresh_uuid4_hex() -> None:
@@ -32,8 +30,10 @@ def test_an_idempotency_key_always_derives_the_same_run_id_per_workflow_name() -
 
 def test_the_namespace_is_pinned_so_other_clients_derive_the_same_ids() -> None:
     assert str(RUN_ID_NAMESPACE) == "0c64a7fc-d3b7-486d-b08e-4b72457f58a9"
-    assert run_id_for("checkout", "o-1") == uuid.uuid5(uuid.UUID("0c64a7fc-d3b7-486d-b08e-4b72457f58a9"),
-                                                       "checkout\x00o-1").hex
+    assert (
+        run_id_for("checkout", "o-1")
+        == uuid.uuid5(uuid.UUID("0c64a7fc-d3b7-486d-b08e-4b72457f58a9"), "checkout\x00o-1").hex
+    )
 
 
 @pytest.mark.parametrize(("token", "run_id"), [("abc123:approval", "abc123"), ("r:a:b", "r"), ("r:", "r")])
@@ -66,15 +66,15 @@ def test_workflow_names_come_from_the_string_or_the_decorated_function() -> None
 
 
 def _finished(status: str, **fields: object) -> RunFinished:
-    return RunFinished(run_id="r1", workflow_name="wf", status=status, started_at=1, finished_at=2,
-                       **fields)  # type: ignore[arg-type]
+    return RunFinished(run_id="r1", workflow_name="wf", status=status, started_at=1, finished_at=2, **fields)  # type: ignore[arg-type]
 
 
 def test_outcomes_return_or_raise_by_status() -> None:
     assert outcome_of(_finished("completed", result={"ok": True})) == {"ok": True}
     with pytest.raises(ValueError, match="bad amount"):
-        outcome_of(_finished("failed", error=ErrorInfo(type="builtins.ValueError", message="bad amount",
-                                                     retryable=False)))
+        outcome_of(
+            _finished("failed", error=ErrorInfo(type="builtins.ValueError", message="bad amount", retryable=False))
+        )
     with pytest.raises(engine.StepFailedError, match="nowhere.Missing"):
         outcome_of(_finished("failed", error=ErrorInfo(type="nowhere.Missing", message="x", retryable=False)))
     with pytest.raises(engine.CancellationError):
@@ -82,15 +82,13 @@ def test_outcomes_return_or_raise_by_status() -> None:
 
 
 def test_run_info_is_derived_from_the_history() -> None:
-    started = runtime.WorkflowStarted(run_id="r1", seq=1, timestamp=100, workflow_name="wf",
-                                     args=CallArgs((), {}))
+    started = runtime.WorkflowStarted(run_id="r1", seq=1, timestamp=100, workflow_name="wf", args=CallArgs((), {}))
     done = runtime.WorkflowCompleted(run_id="r1", seq=2, timestamp=250, result=7)
     assert run_info("r1", []) is None
     running = run_info("r1", [started])
     assert running is not None and (running.status, running.finished_at, running.started_at) == ("running", None, 100)
     info = run_info("r1", [started, done])
     assert info is not None and (info.status, info.result, info.finished_at) == ("completed", 7, 250)
-    moved = runtime.WorkflowContinuedAsNew(run_id="r1", seq=2, timestamp=300, next_run_id="r2",
-                                          args=CallArgs((), {}))
+    moved = runtime.WorkflowContinuedAsNew(run_id="r1", seq=2, timestamp=300, next_run_id="r2", args=CallArgs((), {}))
     chained = run_info("r1", [started, moved])
     assert chained is not None and (chained.status, chained.next_run_id) == ("continued_as_new", "r2")

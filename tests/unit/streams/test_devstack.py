@@ -38,8 +38,9 @@ def test_garbage_pid_file_reads_as_stopped(tmp_path: Path) -> None:
 
 def test_running_daemon_is_found_and_stopped(tmp_path: Path) -> None:
     daemon = Daemon("sleeper", tmp_path / "s.pid", "kflow-sleeper-marker")
-    pid = daemon.start([sys.executable, "-c", "import time; time.sleep(60)", "kflow-sleeper-marker"],
-                       tmp_path / "logs" / "out.log")
+    pid = daemon.start(
+        [sys.executable, "-c", "import time; time.sleep(60)", "kflow-sleeper-marker"], tmp_path / "logs" / "out.log"
+    )
     deadline = time.monotonic() + 10
     while daemon.pid() != pid and time.monotonic() < deadline:  # /proc shows argv once exec completes
         time.sleep(0.01)
@@ -66,7 +67,7 @@ def test_missing_java_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.Monk
 def test_wrong_java_version_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = tmp_path / "bin" / "java"
     fake.parent.mkdir()
-    fake.write_text('#!/bin/sh\necho \'openjdk version "25.0.1" 2025-10-21\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"25.0.1\" 2025-10-21' >&2\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(fake.parent))
     monkeypatch.delenv("JAVA_HOME", raising=False)

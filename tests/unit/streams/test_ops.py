@@ -33,14 +33,17 @@ class FakeStore:
     def events(self, run_id: str) -> list[HistoryEvent]:
         return list(self.histories.get(run_id, ()))
 
-    def list_runs(self, status: str | None = None, workflow: str | None = None, limit: int = 50,
-                  page: str | None = None) -> RunPage:
+    def list_runs(
+        self, status: str | None = None, workflow: str | None = None, limit: int = 50, page: str | None = None
+    ) -> RunPage:
         self.pages_read += 1
-        matching = sorted((r for r in self.rows.values() if status in (None, r.status)
-                           and workflow in (None, r.workflow_name)), key=lambda r: -r.started_at)
+        matching = sorted(
+            (r for r in self.rows.values() if status in (None, r.status) and workflow in (None, r.workflow_name)),
+            key=lambda r: -r.started_at,
+        )
         start = int(page or 0)
         more = start + limit < len(matching)
-        return RunPage(matching[start:start + limit], str(start + limit) if more else None)
+        return RunPage(matching[start : start + limit], str(start + limit) if more else None)
 
 
 # --- workflows: v1 as recorded, v2 with a different step at position 1 -------------------------------
@@ -96,9 +99,16 @@ async def record(count: int) -> dict[str, tuple[HistoryEvent, ...]]:
 def row_of(history: Sequence[HistoryEvent]) -> RunRow:
     started, end = history[0], history[-1]
     assert isinstance(started, WorkflowStarted) and isinstance(end, WorkflowCompleted)
-    return RunRow(started.run_id, started.workflow_name, "completed", json.dumps(list(started.args.args)),
-                  json.dumps(end.result), started_at=started.timestamp, finished_at=end.timestamp,
-                  last_seq=len(history))
+    return RunRow(
+        started.run_id,
+        started.workflow_name,
+        "completed",
+        json.dumps(list(started.args.args)),
+        json.dumps(end.result),
+        started_at=started.timestamp,
+        finished_at=end.timestamp,
+        last_seq=len(history),
+    )
 
 
 # --- formatting -------------------------------------------------------------------------------------
@@ -106,18 +116,25 @@ def row_of(history: Sequence[HistoryEvent]) -> RunRow:
 
 def test_table_aligns_columns_under_their_headers() -> None:
     assert _ops.table(["A", "LONG HEADER", "C"], [["xyz", "1", "last"], ["q", "22", ""]]).splitlines() == [
-        "A    LONG HEADER  C", "xyz  1            last", "q    22"]
+        "A    LONG HEADER  C",
+        "xyz  1            last",
+        "q    22",
+    ]
 
 
-@pytest.mark.parametrize(("ms", "text"), [(0, "0ms"), (850, "850ms"), (12_340, "12.3s"), (245_000, "4m05s"),
-                                          (7_380_000, "2h03m"), (273_600_000, "3d04h")])
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [(0, "0ms"), (850, "850ms"), (12_340, "12.3s"), (245_000, "4m05s"), (7_380_000, "2h03m"), (273_600_000, "3d04h")],
+)
 def test_durations_read_like_a_person_would_write_them(ms: int, text: str) -> None:
     assert _ops.format_duration(ms) == text
 
 
 def test_runs_table_lists_newest_first_with_duration_and_next_page() -> None:
-    rows = [RunRow("old", "order", "completed", started_at=T0, finished_at=T0 + 1500),
-            RunRow("new", "order", "running", started_at=T0 + 60_000)]
+    rows = [
+        RunRow("old", "order", "completed", started_at=T0, finished_at=T0 + 1500),
+        RunRow("new", "order", "running", started_at=T0 + 60_000),
+    ]
     page = FakeStore(rows).list_runs(limit=1)
     lines = _ops.runs_table(page, now_ms=T0 + 65_000).splitlines()
     assert lines[0].split() == ["RUN", "ID", "WORKFLOW", "STATUS", "STARTED", "(UTC)", "DURATION"]
@@ -136,13 +153,23 @@ def test_runs_json_has_every_column_and_decoded_values() -> None:
 
 
 def test_show_follows_the_continue_as_new_chain_both_ways_and_lists_children() -> None:
-    chain = [RunRow("a", "loop", "continued_as_new", next_run_id="b"),
-             RunRow("b", "loop", "continued_as_new", continued_from="a", next_run_id="c"),
-             RunRow("c", "loop", "running", continued_from="b"),
-             RunRow("kid", "child", "completed", parent_run_id="b", parent_position=3)]
+    chain = [
+        RunRow("a", "loop", "continued_as_new", next_run_id="b"),
+        RunRow("b", "loop", "continued_as_new", continued_from="a", next_run_id="c"),
+        RunRow("c", "loop", "running", continued_from="b"),
+        RunRow("kid", "child", "completed", parent_run_id="b", parent_position=3),
+    ]
     started = WorkflowStarted(run_id="b", seq=1, timestamp=T0, workflow_name="loop", args=order_args())
-    spawned = ChildWorkflowStarted(run_id="b", seq=2, timestamp=T0, position=3, child_run_id="kid",
-                                   workflow_name="child", args=order_args(), wait_for_completion=True)
+    spawned = ChildWorkflowStarted(
+        run_id="b",
+        seq=2,
+        timestamp=T0,
+        position=3,
+        child_run_id="kid",
+        workflow_name="child",
+        args=order_args(),
+        wait_for_completion=True,
+    )
     view = _ops.describe_run(FakeStore(chain, {"b": [started, spawned]}), "b", "ks")
     assert [r.run_id for r in view.chain] == ["a", "b", "c"]
     assert view.children == (_ops.ChildRun(3, "kid", "child", "completed"),)
@@ -150,14 +177,21 @@ def test_show_follows_the_continue_as_new_chain_both_ways_and_lists_children() -
     assert "* b (continued_as_new)" in text and "  a (continued_as_new)" in text and "c (running)" in text
     assert text.splitlines()[0].split() == ["run", "b"]
     data = json.loads(_ops.show_json(view))
-    assert data["chain"] == [{"run_id": "a", "status": "continued_as_new"}, {"run_id": "b", "status":
-                             "continued_as_new"}, {"run_id": "c", "status": "running"}]
+    assert data["chain"] == [
+        {"run_id": "a", "status": "continued_as_new"},
+        {"run_id": "b", "status": "continued_as_new"},
+        {"run_id": "c", "status": "running"},
+    ]
     assert data["children"] == [{"position": 3, "run_id": "kid", "workflow_name": "child", "status": "completed"}]
 
 
 def test_a_chain_that_loops_back_ends_instead_of_spinning() -> None:
-    store = FakeStore([RunRow("a", "w", "continued_as_new", next_run_id="b", continued_from="b"),
-                       RunRow("b", "w", "continued_as_new", next_run_id="a", continued_from="a")])
+    store = FakeStore(
+        [
+            RunRow("a", "w", "continued_as_new", next_run_id="b", continued_from="b"),
+            RunRow("b", "w", "continued_as_new", next_run_id="a", continued_from="a"),
+        ]
+    )
     assert [r.run_id for r in _ops.describe_run(store, "a", "ks").chain] == ["b", "a"]
 
 
@@ -168,8 +202,17 @@ def order_args() -> object:
 
 
 def test_show_of_a_failed_run_gives_its_error_and_no_result() -> None:
-    row = RunRow("f", "order", "failed", args="[1]", error_type="builtins.ValueError", error_message="boom",
-                 started_at=T0, finished_at=T0 + 2000, last_seq=4)
+    row = RunRow(
+        "f",
+        "order",
+        "failed",
+        args="[1]",
+        error_type="builtins.ValueError",
+        error_message="boom",
+        started_at=T0,
+        finished_at=T0 + 2000,
+        last_seq=4,
+    )
     text = _ops.show_text(_ops.RunView(row, (row,), ()), now_ms=T0)
     assert "error           builtins.ValueError: boom" in text.splitlines()
     assert "result" not in text and "chain" not in text and "duration        2.0s" in text
@@ -184,15 +227,18 @@ async def test_events_table_and_json_show_the_ordered_history() -> None:
     history = (await record(1))["r1"]
     lines = _ops.events_table(history).splitlines()
     assert lines[0].split() == ["SEQ", "AT", "TYPE", "FIELDS"]
-    assert [line.split()[:3] for line in lines[1:3]] == [["1", "+0ms", "WorkflowStarted"],
-                                                         ["2", "+0ms", "StepScheduled"]]
+    assert [line.split()[:3] for line in lines[1:3]] == [
+        ["1", "+0ms", "WorkflowStarted"],
+        ["2", "+0ms", "StepScheduled"],
+    ]
     assert 'step_name="reserve"' in lines[2] and 'args=("item0", 9.5)' in lines[1]
     assert lines[-1].split()[:3] == [str(len(history)), "+1m00s", "WorkflowCompleted"]
     data = json.loads(_ops.events_json(history))
     assert [e["seq"] for e in data] == list(range(1, len(history) + 1))
     assert data[0]["fields"]["args"] == {"args": ["item0", 9.5], "kwargs": {}}
-    assert data[-1]["offset_ms"] == 60_000 and data[-1]["fields"] == {"result": {"reserved": "reserved item0",
-                                                                                 "charged": 9.5}}
+    assert data[-1]["offset_ms"] == 60_000 and data[-1]["fields"] == {
+        "result": {"reserved": "reserved item0", "charged": 9.5}
+    }
 
 
 # --- replay -----------------------------------------------------------------------------------------
@@ -229,8 +275,10 @@ async def test_replaying_every_run_of_a_workflow_reports_progress_and_a_summary(
     outcomes = _ops.replay_runs(store, V2, rows[:2], lambda done, o: seen.append((done, o.deterministic)))
     assert seen == [(1, False), (2, False)]
     assert _ops.replay_summary(outcomes).splitlines() == [
-        "0 of 2 runs deterministic", "  r5: position 1: recorded sleep, new step 'refund'",
-        "  r4: position 1: recorded sleep, new step 'refund'"]
+        "0 of 2 runs deterministic",
+        "  r5: position 1: recorded sleep, new step 'refund'",
+        "  r4: position 1: recorded sleep, new step 'refund'",
+    ]
     clean = _ops.replay_runs(store, V1, rows, lambda done, o: None)
     assert _ops.replay_summary(clean) == "5 of 5 runs deterministic"
 
@@ -260,11 +308,21 @@ def test_since_takes_a_duration_or_an_iso_time() -> None:
 # --- argument errors ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [
-    ["runs"], ["runs", "show"], ["runs", "list", "--limit", "0"], ["runs", "list", "--limit", "x"],
-    ["runs", "cancel"], ["replay"], ["replay", "r1"], ["replay", "r1", "--workflow", "order", "-A", "m"],
-    ["replay", "r1", "-A", "m", "--since", "7d"], ["replay", "--workflow", "order"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["runs"],
+        ["runs", "show"],
+        ["runs", "list", "--limit", "0"],
+        ["runs", "list", "--limit", "x"],
+        ["runs", "cancel"],
+        ["replay"],
+        ["replay", "r1"],
+        ["replay", "r1", "--workflow", "order", "-A", "m"],
+        ["replay", "r1", "-A", "m", "--since", "7d"],
+        ["replay", "--workflow", "order"],
+    ],
+)
 def test_bad_ops_arguments_get_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(argv)
@@ -273,8 +331,9 @@ def test_bad_ops_arguments_get_one_line(argv: list[str], capsys: pytest.CaptureF
     assert err.count("\n") == 1 and "error:" in err and "--help" in err
 
 
-@pytest.mark.parametrize("argv", [["runs", "list"], ["runs", "show"], ["runs", "events"], ["runs", "cancel"],
-                                  ["runs", "lag"], ["replay"]])
+@pytest.mark.parametrize(
+    "argv", [["runs", "list"], ["runs", "show"], ["runs", "events"], ["runs", "cancel"], ["runs", "lag"], ["replay"]]
+)
 def test_every_ops_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main([*argv, "--help"])
@@ -284,7 +343,12 @@ def test_every_ops_command_has_help(argv: list[str], capsys: pytest.CaptureFixtu
 def test_a_row_with_only_its_run_id_still_renders() -> None:
     row = RunRow("partial", "order", "running")  # no times, no args, no seq
     assert _ops.runs_table(RunPage([row], None), now_ms=T0).splitlines()[1].split() == [
-        "partial", "order", "running", "-", "-"]
+        "partial",
+        "order",
+        "running",
+        "-",
+        "-",
+    ]
     text = _ops.show_text(_ops.RunView(row, (row,), ()), now_ms=T0)
     assert "started         - UTC" not in text and "events          0 (kflow runs events partial)" in text
 

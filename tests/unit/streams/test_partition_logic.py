@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 import engine
-
-from engine import runtime
-from engine import Registry, step, workflow
+from engine import Registry, runtime, step, workflow
 from engine.runtime import CallArgs, StartWorkflow, StepResult
 from schemas import Codec, RecordCodec
 from streams.processors import PartitionLogic
@@ -40,13 +37,17 @@ def logic(cache_size: int = 100) -> PartitionLogic:
 
 
 def start(run_id: str, name: str = "twice", *args: object) -> bytes:
-    return RECORDS.encode(StartWorkflow(run_id=run_id, workflow_name=name, args=CallArgs(args or ("v",), {}),
-                                        requested_at=1))
+    return RECORDS.encode(
+        StartWorkflow(run_id=run_id, workflow_name=name, args=CallArgs(args or ("v",), {}), requested_at=1)
+    )
 
 
 def result(run_id: str, position: int, value: object) -> bytes:
-    return RECORDS.encode(StepResult(run_id=run_id, position=position, attempt=1, ok=True, result=value,
-                                     worker="w", started_at=1, finished_at=2))
+    return RECORDS.encode(
+        StepResult(
+            run_id=run_id, position=position, attempt=1, ok=True, result=value, worker="w", started_at=1, finished_at=2
+        )
+    )
 
 
 def topics(outputs: list) -> list[str]:  # type: ignore[type-arg]
@@ -98,8 +99,12 @@ def test_duplicate_start_and_duplicate_result_change_nothing() -> None:
 
 def test_bad_records_become_dead_letters_with_reasons() -> None:
     part = logic()
-    dead = [part.process(b"k", b"\x00garbage", 0, 1), part.process(b"other", start("r1"), 1, 1),
-            part.process(b"r9", result("r9", 0, 1), 2, 1), part.process(b"r2", start("r2", "nope"), 3, 1)]
+    dead = [
+        part.process(b"k", b"\x00garbage", 0, 1),
+        part.process(b"other", start("r1"), 1, 1),
+        part.process(b"r9", result("r9", 0, 1), 2, 1),
+        part.process(b"r2", start("r2", "nope"), 3, 1),
+    ]
     reasons = [Codec().decode(outs[0].value).record["reason"] for outs in dead]
     assert "undecodable record" in reasons[0]
     assert "is not the run id" in reasons[1]
@@ -127,12 +132,18 @@ def test_the_cache_is_bounded_and_eviction_is_invisible() -> None:
     assert topics(outputs) == ["history", "history", "tasks"] and part.replays == 1
 
 
-
-
 def test_an_unknown_child_workflow_fails_back_to_its_parent() -> None:
     part = logic()
-    start_child = RECORDS.encode(StartWorkflow(run_id="kid", workflow_name="nope", args=CallArgs((), {}),
-                                               parent_run_id="mom", parent_position=2, requested_at=1))
+    start_child = RECORDS.encode(
+        StartWorkflow(
+            run_id="kid",
+            workflow_name="nope",
+            args=CallArgs((), {}),
+            parent_run_id="mom",
+            parent_position=2,
+            requested_at=1,
+        )
+    )
     outputs = part.process(b"kid", start_child, 0, 1)
     assert topics(outputs) == ["dlq", "completions", "inbox"]
     assert outputs[2].key == b"mom"
@@ -185,8 +196,14 @@ def test_a_finished_run_leaves_a_marker_on_the_state_topic_of_its_own_partition(
     state = [o for o in _finish(part, "r1") if o.topic == "state"]
     assert len(state) == 1 and state[0].key == b"r1" and state[0].partition == 3
     marker = Codec().decode(state[0].value).record
-    assert marker == {"run_id": "r1", "workflow_name": "twice", "status": "completed", "next_run_id": None,
-                      "finished_at": 12, "idempotency_key": None}
+    assert marker == {
+        "run_id": "r1",
+        "workflow_name": "twice",
+        "status": "completed",
+        "next_run_id": None,
+        "finished_at": 12,
+        "idempotency_key": None,
+    }
 
 
 def test_forget_drops_a_finished_run_with_a_tombstone_and_later_records_are_dead_letters() -> None:
@@ -211,9 +228,19 @@ def test_forgetting_a_running_run_is_refused() -> None:
 
 def test_a_cancel_for_a_run_that_continued_as_new_goes_to_its_successor() -> None:
     part = logic()
-    part.restore_state(b"old", Codec().encode("RunMarker", {
-        "run_id": "old", "workflow_name": "twice", "status": "continued_as_new", "next_run_id": "new",
-        "finished_at": 5}))
+    part.restore_state(
+        b"old",
+        Codec().encode(
+            "RunMarker",
+            {
+                "run_id": "old",
+                "workflow_name": "twice",
+                "status": "continued_as_new",
+                "next_run_id": "new",
+                "finished_at": 5,
+            },
+        ),
+    )
     cancel = RECORDS.encode(runtime.CancelWorkflow(run_id="old", reason="stop", requested_at=7))
     forwarded = part.process(b"old", cancel, 0, 10)
     assert [(o.topic, o.key) for o in forwarded] == [("inbox", b"new")]
@@ -279,8 +306,11 @@ def test_above_a_checkpoint_a_finished_run_without_marker_was_forgotten_and_stay
 
 def test_a_forgotten_run_with_an_idempotency_key_keeps_its_id_taken() -> None:
     part = logic()
-    keyed = RECORDS.encode(StartWorkflow(run_id="k1", workflow_name="twice", args=CallArgs(("v",), {}),
-                                         idempotency_key="order-1", requested_at=1))
+    keyed = RECORDS.encode(
+        StartWorkflow(
+            run_id="k1", workflow_name="twice", args=CallArgs(("v",), {}), idempotency_key="order-1", requested_at=1
+        )
+    )
     part.process(b"k1", keyed, 0, 10)
     part.process(b"k1", result("k1", 0, "v"), 1, 11)
     finished = part.process(b"k1", result("k1", 1, "v"), 2, 12)
@@ -300,25 +330,50 @@ def test_a_schedule_lives_on_its_partition_writes_its_state_and_starts_runs_on_t
 
     part = PartitionLogic(REGISTRY, RECORDS, "p.inbox", 1, 100)
     spec = _json.dumps(engine.ScheduleSpec(interval="1m").to_wire())
-    create = runtime.ScheduleCommand(schedule_id="nightly", action="create", request_id="c1", workflow_name="twice",
-                                    args=CallArgs(("v",), {}), spec=spec, requested_at=1)
+    create = runtime.ScheduleCommand(
+        schedule_id="nightly",
+        action="create",
+        request_id="c1",
+        workflow_name="twice",
+        args=CallArgs(("v",), {}),
+        spec=spec,
+        requested_at=1,
+    )
     now = 1_800_000_000_000
     created = part.process(b"schedule:nightly", RECORDS.encode(create), 0, now)
-    assert [(o.topic, o.key, o.partition) for o in created] == [("state", b"schedule:nightly", 1),
-                                                                ("timers", b"schedule:nightly", None)]
+    assert [(o.topic, o.key, o.partition) for o in created] == [
+        ("state", b"schedule:nightly", 1),
+        ("timers", b"schedule:nightly", None),
+    ]
     state = RECORDS.decode(created[0].value)
     assert isinstance(state, runtime.ScheduleState) and part.schedules == {"schedule:nightly": state}
     timer = RECORDS.decode(created[1].value)
     assert isinstance(timer, runtime.StartTimer)
-    fired = runtime.TimerFired(run_id="schedule:nightly", timer_id=timer.timer_id, position=0, kind="schedule",
-                              fire_at=timer.fire_at, fired_at=timer.fire_at)
+    fired = runtime.TimerFired(
+        run_id="schedule:nightly",
+        timer_id=timer.timer_id,
+        position=0,
+        kind="schedule",
+        fire_at=timer.fire_at,
+        fired_at=timer.fire_at,
+    )
     outputs = part.process(b"schedule:nightly", RECORDS.encode(fired), 1, timer.fire_at + 2)
     run_id = engine.fire_run_id("nightly", timer.fire_at)
-    assert [(o.topic, o.key) for o in outputs] == [("state", b"schedule:nightly"), ("inbox", run_id.encode()),
-                                                   ("timers", b"schedule:nightly")]
+    assert [(o.topic, o.key) for o in outputs] == [
+        ("state", b"schedule:nightly"),
+        ("inbox", run_id.encode()),
+        ("timers", b"schedule:nightly"),
+    ]
     # the started run's completion comes back to the schedule (parent_run_id) and frees it
-    done = runtime.RunFinished(run_id=run_id, workflow_name="twice", status="completed", result="v",
-                              parent_run_id="schedule:nightly", started_at=1, finished_at=2)
+    done = runtime.RunFinished(
+        run_id=run_id,
+        workflow_name="twice",
+        status="completed",
+        result="v",
+        parent_run_id="schedule:nightly",
+        started_at=1,
+        finished_at=2,
+    )
     assert part.schedules["schedule:nightly"].running == (run_id,)
     part.process(b"schedule:nightly", RECORDS.encode(done), 2, timer.fire_at + 9)
     assert part.schedules["schedule:nightly"].running == ()
@@ -329,8 +384,9 @@ def test_a_schedule_lives_on_its_partition_writes_its_state_and_starts_runs_on_t
     restored.restore_state(b"schedule:nightly", None)
     assert restored.schedules == {}
     # a refused command is a dead letter with the reason; the wrong key too
-    create_again = runtime.ScheduleCommand(schedule_id="nightly", action="create", request_id="c2",
-                                          workflow_name="twice", spec=spec, requested_at=3)
+    create_again = runtime.ScheduleCommand(
+        schedule_id="nightly", action="create", request_id="c2", workflow_name="twice", spec=spec, requested_at=3
+    )
     again = part.process(b"schedule:nightly", RECORDS.encode(create_again), 3, now)
     assert topics(again) == ["dlq"] and "exists already" in _reason(again[0])
     wrong = part.process(b"nightly", RECORDS.encode(create), 4, now)
@@ -340,8 +396,9 @@ def test_a_schedule_lives_on_its_partition_writes_its_state_and_starts_runs_on_t
 def test_a_schedule_resending_the_start_of_a_finished_run_is_told_it_finished() -> None:
     part = logic()
     _finish(part, "r1")
-    start_again = StartWorkflow(run_id="r1", workflow_name="twice", args=CallArgs(("v",), {}),
-                                parent_run_id="schedule:s", requested_at=1)
+    start_again = StartWorkflow(
+        run_id="r1", workflow_name="twice", args=CallArgs(("v",), {}), parent_run_id="schedule:s", requested_at=1
+    )
     outputs = part.process(b"r1", RECORDS.encode(start_again), 9, 20)
     assert [(o.topic, o.key) for o in outputs] == [("inbox", b"schedule:s")]  # no second completion
     told = RECORDS.decode(outputs[0].value)

@@ -14,9 +14,16 @@ from engine.runtime import CallArgs, ScheduleCommand, ScheduleState
 from engine.testing import FakeClock
 from schemas import RecordCodec
 from streams import Client, Settings, Topics
+from streams.client import (
+    ScheduleAnswer,
+    ScheduleAnswerMatcher,
+    Schedules,
+    check_id,
+    epoch_ms,
+    overlap_value,
+    spec_text,
+)
 from streams.processors import dead_letter
-from streams.client import (ScheduleAnswer, ScheduleAnswerMatcher, Schedules, check_id, epoch_ms,
-                                overlap_value, spec_text)
 
 RECORDS = RecordCodec()
 TOPICS = Topics("p")
@@ -29,9 +36,18 @@ def command(action: str = "pause", request_id: str = "req-1") -> ScheduleCommand
 
 
 def state(*requests: str) -> ScheduleState:
-    return ScheduleState(schedule_id="nightly", workflow_name="report", args=CallArgs(("x",), {}),
-                         spec=spec_text(ScheduleSpec(cron="0 9 * * *")), overlap="skip", paused=True,
-                         created_at=1, updated_at=2, generation=3, requests=requests)
+    return ScheduleState(
+        schedule_id="nightly",
+        workflow_name="report",
+        args=CallArgs(("x",), {}),
+        spec=spec_text(ScheduleSpec(cron="0 9 * * *")),
+        overlap="skip",
+        paused=True,
+        created_at=1,
+        updated_at=2,
+        generation=3,
+        requests=requests,
+    )
 
 
 def matcher(sent: ScheduleCommand | None = None) -> ScheduleAnswerMatcher:
@@ -39,10 +55,19 @@ def matcher(sent: ScheduleCommand | None = None) -> ScheduleAnswerMatcher:
     return ScheduleAnswerMatcher(RECORDS, sent, RECORDS.encode(sent), TOPICS)
 
 
-def parked(value: bytes, reason: str = "schedule schedule:nightly: no schedule 'nightly'",
-           topic: str = TOPICS.inbox) -> bytes:
-    letter = dead_letter(RECORDS.codec, topic=topic, partition=1, offset=9, key=KEY, value=value, reason=reason,
-                         error_type="kflow.InvalidRecord").value
+def parked(
+    value: bytes, reason: str = "schedule schedule:nightly: no schedule 'nightly'", topic: str = TOPICS.inbox
+) -> bytes:
+    letter = dead_letter(
+        RECORDS.codec,
+        topic=topic,
+        partition=1,
+        offset=9,
+        key=KEY,
+        value=value,
+        reason=reason,
+        error_type="kflow.InvalidRecord",
+    ).value
     assert letter is not None
     return letter
 
@@ -52,13 +77,16 @@ def test_the_first_state_holding_the_request_id_is_the_answer() -> None:
     assert matcher()(STATE, KEY, RECORDS.encode(applied)) == ScheduleAnswer(applied)
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    (KEY, RECORDS.encode(state("older"))),          # another request's state
-    (b"schedule:other", RECORDS.encode(state("req-1"))),
-    (b"checkpoint", b"\xc3\x01garbage"),
-    (KEY, b"not a record"),
-    (None, RECORDS.encode(state("req-1"))),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        (KEY, RECORDS.encode(state("older"))),  # another request's state
+        (b"schedule:other", RECORDS.encode(state("req-1"))),
+        (b"checkpoint", b"\xc3\x01garbage"),
+        (KEY, b"not a record"),
+        (None, RECORDS.encode(state("req-1"))),
+    ],
+)
 def test_other_state_records_are_not_the_answer(key: bytes | None, value: bytes) -> None:
     assert matcher()(STATE, key, value) is None
 
@@ -74,11 +102,14 @@ def test_the_dead_letter_of_the_sent_bytes_is_a_refusal_without_the_restated_key
     assert answer == ScheduleAnswer(None, refused="no schedule 'nightly'")
 
 
-@pytest.mark.parametrize("value", [
-    parked(RECORDS.encode(command(request_id="req-2"))),           # another command of the schedule
-    parked(RECORDS.encode(command()), topic="q.inbox"),
-    RECORDS.encode(state("req-1")),                                # not a dead letter
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        parked(RECORDS.encode(command(request_id="req-2"))),  # another command of the schedule
+        parked(RECORDS.encode(command()), topic="q.inbox"),
+        RECORDS.encode(state("req-1")),  # not a dead letter
+    ],
+)
 def test_other_dead_letters_are_not_the_answer(value: bytes) -> None:
     assert matcher()(DLQ, KEY, value) is None
 
@@ -93,8 +124,9 @@ def test_ids_policies_specs_and_instants_are_checked_before_sending() -> None:
         overlap_value("sometimes")
     with pytest.raises(ScheduleSpecError, match="spec must be a ScheduleSpec"):
         spec_text({"cron": "0 9 * * *"})
-    assert ScheduleSpec.from_wire(__import__("json").loads(spec_text(ScheduleSpec(interval="5m")))) == \
-        ScheduleSpec(interval=timedelta(minutes=5))
+    assert ScheduleSpec.from_wire(__import__("json").loads(spec_text(ScheduleSpec(interval="5m")))) == ScheduleSpec(
+        interval=timedelta(minutes=5)
+    )
     assert epoch_ms("start", 1234) == 1234
     assert epoch_ms("start", datetime(1970, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))) == 0
     with pytest.raises(ScheduleError, match="naive datetime"):
@@ -110,21 +142,25 @@ def test_a_command_has_a_fresh_request_id_and_the_clock_time() -> None:
     ops = Schedules(Settings(), RECORDS, None, no_producer, FakeClock(start_ms=77))
     first, second = ops._command("s", "trigger"), ops._command("s", "trigger")
     assert first.request_id != second.request_id and len(first.request_id) == 32
-    assert dataclasses.replace(first, request_id="x") == ScheduleCommand(schedule_id="s", action="trigger",
-                                                                        request_id="x", requested_at=77)
+    assert dataclasses.replace(first, request_id="x") == ScheduleCommand(
+        schedule_id="s", action="trigger", request_id="x", requested_at=77
+    )
 
 
-@pytest.mark.parametrize("call", [
-    lambda c: c.schedules.create("s", "report", ScheduleSpec(cron="0 9 * * *"), overlap="sometimes"),
-    lambda c: c.schedules.create("", "report", ScheduleSpec(cron="0 9 * * *")),
-    lambda c: c.schedules.create("s", "report", "0 9 * * *"),
-    lambda c: c.schedules.create("s", "unknown", ScheduleSpec(cron="0 9 * * *")),
-    lambda c: c.schedules.update("s", overlap="never"),
-    lambda c: c.schedules.update("s", workflow="unknown"),
-    lambda c: c.schedules.backfill("s", 10, 10),
-    lambda c: c.schedules.backfill("s", datetime(2025, 1, 1), 10),
-    lambda c: c.schedules.trigger(""),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.schedules.create("s", "report", ScheduleSpec(cron="0 9 * * *"), overlap="sometimes"),
+        lambda c: c.schedules.create("", "report", ScheduleSpec(cron="0 9 * * *")),
+        lambda c: c.schedules.create("s", "report", "0 9 * * *"),
+        lambda c: c.schedules.create("s", "unknown", ScheduleSpec(cron="0 9 * * *")),
+        lambda c: c.schedules.update("s", overlap="never"),
+        lambda c: c.schedules.update("s", workflow="unknown"),
+        lambda c: c.schedules.backfill("s", 10, 10),
+        lambda c: c.schedules.backfill("s", datetime(2025, 1, 1), 10),
+        lambda c: c.schedules.trigger(""),
+    ],
+)
 async def test_obvious_mistakes_never_reach_kafka(call: object) -> None:
     @engine.workflow(name="report")
     async def report() -> None: ...

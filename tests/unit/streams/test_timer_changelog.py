@@ -10,9 +10,16 @@ import pytest
 
 from engine.runtime import CancelTimer, StartTimer
 from schemas import RecordCodec
-from streams.processors import ChangelogFold, RestoredTimers, TimerChangelog, changelog_key
-from streams.processors import ArmedTimer, TimerIndex, TimerKey
 from streams import TOPIC_SPECS, Topics
+from streams.processors import (
+    ArmedTimer,
+    ChangelogFold,
+    RestoredTimers,
+    TimerChangelog,
+    TimerIndex,
+    TimerKey,
+    changelog_key,
+)
 
 RECORDS = RecordCodec()
 
@@ -33,8 +40,9 @@ class MemoryChangelog(TimerChangelog):
         self.log: dict[int, list[tuple[bytes, bytes | None]]] = defaultdict(list)
         self.reads = 0
 
-    async def write(self, partition: int, arms: Sequence[tuple[TimerKey, bytes]],
-                    removals: Sequence[TimerKey]) -> int | None:
+    async def write(
+        self, partition: int, arms: Sequence[tuple[TimerKey, bytes]], removals: Sequence[TimerKey]
+    ) -> int | None:
         records = [(changelog_key(key), value) for key, value in arms]
         records += [(changelog_key(key), None) for key in removals]
         self.log[partition].extend(records)
@@ -71,8 +79,14 @@ def test_key_is_run_id_nul_timer_id() -> None:
 
 def test_fold_keeps_the_latest_record_per_timer_and_tombstones_remove() -> None:
     fold = ChangelogFold(RECORDS)
-    for key, value in [_arm("r", "a", 500), _arm("r", "b", 100), _arm("r", "a", 300),
-                       (changelog_key(("r", "b")), None), _arm("s", "c", 200), (changelog_key(("s", "x")), None)]:
+    for key, value in [
+        _arm("r", "a", 500),
+        _arm("r", "b", 100),
+        _arm("r", "a", 300),
+        (changelog_key(("r", "b")), None),
+        _arm("s", "c", 200),
+        (changelog_key(("s", "x")), None),
+    ]:
         fold.apply(key, value)
     restored = fold.result(end_offset=6)
     assert restored.timers == [ArmedTimer(200, "s", "c", 3, "sleep"), ArmedTimer(300, "r", "a", 3, "sleep")]
@@ -89,9 +103,13 @@ def test_fold_rearms_a_timer_armed_again_after_its_tombstone() -> None:
 def test_fold_skips_records_it_cannot_use() -> None:
     fold = ChangelogFold(RECORDS)
     cancel = RECORDS.encode(CancelTimer(run_id="r", timer_id="b", requested_at=1))
-    for key, value in [(changelog_key(("r", "a")), b"\x00garbage"), (changelog_key(("r", "b")), cancel),
-                       (changelog_key(("r", "other")), RECORDS.encode(_start("r", "c", 5))), (None, b"x"),
-                       _arm("r", "ok", 7)]:
+    for key, value in [
+        (changelog_key(("r", "a")), b"\x00garbage"),
+        (changelog_key(("r", "b")), cancel),
+        (changelog_key(("r", "other")), RECORDS.encode(_start("r", "c", 5))),
+        (None, b"x"),
+        _arm("r", "ok", 7),
+    ]:
         fold.apply(key, value)
     restored = fold.result(5)
     assert [t.timer_id for t in restored.timers] == ["ok"]
@@ -121,8 +139,11 @@ async def test_a_new_index_is_rebuilt_from_the_changelog(tmp_path: Path) -> None
 async def test_a_stale_index_is_rebuilt_and_resurrects_nothing(tmp_path: Path) -> None:
     changelog = MemoryChangelog()
     host_a = TimerIndex(tmp_path / "a" / "timers-0.sqlite3")
-    arms = [ArmedTimer(100, "r", "fires", 0, "sleep"), ArmedTimer(200, "r", "cancelled", 0, "sleep"),
-            ArmedTimer(300, "r", "stays", 0, "sleep")]
+    arms = [
+        ArmedTimer(100, "r", "fires", 0, "sleep"),
+        ArmedTimer(200, "r", "cancelled", 0, "sleep"),
+        ArmedTimer(300, "r", "stays", 0, "sleep"),
+    ]
     end = await changelog.write(0, [(t.key, _value(t)) for t in arms], [])
     host_a.apply(arms, changelog_end=end)
     # The partition moved to another host, which fired one timer, cancelled one and armed one ...
@@ -147,8 +168,16 @@ async def test_an_index_from_before_the_changelog_is_copied_into_it(index: Timer
 
 
 def _value(timer: ArmedTimer) -> bytes:
-    return RECORDS.encode(StartTimer(run_id=timer.run_id, timer_id=timer.timer_id, position=timer.position,
-                                     kind=timer.kind, fire_at=timer.fire_at, requested_at=1))
+    return RECORDS.encode(
+        StartTimer(
+            run_id=timer.run_id,
+            timer_id=timer.timer_id,
+            position=timer.position,
+            kind=timer.kind,
+            fire_at=timer.fire_at,
+            requested_at=1,
+        )
+    )
 
 
 def _key_value(run_id: str, timer_id: str, fire_at: int) -> tuple[TimerKey, bytes]:

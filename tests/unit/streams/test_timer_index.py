@@ -66,8 +66,10 @@ def test_cancel_deletes_and_ignores_unknown_keys(index: TimerIndex) -> None:
 
 
 def test_earliest_orders_by_due_time_then_identity(index: TimerIndex) -> None:
-    timers = [_timer(fire_at, run_id=f"run-{n % 3}", timer_id=f"t{n}") for n, fire_at in
-              enumerate([500, 100, 300, 100, 200, 500])]
+    timers = [
+        _timer(fire_at, run_id=f"run-{n % 3}", timer_id=f"t{n}")
+        for n, fire_at in enumerate([500, 100, 300, 100, 200, 500])
+    ]
     index.apply(random.Random(7).sample(timers, len(timers)))
     assert index.earliest(100) == sorted(timers)
     assert index.earliest(2) == sorted(timers)[:2]

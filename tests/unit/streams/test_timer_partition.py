@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.testing import FakeClock
-from streams.processors import PartitionTimers
-from streams.processors import ArmedTimer, TimerIndex, TimerKey
+from streams.processors import ArmedTimer, PartitionTimers, TimerIndex, TimerKey
 
 
 class Recorder:
@@ -19,8 +18,9 @@ class Recorder:
         self.end = 0
         self.gate: asyncio.Event | None = None  # when set up, a fire waits for it after its ack
 
-    async def write(self, partition: int, arms: Sequence[tuple[TimerKey, bytes]],
-                    removals: Sequence[TimerKey]) -> int | None:
+    async def write(
+        self, partition: int, arms: Sequence[tuple[TimerKey, bytes]], removals: Sequence[TimerKey]
+    ) -> int | None:
         self.trace += [("arm", [key[1] for key, _ in arms])] if arms else []
         self.trace += [("tombstone", [key[1] for key in removals])] if removals else []
         self.end += len(arms) + len(removals)
