@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import itertools
 import os
 import platform
 import pstats
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def throughput(client: Client, runs: int) -> str:
@@ -92,7 +93,7 @@ async def long_run(client: Client, steps: int) -> str:
     await client.result(run_id, timeout=1200)
     took = time.perf_counter() - t0
     done = [e.timestamp for e in await client.get_events(run_id) if type(e).__name__ == "StepCompleted"]
-    per_step = [b - a for a, b in zip(done, done[1:])]
+    per_step = [b - a for a, b in itertools.pairwise(done)]
     window = min(100, len(per_step) // 2)
     first, last = statistics.mean(per_step[:window]), statistics.mean(per_step[-window:])
     return (

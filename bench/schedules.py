@@ -32,7 +32,7 @@ from streams.processors import Orchestrator, StepWorker, TimerProcessor
 
 def pct(values: list[int], q: float) -> int:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def main() -> None:

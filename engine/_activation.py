@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 
-from ._core import Mode, RunCore
+from ._core import RunCore
 from ._finish import Outcome, emit_ending, outcome_of
+from ._pending import Mode
 
 
 def begin_workflow(core: RunCore) -> None:

@@ -7,11 +7,12 @@ from datetime import datetime
 from types import TracebackType
 from typing import Generic, NoReturn, TypeVar
 
-from ._core import Mode, Pending, RunCore
+from ._core import RunCore
 from ._definitions import workflow_definition
 from ._durations import Duration, datetime_to_ms, parse_duration
 from ._errors import CancellationError, KflowError
 from ._loop import current_runtime
+from ._pending import Mode, Pending
 from ._records import CallArgs
 
 M = TypeVar("M")
@@ -91,7 +92,10 @@ class TypedHook(Generic[M]):
 
 
 def define_hook(name: str, model: type[M]) -> TypedHook[M]:
-    """A reusable, typed hook: ``approval = define_hook("approval", Approval)``; ``await approval()``."""
+    """Define a reusable hook whose payload is validated as ``model``.
+
+    Example: ``approval = define_hook("approval", Approval)``, then ``await approval()`` in a workflow.
+    """
     return TypedHook(name, model)
 
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from ._core import BUFFERED_POSITION, Pending, RunCore, validate_payload
+from ._core import RunCore
 from ._errors import ChildWorkflowFailedError, HookExpiredError, NonDeterminismError
-from ._failures import rebuild_exception
-from ._records import (
+from ._events import (
     CancelRequested,
     ChildWorkflowCompleted,
     ChildWorkflowFailed,
@@ -24,6 +23,8 @@ from ._records import (
     StepScheduled,
     TimerElapsed,
 )
+from ._failures import rebuild_exception
+from ._pending import BUFFERED_POSITION, Pending, validate_payload
 
 
 def apply_event(core: RunCore, event: HistoryEvent) -> None:

@@ -144,7 +144,7 @@ def parse_cron(text: str) -> Rule:
             f"day-of-week) or an @macro, got {len(parts)} fields"
         )
     minutes, hours, days, months, weekdays = (
-        _parse_cron_field(text, part, *spec) for part, spec in zip(parts, _CRON_FIELDS)
+        _parse_cron_field(text, part, *spec) for part, spec in zip(parts, _CRON_FIELDS, strict=True)
     )
     rule = Rule(
         seconds=(0,),

@@ -7,26 +7,20 @@ resulting state is exactly what replaying those events would give.
 from __future__ import annotations
 
 from ._apply import apply_event
-from ._core import BUFFERED_POSITION, Pending, RunCore, validate_payload
-from ._records import (
+from ._core import RunCore
+from ._events import (
     CancelRequested,
-    CancelWorkflow,
     ChildWorkflowCompleted,
     ChildWorkflowFailed,
-    ErrorInfo,
     HistoryEvent,
     HookExpired,
     HookReceived,
-    Input,
-    ResumeHook,
-    RunFinished,
-    StartWorkflow,
     StepCompleted,
     StepFailed,
-    StepResult,
     TimerElapsed,
-    TimerFired,
 )
+from ._pending import BUFFERED_POSITION, Pending, validate_payload
+from ._records import CancelWorkflow, ErrorInfo, Input, ResumeHook, RunFinished, StartWorkflow, StepResult, TimerFired
 from ._status import RunStatus
 
 _MISSING_ERROR = ErrorInfo(

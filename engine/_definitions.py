@@ -77,7 +77,7 @@ class WorkflowDefinition:
 
 @dataclass(frozen=True, slots=True)
 class DeclaredSchedule:
-    """What ``@scheduled_workflow`` declared: the schedule ``Client.activate_schedules`` makes exist.
+    """What ``@scheduled_workflow`` declared: the schedule ``client.schedules.activate`` makes exist.
 
     Attributes:
         schedule_id: the schedule's id (default: the workflow's name).
@@ -239,7 +239,7 @@ def scheduled_workflow(
 
     The function becomes a workflow exactly as with ``@workflow(name=..., max_duration=..., ...)`` (it
     can be started like any other) and carries a ``DeclaredSchedule``, listed by ``Registry.schedules``.
-    Nothing is scheduled by decorating: ``Client.activate_schedules`` (or ``kflow schedules activate``, or
+    Nothing is scheduled by decorating: ``client.schedules.activate`` (or ``kflow schedules activate``, or
     ``kflow processor --activate-schedules``) creates the schedule, or brings it in line with the code.
 
     Args:

@@ -7,18 +7,9 @@ from dataclasses import dataclass
 
 from ._core import RunCore
 from ._errors import CancellationError, ContinueAsNewSignal, Unwind, WorkflowTimeoutError
+from ._events import TerminalEvent, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed
 from ._failures import error_info
-from ._records import (
-    CallArgs,
-    ErrorInfo,
-    RunFinished,
-    StartWorkflow,
-    TerminalEvent,
-    WorkflowCancelled,
-    WorkflowCompleted,
-    WorkflowContinuedAsNew,
-    WorkflowFailed,
-)
+from ._records import CallArgs, ErrorInfo, RunFinished, StartWorkflow
 from ._status import RunStatus
 
 _SUCCESSOR_NAMESPACE = uuid.UUID("6f1c3a52-6b1e-4c53-9d3e-0c6b2f8a7e41")

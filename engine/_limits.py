@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ._core import Mode, RunCore
+from ._core import RunCore
 from ._errors import EventLimitExceededError
+from ._events import HistoryEvent, TimerScheduled, WorkflowFailed
 from ._failures import qualified_name
 from ._finish import armed_timers, failed, run_finished, terminal_event
-from ._records import CancelTimer, HistoryEvent, StartTimer, TimerScheduled, WorkflowFailed
+from ._pending import Mode
+from ._records import CancelTimer, StartTimer
 
 logger = logging.getLogger("engine")
 

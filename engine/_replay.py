@@ -7,13 +7,10 @@ from typing import get_args
 
 from ._activation import activate, begin_workflow, finish
 from ._apply import apply_event
-from ._core import CommandKey, Mode, RunCore
+from ._core import RunCore
 from ._definitions import EventLimits
 from ._errors import HistoryError, NonDeterminismError
-from ._failures import qualified_name
-from ._finish import Outcome, outcome_of_event
-from ._limits import first_activation_dropped, is_limit_failure
-from ._records import (
+from ._events import (
     ChildWorkflowStarted,
     HistoryEvent,
     HookCreated,
@@ -25,6 +22,10 @@ from ._records import (
     WorkflowFailed,
     WorkflowStarted,
 )
+from ._failures import qualified_name
+from ._finish import Outcome, outcome_of_event
+from ._limits import first_activation_dropped, is_limit_failure
+from ._pending import CommandKey, Mode
 from ._registry import Registry
 from ._status import RunStatus
 

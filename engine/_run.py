@@ -7,13 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._activation import activate, begin_workflow, finish
-from ._core import Mode, RunCore
+from ._core import RunCore
 from ._decide import decide
 from ._definitions import EventLimits
 from ._errors import NonDeterminismError, RunClosedError
+from ._events import HistoryEvent, WorkflowStarted
 from ._finish import failed, outcome_of_event
 from ._limits import enforce_limits, warn_on_soft
-from ._records import Command, HistoryEvent, Input, RunFinished, StartWorkflow, WorkflowStarted
+from ._pending import Mode
+from ._records import Command, Input, RunFinished, StartWorkflow
 from ._registry import Registry
 from ._replay import TERMINAL_TYPES, check_history, replay_core
 from ._status import RunStatus

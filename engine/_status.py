@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from ._records import WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed
+from ._events import WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed
 
 
 class RunStatus(StrEnum):

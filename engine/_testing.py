@@ -10,6 +10,7 @@ from collections.abc import Callable
 from ._clock import Clock
 from ._definitions import EventLimits
 from ._errors import CancellationError, KflowError
+from ._events import HistoryEvent
 from ._failures import rebuild_exception
 from ._records import (
     CallArgs,
@@ -17,7 +18,6 @@ from ._records import (
     CancelWorkflow,
     Command,
     ExecuteStep,
-    HistoryEvent,
     Input,
     ResumeHook,
     RunFinished,

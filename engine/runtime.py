@@ -7,41 +7,33 @@ state machine (``Run``), step execution, the schedule state machine, clocks and 
 from __future__ import annotations
 
 from ._clock import Clock, SystemClock
-from ._definitions import DeclaredSchedule, StepDefinition, WorkflowDefinition
-from ._durations import parse_duration
-from ._failures import error_info, rebuild_exception
-from ._records import (
+from ._context import UnresolvedStepContext, context_from_wire
+from ._definitions import (
+    DeclaredSchedule,
+    StepDefinition,
+    WorkflowDefinition,
+    declared_schedule,
+    step_definition,
+    workflow_definition,
+)
+from ._durations import datetime_to_ms, parse_duration
+from ._errors import ContinueAsNewSignal, Unwind
+from ._events import (
     HISTORY_EVENT_TYPES,
-    CallArgs,
     CancelRequested,
-    CancelTimer,
-    CancelWorkflow,
     ChildWorkflowCompleted,
     ChildWorkflowFailed,
     ChildWorkflowStarted,
-    Command,
-    ErrorInfo,
-    ExecuteStep,
-    ForgetRun,
     HistoryEvent,
     HookCreated,
     HookExpired,
     HookReceived,
-    Input,
-    ResumeHook,
-    RunFinished,
-    ScheduleCommand,
-    ScheduleState,
-    StartTimer,
-    StartWorkflow,
     StepCompleted,
     StepContextSet,
     StepFailed,
-    StepResult,
     StepScheduled,
     TerminalEvent,
     TimerElapsed,
-    TimerFired,
     TimerScheduled,
     WorkflowCancelled,
     WorkflowCompleted,
@@ -49,12 +41,42 @@ from ._records import (
     WorkflowFailed,
     WorkflowStarted,
 )
+from ._failures import error_info, rebuild_exception
+from ._pending import MAX_CHILD_DEPTH
+from ._records import (
+    CallArgs,
+    CancelTimer,
+    CancelWorkflow,
+    Command,
+    ErrorInfo,
+    ExecuteStep,
+    ForgetRun,
+    Input,
+    ResumeHook,
+    RunFinished,
+    ScheduleCommand,
+    ScheduleState,
+    StartTimer,
+    StartWorkflow,
+    StepResult,
+    TimerFired,
+)
 from ._run import Run, Transition
 from ._scheduler import ScheduleDecision, decide_schedule, is_schedule_key, schedule_key
 from ._status import RunStatus, status_of
 from ._worker import execute_step
 
 __all__ = [
+    # internals the engine's own tests reach
+    "ContinueAsNewSignal",
+    "Unwind",
+    "datetime_to_ms",
+    "step_definition",
+    "workflow_definition",
+    "declared_schedule",
+    "MAX_CHILD_DEPTH",
+    "UnresolvedStepContext",
+    "context_from_wire",
     # definitions
     "StepDefinition",
     "WorkflowDefinition",

@@ -26,8 +26,8 @@ async def quote(item: str) -> float:
 async def basket(items: list[str]) -> dict[str, object]:
     """One child per item, all at once; a failed child is reported, not fatal."""
     results = await asyncio.gather(*(start_child_workflow(quote, item) for item in items), return_exceptions=True)
-    prices = {item: r for item, r in zip(items, results) if not isinstance(r, BaseException)}
-    failed = [item for item, r in zip(items, results) if isinstance(r, ChildWorkflowFailedError)]
+    prices = {item: r for item, r in zip(items, results, strict=True) if not isinstance(r, BaseException)}
+    failed = [item for item, r in zip(items, results, strict=True) if isinstance(r, ChildWorkflowFailedError)]
     return {"prices": prices, "failed": failed, "total": sum(prices.values())}
 
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from engine import KflowError
 
 __all__ = ["PayloadError", "SchemaError"]
 
 
-class SchemaError(Exception):
+class SchemaError(KflowError):
     """A record or payload could not be encoded or decoded.
 
-    The root error of the package: every failure of `Codec`, `encode_payload` and `decode_payload`
-    ends in a `SchemaError` (or subclass) whose message names the reason. Retrying the same bytes or
-    the same record cannot succeed, so processors send the offending record to the dead-letter topic.
+    The root error of the package (itself an ``engine.KflowError``): every failure of `Codec`, `encode_payload`
+    and `decode_payload` ends in a `SchemaError` (or subclass) whose message names the reason. Retrying the same
+    bytes or the same record cannot succeed, so processors send the offending record to the dead-letter topic.
     """
 
-    retryable: ClassVar[bool] = False
+    retryable = False
 
 
 class PayloadError(SchemaError):

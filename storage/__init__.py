@@ -1,9 +1,11 @@
 """Cassandra side of kflow: connections, schema migrations, history materialization, run queries and
 retention (``kflow compact``)."""
 
+from storage._cql import Write, day_bucket, group_writes, json_text, to_ms
 from storage._errors import StorageError
 from storage._history import HistoryWriter
-from storage._migrations import migrate
+from storage._migrations import MIGRATIONS_DIR, load_migrations, migrate, parse_statements
+from storage._pages import PageCursor, day_range, decode_page, encode_page
 from storage._queries import FinishedRun, HistorySize, RunPage, RunRow, RunStore
 from storage._session import CassandraConnection, CassandraTarget
 
@@ -18,4 +20,17 @@ __all__ = [
     "RunStore",
     "StorageError",
     "migrate",
+    # the parts, for tests and tools
+    "MIGRATIONS_DIR",
+    "load_migrations",
+    "parse_statements",
+    "Write",
+    "group_writes",
+    "day_bucket",
+    "json_text",
+    "to_ms",
+    "PageCursor",
+    "day_range",
+    "decode_page",
+    "encode_page",
 ]

@@ -15,124 +15,30 @@ the rows are a function of the *set* of events written, not of their order.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
-from cassandra import DriverException
-from cassandra.cluster import NoHostAvailable, ResponseFuture, Session
-from cassandra.connection import ConnectionException
-from cassandra.protocol import ErrorMessage
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
+from cassandra.cluster import Session
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from engine import RunStatus
 from engine.runtime import (
-    CallArgs,
     HistoryEvent,
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowContinuedAsNew,
     WorkflowFailed,
     WorkflowStarted,
+    status_of,
 )
 from schemas import RecordCodec
+from storage._cql import DRIVER_ERRORS, RUNNING, Write, bridge, day_bucket, group_writes, json_text, to_ms
 from storage._errors import StorageError
 from storage._session import CassandraConnection
 
 log = logging.getLogger(__name__)
-
-RUNNING: Final = RunStatus.RUNNING
-"""Status of a run from ``WorkflowStarted`` until its terminal event."""
-
-STATUSES: Final = tuple(RunStatus)
-"""Every status a run can have (the terminal ones match ``RunFinished.status``)."""
-
-DRIVER_ERRORS: Final = (DriverException, NoHostAvailable, ConnectionException, ErrorMessage, OSError)
-"""What the Cassandra driver raises for an unreachable, overloaded or refusing server."""
-
-BATCH_BYTES: Final = 4 * 1024 * 1024
-"""Most event bytes in one batch (a batch is one mutation; Cassandra refuses mutations over 16 MiB)."""
-
-_TERMINAL = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled, WorkflowContinuedAsNew)
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    """One planned write: the statement, its values, the partition it touches and its payload bytes."""
-
-    statement: PreparedStatement
-    params: tuple[object, ...]
-    partition: tuple[object, ...]  # (table, *partition key)
-    size: int = 0
-
-
-def group_writes(writes: Iterable[Write], max_bytes: int = BATCH_BYTES) -> list[list[Write]]:
-    """Writes grouped by partition (first-seen order), each group split to at most ``max_bytes``.
-
-    A group goes to Cassandra as one single-partition unlogged batch: one mutation, one round trip,
-    and exempt from Cassandra's batch size limits, which only apply to multi-partition batches.
-    """
-    by_partition: dict[tuple[object, ...], list[list[Write]]] = {}
-    filled: dict[tuple[object, ...], int] = {}  # bytes in the partition's last chunk
-    for write in writes:
-        chunks = by_partition.setdefault(write.partition, [[]])
-        if chunks[-1] and filled[write.partition] + write.size > max_bytes:
-            chunks.append([])
-            filled[write.partition] = 0
-        chunks[-1].append(write)
-        filled[write.partition] = filled.get(write.partition, 0) + write.size
-    return [chunk for chunks in by_partition.values() for chunk in chunks]
-
-
-def day_bucket(epoch_ms: int) -> str:
-    """The query tables' partition bucket of a run: the UTC day ``YYYY-MM-DD`` of ``epoch_ms``."""
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
-
-
-def to_ms(value: object) -> int | None:
-    """A CQL ``timestamp`` as read by the driver (naive UTC datetime) in epoch milliseconds."""
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected a datetime, got {type(value).__name__}")
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def json_text(value: object) -> str:
-    """JSON text of a decoded value for the ``args``/``result`` columns (``repr`` for non-JSON values)."""
-    if isinstance(value, CallArgs):
-        value = {"args": list(value.args), "kwargs": value.kwargs}
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
-
-
-def bridge(future: ResponseFuture, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
-    """An asyncio future resolved (on ``loop``) by a driver ``ResponseFuture``; errors → StorageError."""
-    result: asyncio.Future[Any] = loop.create_future()
-    # A cancelled caller never looks at the outcome: mark it retrieved so it is not reported as lost.
-    result.add_done_callback(lambda done: done.cancelled() or done.exception())
-
-    def settle(rows: object, error: BaseException | None) -> None:
-        if result.done():
-            return
-        if error is None:
-            result.set_result(rows)
-        else:
-            result.set_exception(StorageError(f"Cassandra request failed: {error!r}"))
-
-    def post(rows: object, error: BaseException | None) -> None:
-        try:
-            loop.call_soon_threadsafe(settle, rows, error)
-        except RuntimeError:  # the loop is closed: nobody waits any more
-            pass
-
-    future.add_callbacks(callback=lambda rows: post(rows, None), errback=lambda exc: post(None, exc))
-    return result
 
 
 def _unset(value: object) -> object:
@@ -232,7 +138,7 @@ class HistoryWriter:
             for event in events
             if isinstance(event, WorkflowStarted)
         }
-        ended = {event.run_id for event in events if isinstance(event, _TERMINAL)}
+        ended = {event.run_id for event in events if status_of(event) is not None}
         keys.update(await self._recall(ended - keys.keys()))
         await self._execute_all(group_writes(self.plan(events, blobs, keys)))
         for run_id, (workflow_name, started_at) in keys.items():
@@ -247,7 +153,7 @@ class HistoryWriter:
         """The writes for ``events``; ``keys`` maps run ids to ``(workflow_name, started_at)``."""
         out: list[Write] = []
         latest: dict[str, HistoryEvent] = {}
-        for event, blob in zip(events, blobs):
+        for event, blob in zip(events, blobs, strict=True):
             out.append(
                 Write(
                     self._insert_event,
@@ -261,7 +167,7 @@ class HistoryWriter:
                 latest[event.run_id] = event
             if isinstance(event, WorkflowStarted):
                 out.extend(self._started_rows(event))
-            elif isinstance(event, _TERMINAL):
+            elif status_of(event) is not None:
                 out.extend(self._finished_rows(event, keys.get(event.run_id)))
         # Only the newest event of each run in the batch touches last_seq: one write per run, not per event.
         out.extend(
@@ -361,7 +267,7 @@ class HistoryWriter:
             return found
         loop = asyncio.get_running_loop()
         futures = [self._submit(self._lookup, (run_id,), loop) for run_id in missing]
-        for run_id, rows in zip(missing, await asyncio.gather(*futures)):
+        for run_id, rows in zip(missing, await asyncio.gather(*futures), strict=True):
             row = rows[0] if rows else None
             started_at = to_ms(row.started_at) if row is not None else None
             if row is not None and row.workflow_name is not None and started_at is not None:
@@ -425,14 +331,14 @@ class _Flight:
         await self._freed
 
 
-def _outcome(event: HistoryEvent) -> tuple[str, str | None, str | None, str | None, str | None]:
+def _outcome(event: HistoryEvent) -> tuple[RunStatus, str | None, str | None, str | None, str | None]:
     """``(status, result JSON, error_type, error_message, next_run_id)`` of a terminal event."""
-    if isinstance(event, WorkflowCompleted):
-        return RunStatus.COMPLETED, json_text(event.result), None, None, None
-    if isinstance(event, WorkflowFailed):
-        return RunStatus.FAILED, None, event.error.type, event.error.message, None
-    if isinstance(event, WorkflowCancelled):
-        return RunStatus.CANCELLED, None, None, event.reason, None  # the cancel reason, when one was given
-    if isinstance(event, WorkflowContinuedAsNew):
-        return RunStatus.CONTINUED_AS_NEW, None, None, None, event.next_run_id
-    raise TypeError(f"{type(event).__name__} is not a terminal event")
+    status = status_of(event)
+    if status is None:
+        raise TypeError(f"{type(event).__name__} is not a terminal event")
+    result = json_text(event.result) if isinstance(event, WorkflowCompleted) else None
+    error = event.error if isinstance(event, WorkflowFailed) else None
+    # A cancelled run's message column holds the cancel reason, when one was given.
+    message = error.message if error is not None else event.reason if isinstance(event, WorkflowCancelled) else None
+    next_run_id = event.next_run_id if isinstance(event, WorkflowContinuedAsNew) else None
+    return status, result, None if error is None else error.type, message, next_run_id

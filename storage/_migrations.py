@@ -22,8 +22,8 @@ from typing import Any, Final
 
 from cassandra.query import SimpleStatement
 
+from storage._cql import DRIVER_ERRORS
 from storage._errors import StorageError
-from storage._history import DRIVER_ERRORS
 from storage._session import CassandraConnection
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from storage._history import day_bucket
+from storage._cql import day_bucket
 
 _DAY = timedelta(days=1)
 _TOKEN_VERSION = 1

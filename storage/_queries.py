@@ -20,8 +20,8 @@ from cassandra.query import BoundStatement, PreparedStatement
 
 from engine.runtime import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
 from schemas import RecordCodec, SchemaError
+from storage._cql import DRIVER_ERRORS, RUNNING, STATUSES, day_bucket, to_ms
 from storage._errors import StorageError
-from storage._history import DRIVER_ERRORS, RUNNING, STATUSES, day_bucket, to_ms
 from storage._pages import PageCursor, day_range, decode_page, encode_page
 from storage._session import CassandraConnection
 

@@ -4,6 +4,7 @@ Rooms: ``streams.processors`` (orchestrator, timers, worker, materializer), ``st
 ``streams.dev`` (local servers), ``streams.cli``; shared: settings, topics and Kafka clients.
 """
 
+from streams._errors import TransportError
 from streams._settings import Settings
 from streams._topics import (
     TOPIC_SPECS,
@@ -47,6 +48,7 @@ __all__ = [
     "TimerStats",
     "TopicSpec",
     "Topics",
+    "TransportError",
     "WorkerStats",
     "create_topics",
     "partition_for",

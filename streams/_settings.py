@@ -1,4 +1,5 @@
-"""Settings read from ``KFLOW_*`` environment variables (docs/api.md, "Configuration"), once, by the composition root."""
+"""Settings read from ``KFLOW_*`` environment variables (docs/api.md, "Configuration"), once, by the composition
+root."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from streams._errors import SettingsError
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -15,9 +18,9 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
     if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+        raise SettingsError(f"{name} must be at least 1, got {value}")
     return value
 
 
@@ -54,19 +57,17 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``env`` (default ``os.environ``); raises ValueError on a bad value."""
+        """Build settings from ``env`` (default ``os.environ``); the variables are listed in ``ENVIRONMENT``.
+
+        Raises:
+            SettingsError: a bad value (also a ``ValueError``); the message names the variable.
+        """
         env = os.environ if env is None else env
-        raw_partitions = env.get("KFLOW_PARTITIONS", "4")
-        try:
-            partitions = int(raw_partitions)
-        except ValueError:
-            raise ValueError(f"KFLOW_PARTITIONS must be an integer, got {raw_partitions!r}") from None
-        if partitions < 1:
-            raise ValueError(f"KFLOW_PARTITIONS must be at least 1, got {partitions}")
-        soft = _positive_int(env, "KFLOW_EVENT_SOFT_LIMIT", 10_000)
-        hard = _positive_int(env, "KFLOW_EVENT_HARD_LIMIT", 50_000)
+        partitions = _positive_int(env, "KFLOW_PARTITIONS", _DEFAULTS.partitions)
+        soft = _positive_int(env, "KFLOW_EVENT_SOFT_LIMIT", _DEFAULTS.event_soft_limit)
+        hard = _positive_int(env, "KFLOW_EVENT_HARD_LIMIT", _DEFAULTS.event_hard_limit)
         if soft > hard:
-            raise ValueError(f"KFLOW_EVENT_SOFT_LIMIT ({soft}) is above KFLOW_EVENT_HARD_LIMIT ({hard})")
+            raise SettingsError(f"KFLOW_EVENT_SOFT_LIMIT ({soft}) is above KFLOW_EVENT_HARD_LIMIT ({hard})")
         secret = env.get("KFLOW_SECRET")
         return cls(
             bootstrap=env.get("KFLOW_BOOTSTRAP", _DEFAULTS.bootstrap),
@@ -86,7 +87,32 @@ class Settings:
         host, _, port = self.cassandra.rpartition(":")
         if not host:
             return self.cassandra, 9042
+        if not port.isdigit():
+            raise SettingsError(f"KFLOW_CASSANDRA must be host or host:port, got {self.cassandra!r}")
         return host, int(port)
 
 
 _DEFAULTS = Settings()
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    """One ``KFLOW_*`` variable ``Settings.from_env`` reads: its name, its default in words, what it sets."""
+
+    name: str
+    default: str
+    meaning: str
+
+
+ENVIRONMENT: tuple[EnvVar, ...] = (
+    EnvVar("KFLOW_BOOTSTRAP", _DEFAULTS.bootstrap, "Kafka bootstrap servers"),
+    EnvVar("KFLOW_CASSANDRA", _DEFAULTS.cassandra, "Cassandra contact point host:port"),
+    EnvVar("KFLOW_KEYSPACE", _DEFAULTS.keyspace, "Cassandra keyspace"),
+    EnvVar("KFLOW_TOPIC_PREFIX", _DEFAULTS.topic_prefix, "prefix of every topic name (<prefix>.inbox, …)"),
+    EnvVar("KFLOW_PARTITIONS", str(_DEFAULTS.partitions), "partition count of the topics kflow creates"),
+    EnvVar("KFLOW_SECRET", "unset", "HMAC key of the cloudpickle payload codec (off while unset)"),
+    EnvVar("KFLOW_HOME", "$XDG_CACHE_HOME/kflow or ~/.cache/kflow", "server jars and local server data"),
+    EnvVar("KFLOW_EVENT_SOFT_LIMIT", str(_DEFAULTS.event_soft_limit), "history length that logs a warning per run"),
+    EnvVar("KFLOW_EVENT_HARD_LIMIT", str(_DEFAULTS.event_hard_limit), "history length at which a run fails"),
+)
+"""Every variable ``Settings.from_env`` reads, in the order ``kflow --help`` lists them."""

@@ -16,15 +16,20 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from engine import KflowError
+from streams._errors import kafka_errors
+
 log = logging.getLogger(__name__)
 
 _METADATA_WAIT_SECONDS = 15.0
 _TOPIC_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS: a concurrent processor created it first
 
 
-class InternalTopicError(Exception):
-    """An internal topic cannot do its job: missing companion topic, wrong partition count, not compacted,
-    or it could not be created."""
+class InternalTopicError(KflowError):
+    """A kflow topic cannot do its job: missing (or its companion topic is), wrong partition count, not
+    compacted, or it could not be created."""
+
+    retryable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +117,16 @@ class Topics:
 
 
 async def create_topics(bootstrap: str, topics: Topics, partitions: int) -> list[str]:
-    """Create every kflow topic that does not exist yet; return the names created (idempotent)."""
+    """Create every kflow topic that does not exist yet; return the names created (idempotent).
+
+    Raises:
+        TransportError: Kafka is unreachable or refused a request.
+    """
+    with kafka_errors(bootstrap, "creating topics"):
+        return await _create_missing(bootstrap, topics, partitions)
+
+
+async def _create_missing(bootstrap: str, topics: Topics, partitions: int) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     await admin.start()
     created: list[str] = []
@@ -144,7 +158,13 @@ async def ensure_internal_topic(bootstrap: str, topics: Topics, suffix: str, *, 
     Raises:
         InternalTopicError: ``alongside`` is missing, the topic has another partition count or is not compacted
             without time retention, or creating it failed.
+        TransportError: Kafka is unreachable or refused a request.
     """
+    with kafka_errors(bootstrap, f"checking topic {topics.name(suffix)}"):
+        await _ensure_internal_topic(bootstrap, topics, suffix, alongside)
+
+
+async def _ensure_internal_topic(bootstrap: str, topics: Topics, suffix: str, alongside: str) -> None:
     topic, companion = topics.name(suffix), topics.name(alongside)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     await admin.start()

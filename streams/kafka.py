@@ -16,6 +16,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
+from streams._errors import kafka_errors
+from streams._topics import InternalTopicError
+
 MAX_MESSAGE_BYTES = 1_000_000
 """Largest record kflow produces (the broker's default message.max.bytes is 1 MiB)."""
 
@@ -73,13 +76,19 @@ async def committed_lag(bootstrap: str, topic: str, group: str) -> list[Partitio
     the group is behind, per partition.
 
     Raises:
-        ValueError: the topic does not exist.
+        InternalTopicError: the topic does not exist.
+        TransportError: Kafka is unreachable or refused a request.
     """
+    with kafka_errors(bootstrap, f"reading the offsets of group {group} on {topic}"):
+        return await _committed_lag(bootstrap, topic, group)
+
+
+async def _committed_lag(bootstrap: str, topic: str, group: str) -> list[PartitionLag]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
     await admin.start()
     try:
         if topic not in await admin.list_topics():  # checked first: describing a missing topic may create it
-            raise ValueError(f"topic {topic} does not exist (kflow topics create)")
+            raise InternalTopicError(f"topic {topic} does not exist (kflow topics create)")
         [described] = await admin.describe_topics([topic])
         tps = sorted(
             (TopicPartition(topic, p["partition"]) for p in described["partitions"]), key=lambda tp: tp.partition

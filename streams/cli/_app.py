@@ -8,8 +8,10 @@ import sys
 from engine import KflowError, Registry
 
 
-class AppLoadError(Exception):
+class AppLoadError(KflowError):
     """The ``-A`` module could not be imported or defines no workflows; one line for the user."""
+
+    retryable = False
 
 
 def load_registry(module: str) -> Registry:

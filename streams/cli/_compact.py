@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 
 from engine.runtime import SystemClock
 from streams._settings import Settings
 from streams._topics import Topics
-from streams.ops import CompactedRun, CompactReport, compact, format_time, parse_older_than
+from streams.cli._errors import UsageError
+from streams.ops import CompactedRun, CompactReport, OpsError, compact, format_time, parse_older_than
 
 _PROGRESS_EVERY = 1000  # runs between two progress lines on stderr
 
@@ -42,8 +42,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _compact(args: argparse.Namespace, settings: Settings) -> int:
-    older_than = parse_older_than(args.older_than)
-    logging.getLogger("aiokafka").addHandler(logging.NullHandler())  # failures are reported as one line
+    try:
+        older_than = parse_older_than(args.older_than)
+    except OpsError as exc:  # a bad argument value
+        raise UsageError(str(exc)) from None
     listed: list[CompactedRun] = []  # a dry run lists its runs; a real one only counts them
     handled = 0
 
@@ -72,13 +74,13 @@ def _compact(args: argparse.Namespace, settings: Settings) -> int:
         )
     )
     if args.json:
-        print(json.dumps(report_json(report, older_than, listed), indent=2))
+        print(json.dumps(compact_report_json(report, older_than, listed), indent=2))
     else:
-        print(report_text(report, Topics(settings.topic_prefix), args.purge_history))
+        print(compact_report_text(report, Topics(settings.topic_prefix), args.purge_history))
     return 0
 
 
-def report_json(report: CompactReport, older_than_ms: int, listed: list[CompactedRun]) -> dict[str, object]:
+def compact_report_json(report: CompactReport, older_than_ms: int, listed: list[CompactedRun]) -> dict[str, object]:
     """``kflow compact --json``: the report's fields, the cutoff as text and, in a dry run, the run ids."""
     data: dict[str, object] = {
         "dry_run": report.dry_run,
@@ -96,7 +98,7 @@ def report_json(report: CompactReport, older_than_ms: int, listed: list[Compacte
     return data
 
 
-def report_text(report: CompactReport, topics: Topics, purge_history: bool) -> str:
+def compact_report_text(report: CompactReport, topics: Topics, purge_history: bool) -> str:
     """The human summary: runs compacted, state bytes to be reclaimed, history purged or kept."""
     dry = report.dry_run
     lines = [

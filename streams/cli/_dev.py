@@ -7,6 +7,7 @@ import asyncio
 import json
 
 from streams._settings import Settings
+from streams.cli._errors import EXIT_OK, EXIT_UNREACHABLE
 from streams.dev import DevStack
 
 
@@ -62,7 +63,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         for server in servers:
             print(server.describe())
-    return 0 if all(s.pid is not None for s in servers) else 3
+    return EXIT_OK if all(s.pid is not None for s in servers) else EXIT_UNREACHABLE
 
 
 def _smoke(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,6 +7,7 @@ import asyncio
 import json
 
 from streams._settings import Settings
+from streams.cli._errors import CliError
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +24,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="return once Kafka has the payload, without waiting to learn whether it was delivered",
     )
     resume.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (default 30)")
+    resume.add_argument("--json", action="store_true", help="print only {token, outcome} as JSON")
     resume.set_defaults(handler=_resume)
 
 
@@ -47,14 +49,15 @@ def _resume(args: argparse.Namespace, settings: Settings) -> int:
     try:
         outcome = asyncio.run(send())
     except TimeoutError as exc:
-        from streams.cli._main import CliError  # here: _main imports this module
-
         raise CliError(str(exc)) from None
-    print(describe(outcome, args.token))
+    if args.json:
+        print(json.dumps({"token": args.token, "outcome": outcome}))
+    else:
+        print(describe_hook_outcome(outcome, args.token))
     return 0
 
 
-def describe(outcome: str, token: str) -> str:
+def describe_hook_outcome(outcome: str, token: str) -> str:
     """The line ``kflow hooks resume`` prints for ``Client.resume_hook``'s ``outcome``."""
     if outcome == "queued":
         return f"queued (no hook is waiting on {token} yet; it is delivered when the workflow reaches it)"

@@ -4,12 +4,15 @@ histories recorded in Cassandra (the check to run in CI before deploying changed
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 
 from engine.runtime import SystemClock
 from streams import ops as _ops
 from streams._settings import Settings
 from streams.cli._app import load_registry
+from streams.cli._errors import EXIT_DIVERGED, EXIT_OK, UsageError
 from streams.cli._runs import positive_int
 
 
@@ -19,7 +22,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "replay",
         help="re-run workflow code against recorded history; non-zero exit on divergence",
         description="Re-execute the workflow code of -A MODULE against recorded histories, without side "
-        "effects. Exit 0 when every history replays deterministically, 1 on any divergence.",
+        "effects. Exit 0 when every history replays deterministically, 3 when one does not.",
     )
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("run_id", nargs="?", metavar="ID", help="the run to replay")
@@ -41,6 +44,9 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "(7d, 12h) or since this ISO date/time (UTC unless it says otherwise)",
     )
     replay.add_argument("--limit", type=positive_int, help="with --workflow: at most N runs, newest first")
+    replay.add_argument(
+        "--json", action="store_true", help="print only the outcomes and their summary (or the rebuild's report)"
+    )
     replay.set_defaults(handler=_replay, usage_error=replay.error)
 
 
@@ -64,48 +70,79 @@ def _replay_run(args: argparse.Namespace, settings: Settings) -> int:
         row = _ops.require_run(store, args.run_id, settings.keyspace)
         _ops.require_workflow(registry, args.app, row.workflow_name)
         outcome = _ops.replay_stored(store, registry, row.run_id)
-    print(f"run {row.run_id} ({row.workflow_name}): {outcome.describe()}")
-    return 0 if outcome.deterministic else 1
+    if args.json:
+        print(json.dumps(outcome_json(outcome, row.workflow_name), indent=2))
+    else:
+        print(f"run {row.run_id} ({row.workflow_name}): {outcome.describe()}")
+    return EXIT_OK if outcome.deterministic else EXIT_DIVERGED
 
 
 def _replay_workflow(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(args.app)
     _ops.require_workflow(registry, args.app, args.workflow)
-    since = None if args.since is None else _ops.parse_since(args.since, SystemClock().now_ms())
+    since = None if args.since is None else _since(args.since, "--since")
     with _ops.run_store(settings) as store:
         rows = _ops.runs_of_workflow(store, args.workflow, since, args.limit)
-        if not rows:
+        if not rows and not args.json:
             print(
                 f"no recorded runs of workflow {args.workflow!r}"
                 + ("" if since is None else f" since {_ops.format_time(since)} UTC")
             )
-            return 0
+            return EXIT_OK
         progress = _Progress(len(rows))
         outcomes = _ops.replay_runs(store, registry, rows, progress.update)
-    print(_ops.replay_summary(outcomes))
-    return 0 if all(o.deterministic for o in outcomes) else 1
+    if args.json:
+        print(json.dumps(replay_json(outcomes, args.workflow), indent=2))
+    else:
+        print(_ops.replay_summary(outcomes))
+    return EXIT_OK if all(o.deterministic for o in outcomes) else EXIT_DIVERGED
+
+
+def _since(text: str, flag: str) -> int:
+    try:
+        return _ops.parse_since(text, SystemClock().now_ms())
+    except _ops.OpsError as exc:  # a bad argument value
+        raise UsageError(str(exc).replace("--since", flag, 1)) from None
+
+
+def outcome_json(outcome: _ops.ReplayOutcome, workflow: str) -> dict[str, object]:
+    """One replayed run as JSON: the outcome's fields, its workflow and ``deterministic``."""
+    return {"run_id": outcome.run_id, "workflow": workflow, "deterministic": outcome.deterministic} | {
+        key: value for key, value in dataclasses.asdict(outcome).items() if key != "run_id"
+    }
+
+
+def replay_json(outcomes: list[_ops.ReplayOutcome], workflow: str) -> dict[str, object]:
+    """``kflow replay --workflow NAME --json``: the summary counts and every run's outcome."""
+    deterministic = sum(o.deterministic for o in outcomes)
+    return {
+        "workflow": workflow,
+        "runs": len(outcomes),
+        "deterministic": deterministic,
+        "not_deterministic": len(outcomes) - deterministic,
+        "outcomes": [outcome_json(o, workflow) for o in outcomes],
+    }
 
 
 def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from streams.ops import RebuildError, rebuild
+    from streams.ops import rebuild
 
-    since = None if args.from_ is None else _ops.parse_since(args.from_, SystemClock().now_ms())
+    since = None if args.from_ is None else _since(args.from_, "--from")
 
     def progress(done: int, total: int) -> None:
         sys.stderr.write(f"rebuild {done:,}/{total:,} history records\n")
 
-    try:
-        report = asyncio.run(rebuild(settings, from_ms=since, progress=progress))
-    except RebuildError as exc:
-        print(f"kflow: error: {exc}", file=sys.stderr)
-        return 1
+    report = asyncio.run(rebuild(settings, from_ms=since, progress=progress))
+    if args.json:
+        print(json.dumps({"keyspace": settings.keyspace, **dataclasses.asdict(report)}, indent=2))
+        return EXIT_OK
     print(
         f"rebuilt keyspace {settings.keyspace} from {settings.topic_prefix}.history: {report.events:,} events "
         f"written from {report.partitions} partitions ({report.skipped} unreadable records skipped)"
     )
-    return 0
+    return EXIT_OK
 
 
 class _Progress:
@@ -120,7 +157,7 @@ class _Progress:
     def update(self, done: int, outcome: _ops.ReplayOutcome) -> None:
         """Count ``outcome`` and redraw (or print) the bar."""
         self.failed += not outcome.deterministic
-        bar = progress_bar(done, self.total, self.failed)
+        bar = replay_progress_bar(done, self.total, self.failed)
         if self.tty:
             sys.stderr.write(f"\r{bar}" + ("\n" if done == self.total else ""))
         elif done % self.step == 0 or done == self.total:
@@ -128,7 +165,7 @@ class _Progress:
         sys.stderr.flush()
 
 
-def progress_bar(done: int, total: int, failed: int, width: int = 30) -> str:
+def replay_progress_bar(done: int, total: int, failed: int, width: int = 30) -> str:
     """``replay [#####.....] 12/40 runs, 1 diverged``."""
     filled = width if total == 0 else width * done // total
     return f"replay [{'#' * filled}{'.' * (width - filled)}] {done}/{total} runs, {failed} diverged"

@@ -7,12 +7,16 @@ import asyncio
 import json
 import logging
 import signal
+import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
-from engine import KflowError, Registry
+from engine import CancellationError, Registry, StepFailedError, UnknownWorkflowError
+from streams._errors import TransportError
 from streams._settings import Settings
 from streams.cli._app import load_registry
+from streams.cli._errors import CliError, UsageError
+from streams.ops import event_fields
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,11 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     run.add_argument("--idempotency-key", help="the same key returns the first run's id")
     run.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the result")
     run.add_argument("--history", action="store_true", help="also print the run's history")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print only {run_id, status, result or error[, history]} as JSON (exit 1 when the run failed)",
+    )
     run.set_defaults(handler=_run)
 
 
@@ -124,32 +133,70 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    """Start the run, wait for it, print its result; a failed (or unfinished) run is one line, exit 1."""
     module, _, name = args.target.partition(":")
     if not module or not name:
-        raise ValueError(f"expected MODULE:WORKFLOW, got {args.target!r}")
+        raise UsageError(f"expected MODULE:WORKFLOW, got {args.target!r}")
     registry = load_registry(module)
-    registry.workflow(name)  # unknown name → one-line error before anything is sent
+    try:
+        registry.workflow(name)  # unknown name → one-line error before anything is sent
+    except UnknownWorkflowError as exc:
+        raise UsageError(str(exc)) from None
     from streams.client import Client
 
     values = [_value(raw) for raw in args.args]
 
-    async def go() -> int:
+    async def go() -> dict[str, object]:
         async with Client(settings=settings, registry=registry) as client:
             run_id = await client.start(name, *values, idempotency_key=args.idempotency_key)
-            print(f"run {run_id} started")
+            print(f"run {run_id} started", file=sys.stderr if args.json else sys.stdout, flush=True)
+            outcome: dict[str, object] = {"run_id": run_id}
             try:
-                result = await client.result(run_id, timeout=args.timeout)
-                print(json.dumps(result, default=repr))
-                status = 0
-            except (KflowError, Exception) as exc:
-                print(f"run {run_id} failed: {type(exc).__name__}: {exc}")
-                status = 1
+                outcome |= {"status": "completed", "result": await client.result(run_id, timeout=args.timeout)}
+            except TransportError:
+                raise
+            except TimeoutError:
+                outcome |= {
+                    "status": "running",
+                    "error": _error(TimeoutError(f"did not finish within {args.timeout:g} s (it goes on running)")),
+                }
+            except CancellationError as exc:
+                outcome |= {"status": "cancelled", "error": _error(exc)}
+            except Exception as exc:  # the run's own error, rebuilt
+                outcome |= {"status": "failed", "error": _error(exc)}
             if args.history:
-                for event in await client.get_events(run_id):
-                    print(f"  {event.seq:>3}  {type(event).__name__:<22} {_brief(event)}")
-            return status
+                outcome["history"] = [
+                    {"seq": event.seq, "type": type(event).__name__, "fields": event_fields(event)}
+                    for event in await client.get_events(run_id)
+                ]
+            return outcome
 
-    return asyncio.run(go())
+    outcome = asyncio.run(go())
+    if args.json:
+        print(json.dumps(outcome, indent=2, default=repr))
+    else:
+        if "result" in outcome:
+            print(json.dumps(outcome["result"], default=repr))
+        for event in cast(list[dict[str, Any]], outcome.get("history", [])):
+            print(f"  {event['seq']:>3}  {event['type']:<22} {_brief(event['fields'])}")
+    error = cast(dict[str, str] | None, outcome.get("error"))
+    if error is None:
+        return 0
+    if outcome["status"] == "running":
+        raise RunFailedError(f"run {outcome['run_id']} {error['message']}")
+    raise RunFailedError(f"run {outcome['run_id']} {outcome['status']}: {error['type']}: {error['message']}")
+
+
+class RunFailedError(CliError):
+    """``kflow run``: the run failed, was cancelled or did not finish in time; one line, exit status 1."""
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    """The run's error as JSON: its qualified type (the original's, when only a stand-in was rebuilt) and message."""
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    if isinstance(exc, StepFailedError) and exc.error_type:  # a stand-in for a type not importable here
+        kind = exc.error_type
+    return {"type": kind.removeprefix("builtins."), "message": str(exc)}
 
 
 def _value(raw: str) -> object:
@@ -159,12 +206,7 @@ def _value(raw: str) -> object:
         return raw
 
 
-def _brief(event: object) -> str:
-    fields = {
-        k: getattr(event, k)
-        for k in getattr(event, "__dataclass_fields__", {})
-        if k not in ("run_id", "seq", "timestamp")
-    }
+def _brief(fields: dict[str, object]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in fields.items())[:120]
 
 

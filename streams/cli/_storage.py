@@ -22,6 +22,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="keyspace replication when it is created, e.g. "
         '\'{"class": "NetworkTopologyStrategy", "dc1": 3}\' (default: SimpleStrategy, 1)',
     )
+    up.add_argument("--json", action="store_true", help="print only {keyspace, applied} as JSON")
     up.set_defaults(handler=_migrate)
 
 
@@ -29,5 +30,8 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     host, port = settings.cassandra_host_port
     with CassandraConnection(CassandraTarget(host, port)) as conn:
         applied = migrate(conn, settings.keyspace, args.replication)
-    print(f"keyspace {settings.keyspace}: " + (f"applied migrations {applied}" if applied else "up to date"))
+    if args.json:
+        print(json.dumps({"keyspace": settings.keyspace, "applied": applied}))
+    else:
+        print(f"keyspace {settings.keyspace}: " + (f"applied migrations {applied}" if applied else "up to date"))
     return 0

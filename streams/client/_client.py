@@ -18,6 +18,7 @@ from engine import Registry, RunStatus
 from engine.runtime import CallArgs, CancelWorkflow, HistoryEvent, ResumeHook, RunFinished, StartWorkflow, SystemClock
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import kafka
+from streams._errors import kafka_errors
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.client._completions import CompletionsReader
@@ -77,15 +78,20 @@ class Client:
         await self.close()
 
     async def connect(self) -> None:
-        """Connect the producer and position the completions tail at the end (idempotent)."""
+        """Connect the producer and position the completions tail at the end (idempotent).
+
+        Raises:
+            TransportError: Kafka is unreachable or refused a request (the producer is closed again).
+        """
         async with self._connect_lock:
             if self._producer is not None:
                 return
             producer = kafka.producer(self.settings.bootstrap)
             try:
-                await producer.start()
-                self._history_partitions = len(await producer.partitions_for(self.topics.history))
-                await self._reader.open(len(await producer.partitions_for(self.topics.completions)))
+                with kafka_errors(self.settings.bootstrap, "connecting the client producer"):
+                    await producer.start()
+                    self._history_partitions = len(await producer.partitions_for(self.topics.history))
+                    await self._reader.open(len(await producer.partitions_for(self.topics.completions)))
             except BaseException:
                 await producer.stop()
                 await self._reader.close()
@@ -203,9 +209,9 @@ class Client:
         assert self._producer is not None
         key = run_id.encode()
         history = TopicPartition(self.topics.history, partition_for(key, self._history_partitions))
-        dlq = TopicPartition(
-            self.topics.dlq, partition_for(key, len(await self._producer.partitions_for(self.topics.dlq)))
-        )
+        with kafka_errors(self.settings.bootstrap, f"reading the partitions of {self.topics.dlq}"):
+            dlq_partitions = len(await self._producer.partitions_for(self.topics.dlq))
+        dlq = TopicPartition(self.topics.dlq, partition_for(key, dlq_partitions))
         # The watch is positioned before the send, so the answer (written after it) cannot be missed.
         async with HookAnswerWatch(self.settings.bootstrap, history, dlq) as watch:
             offset = await self._send(run_id, value)
@@ -235,7 +241,8 @@ class Client:
         """Produce ``value`` to the inbox keyed by ``run_id``; returns its offset there."""
         await self.connect()
         assert self._producer is not None
-        metadata = await self._producer.send_and_wait(self.topics.inbox, value, key=run_id.encode())
+        with kafka_errors(self.settings.bootstrap, f"sending to {self.topics.inbox}"):
+            metadata = await self._producer.send_and_wait(self.topics.inbox, value, key=run_id.encode())
         return int(metadata.offset)
 
     async def _connected_producer(self) -> AIOKafkaProducer:

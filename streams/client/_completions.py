@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams import kafka
+from streams._errors import kafka_errors
 from streams.kafka import partition_for
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,10 @@ class CompletionsReader:
         self.scans = 0  # partition scans started so far
 
     async def open(self, partitions: int) -> None:
-        """Position the tail at the current end of every partition (it fetches from the first wait on)."""
+        """Position the tail at the current end of every partition (it fetches from the first wait on).
+
+        Raises the Kafka client's errors as they are (``Client.connect``, the caller, wraps them).
+        """
         self._own.clear()  # a reopened tail may have missed them: scans find them
         self.evictions += 1  # and a chain followed across the reopening is not "after the tail's start"
         self._tail_consumer = consumer = kafka.consumer(self._bootstrap)
@@ -121,8 +125,19 @@ class CompletionsReader:
         self, tp: TopicPartition, stop: int | None, visit: Callable[[bytes, bytes], None], *, start: int = 0
     ) -> None:
         """Call ``visit(key, value)`` for every keyed record in ``[start, stop)`` (``stop`` None: the current
-        end; ``start`` below the log's first offset: from that)."""
+        end; ``start`` below the log's first offset: from that).
+
+        Raises:
+            TransportError: Kafka is unreachable or refused a request.
+            TimeoutError: the scan made no progress for 30 s.
+        """
         self.scans += 1
+        with kafka_errors(self._bootstrap, f"scanning {tp.topic}[{tp.partition}]"):
+            await self._scan(tp, stop, visit, start)
+
+    async def _scan(
+        self, tp: TopicPartition, stop: int | None, visit: Callable[[bytes, bytes], None], start: int
+    ) -> None:
         async with self._scan_lock:
             # A consumer per scan: reusing one across scans (assign / unsubscribe) raced with aiokafka's
             # offset-reset bookkeeping when a scan was cancelled mid-seek.

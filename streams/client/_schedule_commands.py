@@ -10,18 +10,25 @@ a tombstone once deleted) whose ``requests`` holds the command's request id, or 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from engine import OverlapPolicy, Registry, ScheduleError, ScheduleSpec, ScheduleSpecError
-from engine.runtime import CallArgs, DeclaredSchedule, ScheduleCommand, ScheduleState, schedule_key
-from schemas import RecordCodec, SchemaError
+from engine.runtime import CallArgs, Clock, DeclaredSchedule, ScheduleCommand, ScheduleState, schedule_key
+from schemas import PayloadError, RecordCodec, SchemaError
+from streams import kafka
+from streams._settings import Settings
 from streams._topics import Topics
+from streams.client._watch import PartitionWatch, read_to_end
+from streams.kafka import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -186,3 +193,130 @@ def epoch_ms(name: str, value: datetime | int) -> int:
             raise ScheduleError(f"{name}={value.isoformat()} is a naive datetime: give it a time zone")
         return (value - _EPOCH) // _ONE_MS
     raise ScheduleError(f"{name} must be epoch milliseconds (int) or an aware datetime, got {value!r}")
+
+
+class ScheduleChannel:
+    """Sends schedule commands to their schedule's inbox partition and reads schedule states back.
+
+    Args:
+        settings: servers and topic prefix.
+        records: the codec commands are encoded with and states decoded with.
+        producer: returns the client's connected producer.
+        clock: stamps ``requested_at``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        records: RecordCodec,
+        producer: Callable[[], Awaitable[AIOKafkaProducer]],
+        clock: Clock,
+    ) -> None:
+        self.settings, self.records = settings, records
+        self.topics = Topics(settings.topic_prefix)
+        self._producer, self._clock = producer, clock
+
+    async def state(self, schedule_id: str) -> ScheduleState | None:
+        """The schedule's latest state on its partition of the state topic; None when there is none."""
+        check_id(schedule_id)
+        key = schedule_key(schedule_id).encode()
+        producer = await self._producer()
+        partition = partition_for(key, len(await producer.partitions_for(self.topics.inbox)))
+        found = await self.latest([TopicPartition(self.topics.state, partition)], key)
+        return found.get(key)
+
+    async def states(self, workflow_name: str | None) -> list[ScheduleState]:
+        """The latest state of every schedule (of ``workflow_name`` when given), ordered by id."""
+        producer = await self._producer()
+        tps = [TopicPartition(self.topics.state, p) for p in sorted(await producer.partitions_for(self.topics.state))]
+        states = (await self.latest(tps, None)).values()
+        chosen = (s for s in states if workflow_name is None or s.workflow_name == workflow_name)
+        return sorted(chosen, key=lambda s: s.schedule_id)
+
+    def command(
+        self,
+        schedule_id: str,
+        action: str,
+        *,
+        workflow_name: str | None = None,
+        args: CallArgs | None = None,
+        spec: str | None = None,
+        overlap: str | None = None,
+        note: str | None = None,
+        range_start: int | None = None,
+        range_end: int | None = None,
+    ) -> ScheduleCommand:
+        """A ``ScheduleCommand`` with a fresh request id (uuid4 hex), stamped now."""
+        check_id(schedule_id)
+        return ScheduleCommand(
+            schedule_id=schedule_id,
+            action=action,
+            request_id=uuid.uuid4().hex,
+            workflow_name=workflow_name,
+            args=args,
+            spec=spec,
+            overlap=overlap,
+            note=note,
+            range_start=range_start,
+            range_end=range_end,
+            requested_at=self._clock.now_ms(),
+        )
+
+    async def send(self, command: ScheduleCommand, *, wait: bool, timeout: float) -> ScheduleAnswer | None:
+        """Produce ``command`` to its schedule's inbox partition and, with ``wait``, return the answer.
+
+        Raises:
+            ScheduleError: the orchestrator refused it (the reason; e.g. a delete of no schedule).
+            TimeoutError: no answer within ``timeout`` seconds (it was sent and may still be applied).
+            PayloadError: arguments the payload codec cannot carry, or a record over the size limit.
+        """
+        value = self.records.encode(command)
+        if len(value) > kafka.MAX_MESSAGE_BYTES:
+            raise PayloadError(
+                f"the schedule command encodes to {len(value)} bytes, over the "
+                f"{kafka.MAX_MESSAGE_BYTES}-byte record limit"
+            )
+        producer = await self._producer()
+        key = schedule_key(command.schedule_id).encode()
+        # Explicit partition: the answer is looked for on this partition number of .state and .dlq.
+        partition = partition_for(key, len(await producer.partitions_for(self.topics.inbox)))
+        if not wait:
+            await producer.send_and_wait(self.topics.inbox, value, key=key, partition=partition)
+            return None
+        deadline = asyncio.get_running_loop().time() + timeout
+        dlq = TopicPartition(self.topics.dlq, partition_for(key, len(await producer.partitions_for(self.topics.dlq))))
+        state = TopicPartition(self.topics.state, partition)
+        async with PartitionWatch(self.settings.bootstrap, [state, dlq]) as watch:
+            await producer.send_and_wait(self.topics.inbox, value, key=key, partition=partition)
+            answer = await watch.first(ScheduleAnswerMatcher(self.records, command, value, self.topics), deadline)
+        if answer is None:
+            raise TimeoutError(
+                f"no answer to the {command.action} of schedule {command.schedule_id!r} within "
+                f"{timeout:g} s (is a kflow processor running on {self.topics.inbox}?); it was "
+                "sent and may still be applied"
+            )
+        if answer.refused is not None:
+            raise ScheduleError(answer.refused)
+        return answer
+
+    async def latest(self, tps: list[TopicPartition], only: bytes | None) -> dict[bytes, ScheduleState]:
+        """The latest state per schedule key on ``tps`` (``only`` that key when given); tombstones drop it."""
+        raw: dict[bytes, bytes | None] = {}
+
+        def visit(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:
+            if key is not None and key.startswith(KEY_PREFIX) and (only is None or key == only):
+                raw[key] = value
+
+        await read_to_end(self.settings.bootstrap, tps, visit)
+        states: dict[bytes, ScheduleState] = {}
+        for key, value in raw.items():
+            if value is None:
+                continue
+            try:
+                state = self.records.decode(value)
+            except SchemaError as exc:
+                log.warning("unreadable schedule state %r skipped: %s", key, exc)
+                continue
+            if isinstance(state, ScheduleState):
+                states[key] = state
+        return states

@@ -8,40 +8,32 @@ create when missing, an update when they differ, nothing otherwise.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import json
 import logging
 import sys
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Literal, overload
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from engine import OverlapPolicy, Registry, ScheduleError, ScheduleSpec, fire_run_id, trigger_run_id
-from engine.runtime import CallArgs, Clock, DeclaredSchedule, ScheduleCommand, ScheduleState, schedule_key
-from schemas import PayloadError, RecordCodec, SchemaError
-from streams import kafka
+from engine.runtime import CallArgs, Clock, DeclaredSchedule, ScheduleCommand, ScheduleState
+from schemas import RecordCodec
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.client._run_ids import workflow_name_of
 from streams.client._schedule_commands import (
-    KEY_PREFIX,
     ScheduleActivation,
-    ScheduleAnswer,
-    ScheduleAnswerMatcher,
+    ScheduleChannel,
     activated,
-    check_id,
     declarations,
     epoch_ms,
     is_declared,
     overlap_value,
     spec_text,
 )
-from streams.client._watch import PartitionWatch, read_to_end
-from streams.kafka import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +64,7 @@ class Schedules:
     ) -> None:
         self.settings, self.records, self.registry = settings, records, registry
         self.topics = Topics(settings.topic_prefix)
-        self._producer, self._clock = producer, clock
+        self._channel = ScheduleChannel(settings, records, producer, clock)
 
     @overload
     async def create(
@@ -196,17 +188,18 @@ class Schedules:
         if workflow_name is not None and self.registry is not None:
             self.registry.workflow(workflow_name)
         call = None if args is None and kwargs is None else CallArgs(tuple(args or ()), dict(kwargs or {}))
-        command = self._command(
+        spec_wire = None if spec is None else spec_text(spec)
+        overlap_wire = None if overlap is None else overlap_value(overlap)
+        command = self._channel.command(
             schedule_id,
             "update",
             workflow_name=workflow_name,
             args=call,
-            spec=None if spec is None else spec_text(spec),
-            overlap=None if overlap is None else overlap_value(overlap),
+            spec=spec_wire,
+            overlap=overlap_wire,
             note=note,
         )
-        answer = await self._send(command, wait=wait, timeout=timeout)
-        return None if answer is None else answer.state
+        return await self._mutate(command, wait, timeout)
 
     @overload
     async def pause(
@@ -226,8 +219,7 @@ class Schedules:
 
         Raises ``ScheduleError`` for no such schedule, ``TimeoutError`` as ``create``.
         """
-        answer = await self._send(self._command(schedule_id, "pause", note=note), wait=wait, timeout=timeout)
-        return None if answer is None else answer.state
+        return await self._mutate(self._channel.command(schedule_id, "pause", note=note), wait, timeout)
 
     @overload
     async def resume(
@@ -247,8 +239,7 @@ class Schedules:
 
         Raises ``ScheduleError`` for no such schedule, ``TimeoutError`` as ``create``.
         """
-        answer = await self._send(self._command(schedule_id, "resume", note=note), wait=wait, timeout=timeout)
-        return None if answer is None else answer.state
+        return await self._mutate(self._channel.command(schedule_id, "resume", note=note), wait, timeout)
 
     async def delete(self, schedule_id: str, *, wait: bool = True, timeout: float = 30.0) -> None:
         """Delete the schedule: no more fires; runs it started and that are still running go on.
@@ -256,7 +247,7 @@ class Schedules:
         Raises ``ScheduleError`` for no such schedule (checked with ``wait`` only), ``TimeoutError`` as
         ``create``.
         """
-        await self._send(self._command(schedule_id, "delete"), wait=wait, timeout=timeout)
+        await self._mutate(self._channel.command(schedule_id, "delete"), wait, timeout)
 
     async def trigger(self, schedule_id: str, *, wait: bool = True, timeout: float = 30.0) -> str:
         """Fire now, besides the regular fires; returns the run id the fire starts
@@ -268,8 +259,8 @@ class Schedules:
 
         Raises ``ScheduleError`` for no such schedule, ``TimeoutError`` as ``create``.
         """
-        command = self._command(schedule_id, "trigger")
-        await self._send(command, wait=wait, timeout=timeout)
+        command = self._channel.command(schedule_id, "trigger")
+        await self._channel.send(command, wait=wait, timeout=timeout)
         return trigger_run_id(schedule_id, command.request_id)
 
     async def backfill(
@@ -288,8 +279,8 @@ class Schedules:
         start_ms, end_ms = epoch_ms("start", start), epoch_ms("end", end)
         if start_ms >= end_ms:
             raise ScheduleError(f"backfill needs start < end, got [{start_ms}, {end_ms}) (epoch ms)")
-        command = self._command(schedule_id, "backfill", range_start=start_ms, range_end=end_ms)
-        answer = await self._send(command, wait=True, timeout=timeout)
+        command = self._channel.command(schedule_id, "backfill", range_start=start_ms, range_end=end_ms)
+        answer = await self._channel.send(command, wait=True, timeout=timeout)
         assert answer is not None and answer.state is not None
         spec = ScheduleSpec.from_wire(json.loads(answer.state.spec))
         # The orchestrator applied the request with this very spec, so the range is within its limit.
@@ -370,124 +361,29 @@ class Schedules:
     ) -> ScheduleState | None:
         if self.registry is not None:
             self.registry.workflow(workflow_name)
-        command = self._command(
+        spec_wire, overlap_wire = spec_text(spec), overlap_value(overlap)
+        command = self._channel.command(
             schedule_id,
             "create",
             workflow_name=workflow_name,
             args=args,
-            spec=spec_text(spec),
-            overlap=overlap_value(overlap),
+            spec=spec_wire,
+            overlap=overlap_wire,
             note=note,
         )
-        answer = await self._send(command, wait=wait, timeout=timeout)
+        return await self._mutate(command, wait, timeout)
+
+    async def _mutate(self, command: ScheduleCommand, wait: bool, timeout: float) -> ScheduleState | None:
+        """Send ``command``; the schedule's state once applied (None without ``wait``, and after a delete)."""
+        answer = await self._channel.send(command, wait=wait, timeout=timeout)
         return None if answer is None else answer.state
 
     async def get(self, schedule_id: str) -> ScheduleState | None:
         """The schedule's state (``next_fire_at``, ``running``, ``fires``, ``skipped``, ``recent_runs`` …),
         None when there is no such schedule. Reads its partition of the state topic to the end."""
-        check_id(schedule_id)
-        key = schedule_key(schedule_id).encode()
-        producer = await self._producer()
-        partition = partition_for(key, len(await producer.partitions_for(self.topics.inbox)))
-        found = await self._latest([TopicPartition(self.topics.state, partition)], key)
-        return found.get(key)
+        return await self._channel.state(schedule_id)
 
     async def list(self, workflow: str | Callable[..., object] | None = None) -> builtins.list[ScheduleState]:
         """Every schedule (only those starting ``workflow`` when given), ordered by id. Reads every partition
         of the state topic to the end."""
-        workflow_name = None if workflow is None else workflow_name_of(workflow)
-        producer = await self._producer()
-        tps = [TopicPartition(self.topics.state, p) for p in sorted(await producer.partitions_for(self.topics.state))]
-        states = (await self._latest(tps, None)).values()
-        return sorted(
-            (s for s in states if workflow_name is None or s.workflow_name == workflow_name),
-            key=lambda s: s.schedule_id,
-        )
-
-    def _command(
-        self,
-        schedule_id: str,
-        action: str,
-        *,
-        workflow_name: str | None = None,
-        args: CallArgs | None = None,
-        spec: str | None = None,
-        overlap: str | None = None,
-        note: str | None = None,
-        range_start: int | None = None,
-        range_end: int | None = None,
-    ) -> ScheduleCommand:
-        """A ``ScheduleCommand`` with a fresh request id (uuid4 hex), stamped now."""
-        check_id(schedule_id)
-        return ScheduleCommand(
-            schedule_id=schedule_id,
-            action=action,
-            request_id=uuid.uuid4().hex,
-            workflow_name=workflow_name,
-            args=args,
-            spec=spec,
-            overlap=overlap,
-            note=note,
-            range_start=range_start,
-            range_end=range_end,
-            requested_at=self._clock.now_ms(),
-        )
-
-    async def _send(self, command: ScheduleCommand, *, wait: bool, timeout: float) -> ScheduleAnswer | None:
-        """Produce ``command`` to its schedule's inbox partition and, with ``wait``, return the answer.
-
-        Raises:
-            ScheduleError: the orchestrator refused it (the reason; e.g. a delete of no schedule).
-            TimeoutError: no answer within ``timeout`` seconds (it was sent and may still be applied).
-            PayloadError: arguments the payload codec cannot carry, or a record over the size limit.
-        """
-        value = self.records.encode(command)
-        if len(value) > kafka.MAX_MESSAGE_BYTES:
-            raise PayloadError(
-                f"the schedule command encodes to {len(value)} bytes, over the "
-                f"{kafka.MAX_MESSAGE_BYTES}-byte record limit"
-            )
-        producer = await self._producer()
-        key = schedule_key(command.schedule_id).encode()
-        # Explicit partition: the answer is looked for on this partition number of .state and .dlq.
-        partition = partition_for(key, len(await producer.partitions_for(self.topics.inbox)))
-        if not wait:
-            await producer.send_and_wait(self.topics.inbox, value, key=key, partition=partition)
-            return None
-        deadline = asyncio.get_running_loop().time() + timeout
-        dlq = TopicPartition(self.topics.dlq, partition_for(key, len(await producer.partitions_for(self.topics.dlq))))
-        state = TopicPartition(self.topics.state, partition)
-        async with PartitionWatch(self.settings.bootstrap, [state, dlq]) as watch:
-            await producer.send_and_wait(self.topics.inbox, value, key=key, partition=partition)
-            answer = await watch.first(ScheduleAnswerMatcher(self.records, command, value, self.topics), deadline)
-        if answer is None:
-            raise TimeoutError(
-                f"no answer to the {command.action} of schedule {command.schedule_id!r} within "
-                f"{timeout:g} s (is a kflow processor running on {self.topics.inbox}?); it was "
-                "sent and may still be applied"
-            )
-        if answer.refused is not None:
-            raise ScheduleError(answer.refused)
-        return answer
-
-    async def _latest(self, tps: builtins.list[TopicPartition], only: bytes | None) -> dict[bytes, ScheduleState]:
-        """The latest state per schedule key on ``tps`` (``only`` that key when given); tombstones drop it."""
-        raw: dict[bytes, bytes | None] = {}
-
-        def visit(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:
-            if key is not None and key.startswith(KEY_PREFIX) and (only is None or key == only):
-                raw[key] = value
-
-        await read_to_end(self.settings.bootstrap, tps, visit)
-        states: dict[bytes, ScheduleState] = {}
-        for key, value in raw.items():
-            if value is None:
-                continue
-            try:
-                state = self.records.decode(value)
-            except SchemaError as exc:
-                log.warning("unreadable schedule state %r skipped: %s", key, exc)
-                continue
-            if isinstance(state, ScheduleState):
-                states[key] = state
-        return states
+        return await self._channel.states(None if workflow is None else workflow_name_of(workflow))

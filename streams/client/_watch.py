@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams import kafka
+from streams._errors import kafka_errors
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,12 @@ class PartitionWatch:
     async def __aenter__(self) -> Self:
         consumer = kafka.consumer(self._bootstrap)
         try:  # start() inside: a consumer cancelled or failing while it starts is closed too
-            await consumer.start()
-            consumer.assign(self._partitions)
-            # Invariant: read before the send, so the answer lies at or after these offsets.
-            for tp, offset in (await consumer.end_offsets(self._partitions)).items():
-                consumer.seek(tp, offset)
+            with kafka_errors(self._bootstrap, f"watching {_names(self._partitions)}"):
+                await consumer.start()
+                consumer.assign(self._partitions)
+                # Invariant: read before the send, so the answer lies at or after these offsets.
+                for tp, offset in (await consumer.end_offsets(self._partitions)).items():
+                    consumer.seek(tp, offset)
         except BaseException:
             await consumer.stop()
             raise
@@ -91,7 +93,21 @@ async def read_to_end(
 
     Raises:
         TimeoutError: a partition made no progress for 30 s.
+        TransportError: Kafka is unreachable or refused a request.
     """
+    with kafka_errors(bootstrap, f"reading {_names(partitions)}"):
+        await _read_to_end(bootstrap, partitions, visit)
+
+
+def _names(partitions: Sequence[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+
+
+async def _read_to_end(
+    bootstrap: str,
+    partitions: Sequence[TopicPartition],
+    visit: Callable[[TopicPartition, bytes | None, bytes | None], None],
+) -> None:
     consumer = kafka.consumer(bootstrap, max_poll_records=5000)
     try:  # start() inside: a consumer cancelled or failing while it starts is closed too
         await consumer.start()

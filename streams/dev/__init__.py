@@ -5,10 +5,12 @@ from streams.dev._demo import Say, Scenario, history_lines, run_example
 from streams.dev._jvm import Daemon, DevStackError, fetch_jars, find_java17
 from streams.dev._readiness import cassandra_ready, kafka_ready
 from streams.dev._smoke import smoke_roundtrip
-from streams.dev._stack import DevStack, ServerStatus
+from streams.dev._stack import CASSANDRA_VERSION, KAFKA_VERSION, DevStack, ServerStatus
 
 __all__ = [
     "DevStack",
+    "KAFKA_VERSION",
+    "CASSANDRA_VERSION",
     "ServerStatus",
     "DevStackError",
     "Daemon",

@@ -12,9 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine import KflowError
 
-class DevStackError(Exception):
+
+class DevStackError(KflowError):
     """The local servers could not be fetched, started or stopped; the message says what to do."""
+
+    retryable = False
 
 
 _JAVA_VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')

@@ -22,12 +22,12 @@ from typing import Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from engine import InvalidDurationError
 from engine.runtime import ForgetRun, parse_duration
 from schemas import RecordCodec
 from storage import CassandraConnection, CassandraTarget, FinishedRun, HistorySize, RunStore, migrate
+from streams._errors import kafka_errors
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.kafka import producer
@@ -156,7 +156,8 @@ async def compact(
     Raises:
         ValueError: ``older_than_ms`` < 0 or ``chunk`` < 1.
         StorageError: Cassandra unreachable or refusing a request (rerunning is safe).
-        OpsError: the inbox topic is missing or Kafka is unreachable (nothing of that chunk was marked).
+        OpsError: the inbox topic is missing (nothing was marked).
+        TransportError: Kafka is unreachable or refused a record (nothing of that chunk was marked).
     """
     if older_than_ms < 0 or chunk < 1:
         raise ValueError(f"older_than_ms must be >= 0 and chunk >= 1, got {older_than_ms} and {chunk}")
@@ -176,7 +177,7 @@ async def compact(
                 done = await asyncio.gather(
                     *(asyncio.to_thread(_settle, store, run, purge_history, dry_run, now_ms) for run in batch)
                 )
-                for run, handled in zip(batch, done):
+                for run, handled in zip(batch, done, strict=True):
                     report = report.add(handled, marker_size(records, run))
                     if progress is not None:
                         progress(handled)
@@ -225,9 +226,10 @@ class _Inbox:
         """Send one ``ForgetRun`` per run, keyed by its id; returns once Kafka acknowledged all of them.
 
         Raises:
-            OpsError: the inbox topic does not exist, or Kafka is unreachable or refused a record.
+            OpsError: the inbox topic does not exist.
+            TransportError: Kafka is unreachable or refused a record.
         """
-        try:
+        with kafka_errors(self._bootstrap, f"sending ForgetRun records to {self._topic}"):
             sender = self._producer or await self._start()
             sent = [
                 await sender.send(
@@ -238,8 +240,6 @@ class _Inbox:
                 for run in runs
             ]
             await asyncio.gather(*sent)
-        except (KafkaError, OSError) as exc:
-            raise OpsError(f"cannot send ForgetRun records to {self._topic} at {self._bootstrap}: {exc}") from None
 
     async def _start(self) -> AIOKafkaProducer:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)

@@ -15,16 +15,20 @@ from typing import cast
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from engine import KflowError
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, CassandraTarget, HistoryWriter, migrate
+from streams._errors import kafka_errors
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.kafka import consumer
 
 
-class RebuildError(Exception):
+class RebuildError(KflowError):
     """The rebuild cannot start; the message says why in one line."""
+
+    retryable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +51,23 @@ async def rebuild(
     """Write the history topic (from ``from_ms``, epoch ms, or the beginning) into Cassandra.
 
     Raises:
+        RebuildError: the history topic does not exist.
         StorageError: Cassandra is unreachable or refused a write (rerunning is safe).
+        TransportError: Kafka is unreachable or refused a request (rerunning is safe).
     """
+    history = Topics(settings.topic_prefix).history
+    with kafka_errors(settings.bootstrap, f"reading {history}"):
+        return await _rebuild(settings, from_ms, batch, progress)
+
+
+async def _rebuild(
+    settings: Settings, from_ms: int | None, batch: int, progress: Callable[[int, int], None]
+) -> RebuildReport:
     host, port = settings.cassandra_host_port
     records = RecordCodec(secret=settings.secret)
     reader = consumer(settings.bootstrap, max_poll_records=batch)
-    await reader.start()
-    try:
+    try:  # start() inside: a consumer failing to start is closed too
+        await reader.start()
         history = Topics(settings.topic_prefix).history
         tps = [TopicPartition(history, p) for p in range(await _partition_count(settings.bootstrap, history))]
         reader.assign(tps)

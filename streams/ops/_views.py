@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Protocol
 
-from engine import RunStatus
+from engine import KflowError, RunStatus
 from engine.runtime import CallArgs, ChildWorkflowStarted, ErrorInfo, HistoryEvent
 from streams._settings import Settings
 
@@ -25,8 +25,10 @@ _CHILDREN_LIMIT: Final = 50  # children whose status `runs show` looks up
 _BRIEF_WIDTH: Final = 100  # characters of an event's fields shown in the events table
 
 
-class OpsError(Exception):
+class OpsError(KflowError):
     """A problem the operator can act on (unknown run, missing workflow, bad --since); one line."""
+
+    retryable = False
 
 
 class RunQueries(Protocol):

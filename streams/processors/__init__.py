@@ -5,8 +5,9 @@ materializer (``.history`` -> Cassandra), with the state each keeps."""
 from streams.processors._materializer import HistoryMaterializer, MaterializerStats
 from streams.processors._orchestrator import Orchestrator, OrchestratorStats
 from streams.processors._outputs import Output, dead_letter
-from streams.processors._partition_logic import PartitionLogic, RunCache
+from streams.processors._partition_logic import PartitionLogic
 from streams.processors._partition_timers import PartitionTimers
+from streams.processors._run_cache import RunCache
 from streams.processors._timer_changelog import (
     ChangelogError,
     ChangelogFold,

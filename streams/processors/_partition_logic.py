@@ -11,15 +11,11 @@ owns a run sees every input of that run, in order, and nothing else mutates its 
 from __future__ import annotations
 
 import logging
-import sys
-from collections import OrderedDict
-from dataclasses import dataclass, field
 
 from engine import EventLimits, KflowError, Registry, RunStatus, UnknownWorkflowError, runtime
 from engine.runtime import (
     ErrorInfo,
     ExecuteStep,
-    HistoryEvent,
     Run,
     RunFinished,
     StartTimer,
@@ -28,11 +24,11 @@ from engine.runtime import (
     decide_schedule,
     is_schedule_key,
     schedule_key,
-    status_of,
 )
 from schemas import RecordCodec, SchemaError
 from streams.kafka import MAX_MESSAGE_BYTES
 from streams.processors._outputs import Output, dead_letter
+from streams.processors._partition_state import FORGOTTEN, PartitionState
 
 log = logging.getLogger(__name__)
 
@@ -48,54 +44,10 @@ _INPUT_TYPES = (
 )
 _Inbound = runtime.Input | runtime.ForgetRun | runtime.ScheduleCommand
 """What the inbox carries: run inputs, and ops records the orchestrator handles itself."""
-FORGOTTEN = "forgotten"
-"""Status of a compacted run whose id came from an idempotency key (kept so the id is never reused)."""
-CHECKPOINT_KEY = b"checkpoint"
-"""Key of a partition's ``StateCheckpoint`` on the state topic (written to that partition explicitly)."""
 
 
-@dataclass(slots=True)
-class RunCache:
-    """Live runs (workflow coroutines suspended at an await), least recently used evicted first.
-
-    Eviction is invisible except in speed: an evicted run is rebuilt by replay from its history.
-    ``capacity=0`` evicts every run after every input (the always-replay mode of the tests).
-    """
-
-    capacity: int
-    runs: OrderedDict[str, Run] = field(default_factory=OrderedDict)
-    evictions: int = 0
-
-    def get(self, run_id: str) -> Run | None:
-        run = self.runs.get(run_id)
-        if run is not None:
-            self.runs.move_to_end(run_id)
-        return run
-
-    def put(self, run: Run) -> None:
-        if run.finished or self.capacity == 0:
-            self.discard(run.run_id, run)
-            return
-        self.runs[run.run_id] = run
-        self.runs.move_to_end(run.run_id)
-        while len(self.runs) > self.capacity:
-            _, oldest = self.runs.popitem(last=False)
-            oldest.close()
-            self.evictions += 1
-
-    def discard(self, run_id: str, run: Run | None = None) -> None:
-        cached = self.runs.pop(run_id, None)
-        for victim in {id(r): r for r in (cached, run) if r is not None}.values():
-            victim.close()
-
-    def clear(self) -> None:
-        for run in self.runs.values():
-            run.close()
-        self.runs.clear()
-
-
-class PartitionLogic:
-    """State and decisions of one inbox partition: histories of its runs and the live-run cache.
+class PartitionLogic(PartitionState):
+    """Decisions of one inbox partition over its state (``PartitionState``: histories, live runs, markers).
 
     Args:
         registry: workflows and steps of the loaded module.
@@ -113,154 +65,11 @@ class PartitionLogic:
         cache_size: int = 10_000,
         limits: EventLimits | None = None,
     ) -> None:
+        super().__init__(records, partition, cache_size)
         self.registry = registry
-        self.records = records
         self.inbox_topic = inbox_topic
-        self.partition = partition
-        self.histories: dict[str, list[HistoryEvent]] = {}
-        # Finished runs keep only their status: their inputs are ignored, so their events are not needed,
-        # and memory stays proportional to the runs still running.
-        self.finished: dict[str, str] = {}
-        self.successors: dict[str, str] = {}  # continued_as_new run -> its successor (cancels follow the chain)
-        self.keyed: set[str] = set()  # finished runs started with an idempotency key (their id is never reused)
-        # History offset of the first event of each running run: the restore checkpoint is their minimum.
-        self.first_offsets: dict[str, int] = {}
-        self.history_end = 0  # one past the last history offset seen
-        # Runs found finished in history without a RunMarker: older topics (no checkpoint yet) — or, above a
-        # checkpoint, runs whose marker ForgetRun removed. Their markers, to write or to drop.
-        self.unmarked: list[Output] = []
-        self.schedules: dict[str, runtime.ScheduleState] = {}  # by key "schedule:{id}"
-        self.cache = RunCache(cache_size)
         self.limits = limits
         self.replays = 0
-
-    # --- recovery ---------------------------------------------------------------------------
-
-    def restore_state(self, key: bytes, value: bytes | None) -> int | None:
-        """Apply one record of the state topic (recovery); return the history offset of a checkpoint."""
-        name = key.decode("utf-8", "replace")
-        if value is None:  # tombstone: a forgotten run or a deleted schedule
-            self.finished.pop(name, None)
-            self.successors.pop(name, None)
-            self.keyed.discard(name)
-            self.schedules.pop(name, None)
-            return None
-        decoded = self.records.codec.decode(value)
-        record = decoded.record
-        if decoded.name == "StateCheckpoint":
-            offset = record["history_offset"]
-            return offset if isinstance(offset, int) else None
-        if decoded.name == "ScheduleState":
-            schedule = self.records.decode(value)
-            assert isinstance(schedule, runtime.ScheduleState)
-            self.schedules[name] = schedule
-        if decoded.name == "RunMarker":
-            self.finished[name] = sys.intern(str(record["status"]))
-            if record.get("idempotency_key") is not None and record["status"] != FORGOTTEN:
-                self.keyed.add(name)
-            if record["next_run_id"]:
-                self.successors[name] = str(record["next_run_id"])
-        return None
-
-    def restore(self, event: HistoryEvent, offset: int | None = None) -> bool:
-        """Add one event read back from the history topic (recovery); False if it was not needed
-        (a run known finished from its marker, or a duplicate by seq)."""
-        if offset is not None:
-            self.history_end = max(self.history_end, offset + 1)
-        if event.run_id in self.finished:
-            return False
-        history = self.histories.get(event.run_id)
-        if history is None:
-            if event.seq != 1:  # cannot happen above a checkpoint: its runs all start after it
-                log.warning("history of %s starts at seq %d: skipped", event.run_id, event.seq)
-                return False
-            history = self.histories[event.run_id] = []
-            if offset is not None:
-                self.first_offsets[event.run_id] = offset
-        # Invariant: seq is dense from 1, so a seq at or below the length is a duplicate write.
-        if event.seq != len(history) + 1:
-            return False
-        history.append(event)
-        marker = self._retire_if_finished(event.run_id)
-        if marker is not None:
-            self.unmarked.append(Output("state", event.run_id.encode(), marker, self.partition))
-        return True
-
-    def settle_unmarked(self, checkpointed: bool) -> list[Output]:
-        """After reading history: the markers to write for runs found finished without one.
-
-        With a checkpoint, every run that finished above it got its marker in the same transaction, so a
-        missing one was removed by ``ForgetRun``: the run is forgotten again, not brought back. Without
-        one (topics older than the state topic) the markers are simply missing: write them.
-        """
-        unmarked, self.unmarked = self.unmarked, []
-        if not checkpointed:
-            return unmarked
-        for out in unmarked:
-            run_id = out.key.decode()
-            self.finished.pop(run_id, None)
-            self.successors.pop(run_id, None)
-        return []
-
-    def _retire_if_finished(self, run_id: str) -> bytes | None:
-        """Move a run whose history ended to ``finished``; return its encoded ``RunMarker``."""
-        history = self.histories.get(run_id)
-        status = status_of(history[-1]) if history else None
-        if history is None or status is None:
-            return None
-        last, first = history[-1], history[0]
-        self.finished[run_id] = status
-        next_run_id = last.next_run_id if isinstance(last, runtime.WorkflowContinuedAsNew) else None
-        if next_run_id:
-            self.successors[run_id] = next_run_id
-        del self.histories[run_id]
-        self.first_offsets.pop(run_id, None)
-        self.cache.discard(run_id)
-        started = first if isinstance(first, runtime.WorkflowStarted) else None
-        key = started.idempotency_key if started is not None else None
-        if key is not None:
-            self.keyed.add(run_id)
-        return self._marker(
-            run_id, started.workflow_name if started is not None else "", status, next_run_id, last.timestamp, key
-        )
-
-    def _marker(
-        self,
-        run_id: str,
-        workflow_name: str,
-        status: str,
-        next_run_id: str | None,
-        finished_at: int,
-        idempotency_key: str | None,
-    ) -> bytes:
-        return self.records.codec.encode(
-            "RunMarker",
-            {
-                "run_id": run_id,
-                "workflow_name": workflow_name,
-                "status": status,
-                "next_run_id": next_run_id,
-                "finished_at": finished_at,
-                "idempotency_key": idempotency_key,
-            },
-        )
-
-    def observe(self, run_id: str, offset: int) -> None:
-        """Note the history offset a run's event was written at (after delivery)."""
-        self.history_end = max(self.history_end, offset + 1)
-        if run_id in self.histories and run_id not in self.first_offsets:
-            self.first_offsets[run_id] = offset
-
-    def checkpoint(self) -> int:
-        """History offset where restoring may start: every event before it belongs to a finished run."""
-        return min(self.first_offsets.values(), default=self.history_end)
-
-    def checkpoint_output(self, now_ms: int) -> Output:
-        """The ``StateCheckpoint`` record for :meth:`checkpoint`."""
-        value = self.records.codec.encode(
-            "StateCheckpoint", {"partition": self.partition, "history_offset": self.checkpoint(), "written_at": now_ms}
-        )
-        return Output("state", CHECKPOINT_KEY, value, self.partition)
 
     # --- processing -------------------------------------------------------------------------
 

@@ -94,7 +94,8 @@ class TimerProcessor:
         settings: servers and topic prefix.
         state_dir: folder of the timer indexes (``<state_dir>/<prefix>/timers-<partition>.sqlite3``); an
             empty or foreign one only costs a rebuild from the changelog.
-        clock: source of ``now`` (due checks and ``fired_at``); the scheduler sleeps for the gap it reports.
+        clock: source of ``now`` (due checks and ``fired_at``; default the system clock); the scheduler sleeps
+            for the gap it reports.
         head_size: most timers per partition held in memory; the rest wait in SQLite only.
         records: codec for engine records (default: JSON payloads, ``settings.secret``).
     """
@@ -104,7 +105,7 @@ class TimerProcessor:
         settings: Settings,
         *,
         state_dir: Path,
-        clock: Clock = SystemClock(),
+        clock: Clock | None = None,
         head_size: int = 1024,
         records: RecordCodec | None = None,
     ) -> None:
@@ -115,7 +116,7 @@ class TimerProcessor:
         self.group = f"{settings.topic_prefix}.delay"
         self.state_dir = state_dir / settings.topic_prefix
         self.head_size = head_size
-        self._clock = clock
+        self._clock = clock or SystemClock()
         self._records = records or RecordCodec(secret=settings.secret)
         self._partitions: dict[int, PartitionTimers] = {}
         # Held while a batch is applied and committed; a revoke waits for it, so a partition's index is
@@ -170,7 +171,7 @@ class TimerProcessor:
         self._consumer = consumer(self.settings.bootstrap, group_id=self.group)
         self._consumer.subscribe([self.topics.timers], listener=_Listener(self))
         await self._consumer.start()
-        self._task = asyncio.create_task(self._consume(), name="kflow-delay")
+        self._task = asyncio.create_task(self._consume(), name="kflow-timers")
 
     async def stop(self) -> None:
         """Stop consuming and firing, close the indexes, leave the group, close the producer."""

@@ -16,7 +16,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from storage import CassandraConnection, CassandraTarget
+from compact_support import Runs, make_runs, materialize
+from engine.runtime import SystemClock
+from storage import CassandraConnection, CassandraTarget, migrate
 from streams import DevStack, Settings, Topics, create_topics
 
 
@@ -74,3 +76,38 @@ async def _delete_topics(settings: Settings) -> None:
             await admin.delete_topics(names)
     finally:
         await admin.close()
+
+
+# --- compaction (test_compact_*.py; helpers in compact_support.py) -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def base(settings: Settings) -> Settings:
+    """The session's servers with the compaction tests' own topics (dropped with the session's: same prefix)."""
+    prefix = f"{settings.topic_prefix}-compact"
+    asyncio.run(create_topics(settings.bootstrap, Topics(prefix), settings.partitions))
+    return dataclasses.replace(settings, topic_prefix=prefix)
+
+
+@pytest.fixture()
+def conn(settings: Settings) -> Iterator[CassandraConnection]:
+    """A connection to the session's Cassandra, closed after the test."""
+    host, port = settings.cassandra_host_port
+    with CassandraConnection(CassandraTarget(host, port)) as connection:
+        yield connection
+
+
+@pytest.fixture()
+def ks(base: Settings, conn: CassandraConnection) -> Settings:
+    """``base`` on a migrated keyspace of this test's own (dropped with the session's: same prefix)."""
+    isolated = dataclasses.replace(base, keyspace=f"{base.keyspace}_c{uuid.uuid4().hex[:8]}")
+    migrate(conn, isolated.keyspace)
+    return isolated
+
+
+@pytest.fixture()
+def runs(ks: Settings, conn: CassandraConnection) -> Runs:
+    """The standard mix of runs of the compaction tests, materialized into the test's keyspace."""
+    made = make_runs(ks.keyspace[-8:], SystemClock().now_ms())
+    materialize(conn, ks, [event for events in made.histories.values() for event in events])
+    return made

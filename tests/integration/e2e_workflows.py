@@ -129,7 +129,7 @@ async def sleepy(duration: object) -> str:
 
 @workflow
 async def sleep_until_soon() -> str:
-    await sleep(datetime.now(UTC) + timedelta(milliseconds=300))  # noqa: DTZ — fixed on first run
+    await sleep(datetime.now(UTC) + timedelta(milliseconds=300))  # the wall clock: fixed on the first run
     return "awake"
 
 

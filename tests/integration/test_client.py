@@ -14,6 +14,7 @@ from engine import runtime
 from engine.runtime import CallArgs, CancelWorkflow, ErrorInfo, ResumeHook, RunFinished, StartWorkflow
 from schemas import RecordCodec
 from streams import Client, Settings, Topics, partition_for
+from support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -37,11 +38,17 @@ async def _inbox_records(settings: Settings, run_id: str, count: int, timeout: f
         consumer.assign([TopicPartition(topic, p) for p in range(settings.partitions)])
         await consumer.seek_to_beginning()
         found: list[tuple[int, object]] = []
-        deadline = time.monotonic() + timeout
-        while len(found) < count:
-            assert time.monotonic() < deadline, f"only {len(found)}/{count} inbox records for {run_id}"
+
+        async def enough() -> bool:
+            if len(found) >= count:
+                return True
             for tp, messages in (await consumer.getmany(timeout_ms=200)).items():
-                found += [(tp.partition, RECORDS.decode(m.value)) for m in messages if m.key == run_id.encode()]
+                found.extend((tp.partition, RECORDS.decode(m.value)) for m in messages if m.key == run_id.encode())
+            return False
+
+        await eventually(
+            enough, timeout=timeout, interval=0, what=lambda: f"{count} inbox records for {run_id}; {len(found)} so far"
+        )
         return found
     finally:
         await consumer.stop()

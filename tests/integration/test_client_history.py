@@ -3,7 +3,6 @@ the part of the history topic it has not written yet — equal to a scan of the 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 import uuid
@@ -21,6 +20,7 @@ from streams import Settings, Topics, partition_for
 from streams.client import Client
 from streams.kafka import consumer, producer
 from streams.processors import HistoryMaterializer, Orchestrator
+from support import eventually
 
 RECORDS = RecordCodec()
 
@@ -74,10 +74,11 @@ async def produce(settings: Settings, events: Sequence[HistoryEvent]) -> None:
     await committed.start()
     await everything.start()
     try:
-        deadline = time.monotonic() + 30
-        while await committed.end_offsets(tps) != await everything.end_offsets(tps):
-            assert time.monotonic() < deadline, "the last transaction's markers never landed"
-            await asyncio.sleep(0.05)
+
+        async def markers_landed() -> bool:
+            return await committed.end_offsets(tps) == await everything.end_offsets(tps)
+
+        await eventually(markers_landed, what="the last transaction's markers to land")
     finally:
         await committed.stop()
         await everything.stop()
@@ -90,15 +91,15 @@ async def materialized_to_the_end(settings: Settings, timeout: float = 60) -> No
     admin, probe = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap), consumer(settings.bootstrap)
     await admin.start()
     await probe.start()
-    deadline = time.monotonic() + timeout
     try:
-        while True:
+
+        async def at_the_end() -> bool:
             committed = await admin.list_consumer_group_offsets(f"{settings.topic_prefix}.materializer")
             ends = await probe.end_offsets(tps)
-            if all(tp in committed and committed[tp].offset == ends[tp] for tp in tps):
-                return
-            assert time.monotonic() < deadline, f"materializer not at the end: {committed} vs {ends}"
-            await asyncio.sleep(0.2)
+            assert all(tp in committed and committed[tp].offset == ends[tp] for tp in tps), f"{committed} vs {ends}"
+            return True
+
+        await eventually(at_the_end, timeout=timeout, interval=0.2, what="the materializer to reach the end")
     finally:
         await probe.stop()
         await admin.close()

@@ -7,7 +7,6 @@ checked against what actually executed.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import dataclasses
 import os
@@ -16,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from schemas import RecordCodec
 from streams import Settings, Topics, create_topics
 from streams.client import Client
 from streams.kafka import consumer
+from support import eventually
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent
@@ -41,13 +41,13 @@ class Cluster:
     logs: Path
 
     def spawn(self, command: str, name: str) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"{name}.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", command, "-A", "e2e_workflows"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.logs / f"{name}.log", "ab") as log:  # the child has its own copy of the file
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", command, "-A", "e2e_workflows"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.procs.append(proc)
         return proc
 
@@ -87,14 +87,6 @@ def kill9(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def completions_per_run(settings: Settings) -> collections.Counter[str]:
     """How many RunFinished records each run id has on the completions topic (read to its end)."""
     records = RecordCodec()
@@ -126,7 +118,7 @@ async def test_worker_killed_mid_step_redelivers_the_command(cluster: Cluster) -
     worker = cluster.spawn("worker", "worker-1")
     async with client(cluster) as kflow:
         run_id = await kflow.start("slow", "crash-step", 4.0)
-        await until(lambda: "start crash-step" in cluster.lines(), 60, "the step to start")
+        await eventually(lambda: "start crash-step" in cluster.lines(), timeout=60, what="the step to start")
         kill9(worker)
         cluster.spawn("worker", "worker-2")
         assert await kflow.result(run_id, timeout=120) == "crash-step"
@@ -141,7 +133,7 @@ async def test_orchestrator_killed_mid_run_loses_and_repeats_nothing(cluster: Cl
     cluster.spawn("worker", "worker")
     async with client(cluster) as kflow:
         run_ids = [await kflow.start("effects", f"run{i}", 6, 0.15) for i in range(8)]
-        await until(lambda: len(cluster.lines()) >= 12, 60, "some steps to complete")
+        await eventually(lambda: len(cluster.lines()) >= 12, timeout=60, what="some steps to complete")
         kill9(processor)
         cluster.spawn("processor", "processor-2")
         results = [await kflow.result(run_id, timeout=120) for run_id in run_ids]
@@ -161,15 +153,9 @@ async def test_delay_processor_killed_with_timers_pending(cluster: Cluster) -> N
 
         async def armed() -> bool:
             histories = [await kflow.get_events(run_id) for run_id in run_ids]
-            return all(
-                any(type(e).__name__ == "TimerScheduled" and e.kind == "sleep" for e in h)
-                for h in histories
-            )
+            return all(any(type(e).__name__ == "TimerScheduled" and e.kind == "sleep" for e in h) for h in histories)
 
-        deadline = time.monotonic() + 30
-        while not await armed():
-            assert time.monotonic() < deadline, "sleeps were not armed"
-            await asyncio.sleep(0.1)
+        await eventually(armed, interval=0.1, what="the sleeps to be armed")
         kill9(processor)
         killed_at_ms = int(time.time() * 1000)
         cluster.spawn("processor", "processor-2")
@@ -192,12 +178,12 @@ async def test_orchestrator_killed_while_runs_wait_on_hooks_and_children(cluster
         async def has(run_id: str, event: str) -> bool:
             return any(type(e).__name__ == event for e in await kflow.get_events(run_id))
 
-        deadline = time.monotonic() + 60
-        while not all(
-            [await has(r, "HookCreated") for r in waiting] + [await has(p, "ChildWorkflowStarted") for p in parents]
-        ):
-            assert time.monotonic() < deadline, "runs did not reach their hooks and children"
-            await asyncio.sleep(0.1)
+        async def all_waiting() -> bool:
+            return all(
+                [await has(r, "HookCreated") for r in waiting] + [await has(p, "ChildWorkflowStarted") for p in parents]
+            )
+
+        await eventually(all_waiting, timeout=60, interval=0.1, what="the runs to reach their hooks and children")
         kill9(processor)
         cluster.spawn("processor", "processor-2")
         for i, run_id in enumerate(waiting):

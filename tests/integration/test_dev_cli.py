@@ -44,11 +44,13 @@ def test_topics_create_creates_every_topic_once(settings: Settings) -> None:
     names = Topics(prefix).all()
     assert [line.split() for line in first.stdout.splitlines()] == [[n, "created"] for n in names]
     assert [line.split() for line in second.stdout.splitlines()] == [[n, "exists"] for n in names]
+    as_json = kflow("topics", "create", "--json", env=env)
+    assert json.loads(as_json.stdout) == [{"topic": n, "created": False} for n in names], as_json.stderr
 
 
 def test_bad_partition_setting_is_one_line(servers: Settings) -> None:
     done = kflow("topics", "create", env={"KFLOW_PARTITIONS": "many"})
-    assert done.returncode == 1
+    assert done.returncode == 2  # a bad setting is a usage error
     assert done.stderr == "kflow: error: KFLOW_PARTITIONS must be an integer, got 'many'\n"
 
 

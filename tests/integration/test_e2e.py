@@ -16,6 +16,7 @@ from engine import FatalError, Registry, WorkflowTimeoutError
 from streams import Settings, Topics, create_topics
 from streams.client import Client
 from streams.processors import Orchestrator, StepWorker, TimerProcessor
+from support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -174,10 +175,13 @@ async def _dead_letters(settings: Settings, key: bytes) -> list[dict[str, object
         tps = [TopicPartition(Topics(settings.topic_prefix).dlq, p) for p in range(settings.partitions)]
         reader.assign(tps)
         await reader.seek_to_beginning(*tps)
-        deadline = time.monotonic() + 30
-        while not found and time.monotonic() < deadline:
+
+        async def some_found() -> list[dict[str, object]]:
             for messages in (await reader.getmany(timeout_ms=500)).values():
                 found.extend(r for r in (codec.decode(m.value).record for m in messages) if r["key"] == key)
+            return found
+
+        await eventually(some_found, interval=0, what=f"a dead letter keyed {key!r}")
     finally:
         await reader.stop()
     return found
@@ -234,10 +238,7 @@ async def test_cancel_raises_at_the_next_await_and_cleanup_runs(app: App) -> Non
     async def sleeping() -> bool:
         return any(type(e).__name__ == "TimerScheduled" for e in await app.client.get_events(run_id))
 
-    deadline = time.monotonic() + 30
-    while not await sleeping():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await eventually(sleeping, what="the run to start sleeping")
     await app.client.cancel(run_id, reason="customer asked")
     with pytest.raises(CancellationError):
         await app.client.result(run_id, timeout=30)
@@ -280,10 +281,7 @@ async def test_cancelling_a_parent_cancels_its_child(app: App) -> None:
         events = await app.client.get_events(child_id)
         return child_id if any(type(e).__name__ == "TimerScheduled" for e in events) else None
 
-    deadline = time.monotonic() + 30
-    while (child_id := await child_sleeping()) is None:
-        assert time.monotonic() < deadline, "the child never started sleeping"
-        await asyncio.sleep(0.05)
+    child_id = await eventually(child_sleeping, what="the child to start sleeping")
     await app.client.cancel(run_id, reason="stop everything")
     with pytest.raises(CancellationError):
         await app.client.result(run_id, timeout=30)
@@ -292,10 +290,10 @@ async def test_cancelling_a_parent_cancels_its_child(app: App) -> None:
 
 
 async def _wait_for_event(app: App, run_id: str, name: str) -> None:
-    deadline = time.monotonic() + 30
-    while not any(type(e).__name__ == name for e in await app.client.get_events(run_id)):
-        assert time.monotonic() < deadline, f"no {name} in the history of {run_id}"
-        await asyncio.sleep(0.05)
+    async def recorded() -> bool:
+        return any(type(e).__name__ == name for e in await app.client.get_events(run_id))
+
+    await eventually(recorded, what=f"a {name} in the history of {run_id}")
 
 
 async def test_a_hook_payload_resumes_the_workflow(app: App) -> None:

@@ -125,8 +125,8 @@ def ok(done: subprocess.CompletedProcess[str]) -> str:
     return done.stdout
 
 
-def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 1, done.stdout + done.stderr
+def one_line_error(done: subprocess.CompletedProcess[str], status: int = 1) -> str:
+    assert done.returncode == status, done.stdout + done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     return done.stderr.rstrip("\n")
 
@@ -233,8 +233,21 @@ def test_replay_of_unchanged_code_is_deterministic(settings: Settings, recorded:
 
 def test_replay_of_changed_code_reports_the_divergence(settings: Settings, recorded: Recorded) -> None:
     done = kflow(settings, "replay", recorded.orders[0], "-A", "ops_workflows_v2")
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 3, done.stderr  # 3: replay diverged
     assert "position 1: recorded sleep, new step 'refund'" in done.stdout
+    as_json = kflow(settings, "replay", recorded.orders[0], "-A", "ops_workflows_v2", "--json")
+    assert as_json.returncode == 3 and as_json.stderr == "", as_json.stderr
+    assert json.loads(as_json.stdout) == {
+        "run_id": recorded.orders[0],
+        "workflow": "order",
+        "deterministic": False,
+        "events": len(recorded.histories[recorded.orders[0]]),
+        "diverged": True,
+        "position": 1,
+        "recorded": "sleep",
+        "new": "step 'refund'",
+        "problem": None,
+    }
 
 
 def test_replay_of_every_run_of_a_workflow(settings: Settings, recorded: Recorded) -> None:
@@ -243,7 +256,7 @@ def test_replay_of_every_run_of_a_workflow(settings: Settings, recorded: Recorde
     assert ok(clean) == f"{total} of {total} runs deterministic\n"
     assert f"{total}/{total} runs, 0 diverged" in clean.stderr
     changed = kflow(settings, "replay", "--workflow", "order", "-A", "ops_workflows_v2", "--since", "2d")
-    assert changed.returncode == 1, changed.stderr
+    assert changed.returncode == 3, changed.stderr
     lines = changed.stdout.splitlines()
     recent = [recorded.running, *recorded.orders[:-1]]  # the 3-day-old run is before --since
     assert lines[0] == f"0 of {len(recent)} runs deterministic"
@@ -251,6 +264,12 @@ def test_replay_of_every_run_of_a_workflow(settings: Settings, recorded: Recorde
     assert all("position 1: recorded sleep, new step 'refund'" in line for line in lines[1:])
     limited = ok(kflow(settings, "replay", "--workflow", "order", "-A", "ops_workflows", "--limit", "2"))
     assert limited == "2 of 2 runs deterministic\n"
+    as_json = kflow(settings, "replay", "--workflow", "order", "-A", "ops_workflows_v2", "--since", "2d", "--json")
+    assert as_json.returncode == 3, as_json.stderr
+    data = json.loads(as_json.stdout)  # the progress bar stays on stderr
+    assert (data["workflow"], data["runs"], data["deterministic"]) == ("order", len(recent), 0)
+    assert sorted(o["run_id"] for o in data["outcomes"]) == sorted(recent)
+    assert all(o["diverged"] and o["position"] == 1 for o in data["outcomes"])
 
 
 # --- errors and cancel ----------------------------------------------------------------------------
@@ -278,13 +297,21 @@ def test_a_module_without_the_workflow_is_one_line(settings: Settings, recorded:
 
 
 def test_cassandra_unreachable_is_one_line(settings: Settings) -> None:
-    line = one_line_error(kflow(settings, "runs", "list", KFLOW_CASSANDRA="127.0.0.1:1"))
+    line = one_line_error(kflow(settings, "runs", "list", KFLOW_CASSANDRA="127.0.0.1:1"), status=4)
     assert line.startswith("kflow: error: Cassandra at 127.0.0.1:1 is unreachable")
+
+
+def test_kafka_unreachable_is_one_line_and_exit_4(settings: Settings, recorded: Recorded) -> None:
+    done = kflow(settings, "runs", "cancel", recorded.running, KFLOW_BOOTSTRAP="127.0.0.1:1")
+    line = one_line_error(done, status=4)  # the run is read from Cassandra, the cancellation cannot be sent
+    assert line.startswith("kflow: error: Kafka at 127.0.0.1:1 is unreachable (connecting the client producer): ")
 
 
 def test_cancel_of_a_finished_run_changes_nothing(settings: Settings, recorded: Recorded) -> None:
     out = ok(kflow(settings, "runs", "cancel", recorded.failed))
     assert out == f"run {recorded.failed} already finished (failed): nothing to cancel\n"
+    as_json = json.loads(ok(kflow(settings, "runs", "cancel", recorded.failed, "--json")))
+    assert as_json == {"run_id": recorded.failed, "status": "failed", "sent": False}
 
 
 async def test_cancel_of_a_running_run_sends_cancel_workflow(settings: Settings, recorded: Recorded) -> None:
@@ -322,7 +349,7 @@ async def test_lag_is_history_end_minus_the_materializer_commits(settings: Setti
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
     await producer.start()
     try:
-        for i in range(5):
+        for _ in range(5):
             await producer.send_and_wait(topics.history, b"x", key=b"k", partition=0)
         await producer.send_and_wait(topics.history, b"y", key=b"k", partition=1)
     finally:

@@ -1,25 +1,18 @@
 """Schedules on the real broker: fires with derived run ids, pause/resume, update, trigger, backfill, delete,
-each overlap policy, refusals with the reason, a processor killed with kill -9 while a schedule fires, and
-schedules declared with @scheduled_workflow made to exist by activation (client, CLI, processor flag)."""
+each overlap policy, refusals with the reason, and schedules declared with @scheduled_workflow made to exist
+by activation. The services run in this process; test_schedules_processes.py has the tests with processes
+(kill -9, the processor's activation flag).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import dataclasses
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from engine import (
     CancellationError,
@@ -31,15 +24,15 @@ from engine import (
     scheduled_workflow,
 )
 from engine.runtime import CallArgs, ScheduleState, SystemClock, WorkflowCancelled, WorkflowStarted, schedule_key
+from schedule_support import EVERY_SECOND, never_concurrent, new_id, now_ms, spans, state_until
 from schemas import RecordCodec
 from streams import Client, Settings, Topics, create_topics
-from streams.client import Schedules, read_to_end
+from streams.client import ScheduleChannel
 from streams.kafka import producer
 from streams.processors import Orchestrator, StepWorker, TimerProcessor
+from support import holds_for
 
 pytestmark = pytest.mark.integration
-HERE = Path(__file__).parent
-EVERY_SECOND = ScheduleSpec(interval="1s")
 
 
 @pytest.fixture(scope="module")
@@ -59,49 +52,6 @@ async def client(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
         yield found
     for service in reversed(services):
         await service.stop()
-
-
-def new_id(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:6]}"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-async def state_until(
-    client: Client,
-    schedule_id: str,
-    check: Callable[[ScheduleState], bool],
-    what: str,
-    timeout: float = 20,
-    seen: list[ScheduleState] | None = None,
-) -> ScheduleState:
-    """Poll the schedule's state until ``check`` holds (every state read is appended to ``seen``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = await client.schedules.get(schedule_id)
-        assert state is not None, f"schedule {schedule_id} is gone"
-        if seen is not None:
-            seen.append(state)
-        if check(state):
-            return state
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {state}"
-        await asyncio.sleep(0.1)
-
-
-async def spans(client: Client, run_ids: tuple[str, ...]) -> list[tuple[int, int | None, str]]:
-    """(start, end or None while running, status) of each run, in start order."""
-    found = []
-    for run_id in run_ids:
-        info = await client.get_run(run_id)
-        assert info is not None, f"run {run_id} has no history"
-        found.append((info.started_at, info.finished_at, info.status))
-    return sorted(found, key=lambda span: span[0])
-
-
-def never_concurrent(found: list[tuple[int, int | None, str]]) -> bool:
-    return all(end is not None and end <= next_start for (_, end, _), (next_start, _, _) in zip(found, found[1:]))
 
 
 async def test_an_interval_schedule_fires_every_second_with_run_ids_derived_from_nominal_times(client: Client) -> None:
@@ -136,9 +86,12 @@ async def test_pause_stops_the_fires_and_resume_rearms_from_now(client: Client) 
         await state_until(client, schedule_id, lambda s: s.fires >= 1, "a first fire")
         paused = await client.schedules.pause(schedule_id, note="maintenance")
         assert paused.paused and paused.next_fire_at is None and paused.note == "maintenance"
-        await asyncio.sleep(2.2)  # two fire times pass while paused
-        still = await client.schedules.get(schedule_id)
-        assert still is not None and still.fires == paused.fires and still.paused
+
+        async def still_paused() -> bool:
+            still = await client.schedules.get(schedule_id)
+            return still is not None and still.fires == paused.fires and still.paused
+
+        await holds_for(still_paused, 2.2, what="the paused schedule not firing")  # two fire times pass
         resumed = await client.schedules.resume(schedule_id)
         assert not resumed.paused and resumed.next_fire_at is not None
         assert resumed.updated_at < resumed.next_fire_at <= resumed.updated_at + 1000  # from now, none made up
@@ -209,8 +162,11 @@ async def test_delete_stops_the_fires_and_leaves_the_running_run_alone(client: C
     assert await client.schedules.get(schedule_id) is None
     assert schedule_id not in [s.schedule_id for s in await client.schedules.list()]
     assert await client.result(state.running[0], timeout=30) == f"{schedule_id} v1"
-    while now_ms() < deleted_at + 2500:
-        await asyncio.sleep(0.1)
+
+    async def still_deleted() -> bool:
+        return await client.schedules.get(schedule_id) is None
+
+    await holds_for(still_deleted, (deleted_at + 2500 - now_ms()) / 1000, what="the schedule staying deleted")
     later = [fire_run_id(schedule_id, t) for t in range(deleted_at // 1000 * 1000 + 1000, deleted_at + 2500, 1000)]
     assert [await client.get_run(run_id) for run_id in later] == [None] * len(later)
 
@@ -331,16 +287,19 @@ async def test_refused_commands_raise_schedule_error_with_the_reason(client: Cli
         async def connected() -> AIOKafkaProducer:
             return sender
 
-        ops = Schedules(client.settings, RecordCodec(), None, connected, SystemClock())
-        bad_spec = dataclasses.replace(
-            ops.command(new_id("bad"), "create", workflow_name="tick"), spec='{"cron": "61 * * * *"}'
-        )
-        with pytest.raises(ScheduleError, match=r"cron '61 \* \* \* \*': minute field '61': value 61 is out of range"):
-            await ops.send(bad_spec, wait=True, timeout=30)
-        bad_overlap = ops.command(schedule_id, "update", overlap="sometimes")
-        with pytest.raises(ScheduleError, match="unknown overlap policy 'sometimes'"):
-            await ops.send(bad_overlap, wait=True, timeout=30)
-        await sender.stop()
+        try:
+            ops = ScheduleChannel(client.settings, RecordCodec(), connected, SystemClock())
+            bad_spec = dataclasses.replace(
+                ops.command(new_id("bad"), "create", workflow_name="tick"), spec='{"cron": "61 * * * *"}'
+            )
+            refusal = r"cron '61 \* \* \* \*': minute field '61': value 61 is out of range"
+            with pytest.raises(ScheduleError, match=refusal):
+                await ops.send(bad_spec, wait=True, timeout=30)
+            bad_overlap = ops.command(schedule_id, "update", overlap="sometimes")
+            with pytest.raises(ScheduleError, match="unknown overlap policy 'sometimes'"):
+                await ops.send(bad_overlap, wait=True, timeout=30)
+        finally:
+            await sender.stop()
     finally:
         await client.schedules.delete(schedule_id)
 
@@ -392,143 +351,3 @@ async def test_activation_creates_the_declared_schedule_then_leaves_it_alone_the
         assert (await client.schedules.activate_declared(changed, timeout=30)).outcome == "unchanged"
     finally:
         await client.schedules.delete("declared-tick")
-
-
-async def test_processor_activate_schedules_flag_and_cli_activate(settings: Settings, tmp_path: Path) -> None:
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-schedact{uuid.uuid4().hex[:6]}")
-    await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
-    env = {
-        **os.environ,
-        "KFLOW_TOPIC_PREFIX": own.topic_prefix,
-        "KFLOW_PARTITIONS": str(own.partitions),
-        "KFLOW_BOOTSTRAP": own.bootstrap,
-        "KFLOW_HOME": str(tmp_path / "home"),
-        "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-    }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", *command, "-A", "schedule_workflows"],
-            env=env,
-            stdout=open(tmp_path / f"{command[0]}.log", "ab"),
-            stderr=subprocess.STDOUT,
-        )
-        for command in (["processor", "--no-materializer", "--activate-schedules"], ["worker"])
-    ]
-    try:
-        async with Client(settings=own) as kflow:
-            deadline = time.monotonic() + 60
-            while (await kflow.schedules.get("declared-tick")) is None:  # created by the processor
-                assert time.monotonic() < deadline, (tmp_path / "processor.log").read_text()
-                await asyncio.sleep(0.2)
-            fired = await state_until(kflow, "declared-tick", lambda s: s.fires >= 1, "a fire", timeout=60)
-            assert await kflow.result(fired.recent_runs[0], timeout=30) == "declared v1"
-            cli = subprocess.run(
-                [sys.executable, "-m", "streams.cli", "schedules", "activate", "-A", "schedule_workflows"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert cli.returncode == 0, cli.stderr
-            assert cli.stdout.startswith("schedule declared-tick unchanged: next fire "), cli.stdout
-            assert cli.stdout.count("\n") == 1
-            await kflow.schedules.delete("declared-tick")
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
-    assert [proc.returncode for proc in procs] == [0, 0]  # SIGTERM: a clean stop
-    assert (
-        "declared schedule 'declared-tick' of workflow 'declared_tick' created"
-        in (tmp_path / "processor.log").read_text()
-    )
-
-
-# --- kill -9 --------------------------------------------------------------------------------------------
-
-
-async def test_a_processor_killed_with_kill_9_starts_every_nominal_fire_exactly_once_catching_up_late(
-    settings: Settings, tmp_path: Path
-) -> None:
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-schedcrash{uuid.uuid4().hex[:6]}")
-    await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
-    env = {
-        **os.environ,
-        "KFLOW_TOPIC_PREFIX": own.topic_prefix,
-        "KFLOW_PARTITIONS": str(own.partitions),
-        "KFLOW_BOOTSTRAP": own.bootstrap,
-        "KFLOW_HOME": str(tmp_path / "home"),
-        "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-    }
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def spawn(*command: str) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"{command[0]}-{len(procs)}.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", *command, "-A", "schedule_workflows"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(proc)
-        return proc
-
-    schedule_id = new_id("crash")
-    try:
-        processor = spawn("processor", "--no-materializer")
-        spawn("worker")
-        async with Client(settings=own) as kflow:
-            created = await kflow.schedules.create(
-                schedule_id, "tick", EVERY_SECOND, schedule_id, overlap="allow_all", timeout=60
-            )
-            before = await state_until(kflow, schedule_id, lambda s: s.fires >= 3, "three fires")
-            for run_id in before.recent_runs:  # no start of theirs is left in flight by the kill
-                await kflow.result(run_id, timeout=30)
-            os.kill(processor.pid, signal.SIGKILL)
-            processor.wait()
-            await asyncio.sleep(2.5)  # fire times pass with no processor running
-            restarted_at = now_ms()
-            spawn("processor", "--no-materializer")
-            await state_until(
-                kflow, schedule_id, lambda s: s.fires >= before.fires + 3, "fires after the restart", timeout=60
-            )
-            after = await kflow.schedules.pause(schedule_id)  # final: no fire follows this answer
-            await kflow.result(after.recent_runs[-1], timeout=30)
-            await kflow.schedules.delete(schedule_id)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-    starts = await started_runs(own, schedule_key(schedule_id))
-    assert created.next_fire_at is not None and before.last_fire_at is not None and after.last_fire_at is not None
-    nominal_of = {fire_run_id(schedule_id, t): t for t in range(created.next_fire_at, after.last_fire_at + 1, 1000)}
-    assert set(starts) <= set(nominal_of), f"runs that are no regular fire: {set(starts) - set(nominal_of)}"
-    assert all(len(times) == 1 for times in starts.values()), f"a run started twice: {starts}"
-    # Nothing lost: the fires due while nothing ran are within the catch-up window, so every nominal time from
-    # the first to the last fire started exactly one run (run ids are derived from it) ...
-    assert set(starts) == set(nominal_of) and len(starts) == after.fires and after.skipped == 0, (starts, after)
-    # ... those due during the outage late, after the restart
-    late = [
-        run_id
-        for run_id, (started_at,) in starts.items()
-        if before.last_fire_at < nominal_of[run_id] < restarted_at <= started_at
-    ]
-    assert len(late) >= 2, (late, after)
-    assert after.last_fire_at > restarted_at
-
-
-async def started_runs(settings: Settings, parent: str) -> dict[str, list[int]]:
-    """The timestamps of the ``WorkflowStarted`` events of each run started by ``parent`` (history topic)."""
-    records = RecordCodec()
-    starts: dict[str, list[int]] = collections.defaultdict(list)
-
-    def visit(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:
-        event = records.decode(value or b"")
-        if isinstance(event, WorkflowStarted) and event.parent_run_id == parent:
-            starts[event.run_id].append(event.timestamp)
-
-    history = Topics(settings.topic_prefix).history
-    await read_to_end(settings.bootstrap, [TopicPartition(history, p) for p in range(settings.partitions)], visit)
-    return dict(starts)

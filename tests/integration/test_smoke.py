@@ -13,6 +13,7 @@ from schemas import Codec, encode_payload
 from storage import CassandraConnection, CassandraTarget
 from streams import Settings, Topics
 from streams.dev import smoke_roundtrip
+from support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -59,10 +60,16 @@ async def test_kafka_carries_single_object_encoded_records_keyed_by_raw_run_id(s
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
             end = (await consumer.end_offsets([tp]))[tp]
-            while (await consumer.position(tp)) < end:
+
+            async def read_to_end(tp: TopicPartition = tp, end: int = end) -> bool:
+                if await consumer.position(tp) >= end:
+                    return True
                 batch = await consumer.getmany(tp, timeout_ms=5000)
                 for message in batch.get(tp, []):
                     seen[message.key.decode()] = message.value
+                return False
+
+            await eventually(read_to_end, interval=0, what=f"{topics.inbox}[{partition}] to be read to its end")
     finally:
         await consumer.stop()
     for rid in run_ids:

@@ -3,9 +3,7 @@ cancels that follow a continue-as-new chain."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +17,7 @@ from streams import Settings, Topics, create_topics
 from streams.client import Client
 from streams.kafka import consumer, producer
 from streams.processors import Orchestrator, StepWorker, TimerProcessor
+from support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -56,18 +55,18 @@ async def stack(settings: Settings, tmp_path: Path) -> AsyncIterator[Stack]:
 
 
 async def _adopted(orchestrator: Orchestrator, partitions: int) -> None:
-    deadline = time.monotonic() + 60
-    while len(orchestrator.partitions) < partitions:
-        assert time.monotonic() < deadline, "the restarted orchestrator adopted no partitions"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: len(orchestrator.partitions) >= partitions,
+        timeout=60,
+        what="the restarted orchestrator to adopt its partitions",
+    )
 
 
 async def _events(client: Client, run_id: str, name: str) -> list[object]:
-    deadline = time.monotonic() + 30
-    while not (found := [e for e in await client.get_events(run_id) if type(e).__name__ == name]):
-        assert time.monotonic() < deadline, f"no {name} in the history of {run_id}"
-        await asyncio.sleep(0.05)
-    return found
+    async def found() -> list[object]:
+        return [e for e in await client.get_events(run_id) if type(e).__name__ == name]
+
+    return await eventually(found, what=f"a {name} in the history of {run_id}")
 
 
 async def _dead_letter_reasons(settings: Settings, key: bytes, count: int) -> list[str]:
@@ -79,12 +78,15 @@ async def _dead_letter_reasons(settings: Settings, key: bytes, count: int) -> li
         tps = [TopicPartition(Topics(settings.topic_prefix).dlq, p) for p in range(settings.partitions)]
         reader.assign(tps)
         await reader.seek_to_beginning(*tps)
-        deadline = time.monotonic() + 30
-        while len(found) < count and time.monotonic() < deadline:
+
+        async def enough() -> bool:
             for messages in (await reader.getmany(timeout_ms=300)).values():
                 found.extend(
                     str(r["reason"]) for r in (codec.decode(m.value).record for m in messages) if r["key"] == key
                 )
+            return len(found) >= count
+
+        await eventually(enough, interval=0, what=lambda: f"{count} dead letter(s) keyed {key!r}; found {found}")
     finally:
         await reader.stop()
     return found
@@ -123,10 +125,12 @@ async def test_a_forgotten_run_is_gone_after_a_restart_and_its_late_records_are_
         forget = runtime.ForgetRun(run_id=run_id, reason="test", requested_at=1)
         sent = await sender.send_and_wait(inbox, records.encode(forget), key=run_id.encode())
         # Applied in memory is not enough: the restart below could abort the transaction carrying the tombstone.
-        tp, deadline = TopicPartition(inbox, sent.partition), time.monotonic() + 30
-        while (await stack.orchestrator._inbox.committed(tp) or 0) <= sent.offset:
-            assert time.monotonic() < deadline, "ForgetRun was not committed"
-            await asyncio.sleep(0.05)
+        tp = TopicPartition(inbox, sent.partition)
+
+        async def committed() -> bool:
+            return (await stack.orchestrator._inbox.committed(tp) or 0) > sent.offset
+
+        await eventually(committed, what="the ForgetRun to be committed")
         assert not any(run_id in logic.finished for logic in stack.orchestrator.partitions.values())
         orchestrator = await stack.restart_orchestrator()
         await _adopted(orchestrator, stack.settings.partitions)
@@ -172,10 +176,10 @@ async def test_the_id_of_a_forgotten_run_with_an_idempotency_key_is_never_reused
         )
     finally:
         await sender.stop()
-    deadline = time.monotonic() + 30
-    while not any(logic.finished.get(run_id) == "forgotten" for logic in stack.orchestrator.partitions.values()):
-        assert time.monotonic() < deadline, "ForgetRun was not applied"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: any(logic.finished.get(run_id) == "forgotten" for logic in stack.orchestrator.partitions.values()),
+        what="the ForgetRun to be applied",
+    )
     orchestrator = await stack.restart_orchestrator()
     await _adopted(orchestrator, stack.settings.partitions)
     # the key still names the first run; its start is refused on the run's partition, with the reason
@@ -197,10 +201,11 @@ async def test_the_orchestrator_creates_a_missing_state_topic_and_refuses_a_dele
     await admin.start()
     try:
         await admin.delete_topics([Topics(old.topic_prefix).state])  # topics made before the state topic existed
-        deadline = time.monotonic() + 30
-        while Topics(old.topic_prefix).state in await admin.list_topics():
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.1)
+
+        async def state_topic_gone() -> bool:
+            return Topics(old.topic_prefix).state not in await admin.list_topics()
+
+        await eventually(state_topic_gone, interval=0.1, what="the state topic to be deleted")
         orchestrator = Orchestrator(old, Registry.from_module("e2e_workflows"))
         await orchestrator.start()
         await orchestrator.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import subprocess
@@ -22,6 +21,7 @@ from engine.runtime import CallArgs, ExecuteStep, StepResult
 from schemas import Codec, RecordCodec
 from streams import Settings, Topics, create_topics
 from streams.processors import StepWorker
+from support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -76,16 +76,17 @@ class TopicReader:
         self, matches: Callable[[bytes | None, bytes], bool], count: int = 1, timeout: float = 30.0
     ) -> list[bytes]:
         """Values of the first ``count`` records that match, polling until the deadline."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        async def enough() -> list[bytes] | None:
             found = [value for key, value, _, _ in self.seen if matches(key, value)]
             if len(found) >= count:
                 return found[:count]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(found)}/{count} matching records on {self.topic} after {timeout}s")
             batch = await self.consumer.getmany(timeout_ms=200)
             for tp, messages in batch.items():
                 self.seen.extend((m.key, m.value, tp.partition, m.offset) for m in messages)
+            return None
+
+        return await eventually(enough, timeout=timeout, interval=0, what=f"{count} matching records on {self.topic}")
 
 
 async def _results(settings: Settings, run_ids: list[str], timeout: float = 30.0) -> dict[str, StepResult]:
@@ -143,10 +144,11 @@ async def test_successful_step_reports_its_result_keyed_by_run_id_and_commits(
     assert result.worker == "it-worker" and result.error is None
     assert result.started_at <= result.finished_at
     tp = TopicPartition(Topics(settings.topic_prefix).tasks, partition)
-    deadline = time.monotonic() + 10
-    while await _committed(settings, tp) <= offset:
-        assert time.monotonic() < deadline, "the acknowledged task's offset was never committed"
-        await asyncio.sleep(0.1)
+
+    async def committed() -> bool:
+        return await _committed(settings, tp) > offset
+
+    await eventually(committed, timeout=10, interval=0.1, what="the acknowledged task's offset to be committed")
 
 
 async def test_failing_steps_report_error_info_with_retryability(settings: Settings, worker: StepWorker) -> None:
@@ -258,11 +260,13 @@ async def test_a_step_killed_mid_flight_is_redelivered_to_another_worker(setting
     await _send_tasks(own, [task])
     first = _spawn_worker(own, "doomed")
     try:
-        deadline = time.monotonic() + 60
-        while not marker.exists() or not marker.read_text():
-            assert first.poll() is None, "the first worker exited on its own"
-            assert time.monotonic() < deadline, "the first worker never started the step"
-            await asyncio.sleep(0.1)
+
+        def started() -> bool:
+            if first.poll() is not None:  # not worth waiting any longer
+                raise RuntimeError(f"the first worker exited on its own (status {first.returncode})")
+            return marker.exists() and bool(marker.read_text())
+
+        await eventually(started, timeout=60, interval=0.1, what="the first worker to start the step")
     finally:
         first.kill()  # SIGKILL: no shutdown, no commit
         first.wait(timeout=10)

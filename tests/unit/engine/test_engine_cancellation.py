@@ -58,7 +58,7 @@ async def test_cancel_during_step_runs_finally_cleanup(make_driver: Make, event_
         "StepCompleted",
         "WorkflowCancelled",
     ]
-    late = [e for e in history if isinstance(e, StepCompleted)][0]
+    late = next(e for e in history if isinstance(e, StepCompleted))
     assert late.position == 0  # recorded for audit, changed nothing
     assert history[-1].reason == "customer asked"  # type: ignore[union-attr]
 

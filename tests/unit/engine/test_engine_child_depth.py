@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from engine import ChildWorkflowDepthError, start_child_workflow, workflow
-from engine._core import MAX_CHILD_DEPTH
-from engine.runtime import WorkflowStarted
+from engine.runtime import MAX_CHILD_DEPTH, WorkflowStarted
 from engine.testing import InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]

@@ -60,7 +60,7 @@ async def test_first_completed_is_decided_by_input_order(make_driver: Make, cloc
     async def race() -> str:
         slow = asyncio.ensure_future(sleep("1h"))
         fast = asyncio.ensure_future(name_of(7))
-        done, pending = await asyncio.wait({slow, fast}, return_when=asyncio.FIRST_COMPLETED)
+        done, _pending = await asyncio.wait({slow, fast}, return_when=asyncio.FIRST_COMPLETED)
         winner = "step" if fast in done else "sleep"
         await slow
         return winner
@@ -89,7 +89,7 @@ async def test_timers_and_threads_are_refused_with_a_hint(make_driver: Make, for
     driver = make_driver(naughty, double)
     run_id = driver.start(naughty)
     await driver.run_until_idle()
-    with pytest.raises(WorkflowSandboxError, match="use kflow's `sleep\\(\\)`|Use kflow's `sleep\\(\\)`"):
+    with pytest.raises(WorkflowSandboxError, match=r"use kflow's `sleep\(\)`|Use kflow's `sleep\(\)`"):
         driver.result(run_id)
 
 

@@ -16,7 +16,7 @@ from engine import (
     step,
     workflow,
 )
-from engine._definitions import step_definition, workflow_definition
+from engine.runtime import step_definition, workflow_definition
 
 
 @step
@@ -83,7 +83,7 @@ def test_registry_lookups_and_unknown_names() -> None:
     assert registry.workflow("checkout").name == "checkout"
     assert registry.workflow_for(configured_workflow).name == "checkout"
     assert sorted(registry.workflows) == ["bare_workflow", "checkout"]
-    with pytest.raises(UnknownWorkflowError, match="no workflow named 'nope'.*bare_workflow, checkout"):
+    with pytest.raises(UnknownWorkflowError, match=r"no workflow named 'nope'.*bare_workflow, checkout"):
         registry.workflow("nope")
     with pytest.raises(UnknownStepError, match="no step named 'nope'"):
         registry.step("nope")

@@ -5,8 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from engine import InvalidDurationError
-from engine._durations import datetime_to_ms
-from engine.runtime import parse_duration
+from engine.runtime import datetime_to_ms, parse_duration
 
 
 @pytest.mark.parametrize(

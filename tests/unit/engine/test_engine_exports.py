@@ -62,6 +62,15 @@ AUTHORING = {
 }
 
 RUNTIME = {
+    "ContinueAsNewSignal",
+    "Unwind",
+    "datetime_to_ms",
+    "step_definition",
+    "workflow_definition",
+    "declared_schedule",
+    "MAX_CHILD_DEPTH",
+    "UnresolvedStepContext",
+    "context_from_wire",
     "StepDefinition",
     "WorkflowDefinition",
     "DeclaredSchedule",

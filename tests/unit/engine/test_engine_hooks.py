@@ -35,7 +35,7 @@ async def test_hook_receives_payload_by_token(make_driver: Make) -> None:
 
     driver = make_driver(wf)
     run_id = driver.start(wf)
-    created = [e for e in driver.history(run_id) if isinstance(e, HookCreated)][0]
+    created = next(e for e in driver.history(run_id) if isinstance(e, HookCreated))
     assert (created.token, created.expires_at) == (f"{run_id}:approval", None)
     assert driver.resume_hook(f"{run_id}:approval", {"ok": True}).ignored is None
     assert driver.result(run_id) == {"ok": True}

@@ -26,8 +26,7 @@ from engine import (
     step,
     workflow,
 )
-from engine._definitions import declared_schedule, workflow_definition
-from engine.runtime import CallArgs, DeclaredSchedule
+from engine.runtime import CallArgs, DeclaredSchedule, declared_schedule, workflow_definition
 from engine.testing import FakeClock, InMemoryDriver
 
 
@@ -205,7 +204,7 @@ def test_a_schedule_whose_workflow_was_renamed_afterwards_is_refused() -> None:
         return None
 
     renamed = workflow(name="renamed")(original)
-    with pytest.raises(RegistryError, match="schedule 'original' starts workflow 'original'.*'renamed'"):
+    with pytest.raises(RegistryError, match=r"schedule 'original' starts workflow 'original'.*'renamed'"):
         Registry([renamed])
 
 

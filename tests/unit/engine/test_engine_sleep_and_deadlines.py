@@ -116,7 +116,7 @@ async def test_step_timeout_is_enforced_and_retryable(make_driver: Make, clock: 
     driver = make_driver(wf, hangs)
     run_id = driver.start(wf)
     await driver.run_until_idle()
-    failure = [e for e in driver.history(run_id) if type(e).__name__ == "StepFailed"][0]
+    failure = next(e for e in driver.history(run_id) if type(e).__name__ == "StepFailed")
     assert failure.error.type == "engine.StepTimeoutError" and failure.retry_at is not None  # type: ignore[union-attr]
     clock.advance("1s")
     await driver.run_until_idle()

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from pydantic import ValidationError
 
 from engine import (
     FatalError,
     KflowError,
     NonDeterminismError,
+    Registry,
     StepContext,
     get_step_context,
     has_step_context,
@@ -18,9 +20,15 @@ from engine import (
     step,
     workflow,
 )
-from engine._context import UnresolvedStepContext, context_from_wire
-from engine._registry import Registry
-from engine.runtime import CallArgs, ExecuteStep, StepContextSet, StepScheduled, execute_step
+from engine.runtime import (
+    CallArgs,
+    ExecuteStep,
+    StepContextSet,
+    StepScheduled,
+    UnresolvedStepContext,
+    context_from_wire,
+    execute_step,
+)
 from engine.testing import FakeClock, InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]
@@ -62,8 +70,8 @@ def test_with_updates_returns_a_new_validated_instance() -> None:
     updated = ctx.with_updates(user="u1")
     assert (ctx.user, updated.user, updated.tenant) == ("", "u1", "a")
     assert type(updated) is TenantCtx
-    with pytest.raises(Exception):
-        ctx.tenant = "b"  # frozen
+    with pytest.raises(ValidationError, match="frozen"):
+        ctx.tenant = "b"
 
 
 async def test_context_reaches_later_steps_only(make_driver: Make, event_names: Callable) -> None:
@@ -216,7 +224,7 @@ async def test_unknown_context_class_is_exposed_read_only(clock: FakeClock) -> N
     result = await execute_step(Registry([peek]), cmd, clock)
     assert (result.ok, result.result) == (True, "zeta")
     assert isinstance(seen[0], UnresolvedStepContext)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         seen[0].tenant = "other"  # type: ignore[attr-defined]
     assert not has_step_context()  # reset after the step
 

@@ -7,8 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from engine import KflowError, Registry, RunClosedError, continue_as_new, sleep, step, workflow
-from engine._errors import ContinueAsNewSignal, Unwind
-from engine.runtime import CallArgs, Run, StartWorkflow
+from engine.runtime import CallArgs, ContinueAsNewSignal, Run, StartWorkflow, Unwind
 from engine.testing import FakeClock, InMemoryDriver
 
 Make = Callable[..., InMemoryDriver]

@@ -256,7 +256,7 @@ def test_encoding_a_non_mapping_raises_schema_error(record: object) -> None:
 
 
 def test_loading_an_empty_directory_fails(tmp_path: Path) -> None:
-    with pytest.raises(SchemaError, match="no \\*.avsc schema files"):
+    with pytest.raises(SchemaError, match=r"no \*\.avsc schema files"):
         Codec(tmp_path)
 
 

@@ -79,7 +79,7 @@ def test_json_refuses_a_value_it_cannot_represent_naming_its_type(value: object,
     "value", [math.nan, [math.inf], {(1, 2): "tuple key"}, "\ud800"], ids=["nan", "inf", "key", "surrogate"]
 )
 def test_json_refuses_values_other_languages_cannot_read(value: object) -> None:
-    with pytest.raises(PayloadError, match="not JSON-serializable.*cloudpickle"):
+    with pytest.raises(PayloadError, match=r"not JSON-serializable.*cloudpickle"):
         encode_payload(value)
 
 
@@ -164,7 +164,7 @@ def test_cloudpickle_encoding_needs_a_secret() -> None:
 def test_an_unpicklable_value_raises_payload_error() -> None:
     import threading
 
-    with pytest.raises(PayloadError, match="cannot pickle a value of type _thread.lock"):
+    with pytest.raises(PayloadError, match=r"cannot pickle a value of type _thread\.lock"):
         encode_payload(threading.Lock(), codec="cloudpickle", secret=SECRET)
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import StorageError
-from storage._migrations import MIGRATIONS_DIR, load_migrations, parse_statements
+from storage import MIGRATIONS_DIR, StorageError, load_migrations, parse_statements
 
 
 def test_statements_split_on_semicolons_at_line_ends_and_skip_comments() -> None:
@@ -61,7 +60,7 @@ def test_duplicate_versions_are_refused(tmp_path: Path) -> None:
 
 def test_malformed_file_names_are_refused(tmp_path: Path) -> None:
     (tmp_path / "init.cql").write_text("SELECT now() FROM system.local;\n")
-    with pytest.raises(StorageError, match="NNN_name.cql"):
+    with pytest.raises(StorageError, match=r"NNN_name\.cql"):
         load_migrations(tmp_path)
 
 

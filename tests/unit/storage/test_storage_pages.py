@@ -9,8 +9,7 @@ import pytest
 from cassandra.util import datetime_from_timestamp
 
 from engine.runtime import CallArgs
-from storage._history import day_bucket, json_text, to_ms
-from storage._pages import PageCursor, day_range, decode_page, encode_page
+from storage import PageCursor, day_bucket, day_range, decode_page, encode_page, json_text, to_ms
 
 T0 = 1_700_000_000_123  # 2023-11-14T22:13:20.123Z
 

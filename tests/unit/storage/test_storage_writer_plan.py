@@ -19,8 +19,7 @@ from engine.runtime import (
     WorkflowFailed,
     WorkflowStarted,
 )
-from storage import HistoryWriter
-from storage._history import Write, group_writes
+from storage import HistoryWriter, Write, group_writes
 
 T0 = 1_700_000_000_000
 RUN = "r" * 32

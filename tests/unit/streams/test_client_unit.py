@@ -75,7 +75,7 @@ def test_outcomes_return_or_raise_by_status() -> None:
         outcome_of(
             _finished("failed", error=ErrorInfo(type="builtins.ValueError", message="bad amount", retryable=False))
         )
-    with pytest.raises(engine.StepFailedError, match="nowhere.Missing"):
+    with pytest.raises(engine.StepFailedError, match=r"nowhere\.Missing"):
         outcome_of(_finished("failed", error=ErrorInfo(type="nowhere.Missing", message="x", retryable=False)))
     with pytest.raises(engine.CancellationError):
         outcome_of(_finished("cancelled"))

@@ -11,7 +11,7 @@ from schemas import RecordCodec
 from storage import FinishedRun, HistorySize, RunRow
 from streams import Topics
 from streams import ops as _ops
-from streams.cli._compact import report_json, report_text
+from streams.cli import compact_report_json, compact_report_text
 from streams.ops import CompactedRun, CompactReport, marker_size, parse_older_than
 
 T0 = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC
@@ -27,7 +27,7 @@ def test_older_than_takes_a_duration_or_zero(text: str, ms: int) -> None:
 
 @pytest.mark.parametrize("text", ["soon", "", "7", "-1d", "7 days"])
 def test_a_bad_older_than_is_an_ops_error(text: str) -> None:
-    with pytest.raises(_ops.OpsError, match="--older-than .*expected a duration such as 7d"):
+    with pytest.raises(_ops.OpsError, match=r"--older-than .*expected a duration such as 7d"):
         parse_older_than(text)
 
 
@@ -78,13 +78,13 @@ def test_the_text_report_says_what_was_reclaimed_or_would_be() -> None:
         cassandra_bytes_purged=56789,
         state_bytes_tombstoned=60,
     )
-    assert report_text(done, topics, purge_history=True).splitlines() == [
+    assert compact_report_text(done, topics, purge_history=True).splitlines() == [
         "compacted 1 run finished before 2023-11-14 22:13:20 UTC: ForgetRun sent to p.inbox, about 60 bytes of "
         "run markers on p.state for log compaction to reclaim",
         "history: 1,234 events (56,789 bytes) of 1 run purged from Cassandra",
     ]
     dry = CompactReport(cutoff_ms=T0, dry_run=True, runs=2)
-    lines = report_text(dry, topics, purge_history=False).splitlines()
+    lines = compact_report_text(dry, topics, purge_history=False).splitlines()
     assert lines[0].startswith(
         "dry run: would compact 2 runs finished before 2023-11-14 22:13:20 UTC: ForgetRun to p.inbox"
     )
@@ -93,10 +93,10 @@ def test_the_text_report_says_what_was_reclaimed_or_would_be() -> None:
 
 def test_the_json_report_lists_run_ids_only_in_a_dry_run() -> None:
     listed = [CompactedRun("a", "w", "completed", T0 - 1, True, None)]
-    data = report_json(CompactReport(cutoff_ms=T0, dry_run=True, runs=1), 7_000, listed)
+    data = compact_report_json(CompactReport(cutoff_ms=T0, dry_run=True, runs=1), 7_000, listed)
     assert data["run_ids"] == ["a"] and data["cutoff"] == "2023-11-14 22:13:20 UTC"
     assert json.loads(json.dumps(data))["older_than_ms"] == 7_000
-    assert "run_ids" not in report_json(CompactReport(cutoff_ms=T0, dry_run=False, runs=1), 0, listed)
+    assert "run_ids" not in compact_report_json(CompactReport(cutoff_ms=T0, dry_run=False, runs=1), 0, listed)
 
 
 def _fields(text: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -38,15 +39,22 @@ def test_garbage_pid_file_reads_as_stopped(tmp_path: Path) -> None:
 
 def test_running_daemon_is_found_and_stopped(tmp_path: Path) -> None:
     daemon = Daemon("sleeper", tmp_path / "s.pid", "kflow-sleeper-marker")
-    pid = daemon.start(
-        [sys.executable, "-c", "import time; time.sleep(60)", "kflow-sleeper-marker"], tmp_path / "logs" / "out.log"
-    )
-    deadline = time.monotonic() + 10
-    while daemon.pid() != pid and time.monotonic() < deadline:  # /proc shows argv once exec completes
-        time.sleep(0.01)
-    assert daemon.pid() == pid and (daemon.rss_mib() or 0) > 0
-    assert daemon.stop(timeout=10) == f"sleeper: stopped (pid {pid})"
-    assert daemon.pid() is None and not (tmp_path / "s.pid").exists()
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", "kflow-sleeper-marker"]
+    with warnings.catch_warnings(record=True) as caught:
+        # The server outlives the Popen that started it (the point of a daemon): Popen.__del__ says so.
+        warnings.simplefilter("always", ResourceWarning)
+        pid = daemon.start(argv, tmp_path / "logs" / "out.log")
+    assert all(issubclass(w.category, ResourceWarning) and "is still running" in str(w.message) for w in caught)
+    try:
+        deadline = time.monotonic() + 10
+        while daemon.pid() != pid and time.monotonic() < deadline:  # /proc shows argv once exec completes
+            time.sleep(0.01)
+        assert daemon.pid() == pid and (daemon.rss_mib() or 0) > 0
+        assert daemon.stop(timeout=10) == f"sleeper: stopped (pid {pid})"  # SIGTERM, then reaped
+        assert daemon.pid() is None and not (tmp_path / "s.pid").exists()
+    finally:
+        if daemon.pid() is not None:  # a failed assertion above: do not leave the sleeper behind
+            daemon.stop(timeout=10)
 
 
 def test_status_of_a_fresh_home_is_stopped(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from engine.runtime import HookCreated, HookReceived, ResumeHook
 from schemas import RecordCodec
 from streams import Client, HookDeliveryError
-from streams.cli._hooks import describe
+from streams.cli import describe_hook_outcome
 from streams.client import HookAnswer, HookAnswerMatcher
 from streams.processors import dead_letter
 
@@ -121,11 +121,11 @@ async def test_a_malformed_token_is_refused_before_anything_is_sent(token: str) 
 
 
 def test_the_cli_describes_each_outcome() -> None:
-    assert describe("delivered", TOKEN) == "delivered"
-    assert describe("queued", TOKEN) == (
+    assert describe_hook_outcome("delivered", TOKEN) == "delivered"
+    assert describe_hook_outcome("queued", TOKEN) == (
         "queued (no hook is waiting on r1:approval yet; it is delivered when the workflow reaches it)"
     )
-    assert describe("sent", TOKEN).startswith("sent (")
+    assert describe_hook_outcome("sent", TOKEN).startswith("sent (")
 
 
 def test_the_cli_reports_a_malformed_token_in_one_line() -> None:

@@ -13,8 +13,7 @@ from engine.runtime import ChildWorkflowStarted, HistoryEvent, WorkflowCompleted
 from engine.testing import FakeClock, InMemoryDriver
 from storage import RunPage, RunRow
 from streams import ops as _ops
-from streams.cli._main import main
-from streams.cli._replay import progress_bar
+from streams.cli import main, replay_progress_bar
 
 T0 = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC
 
@@ -293,8 +292,8 @@ async def test_runs_of_workflow_pages_and_stops_at_since_and_limit() -> None:
 
 
 def test_progress_bar() -> None:
-    assert progress_bar(3, 12, 1, width=12) == "replay [###.........] 3/12 runs, 1 diverged"
-    assert progress_bar(0, 0, 0, width=4) == "replay [####] 0/0 runs, 0 diverged"
+    assert replay_progress_bar(3, 12, 1, width=12) == "replay [###.........] 3/12 runs, 1 diverged"
+    assert replay_progress_bar(0, 0, 0, width=4) == "replay [####] 0/0 runs, 0 diverged"
 
 
 def test_since_takes_a_duration_or_an_iso_time() -> None:

@@ -173,18 +173,23 @@ def kflow_activate(tmp_path: Path, module: str) -> subprocess.CompletedProcess[s
             "kflow: error: -A kfact_app declares no schedules (decorate its workflows with @scheduled_workflow)",
         ),
         (
-            "from engine import scheduled_workflow\n@scheduled_workflow(cron='0 25 * * *')\nasync def late(): return None\n",
+            "from engine import scheduled_workflow\n"
+            "@scheduled_workflow(cron='0 25 * * *')\n"
+            "async def late(): return None\n",
             "kflow: error: -A kfact_app: @scheduled_workflow on kfact_app.late: "
             "cron '0 25 * * *': hour field '25': value 25 is out of range 0-23",
         ),
         (
-            "from engine import scheduled_workflow\n@scheduled_workflow(interval='1h')\nasync def hourly(): return None\n",
-            "kflow: error: cannot reach Kafka at 127.0.0.1:1: ",
+            "from engine import scheduled_workflow\n"
+            "@scheduled_workflow(interval='1h')\n"
+            "async def hourly(): return None\n",
+            "kflow: error: Kafka at 127.0.0.1:1 is unreachable (connecting the client producer): ",
         ),
     ],
 )
 def test_activate_reports_one_line(tmp_path: Path, body: str, says: str) -> None:
     (tmp_path / "kfact_app.py").write_text(body)
     done = kflow_activate(tmp_path, "kfact_app")
-    assert done.returncode == 1 and "Traceback" not in done.stderr and done.stdout == ""
+    assert done.returncode == (4 if "unreachable" in says else 1), done.stderr  # 4: Kafka unreachable
+    assert "Traceback" not in done.stderr and done.stdout == ""
     assert done.stderr.startswith(says), done.stderr

@@ -17,7 +17,7 @@ from streams import Client, Settings, Topics
 from streams.client import (
     ScheduleAnswer,
     ScheduleAnswerMatcher,
-    Schedules,
+    ScheduleChannel,
     check_id,
     epoch_ms,
     overlap_value,
@@ -139,8 +139,8 @@ def test_a_command_has_a_fresh_request_id_and_the_clock_time() -> None:
     async def no_producer() -> AIOKafkaProducer:
         raise AssertionError("nothing is sent")
 
-    ops = Schedules(Settings(), RECORDS, None, no_producer, FakeClock(start_ms=77))
-    first, second = ops._command("s", "trigger"), ops._command("s", "trigger")
+    channel = ScheduleChannel(Settings(), RECORDS, no_producer, FakeClock(start_ms=77))
+    first, second = channel.command("s", "trigger"), channel.command("s", "trigger")
     assert first.request_id != second.request_id and len(first.request_id) == 32
     assert dataclasses.replace(first, request_id="x") == ScheduleCommand(
         schedule_id="s", action="trigger", request_id="x", requested_at=77

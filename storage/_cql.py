@@ -1,0 +1,108 @@
+"""What the Cassandra writer and readers share: run statuses as stored, the driver's errors, planned writes and
+their grouping into single-partition batches, CQL value conversions, and the driver-to-asyncio bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from cassandra import DriverException
+from cassandra.cluster import NoHostAvailable, ResponseFuture
+from cassandra.connection import ConnectionException
+from cassandra.protocol import ErrorMessage
+from cassandra.query import PreparedStatement
+
+from engine import RunStatus
+from engine.runtime import CallArgs
+from storage._errors import StorageError
+
+RUNNING: Final = RunStatus.RUNNING
+"""Status of a run from ``WorkflowStarted`` until its terminal event."""
+
+STATUSES: Final = tuple(RunStatus)
+"""Every status a run can have (the terminal ones match ``RunFinished.status``)."""
+
+DRIVER_ERRORS: Final = (DriverException, NoHostAvailable, ConnectionException, ErrorMessage, OSError)
+"""What the Cassandra driver raises for an unreachable, overloaded or refusing server."""
+
+BATCH_BYTES: Final = 4 * 1024 * 1024
+"""Most event bytes in one batch (a batch is one mutation; Cassandra refuses mutations over 16 MiB)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One planned write: the statement, its values, the partition it touches and its payload bytes."""
+
+    statement: PreparedStatement
+    params: tuple[object, ...]
+    partition: tuple[object, ...]  # (table, *partition key)
+    size: int = 0
+
+
+def group_writes(writes: Iterable[Write], max_bytes: int = BATCH_BYTES) -> list[list[Write]]:
+    """Writes grouped by partition (first-seen order), each group split to at most ``max_bytes``.
+
+    A group goes to Cassandra as one single-partition unlogged batch: one mutation, one round trip,
+    and exempt from Cassandra's batch size limits, which only apply to multi-partition batches.
+    """
+    by_partition: dict[tuple[object, ...], list[list[Write]]] = {}
+    filled: dict[tuple[object, ...], int] = {}  # bytes in the partition's last chunk
+    for write in writes:
+        chunks = by_partition.setdefault(write.partition, [[]])
+        if chunks[-1] and filled[write.partition] + write.size > max_bytes:
+            chunks.append([])
+            filled[write.partition] = 0
+        chunks[-1].append(write)
+        filled[write.partition] = filled.get(write.partition, 0) + write.size
+    return [chunk for chunks in by_partition.values() for chunk in chunks]
+
+
+def day_bucket(epoch_ms: int) -> str:
+    """The query tables' partition bucket of a run: the UTC day ``YYYY-MM-DD`` of ``epoch_ms``."""
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+def to_ms(value: object) -> int | None:
+    """A CQL ``timestamp`` as read by the driver (naive UTC datetime) in epoch milliseconds."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def json_text(value: object) -> str:
+    """JSON text of a decoded value for the ``args``/``result`` columns (``repr`` for non-JSON values)."""
+    if isinstance(value, CallArgs):
+        value = {"args": list(value.args), "kwargs": value.kwargs}
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
+def bridge(future: ResponseFuture, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+    """An asyncio future resolved (on ``loop``) by a driver ``ResponseFuture``; errors → StorageError."""
+    result: asyncio.Future[Any] = loop.create_future()
+    # A cancelled caller never looks at the outcome: mark it retrieved so it is not reported as lost.
+    result.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    def settle(rows: object, error: BaseException | None) -> None:
+        if result.done():
+            return
+        if error is None:
+            result.set_result(rows)
+        else:
+            result.set_exception(StorageError(f"Cassandra request failed: {error!r}"))
+
+    def post(rows: object, error: BaseException | None) -> None:
+        try:
+            loop.call_soon_threadsafe(settle, rows, error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    future.add_callbacks(callback=lambda rows: post(rows, None), errback=lambda exc: post(None, exc))
+    return result
