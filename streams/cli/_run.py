@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-from engine import CancellationError, Registry, StepFailedError, UnknownWorkflowError
+from engine import CancellationError, Registry, RunStatus, StepFailedError, UnknownWorkflowError
 from streams._errors import TransportError
 from streams._settings import Settings
 from streams.cli._app import load_registry
@@ -152,18 +152,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"run {run_id} started", file=sys.stderr if args.json else sys.stdout, flush=True)
             outcome: dict[str, object] = {"run_id": run_id}
             try:
-                outcome |= {"status": "completed", "result": await client.result(run_id, timeout=args.timeout)}
+                outcome |= {"status": RunStatus.COMPLETED, "result": await client.result(run_id, timeout=args.timeout)}
             except TransportError:
                 raise
             except TimeoutError:
                 outcome |= {
-                    "status": "running",
+                    "status": RunStatus.RUNNING,
                     "error": _error(TimeoutError(f"did not finish within {args.timeout:g} s (it goes on running)")),
                 }
             except CancellationError as exc:
-                outcome |= {"status": "cancelled", "error": _error(exc)}
+                outcome |= {"status": RunStatus.CANCELLED, "error": _error(exc)}
             except Exception as exc:  # the run's own error, rebuilt
-                outcome |= {"status": "failed", "error": _error(exc)}
+                outcome |= {"status": RunStatus.FAILED, "error": _error(exc)}
             if args.history:
                 outcome["history"] = [
                     {"seq": event.seq, "type": type(event).__name__, "fields": event_fields(event)}
@@ -182,7 +182,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     error = cast(dict[str, str] | None, outcome.get("error"))
     if error is None:
         return 0
-    if outcome["status"] == "running":
+    if outcome["status"] == RunStatus.RUNNING:
         raise RunFailedError(f"run {outcome['run_id']} {error['message']}")
     raise RunFailedError(f"run {outcome['run_id']} {outcome['status']}: {error['type']}: {error['message']}")
 

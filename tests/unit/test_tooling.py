@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,17 @@ def test_no_reference_points_outside_the_repository() -> None:
         if pattern in path.read_text(errors="replace")
     ]
     assert found == []
+
+
+def test_tests_bench_and_examples_import_through_the_facades() -> None:
+    private = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.module}"
+        for folder in ("tests", "bench", "examples")
+        for path in (ROOT / folder).rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and node.module.split(".")[0] in {"engine", "schemas", "storage", "streams"}
+        and any(part.startswith("_") for part in node.module.split("."))
+    ]
+    assert private == []
