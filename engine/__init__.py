@@ -23,6 +23,7 @@ from ._context import StepContext, get_step_context, has_step_context, set_step_
 from ._definitions import EventLimits, scheduled_workflow, step, workflow
 from ._durations import Duration
 from ._errors import (
+    ActivationBudgetExceededError,
     CancellationError,
     ChildWorkflowDepthError,
     ChildWorkflowFailedError,
@@ -34,6 +35,7 @@ from ._errors import (
     InvalidDurationError,
     KflowError,
     NonDeterminismError,
+    PoisonCodeError,
     RegistryError,
     RetryableError,
     RunClosedError,
@@ -102,6 +104,8 @@ __all__ = [
     "HistoryError",
     "RunClosedError",
     "EventLimitExceededError",
+    "PoisonCodeError",
+    "ActivationBudgetExceededError",
     "ScheduleError",
     "ScheduleSpecError",
 ]

@@ -23,10 +23,12 @@ def begin_workflow(core: RunCore) -> None:
 def activate(core: RunCore) -> Outcome | None:
     """Run the workflow code until it waits again; return its outcome if it ended.
 
+    The code runs at most ``core.limits.activation_steps`` loop callbacks; poison code (that budget
+    exceeded, SystemExit / KeyboardInterrupt raised) ends the run as failed (see ``outcome_of``).
     In live mode an ending is recorded (terminal event + commands) and the run is torn down.
     """
     if not core.timed_out:
-        core.loop.run_ready(core.now_ms)
+        core.loop.run_ready(core.now_ms, core.limits.activation_steps)
     if core.divergence is not None:
         return None
     outcome = outcome_of(core)

@@ -40,6 +40,9 @@ from ._pending import (
 from ._records import CallArgs, CancelTimer, CancelWorkflow, Command, ExecuteStep, StartTimer, StartWorkflow
 from ._status import RunStatus
 
+TEARDOWN_AFTER_EXHAUSTION = 1_000
+"""Callbacks a run that exceeded its activation budget gets to unwind its coroutines."""
+
 
 class RunCore:
     """Mutable state of one run; see the module docstring."""
@@ -370,11 +373,16 @@ class RunCore:
         if self.loop.is_closed():
             return
         self.mode = Mode.CLOSED
+        # Teardown is budgeted like an activation (a ``finally`` that spins must not hang the host);
+        # code that already ran out of its budget gets only a little more.
+        budget = self.limits.activation_steps
+        if self.loop.exhausted:
+            budget = min(budget, TEARDOWN_AFTER_EXHAUSTION)
         for entry in self.pending.values():
             if not entry.future.done():
                 entry.future.set_exception(Unwind())
-        self.loop.run_ready(self.now_ms)
+        self.loop.run_ready(self.now_ms, budget)
         for task in self.loop.tasks():
             task.cancel()
-        self.loop.run_ready(self.now_ms)
+        self.loop.run_ready(self.now_ms, budget)
         self.loop.close()

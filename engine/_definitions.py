@@ -27,7 +27,7 @@ _SCHEDULE_ATTR = "__kflow_schedule__"
 
 @dataclass(frozen=True, slots=True)
 class EventLimits:
-    """Bounds on the length of one run's history (its number of events).
+    """Bounds on one run: the length of its history (its number of events) and the work of one activation.
 
     Attributes:
         soft: once a new event takes the history past ``soft``, one warning is logged
@@ -36,6 +36,10 @@ class EventLimits:
             the run fails with ``EventLimitExceededError`` instead. Its ``WorkflowFailed`` is
             the only event ever appended beyond ``hard``, so a history holds at most
             ``hard + 1`` events (``RunFinished`` is a command, not a history event).
+        activation_steps: the most event-loop callbacks one activation (the workflow code running
+            from an input until it waits again) may run. Past it the code is stopped and the run
+            fails with ``ActivationBudgetExceededError``: a loop that never waits on kflow cannot
+            hold the host. Counted, never timed, so replay stops at the same callback.
 
     Raises:
         ValueError: a limit is not a positive int, or ``soft > hard``.
@@ -43,9 +47,10 @@ class EventLimits:
 
     soft: int = 10_000
     hard: int = 50_000
+    activation_steps: int = 1_000_000
 
     def __post_init__(self) -> None:
-        for label, value in (("soft", self.soft), ("hard", self.hard)):
+        for label, value in (("soft", self.soft), ("hard", self.hard), ("activation_steps", self.activation_steps)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"EventLimits.{label} must be a positive int, got {value!r}")
         if self.soft > self.hard:
@@ -187,7 +192,7 @@ def workflow(
         durable: accepted for pyworkflow compatibility; kflow runs are always durable.
         context_class: the ``StepContext`` subclass this workflow uses: ``set_step_context``
             raises ``TypeError`` for anything else.
-        event_limits: this workflow's history limits; they win over the host's
+        event_limits: this workflow's history limits and activation budget; they win over the host's
             (``Run.start/replay/recover(limits=...)``, ``InMemoryDriver(event_limits=...)``).
 
     Raises:

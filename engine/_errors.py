@@ -143,6 +143,29 @@ class EventLimitExceededError(KflowError):
     retryable = False
 
 
+class PoisonCodeError(KflowError):
+    """Workflow or step code did something that would stop or hang the host; that run (or step) failed instead.
+
+    Raised for code that raises ``SystemExit`` or ``KeyboardInterrupt``, an ``asyncio.CancelledError``
+    nobody asked for (kflow cancels runs with ``CancellationError``), or another ``BaseException`` a
+    step lets escape. The message names the workflow or step and what it did; the original exception
+    is its ``__cause__`` (and in the recorded traceback). Never retried.
+    """
+
+    __module__ = "engine"
+    retryable = False
+
+
+class ActivationBudgetExceededError(PoisonCodeError):
+    """One activation of a workflow ran more event-loop callbacks than its budget; the run failed.
+
+    Typically a loop that never waits on kflow (``while True: await asyncio.sleep(0)``). The budget is
+    ``EventLimits.activation_steps`` (default 1,000,000 callbacks per activation).
+    """
+
+    __module__ = "engine"
+
+
 class InvalidDurationError(KflowError, ValueError):
     """A duration could not be parsed (bad string, negative, wrong type)."""
 

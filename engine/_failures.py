@@ -7,25 +7,62 @@ import traceback
 from datetime import timedelta
 
 from ._durations import parse_duration
-from ._errors import FatalError, InvalidDurationError, RetryableError, StepFailedError
+from ._errors import FatalError, RetryableError, StepFailedError
 from ._records import ErrorInfo
 
 
 def error_info(exc: BaseException, *, with_traceback: bool = True) -> ErrorInfo:
-    """Describe ``exc`` as an ``ErrorInfo``.
+    """Describe ``exc`` as an ``ErrorInfo``; never raises.
 
     ``retryable`` comes from the class attribute ``retryable`` when present (kflow errors,
     ``FatalError`` is False); any other exception is retryable. ``RetryableError.retry_after``
-    becomes ``retry_after_ms``.
+    becomes ``retry_after_ms``. An exception whose ``str()`` raises gets the message
+    ``"<unprintable T: str() raised E>"``; a traceback that cannot be formatted a similar note.
+    Message and traceback are always encodable as UTF-8 (lone surrogates are escaped).
     """
     cls = type(exc)
     return ErrorInfo(
         type=qualified_name(cls),
-        message=str(exc),
-        traceback="".join(traceback.format_exception(exc)) if with_traceback else None,
+        message=safe_str(exc),
+        traceback=_format_traceback(exc) if with_traceback else None,
         retryable=_retryable(exc),
         retry_after_ms=_retry_after_ms(exc),
     )
+
+
+def safe_str(exc: BaseException) -> str:
+    """``str(exc)``, or ``"<unprintable T: str() raised E>"`` when that raises."""
+    try:
+        text = str(exc)
+    except BaseException as failure:  # user code: it may raise anything, even SystemExit
+        return f"<unprintable {type(exc).__name__}: str() raised {type(failure).__name__}>"
+    return _utf8(text)
+
+
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """``repr(exc)`` for messages: never raises, at most ``limit`` characters."""
+    try:
+        text = repr(exc)
+    except BaseException as failure:  # user code: it may raise anything, even SystemExit
+        text = f"<unprintable {type(exc).__name__}: repr() raised {type(failure).__name__}>"
+    text = _utf8(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _format_traceback(exc: BaseException) -> str:
+    try:
+        return _utf8("".join(traceback.format_exception(exc)))
+    except BaseException as failure:  # an exception (or one in its chain) that breaks the formatter
+        return f"<traceback unavailable: formatting it raised {type(failure).__name__}>\n"
+
+
+def _utf8(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates) escaped, so the record can be sent."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def qualified_name(cls: type) -> str:
@@ -44,7 +81,7 @@ def rebuild_exception(info: ErrorInfo) -> Exception:
     if cls is not None:
         try:
             exc = cls(info.message)
-        except Exception:
+        except BaseException:  # the class's own __init__ (user code) refused: fall back
             exc = None
         if exc is not None:
             return exc
@@ -76,15 +113,18 @@ def _walk(obj: object, qualname: str) -> type[Exception] | None:
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, FatalError):
         return False
-    flag = getattr(type(exc), "retryable", True)
+    try:
+        flag = getattr(type(exc), "retryable", True)
+    except BaseException:  # a class attribute computed by user code
+        return True
     return flag if isinstance(flag, bool) else True
 
 
 def _retry_after_ms(exc: BaseException) -> int | None:
-    if not isinstance(exc, RetryableError) or exc.retry_after is None:
+    if not isinstance(exc, RetryableError):
         return None
-    value: str | int | float | timedelta = exc.retry_after
     try:
-        return parse_duration(value)
-    except InvalidDurationError:
+        value: str | int | float | timedelta | None = exc.retry_after
+        return None if value is None else parse_duration(value)
+    except Exception:  # InvalidDurationError, or a value (a subclass's property) that breaks on the way
         return None

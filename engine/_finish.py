@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
 from ._core import RunCore
-from ._errors import CancellationError, ContinueAsNewSignal, Unwind, WorkflowTimeoutError
+from ._errors import (
+    ActivationBudgetExceededError,
+    CancellationError,
+    ContinueAsNewSignal,
+    PoisonCodeError,
+    Unwind,
+    WorkflowTimeoutError,
+)
 from ._events import TerminalEvent, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed
-from ._failures import error_info
+from ._failures import describe, error_info
 from ._records import CallArgs, ErrorInfo, RunFinished, StartWorkflow
 from ._status import RunStatus
 
@@ -44,6 +52,9 @@ def outcome_of(core: RunCore) -> Outcome | None:
                 f"workflow {core.workflow.name!r} run {core.run_id} exceeded its max_duration ({limit} ms)"
             )
         )
+    poison = poison_error(core)
+    if poison is not None:
+        return failed(poison)
     if core.continue_args is not None:
         return Outcome(
             RunStatus.CONTINUED_AS_NEW, next_run_id=successor_run_id(core.run_id), next_args=core.continue_args
@@ -52,7 +63,10 @@ def outcome_of(core: RunCore) -> Outcome | None:
     if main is None or not main.done():
         return None
     if main.cancelled():
-        return Outcome(RunStatus.CANCELLED, reason=core.cancel_reason)
+        if core.cancel_requested:
+            return Outcome(RunStatus.CANCELLED, reason=core.cancel_reason)
+        # kflow cancels with CancellationError, never with Task.cancel(): nobody asked for this one.
+        return failed(stray_cancellation(core, main))
     exc = main.exception()
     if exc is None:
         return Outcome(RunStatus.COMPLETED, result=main.result())
@@ -61,6 +75,44 @@ def outcome_of(core: RunCore) -> Outcome | None:
     if isinstance(exc, CancellationError):
         return Outcome(RunStatus.CANCELLED, reason=core.cancel_reason if core.cancel_requested else str(exc))
     return failed(exc)
+
+
+def poison_error(core: RunCore) -> PoisonCodeError | None:
+    """The error for poison workflow code in the last activation, or None.
+
+    Poison code: an activation that ran out of its callback budget, or code that raised SystemExit or
+    KeyboardInterrupt (which would otherwise stop the host). Decided from the callbacks run, never
+    from time, so replay reaches the same verdict.
+    """
+    loop, where = core.loop, f"workflow {core.workflow.name!r} run {core.run_id}"
+    if loop.fatal is not None:
+        error: PoisonCodeError = PoisonCodeError(
+            f"{where} raised {describe(loop.fatal)} in its workflow code; SystemExit and KeyboardInterrupt "
+            "fail the run instead of stopping the host"
+        )
+        error.__cause__ = loop.fatal
+        return error
+    if loop.exhausted:
+        budget = core.limits.activation_steps
+        return ActivationBudgetExceededError(
+            f"{where}: one activation ran {budget:,} event-loop callbacks without waiting on kflow (a loop "
+            "that never awaits a step, sleep or hook?); the workflow code was stopped. The budget is "
+            f"EventLimits.activation_steps ({budget})"
+        )
+    return None
+
+
+def stray_cancellation(core: RunCore, main: asyncio.Task[object]) -> PoisonCodeError:
+    """The error for a run whose code ended with asyncio.CancelledError although no cancel was requested."""
+    error = PoisonCodeError(
+        f"workflow {core.workflow.name!r} run {core.run_id} ended with asyncio.CancelledError although no "
+        "cancellation was requested (kflow cancels a run with engine.CancellationError); the run failed"
+    )
+    try:
+        main.result()
+    except asyncio.CancelledError as exc:
+        error.__cause__ = exc
+    return error
 
 
 def failed(exc: BaseException) -> Outcome:

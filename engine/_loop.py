@@ -2,7 +2,7 @@
 
 Workflow code runs on this loop, so ``asyncio.gather`` and ``asyncio.create_task`` work,
 while timers and I/O raise ``WorkflowSandboxError``. The loop never blocks: an activation
-runs ready callbacks until none remain, then control returns to the host.
+runs ready callbacks until none remain (or its callback budget runs out), then control returns to the host.
 """
 
 from __future__ import annotations
@@ -41,14 +41,23 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._now_ms = 0
         self._running = False
         self._closed = False
+        # Poison code (see run_ready): the first SystemExit / KeyboardInterrupt raised by workflow code,
+        # and whether an activation ran out of its callback budget.
+        self.fatal: BaseException | None = None
+        self.exhausted = False
         # This loop's own tasks: asyncio.all_tasks(loop) would scan every task of the process (all
         # live runs), making each eviction O(live runs).
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     # -- driving ------------------------------------------------------------------------
 
-    def run_ready(self, now_ms: int) -> None:
+    def run_ready(self, now_ms: int, budget: int) -> bool:
         """Run ready callbacks until none remain, with this loop installed as the running loop.
+
+        Returns True when none remain, False when it stopped early: after ``budget`` callbacks with
+        more still ready (``exhausted`` is set; the rest stay queued), or at the first ``SystemExit`` /
+        ``KeyboardInterrupt`` the code raised (kept in ``fatal``; the task that raised it holds it
+        as its exception). Either way the host keeps running.
 
         The host may call this from inside another running loop (faust's); that loop is
         swapped out for the duration and restored afterwards.
@@ -57,11 +66,26 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         events._set_running_loop(self)
         self._running = True
         self._now_ms = now_ms
+        ready = self._ready
         try:
-            while self._ready:
-                handle = self._ready.popleft()
-                if not handle.cancelled():
+            for _ in range(budget):
+                if not ready:
+                    return True
+                handle = ready.popleft()
+                if handle.cancelled():
+                    continue
+                try:
                     handle._run()
+                except (SystemExit, KeyboardInterrupt) as exc:
+                    # asyncio's Handle._run re-raises these two (a task has already stored it as its
+                    # exception): on a normal loop they would stop the process.
+                    if self.fatal is None:
+                        self.fatal = exc
+                    return False
+            if not ready:
+                return True
+            self.exhausted = True
+            return False
         finally:
             self._running = False
             events._set_running_loop(previous)

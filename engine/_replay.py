@@ -9,7 +9,7 @@ from ._activation import activate, begin_workflow, finish
 from ._apply import apply_event
 from ._core import RunCore
 from ._definitions import EventLimits
-from ._errors import HistoryError, NonDeterminismError
+from ._errors import ActivationBudgetExceededError, HistoryError, NonDeterminismError
 from ._events import (
     ChildWorkflowStarted,
     HistoryEvent,
@@ -31,6 +31,7 @@ from ._status import RunStatus
 
 TERMINAL_TYPES = get_args(TerminalEvent)
 _FORCED_FAILURE = qualified_name(NonDeterminismError)
+_BUDGET_FAILURE = qualified_name(ActivationBudgetExceededError)
 
 
 def replay_core(registry: Registry, history: Sequence[HistoryEvent], limits: EventLimits | None = None) -> RunCore:
@@ -161,10 +162,11 @@ def _activate(core: RunCore) -> Outcome | None:
 
 def _replay_ending(core: RunCore, event: TerminalEvent, ended: Outcome | None) -> None:
     recorded = outcome_of_event(event)
-    # Forced endings: the deadline, a divergence found by recover, or the hard event limit
-    # (which dropped the transition whose input would have let the code go on).
+    # Forced endings: the deadline, a divergence found by recover, the hard event limit (which
+    # dropped the transition whose input would have let the code go on), or the activation budget
+    # (replayed under a larger budget, the stopped code may get to wait instead).
     forced = isinstance(event, WorkflowFailed) and (
-        core.timed_out or event.error.type == _FORCED_FAILURE or is_limit_failure(event)
+        core.timed_out or event.error.type in (_FORCED_FAILURE, _BUDGET_FAILURE) or is_limit_failure(event)
     )
     if ended is None and not forced:
         raise core.divergence_error(None, type(event).__name__, "nothing: the workflow code is still waiting")

@@ -8,9 +8,9 @@ import inspect
 from ._clock import Clock
 from ._context import step_context_scope
 from ._definitions import StepDefinition
-from ._errors import StepTimeoutError
-from ._failures import error_info
-from ._records import ExecuteStep, StepResult
+from ._errors import PoisonCodeError, StepTimeoutError
+from ._failures import describe, error_info
+from ._records import ErrorInfo, ExecuteStep, StepResult
 from ._registry import Registry
 
 
@@ -19,7 +19,10 @@ async def execute_step(registry: Registry, cmd: ExecuteStep, clock: Clock, *, wo
 
     The step runs under ``cmd.timeout_ms`` when set (exceeding it gives a retryable
     ``StepTimeoutError``). Every Exception becomes an ``ErrorInfo`` (including an unknown
-    step name: a non-retryable ``UnknownStepError``). Synchronous step functions run in a
+    step name: a non-retryable ``UnknownStepError``); so does a ``SystemExit``, ``KeyboardInterrupt``
+    or other BaseException, and an ``asyncio.CancelledError`` while the calling task is not being
+    cancelled, as a non-retryable ``PoisonCodeError`` naming the step. Only a real cancellation of
+    the calling task (``Task.cancelling()``) propagates. Synchronous step functions run in a
     thread so they do not block the worker's loop. ``cmd.context`` (the run's step context)
     is readable through ``get_step_context()`` during the call; ``set_step_context`` raises there.
     """
@@ -29,16 +32,18 @@ async def execute_step(registry: Registry, cmd: ExecuteStep, clock: Clock, *, wo
         with step_context_scope(cmd.context):
             result = await _run_with_timeout(defn, cmd)
     except Exception as exc:  # the worker reports every step failure instead of raising
-        return StepResult(
-            run_id=cmd.run_id,
-            position=cmd.position,
-            attempt=cmd.attempt,
-            ok=False,
-            error=error_info(exc),
-            worker=worker,
-            started_at=started_at,
-            finished_at=clock.now_ms(),
-        )
+        return _failed(cmd, error_info(exc), worker, started_at, clock)
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # the worker itself is being cancelled (shutdown): not the step's doing
+        what = "asyncio.CancelledError although the worker did not cancel it"
+        return _failed(cmd, error_info(_poison(cmd, what, exc)), worker, started_at, clock)
+    except GeneratorExit:
+        raise  # this coroutine is being closed
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt, …: they must not stop the worker
+        what = f"{describe(exc)}, which would stop the worker"
+        return _failed(cmd, error_info(_poison(cmd, what, exc)), worker, started_at, clock)
     return StepResult(
         run_id=cmd.run_id,
         position=cmd.position,
@@ -49,6 +54,28 @@ async def execute_step(registry: Registry, cmd: ExecuteStep, clock: Clock, *, wo
         started_at=started_at,
         finished_at=clock.now_ms(),
     )
+
+
+def _failed(cmd: ExecuteStep, error: ErrorInfo, worker: str, started_at: int, clock: Clock) -> StepResult:
+    return StepResult(
+        run_id=cmd.run_id,
+        position=cmd.position,
+        attempt=cmd.attempt,
+        ok=False,
+        error=error,
+        worker=worker,
+        started_at=started_at,
+        finished_at=clock.now_ms(),
+    )
+
+
+def _poison(cmd: ExecuteStep, what: str, cause: BaseException) -> PoisonCodeError:
+    error = PoisonCodeError(
+        f"step {cmd.step_name!r} (workflow {cmd.workflow_name!r} run {cmd.run_id}, position {cmd.position}, "
+        f"attempt {cmd.attempt}) raised {what}; the attempt failed and is not retried"
+    )
+    error.__cause__ = cause
+    return error
 
 
 async def _run_with_timeout(defn: StepDefinition, cmd: ExecuteStep) -> object:

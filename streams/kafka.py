@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +21,8 @@ from aiokafka.partitioner import murmur2
 
 from streams._errors import kafka_errors
 from streams._topics import InternalTopicError
+
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 1_000_000
 """Largest record kflow produces (the broker's default message.max.bytes is 1 MiB)."""
@@ -110,3 +115,50 @@ async def _committed_lag(bootstrap: str, topic: str, group: str) -> list[Partiti
         PartitionLag(tp.partition, ends[tp], committed.get(tp), max(0, ends[tp] - committed.get(tp, starts[tp])))
         for tp in tps
     ]
+
+
+async def close_consumer(client: AIOKafkaConsumer, timeout: float = 15.0) -> None:
+    """Stop ``client`` within ``timeout`` seconds, whatever state a broker fault left it in.
+
+    aiokafka's ``stop`` can wait for a broker that is gone (leaving the group, a fetch in its error back-off) and
+    then raise ``CancelledError`` from inside; its connections are closed directly then.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await client.stop()
+    except (Exception, asyncio.CancelledError) as exc:
+        task = asyncio.current_task()
+        if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
+            raise  # this task is being cancelled, not just the client's
+        log.warning("consumer did not stop cleanly (%s); closing its connections", type(exc).__name__)
+        await _close_quietly(getattr(client, "_client", None))
+
+
+async def close_producer(client: AIOKafkaProducer, timeout: float = 10.0) -> None:
+    """Stop ``client`` within ``timeout`` seconds; with a broker gone, abandon what it still holds.
+
+    A producer's ``stop`` waits for batches in flight (idempotent batches never expire) and is not re-entrant, so
+    after a timeout its sender task is cancelled and its connections closed directly. What was abandoned was not
+    acknowledged, so it was not committed either: the caller redoes it (a transaction is aborted by the fencing
+    of the next producer with its transactional id, or by the broker's transaction timeout).
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await client.stop()
+    except (Exception, asyncio.CancelledError) as exc:
+        task = asyncio.current_task()
+        if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
+            raise
+        log.warning("producer did not stop cleanly (%s); closing its connections", type(exc).__name__)
+        sender = getattr(getattr(client, "_sender", None), "sender_task", None)
+        if sender is not None:
+            sender.cancel()
+        await _close_quietly(getattr(client, "client", None))
+
+
+async def _close_quietly(client: Any) -> None:
+    if client is None:
+        return
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await client.close()

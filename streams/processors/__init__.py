@@ -16,7 +16,8 @@ from streams.processors._timer_changelog import (
     changelog_key,
 )
 from streams.processors._timer_index import ArmedTimer, TimerHead, TimerIndex, TimerKey
-from streams.processors._timer_processor import TimerProcessor, TimerStats
+from streams.processors._timer_inputs import TimerStats
+from streams.processors._timer_processor import TimerProcessor
 from streams.processors._worker import OffsetTracker, StepWorker, WorkerStats
 
 __all__ = [

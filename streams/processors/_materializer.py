@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -28,10 +28,13 @@ from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, CassandraTarget, HistoryWriter, StorageError, migrate
 from streams._settings import Settings
 from streams._topics import Topics
-from streams.kafka import consumer
-from streams.processors._serve import serve
+from streams.kafka import close_consumer, consumer
+from streams.processors._serve import ProgressWatch, supervise
 
 log = logging.getLogger(__name__)
+
+COMMIT_TIMEOUT_S = 15.0
+"""Longest an offset commit may take (past it the loop fails and the consumer is rebuilt)."""
 
 RECONNECT_AFTER_S = 10.0
 """After failing this long, each retry also replaces the Cassandra connection with a fresh one.
@@ -99,11 +102,14 @@ class HistoryMaterializer:
         self._writer: HistoryWriter | None = None
         self._unwritten: dict[int, int] = {}  # partition -> first offset of the batch being written
         self._committed: dict[TopicPartition, int] = {}  # what this member last committed (or found)
+        self._watch = ProgressWatch()
+        self.name = "materializer"
 
     async def start(self) -> None:
         """Join the consumer group and start materializing in the background."""
         self._consumer = consumer(self.settings.bootstrap, group_id=self.group, max_poll_records=self.batch_size)
         self._consumer.subscribe([self.topics.history], listener=_Listener(self))
+        self._watch.reset()
         await self._consumer.start()
         self._task = asyncio.create_task(self._loop(), name="kflow-materializer")
 
@@ -112,13 +118,23 @@ class HistoryMaterializer:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
         if self._consumer is not None:
-            await self._consumer.stop()
+            await close_consumer(self._consumer)
+            self._consumer = None
         await self._disconnect()
 
+    def loops(self) -> Collection[asyncio.Task[None]]:
+        """The materializing loop (while started)."""
+        return [] if self._task is None else [self._task]
+
+    async def health(self) -> str | None:
+        """A reason to rebuild the Kafka consumer (see ``streams.processors._serve``), or None."""
+        return None if self._consumer is None else await self._watch.check(self._consumer, self.group)
+
     async def run_until(self, stop: asyncio.Event) -> None:
-        """``start``, wait for ``stop`` (or a crash of the loop), ``stop``."""
-        await serve(self.start, self.stop, lambda: [] if self._task is None else [self._task], stop)
+        """Run until ``stop`` is set, reconnecting through broker faults (``streams.processors._serve``)."""
+        await supervise(self, stop)
 
     async def lag(self) -> dict[int, int]:
         """Events not yet in Cassandra, per assigned history partition: end offset − materialized offset.
@@ -152,10 +168,12 @@ class HistoryMaterializer:
         await self._retrying(self._connected, "connect to Cassandra")
         while True:
             batches = await self._kafka.getmany(timeout_ms=500, max_records=self.batch_size)
+            self._watch.polled()
             if batches:
                 await self._materialize(batches)
             else:
-                await self._commit_markers()
+                async with asyncio.timeout(COMMIT_TIMEOUT_S):  # committed() and position() wait without limit
+                    await self._commit_markers()
 
     async def _materialize(self, batches: dict[TopicPartition, list[Any]]) -> None:
         self._unwritten.update({tp.partition: messages[0].offset for tp, messages in batches.items()})
@@ -217,12 +235,15 @@ class HistoryMaterializer:
         if not offsets:
             return
         try:
-            await kafka.commit(offsets)
+            async with asyncio.timeout(COMMIT_TIMEOUT_S):  # aiokafka retries a commit without limit
+                await kafka.commit(offsets)
         except KafkaError as exc:
             # Lost the partitions meanwhile: their new owner rewrites from the last commit (idempotent).
             log.warning("committing materialized offsets %s failed: %r", offsets, exc)
             return
         self._committed.update(offsets)
+        for tp, offset in offsets.items():
+            self._watch.processed(tp, offset)
 
     async def _commit_markers(self) -> None:
         """Commit positions that moved over transaction markers alone, so the committed lag reaches 0."""
@@ -250,6 +271,7 @@ class HistoryMaterializer:
                     log.info("%s: succeeded again after %.1fs", what, time.monotonic() - failing_since)
                 return
             except StorageError as exc:
+                self._watch.polled()  # alive, waiting for Cassandra on purpose: a Kafka rebuild would not help
                 now = time.monotonic()
                 failing_since = failing_since or now
                 self.stats.retries += 1

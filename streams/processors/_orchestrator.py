@@ -15,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from engine import EventLimits, Registry
@@ -28,12 +27,17 @@ from engine.runtime import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
 from schemas import RecordCodec, SchemaError
 from streams._settings import Settings
 from streams._topics import Topics, ensure_internal_topic
-from streams.kafka import consumer, producer
+from streams.kafka import close_consumer, close_producer, consumer, producer
 from streams.processors._outputs import Output
 from streams.processors._partition_logic import PartitionLogic
-from streams.processors._serve import serve
+from streams.processors._serve import FAULTS, ProgressWatch, supervise
 
 log = logging.getLogger(__name__)
+
+TRANSACTION_TIMEOUT_S = 30.0
+"""Longest one batch's transaction may take; past it the partition's producer is abandoned and re-adopted."""
+READ_STALL_S = 30.0
+"""Longest a restore read may go without receiving a record while the partition has more."""
 
 
 @dataclass(slots=True)
@@ -80,7 +84,12 @@ class Orchestrator:
         self.stats = OrchestratorStats()
         self.partitions: dict[int, PartitionLogic] = {}
         self._producers: dict[int, AIOKafkaProducer] = {}
-        self._adopting: dict[int, asyncio.Event] = {}
+        self._adopting: dict[int, asyncio.Task[None]] = {}
+        # Invariant: held while a partition's batch is processed and its transaction runs, and while the
+        # partition is dropped, so a producer is never stopped under an open transaction (a revoke waits).
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._watch = ProgressWatch()
+        self.name = "orchestrator"
         self._checkpoint_due: dict[int, float] = {}
         self.checkpoint_interval = checkpoint_interval
         self._consumer: AIOKafkaConsumer | None = None
@@ -89,6 +98,9 @@ class Orchestrator:
     async def start(self) -> None:
         """Check (or create) the state topic, join the consumer group and start processing in the background.
 
+        Partitions are adopted in the background once assigned (paused until then), so a long restore never
+        holds up the group's heartbeats.
+
         Raises:
             InternalTopicError: the inbox is missing, or the state topic is not compacted or has another
                 partition count than the inbox.
@@ -96,18 +108,35 @@ class Orchestrator:
         await ensure_internal_topic(self.settings.bootstrap, self.topics, "state", alongside="inbox")
         self._consumer = consumer(self.settings.bootstrap, group_id=self.group, max_poll_records=1000)
         self._consumer.subscribe([self.topics.inbox], listener=_Listener(self))
+        self._watch.reset()
         await self._consumer.start()
         self._task = asyncio.create_task(self._loop(), name="kflow-orchestrator")
 
     async def stop(self) -> None:
-        """Finish the batch in flight, leave the group, close the producers."""
+        """Stop processing (a batch in flight is abandoned: its transaction aborts), leave the group, close the
+        producers. Bounded in time, also with the broker gone."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for task in list(self._adopting.values()):
+            task.cancel()
+        await asyncio.gather(*self._adopting.values(), return_exceptions=True)
         if self._consumer is not None:
-            await self._consumer.stop()
+            await close_consumer(self._consumer)
+            self._consumer = None
         for number in list(self._producers):
             await self._drop(number)
+
+    def loops(self) -> Collection[asyncio.Task[None]]:
+        """The processing loop (while started)."""
+        return [] if self._task is None else [self._task]
+
+    async def health(self) -> str | None:
+        """A reason to rebuild the Kafka clients (see ``streams.processors._serve``), or None."""
+        if self._consumer is None:
+            return None
+        return await self._watch.check(self._consumer, self.group)
 
     @property
     def _inbox(self) -> AIOKafkaConsumer:
@@ -116,79 +145,119 @@ class Orchestrator:
         return self._consumer
 
     async def run_until(self, stop: asyncio.Event) -> None:
-        """``start``, wait for ``stop`` (or a crash of the loop), ``stop``."""
-        await serve(self.start, self.stop, lambda: [] if self._task is None else [self._task], stop)
+        """Run until ``stop`` is set, reconnecting through broker faults (``streams.processors._serve``)."""
+        await supervise(self, stop)
 
     async def _loop(self) -> None:
         while True:
             batches = await self._inbox.getmany(timeout_ms=500)
+            self._watch.polled()
             if batches:
                 await asyncio.gather(*(self._process(tp, messages) for tp, messages in batches.items()))
 
     async def _process(self, tp: TopicPartition, messages: list[Any]) -> None:
-        # aiokafka may hand out records of a new assignment before (or while) the rebalance listener runs.
-        await self._ensure_adopted(tp.partition)
-        logic, txn_producer = self.partitions.get(tp.partition), self._producers.get(tp.partition)
-        if logic is None or txn_producer is None:
-            return  # revoked meanwhile: the new owner re-reads from the committed offset
-        now = self.clock.now_ms()
-        outputs: list[Output] = []
-        for message in messages:
-            outputs.extend(logic.process(message.key, message.value, message.offset, now))
-        # Invariant: computed before this batch's sends, the checkpoint is at most the offset any run started
-        # in this batch gets (the previous transaction is fully acknowledged, so history_end is the log end).
-        if time.monotonic() >= self._checkpoint_due.get(tp.partition, 0.0):
-            self._checkpoint_due[tp.partition] = time.monotonic() + self.checkpoint_interval
-            outputs.append(logic.checkpoint_output(now))
-        try:
-            async with txn_producer.transaction():
-                for out in outputs:
-                    sent = await txn_producer.send(
-                        self.topics.name(out.topic), out.value, key=out.key, partition=out.partition
-                    )
-                    if out.topic == "history":
-                        sent.add_done_callback(_observer(logic, out.key.decode()))
-                await txn_producer.send_offsets_to_transaction(
-                    {tp: OffsetAndMetadata(messages[-1].offset + 1, "")}, self.group
-                )
-        except KafkaError as exc:
-            # The in-memory state already moved on; Kafka did not. Rebuild from Kafka's truth.
-            log.error("transaction for %s failed (%r): restoring the partition", tp, exc)
-            await self._reset(tp)
-            return
+        async with self._lock(tp.partition):
+            logic, txn_producer = self.partitions.get(tp.partition), self._producers.get(tp.partition)
+            if logic is None or txn_producer is None:
+                if tp in self._inbox.assignment() and tp.partition not in self._adopting:
+                    # Fetched before it was adopted (it is paused until then; a safety net): read it again later.
+                    self._inbox.pause(tp)
+                    self._inbox.seek(tp, messages[0].offset)
+                    self._start_adopting(tp.partition)
+                return  # else revoked meanwhile: the new owner re-reads from the committed offset
+            now = self.clock.now_ms()
+            outputs: list[Output] = []
+            for message in messages:
+                outputs.extend(logic.process(message.key, message.value, message.offset, now))
+            # Invariant: computed before this batch's sends, the checkpoint is at most the offset any run started
+            # in this batch gets (the previous transaction is fully acknowledged, so history_end is the log end).
+            if time.monotonic() >= self._checkpoint_due.get(tp.partition, 0.0):
+                self._checkpoint_due[tp.partition] = time.monotonic() + self.checkpoint_interval
+                outputs.append(logic.checkpoint_output(now))
+            try:
+                async with asyncio.timeout(TRANSACTION_TIMEOUT_S):
+                    await self._commit(txn_producer, logic, tp, messages[-1].offset + 1, outputs)
+            except FAULTS as exc:
+                # The in-memory state already moved on; Kafka did not. Rebuild from Kafka's truth.
+                log.error("transaction for %s failed (%r): restoring the partition", tp, exc)
+                await self._reset(tp)
+                return
+        self._watch.processed(tp, messages[-1].offset + 1)
         self.stats.records += len(messages)
         self.stats.transactions += 1
         self.stats.outputs += len(outputs)
 
+    async def _commit(
+        self,
+        txn_producer: AIOKafkaProducer,
+        logic: PartitionLogic,
+        tp: TopicPartition,
+        next_offset: int,
+        outputs: list[Output],
+    ) -> None:
+        """One transaction: the batch's outputs and its inbox offsets."""
+        async with txn_producer.transaction():
+            for out in outputs:
+                sent = await txn_producer.send(
+                    self.topics.name(out.topic), out.value, key=out.key, partition=out.partition
+                )
+                if out.topic == "history":
+                    sent.add_done_callback(_observer(logic, out.key.decode()))
+            await txn_producer.send_offsets_to_transaction({tp: OffsetAndMetadata(next_offset, "")}, self.group)
+
     async def _reset(self, tp: TopicPartition) -> None:
+        """Forget the partition's state (the caller holds its lock), go back to its committed offset, adopt again.
+
+        Raises:
+            KafkaError, TimeoutError: the committed offset cannot be read (the loop ends; the supervisor rebuilds).
+        """
         self.stats.resets += 1
-        await self._drop(tp.partition)
-        await self._ensure_adopted(tp.partition)
-        committed = await self._inbox.committed(tp)
+        await self._drop_unlocked(tp.partition)
+        if tp not in self._inbox.assignment():
+            return
+        self._inbox.pause(tp)
+        async with asyncio.timeout(15):
+            committed = await self._inbox.committed(tp)
         if committed is None:
             await self._inbox.seek_to_beginning(tp)
         else:
             self._inbox.seek(tp, committed)
+        self._start_adopting(tp.partition)
 
-    async def _ensure_adopted(self, number: int) -> None:
-        """Adopt partition ``number`` unless it is adopted already (or being adopted: then wait)."""
-        if number in self.partitions:
+    def _lock(self, number: int) -> asyncio.Lock:
+        return self._locks.setdefault(number, asyncio.Lock())
+
+    def _start_adopting(self, number: int) -> None:
+        """Adopt partition ``number`` in the background (it stays paused until adopted)."""
+        if number in self.partitions or number in self._adopting:
             return
-        adopting = self._adopting.get(number)
-        if adopting is not None:
-            await adopting.wait()
-            return
-        if TopicPartition(self.topics.inbox, number) in self._inbox.assignment():
-            await self._adopt(number)
+        self._adopting[number] = asyncio.create_task(self._adopt(number), name=f"kflow-adopt-{number}")
 
     async def _adopt(self, number: int) -> None:
-        """Fence the partition's previous owner, then read its history back into memory."""
-        adopting = self._adopting[number] = asyncio.Event()
+        """Fence the partition's previous owner, read its state and history back, then resume fetching it.
+
+        A broker fault while adopting is retried (the partition stays paused meanwhile); the supervisor's
+        checks see a partition that never gets adopted as a partition that does not move.
+        """
+        tp = TopicPartition(self.topics.inbox, number)
+        pause = 0.5
         try:
-            await self._restore(number)
+            while tp in self._inbox.assignment():
+                try:
+                    async with self._lock(number):
+                        await self._restore(number)
+                except FAULTS as exc:
+                    log.warning("adopting inbox partition %d failed (%r); retrying in %.1f s", number, exc, pause)
+                    async with self._lock(number):
+                        await self._drop_unlocked(number)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 10.0)
+                    continue
+                if tp in self._inbox.assignment():
+                    self._inbox.resume(tp)
+                return
         finally:
-            del self._adopting[number]
-            adopting.set()
+            self._adopting.pop(number, None)
 
     async def _restore(self, number: int) -> None:
         txn_producer = producer(
@@ -252,29 +321,41 @@ class Orchestrator:
     async def _read(self, topic: str, number: int, start: int | None) -> AsyncIterator[Any]:
         """Committed records of one partition from ``start`` (None: the beginning) to its current end."""
         reader = consumer(self.settings.bootstrap, max_poll_records=5000)
-        await reader.start()
+        tp = TopicPartition(topic, number)
         try:
-            tp = TopicPartition(topic, number)
-            reader.assign([tp])
-            if start is None:
-                await reader.seek_to_beginning(tp)
-            else:
-                reader.seek(tp, start)
-            end = (await reader.end_offsets([tp]))[tp]
-            while await reader.position(tp) < end:
-                batch = await reader.getmany(tp, timeout_ms=1000)
-                for message in batch.get(tp, []):
+            # Every wait is bounded: a broker that goes away mid-read fails the adoption, which is retried.
+            async with asyncio.timeout(READ_STALL_S):
+                await reader.start()
+                reader.assign([tp])
+                if start is None:
+                    await reader.seek_to_beginning(tp)
+                else:
+                    reader.seek(tp, start)
+                end = (await reader.end_offsets([tp]))[tp]
+            while True:
+                async with asyncio.timeout(READ_STALL_S):
+                    if await reader.position(tp) >= end:
+                        return
+                    batch: dict[TopicPartition, list[Any]] = {}
+                    while not batch.get(tp):  # nothing for READ_STALL_S while records remain: the timeout fails it
+                        batch = await reader.getmany(tp, timeout_ms=1000)
+                for message in batch[tp]:
                     yield message
         finally:
-            await reader.stop()
+            await close_consumer(reader)
 
     async def _drop(self, number: int) -> None:
+        """Forget partition ``number``: wait for its batch in flight, then close its producer."""
+        async with self._lock(number):
+            await self._drop_unlocked(number)
+
+    async def _drop_unlocked(self, number: int) -> None:
         logic = self.partitions.pop(number, None)
         if logic is not None:
             logic.cache.clear()
         txn_producer = self._producers.pop(number, None)
         if txn_producer is not None:
-            await txn_producer.stop()
+            await close_producer(txn_producer)
 
 
 def _observer(logic: PartitionLogic, run_id: str) -> Callable[[asyncio.Future[Any]], None]:
@@ -291,9 +372,18 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:
+            adopting = self.orchestrator._adopting.pop(tp.partition, None)
+            if adopting is not None:
+                adopting.cancel()
+                await asyncio.gather(adopting, return_exceptions=True)
             await self.orchestrator._drop(tp.partition)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        # aiokafka awaits this before fetching, so no inbox record is processed before its state exists.
-        for tp in assigned:
-            await self.orchestrator._ensure_adopted(tp.partition)
+        # Nothing is fetched from a partition before its state exists: paused here, resumed once adopted. The
+        # adoption runs outside this listener, so the group's heartbeats go on during a long restore.
+        orchestrator = self.orchestrator
+        fresh = [tp for tp in assigned if tp.partition not in orchestrator.partitions]
+        if fresh:
+            orchestrator._inbox.pause(*fresh)
+        for tp in fresh:
+            orchestrator._start_adopting(tp.partition)

@@ -89,10 +89,14 @@ class PartitionLogic(PartitionState):
         schedule = self.schedules.get(run_id)
         try:
             outputs = self._apply(record, key, value, offset, now_ms)
-        except Exception as exc:  # a bug must not stop the partition: park the record with the reason
+        except BaseException as exc:  # a bug must not stop the partition: park the record with the reason
+            # BaseException too: the engine fails a run whose workflow code raises SystemExit or
+            # KeyboardInterrupt, but user code also runs outside it (payload schemas, result encoding),
+            # and this is synchronous code, so a CancelledError here is never a real cancellation.
             log.exception("inbox record %s@%d failed", run_id, offset)
             self._revert(run_id, known, length, schedule)
-            return [self._dead(key, value, offset, f"processing failed: {exc!r}", exc)]
+            error = runtime.error_info(exc, with_traceback=False)  # never raises, unlike repr(exc)
+            return [self._dead(key, value, offset, f"processing failed: {error.type}: {error.message}", exc)]
         too_big = next((o for o in outputs if len(o.value or b"") > MAX_MESSAGE_BYTES), None)
         if too_big is not None:
             # Kafka would refuse the transaction again and again: park the input instead (docs/notes.md #6).
@@ -292,7 +296,7 @@ class PartitionLogic(PartitionState):
         )
         return self._route(finished, start.run_id.encode())
 
-    def _dead(self, key: bytes | None, value: bytes, offset: int, reason: str, exc: Exception | None) -> Output:
+    def _dead(self, key: bytes | None, value: bytes, offset: int, reason: str, exc: BaseException | None) -> Output:
         log.warning("dead letter from %s[%d]@%d: %s", self.inbox_topic, self.partition, offset, reason)
         error_type = "" if exc is None else f"{type(exc).__module__}.{type(exc).__qualname__}"
         return dead_letter(

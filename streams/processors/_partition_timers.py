@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 from engine.runtime import Clock
-from streams.processors._timer_changelog import ChangelogWriter
+from streams.processors._timer_changelog import ChangelogWriter, RestoredTimers, TimerChangelog
 from streams.processors._timer_index import ArmedTimer, TimerHead, TimerIndex, TimerKey
 
 log = logging.getLogger(__name__)
@@ -115,3 +117,32 @@ class PartitionTimers:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay):
                 await self._wake.wait()
+
+
+async def open_index(
+    path: Path, changelog: TimerChangelog, number: int, end: int, clock: Clock
+) -> tuple[TimerIndex, RestoredTimers | None, float]:
+    """The index of ``.timers`` partition ``number`` at ``path``, rebuilt from the changelog unless it reflects the
+    changelog's ``end``; with what was restored (None: nothing to rebuild) and the seconds it took."""
+    index = TimerIndex(path)
+    started, local = time.perf_counter(), index.changelog_end
+    try:
+        restored = await changelog.restore(number, index, end, clock.now_ms())
+    except BaseException:
+        index.close()
+        raise
+    elapsed = time.perf_counter() - started
+    if restored is not None:
+        log.info(
+            "timer partition %d: index rebuilt from %s (local index at %s, changelog end %d): %d "
+            "timer(s) restored from %d record(s) in %.3fs%s",
+            number,
+            changelog.topic,
+            "none" if local is None else local,
+            restored.end_offset,
+            len(restored.timers),
+            restored.records,
+            elapsed,
+            f", {restored.skipped} unusable record(s) skipped" if restored.skipped else "",
+        )
+    return index, restored, elapsed

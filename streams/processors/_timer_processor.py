@@ -31,60 +31,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord
 
-from engine.runtime import CancelTimer, Clock, StartTimer, SystemClock, TimerFired
-from schemas import RecordCodec, SchemaError
+from engine.runtime import Clock, StartTimer, SystemClock, TimerFired
+from schemas import RecordCodec
 from streams._settings import Settings
 from streams._topics import Topics
-from streams.kafka import consumer, producer
+from streams.kafka import close_consumer, close_producer, consumer, producer
 from streams.processors._outputs import Output, dead_letter
-from streams.processors._partition_timers import PartitionTimers
-from streams.processors._serve import serve
+from streams.processors._partition_timers import PartitionTimers, open_index
+from streams.processors._serve import FAULTS, ProgressWatch, supervise
 from streams.processors._timer_changelog import TimerChangelog
 from streams.processors._timer_index import ArmedTimer, TimerIndex, TimerKey
+from streams.processors._timer_inputs import LATENESS_SAMPLES, Rejected, TimerStats, parse_timer_record
 
 log = logging.getLogger(__name__)
 
-LATENESS_SAMPLES = 1000
-"""How many of the latest fires `TimerStats.lateness_ms` keeps."""
-
-
-@dataclass(frozen=True, slots=True)
-class TimerStats:
-    """A snapshot of the timer processor's counters.
-
-    Attributes:
-        pending: timers armed in the indexes of the partitions this process owns.
-        fired: ``TimerFired`` records produced since start (re-fires included).
-        dead_lettered: ``.timers`` records sent to the dead-letter topic since start.
-        lateness_ms: ``fired_at - fire_at`` of the latest fires (at most `LATENESS_SAMPLES`), oldest first.
-        restored: timers restored from the changelog into rebuilt indexes since start.
-        restore_seconds: time spent rebuilding indexes from the changelog since start.
-    """
-
-    pending: int
-    fired: int
-    dead_lettered: int
-    lateness_ms: tuple[int, ...]
-    restored: int = 0
-    restore_seconds: float = 0.0
-
-
-class _Rejected(Exception):
-    """A ``.timers`` record that cannot be applied; it goes to the dead-letter topic."""
-
-    def __init__(self, reason: str, error_type: str = "kflow.InvalidRecord") -> None:
-        super().__init__(reason)
-        self.reason, self.error_type = reason, error_type
+BATCH_TIMEOUT_S = 30.0
+"""Longest one batch (changelog writes, fast-path fires, offset commit) may take before the loop fails."""
 
 
 class TimerProcessor:
@@ -134,6 +104,9 @@ class TimerProcessor:
         # Set when a partition could not be adopted (the rebalance listener cannot raise into the loop):
         # the consumer loop re-raises it rather than skip the partition's records.
         self._failure: Exception | None = None
+        self._adopting: asyncio.Task[None] | None = None
+        self._watch = ProgressWatch()
+        self.name = "timer processor"
 
     @property
     def stats(self) -> TimerStats:
@@ -165,40 +138,57 @@ class TimerProcessor:
                 count differs from ``.timers``'.
         """
         await self._changelog.ensure_topic()
+        self._failure = None
         self._producer = producer(self.settings.bootstrap)
         await self._producer.start()
         self._changelog.attach(self._producer)
         self._consumer = consumer(self.settings.bootstrap, group_id=self.group)
         self._consumer.subscribe([self.topics.timers], listener=_Listener(self))
+        self._watch.reset()
         await self._consumer.start()
         self._task = asyncio.create_task(self._consume(), name="kflow-timers")
 
     async def stop(self) -> None:
         """Stop consuming and firing, close the indexes, leave the group, close the producer."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._adopting):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._adopting = None
         # Before leaving the group: once it is left a new owner may rebuild from the changelog, and this
         # process should not go on firing behind its back (a send already queued may still land: harmless).
         await self._release(list(self._partitions))
         if self._consumer is not None:
-            await self._consumer.stop()
+            await close_consumer(self._consumer)
+            self._consumer = None
         if self._producer is not None:
-            await self._producer.stop()
+            await close_producer(self._producer)
+            self._producer = None
+
+    def loops(self) -> Collection[asyncio.Task[None]]:
+        """The consumer loop (while started)."""
+        return [] if self._task is None else [self._task]
+
+    async def health(self) -> str | None:
+        """A reason to rebuild the Kafka clients (see ``streams.processors._serve``), or None."""
+        return None if self._consumer is None else await self._watch.check(self._consumer, self.group)
 
     async def run_until(self, stop: asyncio.Event) -> None:
-        """``start``, run until ``stop`` is set, then ``stop``; re-raises a crash of the consumer loop."""
-        await serve(self.start, self.stop, lambda: [] if self._task is None else [self._task], stop)
+        """Run until ``stop`` is set, reconnecting through broker faults (``streams.processors._serve``)."""
+        await supervise(self, stop)
 
     async def _consume(self) -> None:
         assert self._consumer is not None
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000)
+            self._watch.polled()
             if self._failure is not None:
                 raise self._failure
             if not batches:
                 continue
-            async with self._batch_lock:
+            # A broker gone mid-batch (changelog writes, fires and the commit wait for it) fails the loop: the
+            # batch was not committed, the rebuilt consumer reads it again and applies it again (idempotent).
+            async with self._batch_lock, asyncio.timeout(BATCH_TIMEOUT_S):
                 done: dict[TopicPartition, int] = {}
                 for tp, messages in batches.items():
                     if tp.partition in self._partitions and messages:
@@ -212,6 +202,8 @@ class TimerProcessor:
                         )
                         self._consumer.seek(tp, messages[0].offset)
                 await self._commit(done)
+            for tp, offset in done.items():
+                self._watch.processed(tp, offset)
 
     async def _apply_batch(
         self, part: PartitionTimers, tp: TopicPartition, messages: list[ConsumerRecord[bytes, bytes]]
@@ -223,8 +215,8 @@ class TimerProcessor:
         dead: list[Output] = []
         for message in messages:
             try:
-                record = self._parse(message.value)
-            except _Rejected as rejected:
+                record = parse_timer_record(self._records, self.topics.timers, message.value)
+            except Rejected as rejected:
                 dead.append(self._dead_letter(tp, message, rejected))
                 continue
             # The changelog value is the StartTimer exactly as read (no re-encoding).
@@ -243,20 +235,7 @@ class TimerProcessor:
         if dead:
             await self._send_dead_letters(dead)
 
-    def _parse(self, value: bytes | None) -> StartTimer | CancelTimer:
-        if value is None:
-            raise _Rejected("a record without a value (tombstone)")
-        try:
-            record = self._records.decode(value)
-        except SchemaError as exc:
-            raise _Rejected(str(exc), f"{type(exc).__module__}.{type(exc).__qualname__}") from exc
-        if not isinstance(record, (StartTimer, CancelTimer)):
-            raise _Rejected(
-                f"{type(record).__name__} does not belong on {self.topics.timers} (only StartTimer and CancelTimer do)"
-            )
-        return record
-
-    def _dead_letter(self, tp: TopicPartition, message: ConsumerRecord[bytes, bytes], rejected: _Rejected) -> Output:
+    def _dead_letter(self, tp: TopicPartition, message: ConsumerRecord[bytes, bytes], rejected: Rejected) -> Output:
         log.warning("dead letter from %s[%d]@%d: %s", tp.topic, tp.partition, message.offset, rejected.reason)
         return dead_letter(
             self._records.codec,
@@ -306,61 +285,56 @@ class TimerProcessor:
             # The group moved on: the new owner re-reads these records and re-applies them idempotently.
             log.warning("offset commit of %s skipped: %s", sorted(offsets, key=str), exc)
 
-    async def _assigned(self, assigned: list[TopicPartition]) -> None:
-        # aiokafka starts fetching a new assignment while this listener awaits (the changelog check and a
-        # rebuild read Kafka), so the partitions stay paused until their indexes are ready: no record is
-        # taken before its index exists. A failed adoption leaves them paused; the loop raises the error.
+    def _assigned(self, assigned: list[TopicPartition]) -> None:
+        # No record is taken before its partition's index is ready: the partitions stay paused until adopted.
+        # The adoption (a changelog check, maybe a rebuild read) runs outside the rebalance listener, so the
+        # group's heartbeats go on meanwhile.
         assert self._consumer is not None
         self._consumer.pause(*assigned)
-        await self._adopt(sorted(tp.partition for tp in assigned))
-        if self._failure is None:
-            self._consumer.resume(*(tp for tp in assigned if tp in self._consumer.assignment()))
+        previous = self._adopting
+        self._adopting = asyncio.create_task(self._adopt_all(previous, assigned), name="kflow-timers-adopt")
+
+    async def _adopt_all(self, previous: asyncio.Task[None] | None, assigned: list[TopicPartition]) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        pause = 0.5
+        while True:
+            try:
+                await self._adopt(sorted(tp.partition for tp in assigned))
+                break
+            except FAULTS as exc:
+                log.warning("adopting timer partitions failed (%r); retrying in %.1f s", exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+            except Exception as exc:  # not a broker fault (a misconfigured changelog): the loop raises it
+                log.exception("adopting timer partitions failed")
+                self._failure = exc
+                return
+        assert self._consumer is not None
+        self._consumer.resume(*(tp for tp in assigned if tp in self._consumer.assignment()))
 
     async def _adopt(self, partitions: list[int]) -> None:
         new = [number for number in partitions if number not in self._partitions]
-        try:
-            ends = await self._changelog.end_offsets(new) if new else {}
-            for number in new:
-                part = PartitionTimers(
-                    number,
-                    await self._open_index(number, ends[number]),
-                    self.head_size,
-                    self._clock,
-                    self._fire,
-                    self._changelog,
-                )
-                part.start()
-                self._partitions[number] = part
-                log.info("timer partition %d assigned: %d timer(s) armed", number, part.index.count())
-        except Exception as exc:
-            log.exception("adopting timer partitions %s failed", new)
-            self._failure = exc
+        ends = await self._changelog.end_offsets(new) if new else {}
+        for number in new:
+            part = PartitionTimers(
+                number,
+                await self._open_index(number, ends[number]),
+                self.head_size,
+                self._clock,
+                self._fire,
+                self._changelog,
+            )
+            part.start()
+            self._partitions[number] = part
+            log.info("timer partition %d assigned: %d timer(s) armed", number, part.index.count())
 
     async def _open_index(self, number: int, end: int) -> TimerIndex:
         """The partition's index, rebuilt from the changelog unless it reflects the changelog's ``end``."""
-        index = TimerIndex(self.index_path(number))
-        started, local = time.perf_counter(), index.changelog_end
-        try:
-            restored = await self._changelog.restore(number, index, end, self._clock.now_ms())
-        except BaseException:
-            index.close()
-            raise
+        index, restored, elapsed = await open_index(self.index_path(number), self._changelog, number, end, self._clock)
         if restored is not None:
-            elapsed = time.perf_counter() - started
             self._restored += len(restored.timers)
             self._restore_seconds += elapsed
-            log.info(
-                "timer partition %d: index rebuilt from %s (local index at %s, changelog end %d): %d "
-                "timer(s) restored from %d record(s) in %.3fs%s",
-                number,
-                self._changelog.topic,
-                "none" if local is None else local,
-                restored.end_offset,
-                len(restored.timers),
-                restored.records,
-                elapsed,
-                f", {restored.skipped} unusable record(s) skipped" if restored.skipped else "",
-            )
         return index
 
     async def _release(self, partitions: list[int]) -> None:
@@ -378,9 +352,14 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._processor = processor
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        processor = self._processor
+        if processor._adopting is not None:  # adopting what is being taken away: stop, release what it opened
+            processor._adopting.cancel()
+            await asyncio.gather(processor._adopting, return_exceptions=True)
+            processor._adopting = None
         # Wait for the batch in flight: its offsets must be committed while this member still owns them.
-        async with self._processor._batch_lock:
-            await self._processor._release([tp.partition for tp in revoked])
+        async with processor._batch_lock:
+            await processor._release([tp.partition for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._processor._assigned(sorted(assigned))
+        self._processor._assigned(sorted(assigned))

@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +29,14 @@ from streams import kafka
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.processors._outputs import Output, dead_letter
-from streams.processors._serve import serve
+from streams.processors._serve import ProgressWatch, supervise
 
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL_S = 0.1
 """How often acknowledged task offsets are committed."""
+COMMIT_TIMEOUT_S = 15.0
+"""Longest an offset commit may take (aiokafka retries one without limit); the offsets are retried later."""
 
 
 @dataclass(slots=True)
@@ -161,19 +163,19 @@ class StepWorker:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._loops: list[asyncio.Task[None]] = []
+        self._watch = ProgressWatch()
+        self.name = "worker"
+        self.group = f"{settings.topic_prefix}.workers"
 
     async def start(self) -> None:
         """Connect, join the worker group and start consuming."""
         producer = kafka.producer(self.settings.bootstrap)
-        consumer = kafka.consumer(self.settings.bootstrap, group_id=f"{self.settings.topic_prefix}.workers")
+        consumer = kafka.consumer(self.settings.bootstrap, group_id=self.group)
+        self._producer, self._consumer = producer, consumer  # stop() closes them, also after a failed start
         await producer.start()
-        try:
-            await consumer.start()
-        except BaseException:
-            await producer.stop()
-            raise
+        await consumer.start()
         consumer.subscribe([self.topics.tasks], listener=_CommitOnRevoke(self))
-        self._producer, self._consumer = producer, consumer
+        self._watch.reset()
         self._tracker, self._stopping = OffsetTracker(), False
         self._loops = [
             asyncio.create_task(self._fetch_loop(), name=f"kflow-worker-fetch-{self.worker_id}"),
@@ -197,16 +199,24 @@ class StepWorker:
             await asyncio.gather(*still_running, return_exceptions=True)
         if self._consumer is not None:
             await self._commit(self._consumer.assignment())
-            await self._consumer.stop()
+            await kafka.close_consumer(self._consumer)
             self._consumer = None
         if self._producer is not None:
-            await self._producer.stop()
+            await kafka.close_producer(self._producer)
             self._producer = None
         log.info("step worker %s stopped (%s)", self.worker_id, self.stats)
 
+    def loops(self) -> Collection[asyncio.Task[None]]:
+        """The fetch and commit loops (while started)."""
+        return list(self._loops)
+
+    async def health(self) -> str | None:
+        """A reason to rebuild the Kafka clients (see ``streams.processors._serve``), or None."""
+        return None if self._consumer is None else await self._watch.check(self._consumer, self.group)
+
     async def run_until(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set (or a worker loop fails, which is then raised), then ``stop()``."""
-        await serve(self.start, self.stop, lambda: list(self._loops), stop)
+        """Run until ``stop`` is set, reconnecting through broker faults (``streams.processors._serve``)."""
+        await supervise(self, stop)
 
     async def _fetch_loop(self) -> None:
         consumer = self._consumer
@@ -224,9 +234,12 @@ class StepWorker:
                 if consumer.paused():
                     consumer.resume(*consumer.paused())
                 batch = await consumer.getmany(timeout_ms=100, max_records=free)
+            self._watch.polled()
             for tp, messages in batch.items():
                 for message in messages:
                     self._dispatch(tp, message)
+                if messages:
+                    self._watch.processed(tp, messages[-1].offset + 1)
 
     def _dispatch(self, tp: TopicPartition, message: Any) -> None:
         self._tracker.add(tp, message.offset)
@@ -252,8 +265,9 @@ class StepWorker:
         if not offsets:
             return
         try:
-            await self._consumer.commit(offsets)
-        except KafkaError as exc:  # e.g. a rebalance in progress: retried, or the next owner redelivers
+            async with asyncio.timeout(COMMIT_TIMEOUT_S):
+                await self._consumer.commit(offsets)
+        except (KafkaError, TimeoutError) as exc:  # e.g. a rebalance in progress: retried, or redelivered
             log.warning("worker %s could not commit %s: %r", self.worker_id, offsets, exc)
             self._tracker.restore(offsets)
 

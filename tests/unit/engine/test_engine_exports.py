@@ -57,6 +57,8 @@ AUTHORING = {
     "HistoryError",
     "RunClosedError",
     "EventLimitExceededError",
+    "PoisonCodeError",
+    "ActivationBudgetExceededError",
     "ScheduleError",
     "ScheduleSpecError",
 }
