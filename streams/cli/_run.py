@@ -216,6 +216,13 @@ def _logging(level: str) -> None:
     # Kafka 4 verifies transactional sends (KIP-890); aiokafka's pre-KIP-890 client gets a retriable
     # NOT_ENOUGH_REPLICAS when it sends right after a commit and retries after 5 ms: routine, not a fault.
     logging.getLogger("aiokafka.producer.sender").setLevel(logging.ERROR)
+    # While a broker is down the supervisor logs one line per attempt; aiokafka would add one per connection.
+    for name in ("aiokafka", "aiokafka.client", "aiokafka.conn"):
+        logging.getLogger(name).addFilter(_not_unable_to_connect)
+
+
+def _not_unable_to_connect(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(("Unable connect to", "Unable to connect to"))
 
 
 def _serve(services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]]) -> int:

@@ -6,8 +6,10 @@ from streams.processors._materializer import HistoryMaterializer, MaterializerSt
 from streams.processors._orchestrator import Orchestrator, OrchestratorStats
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._partition_logic import PartitionLogic
+from streams.processors._partition_state import SNAPSHOT_AFTER_RECORDS
 from streams.processors._partition_timers import PartitionTimers
 from streams.processors._run_cache import RunCache
+from streams.processors._serve import ProgressWatch, supervise
 from streams.processors._timer_changelog import (
     ChangelogError,
     ChangelogFold,
@@ -24,6 +26,7 @@ __all__ = [
     "Orchestrator",
     "OrchestratorStats",
     "PartitionLogic",
+    "SNAPSHOT_AFTER_RECORDS",
     "RunCache",
     "TimerProcessor",
     "TimerStats",
@@ -42,6 +45,8 @@ __all__ = [
     "OffsetTracker",
     "HistoryMaterializer",
     "MaterializerStats",
+    "ProgressWatch",
+    "supervise",
     "Output",
     "dead_letter",
 ]

@@ -30,6 +30,7 @@ from streams._topics import Topics, ensure_internal_topic
 from streams.kafka import close_consumer, close_producer, consumer, producer
 from streams.processors._outputs import Output
 from streams.processors._partition_logic import PartitionLogic
+from streams.processors._partition_state import SNAPSHOT_AFTER_RECORDS
 from streams.processors._serve import FAULTS, ProgressWatch, supervise
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class Orchestrator:
         cache_size: live runs kept per partition (0 = evict after every input: always replay).
         clock: source of ``now`` handed to the engine.
         checkpoint_interval: seconds between restore checkpoints written to the state topic.
+        snapshot_after: history records a running run may lie behind the end before it gets a ``RunSnapshot``
+            (so one long-lived run does not make every restore read the history back to its start).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class Orchestrator:
         clock: Clock | None = None,
         records: RecordCodec | None = None,
         checkpoint_interval: float = 2.0,
+        snapshot_after: int = SNAPSHOT_AFTER_RECORDS,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -92,6 +96,7 @@ class Orchestrator:
         self.name = "orchestrator"
         self._checkpoint_due: dict[int, float] = {}
         self.checkpoint_interval = checkpoint_interval
+        self.snapshot_after = snapshot_after
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -173,6 +178,7 @@ class Orchestrator:
             # in this batch gets (the previous transaction is fully acknowledged, so history_end is the log end).
             if time.monotonic() >= self._checkpoint_due.get(tp.partition, 0.0):
                 self._checkpoint_due[tp.partition] = time.monotonic() + self.checkpoint_interval
+                outputs.extend(logic.snapshot_outputs(now))  # before the checkpoint: they move it forward
                 outputs.append(logic.checkpoint_output(now))
             try:
                 async with asyncio.timeout(TRANSACTION_TIMEOUT_S):
@@ -268,7 +274,9 @@ class Orchestrator:
         await txn_producer.start()
         self._producers[number] = txn_producer
         limits = EventLimits(soft=self.settings.event_soft_limit, hard=self.settings.event_hard_limit)
-        logic = PartitionLogic(self.registry, self.records, self.topics.inbox, number, self.cache_size, limits)
+        logic = PartitionLogic(
+            self.registry, self.records, self.topics.inbox, number, self.cache_size, limits, self.snapshot_after
+        )
         started = time.perf_counter()
         checkpoint: int | None = None
         state_records = 0

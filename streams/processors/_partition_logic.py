@@ -28,7 +28,7 @@ from engine.runtime import (
 from schemas import RecordCodec, SchemaError
 from streams.kafka import MAX_MESSAGE_BYTES
 from streams.processors._outputs import Output, dead_letter
-from streams.processors._partition_state import FORGOTTEN, PartitionState
+from streams.processors._partition_state import FORGOTTEN, SNAPSHOT_AFTER_RECORDS, PartitionState
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,9 @@ class PartitionLogic(PartitionState):
         partition: int,
         cache_size: int = 10_000,
         limits: EventLimits | None = None,
+        snapshot_after: int = SNAPSHOT_AFTER_RECORDS,
     ) -> None:
-        super().__init__(records, partition, cache_size)
+        super().__init__(records, partition, cache_size, snapshot_after)
         self.registry = registry
         self.inbox_topic = inbox_topic
         self.limits = limits

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, cast
 
 from engine import runtime
-from engine.runtime import HistoryEvent, status_of
+from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent, status_of
 from schemas import RecordCodec
 from streams.processors._outputs import Output
 from streams.processors._run_cache import RunCache
@@ -22,6 +23,10 @@ FORGOTTEN = "forgotten"
 """Status of a compacted run whose id came from an idempotency key (kept so the id is never reused)."""
 CHECKPOINT_KEY = b"checkpoint"
 """Key of a partition's ``StateCheckpoint`` on the state topic (written to that partition explicitly)."""
+SNAPSHOT_AFTER_RECORDS = 10_000
+"""A running run whose history starts this many history records before the end gets a ``RunSnapshot``."""
+SNAPSHOT_MAX_BYTES = 900_000
+"""Largest snapshot written (one Kafka record); a run with a longer history keeps pinning the checkpoint."""
 
 
 class PartitionState:
@@ -33,9 +38,19 @@ class PartitionState:
         cache_size: how many live runs to keep (0 = replay every time).
     """
 
-    def __init__(self, records: RecordCodec, partition: int, cache_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        records: RecordCodec,
+        partition: int,
+        cache_size: int = 10_000,
+        snapshot_after: int = SNAPSHOT_AFTER_RECORDS,
+    ) -> None:
         self.records = records
         self.partition = partition
+        self.snapshot_after = snapshot_after
+        self.snapshots_written = 0
+        self.snapshots_restored = 0
+        self._unsnapshotted: set[str] = set()  # runs whose history was too long for a snapshot (logged once)
         self.histories: dict[str, list[HistoryEvent]] = {}
         # Finished runs keep only their status: their inputs are ignored, so their events are not needed,
         # and memory stays proportional to the runs still running.
@@ -57,6 +72,8 @@ class PartitionState:
         """Apply one record of the state topic (recovery); return the history offset of a checkpoint."""
         name = key.decode("utf-8", "replace")
         if value is None:  # tombstone: a forgotten run or a deleted schedule
+            self.histories.pop(name, None)
+            self.first_offsets.pop(name, None)
             self.finished.pop(name, None)
             self.successors.pop(name, None)
             self.keyed.discard(name)
@@ -71,7 +88,11 @@ class PartitionState:
             schedule = self.records.decode(value)
             assert isinstance(schedule, runtime.ScheduleState)
             self.schedules[name] = schedule
+        if decoded.name == "RunSnapshot":
+            self._restore_snapshot(name, record)
         if decoded.name == "RunMarker":
+            self.histories.pop(name, None)  # a snapshot of it, written while it ran
+            self.first_offsets.pop(name, None)
             self.finished[name] = sys.intern(str(record["status"]))
             if record.get("idempotency_key") is not None and record["status"] != FORGOTTEN:
                 self.keyed.add(name)
@@ -178,3 +199,43 @@ class PartitionState:
             "StateCheckpoint", {"partition": self.partition, "history_offset": self.checkpoint(), "written_at": now_ms}
         )
         return Output("state", CHECKPOINT_KEY, value, self.partition)
+
+    def _restore_snapshot(self, run_id: str, record: dict[str, Any]) -> None:
+        events = [self.records.decode(raw) for raw in record["events"]]
+        if not all(isinstance(event, HISTORY_EVENT_TYPES) for event in events):
+            log.error("snapshot of run %s holds records that are not history events: skipped", run_id)
+            return
+        self.histories[run_id] = cast(list[HistoryEvent], events)
+        self.first_offsets[run_id] = int(record["history_offset"])
+        self.snapshots_restored += 1
+
+    def snapshot_outputs(self, now_ms: int) -> list[Output]:
+        """``RunSnapshot`` records for the running runs whose history starts more than ``snapshot_after``
+        records before the end of the history partition, so the restore checkpoint can move past them.
+
+        Called before a batch's sends (``history_end`` is then the offset the batch's events start at), in the
+        transaction of that batch: a snapshot holds every event of its run, its ``history_offset`` is
+        ``history_end``, and the run's later events are read from there on restore.
+
+        Invariant: a run is snapshotted again only after ``snapshot_after`` more records were written, so the
+        bytes written for snapshots stay proportional to the history written, not to its square (docs/notes.md
+        #8).
+        """
+        outputs: list[Output] = []
+        behind = self.history_end - self.snapshot_after
+        for run_id, first in list(self.first_offsets.items()):
+            history = self.histories.get(run_id)
+            if first > behind or not history or run_id in self._unsnapshotted:
+                continue
+            events = [self.records.encode(event) for event in history]
+            size = sum(len(raw) for raw in events)
+            if size > SNAPSHOT_MAX_BYTES:
+                self._unsnapshotted.add(run_id)
+                log.warning("run %s: history of %d bytes is too long to snapshot; restores read it back", run_id, size)
+                continue
+            record = {"run_id": run_id, "history_offset": self.history_end, "events": events, "written_at": now_ms}
+            value = self.records.codec.encode("RunSnapshot", record)
+            outputs.append(Output("state", run_id.encode(), value, self.partition))
+            self.first_offsets[run_id] = self.history_end
+        self.snapshots_written += len(outputs)
+        return outputs

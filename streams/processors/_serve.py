@@ -64,45 +64,59 @@ class Service(Protocol):
         """A reason to rebuild the service's Kafka clients, or None while it makes progress."""
 
 
-async def supervise(service: Service, stopping: asyncio.Event, *, stall_seconds: float = STALL_SECONDS) -> None:
+async def supervise(
+    service: Service,
+    stopping: asyncio.Event,
+    *,
+    check_every: float = CHECK_EVERY_S,
+    backoff: tuple[float, float] = BACKOFF_S,
+    start_timeout: float = START_TIMEOUT_S,
+) -> None:
     """Run ``service`` until ``stopping`` is set, rebuilding it after every broker fault (module docstring).
+
+    Args:
+        service: what to run.
+        stopping: set to stop (the service is stopped, then this returns).
+        check_every: seconds between two checks of the running service.
+        backoff: first and longest pause between two attempts.
+        start_timeout: longest a start may take.
 
     Raises:
         Exception: an error of the service that is not a broker fault (after the service was stopped).
     """
-    pause = BACKOFF_S[0]
+    pause = backoff[0]
     while not stopping.is_set():
         started = time.monotonic()
-        reason = await _run_once(service, stopping, stall_seconds)
+        reason = await _run_once(service, stopping, check_every, start_timeout)
         if reason is None:
             return
         if time.monotonic() - started > 60:  # it ran for a while: the next fault starts the back-off afresh
-            pause = BACKOFF_S[0]
+            pause = backoff[0]
         log.warning("%s: %s; reconnecting in %.1f s", service.name, reason, pause)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), pause)
-        pause = min(pause * 2, BACKOFF_S[1])
+        pause = min(pause * 2, backoff[1])
 
 
-async def _run_once(service: Service, stopping: asyncio.Event, stall_seconds: float) -> str | None:
+async def _run_once(service: Service, stopping: asyncio.Event, check_every: float, start_timeout: float) -> str | None:
     """Start, watch and stop the service once; the reason to go again, or None when told to stop."""
     try:
         try:
-            async with asyncio.timeout(START_TIMEOUT_S):
+            async with asyncio.timeout(start_timeout):
                 await service.start()
         except FAULTS as exc:
             return f"cannot start ({_describe(exc)})"
-        return await _watch(service, stopping, stall_seconds)
+        return await _watch(service, stopping, check_every)
     finally:
         await service.stop()
 
 
-async def _watch(service: Service, stopping: asyncio.Event, stall_seconds: float) -> str | None:
+async def _watch(service: Service, stopping: asyncio.Event, check_every: float) -> str | None:
     waiter = asyncio.ensure_future(stopping.wait())
     try:
         while True:
             running = set(service.loops())
-            await asyncio.wait({waiter, *running}, timeout=CHECK_EVERY_S, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiter, *running}, timeout=check_every, return_when=asyncio.FIRST_COMPLETED)
             if stopping.is_set():
                 return None
             for task in running:
@@ -163,7 +177,8 @@ class ProgressWatch:
         if now - self._polled_at > self.stall_seconds:
             return f"its consumer loop has not polled for {now - self._polled_at:.0f} s"
         if not _is_member(consumer):
-            self._outside_since = self._outside_since or now
+            if self._outside_since is None:
+                self._outside_since = now
             if now - self._outside_since > self.stall_seconds:
                 return f"its consumer has not been a member of group {group} for {now - self._outside_since:.0f} s"
             return None

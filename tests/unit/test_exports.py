@@ -80,8 +80,10 @@ PINNED = {
         "Output",
         "PartitionLogic",
         "PartitionTimers",
+        "ProgressWatch",
         "RestoredTimers",
         "RunCache",
+        "SNAPSHOT_AFTER_RECORDS",
         "StepWorker",
         "TimerChangelog",
         "TimerHead",
@@ -91,6 +93,7 @@ PINNED = {
         "TimerStats",
         "WorkerStats",
         "changelog_key",
+        "supervise",
         "dead_letter",
     ],
     "streams.ops": [
