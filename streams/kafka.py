@@ -132,6 +132,7 @@ async def close_consumer(client: AIOKafkaConsumer, timeout: float = 15.0) -> Non
             raise  # this task is being cancelled, not just the client's
         log.warning("consumer did not stop cleanly (%s); closing its connections", type(exc).__name__)
         await _close_quietly(getattr(client, "_client", None))
+        client._closed = True  # abandoned on purpose: no "unclosed" warning when it is collected
 
 
 async def close_producer(client: AIOKafkaProducer, timeout: float = 10.0) -> None:
@@ -154,6 +155,7 @@ async def close_producer(client: AIOKafkaProducer, timeout: float = 10.0) -> Non
         if sender is not None:
             sender.cancel()
         await _close_quietly(getattr(client, "client", None))
+        client._closed = True  # abandoned on purpose: no "unclosed" warning when it is collected
 
 
 async def _close_quietly(client: Any) -> None:

@@ -340,14 +340,18 @@ class Orchestrator:
                 else:
                     reader.seek(tp, start)
                 end = (await reader.end_offsets([tp]))[tp]
+            position, moved = -1, time.monotonic()
             while True:
-                async with asyncio.timeout(READ_STALL_S):
-                    if await reader.position(tp) >= end:
+                async with asyncio.timeout(READ_STALL_S):  # one wait for the broker, never all of the read
+                    now_at = await reader.position(tp)
+                    if now_at >= end:
                         return
-                    batch: dict[TopicPartition, list[Any]] = {}
-                    while not batch.get(tp):  # nothing for READ_STALL_S while records remain: the timeout fails it
-                        batch = await reader.getmany(tp, timeout_ms=1000)
-                for message in batch[tp]:
+                    batch = await reader.getmany(tp, timeout_ms=1000)
+                if now_at != position:  # moving (also over transaction markers, which yield no record)
+                    position, moved = now_at, time.monotonic()
+                elif time.monotonic() - moved > READ_STALL_S:
+                    raise TimeoutError(f"reading {topic}[{number}] stood still at offset {position} (end {end})")
+                for message in batch.get(tp, []):
                     yield message
         finally:
             await close_consumer(reader)

@@ -115,7 +115,7 @@ def _sample(orchestrator: Orchestrator, baseline: int, started: float, census: b
     if census:
         gc.collect()
         objects = gc.get_objects()
-        run_objects = sum(isinstance(o, Run) for o in objects)
+        run_objects = sum(issubclass(type(o), Run) for o in objects)  # type(), not isinstance: dead weak proxies
         coroutines = sum(isinstance(o, types.CoroutineType) and o.cr_code.co_name == "long_loop" for o in objects)
         events = sum(isinstance(o, HISTORY_EVENT_TYPES) for o in objects)
         del objects
