@@ -271,8 +271,8 @@ class Orchestrator:
         )
         # Invariant: init_transactions (in start) aborts a zombie's open transaction *before* we read
         # history, so nothing can commit behind the state we rebuild.
+        self._producers[number] = txn_producer  # registered first: a stop during start() still closes it
         await txn_producer.start()
-        self._producers[number] = txn_producer
         limits = EventLimits(soft=self.settings.event_soft_limit, hard=self.settings.event_hard_limit)
         logic = PartitionLogic(
             self.registry, self.records, self.topics.inbox, number, self.cache_size, limits, self.snapshot_after
