@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test setup down
+.PHONY: demo test setup down chaos
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kflow needs Python 3.11+")'
@@ -25,3 +25,8 @@ test: $(STAMP)
 
 down: $(STAMP)
 	$(VENV)/bin/kflow dev down
+
+# The long chaos run (issue 10): every fault on a private 3-broker cluster, then the 1-broker restart
+chaos: $(STAMP)
+	$(VENV)/bin/python -m bench.chaos
+	$(VENV)/bin/python -m bench.chaos --brokers 1 --runs 100 --duration 120 --faults kill-processor,restart-broker,zombie,restart-broker

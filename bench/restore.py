@@ -25,10 +25,13 @@ import time
 import uuid
 from typing import cast
 
+from aiokafka import TopicPartition
+
 from engine import Registry
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from streams import DevStack, Settings, Topics, create_topics
 from streams.client import Client
+from streams.kafka import read_partition
 from streams.processors import SNAPSHOT_AFTER_RECORDS, Orchestrator, PartitionLogic, StepWorker
 
 
@@ -46,7 +49,7 @@ async def full_read(settings: Settings, registry: Registry, probe: Orchestrator)
     started, read = time.perf_counter(), 0
     for number in range(settings.partitions):
         logic = PartitionLogic(registry, probe.records, probe.topics.inbox, number)
-        async for message in probe._read(probe.topics.history, number, None):
+        async for message in read_partition(settings.bootstrap, TopicPartition(probe.topics.history, number), None):
             read += 1
             event = probe.records.decode(message.value)
             if isinstance(event, HISTORY_EVENT_TYPES):

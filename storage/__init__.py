@@ -7,7 +7,7 @@ from storage._history import HistoryWriter
 from storage._migrations import MIGRATIONS_DIR, load_migrations, migrate, parse_statements
 from storage._pages import PageCursor, day_range, decode_page, encode_page
 from storage._queries import FinishedRun, HistorySize, RunPage, RunRow, RunStore
-from storage._session import CassandraConnection, CassandraTarget
+from storage._session import CONSISTENCY_LEVELS, CassandraConnection, CassandraTarget, parse_replication
 
 __all__ = [
     "CassandraConnection",
@@ -20,6 +20,8 @@ __all__ = [
     "RunStore",
     "StorageError",
     "migrate",
+    "parse_replication",
+    "CONSISTENCY_LEVELS",
     # the parts, for tests and tools
     "MIGRATIONS_DIR",
     "load_migrations",

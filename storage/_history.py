@@ -73,6 +73,7 @@ class HistoryWriter:
         if concurrency < 1 or cache_size < 0:
             raise ValueError("concurrency must be >= 1 and cache_size >= 0")
         self._session: Session = conn.session
+        self._write_consistency: int | None = getattr(conn, "write_consistency", None)  # None: the session's
         self._records = records or RecordCodec()
         self._concurrency = concurrency
         self._cache_size = cache_size
@@ -116,6 +117,19 @@ class HistoryWriter:
             "AND bucket = ? AND started_at = ? AND run_id = ?"
         )
         self._lookup = prepare(f"SELECT workflow_name, started_at FROM {ks}.runs WHERE run_id = ?")
+        # Writes carry the write consistency (a batch its own, below); the lookup reads at the session's.
+        writes = (
+            self._insert_event,
+            self._insert_run,
+            self._finish_run,
+            self._progress,
+            self._insert_status,
+            self._delete_status,
+            self._insert_workflow,
+            self._update_workflow,
+        )
+        for statement in writes if self._write_consistency is not None else ():
+            statement.consistency_level = self._write_consistency
 
     async def write(self, events: Sequence[HistoryEvent], data: Sequence[bytes] | None = None) -> None:
         """Write ``events`` (any runs, any order) and the run changes they carry.
@@ -285,7 +299,7 @@ class HistoryWriter:
     def _request(self, group: list[Write], loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
         if len(group) == 1:
             return self._submit(group[0].statement, group[0].params, loop)
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=self._write_consistency)
         for write in group:
             batch.add(write.statement, write.params)
         return self._submit(batch, None, loop)

@@ -107,15 +107,17 @@ def migrate(
     Args:
         conn: an open connection.
         keyspace: letters, digits and ``_``.
-        replication: the keyspace's replication map when it is created (default: SimpleStrategy, one
-            replica); an existing keyspace is left as it is.
+        replication: the keyspace's replication map when it is created (``kflow storage migrate
+            --replication``); default: the connection target's (``KFLOW_CASSANDRA_REPLICATION``), else
+            SimpleStrategy with one replica. An existing keyspace is left as it is.
         migrations: what to apply (default: ``load_migrations()``).
 
     Returns:
         The versions applied by this call (empty when the schema was up to date).
 
     Raises:
-        StorageError: Cassandra unreachable or refusing a statement, an invalid keyspace name, bad files.
+        StorageError: Cassandra unreachable or refusing a statement, an invalid keyspace name or replication,
+            bad files.
     """
     todo = list(migrations) if migrations is not None else load_migrations()
     try:

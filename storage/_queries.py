@@ -146,6 +146,7 @@ class RunStore:
         if days < 0:
             raise ValueError(f"days must be >= 0, got {days}")
         self._session = conn.session
+        self._write_consistency: int | None = getattr(conn, "write_consistency", None)  # None: the session's
         self._records = records or RecordCodec()
         self._days = days
         self._clock = clock or SystemClock()
@@ -175,6 +176,10 @@ class RunStore:
         self._mark_compacted = prepare(
             f"UPDATE {ks}.runs USING TIMESTAMP ? SET compacted_at = ?, history_purged = ? WHERE run_id = ?"
         )
+        # Reads use the session's (read) consistency; the two writes carry the write consistency.
+        if self._write_consistency is not None:
+            self._delete_events.consistency_level = self._write_consistency
+            self._mark_compacted.consistency_level = self._write_consistency
 
     def get_run(self, run_id: str) -> RunRow | None:
         """The run's row, or None for an unknown run id.

@@ -9,8 +9,11 @@ from streams._settings import Settings
 from streams._topics import (
     TOPIC_SPECS,
     InternalTopicError,
+    TopicDrift,
+    TopicDriftError,
     Topics,
     TopicSpec,
+    check_topics,
     create_topics,
     partition_counts,
     topic_config,
@@ -55,6 +58,9 @@ __all__ = [
     "committed_lag",
     "PartitionLag",
     "InternalTopicError",
+    "TopicDrift",
+    "TopicDriftError",
+    "check_topics",
     "topic_config",
     "partition_counts",
 ]

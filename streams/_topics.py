@@ -3,67 +3,109 @@
 Invariant: every record on every topic is keyed by the run id as raw UTF-8 bytes (no JSON quoting), and
 all topics have the same partition count, so one run's records share a partition number everywhere and
 a run lives on exactly one orchestrator partition.
+
+Every topic is created with an explicit config, never the broker's defaults: its cleanup policy and
+retention (``TopicSpec``), the replication factor (``KFLOW_REPLICATION_FACTOR``; unset: 3 on a cluster of at
+least 3 brokers, else 1) and ``min.insync.replicas`` one less (at least 1), so that with producers' ``acks=all``
+a write survives the loss of any one broker and the topic stays writable while one is down.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
 
-from engine import KflowError
 from streams._errors import kafka_errors
+from streams._topic_state import InternalTopicError as InternalTopicError  # re-exported for streams
+from streams._topic_state import TopicDrift as TopicDrift  # re-exported for streams
+from streams._topic_state import (
+    TopicState,
+    broker_count,
+    config_drift,
+    describe_topics,
+    listed,
+    partition_layout,
+    policies,
+)
+from streams._topic_state import partition_counts as partition_counts  # re-exported for streams
+from streams._topic_state import topic_config as topic_config  # re-exported for streams
 
 log = logging.getLogger(__name__)
 
-_METADATA_WAIT_SECONDS = 15.0
 _TOPIC_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS: a concurrent processor created it first
+_COMPANION_WAIT_SECONDS = 3.0  # how long a missing companion topic may take to be listed (created just now)
+
+DEFAULT_RETENTION_MS: Final = 30 * 86_400_000
+"""``retention.ms`` of the topics carrying work in flight (``TopicSpec.work``) unless ``KFLOW_RETENTION`` says
+otherwise: 30 days, far beyond an outage a consumer is expected to sit out, and explicit."""
+
+AUTO_REPLICATION_BROKERS: Final = 3
+"""Unset ``KFLOW_REPLICATION_FACTOR``: replication factor 3 on a cluster of at least this many brokers, else 1."""
 
 
-class InternalTopicError(KflowError):
-    """A kflow topic cannot do its job: missing (or its companion topic is), wrong partition count, not
-    compacted, or it could not be created."""
-
-    retryable = False
+class TopicDriftError(InternalTopicError):
+    """Existing kflow topics differ from what ``create_topics`` would make, in partition count or cleanup
+    policy; the message lists every difference on one line (``kflow topics check`` reports them all)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """One topic: its suffix after the prefix, the records it carries, and broker-side config."""
+    """One topic: its suffix after the prefix, the records it carries, and broker-side config.
+
+    ``work``: the topic carries work in flight, and its ``retention.ms`` is ``KFLOW_RETENTION`` (default
+    ``DEFAULT_RETENTION_MS``); the others name their retention in ``config``.
+    """
 
     suffix: str
     records: str
     config: dict[str, str] = field(default_factory=dict)
+    work: bool = False
 
+
+_DELETE_FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1"}
+_COMPACTED = {"cleanup.policy": "compact", "retention.ms": "-1"}
 
 TOPIC_SPECS: tuple[TopicSpec, ...] = (
-    TopicSpec("inbox", "StartWorkflow, CancelWorkflow, ResumeHook, StepResult, TimerFired, RunFinished (child)"),
-    # The event log is the source of truth for audit and rebuilds: never deleted by time.
-    TopicSpec("history", "every history event", {"retention.ms": "-1"}),
-    TopicSpec("tasks", "ExecuteStep"),
-    TopicSpec("timers", "StartTimer, CancelTimer"),
-    TopicSpec("completions", "RunFinished"),
-    TopicSpec("dlq", "DeadLetter", {"retention.ms": "-1"}),
-    # The orchestrator's restore state: finished-run markers, schedules, per-partition checkpoints.
     TopicSpec(
-        "state",
-        "RunMarker, StateCheckpoint, ScheduleState (latest per key)",
-        {"cleanup.policy": "compact", "retention.ms": "-1"},
+        "inbox", "StartWorkflow, CancelWorkflow, ResumeHook, StepResult, TimerFired, RunFinished (child)", work=True
     ),
+    # The event log is the source of truth for audit and rebuilds: never deleted by time.
+    TopicSpec("history", "every history event", _DELETE_FOREVER),
+    TopicSpec("tasks", "ExecuteStep", work=True),
+    # Armed timers outlive this topic's retention: the timer processor's changelog (.timer-index) keeps them.
+    TopicSpec("timers", "StartTimer, CancelTimer", work=True),
+    TopicSpec("completions", "RunFinished", work=True),
+    # Evidence for operators, small, read by people: kept until someone deletes it.
+    TopicSpec("dlq", "DeadLetter", _DELETE_FOREVER),
+    # The orchestrator's restore state: finished-run markers, schedules, per-partition checkpoints.
+    TopicSpec("state", "RunMarker, StateCheckpoint, ScheduleState (latest per key)", _COMPACTED),
     # The timer processor's changelog, the recovery source of its SQLite due-time indexes. The one topic
     # not keyed by run id: keyed per timer (``{run_id}\x00{timer_id}``), written to the partition number of
     # the ``.timers`` partition the timer arrived on (streams.processors._timer_changelog).
-    TopicSpec(
-        "timer-index",
-        "StartTimer of each armed timer, tombstone once fired or cancelled",
-        {"cleanup.policy": "compact", "retention.ms": "-1"},
-    ),
+    TopicSpec("timer-index", "StartTimer of each armed timer, tombstone once fired or cancelled", _COMPACTED),
 )
+
+
+def min_insync_replicas(replication_factor: int) -> int:
+    """``min.insync.replicas`` for ``replication_factor``: one less, at least 1."""
+    return max(1, replication_factor - 1)
+
+
+def auto_replication_factor(brokers: int) -> int:
+    """The replication factor when ``KFLOW_REPLICATION_FACTOR`` is unset: 3 with at least 3 brokers, else 1."""
+    return 3 if brokers >= AUTO_REPLICATION_BROKERS else 1
+
+
+def topic_configs(spec: TopicSpec, replication_factor: int, retention_ms: int = DEFAULT_RETENTION_MS) -> dict[str, str]:
+    """The broker config kflow creates ``spec``'s topic with: cleanup policy, retention, min.insync.replicas."""
+    config = {"cleanup.policy": "delete", **spec.config}
+    if spec.work:
+        config["retention.ms"] = str(retention_ms)
+    config["min.insync.replicas"] = str(min_insync_replicas(replication_factor))
+    return config
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,41 +158,169 @@ class Topics:
         return [self.name(spec.suffix) for spec in TOPIC_SPECS]
 
 
-async def create_topics(bootstrap: str, topics: Topics, partitions: int) -> list[str]:
+def topic_drift(
+    name: str,
+    spec: TopicSpec,
+    state: TopicState | None,
+    *,
+    partitions: int,
+    replication_factor: int,
+    retention_ms: int = DEFAULT_RETENTION_MS,
+) -> list[TopicDrift]:
+    """How ``state`` (None: the topic does not exist) differs from ``spec`` created with these options."""
+    expected = {
+        "partitions": str(partitions),
+        "replication.factor": str(replication_factor),
+        **topic_configs(spec, replication_factor, retention_ms),
+    }
+    return config_drift(name, expected, state)
+
+
+_REFUSED = frozenset({"partitions", "cleanup.policy"})
+"""Differences ``create_topics`` refuses to create over: the ones that break kflow's invariants."""
+
+
+async def create_topics(
+    bootstrap: str,
+    topics: Topics,
+    partitions: int,
+    *,
+    replication_factor: int | None = None,
+    retention_ms: int = DEFAULT_RETENTION_MS,
+) -> list[str]:
     """Create every kflow topic that does not exist yet; return the names created (idempotent).
+
+    Args:
+        bootstrap: Kafka bootstrap servers.
+        topics: the names.
+        partitions: partition count of every topic.
+        replication_factor: None: 3 when the cluster has at least 3 brokers, else 1.
+        retention_ms: retention of the topics that carry work in flight (-1: unbounded).
+
+    Raises:
+        TopicDriftError: an existing kflow topic has another partition count or cleanup policy (nothing is
+            created then).
+        InternalTopicError: the replication factor is above the broker count, or creating a topic failed.
+        TransportError: Kafka is unreachable or refused a request.
+    """
+    with kafka_errors(bootstrap, "creating topics"):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        await admin.start()
+        try:
+            return await _create_missing(admin, topics, partitions, replication_factor, retention_ms)
+        finally:
+            await admin.close()
+
+
+async def _create_missing(
+    admin: AIOKafkaAdminClient, topics: Topics, partitions: int, factor: int | None, retention_ms: int
+) -> list[str]:
+    replication = await replication_for(admin, factor)
+    states = await describe_topics(admin, topics.all())
+    drift = [
+        difference
+        for spec in TOPIC_SPECS
+        if (state := states.get(topics.name(spec.suffix))) is not None
+        for difference in topic_drift(
+            topics.name(spec.suffix), spec, state, partitions=partitions, replication_factor=replication
+        )
+        if difference.setting in _REFUSED
+    ]
+    if drift:
+        raise TopicDriftError(
+            "existing topics differ from their declaration, refusing to create over them: "
+            + "; ".join(str(d) for d in drift)
+            + " (delete or fix them, or use another KFLOW_TOPIC_PREFIX / KFLOW_PARTITIONS)"
+        )
+    missing = [spec for spec in TOPIC_SPECS if topics.name(spec.suffix) not in states]
+    if not missing:
+        return []
+    response: Any = await admin.create_topics(
+        [
+            NewTopic(
+                topics.name(spec.suffix),
+                num_partitions=partitions,
+                replication_factor=replication,
+                topic_configs=topic_configs(spec, replication, retention_ms),
+            )
+            for spec in missing
+        ]
+    )
+    _raise_create_errors(response)
+    raced = {str(topic) for topic, error, *_ in response.topic_errors if error == _TOPIC_EXISTS}
+    created = [topics.name(spec.suffix) for spec in missing if topics.name(spec.suffix) not in raced]
+    await listed(admin, created)  # usable by the caller at once
+    return created
+
+
+def _raise_create_errors(response: Any) -> None:
+    errors = [
+        (str(topic), error, rest) for topic, error, *rest in response.topic_errors if error not in (0, _TOPIC_EXISTS)
+    ]
+    if errors:
+        topic, code, rest = errors[0]
+        detail = f": {rest[0]}" if rest and rest[0] else ""
+        raise InternalTopicError(f"creating {topic} failed with Kafka error code {code}{detail}")
+
+
+async def replication_for(admin: AIOKafkaAdminClient, configured: int | None) -> int:
+    """``configured``, checked against the broker count, or (None) the automatic choice from the broker count.
+
+    Raises:
+        InternalTopicError: ``configured`` is above the broker count.
+    """
+    brokers = await broker_count(admin)
+    if configured is None:
+        return auto_replication_factor(brokers)
+    if configured > brokers:
+        raise InternalTopicError(f"KFLOW_REPLICATION_FACTOR is {configured} but the cluster has {brokers} broker(s)")
+    return configured
+
+
+async def check_topics(
+    bootstrap: str,
+    topics: Topics,
+    partitions: int,
+    *,
+    replication_factor: int | None = None,
+    retention_ms: int = DEFAULT_RETENTION_MS,
+) -> list[TopicDrift]:
+    """How every kflow topic differs from its declaration with these options (empty: no drift).
+
+    Reports missing topics, partition counts, replication factors, cleanup policies, retentions and
+    ``min.insync.replicas``. ``replication_factor`` None: the automatic choice from the broker count.
 
     Raises:
         TransportError: Kafka is unreachable or refused a request.
     """
-    with kafka_errors(bootstrap, "creating topics"):
-        return await _create_missing(bootstrap, topics, partitions)
+    with kafka_errors(bootstrap, "checking topics"):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        await admin.start()
+        try:
+            replication = replication_factor or auto_replication_factor(await broker_count(admin))
+            states = await describe_topics(admin, topics.all())
+        finally:
+            await admin.close()
+    return [
+        difference
+        for spec in TOPIC_SPECS
+        for difference in topic_drift(
+            topics.name(spec.suffix),
+            spec,
+            states.get(topics.name(spec.suffix)),
+            partitions=partitions,
+            replication_factor=replication,
+            retention_ms=retention_ms,
+        )
+    ]
 
 
-async def _create_missing(bootstrap: str, topics: Topics, partitions: int) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    await admin.start()
-    created: list[str] = []
-    try:
-        existing = set(await admin.list_topics())
-        for spec in TOPIC_SPECS:
-            name = topics.name(spec.suffix)
-            if name in existing:
-                continue
-            try:
-                await admin.create_topics(
-                    [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=dict(spec.config))]
-                )
-                created.append(name)
-            except TopicAlreadyExistsError:  # a concurrent creator won the race
-                pass
-    finally:
-        await admin.close()
-    return created
-
-
-async def ensure_internal_topic(bootstrap: str, topics: Topics, suffix: str, *, alongside: str) -> None:
+async def ensure_internal_topic(
+    bootstrap: str, topics: Topics, suffix: str, *, alongside: str, replication_factor: int | None = None
+) -> None:
     """Create the internal topic ``suffix`` if missing (as declared in ``TOPIC_SPECS``, with the partition
-    count of ``alongside``), else check that it is compacted and has that partition count.
+    count of ``alongside``, and its replication factor unless ``replication_factor`` is given), else check that
+    it is compacted and has that partition count.
 
     Only existing topics are described: a metadata request naming a missing topic makes a broker with
     ``auto.create.topics.enable`` create it, with the default (deleting, time-retained) config.
@@ -161,30 +331,35 @@ async def ensure_internal_topic(bootstrap: str, topics: Topics, suffix: str, *, 
         TransportError: Kafka is unreachable or refused a request.
     """
     with kafka_errors(bootstrap, f"checking topic {topics.name(suffix)}"):
-        await _ensure_internal_topic(bootstrap, topics, suffix, alongside)
+        await _ensure_internal_topic(bootstrap, topics, suffix, alongside, replication_factor)
 
 
-async def _ensure_internal_topic(bootstrap: str, topics: Topics, suffix: str, alongside: str) -> None:
+async def _ensure_internal_topic(
+    bootstrap: str, topics: Topics, suffix: str, alongside: str, replication_factor: int | None
+) -> None:
     topic, companion = topics.name(suffix), topics.name(alongside)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
+        existing = await listed(admin, [companion], wait=_COMPANION_WAIT_SECONDS)
         if companion not in existing:
             raise InternalTopicError(f"{companion} does not exist: run `kflow topics create`")
-        counts = await partition_counts(admin, [companion] + ([topic] if topic in existing else []))
+        layout = await partition_layout(admin, [companion] + ([topic] if topic in existing else []))
+        count, companion_factor = layout[companion]
         if topic not in existing:
-            await _create(admin, topic, suffix, counts[companion])
-            return
-        if counts[topic] != counts[companion]:
+            if await _create(admin, topic, suffix, count, replication_factor or companion_factor):
+                return
+            await listed(admin, [topic])  # it existed after all (a concurrent creator): check it
+            layout = await partition_layout(admin, [companion, topic])
+        if layout[topic][0] != count:
             raise InternalTopicError(
-                f"{topic} has {counts[topic]} partitions and {companion} {counts[companion]}: "
+                f"{topic} has {layout[topic][0]} partitions and {companion} {count}: "
                 f"they must match (partition N of one belongs to partition N of the other)"
             )
         config = await topic_config(admin, topic)
     finally:
         await admin.close()
-    policy = set(config.get("cleanup.policy", "delete").split(","))
+    policy = policies(config.get("cleanup.policy", "delete"))
     if "compact" not in policy or ("delete" in policy and config.get("retention.ms") != "-1"):
         raise InternalTopicError(
             f"{topic} must be compacted without time retention (cleanup.policy=compact, "
@@ -193,32 +368,27 @@ async def _ensure_internal_topic(bootstrap: str, topics: Topics, suffix: str, al
         )
 
 
-async def _create(admin: AIOKafkaAdminClient, topic: str, suffix: str, partitions: int) -> None:
+async def _create(admin: AIOKafkaAdminClient, topic: str, suffix: str, partitions: int, replication: int) -> bool:
+    """Create ``topic`` as ``suffix`` is declared; False when it exists already."""
     (spec,) = [s for s in TOPIC_SPECS if s.suffix == suffix]
     response: Any = await admin.create_topics(
-        [NewTopic(topic, num_partitions=partitions, replication_factor=1, topic_configs=dict(spec.config))]
+        [
+            NewTopic(
+                topic,
+                num_partitions=partitions,
+                replication_factor=replication,
+                topic_configs=topic_configs(spec, replication),
+            )
+        ]
     )
-    errors = [error for _, error, *_ in response.topic_errors if error not in (0, _TOPIC_EXISTS)]
-    if errors:
-        raise InternalTopicError(f"creating {topic} failed with Kafka error code {errors[0]}")
-    log.warning("created %s (%d partitions): the topics were created before it existed", topic, partitions)
-
-
-async def partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
-    """Partition count of each of ``names`` (existing ones), waiting out the metadata of a topic just created."""
-    deadline = asyncio.get_running_loop().time() + _METADATA_WAIT_SECONDS
-    while True:
-        described = await admin.describe_topics(names)
-        counts = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
-        if (len(counts) == len(names) and all(counts.values())) or asyncio.get_running_loop().time() > deadline:
-            missing = [t for t in names if not counts.get(t)]
-            if missing:
-                raise InternalTopicError(f"no partition metadata for {', '.join(missing)}")
-            return counts
-        await asyncio.sleep(0.1)
-
-
-async def topic_config(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
-    responses: list[Any] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-    entries = [entry for response in responses for resource in response.resources for entry in resource[4]]
-    return {str(entry[0]): str(entry[1]) for entry in entries}
+    _raise_create_errors(response)
+    if any(error == _TOPIC_EXISTS for _, error, *_ in response.topic_errors):
+        return False
+    await listed(admin, [topic])
+    log.warning(
+        "created %s (%d partitions, replication factor %d): the topics were created before it existed",
+        topic,
+        partitions,
+        replication,
+    )
+    return True

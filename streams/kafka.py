@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
+from aiokafka.structs import ConsumerRecord
 
 from streams._errors import kafka_errors
 from streams._topics import InternalTopicError
@@ -164,3 +167,39 @@ async def _close_quietly(client: Any) -> None:
     with contextlib.suppress(Exception, asyncio.CancelledError):
         async with asyncio.timeout(5):
             await client.close()
+
+
+async def read_partition(
+    bootstrap: str, tp: TopicPartition, start: int | None, stall_seconds: float = 30.0
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """The committed records of one partition from ``start`` (None: the beginning) to its end as it was when
+    the read began, with a short-lived consumer.
+
+    Every wait is bounded: a broker that goes away mid-read raises ``TimeoutError`` after ``stall_seconds``
+    rather than hang (the position moving over transaction markers, which yield no record, counts as progress).
+    """
+    reader = consumer(bootstrap, max_poll_records=5000)
+    try:
+        async with asyncio.timeout(stall_seconds):
+            await reader.start()
+            reader.assign([tp])
+            if start is None:
+                await reader.seek_to_beginning(tp)
+            else:
+                reader.seek(tp, start)
+            end = (await reader.end_offsets([tp]))[tp]
+        position, moved = -1, time.monotonic()
+        while True:
+            async with asyncio.timeout(stall_seconds):  # one wait for the broker, never all of the read
+                now_at = await reader.position(tp)
+                if now_at >= end:
+                    return
+                batch = await reader.getmany(tp, timeout_ms=1000)
+            if now_at != position:
+                position, moved = now_at, time.monotonic()
+            elif time.monotonic() - moved > stall_seconds:
+                raise TimeoutError(f"reading {tp.topic}[{tp.partition}] stood still at offset {position} (end {end})")
+            for message in batch.get(tp, []):
+                yield message
+    finally:
+        await close_consumer(reader)

@@ -1,4 +1,4 @@
-"""``kflow dev up|down|status|smoke``: the local Kafka + Cassandra pair."""
+"""``kflow dev up|down|status|smoke``: the local Kafka broker(s) + Cassandra."""
 
 from __future__ import annotations
 
@@ -9,17 +9,25 @@ import json
 from streams._settings import Settings
 from streams.cli._errors import EXIT_OK, EXIT_UNREACHABLE
 from streams.dev import DevStack
+from streams.dev._layout import MAX_BROKERS
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``dev`` and its sub-commands to the ``kflow`` parser."""
-    dev = groups.add_parser("dev", help="local single-node Kafka (KRaft) and Cassandra from Maven jars")
+    dev = groups.add_parser("dev", help="local Kafka (KRaft, one or more brokers) and Cassandra from Maven jars")
     commands = dev.add_subparsers(title="dev commands", metavar="COMMAND", parser_class=type(dev))
     commands.required = True
-    up = commands.add_parser("up", help="fetch jars once, start both servers, wait for real round trips")
+    up = commands.add_parser("up", help="fetch jars once, start every server not running, wait for real round trips")
     up.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for readiness (default 240)")
+    up.add_argument(
+        "--brokers",
+        type=_broker_count,
+        metavar="N",
+        help="KRaft nodes (broker+controller each); remembered (default: as remembered, else 1)",
+    )
+    up.add_argument("--kafka-only", action="store_true", help="start the brokers only, not Cassandra (remembered)")
     up.set_defaults(handler=_up)
-    down = commands.add_parser("down", help="stop both servers gracefully")
+    down = commands.add_parser("down", help="stop every server gracefully")
     down.add_argument("--wipe", action="store_true", help="also delete their data and logs")
     down.set_defaults(handler=_down)
     status = commands.add_parser("status", help="what runs where")
@@ -31,18 +39,37 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     demo.set_defaults(handler=_demo)
 
 
+def _broker_count(raw: str) -> int:
+    try:
+        count = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {raw!r}") from None
+    if not 1 <= count <= MAX_BROKERS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_BROKERS}, got {count}")
+    return count
+
+
+def _stack(settings: Settings) -> DevStack:
+    return DevStack(settings.home, port_offset=settings.dev_port_offset)
+
+
 def _up(args: argparse.Namespace, settings: Settings) -> int:
-    DevStack(settings.home).up(timeout=args.timeout)
+    stack = _stack(settings)
+    stack.up(timeout=args.timeout, brokers=args.brokers, kafka_only=True if args.kafka_only else None)
+    exports = [f"KFLOW_BOOTSTRAP={stack.bootstrap}"]
+    if stack.config.cassandra:
+        exports.append(f"KFLOW_CASSANDRA={stack.cassandra_contact}")
+    print(f"export {' '.join(exports)}")
     return 0
 
 
 def _down(args: argparse.Namespace, settings: Settings) -> int:
-    DevStack(settings.home).down(wipe=args.wipe)
+    _stack(settings).down(wipe=args.wipe)
     return 0
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    servers = DevStack(settings.home).status()
+    servers = _stack(settings).status()
     if args.json:
         print(
             json.dumps(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from storage import CassandraConnection, CassandraTarget, migrate
+from storage import CassandraConnection, migrate, parse_replication
 from streams._settings import Settings
 
 
@@ -17,18 +17,26 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up = commands.add_parser("migrate", help="create the keyspace and apply pending migrations, in order")
     up.add_argument(
         "--replication",
-        metavar="JSON",
-        type=json.loads,
-        help="keyspace replication when it is created, e.g. "
-        '\'{"class": "NetworkTopologyStrategy", "dc1": 3}\' (default: SimpleStrategy, 1)',
+        metavar="REPLICATION",
+        type=_replication,
+        help="keyspace replication when it is created (wins over KFLOW_CASSANDRA_REPLICATION), as JSON, e.g. "
+        '\'{"class": "NetworkTopologyStrategy", "dc1": 3}\', or NetworkTopologyStrategy:dc1=3 '
+        "(default: SimpleStrategy, 1)",
     )
     up.add_argument("--json", action="store_true", help="print only {keyspace, applied} as JSON")
     up.set_defaults(handler=_migrate)
 
 
+def _replication(text: str) -> dict[str, str | int]:
+    """``--replication``: JSON or the short form (``storage.parse_replication``); a bad one is a usage error."""
+    try:
+        return dict(parse_replication(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    host, port = settings.cassandra_host_port
-    with CassandraConnection(CassandraTarget(host, port)) as conn:
+    with CassandraConnection(settings.cassandra_target()) as conn:
         applied = migrate(conn, settings.keyspace, args.replication)
     if args.json:
         print(json.dumps({"keyspace": settings.keyspace, "applied": applied}))

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 from engine import RunStatus, runtime
 from engine.runtime import HistoryEvent
 from schemas import RecordCodec
-from storage import CassandraConnection, CassandraTarget, RunStore, StorageError
+from storage import CassandraConnection, RunStore, StorageError
 from streams import kafka
 from streams._settings import Settings
 from streams.client._completions import CompletionsReader
@@ -143,10 +143,9 @@ class RunHistory:
             return None
         async with self._lock:
             if self._store is None and time.monotonic() >= self._retry_at:
-                host, port = self._settings.cassandra_host_port
                 try:
                     self._conn = await asyncio.to_thread(
-                        CassandraConnection, CassandraTarget(host, port), connect_timeout=3.0
+                        CassandraConnection, self._settings.cassandra_target(), connect_timeout=3.0
                     )
                     self._store = await asyncio.to_thread(RunStore, self._conn, self._settings.keyspace, self._records)
                 except StorageError as exc:

@@ -2,7 +2,8 @@
 readiness probes and configuration (``servers/``), the smoke round trip and the example runner."""
 
 from streams.dev._demo import Say, Scenario, history_lines, run_example
-from streams.dev._jvm import Daemon, DevStackError, fetch_jars, find_java17
+from streams.dev._jvm import Daemon, DevStackError, fetch_jars, find_java17, stop_together
+from streams.dev._layout import StackConfig, cassandra_yaml, kafka_properties
 from streams.dev._readiness import cassandra_ready, kafka_ready
 from streams.dev._smoke import smoke_roundtrip
 from streams.dev._stack import CASSANDRA_VERSION, KAFKA_VERSION, DevStack, ServerStatus
@@ -16,6 +17,10 @@ __all__ = [
     "Daemon",
     "fetch_jars",
     "find_java17",
+    "stop_together",
+    "StackConfig",
+    "kafka_properties",
+    "cassandra_yaml",
     "kafka_ready",
     "cassandra_ready",
     "smoke_roundtrip",

@@ -137,6 +137,19 @@ class Daemon:
         self.pid_file.unlink(missing_ok=True)
         return f"{self.name}: {verb} (pid {pid})"
 
+    def kill(self) -> str:
+        """SIGKILL at once (a crash, for fault tests); says what it did."""
+        pid = self.pid()
+        if pid is None:
+            return f"{self.name}: not running"
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _is_our_process(pid, self.main_class):
+            time.sleep(0.05)
+        _reap(pid)
+        self.pid_file.unlink(missing_ok=True)
+        return f"{self.name}: killed (pid {pid})"
+
     def rss_mib(self) -> float | None:
         """Resident memory of the running server in MiB (from /proc), or None."""
         pid = self.pid()
@@ -149,6 +162,47 @@ class Daemon:
         except OSError:
             return None
         return None
+
+
+def stop_together(daemons: Sequence[Daemon], timeout: float, quorum: int = 1, grace: float = 5.0) -> list[str]:
+    """SIGTERM every daemon at once (in the given order), SIGKILL whatever still runs after ``timeout`` seconds,
+    or ``grace`` seconds after fewer than ``quorum`` of them are left; says what it did, one line each.
+
+    ``quorum`` is for KRaft nodes: a combined broker+controller asks the controller quorum to approve its
+    controlled shutdown, and once a majority of the nodes has exited no approval can come (it would wait
+    minutes).
+    """
+    pids = {daemon.name: daemon.pid() for daemon in daemons}
+    for daemon in daemons:
+        pid = pids[daemon.name]
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+    started = time.monotonic()
+    quorum_lost: float | None = None
+    alive = {d.name: d for d in daemons if pids[d.name] is not None}
+    while alive:
+        alive = {n: d for n, d in alive.items() if _is_our_process(pids[n] or 0, d.main_class)}
+        now = time.monotonic()
+        if quorum_lost is None and len(alive) < quorum:
+            quorum_lost = now
+        if now - started > timeout or (quorum_lost is not None and now - quorum_lost > grace):
+            break
+        time.sleep(0.2)
+    lines = []
+    for daemon in daemons:
+        pid = pids[daemon.name]
+        if pid is None:
+            lines.append(f"{daemon.name}: not running")
+            continue
+        verb = "stopped"
+        if daemon.name in alive and _is_our_process(pid, daemon.main_class):
+            os.kill(pid, signal.SIGKILL)
+            waited = time.monotonic() - started
+            verb = f"killed (did not stop within {waited:.0f}s" + (", its quorum gone)" if waited < timeout else ")")
+        _reap(pid)
+        daemon.pid_file.unlink(missing_ok=True)
+        lines.append(f"{daemon.name}: {verb} (pid {pid})")
+    return lines
 
 
 def _is_our_process(pid: int, main_class: str) -> bool:

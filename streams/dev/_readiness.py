@@ -17,11 +17,12 @@ from streams.dev._jvm import DevStackError
 _READINESS_TOPIC = "__kflow_readiness"
 
 
-async def kafka_ready(bootstrap: str, timeout: float) -> None:
+async def kafka_ready(bootstrap: str, timeout: float, brokers: int = 1) -> None:
     """Return once ``bootstrap`` takes a produce (acks=all) and serves it back to a group consumer.
 
     The group consumer also makes the broker create ``__consumer_offsets``, so the first real consumer
-    group of a test does not pay for it.
+    group of a test does not pay for it. With ``brokers`` > 1, the cluster metadata must also list that many
+    brokers (each one registered and unfenced), and the readiness topic is replicated min(3, brokers) times.
 
     Raises:
         DevStackError: when no round trip succeeded within ``timeout`` seconds.
@@ -33,7 +34,9 @@ async def kafka_ready(bootstrap: str, timeout: float) -> None:
     try:
         while time.monotonic() < deadline:
             try:
-                await asyncio.wait_for(_kafka_roundtrip(bootstrap), timeout=max(1.0, deadline - time.monotonic()))
+                await asyncio.wait_for(
+                    _kafka_roundtrip(bootstrap, brokers), timeout=max(1.0, deadline - time.monotonic())
+                )
                 return
             except Exception as exc:  # refused, not yet unfenced, coordinator loading...
                 last = exc
@@ -43,11 +46,28 @@ async def kafka_ready(bootstrap: str, timeout: float) -> None:
     raise DevStackError(f"Kafka at {bootstrap} not ready after {timeout:.0f}s: {last!r}")
 
 
-async def _kafka_roundtrip(bootstrap: str) -> None:
+async def _every_broker_sees_all(bootstrap: str, brokers: int) -> None:
+    # Asked one by one: a broker killed a moment ago stays registered until its session times out, so only
+    # its own answer proves a restarted broker is serving.
+    for address in bootstrap.split(","):
+        admin = AIOKafkaAdminClient(bootstrap_servers=address, request_timeout_ms=5000)
+        await admin.start()
+        try:
+            registered = len((await admin.describe_cluster())["brokers"])
+        finally:
+            await admin.close()
+        if registered < brokers:
+            raise DevStackError(f"{address} sees {registered} of {brokers} brokers")
+
+
+async def _kafka_roundtrip(bootstrap: str, brokers: int) -> None:
+    if brokers > 1:
+        await _every_broker_sees_all(bootstrap, brokers)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(_READINESS_TOPIC, num_partitions=1, replication_factor=1)])
+        topic = NewTopic(_READINESS_TOPIC, num_partitions=1, replication_factor=min(3, brokers))
+        await admin.create_topics([topic])
     except TopicAlreadyExistsError:
         pass
     finally:

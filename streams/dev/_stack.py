@@ -1,7 +1,9 @@
-"""``kflow dev``: a real single-node Kafka (KRaft) and Cassandra on 127.0.0.1, from Maven jars, no Docker.
+"""``kflow dev``: a real KRaft Kafka (one node or a small cluster) and Cassandra on 127.0.0.1, from Maven jars,
+no Docker.
 
-Jars are fetched once into ``<home>/jars``; data and logs live in ``<home>/run``. Servers are started
-detached, found again through pid files, and reported ready only after a real client round trip.
+Jars are fetched once into ``<home>/jars``; data and logs live in ``<home>/run``, the stack's shape in
+``<home>/run/stack.json`` (``_layout``). Servers are started detached, found again through pid files, and
+reported ready only after a real client round trip.
 """
 
 from __future__ import annotations
@@ -13,11 +15,23 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.dev._jvm import Daemon, DevStackError, fetch_jars, find_java17
+from streams.dev._jvm import Daemon, DevStackError, fetch_jars, find_java17, stop_together
+from streams.dev._layout import (
+    HOST,
+    StackConfig,
+    broker_name,
+    cassandra_yaml,
+    cluster_id,
+    has_kafka_data,
+    kafka_properties,
+    load_config,
+    save_config,
+)
 from streams.dev._readiness import cassandra_ready, kafka_ready
 
 Say = Callable[[str], None]
@@ -26,8 +40,7 @@ KAFKA_VERSION = "4.1.2"
 CASSANDRA_VERSION = "5.0.8"
 KAFKA_MAIN = "kafka.Kafka"
 CASSANDRA_MAIN = "org.apache.cassandra.service.CassandraDaemon"
-KAFKA_PORTS = (9092, 9093)
-CASSANDRA_PORTS = (9042, 7000)
+_KAFKA_STOP_S, _CASSANDRA_STOP_S = 30.0, 45.0
 
 # bin/kafka-run-class.sh's KAFKA_JVM_PERFORMANCE_OPTS with a test-sized heap instead of -Xmx1G
 _KAFKA_JVM = [
@@ -54,86 +67,200 @@ class ServerStatus:
     run_dir: Path
 
     def describe(self) -> str:
-        """One human line: ``kafka  running  pid 123  127.0.0.1:9092  412 MiB  <dir>``."""
+        """One human line: ``kafka-1    running   pid 123    127.0.0.1:9092,9093    412 MiB  <dir>``."""
         if self.pid is None:
             return f"{self.name:<10} stopped   {'':<10} {self.run_dir}"
         ports = ",".join(str(p) for p in self.ports)
         rss = f"{self.rss_mib:.0f} MiB" if self.rss_mib is not None else "?"
-        return f"{self.name:<10} running   pid {self.pid:<6} 127.0.0.1:{ports:<10} {rss:>9}  {self.run_dir}"
+        return f"{self.name:<10} running   pid {self.pid:<7} {HOST}:{ports:<11} {rss:>9}  {self.run_dir}"
 
 
 class DevStack:
-    """The local Kafka + Cassandra pair behind ``kflow dev up|down|status``."""
+    """The local Kafka broker(s) + Cassandra behind ``kflow dev up|down|status``.
 
-    def __init__(self, home: Path) -> None:
+    ``config`` is the stack as remembered in ``<home>/run/stack.json`` (one broker, Cassandra, no port offset
+    when nothing was remembered); ``port_offset`` (``KFLOW_DEV_PORT_OFFSET``) applies to a stack not yet
+    remembered and, at :meth:`up`, moves a stopped one. Servers are named ``kafka-1`` … ``kafka-N`` and
+    ``cassandra``.
+    """
+
+    def __init__(self, home: Path, port_offset: int | None = None) -> None:
         self.home = home
-        self.run = home / "run"
-        self.kafka = Daemon("kafka", self.run / "kafka" / "kafka.pid", KAFKA_MAIN)
-        self.cassandra = Daemon("cassandra", self.run / "cassandra" / "cassandra.pid", CASSANDRA_MAIN)
+        self.run = home.absolute() / "run"
+        self._offset_request = port_offset
+        remembered = load_config(self.run)
+        if remembered is None:  # a stack from before stack.json ran at offset 0; a new one takes the request
+            offset = 0 if has_kafka_data(self.run) else (port_offset or 0)
+            remembered = StackConfig(port_offset=offset)
+        self.config = remembered
 
-    def status(self) -> list[ServerStatus]:
-        """Status of both servers (pid files checked against /proc; stale ones removed)."""
-        return [
-            ServerStatus("kafka", self.kafka.pid(), KAFKA_PORTS, self.kafka.rss_mib(), self.run / "kafka"),
-            ServerStatus(
-                "cassandra", self.cassandra.pid(), CASSANDRA_PORTS, self.cassandra.rss_mib(), self.run / "cassandra"
-            ),
-        ]
+    @property
+    def bootstrap(self) -> str:
+        """Every broker of the stack, comma-separated (``KFLOW_BOOTSTRAP``)."""
+        return self.config.bootstrap
 
-    def up(self, timeout: float = 240.0, log: Say = print) -> None:
-        """Fetch jars if needed, start what is not running, return once both answer real clients.
+    @property
+    def cassandra_contact(self) -> str:
+        """Cassandra's ``host:port`` (``KFLOW_CASSANDRA``)."""
+        return f"{HOST}:{self.config.cassandra_ports[0]}"
+
+    @property
+    def cassandra(self) -> Daemon:
+        """The Cassandra process."""
+        return Daemon("cassandra", self.run / "cassandra" / "cassandra.pid", CASSANDRA_MAIN)
+
+    def daemon(self, name: str) -> Daemon:
+        """The process of server ``name`` (``kafka-2``, ``cassandra``).
 
         Raises:
-            DevStackError: on a missing tool, a port taken by another program, or a server not ready in time.
+            DevStackError: when the stack has no such server.
         """
-        started = time.monotonic()
-        need_kafka, need_cassandra = self.kafka.pid() is None, self.cassandra.pid() is None
-        for name, needed, ports in (("kafka", need_kafka, KAFKA_PORTS), ("cassandra", need_cassandra, CASSANDRA_PORTS)):
-            if not needed:
-                log(f"{name}: already running")
-                continue
-            for port in ports:
-                if _port_open(port):
-                    raise DevStackError(
-                        f"port {port} on 127.0.0.1 is taken by another program; "
-                        f"stop it before kflow dev up ({name} needs it)"
-                    )
-        if need_kafka or need_cassandra:
-            java = find_java17()
-            jars_started = time.monotonic()
-            kafka_libs = fetch_jars(_FILES / "kafka" / "pom.xml", self.home / "jars" / f"kafka-{KAFKA_VERSION}", "libs")
-            cassandra_libs = fetch_jars(
-                _FILES / "cassandra" / "pom.xml", self.home / "jars" / f"cassandra-{CASSANDRA_VERSION}", "lib"
-            )
-            log(f"jars ready in {time.monotonic() - jars_started:.1f}s ({self.home / 'jars'})")
-            if need_cassandra:  # the slower one first
-                self._start_cassandra(java, cassandra_libs)
-            if need_kafka:
-                self._start_kafka(java, kafka_libs)
-        try:
-            versions = asyncio.run(_wait_both(timeout))
-        except DevStackError:
-            raise DevStackError(f"servers not ready after {timeout:.0f}s; logs: {self.run}/*/logs") from None
-        log(
-            f"kafka ready on 127.0.0.1:9092 (produce+consume round trip); "
-            f"cassandra {versions} ready on 127.0.0.1:9042 (SELECT release_version)"
+        if name == "cassandra":
+            return self.cassandra
+        for node in self.config.nodes:
+            if name == broker_name(node):
+                run = self.config.kafka_dir(self.run, node)
+                # the node's own server.properties is on its command line: brokers of one stack are told apart
+                return Daemon(name, run / "kafka.pid", str(run / "server.properties"))
+        raise DevStackError(f"no server {name!r} in this stack ({', '.join(self.config.server_names)})")
+
+    def server_names(self) -> list[str]:
+        """The configured servers, plus Cassandra while it runs in a stack that no longer wants it."""
+        names = self.config.server_names
+        if not self.config.cassandra and self.cassandra.pid() is not None:
+            names.append("cassandra")
+        return names
+
+    def pid(self, name: str) -> int | None:
+        """The pid of server ``name``, or None when it is stopped."""
+        return self.daemon(name).pid()
+
+    def status(self) -> list[ServerStatus]:
+        """Status of every server (pid files checked against /proc; stale ones removed)."""
+        out = []
+        for name in self.server_names():
+            daemon = self.daemon(name)
+            if name == "cassandra":
+                ports, run = self.config.cassandra_ports, self.run / "cassandra"
+            else:
+                node = int(name.rpartition("-")[2])
+                ports, run = self.config.broker_ports(node), self.config.kafka_dir(self.run, node)
+            out.append(ServerStatus(name, daemon.pid(), ports, daemon.rss_mib(), run))
+        return out
+
+    def up(
+        self, timeout: float = 240.0, log: Say = print, *, brokers: int | None = None, kafka_only: bool | None = None
+    ) -> None:
+        """Fetch jars if needed, start every configured server that is not running, return once all answer.
+
+        ``brokers`` and ``kafka_only`` (None: as remembered) change the stack and are remembered; so is the
+        port offset given to the constructor.
+
+        Raises:
+            DevStackError: on a resize of a stack that has data, a port offset change while servers run, a
+                missing tool, a port taken by another program, or a server not ready in time.
+        """
+        target = StackConfig(
+            brokers=self.config.brokers if brokers is None else brokers,
+            port_offset=self.config.port_offset if self._offset_request is None else self._offset_request,
+            cassandra=self.config.cassandra if kafka_only is None else not kafka_only,
         )
-        log(f"up in {time.monotonic() - started:.1f}s")
+        if target.brokers != self.config.brokers and has_kafka_data(self.run):
+            raise DevStackError(
+                f"the stack in {self.run} has data on {self.config.brokers} Kafka node(s) and a KRaft quorum "
+                f"cannot be resized in place: run kflow dev down --wipe before kflow dev up --brokers {target.brokers}"
+            )
+        if target.port_offset != self.config.port_offset:
+            running = [s.name for s in self.status() if s.pid is not None]
+            if running:
+                raise DevStackError(
+                    f"{', '.join(running)} running at port offset {self.config.port_offset}: "
+                    f"run kflow dev down before moving the stack to port offset {target.port_offset}"
+                )
+        save_config(self.run, target)
+        self.config = target
+        self._start(self.config.server_names, timeout, log)
+
+    def start_server(self, name: str, timeout: float = 240.0, log: Say = print) -> None:
+        """Start server ``name`` (``kafka-2``) if it is stopped and wait until the whole stack answers again.
+
+        Raises:
+            DevStackError: as :meth:`up`, or when the stack has no such server.
+        """
+        if name not in self.config.server_names:
+            raise DevStackError(f"no server {name!r} in this stack ({', '.join(self.config.server_names)})")
+        self._start([name], timeout, log)
+
+    def stop_server(self, name: str, kill: bool = False) -> str:
+        """Stop server ``name``: gracefully (SIGTERM, then SIGKILL after a timeout) or, with ``kill``, SIGKILL at
+        once (a crash); says what it did."""
+        daemon = self.daemon(name)
+        if kill:
+            return daemon.kill()
+        return daemon.stop(timeout=_CASSANDRA_STOP_S if name == "cassandra" else _KAFKA_STOP_S)
 
     def down(self, wipe: bool = False, log: Say = print) -> None:
-        """Stop both servers gracefully (SIGTERM, SIGKILL after a timeout); ``wipe`` deletes their data."""
-        log(self.kafka.stop(timeout=30))
-        log(self.cassandra.stop(timeout=45))
+        """Stop every server gracefully, all at once (brokers in reverse order); ``wipe`` deletes their data
+        and the remembered stack."""
+        names = self.server_names()
+        brokers = [self.daemon(n) for n in reversed(names) if n != "cassandra"]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            cassandra = pool.submit(self.cassandra.stop, _CASSANDRA_STOP_S) if "cassandra" in names else None
+            # together: one by one, the last node would wait minutes for a quorum that is gone
+            for line in stop_together(brokers, _KAFKA_STOP_S, quorum=len(brokers) // 2 + 1):
+                log(line)
+            if cassandra is not None:
+                log(cassandra.result())
         if wipe and self.run.exists():
             shutil.rmtree(self.run)
             log(f"wiped {self.run}")
 
-    def _start_kafka(self, java: str, libs: Path) -> None:
-        run = self.run / "kafka"
-        (run / "logs").mkdir(parents=True, exist_ok=True)
-        props = (_FILES / "kafka" / "server.properties").read_text().replace("@DATA_DIR@", str(run / "data"))
-        (run / "server.properties").write_text(props)
-        jvm = [
+    def _start(self, names: Sequence[str], timeout: float, log: Say) -> None:
+        started = time.monotonic()
+        needed = []
+        for name in names:
+            if self.daemon(name).pid() is not None:
+                log(f"{name}: already running")
+                continue
+            needed.append(name)
+            for port in self._ports(name):
+                if _port_open(port):
+                    raise DevStackError(
+                        f"port {port} on {HOST} is taken by another program; "
+                        f"stop it before kflow dev up ({name} needs it)"
+                    )
+        if needed:
+            java = find_java17()
+            jars_started = time.monotonic()
+            nodes = [int(n.rpartition("-")[2]) for n in needed if n != "cassandra"]
+            kafka_libs = self._jars("kafka", KAFKA_VERSION, "libs") if nodes else None
+            cassandra_libs = self._jars("cassandra", CASSANDRA_VERSION, "lib") if "cassandra" in needed else None
+            log(f"jars ready in {time.monotonic() - jars_started:.1f}s ({self.home / 'jars'})")
+            if cassandra_libs is not None:  # the slower one first
+                self._start_cassandra(java, cassandra_libs)
+            if kafka_libs is not None:
+                self._start_kafka(java, kafka_libs, nodes)
+        try:
+            version = asyncio.run(self._wait_ready(timeout))
+        except DevStackError:
+            raise DevStackError(f"servers not ready after {timeout:.0f}s; logs: {self.run}/*/logs") from None
+        brokers = f"{self.config.brokers} brokers" if self.config.brokers > 1 else "1 broker"
+        ready = f"kafka ready on {self.bootstrap} ({brokers}, produce+consume round trip)"
+        if version is not None:
+            ready += f"; cassandra {version} ready on {self.cassandra_contact} (SELECT release_version)"
+        log(ready)
+        log(f"up in {time.monotonic() - started:.1f}s")
+
+    def _ports(self, name: str) -> tuple[int, ...]:
+        if name == "cassandra":
+            return self.config.cassandra_ports
+        return self.config.broker_ports(int(name.rpartition("-")[2]))
+
+    def _jars(self, server: str, version: str, libs: str) -> Path:
+        return fetch_jars(_FILES / server / "pom.xml", self.home / "jars" / f"{server}-{version}", libs)
+
+    def _kafka_jvm(self, java: str, libs: Path, run: Path) -> list[str]:
+        return [
             java,
             *_KAFKA_JVM,
             f"-Dkafka.logs.dir={run / 'logs'}",
@@ -141,29 +268,33 @@ class DevStack:
             "-cp",
             f"{libs}/*",
         ]
-        if not (run / "data" / "meta.properties").exists():
-            # what `kafka-storage.sh format -t $(kafka-storage.sh random-uuid) -c server.properties` does;
-            # a Kafka Uuid is 16 random bytes in URL-safe base64 without padding.
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = [
-                *jvm,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(run / "server.properties"),
-                "--ignore-formatted",
-            ]
-            _run_checked(fmt, "kafka storage format")
-        self.kafka.start([*jvm, KAFKA_MAIN, str(run / "server.properties")], run / "logs" / "stdout.log")
+
+    def _start_kafka(self, java: str, libs: Path, nodes: Sequence[int]) -> None:
+        template = (_FILES / "kafka" / "server.properties").read_text()
+        # what `kafka-storage.sh format -t $(kafka-storage.sh random-uuid) -c server.properties` does; a Kafka
+        # Uuid is 16 random bytes in URL-safe base64 without padding. Every node shares the cluster's id.
+        cluster = cluster_id(self.run) or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        formats = []
+        for node in nodes:
+            run = self.config.kafka_dir(self.run, node)
+            (run / "logs").mkdir(parents=True, exist_ok=True)
+            (run / "server.properties").write_text(kafka_properties(template, self.config, node, run / "data"))
+            if not (run / "data" / "meta.properties").exists():
+                props = str(run / "server.properties")
+                fmt = ["kafka.tools.StorageTool", "format", "-t", cluster, "-c", props, "--ignore-formatted"]
+                formats.append([*self._kafka_jvm(java, libs, run), *fmt])
+        _run_all(formats, "kafka storage format")  # static quorum (controller.quorum.voters): no --standalone
+        for node in nodes:
+            run = self.config.kafka_dir(self.run, node)
+            argv = [*self._kafka_jvm(java, libs, run), KAFKA_MAIN, str(run / "server.properties")]
+            self.daemon(broker_name(node)).start(argv, run / "logs" / "stdout.log")
 
     def _start_cassandra(self, java: str, libs: Path) -> None:
         run = self.run / "cassandra"
         for sub in ("data", "commitlog", "saved_caches", "hints", "cdc_raw", "logs", "triggers"):
             (run / sub).mkdir(parents=True, exist_ok=True)
-        yaml = (_FILES / "cassandra" / "cassandra.yaml").read_text().replace("@RUN@", str(run))
-        (run / "cassandra.yaml").write_text(yaml)
+        template = (_FILES / "cassandra" / "cassandra.yaml").read_text()
+        (run / "cassandra.yaml").write_text(cassandra_yaml(template, self.config, run))
         options = [
             line.strip()
             for line in (_FILES / "cassandra" / "jvm17.options").read_text().splitlines()
@@ -190,23 +321,30 @@ class DevStack:
         ]
         self.cassandra.start(argv, run / "logs" / "stdout.log")
 
-
-async def _wait_both(timeout: float) -> str:
-    _, version = await asyncio.gather(
-        kafka_ready("127.0.0.1:9092", timeout),
-        asyncio.to_thread(cassandra_ready, "127.0.0.1", 9042, timeout),
-    )
-    return version
+    async def _wait_ready(self, timeout: float) -> str | None:
+        kafka = kafka_ready(self.bootstrap, timeout, brokers=self.config.brokers)
+        if not self.config.cassandra:
+            await kafka
+            return None
+        native = self.config.cassandra_ports[0]
+        _, version = await asyncio.gather(kafka, asyncio.to_thread(cassandra_ready, HOST, native, timeout))
+        return version
 
 
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((HOST, port)) == 0
 
 
-def _run_checked(argv: list[str], what: str) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
-        raise DevStackError(f"{what} failed (exit {done.returncode}):\n{tail}")
+def _run_all(commands: Sequence[list[str]], what: str) -> None:
+    """Run ``commands`` side by side (JVM start-up dominates); the first failure is raised with its output."""
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for argv in commands]
+    failures = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            tail = "\n".join(out.strip().splitlines()[-10:])
+            failures.append(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    if failures:
+        raise DevStackError(failures[0])

@@ -26,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from engine import InvalidDurationError
 from engine.runtime import ForgetRun, parse_duration
 from schemas import RecordCodec
-from storage import CassandraConnection, CassandraTarget, FinishedRun, HistorySize, RunStore, migrate
+from storage import CassandraConnection, FinishedRun, HistorySize, RunStore, migrate
 from streams._errors import kafka_errors
 from streams._settings import Settings
 from streams._topics import Topics
@@ -163,8 +163,7 @@ async def compact(
         raise ValueError(f"older_than_ms must be >= 0 and chunk >= 1, got {older_than_ms} and {chunk}")
     report = CompactReport(cutoff_ms=now_ms - older_than_ms, dry_run=dry_run)
     records = RecordCodec(secret=settings.secret)
-    host, port = settings.cassandra_host_port
-    with CassandraConnection(CassandraTarget(host, port)) as conn:
+    with CassandraConnection(settings.cassandra_target()) as conn:
         if not dry_run:
             await asyncio.to_thread(migrate, conn, settings.keyspace)  # the compaction columns (002)
         store = RunStore(conn, settings.keyspace, records)

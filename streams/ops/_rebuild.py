@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from engine import KflowError
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from schemas import RecordCodec, SchemaError
-from storage import CassandraConnection, CassandraTarget, HistoryWriter, migrate
+from storage import CassandraConnection, HistoryWriter, migrate
 from streams._errors import kafka_errors
 from streams._settings import Settings
 from streams._topics import Topics
@@ -63,7 +63,7 @@ async def rebuild(
 async def _rebuild(
     settings: Settings, from_ms: int | None, batch: int, progress: Callable[[int, int], None]
 ) -> RebuildReport:
-    host, port = settings.cassandra_host_port
+    target = settings.cassandra_target()
     records = RecordCodec(secret=settings.secret)
     reader = consumer(settings.bootstrap, max_poll_records=batch)
     try:  # start() inside: a consumer failing to start is closed too
@@ -74,7 +74,7 @@ async def _rebuild(
         ends = await reader.end_offsets(tps)
         starts = await _seek_starts(reader, tps, from_ms, ends)
         total = sum(max(0, ends[tp] - starts[tp]) for tp in tps)
-        with CassandraConnection(CassandraTarget(host, port)) as conn:
+        with CassandraConnection(target) as conn:
             migrate(conn, settings.keyspace)
             writer = HistoryWriter(conn, settings.keyspace, records)
             written, skipped, done = 0, 0, 0

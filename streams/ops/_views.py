@@ -52,10 +52,9 @@ def run_store(settings: Settings) -> Iterator[RunStore]:
         StorageError: Cassandra is unreachable or the keyspace is unusable.
     """
     from schemas import RecordCodec
-    from storage import CassandraConnection, CassandraTarget, RunStore  # the driver loads only when needed
+    from storage import CassandraConnection, RunStore  # the driver loads only when needed
 
-    host, port = settings.cassandra_host_port
-    with CassandraConnection(CassandraTarget(host, port)) as conn:
+    with CassandraConnection(settings.cassandra_target()) as conn:
         yield RunStore(conn, settings.keyspace, RecordCodec(secret=settings.secret))
 
 

@@ -3,6 +3,7 @@ timer processor (``.timers`` -> ``TimerFired``), the step worker (``.tasks`` -> 
 materializer (``.history`` -> Cassandra), with the state each keeps."""
 
 from streams.processors._materializer import HistoryMaterializer, MaterializerStats
+from streams.processors._offsets import OffsetTracker
 from streams.processors._orchestrator import Orchestrator, OrchestratorStats
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._partition_logic import PartitionLogic
@@ -20,7 +21,7 @@ from streams.processors._timer_changelog import (
 from streams.processors._timer_index import ArmedTimer, TimerHead, TimerIndex, TimerKey
 from streams.processors._timer_inputs import TimerStats
 from streams.processors._timer_processor import TimerProcessor
-from streams.processors._worker import OffsetTracker, StepWorker, WorkerStats
+from streams.processors._worker import StepWorker, WorkerStats
 
 __all__ = [
     "Orchestrator",

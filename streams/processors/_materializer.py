@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from schemas import RecordCodec, SchemaError
-from storage import CassandraConnection, CassandraTarget, HistoryWriter, StorageError, migrate
+from storage import CassandraConnection, HistoryWriter, StorageError, migrate
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.kafka import close_consumer, consumer
@@ -285,9 +285,9 @@ class HistoryMaterializer:
         """The writer, after (re)connecting and migrating the keyspace when there is none."""
         if self._writer is not None:
             return self._writer
-        host, port = self.settings.cassandra_host_port
-        await _probe(host, port)
-        conn = await asyncio.to_thread(CassandraConnection, CassandraTarget(host, port))
+        target = self.settings.cassandra_target()
+        await _probe(target.contact_points)
+        conn = await asyncio.to_thread(CassandraConnection, target)
         try:
             applied = await asyncio.to_thread(migrate, conn, self.settings.keyspace)
             writer = await asyncio.to_thread(
@@ -308,13 +308,19 @@ class HistoryMaterializer:
             await asyncio.to_thread(conn.close)
 
 
-async def _probe(host: str, port: int, timeout: float = 2.0) -> None:
-    """Fail fast, and quietly, while nothing listens on the port (the driver logs a traceback per try)."""
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (TimeoutError, OSError) as exc:
-        raise StorageError(f"Cassandra at {host}:{port} is unreachable: {exc!r}") from exc
-    writer.close()
+async def _probe(points: list[tuple[str, int]], timeout: float = 2.0) -> None:
+    """Fail fast, and quietly, while nothing listens on any contact point (the driver logs a traceback per try)."""
+    failures: list[OSError] = []  # TimeoutError is an OSError
+    for host, port in points:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except (TimeoutError, OSError) as exc:
+            failures.append(exc)
+            continue
+        writer.close()
+        return
+    where = ",".join(f"{host}:{port}" for host, port in points)
+    raise StorageError(f"Cassandra at {where} is unreachable: {'; '.join(map(repr, failures))}") from failures[-1]
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,7 +27,7 @@ from engine.runtime import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
 from schemas import RecordCodec, SchemaError
 from streams._settings import Settings
 from streams._topics import Topics, ensure_internal_topic
-from streams.kafka import close_consumer, close_producer, consumer, producer
+from streams.kafka import close_consumer, close_producer, consumer, producer, read_partition
 from streams.processors._outputs import Output
 from streams.processors._partition_logic import PartitionLogic
 from streams.processors._partition_state import SNAPSHOT_AFTER_RECORDS
@@ -280,7 +280,9 @@ class Orchestrator:
         started = time.perf_counter()
         checkpoint: int | None = None
         state_records = 0
-        async for message in self._read(self.topics.state, number, None):
+        async for message in read_partition(
+            self.settings.bootstrap, TopicPartition(self.topics.state, number), None, READ_STALL_S
+        ):
             state_records += 1
             try:
                 found = logic.restore_state(message.key or b"", message.value)
@@ -291,7 +293,9 @@ class Orchestrator:
                 continue
             checkpoint = found if found is not None else checkpoint
         count = 0
-        async for message in self._read(self.topics.history, number, checkpoint):
+        async for message in read_partition(
+            self.settings.bootstrap, TopicPartition(self.topics.history, number), checkpoint, READ_STALL_S
+        ):
             logic.history_end = message.offset + 1
             try:
                 event = self.records.decode(message.value)
@@ -325,36 +329,6 @@ class Orchestrator:
             checkpoint or 0,
             time.perf_counter() - started,
         )
-
-    async def _read(self, topic: str, number: int, start: int | None) -> AsyncIterator[Any]:
-        """Committed records of one partition from ``start`` (None: the beginning) to its current end."""
-        reader = consumer(self.settings.bootstrap, max_poll_records=5000)
-        tp = TopicPartition(topic, number)
-        try:
-            # Every wait is bounded: a broker that goes away mid-read fails the adoption, which is retried.
-            async with asyncio.timeout(READ_STALL_S):
-                await reader.start()
-                reader.assign([tp])
-                if start is None:
-                    await reader.seek_to_beginning(tp)
-                else:
-                    reader.seek(tp, start)
-                end = (await reader.end_offsets([tp]))[tp]
-            position, moved = -1, time.monotonic()
-            while True:
-                async with asyncio.timeout(READ_STALL_S):  # one wait for the broker, never all of the read
-                    now_at = await reader.position(tp)
-                    if now_at >= end:
-                        return
-                    batch = await reader.getmany(tp, timeout_ms=1000)
-                if now_at != position:  # moving (also over transaction markers, which yield no record)
-                    position, moved = now_at, time.monotonic()
-                elif time.monotonic() - moved > READ_STALL_S:
-                    raise TimeoutError(f"reading {topic}[{number}] stood still at offset {position} (end {end})")
-                for message in batch.get(tp, []):
-                    yield message
-        finally:
-            await close_consumer(reader)
 
     async def _drop(self, number: int) -> None:
         """Forget partition ``number``: wait for its batch in flight, then close its producer."""

@@ -14,9 +14,8 @@ import logging
 import os
 import socket
 import uuid
-from collections import deque
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -28,6 +27,7 @@ from schemas import PayloadError, RecordCodec, SchemaError
 from streams import kafka
 from streams._settings import Settings
 from streams._topics import Topics
+from streams.processors._offsets import OffsetTracker
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._serve import ProgressWatch, supervise
 
@@ -46,67 +46,6 @@ class WorkerStats:
     steps_run: int = 0
     steps_failed: int = 0
     dead_letters: int = 0
-
-
-@dataclass(slots=True)
-class _PartitionProgress:
-    """Offsets of one partition dispatched in order; which of them have an acknowledged result."""
-
-    order: deque[int] = field(default_factory=deque)
-    pending: set[int] = field(default_factory=set)
-    finished: set[int] = field(default_factory=set)
-    committable: int | None = None
-
-
-class OffsetTracker:
-    """Which task offsets may be committed: the contiguous prefix of finished tasks, per partition.
-
-    Invariant: an offset is committed only when every task at or before it has an acknowledged result;
-    a task still running (or lost with its process) keeps its partition's commit behind it.
-    """
-
-    def __init__(self) -> None:
-        self._partitions: dict[TopicPartition, _PartitionProgress] = {}
-
-    def add(self, tp: TopicPartition, offset: int) -> None:
-        """Record that the task at ``offset`` was dispatched (offsets arrive in increasing order)."""
-        progress = self._partitions.setdefault(tp, _PartitionProgress())
-        progress.order.append(offset)
-        progress.pending.add(offset)
-
-    def done(self, tp: TopicPartition, offset: int) -> None:
-        """Record that the task at ``offset`` has an acknowledged result (unknown offsets are ignored)."""
-        progress = self._partitions.get(tp)
-        if progress is None or offset not in progress.pending:
-            return  # the partition was revoked meanwhile: its new owner re-runs the task
-        progress.pending.discard(offset)
-        progress.finished.add(offset)
-        while progress.order and progress.order[0] in progress.finished:
-            head = progress.order.popleft()
-            progress.finished.discard(head)
-            progress.committable = head + 1
-
-    def take_committable(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        """Offsets to commit for ``partitions`` that advanced since the last call."""
-        offsets: dict[TopicPartition, int] = {}
-        for tp in partitions:
-            progress = self._partitions.get(tp)
-            if progress is not None and progress.committable is not None:
-                offsets[tp] = progress.committable
-                progress.committable = None
-        return offsets
-
-    def restore(self, offsets: dict[TopicPartition, int]) -> None:
-        """Put back offsets whose commit failed, so the next commit retries them (unless overtaken)."""
-        for tp, offset in offsets.items():
-            progress = self._partitions.get(tp)
-            if progress is not None and progress.committable is None:
-                progress.committable = offset
-
-    def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """Drop the state of revoked partitions."""
-        for tp in partitions:
-            self._partitions.pop(tp, None)
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -311,9 +250,12 @@ class StepWorker:
                     f"{kafka.MAX_MESSAGE_BYTES}-byte record limit; return a reference "
                     "(a key, a URL) to large data instead of the data"
                 )
-        except SchemaError as exc:
-            log.warning("step %s returned a result that cannot be sent: %s", step_name, exc)
-            error = _unsendable(exc, f"the result of step {step_name!r} cannot be sent: {exc}")
+        except BaseException as exc:  # SchemaError, or user code run by the codec (a __reduce__) raising anything
+            if isinstance(exc, GeneratorExit):
+                raise
+            text = str(exc) if isinstance(exc, SchemaError) else f"encoding it raised {type(exc).__name__}"
+            log.warning("step %s returned a result that cannot be sent: %s", step_name, text)
+            error = _unsendable(exc, f"the result of step {step_name!r} cannot be sent: {text}")
             result = StepResult(
                 run_id=result.run_id,
                 position=result.position,
@@ -390,7 +332,7 @@ class StepWorker:
                 delay = min(delay * 2, 5.0)
 
 
-def _unsendable(exc: SchemaError, message: str) -> ErrorInfo:
+def _unsendable(exc: BaseException, message: str) -> ErrorInfo:
     """A non-retryable error for a value the payload codec cannot carry (a retry would fail the same way)."""
     hint = (
         ""

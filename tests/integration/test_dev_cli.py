@@ -30,10 +30,11 @@ def test_up_twice_is_a_no_op_and_status_reports_both(servers: Settings) -> None:
     before = json.loads(kflow("dev", "status", "--json").stdout)
     again = kflow("dev", "up")
     assert again.returncode == 0, again.stderr
-    assert "kafka: already running" in again.stdout and "cassandra: already running" in again.stdout
+    assert "kafka-1: already running" in again.stdout and "cassandra: already running" in again.stdout
     after = json.loads(kflow("dev", "status", "--json").stdout)
     assert [s["pid"] for s in before] == [s["pid"] for s in after]
     assert all(s["running"] and s["rss_mib"] > 0 for s in after)
+    assert [s["name"] for s in after] == ["kafka-1", "cassandra"]  # one broker: the default stack
 
 
 def test_topics_create_creates_every_topic_once(settings: Settings) -> None:

@@ -74,7 +74,7 @@ def test_help_lists_command_groups() -> None:
 def test_status_on_an_empty_home_says_stopped(tmp_path: object) -> None:
     done = kflow("dev", "status", KFLOW_HOME=str(tmp_path))
     assert done.returncode == 4
-    assert [line.split()[:2] for line in done.stdout.splitlines()] == [["kafka", "stopped"], ["cassandra", "stopped"]]
+    assert [line.split()[:2] for line in done.stdout.splitlines()] == [["kafka-1", "stopped"], ["cassandra", "stopped"]]
 
 
 def test_settings_from_env() -> None:

@@ -1,0 +1,166 @@
+"""The shape of a local stack: how many brokers, which ports, which folders, and the remembered choice.
+
+``kflow dev up --brokers N`` writes a :class:`StackConfig` to ``<home>/run/stack.json``; later commands read it
+back, so a bare ``kflow dev up`` restarts the same stack. Node ``i`` of ``N`` (ids 1..N) is a combined KRaft
+broker+controller on ports ``9092+2(i-1)`` (broker) and ``9093+2(i-1)`` (controller), plus the port offset.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from streams.dev._jvm import DevStackError
+
+KAFKA_BROKER_PORT = 9092
+KAFKA_CONTROLLER_PORT = 9093
+CASSANDRA_NATIVE_PORT = 9042
+CASSANDRA_STORAGE_PORT = 7000
+HOST = "127.0.0.1"
+STACK_FILE = "stack.json"
+MAX_BROKERS = 9  # ports stay below 9110: clear of Cassandra's 9042 and of a second stack's offset
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    """What ``kflow dev up`` runs: ``brokers`` KRaft nodes, Cassandra unless ``cassandra`` is False, all ports
+    shifted by ``port_offset``."""
+
+    brokers: int = 1
+    port_offset: int = 0
+    cassandra: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.brokers <= MAX_BROKERS:
+            raise DevStackError(f"--brokers must be between 1 and {MAX_BROKERS}, got {self.brokers}")
+        if not 0 <= self.port_offset <= 50_000:
+            raise DevStackError(f"KFLOW_DEV_PORT_OFFSET must be between 0 and 50000, got {self.port_offset}")
+
+    @property
+    def nodes(self) -> range:
+        """The KRaft node ids, 1..N."""
+        return range(1, self.brokers + 1)
+
+    def broker_ports(self, node: int) -> tuple[int, int]:
+        """(broker, controller) ports of node ``node``."""
+        step = 2 * (node - 1) + self.port_offset
+        return KAFKA_BROKER_PORT + step, KAFKA_CONTROLLER_PORT + step
+
+    @property
+    def cassandra_ports(self) -> tuple[int, int]:
+        """(native transport, storage) ports of Cassandra (JMX stays off: no 7199)."""
+        return CASSANDRA_NATIVE_PORT + self.port_offset, CASSANDRA_STORAGE_PORT + self.port_offset
+
+    @property
+    def bootstrap(self) -> str:
+        """Every broker, comma-separated: the value for ``KFLOW_BOOTSTRAP``."""
+        return ",".join(f"{HOST}:{self.broker_ports(node)[0]}" for node in self.nodes)
+
+    @property
+    def replication_factor(self) -> int:
+        """Replication factor of internal and auto-created topics: min(3, N)."""
+        return min(3, self.brokers)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """min.insync.replicas: one less than the replication factor (so one broker may be down), at least 1."""
+        return max(1, self.replication_factor - 1)
+
+    @property
+    def server_names(self) -> list[str]:
+        """``kafka-1`` … ``kafka-N`` then ``cassandra`` when it is part of the stack."""
+        return [broker_name(node) for node in self.nodes] + (["cassandra"] if self.cassandra else [])
+
+    def kafka_dir(self, run: Path, node: int) -> Path:
+        """Run folder of node ``node``: ``run/kafka`` for a single broker (the layout before clusters), else
+        ``run/kafka-<node>``."""
+        return run / "kafka" if self.brokers == 1 else run / broker_name(node)
+
+
+def broker_name(node: int) -> str:
+    """The server name of KRaft node ``node`` (``kafka-2``)."""
+    return f"kafka-{node}"
+
+
+def kafka_properties(template: str, config: StackConfig, node: int, data_dir: Path) -> str:
+    """``server.properties`` of node ``node`` of ``config``, from the single-node ``template``.
+
+    With one broker and no port offset this is the template with only ``@DATA_DIR@`` filled in.
+    """
+    broker, controller = config.broker_ports(node)
+    rf, min_isr = str(config.replication_factor), str(config.min_insync_replicas)
+    voters = ",".join(f"{n}@{HOST}:{config.broker_ports(n)[1]}" for n in config.nodes)
+    listeners = f"PLAINTEXT://{HOST}:{broker},CONTROLLER://{HOST}:{controller}"
+    overrides = {
+        "node.id": str(node),
+        "controller.quorum.voters": voters,
+        "listeners": listeners,
+        "advertised.listeners": listeners,
+        "default.replication.factor": rf,
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": rf,
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": min_isr,
+    }
+    lines = []
+    for line in template.replace("@DATA_DIR@", str(data_dir)).splitlines():
+        key, sep, _ = line.partition("=")
+        if sep and not line.lstrip().startswith("#") and key.strip() in overrides:
+            line = f"{key.strip()}={overrides.pop(key.strip())}"
+        lines.append(line)
+    if overrides:  # the template lost a key this function must set: fail loudly, not silently misconfigure
+        raise DevStackError(f"server.properties template lacks {', '.join(sorted(overrides))}")
+    return "\n".join(lines) + "\n"
+
+
+def cassandra_yaml(template: str, config: StackConfig, run: Path) -> str:
+    """``cassandra.yaml`` for ``run`` with the ports of ``config`` (unchanged ports without an offset)."""
+    native, storage = config.cassandra_ports
+    text = template.replace("@RUN@", str(run))
+    text = re.sub(r"(?m)^storage_port: \d+$", f"storage_port: {storage}", text)
+    text = re.sub(r"(?m)^native_transport_port: \d+$", f"native_transport_port: {native}", text)
+    return re.sub(r'seeds: "127\.0\.0\.1:\d+"', f'seeds: "{HOST}:{storage}"', text)
+
+
+def load_config(run: Path) -> StackConfig | None:
+    """The remembered stack in ``run/stack.json``, or None when none was remembered.
+
+    Raises:
+        DevStackError: when the file is unreadable (it names the file to delete).
+    """
+    path = run / STACK_FILE
+    try:
+        raw = json.loads(path.read_text())
+        return StackConfig(
+            brokers=int(raw["brokers"]), port_offset=int(raw["port_offset"]), cassandra=bool(raw["cassandra"])
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DevStackError(f"{path} is unreadable ({exc!r}); fix or delete it") from None
+
+
+def save_config(run: Path, config: StackConfig) -> None:
+    """Remember ``config`` in ``run/stack.json`` (written whole, then renamed)."""
+    run.mkdir(parents=True, exist_ok=True)
+    tmp = run / (STACK_FILE + ".tmp")
+    tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
+    tmp.replace(run / STACK_FILE)
+
+
+def has_kafka_data(run: Path) -> bool:
+    """Whether any Kafka node under ``run`` was formatted (a KRaft quorum cannot be resized by reformatting)."""
+    return any(run.glob("kafka*/data/meta.properties"))
+
+
+def cluster_id(run: Path) -> str | None:
+    """The KRaft cluster id some node under ``run`` was formatted with, so the others join the same cluster."""
+    for meta in sorted(run.glob("kafka*/data/meta.properties")):
+        for line in meta.read_text().splitlines():
+            if line.startswith("cluster.id="):
+                return line.partition("=")[2].strip()
+    return None
