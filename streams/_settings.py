@@ -120,7 +120,7 @@ class Settings:
         replication_factor: replication factor of the topics kflow creates (``KFLOW_REPLICATION_FACTOR``);
             None: 3 when the cluster has at least 3 brokers, else 1. ``min.insync.replicas`` is one less
             (at least 1).
-        retention_ms: ``retention.ms`` of ``.inbox``, ``.tasks``, ``.timers`` and ``.completions``
+        retention_ms: ``retention.ms`` of ``.inbox``, ``.tasks``, ``.timers``, ``.completions`` and ``.dlq``
             (``KFLOW_RETENTION``); -1: unbounded.
         cassandra_local_dc: the local datacenter (``KFLOW_CASSANDRA_LOCAL_DC``); None: the driver's default.
         cassandra_replication: replication of the keyspace kflow creates (``KFLOW_CASSANDRA_REPLICATION``);
@@ -239,7 +239,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "3 with >= 3 brokers, else 1",
         "replication factor of the topics kflow creates (min.insync.replicas: one less, at least 1)",
     ),
-    EnvVar("KFLOW_RETENTION", "30d", "retention of .inbox, .tasks, .timers, .completions (-1: unbounded)"),
+    EnvVar("KFLOW_RETENTION", "30d", "retention of .inbox, .tasks, .timers, .completions, .dlq (-1: unbounded)"),
     EnvVar("KFLOW_SECRET", "unset", "HMAC key of the cloudpickle payload codec (off while unset)"),
     EnvVar("KFLOW_HOME", "$XDG_CACHE_HOME/kflow or ~/.cache/kflow", "server jars and local server data"),
     EnvVar("KFLOW_EVENT_SOFT_LIMIT", str(_DEFAULTS.event_soft_limit), "history length that logs a warning per run"),

@@ -55,8 +55,8 @@ class TopicDriftError(InternalTopicError):
 class TopicSpec:
     """One topic: its suffix after the prefix, the records it carries, and broker-side config.
 
-    ``work``: the topic carries work in flight, and its ``retention.ms`` is ``KFLOW_RETENTION`` (default
-    ``DEFAULT_RETENTION_MS``); the others name their retention in ``config``.
+    ``work``: the topic carries work in flight (or dead letters), and its ``retention.ms`` is ``KFLOW_RETENTION``
+    (default ``DEFAULT_RETENTION_MS``); the others name their retention in ``config``.
     """
 
     suffix: str
@@ -78,8 +78,8 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     # Armed timers outlive this topic's retention: the timer processor's changelog (.timer-index) keeps them.
     TopicSpec("timers", "StartTimer, CancelTimer", work=True),
     TopicSpec("completions", "RunFinished", work=True),
-    # Evidence for operators, small, read by people: kept until someone deletes it.
-    TopicSpec("dlq", "DeadLetter", _DELETE_FOREVER),
+    # Evidence for operators: kept as long as the work itself, time enough to notice and replay it.
+    TopicSpec("dlq", "DeadLetter", work=True),
     # The orchestrator's restore state: finished-run markers, schedules, per-partition checkpoints.
     TopicSpec("state", "RunMarker, StateCheckpoint, ScheduleState (latest per key)", _COMPACTED),
     # The timer processor's changelog, the recovery source of its SQLite due-time indexes. The one topic
@@ -199,7 +199,7 @@ async def create_topics(
 
     Raises:
         TopicDriftError: an existing kflow topic has another partition count or cleanup policy (nothing is
-            created then).
+            created then, unless the topic appeared while the others were created).
         InternalTopicError: the replication factor is above the broker count, or creating a topic failed.
         TransportError: Kafka is unreachable or refused a request.
     """
@@ -217,21 +217,7 @@ async def _create_missing(
 ) -> list[str]:
     replication = await replication_for(admin, factor)
     states = await describe_topics(admin, topics.all())
-    drift = [
-        difference
-        for spec in TOPIC_SPECS
-        if (state := states.get(topics.name(spec.suffix))) is not None
-        for difference in topic_drift(
-            topics.name(spec.suffix), spec, state, partitions=partitions, replication_factor=replication
-        )
-        if difference.setting in _REFUSED
-    ]
-    if drift:
-        raise TopicDriftError(
-            "existing topics differ from their declaration, refusing to create over them: "
-            + "; ".join(str(d) for d in drift)
-            + " (delete or fix them, or use another KFLOW_TOPIC_PREFIX / KFLOW_PARTITIONS)"
-        )
+    _refuse_drift(topics, states, partitions, replication)
     missing = [spec for spec in TOPIC_SPECS if topics.name(spec.suffix) not in states]
     if not missing:
         return []
@@ -247,10 +233,30 @@ async def _create_missing(
         ]
     )
     _raise_create_errors(response)
-    raced = {str(topic) for topic, error, *_ in response.topic_errors if error == _TOPIC_EXISTS}
+    raced = [str(topic) for topic, error, *_ in response.topic_errors if error == _TOPIC_EXISTS]
     created = [topics.name(spec.suffix) for spec in missing if topics.name(spec.suffix) not in raced]
-    await listed(admin, created)  # usable by the caller at once
+    await listed(admin, created + raced)  # usable by the caller at once
+    if raced:  # made a moment ago by someone else (not listed yet when described): judged as any existing one
+        _refuse_drift(topics, await describe_topics(admin, raced), partitions, replication)
     return created
+
+
+def _refuse_drift(topics: Topics, states: dict[str, TopicState], partitions: int, replication: int) -> None:
+    drift = [
+        difference
+        for spec in TOPIC_SPECS
+        if (state := states.get(topics.name(spec.suffix))) is not None
+        for difference in topic_drift(
+            topics.name(spec.suffix), spec, state, partitions=partitions, replication_factor=replication
+        )
+        if difference.setting in _REFUSED
+    ]
+    if drift:
+        raise TopicDriftError(
+            "existing topics differ from their declaration, refusing to create over them: "
+            + "; ".join(str(d) for d in drift)
+            + " (delete or fix them, or use another KFLOW_TOPIC_PREFIX / KFLOW_PARTITIONS)"
+        )
 
 
 def _raise_create_errors(response: Any) -> None:
@@ -385,10 +391,6 @@ async def _create(admin: AIOKafkaAdminClient, topic: str, suffix: str, partition
     if any(error == _TOPIC_EXISTS for _, error, *_ in response.topic_errors):
         return False
     await listed(admin, [topic])
-    log.warning(
-        "created %s (%d partitions, replication factor %d): the topics were created before it existed",
-        topic,
-        partitions,
-        replication,
-    )
+    made = (topic, partitions, replication)
+    log.warning("created %s (%d partitions, replication factor %d): the other topics are older", *made)
     return True

@@ -64,7 +64,7 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--log-level", default="WARNING", help="log level of the processes under test")
     args = parser.parse_args(argv)
     short = args.short
-    faults = args.faults.split(",") if args.faults else (SHORT_FAULTS if short else LONG_FAULTS)
+    faults = args.faults.split(",") if args.faults is not None else (SHORT_FAULTS if short else LONG_FAULTS)
     private = not args.shared and private_stack_supported()
     return Options(
         runs=args.runs or (40 if short else 300),
@@ -96,8 +96,9 @@ def render(outcome: Outcome) -> str:
         lines.append(f"skipped {kind}: {reason}")
     for fault, resume in zip(outcome.faults, outcome.resumes, strict=True):
         lines.append(fault.describe(outcome.origin))
-        for role, times in resume.items():
-            lines.append(f"    resume {role:<13} {times.describe()}")
+        for since, groups in resume.items():
+            lines.append(f"    resume {since} (first progress / every partition with work waiting):")
+            lines += [f"      {role:<13} {times.describe()}" for role, times in groups.items()]
     if outcome.workload is not None:
         result = outcome.workload
         finished = len(result.chains) - len(result.lost)

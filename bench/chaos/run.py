@@ -56,7 +56,7 @@ class Outcome:
     folder: Path | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     faults: list[FaultRecord] = field(default_factory=list)
-    resumes: list[dict[str, Resume]] = field(default_factory=list)
+    resumes: list[dict[str, dict[str, Resume]]] = field(default_factory=list)
     workload: WorkloadResult | None = None
     load_seconds: float = 0.0
     report: Report | None = None
@@ -176,9 +176,12 @@ async def _load(
         await asyncio.gather(driving, probing, return_exceptions=True)
     outcome.load_seconds = time.monotonic() - origin
     outcome.faults = injector.log
-    ends = [f.began for f in injector.log[1:]] + [time.monotonic()]
+    ends = ([f.began for f in injector.log[1:]] + [time.monotonic()])[: len(injector.log)]
     outcome.resumes = [
-        probe.resume_times(f.recovered, end) if f.recovered is not None else {}
+        {
+            "since the fault": probe.resume_times(f.began, end),
+            "since recovery": probe.resume_times(f.recovered, end) if f.recovered is not None else {},
+        }
         for f, end in zip(injector.log, ends, strict=True)
     ]
     say(f"load done in {outcome.load_seconds:.0f} s: {workload.done_count()}/{len(workload.chains)} chains finished")

@@ -74,7 +74,7 @@ async def test_topics_are_created_with_explicit_retention_and_min_insync_replica
         "tasks": ("delete", month, "1"),
         "timers": ("delete", month, "1"),
         "completions": ("delete", month, "1"),
-        "dlq": ("delete", "-1", "1"),
+        "dlq": ("delete", month, "1"),
         "state": ("compact", "-1", "1"),
         "timer-index": ("compact", "-1", "1"),
     }
@@ -97,12 +97,12 @@ async def test_the_cli_creates_with_the_retention_setting_and_check_is_clean(
     checked = kflow(own, "topics", "check", KFLOW_RETENTION="7d")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert [line.split()[1] for line in checked.stdout.splitlines()] == ["ok"] * 8
-    # against the default retention the four work topics drift
+    # against the default retention the five time-retained topics drift
     drifted = kflow(own, "topics", "check", "--json")
     assert drifted.returncode == 1
     rows = json.loads(drifted.stdout)
     assert {(r["topic"].rsplit(".", 1)[1], r["setting"], r["actual"]) for r in rows} == {
-        (suffix, "retention.ms", "604800000") for suffix in ("inbox", "tasks", "timers", "completions")
+        (suffix, "retention.ms", "604800000") for suffix in ("inbox", "tasks", "timers", "completions", "dlq")
     }
 
 

@@ -192,7 +192,7 @@ async def test_the_id_of_a_forgotten_run_with_an_idempotency_key_is_never_reused
 async def test_the_orchestrator_creates_a_missing_state_topic_and_refuses_a_deleting_one(settings: Settings) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from streams import InternalTopicError, topic_config
+    from streams import InternalTopicError, TopicDriftError, topic_config
 
     tag = uuid.uuid4().hex[:6]
     old = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-nostate{tag}")
@@ -212,10 +212,15 @@ async def test_the_orchestrator_creates_a_missing_state_topic_and_refuses_a_dele
         config = await topic_config(admin, Topics(old.topic_prefix).state)
         assert config["cleanup.policy"] == "compact"
         wrong = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-badstate{tag}")
+        wrong_topics = Topics(wrong.topic_prefix)
         await admin.create_topics(
-            [NewTopic(Topics(wrong.topic_prefix).state, num_partitions=wrong.partitions, replication_factor=1)]
+            [
+                NewTopic(topic, num_partitions=wrong.partitions, replication_factor=1)
+                for topic in (wrong_topics.state, wrong_topics.inbox)
+            ]
         )
-        await create_topics(wrong.bootstrap, Topics(wrong.topic_prefix), wrong.partitions)
+        with pytest.raises(TopicDriftError, match=r"state has cleanup\.policy=delete, expected compact"):
+            await create_topics(wrong.bootstrap, wrong_topics, wrong.partitions)
         with pytest.raises(InternalTopicError, match="must be compacted"):
             await Orchestrator(wrong, Registry.from_module("e2e_workflows")).start()
     finally:

@@ -27,7 +27,7 @@ from streams.processors import TimerChangelog
 
 DEFAULT_RETENTION_MS = 30 * 86_400_000
 SPECS = {spec.suffix: spec for spec in TOPIC_SPECS}
-WORK = ("inbox", "tasks", "timers", "completions")
+WORK = ("inbox", "tasks", "timers", "completions", "dlq")
 
 
 @dataclass
@@ -38,6 +38,7 @@ class FakeAdmin:
     topics: dict[str, tuple[int, int, dict[str, str]]] = field(default_factory=dict)
     created: list[Any] = field(default_factory=list)
     refuse: dict[str, tuple[int, str]] = field(default_factory=dict)  # name -> (error code, message)
+    late: dict[str, tuple[int, int, dict[str, str]]] = field(default_factory=dict)  # listed once created over
 
     async def start(self) -> None:
         pass
@@ -73,6 +74,10 @@ class FakeAdmin:
     async def create_topics(self, new_topics: list[Any]) -> Any:
         errors: list[tuple[str, int, str | None]] = []
         for topic in new_topics:
+            if topic.name in self.late:  # another creator made it a moment ago: listed from now on
+                self.topics[topic.name] = self.late.pop(topic.name)
+                errors.append((topic.name, 36, f"Topic '{topic.name}' already exists."))
+                continue
             if topic.name in self.refuse:
                 errors.append((topic.name, *self.refuse[topic.name]))
                 continue
@@ -122,8 +127,7 @@ def test_each_topic_has_an_explicit_cleanup_policy_and_retention(admin: FakeAdmi
             "retention.ms": str(DEFAULT_RETENTION_MS),
             "min.insync.replicas": insync,
         }
-    for suffix in ("history", "dlq"):
-        assert configs[suffix] == {"cleanup.policy": "delete", "retention.ms": "-1", "min.insync.replicas": insync}
+    assert configs["history"] == {"cleanup.policy": "delete", "retention.ms": "-1", "min.insync.replicas": insync}
     for suffix in ("state", "timer-index"):
         assert configs[suffix] == {"cleanup.policy": "compact", "retention.ms": "-1", "min.insync.replicas": insync}
 
@@ -184,7 +188,7 @@ def test_create_is_idempotent_and_reports_existing_topics(admin: FakeAdmin) -> N
 
 
 def test_a_concurrent_creator_winning_the_race_is_not_an_error(admin: FakeAdmin) -> None:
-    admin.refuse["p.inbox"] = (36, "Topic 'p.inbox' already exists.")
+    admin.late["p.inbox"] = (2, 1, {"cleanup.policy": "delete", "retention.ms": str(DEFAULT_RETENTION_MS)})
     created = asyncio.run(create_topics("b:1", Topics("p"), 2))
     assert "p.inbox" not in created and len(created) == len(TOPIC_SPECS) - 1
 
@@ -202,6 +206,15 @@ def test_create_refuses_over_topics_with_another_partition_count_or_cleanup_poli
     assert "p.inbox has partitions=3, expected 2" in message
     assert "p.state has cleanup.policy=delete, expected compact" in message
     assert admin.created == []  # nothing created, not even the missing one
+
+
+def test_a_topic_that_appears_while_creating_is_judged_like_an_existing_one(admin: FakeAdmin) -> None:
+    admin.late["p.state"] = (2, 1, {"cleanup.policy": "delete", "retention.ms": "604800000"})
+    with pytest.raises(TopicDriftError, match=r"p.state has cleanup.policy=delete, expected compact"):
+        asyncio.run(create_topics("b:1", Topics("p"), 2))
+    admin.topics.clear()
+    admin.late["p.state"] = (2, 1, {"cleanup.policy": "compact", "retention.ms": "-1"})
+    assert "p.state" not in asyncio.run(create_topics("b:1", Topics("p"), 2))
 
 
 def test_create_does_not_refuse_over_other_drift(admin: FakeAdmin) -> None:
