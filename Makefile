@@ -29,4 +29,5 @@ down: $(STAMP)
 # The long chaos run (issue 10): every fault on a private 3-broker cluster, then the 1-broker restart
 chaos: $(STAMP)
 	$(VENV)/bin/python -m bench.chaos
-	$(VENV)/bin/python -m bench.chaos --brokers 1 --runs 100 --duration 120 --faults kill-processor,restart-broker,zombie,restart-broker
+	$(VENV)/bin/python -m bench.chaos --brokers 1 --no-private-cassandra --runs 100 --duration 150 \
+		--faults kill-processor,restart-broker,zombie,restart-broker

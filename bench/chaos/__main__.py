@@ -113,6 +113,11 @@ def render(outcome: Outcome) -> str:
         lines.append(f"  {name:<12} exit {status}  {outcome.log_lines.get(name, {})}")
     if outcome.report is not None:
         lines += ["=== checker ===", outcome.report.render()]
+        total = outcome.report.counts.get("re-executed steps", 0)
+        lines.append(
+            f"re-executed steps: {total}, of which not in flight at a fault: {len(outcome.unexplained)}"
+            + "".join(f"\n  not near a fault: {line}" for line in outcome.unexplained[:20])
+        )
     lines.append(f"=== verdict: {'OK' if outcome.ok else 'FAILED'} (run folder {outcome.folder}) ===")
     return "\n".join(lines)
 

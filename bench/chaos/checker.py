@@ -55,6 +55,7 @@ class ReExecution:
     executions: int
     attempts: int
     pids: tuple[int, ...]
+    at_ms: tuple[int, ...] = ()
 
 
 @dataclass
@@ -159,11 +160,13 @@ def _completions(evidence: Evidence, report: Report) -> None:
     for run_id, events in evidence.history.items():
         finished = evidence.completions.get(run_id, [])
         terminal = events[-1] if events and status_of(events[-1]) is not None else None
+        if len(finished) > 1:
+            report.violate(f"duplicate completions: run {run_id} has {len(finished)} RunFinished records")
         if terminal is None:
             report.violate(f"unfinished run: {run_id} ({type(events[-1]).__name__ if events else 'no events'} last)")
             continue
-        if len(finished) != 1:
-            report.violate(f"completions: run {run_id} has {len(finished)} RunFinished records")
+        if not finished:
+            report.violate(f"missing completion: run {run_id} finished without a RunFinished record")
             continue
         record = finished[0]
         if record.status != status_of(terminal):
@@ -265,7 +268,8 @@ def _executions(evidence: Evidence, report: Report) -> None:
             report.violate(f"attempt not executed: step {key} has {recorded} recorded attempts, {done} executions")
         elif done > recorded:
             pids = tuple(e.pid for e in executions[key])
-            report.reexecutions.append(ReExecution(key, done, recorded, pids))
+            times = tuple(e.at_ms for e in executions[key])
+            report.reexecutions.append(ReExecution(key, done, recorded, pids, times))
 
 
 def _brief(seqs: list[int]) -> str:

@@ -62,6 +62,7 @@ class Outcome:
     report: Report | None = None
     exits: dict[str, int | None] = field(default_factory=dict)
     log_lines: dict[str, dict[str, int]] = field(default_factory=dict)
+    unexplained: list[str] = field(default_factory=list)
     origin: float = 0.0
 
     @property
@@ -135,6 +136,7 @@ async def chaos(options: Options, say: Callable[[str], None]) -> Outcome:
         roots = list(outcome.workload.chains)  # type: ignore[union-attr]
         say(f"checking {len(roots)} chains (waiting for the materializer first)")
         outcome.report = await check(settings, folder, roots)
+        outcome.unexplained = _unexplained(outcome)
     finally:
         if fleet is not None:
             outcome.exits = await asyncio.to_thread(fleet.stop_all)
@@ -185,6 +187,29 @@ async def _load(
         for f, end in zip(injector.log, ends, strict=True)
     ]
     say(f"load done in {outcome.load_seconds:.0f} s: {workload.done_count()}/{len(workload.chains)} chains finished")
+
+
+IN_FLIGHT_MARGIN_S = 30.0
+"""A re-execution counts as "in flight at a fault" when its first execution began at most this long before a
+fault or while the fault lasted (a rebalance it caused included: up to this long after its recovery)."""
+
+
+def _unexplained(outcome: Outcome) -> list[str]:
+    """Re-executed steps whose first execution was not near any fault (at-least-once allows them only there)."""
+    assert outcome.report is not None
+    to_wall = time.time() - time.monotonic()
+    spans = [
+        (
+            (f.began + to_wall - IN_FLIGHT_MARGIN_S) * 1000,
+            ((f.recovered or f.began) + to_wall + IN_FLIGHT_MARGIN_S) * 1000,
+        )
+        for f in outcome.faults
+    ]
+    return [
+        f"{item.key} (first execution at {item.at_ms[0]})"
+        for item in outcome.report.reexecutions
+        if item.at_ms and not any(lo <= item.at_ms[0] <= hi for lo, hi in spans)
+    ]
 
 
 _PATTERNS = {

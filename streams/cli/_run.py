@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
@@ -216,13 +217,37 @@ def _logging(level: str) -> None:
     # Kafka 4 verifies transactional sends (KIP-890); aiokafka's pre-KIP-890 client gets a retriable
     # NOT_ENOUGH_REPLICAS when it sends right after a commit and retries after 5 ms: routine, not a fault.
     logging.getLogger("aiokafka.producer.sender").setLevel(logging.ERROR)
-    # While a broker is down the supervisor logs one line per attempt; aiokafka would add one per connection.
-    for name in ("aiokafka", "aiokafka.client", "aiokafka.conn"):
-        logging.getLogger(name).addFilter(_not_unable_to_connect)
+    # While a broker is down the supervisor logs one line per attempt; aiokafka would add one per connection
+    # and thousands of metadata errors: its repeated messages are let through once per 30 s.
+    throttle = _Throttle(30.0)
+    for name in (
+        "aiokafka",
+        "aiokafka.client",
+        "aiokafka.conn",
+        "aiokafka.cluster",
+        "aiokafka.consumer.fetcher",
+        "aiokafka.consumer.group_coordinator",
+        "aiokafka.producer.sender",
+    ):
+        logging.getLogger(name).addFilter(throttle)
 
 
-def _not_unable_to_connect(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith(("Unable connect to", "Unable to connect to"))
+class _Throttle(logging.Filter):
+    """Lets each message template of a logger through at most once per ``seconds`` (connection errors never)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self._last: dict[tuple[str, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith(("Unable connect to", "Unable to connect to")):
+            return False
+        key, now = (record.name, record.msg), time.monotonic()
+        if now - self._last.get(key, -self.seconds) < self.seconds:
+            return False
+        self._last[key] = now
+        return True
 
 
 def _serve(services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]]) -> int:

@@ -242,8 +242,6 @@ class HistoryMaterializer:
             log.warning("committing materialized offsets %s failed: %r", offsets, exc)
             return
         self._committed.update(offsets)
-        for tp, offset in offsets.items():
-            self._watch.processed(tp, offset)
 
     async def _commit_markers(self) -> None:
         """Commit positions that moved over transaction markers alone, so the committed lag reaches 0."""

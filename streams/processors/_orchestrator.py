@@ -30,7 +30,7 @@ from streams._topics import Topics, ensure_internal_topic
 from streams.kafka import close_consumer, close_producer, consumer, producer, read_partition
 from streams.processors._outputs import Output
 from streams.processors._partition_logic import PartitionLogic
-from streams.processors._partition_state import SNAPSHOT_AFTER_RECORDS
+from streams.processors._partition_state import SNAPSHOT_AFTER_RECORDS, SNAPSHOT_MIN_AGE_MS
 from streams.processors._serve import FAULTS, ProgressWatch, supervise
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ class Orchestrator:
         clock: source of ``now`` handed to the engine.
         checkpoint_interval: seconds between restore checkpoints written to the state topic.
         snapshot_after: history records a running run may lie behind the end before it gets a ``RunSnapshot``
-            (so one long-lived run does not make every restore read the history back to its start).
+            (so one long-lived run does not make every restore read the history back to its start);
+            ``snapshot_min_age_ms``: only runs running that long are snapshotted.
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class Orchestrator:
         records: RecordCodec | None = None,
         checkpoint_interval: float = 2.0,
         snapshot_after: int = SNAPSHOT_AFTER_RECORDS,
+        snapshot_min_age_ms: int = SNAPSHOT_MIN_AGE_MS,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -93,10 +95,11 @@ class Orchestrator:
         # partition is dropped, so a producer is never stopped under an open transaction (a revoke waits).
         self._locks: dict[int, asyncio.Lock] = {}
         self._watch = ProgressWatch()
+        self._stopping = False  # set while stopping: a rebalance callback then adopts nothing
         self.name = "orchestrator"
         self._checkpoint_due: dict[int, float] = {}
         self.checkpoint_interval = checkpoint_interval
-        self.snapshot_after = snapshot_after
+        self.snapshot_after, self.snapshot_min_age_ms = snapshot_after, snapshot_min_age_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -114,12 +117,14 @@ class Orchestrator:
         self._consumer = consumer(self.settings.bootstrap, group_id=self.group, max_poll_records=1000)
         self._consumer.subscribe([self.topics.inbox], listener=_Listener(self))
         self._watch.reset()
+        self._stopping = False
         await self._consumer.start()
         self._task = asyncio.create_task(self._loop(), name="kflow-orchestrator")
 
     async def stop(self) -> None:
         """Stop processing (a batch in flight is abandoned: its transaction aborts), leave the group, close the
         producers. Bounded in time, also with the broker gone."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -188,7 +193,6 @@ class Orchestrator:
                 log.error("transaction for %s failed (%r): restoring the partition", tp, exc)
                 await self._reset(tp)
                 return
-        self._watch.processed(tp, messages[-1].offset + 1)
         self.stats.records += len(messages)
         self.stats.transactions += 1
         self.stats.outputs += len(outputs)
@@ -207,6 +211,7 @@ class Orchestrator:
                 sent = await txn_producer.send(
                     self.topics.name(out.topic), out.value, key=out.key, partition=out.partition
                 )
+                sent.add_done_callback(_retrieved)  # a failed transaction fails them all: the batch is redone
                 if out.topic == "history":
                     sent.add_done_callback(_observer(logic, out.key.decode()))
             await txn_producer.send_offsets_to_transaction({tp: OffsetAndMetadata(next_offset, "")}, self.group)
@@ -235,7 +240,7 @@ class Orchestrator:
 
     def _start_adopting(self, number: int) -> None:
         """Adopt partition ``number`` in the background (it stays paused until adopted)."""
-        if number in self.partitions or number in self._adopting:
+        if number in self.partitions or number in self._adopting or self._stopping:
             return
         self._adopting[number] = asyncio.create_task(self._adopt(number), name=f"kflow-adopt-{number}")
 
@@ -275,7 +280,14 @@ class Orchestrator:
         await txn_producer.start()
         limits = EventLimits(soft=self.settings.event_soft_limit, hard=self.settings.event_hard_limit)
         logic = PartitionLogic(
-            self.registry, self.records, self.topics.inbox, number, self.cache_size, limits, self.snapshot_after
+            self.registry,
+            self.records,
+            self.topics.inbox,
+            number,
+            self.cache_size,
+            limits,
+            self.snapshot_after,
+            self.snapshot_min_age_ms,
         )
         started = time.perf_counter()
         checkpoint: int | None = None
@@ -342,6 +354,11 @@ class Orchestrator:
         txn_producer = self._producers.pop(number, None)
         if txn_producer is not None:
             await close_producer(txn_producer)
+
+
+def _retrieved(sent: asyncio.Future[Any]) -> None:
+    if not sent.cancelled():
+        sent.exception()
 
 
 def _observer(logic: PartitionLogic, run_id: str) -> Callable[[asyncio.Future[Any]], None]:

@@ -28,7 +28,12 @@ from engine.runtime import (
 from schemas import RecordCodec, SchemaError
 from streams.kafka import MAX_MESSAGE_BYTES
 from streams.processors._outputs import Output, dead_letter
-from streams.processors._partition_state import FORGOTTEN, SNAPSHOT_AFTER_RECORDS, PartitionState
+from streams.processors._partition_state import (
+    FORGOTTEN,
+    SNAPSHOT_AFTER_RECORDS,
+    SNAPSHOT_MIN_AGE_MS,
+    PartitionState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +70,9 @@ class PartitionLogic(PartitionState):
         cache_size: int = 10_000,
         limits: EventLimits | None = None,
         snapshot_after: int = SNAPSHOT_AFTER_RECORDS,
+        snapshot_min_age_ms: int = SNAPSHOT_MIN_AGE_MS,
     ) -> None:
-        super().__init__(records, partition, cache_size, snapshot_after)
+        super().__init__(records, partition, cache_size, snapshot_after, snapshot_min_age_ms)
         self.registry = registry
         self.inbox_topic = inbox_topic
         self.limits = limits

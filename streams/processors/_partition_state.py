@@ -25,6 +25,8 @@ CHECKPOINT_KEY = b"checkpoint"
 """Key of a partition's ``StateCheckpoint`` on the state topic (written to that partition explicitly)."""
 SNAPSHOT_AFTER_RECORDS = 10_000
 """A running run whose history starts this many history records before the end gets a ``RunSnapshot``."""
+SNAPSHOT_MIN_AGE_MS = 60_000
+"""Only runs running at least this long are snapshotted: a burst of short runs finishes before it matters."""
 SNAPSHOT_MAX_BYTES = 900_000
 """Largest snapshot written (one Kafka record); a run with a longer history keeps pinning the checkpoint."""
 
@@ -44,10 +46,12 @@ class PartitionState:
         partition: int,
         cache_size: int = 10_000,
         snapshot_after: int = SNAPSHOT_AFTER_RECORDS,
+        snapshot_min_age_ms: int = SNAPSHOT_MIN_AGE_MS,
     ) -> None:
         self.records = records
         self.partition = partition
         self.snapshot_after = snapshot_after
+        self.snapshot_min_age_ms = snapshot_min_age_ms
         self.snapshots_written = 0
         self.snapshots_restored = 0
         self._unsnapshotted: set[str] = set()  # runs whose history was too long for a snapshot (logged once)
@@ -211,7 +215,8 @@ class PartitionState:
 
     def snapshot_outputs(self, now_ms: int) -> list[Output]:
         """``RunSnapshot`` records for the running runs whose history starts more than ``snapshot_after``
-        records before the end of the history partition, so the restore checkpoint can move past them.
+        records before the end of the history partition (and that have run for ``snapshot_min_age_ms`` at least),
+        so the restore checkpoint can move past them.
 
         Called before a batch's sends (``history_end`` is then the offset the batch's events start at), in the
         transaction of that batch: a snapshot holds every event of its run, its ``history_offset`` is
@@ -226,6 +231,8 @@ class PartitionState:
         for run_id, first in list(self.first_offsets.items()):
             history = self.histories.get(run_id)
             if first > behind or not history or run_id in self._unsnapshotted:
+                continue
+            if now_ms - history[0].timestamp < self.snapshot_min_age_ms:
                 continue
             events = [self.records.encode(event) for event in history]
             size = sum(len(raw) for raw in events)

@@ -10,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+from aiokafka.errors import KafkaError
+
 from engine.runtime import Clock
 from streams.processors._timer_changelog import ChangelogWriter, RestoredTimers, TimerChangelog
 from streams.processors._timer_index import ArmedTimer, TimerHead, TimerIndex, TimerKey
@@ -85,10 +87,13 @@ class PartitionTimers:
                     self.head.load(self.index.earliest(self.head.capacity))
                     reload = False
                 await self._step()
-            except Exception:
+            except Exception as exc:
                 # Whatever failed (Kafka refusing the fires, a SQLite error), every timer not yet deleted
                 # is still in the index: back off, rebuild the head from it and go on.
-                log.exception("partition %d: firing timers failed; retrying", self.partition)
+                if isinstance(exc, (KafkaError, OSError, TimeoutError)):  # a broker fault: one line, no traceback
+                    log.warning("partition %d: firing timers failed (%r); retrying", self.partition, exc)
+                else:
+                    log.exception("partition %d: firing timers failed; retrying", self.partition)
                 reload = True
                 await asyncio.sleep(RETRY_SECONDS)
 

@@ -162,7 +162,7 @@ class ProgressWatch:
         self._polled_at = self._clock()
 
     def processed(self, tp: TopicPartition, next_offset: int) -> None:
-        """The records of ``tp`` before ``next_offset`` are handled."""
+        """The records of ``tp`` before ``next_offset`` are handled (``check`` also samples the position)."""
         known = self._positions.get(tp)
         if known is None or known[0] != next_offset:
             self._positions[tp] = (next_offset, self._clock())
@@ -190,12 +190,15 @@ class ProgressWatch:
         for tp in list(self._positions):
             if tp not in active:
                 del self._positions[tp]
-        for tp in active - self._positions.keys():  # assigned, nothing handled yet: from where it stands now
+        for tp in active:
+            # The consumer's own position: it steps over transaction markers, which the offset after the last
+            # record handled does not (a partition written by transactions ends one past its last record).
             try:
                 async with asyncio.timeout(5):
-                    self._positions[tp] = (await consumer.position(tp), now)
+                    position = await consumer.position(tp)
             except _POSITION_ERRORS:  # no answer yet, or revoked meanwhile
                 continue
+            self.processed(tp, position)
         stale = [tp for tp, (_, since) in self._positions.items() if now - since > self.stall_seconds]
         if not stale:
             return None

@@ -105,6 +105,7 @@ class TimerProcessor:
         # the consumer loop re-raises it rather than skip the partition's records.
         self._failure: Exception | None = None
         self._adopting: asyncio.Task[None] | None = None
+        self._stopping = False  # set while stopping: a rebalance callback then adopts nothing
         self._watch = ProgressWatch()
         self.name = "timer processor"
 
@@ -138,7 +139,7 @@ class TimerProcessor:
                 count differs from ``.timers``'.
         """
         await self._changelog.ensure_topic()
-        self._failure = None
+        self._failure, self._stopping = None, False
         self._producer = producer(self.settings.bootstrap)
         await self._producer.start()
         self._changelog.attach(self._producer)
@@ -150,6 +151,7 @@ class TimerProcessor:
 
     async def stop(self) -> None:
         """Stop consuming and firing, close the indexes, leave the group, close the producer."""
+        self._stopping = True
         for task in (self._task, self._adopting):
             if task is not None:
                 task.cancel()
@@ -161,6 +163,7 @@ class TimerProcessor:
         if self._consumer is not None:
             await close_consumer(self._consumer)
             self._consumer = None
+        await self._release(list(self._partitions))  # none, unless a rebalance ended while the consumer closed
         if self._producer is not None:
             await close_producer(self._producer)
             self._producer = None
@@ -202,8 +205,6 @@ class TimerProcessor:
                         )
                         self._consumer.seek(tp, messages[0].offset)
                 await self._commit(done)
-            for tp, offset in done.items():
-                self._watch.processed(tp, offset)
 
     async def _apply_batch(
         self, part: PartitionTimers, tp: TopicPartition, messages: list[ConsumerRecord[bytes, bytes]]
@@ -291,6 +292,8 @@ class TimerProcessor:
         # group's heartbeats go on meanwhile.
         assert self._consumer is not None
         self._consumer.pause(*assigned)
+        if self._stopping:
+            return
         previous = self._adopting
         self._adopting = asyncio.create_task(self._adopt_all(previous, assigned), name="kflow-timers-adopt")
 

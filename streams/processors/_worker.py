@@ -177,8 +177,6 @@ class StepWorker:
             for tp, messages in batch.items():
                 for message in messages:
                     self._dispatch(tp, message)
-                if messages:
-                    self._watch.processed(tp, messages[-1].offset + 1)
 
     def _dispatch(self, tp: TopicPartition, message: Any) -> None:
         self._tracker.add(tp, message.offset)

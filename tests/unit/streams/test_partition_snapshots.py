@@ -7,6 +7,8 @@ from partition_samples import RECORDS, REGISTRY, result, start
 from schemas import Codec
 from streams.processors import PartitionLogic
 
+LATER = 10 + 60_000  # the runs start at 10; only runs running for a minute are snapshotted
+
 
 def part_with(snapshot_after: int) -> PartitionLogic:
     return PartitionLogic(REGISTRY, RECORDS, "p.inbox", 0, 100, snapshot_after=snapshot_after)
@@ -17,18 +19,19 @@ def test_a_run_far_behind_the_end_is_snapshotted_and_the_checkpoint_moves_past_i
     history = [o for o in live.process(b"old", start("old"), 0, 10) if o.topic == "history"]
     live.observe("old", 7)
     live.history_end = 30
-    assert live.snapshot_outputs(20) == []  # 23 records behind: not yet
+    assert live.snapshot_outputs(LATER) == []  # 23 records behind: not yet
     assert live.checkpoint() == 7
     live.history_end = 100
-    [snapshot] = live.snapshot_outputs(21)
+    assert live.snapshot_outputs(20) == []  # far behind, but running for 10 ms only: it will likely finish soon
+    [snapshot] = live.snapshot_outputs(LATER + 1)
     assert (snapshot.topic, snapshot.key, snapshot.partition) == ("state", b"old", 0)
     record = Codec().decode(snapshot.value).record
-    assert record["run_id"] == "old" and record["history_offset"] == 100 and record["written_at"] == 21
+    assert record["run_id"] == "old" and record["history_offset"] == 100 and record["written_at"] == LATER + 1
     assert record["events"] == [out.value for out in history]  # the events as written to the history topic
     assert live.checkpoint() == 100 and live.snapshots_written == 1
-    assert live.snapshot_outputs(22) == []  # snapshotted again only after another 50 records
+    assert live.snapshot_outputs(LATER + 2) == []  # snapshotted again only after another 50 records
     live.history_end = 151
-    assert len(live.snapshot_outputs(23)) == 1
+    assert len(live.snapshot_outputs(LATER + 3)) == 1
 
 
 def test_a_restore_from_the_snapshot_needs_only_the_history_after_it_and_drops_duplicates() -> None:
@@ -36,7 +39,7 @@ def test_a_restore_from_the_snapshot_needs_only_the_history_after_it_and_drops_d
     first = [o for o in live.process(b"old", start("old"), 0, 10) if o.topic == "history"]
     live.observe("old", 0)
     live.history_end = 40
-    [snapshot] = live.snapshot_outputs(11)
+    [snapshot] = live.snapshot_outputs(LATER)
     later = [o for o in live.process(b"old", result("old", 0, "v"), 1, 12) if o.topic == "history"]
 
     restored = part_with(snapshot_after=10)
@@ -55,7 +58,7 @@ def test_the_run_marker_replaces_its_snapshot_and_a_tombstone_drops_it() -> None
     live.process(b"old", start("old"), 0, 10)
     live.observe("old", 0)
     live.history_end = 5
-    [snapshot] = live.snapshot_outputs(11)
+    [snapshot] = live.snapshot_outputs(LATER)
     live.process(b"old", result("old", 0, "v"), 1, 12)
     marker = next(o for o in live.process(b"old", result("old", 1, "v"), 2, 13) if o.topic == "state")
 
