@@ -117,6 +117,8 @@ class Settings:
         home: cache folder for server jars and the local servers' data (``KFLOW_HOME``).
         event_soft_limit / event_hard_limit: the orchestrator's default history-length limits per run
             (``KFLOW_EVENT_SOFT_LIMIT``, ``KFLOW_EVENT_HARD_LIMIT``); ``@workflow(event_limits=…)`` wins.
+        activation_steps: the orchestrator's default budget of event-loop callbacks per workflow activation
+            (``KFLOW_ACTIVATION_STEPS``): past it the run fails with ``ActivationBudgetExceededError``.
         replication_factor: replication factor of the topics kflow creates (``KFLOW_REPLICATION_FACTOR``);
             None: 3 when the cluster has at least 3 brokers, else 1. ``min.insync.replicas`` is one less
             (at least 1).
@@ -140,6 +142,7 @@ class Settings:
     home: Path = Path.home() / ".cache" / "kflow"
     event_soft_limit: int = 10_000
     event_hard_limit: int = 50_000
+    activation_steps: int = 1_000_000
     replication_factor: int | None = None
     retention_ms: int = DEFAULT_RETENTION_MS
     cassandra_local_dc: str | None = None
@@ -185,6 +188,7 @@ class Settings:
             home=Path(env["KFLOW_HOME"]) if env.get("KFLOW_HOME") else _default_home(env),
             event_soft_limit=soft,
             event_hard_limit=hard,
+            activation_steps=_positive_int(env, "KFLOW_ACTIVATION_STEPS", _DEFAULTS.activation_steps),
             replication_factor=_positive_int(env, "KFLOW_REPLICATION_FACTOR", 1) if factor else None,
             retention_ms=parse_retention(retention) if retention else DEFAULT_RETENTION_MS,
             cassandra_local_dc=env.get("KFLOW_CASSANDRA_LOCAL_DC", "").strip() or None,
@@ -244,6 +248,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("KFLOW_HOME", "$XDG_CACHE_HOME/kflow or ~/.cache/kflow", "server jars and local server data"),
     EnvVar("KFLOW_EVENT_SOFT_LIMIT", str(_DEFAULTS.event_soft_limit), "history length that logs a warning per run"),
     EnvVar("KFLOW_EVENT_HARD_LIMIT", str(_DEFAULTS.event_hard_limit), "history length at which a run fails"),
+    EnvVar(
+        "KFLOW_ACTIVATION_STEPS",
+        str(_DEFAULTS.activation_steps),
+        "event-loop callbacks one workflow activation may run before its run fails (poison code)",
+    ),
     EnvVar(
         "KFLOW_DEV_PORT_OFFSET",
         "0, or the offset the stack was started with",

@@ -278,7 +278,11 @@ class Orchestrator:
         # history, so nothing can commit behind the state we rebuild.
         self._producers[number] = txn_producer  # registered first: a stop during start() still closes it
         await txn_producer.start()
-        limits = EventLimits(soft=self.settings.event_soft_limit, hard=self.settings.event_hard_limit)
+        limits = EventLimits(
+            soft=self.settings.event_soft_limit,
+            hard=self.settings.event_hard_limit,
+            activation_steps=self.settings.activation_steps,
+        )
         logic = PartitionLogic(
             self.registry,
             self.records,

@@ -17,6 +17,7 @@ NEW = (
     "KFLOW_CASSANDRA_LOCAL_DC",
     "KFLOW_CASSANDRA_REPLICATION",
     "KFLOW_CASSANDRA_CONSISTENCY",
+    "KFLOW_ACTIVATION_STEPS",
 )
 
 
@@ -35,6 +36,14 @@ def test_defaults_keep_the_single_node_behaviour() -> None:
     )
     assert target.replication_map() == {"class": "SimpleStrategy", "replication_factor": 1}
     assert Settings() == settings.__class__(home=settings.home)
+
+
+def test_the_activation_budget_is_a_positive_count() -> None:
+    assert Settings.from_env({}).activation_steps == 1_000_000
+    assert Settings.from_env({"KFLOW_ACTIVATION_STEPS": "5000"}).activation_steps == 5000
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(KflowError, match="KFLOW_ACTIVATION_STEPS"):
+            Settings.from_env({"KFLOW_ACTIVATION_STEPS": bad})
 
 
 def test_every_new_variable_is_listed_in_the_help() -> None:
