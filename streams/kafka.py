@@ -126,14 +126,7 @@ async def close_consumer(client: AIOKafkaConsumer, timeout: float = 15.0) -> Non
     aiokafka's ``stop`` can wait for a broker that is gone (leaving the group, a fetch in its error back-off) and
     then raise ``CancelledError`` from inside; its connections are closed directly then.
     """
-    try:
-        async with asyncio.timeout(timeout):
-            await client.stop()
-    except (Exception, asyncio.CancelledError) as exc:
-        task = asyncio.current_task()
-        if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
-            raise  # this task is being cancelled, not just the client's
-        log.warning("consumer did not stop cleanly (%s); closing its connections", type(exc).__name__)
+    if not await _stopped_within(client, timeout, "consumer"):
         await _close_quietly(getattr(client, "_client", None))
         client._closed = True  # abandoned on purpose: no "unclosed" warning when it is collected
 
@@ -146,19 +139,26 @@ async def close_producer(client: AIOKafkaProducer, timeout: float = 10.0) -> Non
     acknowledged, so it was not committed either: the caller redoes it (a transaction is aborted by the fencing
     of the next producer with its transactional id, or by the broker's transaction timeout).
     """
+    if not await _stopped_within(client, timeout, "producer"):
+        sender = getattr(getattr(client, "_sender", None), "sender_task", None)
+        if sender is not None:
+            sender.cancel()
+        await _close_quietly(getattr(client, "client", None))
+        client._closed = True  # abandoned on purpose: no "unclosed" warning when it is collected
+
+
+async def _stopped_within(client: AIOKafkaConsumer | AIOKafkaProducer, timeout: float, kind: str) -> bool:
+    """Whether ``client.stop()`` finished within ``timeout`` (else it is to be abandoned)."""
     try:
         async with asyncio.timeout(timeout):
             await client.stop()
     except (Exception, asyncio.CancelledError) as exc:
         task = asyncio.current_task()
         if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
-            raise
-        log.warning("producer did not stop cleanly (%s); closing its connections", type(exc).__name__)
-        sender = getattr(getattr(client, "_sender", None), "sender_task", None)
-        if sender is not None:
-            sender.cancel()
-        await _close_quietly(getattr(client, "client", None))
-        client._closed = True  # abandoned on purpose: no "unclosed" warning when it is collected
+            raise  # this task is being cancelled, not just the client's
+        log.warning("%s did not stop cleanly (%s); closing its connections", kind, type(exc).__name__)
+        return False
+    return True
 
 
 async def _close_quietly(client: Any) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Final, Self, TypeVar
 
@@ -88,8 +87,8 @@ async def read_to_end(
     partitions: Sequence[TopicPartition],
     visit: Callable[[TopicPartition, bytes | None, bytes | None], None],
 ) -> None:
-    """Call ``visit(partition, key, value)`` for every committed record of ``partitions``, from their
-    beginning to their end offsets as of the call, in offset order per partition.
+    """Call ``visit(partition, key, value)`` for every committed record of ``partitions``, one partition after
+    the other, from its beginning to its end offset when its read begins, in offset order.
 
     Raises:
         TimeoutError: a partition made no progress for 30 s.
@@ -108,20 +107,6 @@ async def _read_to_end(
     partitions: Sequence[TopicPartition],
     visit: Callable[[TopicPartition, bytes | None, bytes | None], None],
 ) -> None:
-    consumer = kafka.consumer(bootstrap, max_poll_records=5000)
-    try:  # start() inside: a consumer cancelled or failing while it starts is closed too
-        await consumer.start()
-        consumer.assign(list(partitions))
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(list(partitions))
-        for tp in partitions:
-            stalled_at = time.monotonic() + _STALL_S
-            while (position := await consumer.position(tp)) < ends[tp]:
-                for message in (await consumer.getmany(tp, timeout_ms=200)).get(tp, []):
-                    visit(tp, message.key, message.value)
-                if await consumer.position(tp) != position:
-                    stalled_at = time.monotonic() + _STALL_S
-                elif time.monotonic() > stalled_at:
-                    raise TimeoutError(f"reading {tp.topic}[{tp.partition}] stalled at offset {position}")
-    finally:
-        await consumer.stop()
+    for tp in partitions:
+        async for message in kafka.read_partition(bootstrap, tp, None, _STALL_S):
+            visit(tp, message.key, message.value)
