@@ -25,7 +25,13 @@ Scenario = Callable[[Client, Say], Awaitable[None]]
 
 async def run_example(settings: Settings, app: str, registry: Registry, scenario: Scenario, say: Say = print) -> None:
     """Run ``scenario`` against processor + worker processes for module ``app``; raises what it raised."""
-    await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
+    await create_topics(
+        settings.bootstrap,
+        Topics(settings.topic_prefix),
+        settings.partitions,
+        replication_factor=settings.replication_factor,
+        retention_ms=settings.retention_ms,
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
     procs = [
         subprocess.Popen([sys.executable, "-m", "streams.cli", role, "-A", app, "--log-level", "WARNING"], env=env)

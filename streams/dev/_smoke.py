@@ -23,7 +23,13 @@ async def smoke_roundtrip(settings: Settings) -> list[str]:
     """
     # Its own topics: a StartWorkflow for "smoke" on the real inbox would reach the orchestrator.
     topics = Topics(f"{settings.topic_prefix}-smoke")
-    await create_topics(settings.bootstrap, topics, settings.partitions)
+    await create_topics(
+        settings.bootstrap,
+        topics,
+        settings.partitions,
+        replication_factor=settings.replication_factor,
+        retention_ms=settings.retention_ms,
+    )
     codec = Codec()
     run_id = uuid.uuid4().hex
     record = {
