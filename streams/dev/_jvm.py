@@ -113,12 +113,21 @@ class Daemon:
     def start(self, argv: Sequence[str], log_file: Path) -> int:
         """Start ``argv`` in its own session (it outlives this process), stdout+stderr to ``log_file``."""
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_file, "ab") as log:
-            proc = subprocess.Popen(
-                list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        self.pid_file.write_text(f"{proc.pid}\n")
-        return proc.pid
+        # posix_spawn, not Popen: a Popen dropped while its process runs warns (ResourceWarning) when it is
+        # collected, and this process must not own the server; stop() and kill() reap it if it is our child.
+        pid = os.posix_spawnp(
+            argv[0],
+            list(argv),
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, str(log_file), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
+            setsid=True,
+        )
+        self.pid_file.write_text(f"{pid}\n")
+        return pid
 
     def stop(self, timeout: float) -> str:
         """SIGTERM (the servers' graceful shutdown), SIGKILL after ``timeout`` seconds; says what it did."""

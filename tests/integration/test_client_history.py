@@ -117,9 +117,11 @@ async def test_get_events_reads_cassandra_and_only_the_tail_the_materializer_has
         await materialized_to_the_end(fresh)
     finally:
         await materializer.stop()
-    late = await recorded(runs=10, steps=4)  # written while no materializer runs
-    await produce(fresh, [*tail, *(e for run in late.values() for e in run)])
     partition = partition_for(target.encode(), fresh.partitions)
+    late = await recorded(runs=10, steps=4)  # written while no materializer runs
+    while not any(partition_for(run.encode(), fresh.partitions) == partition for run in late):
+        late = await recorded(runs=10, steps=4)  # run ids are random: make sure one shares the target's partition
+    await produce(fresh, [*tail, *(e for run in late.values() for e in run)])
     on_partition = [run for run in [*histories, *late] if partition_for(run.encode(), fresh.partitions) == partition]
     behind = len(tail) + sum(len(late[run]) for run in late if run in on_partition)
 
