@@ -8,22 +8,19 @@ it without a registry (Avro specification, "Single-object encoding").
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
-from importlib.resources.abc import Traversable
 from io import BytesIO
-from pathlib import Path
 from typing import Final, cast
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
-from fastavro.schema import fingerprint as _fastavro_fingerprint
-from fastavro.schema import to_parsing_canonical_form
+from fastavro import schemaless_reader, schemaless_writer
 from fastavro.types import Schema
 
 from ._errors import SchemaError
+from ._schema_set import Writer, is_learned, learned, load_set, released_sets
 from ._validation import Check, InvalidDatum, compile_validator
 
 __all__ = ["MAGIC", "Codec", "Decoded"]
@@ -33,7 +30,6 @@ MAGIC: Final = b"\xc3\x01"
 
 _FINGERPRINT_SIZE: Final = 8
 _HEADER_SIZE: Final = len(MAGIC) + _FINGERPRINT_SIZE
-_PACKAGE: Final = __name__.rpartition(".")[0]  # the schema files ship inside this package
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +42,7 @@ class Decoded:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    """Everything the hot path needs about one record type, computed once."""
+    """Everything the hot path needs about one record type of this release, computed once."""
 
     name: str
     source: dict[str, object]
@@ -57,36 +53,30 @@ class _Entry:
 
 
 class Codec:
-    """Encodes and decodes kflow records in Avro single-object encoding.
+    """Encodes and decodes kflow records in Avro single-object encoding, reading every schema kflow ever wrote.
 
-    Every ``*.avsc`` file of the directory is parsed once, when the codec is built; encoding and
-    decoding then only look schemas up by name or by fingerprint. A codec is immutable after
-    construction and safe to share between tasks and threads.
+    Records are written with this release's schemas. A record is read with the schema that wrote it, found by the
+    fingerprint in its header: this release's, a released one (``released/<version>/``), or one learned at run
+    time (`learn_schema`, the ``.schemas`` topic), and resolved to this release's schema of the same record type
+    by Avro's rules (a field the writer lacked takes its default, a field the reader lacks is skipped). A
+    codec is safe to share between tasks and threads.
 
     Args:
-        directory: where the ``*.avsc`` files are; default: the ``schemas`` package itself.
+        directory: where the ``*.avsc`` files are (layout in ``schemas._schema_set``); default: the ``schemas``
+            package itself.
 
     Raises:
         SchemaError: no schema file, a file that is not valid JSON or not a valid Avro record schema,
             a record name that differs from its file stem, or two schemas with one fingerprint.
     """
 
-    __slots__ = ("_by_fingerprint", "_by_name", "_names", "_origin")
+    __slots__ = ("_by_fingerprint", "_by_name", "_names", "_origin", "_writers")
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
-        by_name: dict[str, _Entry] = {}
-        by_fingerprint: dict[bytes, _Entry] = {}
-        for file_name, text in _schema_files(directory):
-            entry = _load(file_name, text)
-            clash = by_fingerprint.get(entry.fingerprint)
-            if clash is not None:
-                raise SchemaError(f"{file_name}: fingerprint {entry.fingerprint.hex()} already used by {clash.name}")
-            by_name[entry.name] = entry
-            by_fingerprint[entry.fingerprint] = entry
-        if not by_name:
-            raise SchemaError(f"no *.avsc schema files in {directory or 'the schemas package'}")
+        by_name, by_fingerprint, writers = _tables(None if directory is None else str(directory))
         self._by_name: Final = by_name
         self._by_fingerprint: Final = by_fingerprint
+        self._writers: Final = writers
         self._names: Final = tuple(sorted(by_name))
         self._origin: Final = str(directory) if directory is not None else "schemas"
 
@@ -107,7 +97,7 @@ class Codec:
         return self._entry(name).fingerprint
 
     def schema(self, name: str) -> dict[str, object]:
-        """A copy of record type `name`'s schema as parsed from its ``.avsc`` file (JSON object).
+        """A copy of record type `name`'s schema, expanded (shared types inlined at first use), as a JSON object.
 
         Raises:
             SchemaError: unknown record type.
@@ -161,21 +151,42 @@ class Codec:
             raise SchemaError(f"bad magic {data[:2].hex()}: not Avro single-object encoding (expected {MAGIC.hex()})")
         if size < _HEADER_SIZE:
             raise SchemaError(f"truncated header: {size} bytes, expected at least {_HEADER_SIZE}")
-        entry = self._by_fingerprint.get(data[2:_HEADER_SIZE])
-        if entry is None:
-            raise SchemaError(f"unknown fingerprint {data[2:_HEADER_SIZE].hex()}: no known schema has it")
+        fingerprint = data[2:_HEADER_SIZE]
+        entry = self._by_fingerprint.get(fingerprint)
+        writer: Schema
+        if entry is not None:  # written by this release: no resolution
+            name, writer, reader = entry.name, entry.parsed, None
+        else:
+            old = self._writers.get(fingerprint) or learned(fingerprint)
+            if old is None:
+                raise SchemaError(f"unknown fingerprint {fingerprint.hex()}: no known schema has it")
+            current = self._by_name.get(old.name)
+            if current is None:
+                raise SchemaError(
+                    f"record type {old.name} (fingerprint {fingerprint.hex()}) is unknown to this release"
+                )
+            name, writer, reader = old.name, old.parsed, current.parsed
         stream = BytesIO(data)
         stream.seek(_HEADER_SIZE)
         try:
-            record = schemaless_reader(stream, entry.parsed, None)
+            record = schemaless_reader(stream, writer, reader)
         except Exception as exc:
             # fastavro signals running out of bytes as EOFError or, inside a varint, IndexError.
             problem = "truncated" if isinstance(exc, EOFError) or stream.tell() >= size else "corrupt"
-            raise SchemaError(f"{problem} body of record {entry.name}: {type(exc).__name__}: {exc}") from exc
+            raise SchemaError(f"{problem} body of record {name}: {type(exc).__name__}: {exc}") from exc
         end = stream.tell()
         if end != size:
-            raise SchemaError(f"trailing bytes: {size - end} byte(s) after a complete {entry.name} record")
-        return Decoded(entry.name, cast(dict[str, object], record))
+            raise SchemaError(f"trailing bytes: {size - end} byte(s) after a complete {name} record")
+        return Decoded(name, cast(dict[str, object], record))
+
+    def knows(self, fingerprint: bytes) -> bool:
+        """Whether records with this writer-schema fingerprint can be read without asking the schema source."""
+        return fingerprint in self._by_fingerprint or fingerprint in self._writers or is_learned(fingerprint)
+
+    def writer_schemas(self) -> dict[bytes, str]:
+        """Fingerprint -> JSON text of the expanded schema, for every record type this codec writes (what a
+        process publishes on the ``.schemas`` topic so that older readers can resolve its records)."""
+        return {e.fingerprint: json.dumps(e.source, separators=(",", ":")) for e in self._by_name.values()}
 
     def _entry(self, name: str) -> _Entry:
         entry = self._by_name.get(name)
@@ -184,43 +195,29 @@ class Codec:
         return entry
 
 
-def _schema_files(directory: str | os.PathLike[str] | None) -> Iterator[tuple[str, str]]:
-    """Yield (file name, text) of every ``*.avsc`` file, in name order."""
-    root: Traversable = resources.files(_PACKAGE) if directory is None else Path(directory)
-    try:
-        files = sorted((item for item in root.iterdir() if item.name.endswith(".avsc")), key=_name)
-        for item in files:
-            yield item.name, item.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SchemaError(f"cannot read schema files from {root}: {exc}") from exc
-
-
-def _name(item: Traversable) -> str:
-    return item.name
-
-
-def _load(file_name: str, text: str) -> _Entry:
-    """Parse one ``.avsc`` file and precompute its fingerprint, header and validator."""
-    stem = file_name.removesuffix(".avsc")
-    try:
-        source = json.loads(text)
-    except ValueError as exc:
-        raise SchemaError(f"{file_name}: invalid JSON: {exc}") from exc
-    if not isinstance(source, dict) or source.get("type") != "record":
-        raise SchemaError(f"{file_name}: not an Avro record schema")
-    if str(source.get("name", "")).rsplit(".", 1)[-1] != stem:
-        raise SchemaError(f"{file_name}: record name {source.get('name')!r} differs from the file stem")
-    try:
-        parsed = parse_schema(source)
-        canonical = to_parsing_canonical_form(parsed)
-        fingerprint = bytes.fromhex(_fastavro_fingerprint(canonical, "CRC-64-AVRO"))
-    except Exception as exc:  # fastavro raises several types for invalid schemas
-        raise SchemaError(f"{file_name}: invalid Avro schema: {exc}") from exc
-    return _Entry(
-        name=stem,
-        source=source,
-        parsed=parsed,
-        fingerprint=fingerprint,
-        header=MAGIC + fingerprint,
-        check=compile_validator(source),
-    )
+@functools.cache
+def _tables(directory: str | None) -> tuple[dict[str, _Entry], dict[bytes, _Entry], dict[bytes, Writer]]:
+    """This release's record types by name and by fingerprint, and every released writer schema by fingerprint
+    (loaded once per directory: the files do not change while a process runs)."""
+    loaded = load_set(directory)
+    by_name: dict[str, _Entry] = {}
+    by_fingerprint: dict[bytes, _Entry] = {}
+    for name, current in loaded.records.items():
+        clash = by_fingerprint.get(current.fingerprint)
+        if clash is not None:
+            raise SchemaError(f"{name}.avsc: fingerprint {current.fingerprint.hex()} already used by {clash.name}")
+        entry = _Entry(
+            name=name,
+            source=current.expanded,
+            parsed=current.parsed,
+            fingerprint=current.fingerprint,
+            header=MAGIC + current.fingerprint,
+            check=compile_validator(current.expanded),
+        )
+        by_name[name] = by_fingerprint[current.fingerprint] = entry
+    writers: dict[bytes, Writer] = {}
+    for release in released_sets(directory).values():
+        for old in release.records.values():
+            if old.fingerprint not in by_fingerprint:
+                writers.setdefault(old.fingerprint, old)
+    return by_name, by_fingerprint, writers

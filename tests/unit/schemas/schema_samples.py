@@ -22,9 +22,39 @@ LONG_RANGE = (-(2**63), 2**63 - 1)
 HISTORY_PREFIX = [("run_id", "string"), ("seq", "long"), ("timestamp", "long")]
 
 
+def shared_types() -> dict[str, dict[str, object]]:
+    """Shared named type (``Payload``, ``ErrorInfo``) -> its definition, from ``schemas/types/*.avsc``."""
+    return {path.stem: json.loads(path.read_text("utf-8")) for path in sorted((SCHEMA_DIR / "types").glob("*.avsc"))}
+
+
+def _inline_first_use(schema: object, shared: Mapping[str, dict[str, object]], seen: set[str]) -> object:
+    if isinstance(schema, str):
+        name = schema.rpartition(".")[2]
+        if name not in shared or name in seen:
+            return schema
+        seen.add(name)
+        return _inline_first_use(shared[name], shared, seen)
+    if isinstance(schema, list):
+        return [_inline_first_use(branch, shared, seen) for branch in schema]
+    if isinstance(schema, dict):
+        out = dict(schema)
+        if "fields" in out:
+            out["fields"] = [dict(f, type=_inline_first_use(f["type"], shared, seen)) for f in out["fields"]]
+        for key in ("items", "values"):
+            if key in out:
+                out[key] = _inline_first_use(out[key], shared, seen)
+        return out
+    return schema
+
+
 def schema_files() -> dict[str, dict[str, object]]:
-    """Record name (file stem) -> parsed JSON, for every ``schemas/*.avsc``."""
-    return {path.stem: json.loads(path.read_text("utf-8")) for path in sorted(SCHEMA_DIR.glob("*.avsc"))}
+    """Record name (file stem) -> its schema with the shared types inlined at first use (the Avro form of one
+    self-contained schema), for every ``schemas/*.avsc``."""
+    shared = shared_types()
+    return {
+        path.stem: _inline_first_use(json.loads(path.read_text("utf-8")), shared, set())
+        for path in sorted(SCHEMA_DIR.glob("*.avsc"))
+    }
 
 
 SCHEMAS = schema_files()

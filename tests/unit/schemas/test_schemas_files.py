@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import avro.name
 import avro.schema
 import fastavro
 import pytest
-from schema_samples import NAMES, SCHEMA_DIR, SCHEMAS, documented_records, type_label, walk_named
+from schema_samples import NAMES, SCHEMA_DIR, SCHEMAS, documented_records, shared_types, type_label, walk_named
 
 PAYLOAD_FIELDS = [("codec", "string"), ("data", "bytes")]
 ERROR_INFO_FIELDS = [
@@ -31,12 +32,33 @@ def test_fields_and_types_match_records_md_in_order(name: str) -> None:
     assert fields == documented_records()[name]
 
 
+def test_the_whole_directory_loads_into_one_parser_in_fastavro_and_apache_avro() -> None:
+    # As code generators load it: the shared types first, then every record referencing them by name. A type
+    # defined twice fails here (Apache avro: "the name ... is already in use").
+    names = avro.name.Names()
+    named: dict[str, object] = {}
+    for path in sorted((SCHEMA_DIR / "types").glob("*.avsc")):
+        avro.schema.make_avsc_object(json.loads(path.read_text("utf-8")), names)
+        fastavro.parse_schema(json.loads(path.read_text("utf-8")), named)
+    for name in NAMES:
+        source = json.loads((SCHEMA_DIR / f"{name}.avsc").read_text("utf-8"))
+        assert avro.schema.make_avsc_object(source, names).fullname == f"kflow.{name}"
+        fastavro.parse_schema(source, named)
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_file_parses_in_fastavro_and_apache_avro_on_its_own(name: str) -> None:
-    text = (SCHEMA_DIR / f"{name}.avsc").read_text("utf-8")
-    fastavro.parse_schema(json.loads(text))
-    parsed = avro.schema.parse(text)
-    assert parsed.fullname == f"kflow.{name}"
+def test_a_record_file_references_shared_types_and_never_defines_them(name: str) -> None:
+    source = json.loads((SCHEMA_DIR / f"{name}.avsc").read_text("utf-8"))
+    inline = {named["name"] for named in walk_named(source)} - {name}
+    assert not inline & set(shared_types()), f"{name} defines {inline & set(shared_types())} inline"
+
+
+def test_shared_types_are_records_in_namespace_kflow_with_docs() -> None:
+    shared = shared_types()
+    assert set(shared) == {"Payload", "ErrorInfo"}
+    for stem, schema in shared.items():
+        assert schema["type"] == "record" and schema["name"] == stem and schema["namespace"] == "kflow"
+        assert isinstance(schema.get("doc"), str) and all(f.get("doc") for f in schema["fields"])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -94,17 +116,8 @@ def test_history_events_carry_run_id_seq_timestamp_first() -> None:
         assert [field["name"] for field in SCHEMAS[name]["fields"][:3]] == ["run_id", "seq", "timestamp"]
 
 
-def test_payload_and_error_info_are_defined_the_same_everywhere() -> None:
-    definitions: dict[str, list[str]] = {"Payload": [], "ErrorInfo": []}
-    for name in NAMES:
-        for named in walk_named(SCHEMAS[name]):
-            if named["name"] in definitions:
-                definitions[named["name"]].append(json.dumps(named, sort_keys=True))
-    assert definitions["Payload"] and definitions["ErrorInfo"]
-    assert len(set(definitions["Payload"])) == 1
-    assert len(set(definitions["ErrorInfo"])) == 1
-    payload = json.loads(definitions["Payload"][0])
-    error = json.loads(definitions["ErrorInfo"][0])
+def test_payload_and_error_info_have_the_documented_fields() -> None:
+    payload, error = shared_types()["Payload"], shared_types()["ErrorInfo"]
     assert [(f["name"], type_label(f["type"])) for f in payload["fields"]] == PAYLOAD_FIELDS
     assert [(f["name"], type_label(f["type"])) for f in error["fields"]] == ERROR_INFO_FIELDS
 

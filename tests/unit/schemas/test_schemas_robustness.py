@@ -112,6 +112,8 @@ _WRONG: dict[str, st.SearchStrategy[object]] = {
 def _wrong_value(avro_type: object) -> st.SearchStrategy[object]:
     if isinstance(avro_type, list):  # ["null", T]: anything wrong for T except null
         return _wrong_value(avro_type[1]).filter(lambda value: value is not None)
+    if isinstance(avro_type, dict) and avro_type.get("type") == "array":  # not a list, or a list of wrong items
+        return st.one_of(st.text(), st.integers(), st.lists(_wrong_value(avro_type["items"]), min_size=1))
     if isinstance(avro_type, dict) or avro_type in ("Payload", "ErrorInfo"):
         return _WRONG["record"]
     return _WRONG[str(avro_type)]
