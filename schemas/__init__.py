@@ -11,6 +11,7 @@ from ._codec import Codec, Decoded
 from ._errors import PayloadError, SchemaError
 from ._payload import decode_payload, encode_payload
 from ._records import RecordCodec
+from ._schema_set import learn_schema, set_schema_source
 
 __all__ = [
     "Codec",
@@ -20,4 +21,6 @@ __all__ = [
     "SchemaError",
     "decode_payload",
     "encode_payload",
+    "learn_schema",
+    "set_schema_source",
 ]

@@ -233,7 +233,7 @@ def _expand(schema: object, shared: dict[str, dict[str, object]], seen: set[str]
             return schema
         full = f"{definition.get('namespace', '')}.{definition['name']}".lstrip(".")
         if full in seen:
-            return full
+            return schema
         seen.add(full)
         return _expand(definition, shared, seen)
     if isinstance(schema, list):

@@ -86,6 +86,8 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     # not keyed by run id: keyed per timer (``{run_id}\x00{timer_id}``), written to the partition number of
     # the ``.timers`` partition the timer arrived on (streams.processors._timer_changelog).
     TopicSpec("timer-index", "StartTimer of each armed timer, tombstone once fired or cancelled", _COMPACTED),
+    # Every writer schema in use, so an older release can read a newer one's records (streams._schema_topic).
+    TopicSpec("schemas", "the JSON of each writer schema, keyed by its fingerprint (all on partition 0)", _COMPACTED),
 )
 
 

@@ -19,6 +19,7 @@ from engine.runtime import CallArgs, CancelWorkflow, HistoryEvent, ResumeHook, R
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import kafka
 from streams._errors import kafka_errors
+from streams._schema_topic import join_schema_topic, watch_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.client._completions import CompletionsReader
@@ -61,6 +62,7 @@ class Client:
         self.registry = registry
         self.records = records or RecordCodec(secret=self.settings.secret)
         self.topics = Topics(self.settings.topic_prefix)
+        watch_schema_topic(self.settings.bootstrap, self.topics)  # reads before connect() resolve newer schemas
         self._clock = SystemClock()
         self._producer: AIOKafkaProducer | None = None
         self._reader = CompletionsReader(self.settings.bootstrap, self.topics.completions)
@@ -86,6 +88,7 @@ class Client:
         async with self._connect_lock:
             if self._producer is not None:
                 return
+            await join_schema_topic(self.settings.bootstrap, self.topics, self.records.codec)
             producer = kafka.producer(self.settings.bootstrap)
             try:
                 with kafka_errors(self.settings.bootstrap, "connecting the client producer"):

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from engine import KflowError, RunStatus
 from engine.runtime import CallArgs, ChildWorkflowStarted, ErrorInfo, HistoryEvent
+from streams._schema_topic import watch_schema_topic
 from streams._settings import Settings
+from streams._topics import Topics
 
 if TYPE_CHECKING:
     from storage import RunPage, RunRow, RunStore
@@ -54,6 +56,7 @@ def run_store(settings: Settings) -> Iterator[RunStore]:
     from schemas import RecordCodec
     from storage import CassandraConnection, RunStore  # the driver loads only when needed
 
+    watch_schema_topic(settings.bootstrap, Topics(settings.topic_prefix))  # history written by a newer release
     with CassandraConnection(settings.cassandra_target()) as conn:
         yield RunStore(conn, settings.keyspace, RecordCodec(secret=settings.secret))
 

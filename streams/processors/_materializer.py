@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, HistoryWriter, StorageError, migrate
+from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.kafka import close_consumer, consumer
@@ -107,6 +108,7 @@ class HistoryMaterializer:
 
     async def start(self) -> None:
         """Join the consumer group and start materializing in the background."""
+        await join_schema_topic(self.settings.bootstrap, self.topics, self.records.codec)
         self._consumer = consumer(self.settings.bootstrap, group_id=self.group, max_poll_records=self.batch_size)
         self._consumer.subscribe([self.topics.history], listener=_Listener(self))
         self._watch.reset()

@@ -41,6 +41,7 @@ from aiokafka.structs import ConsumerRecord
 
 from engine.runtime import Clock, StartTimer, SystemClock, TimerFired
 from schemas import RecordCodec
+from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.kafka import close_consumer, close_producer, consumer, producer
@@ -139,6 +140,7 @@ class TimerProcessor:
                 count differs from ``.timers``'.
         """
         await self._changelog.ensure_topic()
+        await join_schema_topic(self.settings.bootstrap, self.topics, self._records.codec)
         self._failure, self._stopping = None, False
         self._producer = producer(self.settings.bootstrap)
         await self._producer.start()

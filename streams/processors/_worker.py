@@ -25,6 +25,7 @@ from engine import Registry, runtime
 from engine.runtime import ErrorInfo, ExecuteStep, StepResult, SystemClock
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import kafka
+from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.processors._offsets import OffsetTracker
@@ -108,6 +109,7 @@ class StepWorker:
 
     async def start(self) -> None:
         """Connect, join the worker group and start consuming."""
+        await join_schema_topic(self.settings.bootstrap, self.topics, self.records.codec)
         producer = kafka.producer(self.settings.bootstrap)
         consumer = kafka.consumer(self.settings.bootstrap, group_id=self.group)
         self._producer, self._consumer = producer, consumer  # stop() closes them, also after a failed start

@@ -186,6 +186,8 @@ PINNED = {
         "SchemaError",
         "decode_payload",
         "encode_payload",
+        "learn_schema",
+        "set_schema_source",
     ],
     "storage": [
         "CONSISTENCY_LEVELS",

@@ -28,6 +28,8 @@ def test_public_api_is_pinned() -> None:
         "SchemaError",
         "decode_payload",
         "encode_payload",
+        "learn_schema",
+        "set_schema_source",
     ]
     assert issubclass(schemas.PayloadError, SchemaError) and issubclass(SchemaError, Exception)
     assert SchemaError.retryable is False

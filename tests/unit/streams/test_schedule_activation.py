@@ -183,7 +183,7 @@ def kflow_activate(tmp_path: Path, module: str) -> subprocess.CompletedProcess[s
             "from engine import scheduled_workflow\n"
             "@scheduled_workflow(interval='1h')\n"
             "async def hourly(): return None\n",
-            "kflow: error: Kafka at 127.0.0.1:1 is unreachable (connecting the client producer): ",
+            "kflow: error: Kafka at 127.0.0.1:1 is unreachable (checking topic kflow.schemas): ",
         ),
     ],
 )
