@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test setup down chaos
+.PHONY: demo test setup down chaos release-schemas
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kflow needs Python 3.11+")'
@@ -25,6 +25,11 @@ test: $(STAMP)
 
 down: $(STAMP)
 	$(VENV)/bin/kflow dev down
+
+# Freeze this release's wire contract (docs/evolution.md): make release-schemas VERSION=0.2.0
+release-schemas: $(STAMP)
+	@test -n "$(VERSION)" || (echo "usage: make release-schemas VERSION=x.y.z" >&2; exit 2)
+	$(VENV)/bin/python tools/release_schemas.py $(VERSION)
 
 # The long chaos run (issue 10): every fault on a private 3-broker cluster, then the 1-broker restart
 chaos: $(STAMP)
