@@ -4,6 +4,9 @@ The client is built once per session with Maven (``mvn`` is a requirement of the
 servers: a machine without it fails here). Java starts Python workflows and reads their results, reads the
 result of a run Python started, reports a failed run, follows a continue-as-new chain, prints a result in
 another payload codec raw, and reports usage errors, an unreachable Kafka and a timeout with its exit status.
+Before its first send it publishes its writer schema to ``<prefix>.schemas`` as Python would (creating that
+topic as kflow declares it when missing). The whole ``schemas/`` directory loads into one Apache Avro parser,
+with the client's Avro 1.12 and with Avro 1.11 (``clients/java/avro-1.11-check/``), to Python's fingerprints.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from engine import Registry
-from schemas import Codec
-from streams import Client, Settings, Topics, create_topics, partition_for
+from schemas import Codec, learn_schema
+from streams import Client, Settings, Topics, check_topics, create_topics, partition_for
 from streams.kafka import close_producer, producer, read_partition
 from streams.processors import Orchestrator, StepWorker
 
@@ -35,6 +39,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 POM = ROOT / "clients" / "java" / "pom.xml"
 JAR = ROOT / "clients" / "java" / "target" / "kflow-client.jar"
+AVRO_111_POM = ROOT / "clients" / "java" / "avro-1.11-check" / "pom.xml"
+FINGERPRINTS_JAVA = ROOT / "clients" / "java" / "src" / "main" / "java" / "kflow" / "client" / "SchemaFingerprints.java"
+SCHEMAS = ROOT / "schemas"
 CODEC = Codec()
 
 
@@ -67,6 +74,23 @@ def java_client() -> Path:
     return JAR
 
 
+@pytest.fixture(scope="session")
+def avro_111_classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The class path of Apache Avro 1.11 (``clients/java/avro-1.11-check/pom.xml``), resolved by Maven once."""
+    mvn = shutil.which("mvn")
+    assert mvn is not None, "mvn not found: the Avro 1.11 check resolves its class path with Maven"
+    out = tmp_path_factory.mktemp("avro-1.11") / "classpath.txt"
+    started = time.monotonic()
+    command = [mvn, "-q", "-B", "-f", str(AVRO_111_POM), "dependency:build-classpath", f"-Dmdep.outputFile={out}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, f"mvn dependency:build-classpath failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    classpath = out.read_text().strip()
+    jars = [Path(jar).name for jar in classpath.split(os.pathsep)]
+    assert [jar for jar in jars if jar.startswith("avro-")] == ["avro-1.11.4.jar"], jars
+    print(f"Avro 1.11 class path resolved in {time.monotonic() - started:.1f} s")
+    return classpath
+
+
 @pytest.fixture(scope="module")
 async def app(settings: Settings, java_client: Path) -> AsyncIterator[App]:
     """An orchestrator and a step worker for ``java_workflows`` in this process, on a topic prefix of their own."""
@@ -97,6 +121,46 @@ async def java(settings: Settings, *args: str, bootstrap: str | None = None, tim
         raise
     assert proc.returncode is not None
     return Done(proc.returncode, out.decode("utf-8"), err.decode("utf-8"))
+
+
+def own_prefix(settings: Settings, name: str) -> Settings:
+    """``settings`` with a topic prefix of its own under the session's (its topics are dropped with the session's)."""
+    return dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-{name}-{uuid.uuid4().hex[:8]}")
+
+
+async def topics_named(settings: Settings) -> set[str]:
+    """The names of the existing topics under ``settings.topic_prefix``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        return {name for name in await admin.list_topics() if name.startswith(f"{settings.topic_prefix}.")}
+    finally:
+        await admin.close()
+
+
+async def schema_records(settings: Settings) -> dict[int, list[tuple[bytes | None, bytes | None, int]]]:
+    """Partition -> (key, value, timestamp) of every record on ``<prefix>.schemas``."""
+    topic = Topics(settings.topic_prefix).name("schemas")
+    return {
+        partition: [
+            (record.key, record.value, record.timestamp)
+            async for record in read_partition(settings.bootstrap, TopicPartition(topic, partition), None)
+        ]
+        for partition in range(settings.partitions)
+    }
+
+
+def check_fingerprints(command: list[str], avro: str) -> None:
+    """``command`` prints the Avro version, then ``NAME FINGERPRINT_HEX`` for each record schema of ``schemas/``:
+    Avro ``avro``.* parsed every one of them, into one parser, to the fingerprint Python computes."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert (done.returncode, done.stderr) == (0, ""), done
+    header, *lines = done.stdout.splitlines()
+    assert header.startswith(f"# Apache Avro {avro}."), header
+    printed = dict(line.split(" ") for line in lines)
+    assert len(printed) == len(lines), lines
+    assert sorted(printed) == sorted(path.stem for path in SCHEMAS.glob("*.avsc")), printed  # no file left out
+    assert printed == {name: CODEC.fingerprint(name).hex() for name in printed}
 
 
 async def inbox_record(settings: Settings, run_id: str) -> tuple[int, bytes, bytes]:
@@ -216,7 +280,8 @@ async def test_other_runs_are_skipped_and_another_codec_is_printed_raw(app: App)
 
 
 async def test_usage_errors_exit_2(app: App) -> None:
-    for args in [(), ("result",), ("start",), ("start", "greet", "{not json"), ("start", "greet", '{"x": 1}')]:
+    bad = [(), ("result",), ("start",), ("start", "greet", "{not json"), ("start", "greet", '{"x": 1}'), ("schemas",)]
+    for args in [*bad, ("schemas", str(SCHEMAS), "more"), ("stop",)]:
         done = await java(app.settings, *args)
         assert done.code == 2, (args, done)
         assert done.out == ""
@@ -239,3 +304,59 @@ async def test_an_unreachable_kafka_a_missing_topic_and_a_timeout_exit_4_on_one_
     run_id = uuid.uuid4().hex  # a run nobody started: the broker answers, no completion comes
     done = await java(app.settings, "result", run_id, "--timeout", "2")
     assert (done.code, done.out, done.err) == (4, "", f"kflow-java: error: run {run_id} did not finish within 2 s\n")
+
+
+async def test_start_publishes_its_writer_schema_to_dot_schemas_first(settings: Settings, java_client: Path) -> None:
+    own = own_prefix(settings, "javaschemas")  # no Python process writes here: every schema record is Java's
+    await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
+    started = await java(own, "start", "greet", '["Eve"]')
+    assert (started.code, started.err) == (0, ""), started
+    records = await schema_records(own)
+    assert all(not found for partition, found in records.items() if partition != 0), records  # all on partition 0
+    assert len(records[0]) == 1, records[0]  # once, before the one record this process sent
+    key, value, published_at = records[0][0]
+    fingerprint = CODEC.fingerprint("StartWorkflow")
+    assert key == fingerprint.hex().encode()
+    assert value is not None and json.loads(value)["name"] == "StartWorkflow"
+    assert learn_schema(value) == fingerprint  # the full schema: Python computes the same fingerprint from it
+    topic = Topics(own.topic_prefix).inbox
+    partition = partition_for(started.out.strip().encode(), own.partitions)
+    (sent,) = [r async for r in read_partition(own.bootstrap, TopicPartition(topic, partition), None)]
+    assert sent.value is not None and sent.value[2:10] == fingerprint
+    assert published_at <= sent.timestamp  # acknowledged before the StartWorkflow was sent
+
+
+async def test_a_missing_schemas_topic_is_created_as_kflow_declares_it_a_missing_inbox_is_an_error(
+    settings: Settings, java_client: Path
+) -> None:
+    own = own_prefix(settings, "javanoschemas")
+    topics = Topics(own.topic_prefix)
+    admin = AIOKafkaAdminClient(bootstrap_servers=own.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topics.inbox, num_partitions=own.partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+    started = await java(own, "start", "greet", '["Flo"]')
+    assert (started.code, started.err) == (0, ""), started
+    assert await topics_named(own) == {topics.inbox, topics.name("schemas")}
+    drift = await check_topics(own.bootstrap, topics, own.partitions)
+    assert [d for d in drift if d.topic == topics.name("schemas")] == []  # compacted, partitions as .inbox, …
+    records = await schema_records(own)
+    assert [key for key, _, _ in records[0]] == [CODEC.fingerprint("StartWorkflow").hex().encode()]
+
+    none = own_prefix(settings, "javanoinbox")
+    done = await java(none, "start", "greet", '["Gil"]')
+    assert (done.code, done.out) == (4, ""), done
+    missing = Topics(none.topic_prefix).inbox
+    assert done.err == f"kflow-java: error: topic {missing} does not exist (kflow topics create makes it)\n"
+    assert await topics_named(none) == set()  # neither topic was created (as a broker auto-creates on a send)
+
+
+def test_schemas_load_into_one_avro_1_12_parser_to_pythons_fingerprints(java_client: Path) -> None:
+    check_fingerprints(["java", "-jar", str(java_client), "schemas", str(SCHEMAS)], "1.12")
+
+
+def test_schemas_load_into_one_avro_1_11_parser_to_pythons_fingerprints(avro_111_classpath: str) -> None:
+    # the client's own SchemaFingerprints.java, run as a single-file program on Avro 1.11's class path
+    check_fingerprints(["java", "-cp", avro_111_classpath, str(FINGERPRINTS_JAVA), str(SCHEMAS)], "1.11")

@@ -8,14 +8,22 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 
 import kflow.ErrorInfo;
 import kflow.Payload;
 import kflow.RunFinished;
 import kflow.StartWorkflow;
+import org.apache.avro.Schema;
+import org.apache.avro.SchemaNormalization;
 import org.apache.avro.util.ClassSecurityValidator;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -24,6 +32,7 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.utils.Utils;
@@ -35,6 +44,9 @@ import org.apache.kafka.common.utils.Utils;
  * of the writer schema, the binary body: what the generated classes' {@code toByteBuffer()} and
  * {@code getDecoder()} do) and keyed by the run id as raw UTF-8 bytes, so Kafka's default partitioner
  * (murmur2 of the key) puts all of a run's records on one partition number on every topic.
+ *
+ * <p>Before its first write, a process publishes the writer schema it writes with to {@code <prefix>.schemas}, as
+ * every kflow process does (docs/evolution.md): so that a reader of an older release can resolve its records.
  */
 public final class KflowClient {
 
@@ -54,6 +66,10 @@ public final class KflowClient {
 
         String completions() {
             return topicPrefix + ".completions";
+        }
+
+        String schemas() {
+            return topicPrefix + ".schemas";
         }
 
         private static String orDefault(String value, String fallback) {
@@ -79,6 +95,12 @@ public final class KflowClient {
     static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(15);
 
     private static final Duration POLL = Duration.ofMillis(500);
+
+    /** {@code <prefix>.schemas}: every record on this partition (one read of one partition sees them all). */
+    private static final int SCHEMAS_PARTITION = 0;
+
+    /** "bootstrap topic fingerprint" of every writer schema this process has published: each at most once. */
+    private static final Set<String> PUBLISHED = ConcurrentHashMap.newKeySet();
 
     private final Config config;
 
@@ -111,8 +133,16 @@ public final class KflowClient {
                 .setRequestedAt(System.currentTimeMillis())
                 .setDepth(0)
                 .build(); // idempotency_key, parent_run_id, parent_position, continued_from: their default, null
-        send(config.inbox(), runId, bytes(record.toByteBuffer()));
+        send(config.inbox(), runId, bytes(record.toByteBuffer()), StartWorkflow.getClassSchema());
         return runId;
+    }
+
+    /**
+     * The key of {@code schema} on {@code <prefix>.schemas}: its CRC-64-AVRO fingerprint (of the Parsing Canonical
+     * Form) as 16 lowercase hex characters, the 8 bytes in the order of the single-object header (little-endian).
+     */
+    public static String schemaKey(Schema schema) {
+        return SchemaFingerprints.hex(SchemaNormalization.parsingFingerprint64(schema));
     }
 
     /**
@@ -160,7 +190,16 @@ public final class KflowClient {
         }
     }
 
-    private void send(String topic, String runId, byte[] value) throws Unavailable {
+    /**
+     * Sends {@code value} keyed by {@code runId} to {@code topic}; first, once per process, publishes its
+     * {@code writer} schema to {@code <prefix>.schemas} (creating that topic like kflow when it is missing).
+     */
+    private void send(String topic, String runId, byte[] value, Schema writer) throws Unavailable {
+        String published = config.bootstrap() + " " + config.schemas() + " " + schemaKey(writer);
+        boolean publish = !PUBLISHED.contains(published);
+        if (publish) {
+            ensureSchemasTopic();
+        }
         Properties props = common();
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
@@ -171,23 +210,81 @@ public final class KflowClient {
         props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, String.valueOf(2 * CONNECT_TIMEOUT.toMillis()));
         // No partitioner configured: Kafka's default hashes the key with murmur2, as kflow expects.
         KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props);
+        String target = topic;
         try {
+            if (publish) { // acknowledged (acks=all) before the record that needs it is sent
+                target = config.schemas();
+                byte[] key = schemaKey(writer).getBytes(StandardCharsets.US_ASCII);
+                byte[] json = writer.toString().getBytes(StandardCharsets.UTF_8);
+                producer.send(new ProducerRecord<>(target, SCHEMAS_PARTITION, key, json)).get();
+                PUBLISHED.add(published);
+                target = topic;
+            }
             producer.send(new ProducerRecord<>(topic, runId.getBytes(StandardCharsets.UTF_8), value)).get();
         } catch (ExecutionException e) {
-            Throwable cause = e.getCause() == null ? e : e.getCause();
-            if (cause instanceof org.apache.kafka.common.errors.TimeoutException) {
-                throw unreachable(cause);
-            }
-            throw new Unavailable("cannot send to " + topic + ": " + cause.getClass().getSimpleName() + ": "
-                    + cause.getMessage());
+            throw failed("cannot send to " + target, e);
         } catch (org.apache.kafka.common.errors.TimeoutException e) {
             throw unreachable(e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new Unavailable("interrupted while sending to " + topic);
+            throw new Unavailable("interrupted while sending to " + target);
         } finally {
             producer.close(Duration.ofSeconds(5));
         }
+    }
+
+    /**
+     * Creates {@code <prefix>.schemas} when it is missing, as kflow's processes do: alongside {@code <prefix>.inbox}
+     * (its partition count and replication factor), compacted, without time retention. Checked with an admin
+     * client first: a producer's send to a missing topic makes a broker with {@code auto.create.topics.enable}
+     * create it with the default (deleting, time-retained) config. A missing {@code .inbox} is reported, not made.
+     */
+    private void ensureSchemasTopic() throws Unavailable {
+        Properties props = common();
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, String.valueOf(CONNECT_TIMEOUT.toMillis()));
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, String.valueOf(CONNECT_TIMEOUT.toMillis()));
+        String inbox = config.inbox();
+        String schemas = config.schemas();
+        Admin admin = Admin.create(props);
+        try {
+            Set<String> names = admin.listTopics().names().get();
+            if (!names.contains(inbox)) {
+                throw new Unavailable("topic " + inbox + " does not exist (kflow topics create makes it)");
+            }
+            if (names.contains(schemas)) {
+                return;
+            }
+            TopicDescription companion = admin.describeTopics(List.of(inbox)).allTopicNames().get().get(inbox);
+            int replicas = companion.partitions().stream().mapToInt(p -> p.replicas().size()).min().orElse(1);
+            NewTopic topic = new NewTopic(schemas, companion.partitions().size(), (short) replicas).configs(Map.of(
+                    "cleanup.policy", "compact",
+                    "retention.ms", "-1",
+                    "min.insync.replicas", String.valueOf(Math.max(1, replicas - 1))));
+            try {
+                admin.createTopics(List.of(topic)).all().get();
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof TopicExistsException)) { // else: a concurrent creator was first
+                    throw e;
+                }
+            }
+        } catch (ExecutionException e) {
+            throw failed("cannot check or create topic " + schemas, e);
+        } catch (org.apache.kafka.common.errors.TimeoutException e) {
+            throw unreachable(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new Unavailable("interrupted while checking topic " + schemas);
+        } finally {
+            admin.close(Duration.ofSeconds(5));
+        }
+    }
+
+    private Unavailable failed(String what, ExecutionException e) {
+        Throwable cause = e.getCause() == null ? e : e.getCause();
+        if (cause instanceof org.apache.kafka.common.errors.TimeoutException) {
+            return unreachable(cause);
+        }
+        return new Unavailable(what + ": " + cause.getClass().getSimpleName() + ": " + cause.getMessage());
     }
 
     private static int partitionCount(KafkaConsumer<byte[], byte[]> consumer, String topic, Duration timeout)

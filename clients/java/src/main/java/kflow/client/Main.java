@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.File;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.PrintStream;
@@ -24,10 +25,11 @@ import kflow.RunFinished;
 
 /**
  * The command line: {@code start WORKFLOW [ARGS_JSON]} prints the new run's id; {@code result RUN_ID [--timeout
- * SECONDS]} waits for the run and prints its result.
+ * SECONDS]} waits for the run and prints its result; {@code schemas DIR} prints the fingerprint of every record
+ * schema of a schema directory as this client's Avro computes it.
  *
  * <p>Exit status: 0 done (completed), 1 the run failed or was cancelled (one line on stderr: its error type and
- * message) or another error, 2 bad arguments, 4 Kafka unreachable, a topic missing, or the timeout passed.
+ * message) or another error (a schema that does not load), 2 bad arguments, 4 Kafka unreachable, a topic missing, or the timeout passed.
  */
 public final class Main {
     static final int OK = 0;
@@ -37,15 +39,19 @@ public final class Main {
 
     static final String SYNOPSIS = String.join("\n",
             "usage: java -jar kflow-client.jar start WORKFLOW [ARGS_JSON]",
-            "       java -jar kflow-client.jar result RUN_ID [--timeout SECONDS]");
+            "       java -jar kflow-client.jar result RUN_ID [--timeout SECONDS]",
+            "       java -jar kflow-client.jar schemas DIR");
 
     static final String USAGE_TEXT = String.join("\n",
             SYNOPSIS,
             "",
-            "  start   send a StartWorkflow to <prefix>.inbox and print the run id; ARGS_JSON is a JSON array of",
-            "          positional arguments (default []) or an object {\"args\": [...], \"kwargs\": {...}}",
+            "  start   send a StartWorkflow to <prefix>.inbox (its schema to <prefix>.schemas first) and print",
+            "          the run id; ARGS_JSON is a JSON array of positional arguments (default []) or an object",
+            "          {\"args\": [...], \"kwargs\": {...}}",
             "  result  wait for the run's RunFinished on <prefix>.completions and print its result as JSON",
             "          (a result in another payload codec: \"codec NAME: DATA\"); no --timeout: wait for ever",
+            "  schemas parse DIR/types/*.avsc, then DIR/*.avsc, into one Avro parser; print the Avro version,",
+            "          then NAME FINGERPRINT (16 hex characters, header byte order) for each record schema",
             "",
             "environment: KFLOW_BOOTSTRAP (127.0.0.1:9092), KFLOW_TOPIC_PREFIX (kflow)",
             "exit status: 0 completed, 1 failed or cancelled (or another error), 2 usage,",
@@ -78,22 +84,29 @@ public final class Main {
                 return OK;
             }
             if (argv.length == 0) {
-                throw new UsageError("a command is required: start or result");
+                throw new UsageError("a command is required: start, result or schemas");
             }
-            KflowClient client = new KflowClient(KflowClient.Config.fromEnv(env));
+            KflowClient.Config config = KflowClient.Config.fromEnv(env);
             switch (argv[0]) {
                 case "start" -> {
                     if (argv.length < 2 || argv.length > 3) {
                         throw new UsageError("start takes WORKFLOW [ARGS_JSON]");
                     }
                     byte[] call = callArguments(argv.length == 3 ? argv[2] : "[]");
-                    out.println(client.start(argv[1], call));
+                    out.println(new KflowClient(config).start(argv[1], call));
                     return OK;
                 }
                 case "result" -> {
-                    return result(client, argv, out, err);
+                    return result(new KflowClient(config), argv, out, err);
                 }
-                default -> throw new UsageError("unknown command " + argv[0] + " (start or result)");
+                case "schemas" -> {
+                    if (argv.length != 2) {
+                        throw new UsageError("schemas takes DIR (the repository's schemas/)");
+                    }
+                    SchemaFingerprints.print(new File(argv[1]), out);
+                    return OK;
+                }
+                default -> throw new UsageError("unknown command " + argv[0] + " (start, result or schemas)");
             }
         } catch (UsageError e) {
             err.println(SYNOPSIS);
