@@ -47,6 +47,7 @@ from ._errors import (
     WorkflowSandboxError,
     WorkflowTimeoutError,
 )
+from ._payload_types import payload_type, register_payload_types
 from ._registry import Registry
 from ._retry import RetryDelay, RetryPolicy
 from ._scheduler import ScheduleError, fire_run_id, trigger_run_id
@@ -75,6 +76,8 @@ __all__ = [
     "Duration",
     "Registry",
     "RunStatus",
+    "payload_type",
+    "register_payload_types",
     # schedules
     "scheduled_workflow",
     "ScheduleSpec",

@@ -27,6 +27,7 @@ from ._events import (
     WorkflowStarted,
 )
 from ._loop import WorkflowLoop
+from ._payload_types import PayloadCheck
 from ._pending import (
     MAX_CHILD_DEPTH,
     CommandKey,
@@ -54,8 +55,10 @@ class RunCore:
         mode: Mode,
         recorded: dict[int, CommandKey] | None = None,
         limits: EventLimits | None = None,
+        payload_check: PayloadCheck | None = None,
     ) -> None:
         self.workflow = workflow
+        self.payload_check = payload_check  # the host's: values its payload codec cannot carry raise at the call
         # The workflow's own limits win over the host's; EventLimits() when neither is set.
         self.limits = workflow.event_limits or limits or EventLimits()
         self.started = started
@@ -175,6 +178,11 @@ class RunCore:
                 self.diverge(position, recorded.describe() if recorded else "nothing", key.describe())
         return position
 
+    def check_payload(self, value: object, field: str) -> None:
+        """Raise, at the workflow's call, what encoding ``value`` as ``field`` would raise (replay too)."""
+        if self.payload_check is not None and self.mode is not Mode.CLOSED:
+            self.payload_check(value, field)
+
     def diverge(self, position: int, recorded: str, new: str) -> NoReturn:
         """Record a divergence and unwind the workflow code (called from workflow code)."""
         self.divergence = self.divergence_error(position, recorded, new)
@@ -194,6 +202,7 @@ class RunCore:
 
     async def call_step(self, defn: StepDefinition, args: CallArgs) -> object:
         """Issue a step call and wait for its final outcome."""
+        self.check_payload(args, "args")
         position = self.issue(CommandKey("step", defn.name))
         entry = Pending(
             position, "step", self.loop.create_future(), defn.name, step=defn, args=args, context=self.step_context_wire
@@ -281,6 +290,7 @@ class RunCore:
                 f"start_child_workflow({name!r}) from run {self.run_id}: child workflows nest at most "
                 f"{MAX_CHILD_DEPTH} levels deep and this run is at depth {self.started.depth}"
             )
+        self.check_payload(args, "args")
         position = self.issue(CommandKey("child", name))
         child = child_run_id(self.run_id, position)
         entry = Pending(position, "child", self.loop.create_future(), name, args=args, child_run_id=child)
@@ -330,6 +340,7 @@ class RunCore:
         """Note a continue-as-new request; the run ends after this activation."""
         if self.mode is Mode.CLOSED:
             raise Unwind()
+        self.check_payload(args, "args")
         if self.continue_args is None:
             self.continue_args = args
         return ContinueAsNewSignal()

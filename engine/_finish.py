@@ -69,12 +69,22 @@ def outcome_of(core: RunCore) -> Outcome | None:
         return failed(stray_cancellation(core, main))
     exc = main.exception()
     if exc is None:
-        return Outcome(RunStatus.COMPLETED, result=main.result())
+        return completed(core, main.result())
     if isinstance(exc, (Unwind, ContinueAsNewSignal)):
         return None
     if isinstance(exc, CancellationError):
         return Outcome(RunStatus.CANCELLED, reason=core.cancel_reason if core.cancel_requested else str(exc))
     return failed(exc)
+
+
+def completed(core: RunCore, result: object) -> Outcome:
+    """The outcome of workflow code that returned ``result``: failed when the host's payload codec cannot carry
+    it (the error names the path and the type), so no run ends with a result nobody can read."""
+    try:
+        core.check_payload(result, "result")
+    except Exception as exc:  # a PayloadError; or user code the check runs (a pydantic serializer) failing
+        return failed(exc)
+    return Outcome(RunStatus.COMPLETED, result=result)
 
 
 def poison_error(core: RunCore) -> PoisonCodeError | None:

@@ -15,6 +15,7 @@ from ._definitions import (
     workflow_definition,
 )
 from ._errors import DuplicateNameError, RegistryError, UnknownStepError, UnknownWorkflowError
+from ._payload_types import PayloadTypes
 
 
 class Registry:
@@ -101,6 +102,13 @@ class Registry:
     def steps(self) -> Mapping[str, StepDefinition]:
         """All steps by name (read-only view)."""
         return dict(self._steps)
+
+    @property
+    def payload_types(self) -> PayloadTypes:
+        """The payload classes this registry allows: those registered with ``@payload_type`` and those defined in
+        the modules of its workflows and steps (docs/payloads.md, "Which classes")."""
+        functions = [d.fn for d in self._workflows.values()] + [d.fn for d in self._steps.values()]
+        return PayloadTypes(str(module) for fn in functions if (module := getattr(fn, "__module__", None)))
 
     @property
     def schedules(self) -> Mapping[str, DeclaredSchedule]:

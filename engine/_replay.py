@@ -25,6 +25,7 @@ from ._events import (
 from ._failures import qualified_name
 from ._finish import Outcome, outcome_of_event
 from ._limits import first_activation_dropped, is_limit_failure
+from ._payload_types import PayloadCheck
 from ._pending import CommandKey, Mode
 from ._registry import Registry
 from ._status import RunStatus
@@ -34,18 +35,24 @@ _FORCED_FAILURE = qualified_name(NonDeterminismError)
 _BUDGET_FAILURE = qualified_name(ActivationBudgetExceededError)
 
 
-def replay_core(registry: Registry, history: Sequence[HistoryEvent], limits: EventLimits | None = None) -> RunCore:
+def replay_core(
+    registry: Registry,
+    history: Sequence[HistoryEvent],
+    limits: EventLimits | None = None,
+    payload_check: PayloadCheck | None = None,
+) -> RunCore:
     """Replay ``history`` through the workflow code; return the rebuilt (live-mode) core.
 
     ``limits`` are the host's default event limits (the workflow's own win); replay does not
-    enforce them.
+    enforce them. ``payload_check``: the host's (see ``Run.start``).
 
     Raises:
         HistoryError: the history is malformed.
         NonDeterminismError: the code issues different commands than the history recorded.
     """
     started = check_history(history)
-    core = RunCore(registry.workflow(started.workflow_name), started, Mode.REPLAY, index_commands(history), limits)
+    defn = registry.workflow(started.workflow_name)
+    core = RunCore(defn, started, Mode.REPLAY, index_commands(history), limits, payload_check)
     if started.deadline_at is not None:
         core.deadline_timer = "workflow_timeout:-1:1"
     try:

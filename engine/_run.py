@@ -14,6 +14,7 @@ from ._errors import NonDeterminismError, RunClosedError
 from ._events import HistoryEvent, WorkflowStarted
 from ._finish import failed, outcome_of_event
 from ._limits import enforce_limits, warn_on_soft
+from ._payload_types import PayloadCheck
 from ._pending import Mode
 from ._records import Command, Input, RunFinished, StartWorkflow
 from ._registry import Registry
@@ -57,7 +58,13 @@ class Run:
 
     @classmethod
     def start(
-        cls, registry: Registry, start: StartWorkflow, now_ms: int, limits: EventLimits | None = None
+        cls,
+        registry: Registry,
+        start: StartWorkflow,
+        now_ms: int,
+        limits: EventLimits | None = None,
+        *,
+        payload_check: PayloadCheck | None = None,
     ) -> tuple[Run, Transition]:
         """Start a run: WorkflowStarted, its deadline timer, and the first activation.
 
@@ -65,6 +72,10 @@ class Run:
         (``@workflow(event_limits=...)``) win. See ``EventLimits`` for what they do: if the
         first activation alone would exceed ``hard``, its commands are dropped and the run
         fails right after WorkflowStarted (and the deadline timer).
+
+        ``payload_check`` is the host's payload codec (``RecordCodec.payload_check``): step, child and
+        continue-as-new arguments it cannot carry raise its error at the workflow's call, and a result it
+        cannot carry fails the run with it; None checks nothing (values are not encoded in memory).
 
         Raises:
             UnknownWorkflowError: ``start.workflow_name`` is not registered.
@@ -84,7 +95,7 @@ class Run:
             deadline_at=deadline,
             depth=start.depth,
         )
-        core = RunCore(defn, started, Mode.LIVE, limits=limits)
+        core = RunCore(defn, started, Mode.LIVE, limits=limits, payload_check=payload_check)
         core.emit(started)
         if deadline is not None:
             core.deadline_timer = _DEADLINE_TIMER
@@ -99,12 +110,20 @@ class Run:
         return run, run._drain()
 
     @classmethod
-    def replay(cls, registry: Registry, history: Sequence[HistoryEvent], limits: EventLimits | None = None) -> Run:
+    def replay(
+        cls,
+        registry: Registry,
+        history: Sequence[HistoryEvent],
+        limits: EventLimits | None = None,
+        *,
+        payload_check: PayloadCheck | None = None,
+    ) -> Run:
         """Rebuild a run from its history by re-running the workflow code; emits nothing.
 
         ``limits`` (the host's default event limits) apply to the inputs handled afterwards;
         replay itself never enforces them nor warns. A history already longer than ``hard``
-        (the limit was lowered) replays, and its next live input fails the run.
+        (the limit was lowered) replays, and its next live input fails the run. ``payload_check`` as for
+        ``start`` (the same one: the code must see the same errors as when it ran live).
 
         Raises:
             HistoryError: the history is malformed.
@@ -112,30 +131,44 @@ class Run:
                 the position, the recorded and the new command).
             UnknownWorkflowError: the workflow is not registered.
         """
-        return cls(replay_core(registry, history, limits))
+        return cls(replay_core(registry, history, limits, payload_check))
 
     @classmethod
     def recover(
-        cls, registry: Registry, history: Sequence[HistoryEvent], now_ms: int, limits: EventLimits | None = None
+        cls,
+        registry: Registry,
+        history: Sequence[HistoryEvent],
+        now_ms: int,
+        limits: EventLimits | None = None,
+        *,
+        payload_check: PayloadCheck | None = None,
     ) -> tuple[Run, Transition]:
         """What a host calls on a cache miss: ``replay``, but a divergence fails the run.
 
         Returns the run and the transition to persist: empty after a clean replay, or
         WorkflowFailed(NonDeterminismError) + RunFinished when the code diverged. A history
         that already ended is not re-run at all: the finished run ignores every input.
-        ``limits`` as for ``start``; the divergence failure is never held back by them.
+        ``limits`` and ``payload_check`` as for ``start``; the divergence failure is never held back by them.
         """
         started = check_history(history)
         ending = history[-1]
         if isinstance(ending, TERMINAL_TYPES):
-            core = RunCore(registry.workflow(started.workflow_name), started, Mode.CLOSED, limits=limits)
+            core = RunCore(
+                registry.workflow(started.workflow_name),
+                started,
+                Mode.CLOSED,
+                limits=limits,
+                payload_check=payload_check,
+            )
             core.seq = len(history)
             core.status = outcome_of_event(ending).status
             return cls(core), Transition()
         try:
-            return cls.replay(registry, history, limits), Transition()
+            return cls.replay(registry, history, limits, payload_check=payload_check), Transition()
         except NonDeterminismError as exc:
-            core = RunCore(registry.workflow(started.workflow_name), started, Mode.LIVE, limits=limits)
+            core = RunCore(
+                registry.workflow(started.workflow_name), started, Mode.LIVE, limits=limits, payload_check=payload_check
+            )
             core.seq = len(history)
             core.now_ms = max(now_ms, history[-1].timestamp)
             finish(core, failed(exc))

@@ -12,6 +12,7 @@ from ._definitions import EventLimits
 from ._errors import CancellationError, KflowError
 from ._events import HistoryEvent
 from ._failures import rebuild_exception
+from ._payload_types import PayloadCheck
 from ._records import (
     CallArgs,
     CancelTimer,
@@ -43,6 +44,10 @@ class InMemoryDriver:
         run_ids: factory for new run ids (default: uuid4 hex).
         event_limits: the host's default event limits (a workflow's own win; default
             ``EventLimits()``).
+        payload_check: check values as a real host's payload codec would (values stay in memory here, so
+            by default nothing is checked): ``RecordCodec(types=registry.payload_types).payload_check``
+            makes step and child arguments, results and hook payloads the JSON codecs cannot carry fail
+            as they do on Kafka (see ``Run.start``); ``start`` and ``resume_hook`` raise its error.
     """
 
     def __init__(
@@ -53,8 +58,10 @@ class InMemoryDriver:
         always_replay: bool = False,
         run_ids: Callable[[], str] | None = None,
         event_limits: EventLimits | None = None,
+        payload_check: PayloadCheck | None = None,
     ) -> None:
         self.registry = registry
+        self.payload_check = payload_check
         self.clock = clock
         self.always_replay = always_replay
         self.event_limits = event_limits
@@ -70,15 +77,11 @@ class InMemoryDriver:
     def start(self, name_or_fn: str | Callable[..., object], *args: object, **kwargs: object) -> str:
         """Start a run of a workflow (by name or decorated function); returns its run id."""
         defn = self.registry.workflow_for(name_or_fn)
+        call = CallArgs(tuple(args), dict(kwargs))
+        if self.payload_check is not None:
+            self.payload_check(call, "args")  # as Client.start refuses to send them
         run_id = self._new_run_id()
-        self._start(
-            StartWorkflow(
-                run_id=run_id,
-                workflow_name=defn.name,
-                args=CallArgs(tuple(args), dict(kwargs)),
-                requested_at=self.clock.now_ms(),
-            )
-        )
+        self._start(StartWorkflow(run_id=run_id, workflow_name=defn.name, args=call, requested_at=self.clock.now_ms()))
         return run_id
 
     def deliver(self, received: Input) -> Transition:
@@ -108,7 +111,7 @@ class InMemoryDriver:
                 self.deliver(self._address(self._inputs.popleft()))
             elif self._tasks:
                 cmd = self._tasks.popleft()
-                self.deliver(await execute_step(self.registry, cmd, self.clock))
+                self.deliver(await execute_step(self.registry, cmd, self.clock, payload_check=self.payload_check))
             elif (timer := self._next_due_timer()) is not None:
                 del self._timers[(timer.run_id, timer.timer_id)]
                 self.deliver(
@@ -132,6 +135,8 @@ class InMemoryDriver:
     def resume_hook(self, token: str, payload: object) -> Transition:
         """Deliver a hook payload to the run named in ``token`` (``"{run_id}:{name}"``)."""
         run_id = token.split(":", 1)[0]
+        if self.payload_check is not None:
+            self.payload_check(payload, "payload")  # as Client.resume_hook refuses to send it
         return self.deliver(ResumeHook(run_id=run_id, token=token, payload=payload, requested_at=self.clock.now_ms()))
 
     def status(self, run_id: str) -> str:
@@ -175,7 +180,9 @@ class InMemoryDriver:
     def _start(self, start: StartWorkflow) -> None:
         if start.run_id in self._histories:
             return  # a duplicate start: the run exists already
-        run, transition = Run.start(self.registry, start, self.clock.now_ms(), self.event_limits)
+        run, transition = Run.start(
+            self.registry, start, self.clock.now_ms(), self.event_limits, payload_check=self.payload_check
+        )
         self._histories[start.run_id] = []
         self._absorb(run, transition)
         self._park(run)
@@ -183,7 +190,8 @@ class InMemoryDriver:
     def _load(self, run_id: str) -> Run:
         run = self._runs.get(run_id)
         if run is None:
-            run, transition = Run.recover(self.registry, self._history(run_id), self.clock.now_ms(), self.event_limits)
+            now, limits, check = self.clock.now_ms(), self.event_limits, self.payload_check
+            run, transition = Run.recover(self.registry, self._history(run_id), now, limits, payload_check=check)
             self._absorb(run, transition)
         return run
 

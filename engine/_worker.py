@@ -10,11 +10,19 @@ from ._context import step_context_scope
 from ._definitions import StepDefinition
 from ._errors import PoisonCodeError, StepTimeoutError
 from ._failures import describe, error_info
+from ._payload_types import PayloadCheck
 from ._records import ErrorInfo, ExecuteStep, StepResult
 from ._registry import Registry
 
 
-async def execute_step(registry: Registry, cmd: ExecuteStep, clock: Clock, *, worker: str = "local") -> StepResult:
+async def execute_step(
+    registry: Registry,
+    cmd: ExecuteStep,
+    clock: Clock,
+    *,
+    worker: str = "local",
+    payload_check: PayloadCheck | None = None,
+) -> StepResult:
     """Run one attempt of ``cmd``'s step and report it; never raises for step errors.
 
     The step runs under ``cmd.timeout_ms`` when set (exceeding it gives a retryable
@@ -25,6 +33,8 @@ async def execute_step(registry: Registry, cmd: ExecuteStep, clock: Clock, *, wo
     the calling task (``Task.cancelling()``) propagates. Synchronous step functions run in a
     thread so they do not block the worker's loop. ``cmd.context`` (the run's step context)
     is readable through ``get_step_context()`` during the call; ``set_step_context`` raises there.
+    A result ``payload_check`` refuses (see ``Run.start``) fails the attempt, not retried: a retry would
+    return a value of the same kind.
     """
     started_at = clock.now_ms()
     try:
@@ -44,6 +54,11 @@ async def execute_step(registry: Registry, cmd: ExecuteStep, clock: Clock, *, wo
     except BaseException as exc:  # SystemExit, KeyboardInterrupt, …: they must not stop the worker
         what = f"{describe(exc)}, which would stop the worker"
         return _failed(cmd, error_info(_poison(cmd, what, exc)), worker, started_at, clock)
+    if payload_check is not None:
+        try:
+            payload_check(result, "result")
+        except Exception as exc:  # a PayloadError, or user code the check runs (a pydantic serializer)
+            return _failed(cmd, unsendable_result(cmd.step_name, exc), worker, started_at, clock)
     return StepResult(
         run_id=cmd.run_id,
         position=cmd.position,
@@ -67,6 +82,13 @@ def _failed(cmd: ExecuteStep, error: ErrorInfo, worker: str, started_at: int, cl
         started_at=started_at,
         finished_at=clock.now_ms(),
     )
+
+
+def unsendable_result(step_name: str, exc: BaseException) -> ErrorInfo:
+    """The non-retryable error of a step attempt whose result cannot be encoded (``exc`` says why, with the path)."""
+    info = error_info(exc, with_traceback=False)
+    message = f"the result of step {step_name!r} cannot be encoded: {info.message}"
+    return ErrorInfo(type=info.type, message=message, retryable=False)
 
 
 def _poison(cmd: ExecuteStep, what: str, cause: BaseException) -> PoisonCodeError:

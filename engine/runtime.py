@@ -42,6 +42,7 @@ from ._events import (
     WorkflowStarted,
 )
 from ._failures import error_info, rebuild_exception
+from ._payload_types import PayloadCheck, PayloadTypes
 from ._pending import MAX_CHILD_DEPTH
 from ._records import (
     CallArgs,
@@ -92,6 +93,8 @@ __all__ = [
     "Clock",
     "SystemClock",
     "parse_duration",
+    "PayloadTypes",
+    "PayloadCheck",
     # schedules
     "ScheduleDecision",
     "decide_schedule",

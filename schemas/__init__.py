@@ -12,6 +12,7 @@ from ._errors import PayloadError, SchemaError
 from ._payload import decode_payload, encode_payload
 from ._records import RecordCodec
 from ._schema_set import learn_schema, set_schema_source
+from ._typed_json import UnresolvedValue
 
 __all__ = [
     "Codec",
@@ -19,6 +20,7 @@ __all__ = [
     "PayloadError",
     "RecordCodec",
     "SchemaError",
+    "UnresolvedValue",
     "decode_payload",
     "encode_payload",
     "learn_schema",

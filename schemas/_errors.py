@@ -21,7 +21,9 @@ class SchemaError(KflowError):
 class PayloadError(SchemaError):
     """An argument/result payload could not be encoded or decoded.
 
-    Raised for an unknown payload codec, a value JSON cannot represent, and a cloudpickle payload that
-    is unsigned, badly signed, truncated or arrives while no secret is configured (such a payload is
-    never unpickled).
+    Raised for an unknown payload codec; a value the JSON codecs cannot carry (the message starts with its path
+    and type, ``$.result["items"][2]: object …``); a ``json+types`` document with an unknown or malformed tag, or
+    naming a class that is not allowed (the message says how to allow it; docs/payloads.md); and a cloudpickle
+    payload that is unsigned, badly signed, truncated or arrives while no secret is configured (such a payload
+    is never unpickled).
     """

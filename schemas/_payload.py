@@ -1,9 +1,12 @@
 """Payload codecs: how argument and result values become the bytes of an Avro ``Payload`` record.
 
-``json`` (the default) is compact UTF-8 JSON that any language can read. ``cloudpickle`` carries any
-Python value, but unpickling runs code chosen by whoever wrote the bytes, so a pickle is only ever
-written signed and only ever read after its signature verifies: ``data`` is
-HMAC-SHA256(secret, pickle) (32 bytes) followed by the pickle.
+The JSON codecs (the default; spec: ``docs/payloads.md``) are language-neutral: a value plain JSON carries exactly
+is written as compact UTF-8 JSON under the codec name ``json``, byte for byte as it always was; any other value
+they carry (tuples, sets, datetimes, Decimals, UUIDs, bytes, Enum members, dataclasses, pydantic models, dicts with
+non-string keys, NaN, …) makes the payload a ``json+types`` document, tagged JSON whose classes are resolved only
+from an allow-list (``engine.runtime.PayloadTypes``). ``cloudpickle`` carries any Python value, but unpickling
+runs code chosen by whoever wrote the bytes, so a pickle is only ever written signed and only ever read after its
+signature verifies: ``data`` is HMAC-SHA256(secret, pickle) (32 bytes) followed by the pickle.
 """
 
 from __future__ import annotations
@@ -12,21 +15,35 @@ import hashlib
 import hmac
 import json
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
-from ._errors import PayloadError
+from engine.runtime import PayloadTypes
 
-__all__ = ["CLOUDPICKLE", "JSON", "decode_payload", "encode_payload"]
+from ._errors import PayloadError
+from ._typed_json import TYPED, call_tree, is_plain, surrogate_path, tag_tree, type_name
+from ._typed_json_decode import TypedDecoder
+
+__all__ = [
+    "CLOUDPICKLE",
+    "JSON",
+    "TYPED",
+    "check_payload",
+    "decode_payload",
+    "decode_with",
+    "encode_call_payload",
+    "encode_payload",
+]
 
 JSON: Final = "json"
-"""Name of the JSON payload codec (the default)."""
+"""Name of the plain JSON payload codec; as an encoding choice, the JSON codecs (``json`` or ``json+types``)."""
 
 CLOUDPICKLE: Final = "cloudpickle"
 """Name of the signed cloudpickle payload codec (needs a secret on both sides)."""
 
 _MAC_SIZE: Final = hashlib.sha256().digest_size
 _CLOUDPICKLE_HINT: Final = "use codec='cloudpickle' with a secret (KFLOW_SECRET) for arbitrary Python values"
+_KNOWN: Final = f"known: {JSON!r}, {TYPED!r}, {CLOUDPICKLE!r}"
 
 
 class _NotJsonable(Exception):
@@ -48,44 +65,118 @@ _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, al
 _DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
-def encode_payload(value: object, codec: str = JSON, secret: bytes | None = None) -> dict[str, object]:
-    """Encode `value` as an Avro ``Payload`` record: ``{"codec": codec, "data": bytes}``.
+def encode_payload(
+    value: object,
+    codec: str = JSON,
+    secret: bytes | None = None,
+    *,
+    types: PayloadTypes | None = None,
+    path: str = "$",
+) -> dict[str, object]:
+    """Encode `value` as an Avro ``Payload`` record: ``{"codec": name, "data": bytes}``.
 
     Args:
-        value: the value. With ``json`` it must be JSON-representable (dicts with string keys, lists,
-            tuples, strings, finite numbers, booleans, None); tuples come back as lists.
-        codec: ``"json"`` (default) or ``"cloudpickle"``.
-        secret: the HMAC key; required for ``cloudpickle``, ignored for ``json``.
+        value: the value.
+        codec: ``"json"`` (default: the JSON codecs, which write ``json`` for a value plain JSON carries exactly
+            and ``json+types`` for any other value they carry; see docs/payloads.md) or ``"cloudpickle"``.
+        secret: the HMAC key; required for ``cloudpickle``, ignored otherwise.
+        types: the classes (Enum, dataclass, pydantic model) values may have; default: those registered with
+            ``engine.payload_type``.
+        path: where the value sits, for messages (``$.result``).
 
     Raises:
-        PayloadError: unknown codec; a value JSON cannot represent (the message names its type);
-            ``cloudpickle`` without a secret; a value cloudpickle cannot pickle.
+        PayloadError: unknown codec; a value the JSON codecs cannot carry (the message starts with its path and
+            names its type: ``$.result["items"][2]: object …``); ``cloudpickle`` without a secret; a value
+            cloudpickle cannot pickle.
     """
+    return _encode(codec, secret, value, lambda: json_document(value, types or PayloadTypes(), path))
+
+
+def encode_call_payload(
+    args: Iterable[object],
+    kwargs: Mapping[str, object],
+    codec: str = JSON,
+    secret: bytes | None = None,
+    *,
+    types: PayloadTypes | None = None,
+) -> dict[str, object]:
+    """The ``Payload`` of call arguments, ``{"args": [...], "kwargs": {...}}``; paths in messages are ``$.args[i]``
+    and ``$.kwargs["name"]``. Raises as ``encode_payload``."""
+    args = list(args)
+    call = {"args": args, "kwargs": kwargs}
+    return _encode(codec, secret, call, lambda: call_document(args, kwargs, types or PayloadTypes()))
+
+
+def check_payload(value: object, path: str = "$", *, types: PayloadTypes | None = None) -> None:
+    """Raise the ``PayloadError`` ``encode_payload(value, types=types, path=path)`` would raise, if any."""
+    json_document(value, types or PayloadTypes(), path)
+
+
+def _encode(
+    codec: str, secret: bytes | None, value: object, json_data: Callable[[], tuple[str, bytes]]
+) -> dict[str, object]:
     if codec == JSON:
-        data = _json_encode(value)
+        name, data = json_data()
     elif codec == CLOUDPICKLE:
         key = _require_secret(secret, "sign a cloudpickle payload")
         pickled = _pickle(value)
-        data = hmac.new(key, pickled, hashlib.sha256).digest() + pickled
+        name, data = codec, hmac.new(key, pickled, hashlib.sha256).digest() + pickled
     else:
-        raise PayloadError(f"unknown payload codec {codec!r} (known: {JSON!r}, {CLOUDPICKLE!r})")
-    return {"codec": codec, "data": data}
+        raise PayloadError(f"unknown payload codec {codec!r} ({_KNOWN})")
+    return {"codec": name, "data": data}
 
 
-def decode_payload(payload: Mapping[str, object], secret: bytes | None = None) -> object:
+def json_document(value: object, types: PayloadTypes, path: str) -> tuple[str, bytes]:
+    """(codec name, data) of ``value`` under the JSON codecs."""
+    if is_plain(value):
+        return JSON, _json_text(value, lambda: surrogate_path(value, path) or path)
+    return TYPED, _json_text(tag_tree(value, path, types), lambda: surrogate_path(value, path) or path)
+
+
+def call_document(args: list[object], kwargs: Mapping[str, object], types: PayloadTypes) -> tuple[str, bytes]:
+    """(codec name, data) of call arguments under the JSON codecs."""
+    call = {"args": args, "kwargs": kwargs}
+
+    def where() -> str:
+        found = surrogate_path(args, "$.args") or surrogate_path(dict(kwargs), "$.kwargs")
+        return found or "$"
+
+    if is_plain(call):
+        return JSON, _json_text(call, where)
+    return TYPED, _json_text(call_tree(args, kwargs, types), where)
+
+
+def decode_payload(
+    payload: Mapping[str, object],
+    secret: bytes | None = None,
+    *,
+    types: PayloadTypes | None = None,
+    keep_unknown: bool = False,
+) -> object:
     """Decode an Avro ``Payload`` record back into the value.
 
     A ``cloudpickle`` payload is unpickled only after its HMAC-SHA256 signature verifies with
-    `secret`; otherwise it is refused without being unpickled.
+    `secret`; otherwise it is refused without being unpickled. A ``json+types`` payload rebuilds a class only
+    when ``types`` allows it (nothing is imported by a name read from a payload).
 
     Args:
         payload: a mapping with ``codec`` (str) and ``data`` (bytes), as decoded from a record.
-        secret: the HMAC key; required for ``cloudpickle`` payloads, ignored for ``json``.
+        secret: the HMAC key; required for ``cloudpickle`` payloads, ignored otherwise.
+        types: the classes a ``json+types`` payload may name; default: those registered with
+            ``engine.payload_type``.
+        keep_unknown: a class ``types`` does not allow decodes to a ``schemas.UnresolvedValue`` instead of
+            raising (for hosts that only store or show values).
 
     Raises:
-        PayloadError: not a payload, unknown codec, invalid JSON, or a pickle refused because no
-            secret is configured, it is shorter than its signature, or its signature does not verify.
+        PayloadError: not a payload, unknown codec, invalid JSON, an unknown or malformed tag, a class that is not
+            allowed, or a pickle refused because no secret is configured, it is shorter than its signature, or its
+            signature does not verify.
     """
+    return decode_with(payload, secret, TypedDecoder(types or PayloadTypes(), keep_unknown=keep_unknown))
+
+
+def decode_with(payload: Mapping[str, object], secret: bytes | None, typed: TypedDecoder) -> object:
+    """``decode_payload`` with a ready ``json+types`` decoder."""
     try:
         codec = payload["codec"]
         data = payload["data"]
@@ -95,25 +186,24 @@ def decode_payload(payload: Mapping[str, object], secret: bytes | None = None) -
         raise PayloadError(f"payload data must be bytes, got {type(data).__name__}")
     if codec == JSON:
         return _json_decode(bytes(data))
+    if codec == TYPED:
+        return typed.decode(bytes(data))
     if codec == CLOUDPICKLE:
         return _unpickle(_verified(bytes(data), secret))
-    raise PayloadError(f"unknown payload codec {codec!r} (known: {JSON!r}, {CLOUDPICKLE!r})")
+    raise PayloadError(f"unknown payload codec {codec!r} ({_KNOWN})")
 
 
-def _type_name(value: object) -> str:
-    kind = type(value)
-    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-
-
-def _json_encode(value: object) -> bytes:
+def _json_text(tree: object, where: Callable[[], str]) -> bytes:
     try:
-        return _ENCODER.encode(value).encode("utf-8")
-    except _NotJsonable as exc:
+        return _ENCODER.encode(tree).encode("utf-8")
+    except UnicodeEncodeError:
         raise PayloadError(
-            f"a value of type {_type_name(exc.value)} is not JSON-serializable; {_CLOUDPICKLE_HINT}"
+            f"{where()}: str holds a lone surrogate, which UTF-8 cannot encode; {_CLOUDPICKLE_HINT}"
         ) from None
-    except (TypeError, ValueError, RecursionError) as exc:  # bad keys, NaN, cycles, lone surrogates
-        raise PayloadError(f"value is not JSON-serializable: {exc}; {_CLOUDPICKLE_HINT}") from exc
+    except _NotJsonable as exc:  # unreachable: the plain check and the typed walk let no such value through
+        raise PayloadError(f"{where()}: {type_name(exc.value)} cannot be encoded; {_CLOUDPICKLE_HINT}") from None
+    except (TypeError, ValueError, RecursionError) as exc:  # an int too long to write, nesting too deep
+        raise PayloadError(f"{where()}: cannot be encoded: {exc}; {_CLOUDPICKLE_HINT}") from exc
 
 
 def _json_decode(data: bytes) -> object:
@@ -155,7 +245,7 @@ def _pickle(value: object) -> bytes:
     try:
         return bytes(cloudpickle.dumps(value))
     except Exception as exc:
-        raise PayloadError(f"cannot pickle a value of type {_type_name(value)}: {exc}") from exc
+        raise PayloadError(f"cannot pickle a value of type {type_name(value)}: {exc}") from exc
 
 
 def _unpickle(pickled: bytes) -> object:

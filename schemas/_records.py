@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final, cast
 
 from engine import runtime
-from engine.runtime import CallArgs, ErrorInfo
+from engine.runtime import CallArgs, ErrorInfo, PayloadCheck, PayloadTypes
 
 from ._codec import Codec
 from ._errors import SchemaError
-from ._payload import decode_payload, encode_payload
+from ._payload import JSON, call_document, decode_with, encode_call_payload, encode_payload, json_document
+from ._typed_json_decode import TypedDecoder
 
 __all__ = ["RecordCodec"]
 
@@ -46,21 +47,58 @@ class RecordCodec:
 
     Args:
         codec: the schema codec (default: the package's schemas).
-        payload_codec: ``"json"`` (default) or ``"cloudpickle"`` for values inside ``Payload`` fields.
+        payload_codec: ``"json"`` (default: the JSON codecs, ``json`` or ``json+types`` per value; see
+            docs/payloads.md) or ``"cloudpickle"`` for values inside ``Payload`` fields.
         secret: HMAC key; required to write and to read cloudpickle payloads.
+        types: the classes (Enum, dataclass, pydantic model) payload values may have, written and read; default:
+            those registered with ``engine.payload_type``. Hosts pass their registry's (``Registry.payload_types``).
+        keep_unknown: decode a class ``types`` does not allow to a ``schemas.UnresolvedValue`` instead of
+            failing (hosts that only store or show values: the history materializer).
 
     Raises (from encode/decode):
         SchemaError: bytes that are not a kflow record, a value a payload codec cannot carry
             (``PayloadError``), or a record type the engine does not define.
     """
 
-    def __init__(self, codec: Codec | None = None, *, payload_codec: str = "json", secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        codec: Codec | None = None,
+        *,
+        payload_codec: str = JSON,
+        secret: bytes | None = None,
+        types: PayloadTypes | None = None,
+        keep_unknown: bool = False,
+    ) -> None:
         self.codec = codec or Codec()
         self._payload_codec = payload_codec
         self._secret = secret
+        self.types = types or PayloadTypes()
+        self.keep_unknown = keep_unknown
+        self._typed = TypedDecoder(self.types, keep_unknown=keep_unknown)
         self._by_name: dict[str, tuple[type, tuple[tuple[str, _Encode, _Decode], ...]]] = {}
         for cls in _RECORD_TYPES:
             self._by_name[cls.__name__] = (cls, self._plan(cls))
+
+    @property
+    def payload_check(self) -> PayloadCheck | None:
+        """What the engine calls to refuse, where they are produced, values this codec cannot carry
+        (``Run.start(..., payload_check=...)``); None for cloudpickle (it is not checked ahead)."""
+        return self.check_payload if self._payload_codec == JSON else None
+
+    def check_payload(self, value: object, field: str) -> None:
+        """Raise the ``PayloadError`` encoding ``value`` as the payload field ``field`` would raise, if any."""
+        if isinstance(value, CallArgs):
+            call_document(list(value.args), value.kwargs, self.types)
+        else:
+            json_document(value, self.types, f"$.{field}")
+
+    def keeping_unknown(self) -> RecordCodec:
+        """This codec, but decoding classes it does not allow to ``schemas.UnresolvedValue`` (``keep_unknown``)."""
+        if self.keep_unknown:
+            return self
+        return RecordCodec(
+            self.codec, payload_codec=self._payload_codec, secret=self._secret, types=self.types, keep_unknown=True
+        )
 
     def encode(self, record: object) -> bytes:
         """Single-object encoded bytes of an engine record."""
@@ -102,10 +140,12 @@ class RecordCodec:
             return _as_list, _as_tuple  # engine records hold tuples (frozen); Avro readers give lists
         kind = _named_kind(avro_type)
         nullable = isinstance(avro_type, list)
+        enc: _Encode
+        dec: _Decode
         if kind == "Payload" and name == "args":
             enc, dec = self._args_encoder, self._args_decoder
         elif kind == "Payload":
-            enc, dec = self._payload_encoder, self._payload_decoder
+            enc, dec = self._payload_encoder(f"$.{name}"), self._payload_decoder
         elif kind == "ErrorInfo":
             enc, dec = _error_to_avro, _error_from_avro
         else:
@@ -114,19 +154,22 @@ class RecordCodec:
             return _nullable(enc), _nullable(dec)
         return enc, dec
 
-    def _payload_encoder(self, value: object) -> object:
-        return encode_payload(value, self._payload_codec, self._secret)
+    def _payload_encoder(self, path: str) -> _Encode:
+        def encode(value: object) -> object:
+            return encode_payload(value, self._payload_codec, self._secret, types=self.types, path=path)
+
+        return encode
 
     def _payload_decoder(self, value: object) -> object:
-        return decode_payload(_mapping(value), self._secret)
+        return decode_with(_mapping(value), self._secret, self._typed)
 
     def _args_encoder(self, value: object) -> object:
         if not isinstance(value, CallArgs):
             raise SchemaError(f"args must be CallArgs, got {type(value).__name__}")
-        return encode_payload({"args": list(value.args), "kwargs": value.kwargs}, self._payload_codec, self._secret)
+        return encode_call_payload(value.args, value.kwargs, self._payload_codec, self._secret, types=self.types)
 
     def _args_decoder(self, value: object) -> object:
-        call = decode_payload(_mapping(value), self._secret)
+        call = decode_with(_mapping(value), self._secret, self._typed)
         if (
             not isinstance(call, dict)
             or not isinstance(call.get("args"), list)

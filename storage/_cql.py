@@ -18,6 +18,7 @@ from cassandra.query import PreparedStatement
 
 from engine import RunStatus
 from engine.runtime import CallArgs
+from schemas import SchemaError, encode_payload
 from storage._errors import StorageError
 
 RUNNING: Final = RunStatus.RUNNING
@@ -78,10 +79,28 @@ def to_ms(value: object) -> int | None:
 
 
 def json_text(value: object) -> str:
-    """JSON text of a decoded value for the ``args``/``result`` columns (``repr`` for non-JSON values)."""
+    """JSON text of a decoded value for the ``args``/``result`` columns: what the JSON payload codecs write (plain
+    JSON, or the tagged JSON of ``json+types`` for typed values: docs/payloads.md); for a value they cannot carry
+    (from a cloudpickle payload), JSON with the ``repr`` of what JSON cannot hold. Never raises."""
     if isinstance(value, CallArgs):
         value = {"args": list(value.args), "kwargs": value.kwargs}
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
+    try:
+        data = encode_payload(value)["data"]
+        assert isinstance(data, bytes)
+        return data.decode("utf-8")
+    except SchemaError:
+        pass
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
+    except (TypeError, ValueError, RecursionError):  # keys JSON cannot have, a cycle
+        return json.dumps(_safe_repr(value), ensure_ascii=False)
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a user __repr__
+        return f"<{type(value).__qualname__}>"
 
 
 def bridge(future: ResponseFuture, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:

@@ -5,6 +5,7 @@ Rooms: ``streams.processors`` (orchestrator, timers, worker, materializer), ``st
 """
 
 from streams._errors import TransportError
+from streams._partition_check import PartitionCountError, check_partition_counts, partition_mismatch
 from streams._settings import Settings
 from streams._topics import (
     TOPIC_SPECS,
@@ -63,4 +64,7 @@ __all__ = [
     "check_topics",
     "topic_config",
     "partition_counts",
+    "PartitionCountError",
+    "check_partition_counts",
+    "partition_mismatch",
 ]

@@ -66,7 +66,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 def _replay_run(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(args.app)
-    with _ops.run_store(settings) as store:
+    with _ops.run_store(settings, registry.payload_types) as store:
         row = _ops.require_run(store, args.run_id, settings.keyspace)
         _ops.require_workflow(registry, args.app, row.workflow_name)
         outcome = _ops.replay_stored(store, registry, row.run_id)
@@ -81,7 +81,7 @@ def _replay_workflow(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(args.app)
     _ops.require_workflow(registry, args.app, args.workflow)
     since = None if args.since is None else _since(args.since, "--since")
-    with _ops.run_store(settings) as store:
+    with _ops.run_store(settings, registry.payload_types) as store:
         rows = _ops.runs_of_workflow(store, args.workflow, since, args.limit)
         if not rows and not args.json:
             print(

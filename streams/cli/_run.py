@@ -17,7 +17,7 @@ from streams._errors import TransportError
 from streams._settings import Settings
 from streams.cli._app import load_registry
 from streams.cli._errors import CliError, UsageError
-from streams.ops import event_fields
+from streams.ops import event_fields, plain
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"run {run_id} started", file=sys.stderr if args.json else sys.stdout, flush=True)
             outcome: dict[str, object] = {"run_id": run_id}
             try:
-                outcome |= {"status": RunStatus.COMPLETED, "result": await client.result(run_id, timeout=args.timeout)}
+                result = await client.result(run_id, timeout=args.timeout)
+                outcome |= {"status": RunStatus.COMPLETED, "result": plain(result)}
             except TransportError:
                 raise
             except TimeoutError:

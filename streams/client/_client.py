@@ -15,10 +15,20 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from engine import Registry, RunStatus
-from engine.runtime import CallArgs, CancelWorkflow, HistoryEvent, ResumeHook, RunFinished, StartWorkflow, SystemClock
+from engine.runtime import (
+    CallArgs,
+    CancelWorkflow,
+    HistoryEvent,
+    PayloadTypes,
+    ResumeHook,
+    RunFinished,
+    StartWorkflow,
+    SystemClock,
+)
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import kafka
 from streams._errors import kafka_errors
+from streams._partition_check import check_partition_counts
 from streams._schema_topic import join_schema_topic, watch_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
@@ -42,7 +52,8 @@ class Client:
         bootstrap: Kafka bootstrap servers; default ``settings.bootstrap`` (``KFLOW_BOOTSTRAP``).
         settings: servers and topic prefix; default ``Settings.from_env()``.
         registry: when given, ``start`` refuses workflow names it does not know before sending anything.
-        records: codec for records and payloads (default: JSON payloads, ``settings.secret`` for pickles).
+        records: codec for records and payloads (default: the JSON payload codecs, allowing the classes registered
+            with ``engine.payload_type`` and those of ``registry``'s modules; ``settings.secret`` for pickles).
         history: where ``get_run`` / ``get_events`` read: ``"cassandra"`` (default: the events the
             materializer wrote, plus the part of the history topic it has not written yet; the topic alone
             while Cassandra is unreachable) or ``"kafka"`` (a scan of the run's history partition).
@@ -60,7 +71,8 @@ class Client:
         settings = settings or Settings.from_env()
         self.settings = dataclasses.replace(settings, bootstrap=bootstrap) if bootstrap else settings
         self.registry = registry
-        self.records = records or RecordCodec(secret=self.settings.secret)
+        types = registry.payload_types if registry is not None else PayloadTypes()
+        self.records = records or RecordCodec(secret=self.settings.secret, types=types)
         self.topics = Topics(self.settings.topic_prefix)
         watch_schema_topic(self.settings.bootstrap, self.topics)  # reads before connect() resolve newer schemas
         self._clock = SystemClock()
@@ -84,6 +96,7 @@ class Client:
 
         Raises:
             TransportError: Kafka is unreachable or refused a request (the producer is closed again).
+            PartitionCountError: the topics a run lives on have different partition counts (one line).
         """
         async with self._connect_lock:
             if self._producer is not None:
@@ -93,6 +106,7 @@ class Client:
             try:
                 with kafka_errors(self.settings.bootstrap, "connecting the client producer"):
                     await producer.start()
+                    await check_partition_counts(self.settings.bootstrap, self.topics, "the client")
                     self._history_partitions = len(await producer.partitions_for(self.topics.history))
                     await self._reader.open(len(await producer.partitions_for(self.topics.completions)))
             except BaseException:

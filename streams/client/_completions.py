@@ -11,9 +11,11 @@ from typing import Any, Final, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 
 from streams import kafka
 from streams._errors import kafka_errors
+from streams._headers import DEAD_LETTERED, header
 from streams.kafka import partition_for
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,10 @@ class CompletionsReader:
     Invariant (coverage): a waiter is registered before the tail's next offsets are read, so the tail
     hands it every later record and a scan of ``[beginning, next offset)`` of its partition every earlier
     one. Runs started here after the tail was positioned need no scan: ``_own`` keeps their completions.
+
+    A scan prefers a run's real completion to a provisional one (header ``DEAD_LETTERED``: its start was
+    dead-lettered, then maybe redriven after a fix): it hands a waiter the provisional one only when nothing
+    else of that run is in its range. The tail hands over what arrives, in order (and remembers the latest).
     """
 
     def __init__(self, bootstrap: str, completions: str) -> None:
@@ -41,6 +47,7 @@ class CompletionsReader:
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[bytes]]] = {}
         self._scanned: set[str] = set()  # waited-for runs whose completion a scan (not the tail) found
+        self._held: dict[str, bytes] = {}  # a provisional completion a scan found, given if nothing later is
         self.evictions = 0  # results dropped from ``_recent`` (and tail reopenings) so far
         self.scans = 0  # partition scans started so far
 
@@ -97,9 +104,8 @@ class CompletionsReader:
         if run_id not in self._own and (tailed_since is None or tailed_since != self.evictions):
             # the tail's next offset is read right after registering the waiter
             partition = partition_for(run_id.encode(), len(self._next))
-            scan = asyncio.create_task(
-                self.scan(TopicPartition(self._topic, partition), self._next[partition], self._deliver_waited)
-            )
+            tp = TopicPartition(self._topic, partition)
+            scan = asyncio.create_task(self._scan_records(tp, self._next[partition], self._deliver_waited, 0))
         pending: set[asyncio.Future[Any]] = {future} if scan is None else {future, scan}
         try:
             while True:
@@ -112,12 +118,16 @@ class CompletionsReader:
                 assert scan is not None
                 scan.result()  # a failed scan raises; a finished one found nothing older than the tail
                 pending.discard(scan)
+                held = self._held.pop(run_id, None)
+                if held is not None:  # only a provisional completion: the run's latest word so far
+                    return held, False
         finally:
             futures = [f for f in self._waiters.pop(run_id, []) if f is not future]
             if futures:
                 self._waiters[run_id] = futures
             else:
                 self._scanned.discard(run_id)
+                self._held.pop(run_id, None)
             if scan is not None:
                 scan.cancel()
 
@@ -131,12 +141,17 @@ class CompletionsReader:
             TransportError: Kafka is unreachable or refused a request.
             TimeoutError: the scan made no progress for 30 s.
         """
+        await self._scan_records(tp, stop, lambda record: visit(cast(bytes, record.key), record.value), start)
+
+    async def _scan_records(
+        self, tp: TopicPartition, stop: int | None, visit: Callable[[ConsumerRecord[bytes, bytes]], None], start: int
+    ) -> None:
         self.scans += 1
         with kafka_errors(self._bootstrap, f"scanning {tp.topic}[{tp.partition}]"):
             await self._scan(tp, stop, visit, start)
 
     async def _scan(
-        self, tp: TopicPartition, stop: int | None, visit: Callable[[bytes, bytes], None], start: int
+        self, tp: TopicPartition, stop: int | None, visit: Callable[[ConsumerRecord[bytes, bytes]], None], start: int
     ) -> None:
         async with self._scan_lock:
             # A consumer per scan: reusing one across scans (assign / unsubscribe) raced with aiokafka's
@@ -153,7 +168,7 @@ class CompletionsReader:
                 while (position := await consumer.position(tp)) < end:
                     for message in (await consumer.getmany(tp, timeout_ms=200)).get(tp, []):
                         if message.key is not None:
-                            visit(message.key, message.value)
+                            visit(message)
                     if await consumer.position(tp) != position:
                         stalled_at = time.monotonic() + _SCAN_STALL_S
                     elif time.monotonic() > stalled_at:
@@ -161,10 +176,17 @@ class CompletionsReader:
             finally:
                 await consumer.stop()
 
-    def _deliver_waited(self, key: bytes, value: bytes) -> None:
+    def _deliver_waited(self, record: ConsumerRecord[bytes, bytes]) -> None:
         # Resolves the waiters only: remembering every scanned result could evict the next link of a chain
         # being followed, which would then need a scan of its own, and so on.
-        run_id = key.decode("utf-8", "replace")
+        run_id = cast(bytes, record.key).decode("utf-8", "replace")
+        if run_id not in self._waiters:
+            return
+        if header(record.headers, DEAD_LETTERED) is not None:  # provisional: a later one of the run wins
+            self._held[run_id] = record.value
+            return
+        self._held.pop(run_id, None)
+        value = record.value
         waiters = self._waiters.pop(run_id, [])
         if waiters:
             self._scanned.add(run_id)

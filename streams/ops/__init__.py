@@ -1,7 +1,29 @@
 """What the ops commands compute (nothing here prints): run views from Cassandra (``kflow runs``), replay checks
-(``kflow replay``), compaction (``kflow compact``) and re-materialization (``kflow replay --rebuild``)."""
+(``kflow replay``), compaction (``kflow compact``), re-materialization (``kflow replay --rebuild``) and the dead
+letters of ``<prefix>.dlq`` (``kflow dlq list|show|redrive``)."""
 
 from streams.ops._compact import CompactedRun, CompactReport, compact, marker_size, parse_older_than
+from streams.ops._dlq import (
+    FILTER_FIELDS,
+    REDRIVEN_TYPE,
+    DeadLetterView,
+    DlqAddress,
+    DlqContents,
+    DlqFilter,
+    Redrive,
+    decoded_record,
+    dlq_show_json,
+    dlq_show_text,
+    dlq_table,
+    find_dead_letter,
+    letter_json,
+    parse_address,
+    parse_filter,
+    read_dead_letters,
+    record_type,
+    topic_partitions,
+)
+from streams.ops._dlq_redrive import RedriveReport, plan_redrive, redrive
 from streams.ops._rebuild import RebuildError, RebuildReport, rebuild
 from streams.ops._replay import (
     ReplayOutcome,
@@ -24,6 +46,7 @@ from streams.ops._views import (
     events_table,
     format_duration,
     format_time,
+    plain,
     purged_note,
     require_run,
     run_json,
@@ -52,6 +75,7 @@ __all__ = [
     "show_text",
     "show_json",
     "event_fields",
+    "plain",
     "events_table",
     "events_json",
     "purged_note",
@@ -71,4 +95,25 @@ __all__ = [
     "rebuild",
     "RebuildReport",
     "RebuildError",
+    "DeadLetterView",
+    "DlqAddress",
+    "DlqContents",
+    "DlqFilter",
+    "Redrive",
+    "RedriveReport",
+    "FILTER_FIELDS",
+    "REDRIVEN_TYPE",
+    "read_dead_letters",
+    "find_dead_letter",
+    "topic_partitions",
+    "parse_address",
+    "parse_filter",
+    "record_type",
+    "decoded_record",
+    "dlq_table",
+    "letter_json",
+    "dlq_show_json",
+    "dlq_show_text",
+    "plan_redrive",
+    "redrive",
 ]

@@ -64,7 +64,7 @@ async def _rebuild(
     settings: Settings, from_ms: int | None, batch: int, progress: Callable[[int, int], None]
 ) -> RebuildReport:
     target = settings.cassandra_target()
-    records = RecordCodec(secret=settings.secret)
+    records = RecordCodec(secret=settings.secret).keeping_unknown()  # as the materializer: store, never skip a class
     reader = consumer(settings.bootstrap, max_poll_records=batch)
     try:  # start() inside: a consumer failing to start is closed too
         await reader.start()

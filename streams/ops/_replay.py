@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final
 
 from engine import InvalidDurationError, KflowError, NonDeterminismError, Registry, UnknownWorkflowError
 from engine.runtime import HistoryEvent, Run, parse_duration
-from schemas import SchemaError
+from schemas import RecordCodec, SchemaError
 from streams.ops._views import OpsError, RunQueries
 
 if TYPE_CHECKING:
@@ -57,9 +57,11 @@ def require_workflow(registry: Registry, module: str, name: str) -> None:
 
 
 def replay_history(registry: Registry, run_id: str, history: Sequence[HistoryEvent]) -> ReplayOutcome:
-    """Re-run the workflow code against ``history`` (no side effects: replay emits nothing)."""
+    """Re-run the workflow code against ``history`` (no side effects: replay emits nothing), checking payloads as
+    ``kflow processor`` does (the JSON codecs, the registry's classes), so the code sees the same errors."""
+    check = RecordCodec(types=registry.payload_types).payload_check
     try:
-        run = Run.replay(registry, history)
+        run = Run.replay(registry, history, payload_check=check)
     except NonDeterminismError as exc:
         return ReplayOutcome(run_id, len(history), True, exc.position, exc.recorded, exc.new)
     except KflowError as exc:

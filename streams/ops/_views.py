@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Protocol
 
 from engine import KflowError, RunStatus
-from engine.runtime import CallArgs, ChildWorkflowStarted, ErrorInfo, HistoryEvent
+from engine.runtime import CallArgs, ChildWorkflowStarted, ErrorInfo, HistoryEvent, PayloadTypes
 from streams._schema_topic import watch_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
@@ -47,8 +47,12 @@ class RunQueries(Protocol):
 
 
 @contextmanager
-def run_store(settings: Settings) -> Iterator[RunStore]:
+def run_store(settings: Settings, types: PayloadTypes | None = None) -> Iterator[RunStore]:
     """A ``RunStore`` on ``KFLOW_CASSANDRA`` / ``KFLOW_KEYSPACE``, closed on exit.
+
+    Args:
+        types: the classes payloads are rebuilt as (a registry's, for a replay); None: values of classes this
+            process does not know are kept as ``schemas.UnresolvedValue`` (to show them, never to run code on them).
 
     Raises:
         StorageError: Cassandra is unreachable or the keyspace is unusable.
@@ -56,9 +60,10 @@ def run_store(settings: Settings) -> Iterator[RunStore]:
     from schemas import RecordCodec
     from storage import CassandraConnection, RunStore  # the driver loads only when needed
 
+    records = RecordCodec(secret=settings.secret, types=types)
     watch_schema_topic(settings.bootstrap, Topics(settings.topic_prefix))  # history written by a newer release
     with CassandraConnection(settings.cassandra_target()) as conn:
-        yield RunStore(conn, settings.keyspace, RecordCodec(secret=settings.secret))
+        yield RunStore(conn, settings.keyspace, records if types is not None else records.keeping_unknown())
 
 
 # --- formatting -------------------------------------------------------------------------------
@@ -263,13 +268,22 @@ def event_fields(event: HistoryEvent) -> dict[str, object]:
 
 
 def _plain(value: object) -> object:
+    """``value`` as JSON can show it: containers as lists and objects (keys that are not strings as their
+    repr), anything else JSON lacks as its repr (via ``default=repr`` where it is dumped)."""
     if isinstance(value, CallArgs):
         return {"args": [_plain(v) for v in value.args], "kwargs": {k: _plain(v) for k, v in value.kwargs.items()}}
     if isinstance(value, ErrorInfo):
         return dataclasses.asdict(value)
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else repr(k): _plain(v) for k, v in value.items()}
     return value
+
+
+def plain(value: object) -> object:
+    """A result or argument as JSON can show it (``json.dumps(plain(v), default=repr)`` never fails)."""
+    return _plain(value)
 
 
 def _compact(value: object) -> str:

@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, HistoryWriter, StorageError, migrate
+from streams._partition_check import check_partition_counts
 from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
@@ -74,7 +75,9 @@ class HistoryMaterializer:
 
     Args:
         settings: servers, topic prefix, keyspace (``settings.secret`` decodes cloudpickle payloads).
-        records: codec of the history records (default: ``RecordCodec(secret=settings.secret)``).
+        records: codec of the history records (default: ``RecordCodec(secret=settings.secret)``); it decodes
+            payload classes this process does not allow to ``schemas.UnresolvedValue`` (``keeping_unknown``):
+            the materializer only stores values, and must not skip an event for lack of a class.
         batch_size: most records fetched and written per batch.
         max_backoff: longest wait, in seconds, between two attempts at a failing batch.
         concurrency: most Cassandra requests in flight.
@@ -92,7 +95,7 @@ class HistoryMaterializer:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.group = f"{settings.topic_prefix}.materializer"
-        self.records = records or RecordCodec(secret=settings.secret)
+        self.records = (records or RecordCodec(secret=settings.secret)).keeping_unknown()
         self.batch_size = batch_size
         self.max_backoff = max_backoff
         self.concurrency = concurrency
@@ -109,6 +112,7 @@ class HistoryMaterializer:
     async def start(self) -> None:
         """Join the consumer group and start materializing in the background."""
         await join_schema_topic(self.settings.bootstrap, self.topics, self.records.codec)
+        await check_partition_counts(self.settings.bootstrap, self.topics, "the materializer")
         self._consumer = consumer(self.settings.bootstrap, group_id=self.group, max_poll_records=self.batch_size)
         self._consumer.subscribe([self.topics.history], listener=_Listener(self))
         self._watch.reset()

@@ -25,10 +25,12 @@ from aiokafka.structs import OffsetAndMetadata
 from engine import EventLimits, Registry
 from engine.runtime import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
 from schemas import RecordCodec, SchemaError
+from streams._partition_check import check_partition_counts
+from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics, ensure_internal_topic
 from streams.kafka import close_consumer, close_producer, consumer, producer, read_partition
-from streams.processors._outputs import Output
+from streams.processors._outputs import Output, rerouted
 from streams.processors._partition_logic import PartitionLogic
 from streams.processors._partition_state import SNAPSHOT_AFTER_RECORDS, SNAPSHOT_MIN_AGE_MS
 from streams.processors._serve import FAULTS, ProgressWatch, supervise
@@ -86,7 +88,7 @@ class Orchestrator:
         self.group = f"{settings.topic_prefix}.orchestrator"
         self.cache_size = cache_size
         self.clock = clock or SystemClock()
-        self.records = records or RecordCodec(secret=settings.secret)
+        self.records = records or RecordCodec(secret=settings.secret, types=registry.payload_types)
         self.stats = OrchestratorStats()
         self.partitions: dict[int, PartitionLogic] = {}
         self._producers: dict[int, AIOKafkaProducer] = {}
@@ -101,6 +103,7 @@ class Orchestrator:
         self.checkpoint_interval = checkpoint_interval
         self.snapshot_after, self.snapshot_min_age_ms = snapshot_after, snapshot_min_age_ms
         self._consumer: AIOKafkaConsumer | None = None
+        self.inbox_partitions: int | None = None  # the shared partition count, checked at start
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -114,6 +117,8 @@ class Orchestrator:
                 partition count than the inbox.
         """
         await ensure_internal_topic(self.settings.bootstrap, self.topics, "state", alongside="inbox")
+        await join_schema_topic(self.settings.bootstrap, self.topics, self.records.codec)
+        self.inbox_partitions = await check_partition_counts(self.settings.bootstrap, self.topics, "the orchestrator")
         self._consumer = consumer(self.settings.bootstrap, group_id=self.group, max_poll_records=1000)
         self._consumer.subscribe([self.topics.inbox], listener=_Listener(self))
         self._watch.reset()
@@ -177,8 +182,8 @@ class Orchestrator:
                 return  # else revoked meanwhile: the new owner re-reads from the committed offset
             now = self.clock.now_ms()
             outputs: list[Output] = []
-            for message in messages:
-                outputs.extend(logic.process(message.key, message.value, message.offset, now))
+            for m in messages:
+                outputs.extend(logic.process(m.key, m.value, m.offset, now, rerouted=rerouted(m.headers)))
             # Invariant: computed before this batch's sends, the checkpoint is at most the offset any run started
             # in this batch gets (the previous transaction is fully acknowledged, so history_end is the log end).
             if time.monotonic() >= self._checkpoint_due.get(tp.partition, 0.0):
@@ -208,9 +213,7 @@ class Orchestrator:
         """One transaction: the batch's outputs and its inbox offsets."""
         async with txn_producer.transaction():
             for out in outputs:
-                sent = await txn_producer.send(
-                    self.topics.name(out.topic), out.value, key=out.key, partition=out.partition
-                )
+                sent = await txn_producer.send(self.topics.name(out.topic), out.value, **out.options)
                 sent.add_done_callback(_retrieved)  # a failed transaction fails them all: the batch is redone
                 if out.topic == "history":
                     sent.add_done_callback(_observer(logic, out.key.decode()))
@@ -292,6 +295,7 @@ class Orchestrator:
             limits,
             self.snapshot_after,
             self.snapshot_min_age_ms,
+            self.inbox_partitions,
         )
         started = time.perf_counter()
         checkpoint: int | None = None
@@ -328,9 +332,7 @@ class Orchestrator:
         if markers:  # finished before RunMarkers existed: mark them, so checkpoints can skip their history
             async with txn_producer.transaction():
                 for out in markers:
-                    await txn_producer.send(
-                        self.topics.name(out.topic), out.value, key=out.key, partition=out.partition
-                    )
+                    await txn_producer.send(self.topics.name(out.topic), out.value, **out.options)
         self.partitions[number] = logic
         self.stats.restored_events += count
         self.stats.restore_seconds += time.perf_counter() - started

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from engine import EventLimits, KflowError, Registry, RunStatus, UnknownWorkflowError, runtime
+from engine import EventLimits, KflowError, Registry, UnknownWorkflowError, runtime
 from engine.runtime import (
-    ErrorInfo,
     ExecuteStep,
     Run,
     RunFinished,
@@ -25,8 +24,10 @@ from engine.runtime import (
     is_schedule_key,
     schedule_key,
 )
-from schemas import RecordCodec, SchemaError
-from streams.kafka import MAX_MESSAGE_BYTES
+from schemas import PayloadError, RecordCodec, SchemaError
+from streams._headers import REROUTED_FROM
+from streams.kafka import MAX_MESSAGE_BYTES, partition_for
+from streams.processors._failed_starts import StartFields, failed_outcome, start_failed
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._partition_state import (
     FORGOTTEN,
@@ -59,6 +60,8 @@ class PartitionLogic(PartitionState):
         records: codec for engine records.
         partition: the partition number (for dead letters).
         cache_size: how many live runs to keep (0 = replay every time).
+        inbox_partitions: the inbox's partition count; when given, a record whose key belongs to another
+            partition (murmur2, Kafka's default partitioner) is moved there (``process``).
     """
 
     def __init__(
@@ -71,21 +74,41 @@ class PartitionLogic(PartitionState):
         limits: EventLimits | None = None,
         snapshot_after: int = SNAPSHOT_AFTER_RECORDS,
         snapshot_min_age_ms: int = SNAPSHOT_MIN_AGE_MS,
+        inbox_partitions: int | None = None,
     ) -> None:
         super().__init__(records, partition, cache_size, snapshot_after, snapshot_min_age_ms)
         self.registry = registry
+        self.inbox_partitions = inbox_partitions
         self.inbox_topic = inbox_topic
         self.limits = limits
         self.replays = 0
 
     # --- processing -------------------------------------------------------------------------
 
-    def process(self, key: bytes | None, value: bytes, offset: int, now_ms: int) -> list[Output]:
-        """Everything one inbox record leads to; never raises (bad input becomes a dead letter)."""
+    def process(
+        self, key: bytes | None, value: bytes, offset: int, now_ms: int, *, rerouted: bool = False
+    ) -> list[Output]:
+        """Everything one inbox record leads to; never raises (bad input becomes a dead letter).
+
+        A record whose key belongs to another partition is moved there, unchanged (``rerouted``: it carries
+        ``REROUTED_FROM``, it was moved here already, and is dead-lettered instead: a loop guard). A dead-lettered
+        start of a run this partition does not know fails the run (``streams.processors._failed_starts``).
+        """
+        home = self._home(key)
+        if home is not None and key is not None:
+            return [self._misrouted(key, value, offset, home, rerouted)]
+        letters: list[Output] = []
         try:
             record = self.records.decode(value)
         except SchemaError as exc:
-            return [self._dead(key, value, offset, f"undecodable record: {exc}", exc)]
+            reason = f"undecodable record: {exc}"
+            outcome = failed_outcome(self.records, value, reason)  # a step or child result: it fails, the run goes on
+            if outcome is None:
+                fields = StartFields.from_envelope(self.records, value)
+                fresh_start = fields is not None and self._fresh(key, fields)
+                failed = self._failed(fields, exc, reason, offset, now_ms) if fields and fresh_start else []
+                return [self._dead(key, value, offset, reason, exc), *failed]
+            record, letters = outcome, [self._dead(key, value, offset, reason, exc)]  # kept as evidence
         if not isinstance(record, _INPUT_TYPES):
             return [self._dead(key, value, offset, f"{type(record).__name__} does not belong on the inbox", None)]
         run_id = _owner(record)
@@ -94,6 +117,8 @@ class PartitionLogic(PartitionState):
         history = self.histories.get(run_id)
         known, length = history is not None, len(history or ())
         schedule = self.schedules.get(run_id)
+        # the start of a run this partition does not know: dead-lettered, it fails the run (its waiters hear why)
+        fresh = record if isinstance(record, StartWorkflow) and not known and run_id not in self.finished else None
         try:
             outputs = self._apply(record, key, value, offset, now_ms)
         except BaseException as exc:  # a bug must not stop the partition: park the record with the reason
@@ -103,25 +128,24 @@ class PartitionLogic(PartitionState):
             log.exception("inbox record %s@%d failed", run_id, offset)
             self._revert(run_id, known, length, schedule)
             error = runtime.error_info(exc, with_traceback=False)  # never raises, unlike repr(exc)
-            return [self._dead(key, value, offset, f"processing failed: {error.type}: {error.message}", exc)]
+            reason = f"processing failed: {error.type}: {error.message}"
+            failed = [] if fresh is None else self._failed(fresh, exc, reason, offset, now_ms)
+            return [self._dead(key, value, offset, reason, exc), *failed]
         too_big = next((o for o in outputs if len(o.value or b"") > MAX_MESSAGE_BYTES), None)
         if too_big is not None:
             # Kafka would refuse the transaction again and again: park the input instead (docs/notes.md #6).
             self._revert(run_id, known, length, schedule)
-            return [
-                self._dead(
-                    key,
-                    value,
-                    offset,
-                    f"processing it produced a {len(too_big.value or b''):,}-byte {too_big.topic} record, "
-                    f"too large (limit {MAX_MESSAGE_BYTES:,} bytes); the run waits on this input",
-                    None,
-                )
-            ]
+            reason = (
+                f"processing it produced a {len(too_big.value or b''):,}-byte {too_big.topic} record, too large "
+                f"(limit {MAX_MESSAGE_BYTES:,} bytes); "
+                + ("the run waits on this input" if fresh is None else "the run was not started")
+            )
+            failed = [] if fresh is None else self._failed(fresh, PayloadError(reason), reason, offset, now_ms)
+            return [self._dead(key, value, offset, reason, None), *failed]
         marker = self._retire_if_finished(run_id)
         if marker is not None:
             outputs.append(Output("state", key, marker, self.partition))
-        return outputs
+        return [*letters, *outputs]
 
     def _revert(self, run_id: str, known: bool, length: int, schedule: runtime.ScheduleState | None) -> None:
         """Forget what handling an input did to a run, so memory matches what Kafka will hold."""
@@ -192,9 +216,11 @@ class PartitionLogic(PartitionState):
                 log.debug("duplicate start of %s ignored (idempotent)", run_id)
                 return []
             try:
-                run, transition = Run.start(self.registry, record, now_ms, self.limits)
+                check = self.records.payload_check
+                run, transition = Run.start(self.registry, record, now_ms, self.limits, payload_check=check)
             except UnknownWorkflowError as exc:
-                return [self._dead(key, value, offset, str(exc), exc), *self._unknown_finished(record, exc, now_ms)]
+                failed = self._failed(record, exc, str(exc), offset, now_ms)
+                return [self._dead(key, value, offset, str(exc), exc), *failed]
             self.histories[run_id] = []
         else:
             history = self.histories.get(run_id)
@@ -202,7 +228,8 @@ class PartitionLogic(PartitionState):
                 return [self._dead(key, value, offset, f"no run {run_id} on this partition", None)]
             cached = self.cache.get(run_id)
             if cached is None:
-                cached, recovered = Run.recover(self.registry, history, now_ms, self.limits)
+                check = self.records.payload_check
+                cached, recovered = Run.recover(self.registry, history, now_ms, self.limits, payload_check=check)
                 self.replays += 1
                 if recovered.events:  # the code diverged from the history: the run failed
                     return self._commit(cached, recovered)
@@ -289,19 +316,40 @@ class PartitionLogic(PartitionState):
             return [Output("inbox", command.run_id.encode(), encode(command))]
         raise KflowError(f"no route for command {type(command).__name__}")
 
-    def _unknown_finished(self, start: StartWorkflow, exc: Exception, now_ms: int) -> list[Output]:
-        # A waiting client (or parent run) gets the error instead of waiting forever.
-        finished = RunFinished(
-            run_id=start.run_id,
-            workflow_name=start.workflow_name,
-            status=RunStatus.FAILED,
-            error=ErrorInfo(type=f"{type(exc).__module__}.{type(exc).__qualname__}", message=str(exc), retryable=False),
-            parent_run_id=start.parent_run_id,
-            parent_position=start.parent_position,
-            started_at=now_ms,
-            finished_at=now_ms,
-        )
-        return self._route(finished, start.run_id.encode())
+    def _failed(
+        self, start: StartWorkflow | StartFields, exc: BaseException, reason: str, offset: int, now_ms: int
+    ) -> list[Output]:
+        """The failed completion of a run whose start (at ``offset``) is dead-lettered: its waiters hear why."""
+        fields = StartFields.of(start) if isinstance(start, StartWorkflow) else start
+        error_type = runtime.error_info(exc, with_traceback=False).type
+        address = f"{self.inbox_topic}[{self.partition}]@{offset}"
+        return start_failed(self.records, fields, error_type, reason, address, now_ms)
+
+    def _fresh(self, key: bytes | None, start: StartFields) -> bool:
+        """Whether a start keyed ``key`` names a run this partition does not know (its key is its run id)."""
+        run_id = start.run_id
+        return key == run_id.encode() and run_id not in self.histories and run_id not in self.finished
+
+    def _home(self, key: bytes | None) -> int | None:
+        """The partition ``key`` belongs to when it is not this one (None: this one, or no check, or no key)."""
+        if key is None or not self.inbox_partitions:
+            return None
+        home = partition_for(key, self.inbox_partitions)
+        return None if home == self.partition else home
+
+    def _misrouted(self, key: bytes, value: bytes, offset: int, home: int, rerouted: bool) -> Output:
+        """A record produced to the wrong partition (a producer whose partitioner is not murmur2, or an explicit
+        partition): moved, unchanged, to the partition its key belongs to, in this batch's transaction (so once);
+        its run's other records from that producer follow the same way, in order. Moved once already: a dead
+        letter, so processes that disagree on the partition count cannot bounce it for ever."""
+        where = f"wrong partition: key {key.decode('utf-8', 'replace')!r} belongs to partition {home} (murmur2)"
+        if rerouted:
+            reason = f"{where}, not {self.partition}, and was re-routed here already (do all processes see "
+            reason += f"{self.inbox_partitions} partitions of {self.inbox_topic}?)"
+            return self._dead(key, value, offset, reason, None)
+        log.warning("%s[%d]@%d: %s; re-routed there", self.inbox_topic, self.partition, offset, where)
+        origin = f"{self.partition}@{offset}".encode()
+        return Output("inbox", key, value, partition=home, headers=((REROUTED_FROM, origin),))
 
     def _dead(self, key: bytes | None, value: bytes, offset: int, reason: str, exc: BaseException | None) -> Output:
         log.warning("dead letter from %s[%d]@%d: %s", self.inbox_topic, self.partition, offset, reason)

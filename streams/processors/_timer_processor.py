@@ -41,6 +41,7 @@ from aiokafka.structs import ConsumerRecord
 
 from engine.runtime import Clock, StartTimer, SystemClock, TimerFired
 from schemas import RecordCodec
+from streams._partition_check import check_partition_counts
 from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
@@ -141,6 +142,7 @@ class TimerProcessor:
         """
         await self._changelog.ensure_topic()
         await join_schema_topic(self.settings.bootstrap, self.topics, self._records.codec)
+        await check_partition_counts(self.settings.bootstrap, self.topics, "the timer processor")
         self._failure, self._stopping = None, False
         self._producer = producer(self.settings.bootstrap)
         await self._producer.start()

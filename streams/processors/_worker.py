@@ -25,6 +25,7 @@ from engine import Registry, runtime
 from engine.runtime import ErrorInfo, ExecuteStep, StepResult, SystemClock
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import kafka
+from streams._partition_check import check_partition_counts
 from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
@@ -69,8 +70,8 @@ class StepWorker:
         registry: the steps this worker can run.
         concurrency: most step attempts running at once.
         worker_id: name written into every ``StepResult.worker`` (default: host, pid and a random tag).
-        records: codec for records and payloads (default: JSON payloads, ``settings.secret`` to read
-            signed cloudpickle arguments).
+        records: codec for records and payloads (default: the JSON payload codecs allowing the payload classes
+            of ``registry``, ``settings.secret`` to read signed cloudpickle arguments).
         shutdown_timeout: seconds ``stop()`` lets running steps finish before abandoning them (their
             commands are then redelivered).
     """
@@ -91,7 +92,7 @@ class StepWorker:
         self.registry = registry
         self.concurrency = concurrency
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.records = records or RecordCodec(secret=settings.secret)
+        self.records = records or RecordCodec(secret=settings.secret, types=registry.payload_types)
         self.shutdown_timeout = shutdown_timeout
         self.stats = WorkerStats()
         self.topics = Topics(settings.topic_prefix)
@@ -110,6 +111,7 @@ class StepWorker:
     async def start(self) -> None:
         """Connect, join the worker group and start consuming."""
         await join_schema_topic(self.settings.bootstrap, self.topics, self.records.codec)
+        await check_partition_counts(self.settings.bootstrap, self.topics, "the step worker")
         producer = kafka.producer(self.settings.bootstrap)
         consumer = kafka.consumer(self.settings.bootstrap, group_id=self.group)
         self._producer, self._consumer = producer, consumer  # stop() closes them, also after a failed start

@@ -177,12 +177,13 @@ async def test_step_timeout_is_enforced_and_reported(settings: Settings, worker:
 
 
 async def test_unencodable_result_becomes_a_non_retryable_failure(settings: Settings, worker: StepWorker) -> None:
-    task = _task("make_set")
+    task = _task("make_opaque")
     await _send_tasks(settings, [task])
     result = (await _results(settings, [task.run_id]))[task.run_id]
     assert not result.ok and result.error is not None
     assert result.error.type == "schemas._errors.PayloadError" and result.error.retryable is False
-    assert "set" in result.error.message and "cloudpickle" in result.error.message
+    assert '$.result["items"][2]: object cannot be encoded' in result.error.message
+    assert "cloudpickle" in result.error.message
 
 
 async def test_malformed_tasks_go_to_the_dlq_and_the_partition_keeps_flowing(

@@ -26,6 +26,7 @@ def test_public_api_is_pinned() -> None:
         "PayloadError",
         "RecordCodec",
         "SchemaError",
+        "UnresolvedValue",
         "decode_payload",
         "encode_payload",
         "learn_schema",

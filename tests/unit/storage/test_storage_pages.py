@@ -80,4 +80,9 @@ def test_cql_timestamps_convert_back_to_the_same_milliseconds() -> None:
 def test_args_and_results_are_json_text() -> None:
     assert json_text(CallArgs((1, "é"), {"k": [1, 2]})) == '{"args":[1,"é"],"kwargs":{"k":[1,2]}}'
     assert json_text({"a": None}) == '{"a":null}'
-    assert json_text({1, 2}).startswith('"{')  # not JSON: its repr, as a JSON string
+    # typed values: the tagged JSON of the json+types payload codec (docs/payloads.md)
+    assert json_text({1, 2}) == '{"$kflow":"set","items":[1,2]}'
+    assert json_text(CallArgs(((1, 2),), {})) == '{"args":[{"$kflow":"tuple","items":[1,2]}],"kwargs":{}}'
+    # what no JSON codec carries (a value from a cloudpickle payload): the repr of what JSON cannot hold
+    assert json_text({"o": object()}).startswith('{"o":"<object object at ')
+    assert json_text({(1, 2): object()}).startswith('"{(1, 2): <object object at ')  # a key JSON cannot have
