@@ -19,7 +19,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from compact_support import history
 from engine.runtime import SystemClock
 from storage import CassandraConnection, CassandraTarget, HistoryWriter, RunStore, migrate, parse_replication
-from streams import Settings, Topics, create_topics, topic_config
+from streams import TOPIC_SPECS, Settings, Topics, create_topics, topic_config
 from support import eventually
 
 pytestmark = pytest.mark.integration
@@ -77,6 +77,7 @@ async def test_topics_are_created_with_explicit_retention_and_min_insync_replica
         "dlq": ("delete", month, "1"),
         "state": ("compact", "-1", "1"),
         "timer-index": ("compact", "-1", "1"),
+        "schemas": ("compact", "-1", "1"),
     }
     # the values are the topic's own (config source 1: DYNAMIC_TOPIC_CONFIG), not inherited broker defaults
     response = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topics.inbox)])
@@ -96,7 +97,7 @@ async def test_the_cli_creates_with_the_retention_setting_and_check_is_clean(
     assert (await topic_config(admin, Topics(own.topic_prefix).tasks))["retention.ms"] == "604800000"
     checked = kflow(own, "topics", "check", KFLOW_RETENTION="7d")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert [line.split()[1] for line in checked.stdout.splitlines()] == ["ok"] * 8
+    assert [line.split()[1] for line in checked.stdout.splitlines()] == ["ok"] * len(TOPIC_SPECS)
     # against the default retention the five time-retained topics drift
     drifted = kflow(own, "topics", "check", "--json")
     assert drifted.returncode == 1
@@ -123,7 +124,7 @@ async def test_create_refuses_over_a_topic_with_another_partition_count(
     assert {row["topic"]: row["created"] for row in json.loads(with_three.stdout)}[topics.inbox] is False
     assert [line.split()[1] for line in kflow(own, "topics", "create", KFLOW_PARTITIONS="3").stdout.splitlines()] == [
         "exists"
-    ] * 8
+    ] * len(TOPIC_SPECS)
 
 
 async def test_check_reports_a_changed_retention_and_a_missing_topic(
