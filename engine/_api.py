@@ -7,12 +7,14 @@ from datetime import datetime
 from types import TracebackType
 from typing import Generic, NoReturn, TypeVar
 
+from ._child_handle import ChildWorkflowHandle
+from ._children import start_child
 from ._core import RunCore
 from ._definitions import workflow_definition
 from ._durations import Duration, datetime_to_ms, parse_duration
 from ._errors import CancellationError, KflowError
 from ._loop import current_runtime
-from ._pending import Mode, Pending
+from ._pending import Mode, ParentClosePolicy
 from ._records import CallArgs
 
 M = TypeVar("M")
@@ -25,12 +27,13 @@ def _require_runtime(what: str) -> RunCore:
     return core
 
 
-async def sleep(duration: Duration | datetime) -> None:
+async def sleep(duration: Duration | datetime, name: str | None = None) -> None:
     """Durably pause the workflow.
 
     Args:
         duration: ``"30s" "5m" "2h" "1d" "1w" "1h30m" "500ms"``, int/float seconds, a
             ``timedelta``, or a ``datetime`` to sleep until (naive means UTC).
+        name: accepted from pyworkflow-engine (a label there); not recorded: a sleep is its position.
 
     Raises:
         InvalidDurationError: for a bad duration.
@@ -99,48 +102,28 @@ def define_hook(name: str, model: type[M]) -> TypedHook[M]:
     return TypedHook(name, model)
 
 
-class ChildWorkflowHandle:
-    """Handle to a child run started with ``wait_for_completion=False``.
-
-    Attributes:
-        child_run_id: the child's run id (deterministic: derived from the parent run and position).
-    """
-
-    def __init__(self, child_run_id: str, entry: Pending | None = None) -> None:
-        self.child_run_id = child_run_id
-        self._entry = entry
-
-    async def result(self) -> object:
-        """Wait (durably, inside the workflow) for the child's result.
-
-        Raises:
-            ChildWorkflowFailedError: the child failed or was cancelled.
-            CancellationError: this run was cancelled while the child was running.
-            KflowError: the handle was not created by ``start_child_workflow`` in this run.
-        """
-        core = _require_runtime("ChildWorkflowHandle.result()")
-        entry = self._entry
-        if entry is None or entry.future.get_loop() is not core.loop:
-            raise KflowError(f"the handle of child run {self.child_run_id} does not belong to run {core.run_id}")
-        return await entry.future
-
-    def __repr__(self) -> str:
-        return f"ChildWorkflowHandle(child_run_id={self.child_run_id!r})"
-
-
 async def start_child_workflow(
-    fn: str | Callable[..., object], *args: object, wait_for_completion: bool = True, **kwargs: object
+    fn: str | Callable[..., object],
+    *args: object,
+    wait_for_completion: bool = True,
+    parent_close_policy: ParentClosePolicy = "cancel",
+    **kwargs: object,
 ) -> object:
     """Start a child run (its own run id, partitioned by that id).
 
     Args:
         fn: the child workflow: a ``@workflow`` function or its registered name.
         wait_for_completion: True (default) waits and returns the child's result; False returns
-            a ``ChildWorkflowHandle`` at once (``await handle.result()`` later).
+            a ``ChildWorkflowHandle`` at once (``get_status()``, ``result(timeout)``, ``cancel()``, ...).
+        parent_close_policy: ``"cancel"`` (default): when this run ends (completes, fails, is cancelled,
+            continues as new) while the child still runs, the child is cancelled (its cleanup runs), and
+            cancelling this run cancels it at once. ``"abandon"``: the child keeps running in both cases.
+            Recorded with the start; a replay keeps the recorded policy.
 
     Raises:
         ChildWorkflowFailedError: (waiting) the child failed or was cancelled.
-        CancellationError: this run was cancelled while waiting; the child is cancelled too.
+        CancellationError: this run was cancelled while waiting; the child is cancelled too (policy "cancel").
+        ValueError: an unknown ``parent_close_policy``.
         KflowError: called outside a workflow, or ``fn`` is not a workflow.
     """
     core = _require_runtime("start_child_workflow()")
@@ -151,11 +134,12 @@ async def start_child_workflow(
         if defn is None:
             raise KflowError(f"start_child_workflow(): {fn!r} is not decorated with @workflow")
         name = defn.name
-    entry = await core.start_child(name, CallArgs(tuple(args), dict(kwargs)), wait_for_completion)
+    call = CallArgs(tuple(args), dict(kwargs))
+    entry = await start_child(core, name, call, wait_for_completion, parent_close_policy)
     assert entry.child_run_id is not None
     if wait_for_completion:
         return entry.future.result()
-    return ChildWorkflowHandle(entry.child_run_id, entry)
+    return ChildWorkflowHandle(entry.child_run_id, entry, core.run_id)
 
 
 def continue_as_new(*args: object, **kwargs: object) -> NoReturn:
@@ -196,4 +180,4 @@ class shield:
             return
         core.deliver_cancellation()
         if exc is None:
-            raise CancellationError(core.cancel_reason or "run cancelled")
+            raise CancellationError(core.cancel_reason or "run cancelled", core.cancel_reason)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from ._children import status_of_child
 from ._core import RunCore
 from ._errors import ChildWorkflowFailedError, HookExpiredError, NonDeterminismError
 from ._events import (
@@ -49,9 +50,12 @@ def apply_event(core: RunCore, event: HistoryEvent) -> None:
         core.used_tokens[event.token] = "expired"
         _settle(core, entry, error=HookExpiredError(f"hook {entry.name!r} (token {event.token}) expired"))
     elif isinstance(event, ChildWorkflowCompleted):
-        _settle(core, _entry(core, event.position, "child", event), result=event.result)
+        entry = _entry(core, event.position, "child", event)
+        entry.child_status = status_of_child(event)
+        _settle(core, entry, result=event.result)
     elif isinstance(event, ChildWorkflowFailed):
         entry = _entry(core, event.position, "child", event)
+        entry.child_status = status_of_child(event)
         error = event.error
         _settle(
             core,
@@ -84,7 +88,7 @@ def _apply_timer_elapsed(core: RunCore, event: TimerElapsed) -> None:
         return
     entry = _entry(core, event.position, None, event)
     entry.timer_id = None
-    if entry.kind == "sleep":
+    if entry.kind in ("sleep", "child_timeout"):
         _settle(core, entry, result=None)
 
 

@@ -48,6 +48,19 @@ class StepContext(BaseModel):
         """A validated copy with ``changes`` applied (the model itself is immutable)."""
         return type(self).model_validate({**self.model_dump(), **changes})
 
+    def to_dict(self) -> dict[str, object]:
+        """The fields as a plain dict (``model_dump()``), as in pyworkflow-engine."""
+        return self.model_dump()
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, object]) -> C:
+        """A validated context from ``to_dict()``'s form (``model_validate``), as in pyworkflow-engine.
+
+        Raises:
+            pydantic.ValidationError: ``data`` does not fit the class.
+        """
+        return cls.model_validate(data)
+
 
 class UnresolvedStepContext(StepContext):
     """What a step sees when the context's class is not loaded in the worker process:

@@ -13,11 +13,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
+from ._children import cancel_with_parent
 from ._context import StepContext
 from ._definitions import EventLimits, StepDefinition, WorkflowDefinition
-from ._errors import CancellationError, ChildWorkflowDepthError, ContinueAsNewSignal, NonDeterminismError, Unwind
+from ._errors import CancellationError, ContinueAsNewSignal, NonDeterminismError, Unwind
 from ._events import (
-    ChildWorkflowStarted,
     HistoryEvent,
     HookCreated,
     HookReceived,
@@ -28,17 +28,8 @@ from ._events import (
 )
 from ._loop import WorkflowLoop
 from ._payload_types import PayloadCheck
-from ._pending import (
-    MAX_CHILD_DEPTH,
-    CommandKey,
-    EventMeta,
-    Mode,
-    Pending,
-    child_run_id,
-    hook_token,
-    validate_payload,
-)
-from ._records import CallArgs, CancelTimer, CancelWorkflow, Command, ExecuteStep, StartTimer, StartWorkflow
+from ._pending import CommandKey, EventMeta, Mode, Pending, hook_token, validate_payload
+from ._records import CallArgs, CancelTimer, Command, ExecuteStep, StartTimer
 from ._status import RunStatus
 
 TEARDOWN_AFTER_EXHAUSTION = 1_000
@@ -278,53 +269,6 @@ class RunCore:
             return payload, value
         return None
 
-    async def start_child(self, name: str, args: CallArgs, wait_for_completion: bool) -> Pending:
-        """Issue a child run; return its pending entry (its future resolves with the child's outcome).
-
-        With ``wait_for_completion`` the entry's future is awaited here already.
-        """
-        depth = self.started.depth + 1
-        if depth > MAX_CHILD_DEPTH:
-            # Invariant: decided from the recorded depth only, so replay raises at the same call.
-            raise ChildWorkflowDepthError(
-                f"start_child_workflow({name!r}) from run {self.run_id}: child workflows nest at most "
-                f"{MAX_CHILD_DEPTH} levels deep and this run is at depth {self.started.depth}"
-            )
-        self.check_payload(args, "args")
-        position = self.issue(CommandKey("child", name))
-        child = child_run_id(self.run_id, position)
-        entry = Pending(position, "child", self.loop.create_future(), name, args=args, child_run_id=child)
-        self.pending[position] = entry
-        if not wait_for_completion:
-            # Nobody may ever await a fire-and-forget child's outcome: retrieve it so asyncio
-            # does not log "exception was never retrieved".
-            entry.future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        if self.mode is Mode.LIVE:
-            self.emit(
-                ChildWorkflowStarted(
-                    **self.meta(),
-                    position=position,
-                    child_run_id=child,
-                    workflow_name=name,
-                    args=args,
-                    wait_for_completion=wait_for_completion,
-                )
-            )
-            self.command(
-                StartWorkflow(
-                    run_id=child,
-                    workflow_name=name,
-                    args=args,
-                    parent_run_id=self.run_id,
-                    parent_position=position,
-                    requested_at=self.now_ms,
-                    depth=depth,
-                )
-            )
-        if wait_for_completion:
-            await entry.future
-        return entry
-
     def set_step_context(self, ctx: StepContext, wire: object) -> None:
         """Issue a context change: record StepContextSet (live) and make ``ctx`` current.
 
@@ -355,24 +299,15 @@ class RunCore:
             if entry.dropped:
                 continue
             entry.abandoned = True
-            if entry.kind == "child" and entry.child_run_id is not None:
-                # The child keeps its entry: its RunFinished is still recorded when it arrives.
-                self.command(
-                    CancelWorkflow(
-                        run_id=entry.child_run_id, reason=self._child_cancel_reason(), requested_at=self.now_ms
-                    )
-                )
+            if entry.kind == "child":
+                cancel_with_parent(self, entry)  # unless its parent close policy is "abandon"
             if entry.timer_id is not None and (entry.kind != "step" or entry.awaiting_retry):
                 self.cancel_timer(entry.timer_id)
             if entry.kind == "hook" and entry.token is not None:
                 self.used_tokens.setdefault(entry.token, "abandoned")
             if entry.kind not in ("step", "child") or entry.awaiting_retry:
                 del self.pending[position]  # nothing more will be recorded for it
-            entry.future.set_exception(CancellationError(self.cancel_reason or "run cancelled"))
-
-    def _child_cancel_reason(self) -> str:
-        reason = self.cancel_reason or "run cancelled"
-        return f"parent run {self.run_id} cancelled: {reason}"
+            entry.future.set_exception(CancellationError(self.cancel_reason or "run cancelled", self.cancel_reason))
 
     # -- teardown -------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ resulting state is exactly what replaying those events would give.
 from __future__ import annotations
 
 from ._apply import apply_event
+from ._children import CANCELLED_CHILD_ERROR
 from ._core import RunCore
 from ._events import (
     CancelRequested,
@@ -28,7 +29,7 @@ _MISSING_ERROR = ErrorInfo(
 )
 
 
-_TIMER_KIND = {"sleep": "sleep", "step": "retry", "hook": "hook_timeout"}
+_TIMER_KIND = {"sleep": "sleep", "step": "retry", "hook": "hook_timeout", "child_timeout": "child_timeout"}
 
 
 def decide(core: RunCore, received: Input) -> str | None:
@@ -79,7 +80,8 @@ def _on_step_failure(core: RunCore, entry: Pending, error: ErrorInfo) -> None:
     assert entry.step is not None
     attempt = entry.attempt
     # An abandoned (cancelled) step is recorded for audit but never retried.
-    delay = None if entry.dropped else entry.step.policy.next_delay_ms(attempt, error)
+    policy = entry.step.policy
+    delay = None if entry.dropped else policy.next_delay_ms(attempt, error, core.run_id, entry.position)
     if delay is None:
         _record(core, StepFailed(**core.meta(), position=entry.position, attempt=attempt, error=error, retry_at=None))
         return
@@ -168,7 +170,7 @@ def _on_child_finished(core: RunCore, finished: RunFinished) -> str | None:
         return None
     if finished.status == RunStatus.CANCELLED:
         error = ErrorInfo(
-            type="engine.CancellationError", message=f"child run {finished.run_id} was cancelled", retryable=False
+            type=CANCELLED_CHILD_ERROR, message=f"child run {finished.run_id} was cancelled", retryable=False
         )
     elif finished.status == RunStatus.FAILED:
         error = finished.error or ErrorInfo(

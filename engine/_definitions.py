@@ -11,6 +11,7 @@ from typing import ParamSpec, TypeVar, cast, overload
 
 from ._durations import Duration, parse_duration
 from ._errors import ScheduleSpecError
+from ._event_limits import EventLimits as EventLimits  # re-exported: its home before it moved
 from ._loop import current_runtime
 from ._records import CallArgs
 from ._retry import RetryDelay, RetryPolicy
@@ -26,45 +27,15 @@ _SCHEDULE_ATTR = "__kflow_schedule__"
 
 
 @dataclass(frozen=True, slots=True)
-class EventLimits:
-    """Bounds on one run: the length of its history (its number of events) and the work of one activation.
-
-    Attributes:
-        soft: once a new event takes the history past ``soft``, one warning is logged
-            (logger ``"engine"``) suggesting ``continue_as_new``.
-        hard: an activation that would take the history past ``hard`` is not recorded;
-            the run fails with ``EventLimitExceededError`` instead. Its ``WorkflowFailed`` is
-            the only event ever appended beyond ``hard``, so a history holds at most
-            ``hard + 1`` events (``RunFinished`` is a command, not a history event).
-        activation_steps: the most event-loop callbacks one activation (the workflow code running
-            from an input until it waits again) may run. Past it the code is stopped and the run
-            fails with ``ActivationBudgetExceededError``: a loop that never waits on kflow cannot
-            hold the host. Counted, never timed, so replay stops at the same callback.
-
-    Raises:
-        ValueError: a limit is not a positive int, or ``soft > hard``.
-    """
-
-    soft: int = 10_000
-    hard: int = 50_000
-    activation_steps: int = 1_000_000
-
-    def __post_init__(self) -> None:
-        for label, value in (("soft", self.soft), ("hard", self.hard), ("activation_steps", self.activation_steps)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"EventLimits.{label} must be a positive int, got {value!r}")
-        if self.soft > self.hard:
-            raise ValueError(f"EventLimits.soft ({self.soft}) must not exceed hard ({self.hard})")
-
-
-@dataclass(frozen=True, slots=True)
 class StepDefinition:
-    """What ``@step`` recorded: the name, the undecorated function, retry policy and timeout."""
+    """What ``@step`` recorded: the name, the undecorated function, retry policy and timeout (and the
+    ``metadata`` it was given, kept for the application: kflow does not read it)."""
 
     name: str
     fn: Callable[..., object]
     policy: RetryPolicy
     timeout_ms: int | None
+    metadata: dict[str, object] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +49,9 @@ class WorkflowDefinition:
     durable: bool = True
     context_class: type | None = field(default=None)
     event_limits: EventLimits | None = None  # None: the host's limits (default EventLimits())
+    # Accepted from pyworkflow-engine and kept; no effect: a Kafka redelivery is kflow's recovery.
+    recover_on_worker_loss: bool | None = None
+    max_recovery_attempts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +82,9 @@ def step(
     max_retries: int = 3,
     retry_delay: RetryDelay = "exponential",
     timeout: Duration | None = "60s",
+    max_retry_delay: Duration | None = None,
+    retry_jitter: bool = False,
+    metadata: Mapping[str, object] | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[object, None, R]]]: ...
 
 
@@ -119,6 +96,9 @@ def step(
     max_retries: int = 3,
     retry_delay: RetryDelay = "exponential",
     timeout: Duration | None = "60s",
+    max_retry_delay: Duration | None = None,
+    retry_jitter: bool = False,
+    metadata: Mapping[str, object] | None = None,
 ) -> object:
     """Declare a step: a retryable unit of work that runs on a step worker.
 
@@ -129,18 +109,31 @@ def step(
     Args:
         name: registry name (default: the function's ``__name__``).
         max_retries: retries after the first attempt.
-        retry_delay: ``"exponential"`` (1s, 2s, 4s...), ``"fixed"`` (1s), a duration, or a
-            list of per-retry seconds (last one repeated).
+        retry_delay: ``"exponential"`` (1s, 2s, 4s... capped by ``max_retry_delay``), ``"fixed"``
+            (1s), a duration, or a list of per-retry seconds (last one repeated).
         timeout: per-attempt limit enforced by the worker (``None``: no limit).
+        max_retry_delay: the longest the policy waits between attempts (any duration; default:
+            300 s for ``"exponential"``, no cap for the others). A ``RetryableError.retry_after`` is
+            not capped.
+        retry_jitter: "full jitter": wait a fraction of the (capped) delay between 0 and all of it,
+            fixed by (run id, position, attempt), so replays and redeliveries wait the same.
+        metadata: free-form data kept on the definition (``StepDefinition.metadata``), accepted
+            from pyworkflow-engine; kflow does not use it.
 
     Raises:
-        InvalidDurationError: for a bad ``retry_delay`` or ``timeout``.
+        InvalidDurationError: for a bad ``retry_delay``, ``timeout`` or ``max_retry_delay``.
+        TypeError: ``retry_jitter`` is not a bool, ``metadata`` not a mapping.
     """
-    policy = RetryPolicy.from_spec(max_retries, retry_delay)
+    policy = RetryPolicy.from_spec(max_retries, retry_delay, max_retry_delay, retry_jitter)
     timeout_ms = None if timeout is None else parse_duration(timeout)
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
+    step_metadata = dict(metadata or {})
 
     def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[object, None, R]]:
-        defn = StepDefinition(name=name or func.__name__, fn=func, policy=policy, timeout_ms=timeout_ms)
+        defn = StepDefinition(
+            name=name or func.__name__, fn=func, policy=policy, timeout_ms=timeout_ms, metadata=step_metadata
+        )
 
         @functools.wraps(func)
         async def call_step(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -166,6 +159,8 @@ def workflow(
     durable: bool = True,
     context_class: type | None = None,
     event_limits: EventLimits | None = None,
+    recover_on_worker_loss: bool | None = None,
+    max_recovery_attempts: int | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]: ...
 
 
@@ -179,6 +174,8 @@ def workflow(
     durable: bool = True,
     context_class: type | None = None,
     event_limits: EventLimits | None = None,
+    recover_on_worker_loss: bool | None = None,
+    max_recovery_attempts: int | None = None,
 ) -> object:
     """Declare a workflow: deterministic orchestration code between awaits.
 
@@ -194,14 +191,20 @@ def workflow(
             raises ``TypeError`` for anything else.
         event_limits: this workflow's history limits and activation budget; they win over the host's
             (``Run.start/replay/recover(limits=...)``, ``InMemoryDriver(event_limits=...)``).
+        recover_on_worker_loss, max_recovery_attempts: accepted from pyworkflow-engine and kept on the
+            definition, no effect: a run never depends on one process (a partition moves to another
+            orchestrator and replays; a step whose worker died is redelivered to another worker).
 
     Raises:
         InvalidDurationError: for a bad ``max_duration``.
-        TypeError: ``event_limits`` is not an ``EventLimits``.
+        TypeError: ``event_limits`` is not an ``EventLimits``, ``recover_on_worker_loss`` not a bool,
+            ``max_recovery_attempts`` not an int.
+        ValueError: ``max_recovery_attempts`` is negative.
     """
     max_duration_ms = None if max_duration is None else parse_duration(max_duration)
     if event_limits is not None and not isinstance(event_limits, EventLimits):
         raise TypeError(f"event_limits must be an EventLimits, got {type(event_limits).__name__}")
+    _check_recovery(recover_on_worker_loss, max_recovery_attempts)
 
     def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         defn = WorkflowDefinition(
@@ -212,6 +215,8 @@ def workflow(
             durable=durable,
             context_class=context_class,
             event_limits=event_limits,
+            recover_on_worker_loss=recover_on_worker_loss,
+            max_recovery_attempts=max_recovery_attempts,
         )
         setattr(func, _WORKFLOW_ATTR, defn)
         return func
@@ -239,6 +244,8 @@ def scheduled_workflow(
     durable: bool = True,
     context_class: type | None = None,
     event_limits: EventLimits | None = None,
+    recover_on_worker_loss: bool | None = None,
+    max_recovery_attempts: int | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Declare a workflow together with the schedule that starts it (pyworkflow's ``@scheduled_workflow``).
 
@@ -253,7 +260,8 @@ def scheduled_workflow(
         overlap_policy: an ``OverlapPolicy`` or its value (default ``skip``).
         schedule_id: the schedule's id (default: the workflow's name).
         args, kwargs: the arguments of every run the schedule starts.
-        name, max_duration, tags, durable, context_class, event_limits: as for ``@workflow``.
+        name, max_duration, tags, durable, context_class, event_limits, recover_on_worker_loss,
+            max_recovery_attempts: as for ``@workflow``.
 
     Raises:
         ScheduleSpecError: an invalid spec (bad cron, unknown time zone, none or two of cron/interval/calendar).
@@ -293,6 +301,8 @@ def scheduled_workflow(
             durable=durable,
             context_class=context_class,
             event_limits=event_limits,
+            recover_on_worker_loss=recover_on_worker_loss,
+            max_recovery_attempts=max_recovery_attempts,
         )(func)
         workflow_name = cast(WorkflowDefinition, workflow_definition(func)).name
         declared_id = workflow_name if schedule_id is None else schedule_id
@@ -308,6 +318,17 @@ def scheduled_workflow(
         return func
 
     return decorate
+
+
+def _check_recovery(recover_on_worker_loss: object, max_recovery_attempts: object) -> None:
+    if recover_on_worker_loss is not None and not isinstance(recover_on_worker_loss, bool):
+        raise TypeError(f"recover_on_worker_loss must be a bool or None, got {recover_on_worker_loss!r}")
+    if max_recovery_attempts is None:
+        return
+    if isinstance(max_recovery_attempts, bool) or not isinstance(max_recovery_attempts, int):
+        raise TypeError(f"max_recovery_attempts must be an int or None, got {max_recovery_attempts!r}")
+    if max_recovery_attempts < 0:
+        raise ValueError(f"max_recovery_attempts must be >= 0, got {max_recovery_attempts}")
 
 
 def _declared_call(where: str, args: object, kwargs: object) -> CallArgs:

@@ -7,7 +7,7 @@ stable when private modules are reorganised.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 
 class KflowError(Exception):
@@ -26,30 +26,52 @@ class RetryableError(KflowError):
 
     Args:
         message: what went wrong.
-        retry_after: delay before the next attempt (seconds, a duration string
-            such as ``"10s"``, or a timedelta); overrides the step's policy.
+        retry_after: when to try again, overriding the step's policy: a delay (seconds, a duration
+            string such as ``"30s"``, a timedelta) or a ``datetime`` to retry at (naive = UTC; the
+            delay is that time minus the end of the failed attempt; a time past retries at once).
+        **metadata: free-form details kept on the error (``.metadata``), as in pyworkflow-engine.
     """
 
     __module__ = "engine"
     retryable = True
 
-    def __init__(self, message: str = "", retry_after: int | float | str | timedelta | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        retry_after: int | float | str | timedelta | datetime | None = None,
+        **metadata: object,
+    ) -> None:
         super().__init__(message)
+        self.message = message
         self.retry_after = retry_after
+        self.metadata = metadata
 
 
 class FatalError(KflowError):
-    """A permanent failure: the step is not retried and the error reaches the workflow."""
+    """A permanent failure: the step is not retried and the error reaches the workflow.
+
+    ``**metadata``: free-form details kept on the error (``.metadata``), as in pyworkflow-engine.
+    """
 
     __module__ = "engine"
     retryable = False
+
+    def __init__(self, message: str = "", **metadata: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata = metadata
 
 
 class CancellationError(KflowError):
-    """Raised inside a workflow at its current await when the run is cancelled."""
+    """Raised inside a workflow at its current await when the run is cancelled (``reason``: the cancel's)."""
 
     __module__ = "engine"
     retryable = False
+
+    def __init__(self, message: str = "run cancelled", reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
 
 
 class HookExpiredError(KflowError):
@@ -59,14 +81,22 @@ class HookExpiredError(KflowError):
     retryable = False
 
 
-class ChildWorkflowDepthError(KflowError):
-    """Raised by ``start_child_workflow`` when the child would nest deeper than ``MAX_CHILD_DEPTH``."""
+class ChildWorkflowError(KflowError):
+    """Base of the errors about child workflows (pyworkflow-engine's ``ChildWorkflowError``)."""
 
     __module__ = "engine"
     retryable = False
 
 
-class ChildWorkflowFailedError(KflowError):
+class ChildWorkflowDepthError(ChildWorkflowError):
+    """Raised by ``start_child_workflow`` when the child would nest deeper than ``MAX_CHILD_DEPTH``
+    (exported as ``MaxNestingDepthError`` too)."""
+
+    __module__ = "engine"
+    retryable = False
+
+
+class ChildWorkflowFailedError(ChildWorkflowError):
     """Raised in a parent workflow when a child run it waits for failed or was cancelled.
 
     Attributes:
@@ -133,8 +163,8 @@ class WorkflowTimeoutError(KflowError):
     retryable = False
 
 
-class EventLimitExceededError(KflowError):
-    """A run's history reached its hard event limit (``EventLimits.hard``); the run failed.
+class EventLimitExceededError(FatalError):
+    """A run's history reached its hard event limit (``EventLimits.hard``); the run failed (a ``FatalError``).
 
     Long-running workflows should ``continue_as_new`` before that to start a fresh history.
     """

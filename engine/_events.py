@@ -26,6 +26,7 @@ class WorkflowStarted:
     continued_from: str | None = None
     deadline_at: int | None = None
     depth: int = 0
+    chain_attempt: int | None = None  # the run's place in its continue-as-new chain; None = 1 (get_context().attempt)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,6 +142,7 @@ class ChildWorkflowStarted:
     workflow_name: str
     args: CallArgs
     wait_for_completion: bool
+    parent_close_policy: str | None = None  # "cancel" | "abandon"; None (written before 0.2) means "cancel"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,6 +167,24 @@ class ChildWorkflowFailed:
     position: int
     child_run_id: str
     error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowCancelRequested:
+    """The run asked a child to cancel (a CancelWorkflow went to the child's inbox).
+
+    ``position`` is the child's (its ChildWorkflowStarted); ``command_position`` the position of the
+    ``handle.cancel()`` call that asked, or None when the run asked itself: it was cancelled, or it ended
+    and the child's parent close policy is ``"cancel"``.
+    """
+
+    run_id: str
+    seq: int
+    timestamp: int
+    position: int
+    child_run_id: str
+    reason: str | None = None
+    command_position: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,6 +262,7 @@ HistoryEvent = Union[
     ChildWorkflowStarted,
     ChildWorkflowCompleted,
     ChildWorkflowFailed,
+    ChildWorkflowCancelRequested,
     StepContextSet,
     CancelRequested,
     WorkflowCompleted,

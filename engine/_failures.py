@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import sys
 import traceback
-from datetime import timedelta
+from datetime import datetime
 
-from ._durations import parse_duration
+from ._durations import datetime_to_ms, parse_duration
 from ._errors import FatalError, RetryableError, StepFailedError
 from ._records import ErrorInfo
 
 
-def error_info(exc: BaseException, *, with_traceback: bool = True) -> ErrorInfo:
+def error_info(exc: BaseException, *, with_traceback: bool = True, now_ms: int | None = None) -> ErrorInfo:
     """Describe ``exc`` as an ``ErrorInfo``; never raises.
 
     ``retryable`` comes from the class attribute ``retryable`` when present (kflow errors,
     ``FatalError`` is False); any other exception is retryable. ``RetryableError.retry_after``
-    becomes ``retry_after_ms``. An exception whose ``str()`` raises gets the message
+    becomes ``retry_after_ms``: a delay as it is, a ``datetime`` (naive = UTC) as the time from
+    ``now_ms`` (the end of the failed attempt) to it, 0 when it is past (None without ``now_ms``).
+    An exception whose ``str()`` raises gets the message
     ``"<unprintable T: str() raised E>"``; a traceback that cannot be formatted a similar note.
     Message and traceback are always encodable as UTF-8 (lone surrogates are escaped).
     """
@@ -26,7 +28,7 @@ def error_info(exc: BaseException, *, with_traceback: bool = True) -> ErrorInfo:
         message=safe_str(exc),
         traceback=_format_traceback(exc) if with_traceback else None,
         retryable=_retryable(exc),
-        retry_after_ms=_retry_after_ms(exc),
+        retry_after_ms=_retry_after_ms(exc, now_ms),
     )
 
 
@@ -120,11 +122,15 @@ def _retryable(exc: BaseException) -> bool:
     return flag if isinstance(flag, bool) else True
 
 
-def _retry_after_ms(exc: BaseException) -> int | None:
+def _retry_after_ms(exc: BaseException, now_ms: int | None) -> int | None:
     if not isinstance(exc, RetryableError):
         return None
     try:
-        value: str | int | float | timedelta | None = exc.retry_after
-        return None if value is None else parse_duration(value)
+        value: object = exc.retry_after
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return None if now_ms is None else max(0, datetime_to_ms(value) - now_ms)
+        return parse_duration(value)  # type: ignore[arg-type]  # anything else: InvalidDurationError
     except Exception:  # InvalidDurationError, or a value (a subclass's property) that breaks on the way
         return None

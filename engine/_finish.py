@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
+from ._children import cancel_on_close
 from ._core import RunCore
 from ._errors import (
     ActivationBudgetExceededError,
@@ -131,7 +132,12 @@ def failed(exc: BaseException) -> Outcome:
 
 
 def emit_ending(core: RunCore, outcome: Outcome) -> None:
-    """Append the terminal event and queue the ending commands (live mode)."""
+    """Append the terminal event and queue the ending commands (live mode).
+
+    Children still running under the parent close policy ``"cancel"`` are asked to cancel first, so
+    the terminal event stays the last of the history.
+    """
+    cancel_on_close(core, outcome.status)
     core.emit(terminal_event(core, outcome))
     for timer_id in armed_timers(core):
         core.cancel_timer(timer_id)
@@ -147,6 +153,7 @@ def emit_ending(core: RunCore, outcome: Outcome) -> None:
                 continued_from=core.run_id,
                 requested_at=core.now_ms,
                 depth=started.depth,
+                chain_attempt=(started.chain_attempt or 1) + 1,
             )
         )
     core.command(run_finished(core, outcome))

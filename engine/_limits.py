@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from ._children import cancel_on_close
 from ._core import RunCore
 from ._errors import EventLimitExceededError
 from ._events import HistoryEvent, TimerScheduled, WorkflowFailed
 from ._failures import qualified_name
 from ._finish import armed_timers, failed, run_finished, terminal_event
 from ._pending import Mode
-from ._records import CancelTimer, StartTimer
+from ._records import CancelTimer, CancelWorkflow, StartTimer, StartWorkflow
 
 logger = logging.getLogger("engine")
 
@@ -38,9 +39,14 @@ def enforce_limits(core: RunCore, base_seq: int, base_events: int, base_commands
 
 
 def warn_on_soft(core: RunCore, base_seq: int) -> None:
-    """Log the soft-limit warning when the events since ``base_seq`` crossed it (live only)."""
+    """Log the soft-limit warning when the events since ``base_seq`` crossed it, or crossed one of the marks
+    ``soft + k × event_warning_interval`` past it (live only; one warning per activation)."""
     soft = core.limits.soft
-    if base_seq <= soft < core.seq:
+    if core.seq <= soft:
+        return
+    interval = core.limits.event_warning_interval
+    last_mark = soft + (core.seq - 1 - soft) // interval * interval  # the highest mark below core.seq
+    if base_seq <= last_mark:
         logger.warning(
             "workflow %r run %s: history has %d events, over the soft limit of %d (hard limit %d, "
             "where the run fails); call continue_as_new to carry on with a fresh history",
@@ -70,7 +76,14 @@ def _fail_over_hard(core: RunCore, base_seq: int, base_events: int, base_command
         )
     )
     armed = [t for t in armed_timers(core) if t not in never_started]
+    # Children the dropped work started never started; those it asked to cancel were never asked.
+    unstarted = {c.run_id for c in dropped_commands if isinstance(c, StartWorkflow)}
+    unasked = {c.run_id for c in dropped_commands if isinstance(c, CancelWorkflow)}
+    for entry in core.pending.values():
+        if entry.kind == "child" and entry.child_run_id in unasked:
+            entry.cancel_sent = False
     core.mode = Mode.LIVE
+    cancel_on_close(core, outcome.status, skip=unstarted)
     core.emit(terminal_event(core, outcome))
     for timer_id in dict.fromkeys(armed + still_armed):
         core.cancel_timer(timer_id)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import uuid
-from dataclasses import dataclass
-from typing import TypedDict
+from dataclasses import dataclass, field
+from typing import Literal, TypedDict
 
 from ._definitions import StepDefinition
 from ._records import CallArgs
@@ -42,6 +42,11 @@ def validate_payload(schema: object, payload: object) -> object:
 MAX_CHILD_DEPTH = 10
 """How deep child workflows may nest (a run started by a client is depth 0)."""
 
+ParentClosePolicy = Literal["cancel", "abandon"]
+"""What happens to a child that is still running when its parent ends (``start_child_workflow``)."""
+
+PARENT_CLOSE_POLICIES: tuple[str, ...] = ("cancel", "abandon")
+
 
 class Mode(enum.Enum):
     """How commands issued by workflow code are treated."""
@@ -55,12 +60,14 @@ class Mode(enum.Enum):
 class CommandKey:
     """What identifies a command at a position for the determinism check."""
 
-    kind: str  # "step" | "sleep" | "hook" | "child" | "context"
+    kind: str  # "step" | "sleep" | "hook" | "child" | "context" | "child_cancel" | "child_timeout"
     name: str
+    # (replay, children) the parent close policy the history recorded: replay adopts it, never the code's
+    close_policy: str | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         """Human-readable form used in NonDeterminismError messages."""
-        return "sleep" if self.kind == "sleep" else f"{self.kind} {self.name!r}"
+        return self.kind if self.kind in ("sleep", "child_timeout") else f"{self.kind} {self.name!r}"
 
 
 @dataclass(slots=True, eq=False)
@@ -68,7 +75,7 @@ class Pending:
     """A command at ``position`` whose outcome has not been applied yet."""
 
     position: int
-    kind: str  # "step" | "sleep" | "hook" | "child"
+    kind: str  # "step" | "sleep" | "hook" | "child" | "child_timeout"
     future: asyncio.Future[object]
     name: str
     step: StepDefinition | None = None
@@ -81,6 +88,9 @@ class Pending:
     abandoned: bool = False  # cancelled away: late outcomes are recorded, change nothing
     child_run_id: str | None = None
     context: object = None  # (steps) the run's step context, wire form, when the step was issued
+    close_policy: str = "cancel"  # (children) the parent close policy: "cancel" or "abandon"
+    cancel_sent: bool = False  # (children) the run asked the child to cancel (ChildWorkflowCancelRequested)
+    child_status: str | None = None  # (children) the outcome the history recorded; None while it runs
 
     @property
     def dropped(self) -> bool:

@@ -52,12 +52,14 @@ class StartWorkflow:
     continued_from: str | None = None
     requested_at: int
     depth: int = 0
+    chain_attempt: int | None = None  # a continue-as-new successor: the predecessor's + 1; None = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelWorkflow:
     """Ask a run to cancel: ``CancellationError`` is raised at its current await (inbox input;
-    also emitted as a command by a cancelled parent for each of its running children)."""
+    also emitted as a command by a parent for a running child: ``handle.cancel()``, the parent's
+    cancellation, or its end under the child's parent close policy ``"cancel"``)."""
 
     run_id: str
     reason: str | None = None
@@ -155,6 +157,11 @@ class ScheduleState:
     skipped: int = 0
     recent_runs: tuple[str, ...] = ()
     requests: tuple[str, ...] = ()
+    # Outcomes of the runs it started (a chain counts once, by its last run); None in a state written before
+    # they were counted (the counting starts at its next finished run).
+    completed: int | None = None
+    failed: int | None = None
+    cancelled: int | None = None
 
 
 # --- commands (tasks, timers, completions) -------------------------------------------------
@@ -221,4 +228,4 @@ Input = Union[StartWorkflow, CancelWorkflow, ResumeHook, StepResult, TimerFired,
 
 Command = Union[ExecuteStep, StartTimer, CancelTimer, StartWorkflow, CancelWorkflow, RunFinished]
 """Every record a run asks its host to send (StartWorkflow: a child or a continue-as-new successor;
-CancelWorkflow: a cancelled parent's running child, routed to the child's partition)."""
+CancelWorkflow: a parent's running child, routed to the child's partition)."""

@@ -11,6 +11,7 @@ from ._core import RunCore
 from ._definitions import EventLimits
 from ._errors import ActivationBudgetExceededError, HistoryError, NonDeterminismError
 from ._events import (
+    ChildWorkflowCancelRequested,
     ChildWorkflowStarted,
     HistoryEvent,
     HookCreated,
@@ -93,7 +94,7 @@ def index_commands(history: Sequence[HistoryEvent]) -> dict[int, CommandKey]:
     recorded: dict[int, CommandKey] = {}
     for event in history:
         key = command_key(event)
-        position = getattr(event, "position", None)
+        position = command_position(event)
         if key is not None and isinstance(position, int):
             if position in recorded:
                 raise HistoryError(f"two commands recorded at position {position}")
@@ -105,15 +106,25 @@ def command_key(event: HistoryEvent) -> CommandKey | None:
     """The CommandKey of a code-issued event, or None for input-caused events."""
     if isinstance(event, StepScheduled) and event.attempt == 1:
         return CommandKey("step", event.step_name)
-    if isinstance(event, TimerScheduled) and event.kind == "sleep":
-        return CommandKey("sleep", "sleep")
+    if isinstance(event, TimerScheduled) and event.kind in ("sleep", "child_timeout"):
+        return CommandKey(event.kind, event.kind)
     if isinstance(event, HookCreated):
         return CommandKey("hook", event.name)
     if isinstance(event, ChildWorkflowStarted):
-        return CommandKey("child", event.workflow_name)
+        return CommandKey("child", event.workflow_name, close_policy=event.parent_close_policy or "cancel")
+    if isinstance(event, ChildWorkflowCancelRequested) and event.command_position is not None:
+        return CommandKey("child_cancel", event.child_run_id)
     if isinstance(event, StepContextSet):
         return CommandKey("context", "context")
     return None
+
+
+def command_position(event: HistoryEvent) -> int | None:
+    """The position of the command an event records (a child cancel's own, not its child's), or None."""
+    if isinstance(event, ChildWorkflowCancelRequested):
+        return event.command_position
+    position = getattr(event, "position", None)
+    return position if isinstance(position, int) else None
 
 
 def _replay_events(core: RunCore, history: Sequence[HistoryEvent]) -> None:
@@ -133,11 +144,14 @@ def _replay_events(core: RunCore, history: Sequence[HistoryEvent]) -> None:
             _replay_ending(core, event, ended)
             return
         key = command_key(event)
-        position: int | None = getattr(event, "position", None)
+        position = command_position(event)
         if key is not None and position is not None and position < core.next_position:
             # Invariant: a transition's events are persisted atomically, so a command recorded in
             # transition T was issued by the code during T's activation, i.e. before this point
             # (possibly just before the code ended, e.g. a hook that took a buffered payload).
+            continue
+        if isinstance(event, ChildWorkflowCancelRequested) and event.command_position is None:
+            # Asked by the run itself: its cancellation (applied just before) or its ending (replayed next).
             continue
         if isinstance(event, HookReceived) and event.position in core.buffer_deliveries:
             # The hook took a buffered payload when the code called it (see RunCore.wait_hook):

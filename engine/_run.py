@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._activation import activate, begin_workflow, finish
+from ._children import adopt_children
 from ._core import RunCore
 from ._decide import decide
 from ._definitions import EventLimits
@@ -32,8 +33,8 @@ class Transition:
         events: new history events, ``seq`` continuing the run's history, ``timestamp`` = now_ms.
             Append them atomically, in order, before sending the commands.
         commands: ExecuteStep / StartTimer / CancelTimer / StartWorkflow (child run or
-            continue-as-new successor) / CancelWorkflow (a cancelled parent's running child) /
-            RunFinished, in the order they were issued.
+            continue-as-new successor) / CancelWorkflow (a running child: ``handle.cancel()``, the
+            parent's cancellation or its end) / RunFinished, in the order they were issued.
         ignored: why the input changed nothing (duplicate, stale, run finished), else None.
     """
 
@@ -94,6 +95,7 @@ class Run:
             continued_from=start.continued_from,
             deadline_at=deadline,
             depth=start.depth,
+            chain_attempt=start.chain_attempt,
         )
         core = RunCore(defn, started, Mode.LIVE, limits=limits, payload_check=payload_check)
         core.emit(started)
@@ -171,6 +173,7 @@ class Run:
             )
             core.seq = len(history)
             core.now_ms = max(now_ms, history[-1].timestamp)
+            adopt_children(core, history)  # so the parent close policy reaches the children still running
             finish(core, failed(exc))
             warn_on_soft(core, len(history))
             run = cls(core)

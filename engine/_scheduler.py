@@ -176,6 +176,9 @@ def _create(cmd: ScheduleCommand, now: int) -> ScheduleDecision:
         updated_at=now,
         generation=0,
         requests=(cmd.request_id,),
+        completed=0,
+        failed=0,
+        cancelled=0,
     )
     commands: list[Command] = []
     return ScheduleDecision(_rearm(state, commands, now, paused=False), tuple(commands))
@@ -310,11 +313,23 @@ def _finished(state: ScheduleState | None, finished: RunFinished, now: int) -> S
     running = tuple(r for r in state.running if r != finished.run_id)
     if finished.status == RunStatus.CONTINUED_AS_NEW and finished.next_run_id:
         running = (*running, finished.next_run_id)  # the chain is still the schedule's run
-    state = dataclasses.replace(state, running=running, updated_at=now)
+    state = _counted(dataclasses.replace(state, running=running, updated_at=now), finished.status)
     commands: list[Command] = []
     if not state.paused:
         state = _start_buffered(state, commands, now)
     return ScheduleDecision(state, tuple(commands))
+
+
+def _counted(state: ScheduleState, status: str) -> ScheduleState:
+    """``state`` with the outcome counter of a finished run's ``status`` one up (none for a continue-as-new
+    link: its chain goes on)."""
+    if status == RunStatus.COMPLETED:
+        return dataclasses.replace(state, completed=(state.completed or 0) + 1)
+    if status == RunStatus.FAILED:
+        return dataclasses.replace(state, failed=(state.failed or 0) + 1)
+    if status == RunStatus.CANCELLED:
+        return dataclasses.replace(state, cancelled=(state.cancelled or 0) + 1)
+    return state
 
 
 def _start_buffered(state: ScheduleState, commands: list[Command], now: int) -> ScheduleState:

@@ -12,6 +12,7 @@ from ._definitions import EventLimits
 from ._errors import CancellationError, KflowError
 from ._events import HistoryEvent
 from ._failures import rebuild_exception
+from ._parity_errors import WorkflowNotFoundError
 from ._payload_types import PayloadCheck
 from ._records import (
     CallArgs,
@@ -48,6 +49,8 @@ class InMemoryDriver:
             by default nothing is checked): ``RecordCodec(types=registry.payload_types).payload_check``
             makes step and child arguments, results and hook payloads the JSON codecs cannot carry fail
             as they do on Kafka (see ``Run.start``); ``start`` and ``resume_hook`` raise its error.
+
+    ``status``, ``history``, ``cancel`` and ``deliver`` raise ``WorkflowNotFoundError`` for a run id it never started.
     """
 
     def __init__(
@@ -221,7 +224,8 @@ class InMemoryDriver:
         elif isinstance(command, StartWorkflow):
             self._start(command)  # a child run or a continue-as-new successor
         elif isinstance(command, CancelWorkflow):
-            # A cancelled parent's child: queued, delivered to the child's current run.
+            # A parent asks a child to cancel (handle.cancel(), its cancellation or its end): queued, delivered
+            # to the child's current run.
             self._inputs.append(command)
         else:
             self._finished[command.run_id] = command
@@ -248,4 +252,4 @@ class InMemoryDriver:
         try:
             return self._histories[run_id]
         except KeyError:
-            raise KflowError(f"unknown run {run_id}") from None
+            raise WorkflowNotFoundError(f"unknown run {run_id}") from None

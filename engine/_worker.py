@@ -13,6 +13,7 @@ from ._failures import describe, error_info
 from ._payload_types import PayloadCheck
 from ._records import ErrorInfo, ExecuteStep, StepResult
 from ._registry import Registry
+from ._step_info import step_info_scope
 
 
 async def execute_step(
@@ -33,16 +34,19 @@ async def execute_step(
     the calling task (``Task.cancelling()``) propagates. Synchronous step functions run in a
     thread so they do not block the worker's loop. ``cmd.context`` (the run's step context)
     is readable through ``get_step_context()`` during the call; ``set_step_context`` raises there.
+    ``get_step_info()`` returns the call's run id, position, attempt and idempotency key. A
+    ``RetryableError(retry_after=<datetime>)`` becomes the delay from the attempt's end to that time.
     A result ``payload_check`` refuses (see ``Run.start``) fails the attempt, not retried: a retry would
     return a value of the same kind.
     """
     started_at = clock.now_ms()
     try:
         defn = registry.step(cmd.step_name)
-        with step_context_scope(cmd.context):
+        with step_context_scope(cmd.context), step_info_scope(cmd):
             result = await _run_with_timeout(defn, cmd)
     except Exception as exc:  # the worker reports every step failure instead of raising
-        return _failed(cmd, error_info(exc), worker, started_at, clock)
+        ended = clock.now_ms()
+        return _failed(cmd, error_info(exc, now_ms=ended), worker, started_at, clock, ended)
     except asyncio.CancelledError as exc:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
@@ -71,7 +75,9 @@ async def execute_step(
     )
 
 
-def _failed(cmd: ExecuteStep, error: ErrorInfo, worker: str, started_at: int, clock: Clock) -> StepResult:
+def _failed(
+    cmd: ExecuteStep, error: ErrorInfo, worker: str, started_at: int, clock: Clock, ended: int | None = None
+) -> StepResult:
     return StepResult(
         run_id=cmd.run_id,
         position=cmd.position,
@@ -80,7 +86,7 @@ def _failed(cmd: ExecuteStep, error: ErrorInfo, worker: str, started_at: int, cl
         error=error,
         worker=worker,
         started_at=started_at,
-        finished_at=clock.now_ms(),
+        finished_at=clock.now_ms() if ended is None else ended,
     )
 
 

@@ -21,6 +21,7 @@ from ._errors import ContinueAsNewSignal, Unwind
 from ._events import (
     HISTORY_EVENT_TYPES,
     CancelRequested,
+    ChildWorkflowCancelRequested,
     ChildWorkflowCompleted,
     ChildWorkflowFailed,
     ChildWorkflowStarted,
@@ -42,6 +43,7 @@ from ._events import (
     WorkflowStarted,
 )
 from ._failures import error_info, rebuild_exception
+from ._parity_errors import hook_refusal_error
 from ._payload_types import PayloadCheck, PayloadTypes
 from ._pending import MAX_CHILD_DEPTH
 from ._records import (
@@ -88,6 +90,7 @@ __all__ = [
     "execute_step",
     "error_info",
     "rebuild_exception",
+    "hook_refusal_error",
     "RunStatus",
     "status_of",
     "Clock",
@@ -130,6 +133,7 @@ __all__ = [
     "ChildWorkflowStarted",
     "ChildWorkflowCompleted",
     "ChildWorkflowFailed",
+    "ChildWorkflowCancelRequested",
     "StepContextSet",
     "CancelRequested",
     "WorkflowCompleted",

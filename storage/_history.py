@@ -1,9 +1,10 @@
 """HistoryWriter: writes history events into Cassandra as deltas — the event row, and the run's changes.
 
 Each event becomes its ``events`` row; a ``WorkflowStarted`` creates the run's rows (``runs``,
-``runs_by_status``, ``runs_by_workflow``); a terminal event sets the outcome and moves the run from the
-``running`` partition of ``runs_by_status`` to its final status; every run touched by a batch gets its
-``last_seq``/``updated_at``. Nothing reads or rewrites a whole history (docs/notes.md #8).
+``runs_by_status``, ``runs_by_workflow``); a ``ChildWorkflowStarted`` adds the child to the run's ``children``; a
+terminal event sets the outcome and moves the run from the ``running`` partition of ``runs_by_status`` to its
+final status; every run touched by a batch gets its ``last_seq``/``updated_at``. Nothing reads or rewrites a
+whole history (docs/notes.md #8).
 
 Invariant: every mutation made for an event is written ``USING TIMESTAMP <seq of that event>``. Within a
 run, a later event therefore wins over an earlier one whatever order the writes arrive in, and writing an
@@ -25,6 +26,7 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from engine import RunStatus
 from engine.runtime import (
+    ChildWorkflowStarted,
     HistoryEvent,
     WorkflowCancelled,
     WorkflowCompleted,
@@ -97,6 +99,7 @@ class HistoryWriter:
             f"UPDATE {ks}.runs USING TIMESTAMP ? SET status = ?, result = ?, error_type = ?, "
             "error_message = ?, finished_at = ?, next_run_id = ? WHERE run_id = ?"
         )
+        self._add_child = prepare(f"UPDATE {ks}.runs USING TIMESTAMP ? SET children[?] = ? WHERE run_id = ?")
         self._progress = prepare(
             f"UPDATE {ks}.runs USING TIMESTAMP ? SET last_seq = ?, updated_at = ? WHERE run_id = ?"
         )
@@ -122,6 +125,7 @@ class HistoryWriter:
             self._insert_event,
             self._insert_run,
             self._finish_run,
+            self._add_child,
             self._progress,
             self._insert_status,
             self._delete_status,
@@ -181,6 +185,9 @@ class HistoryWriter:
                 latest[event.run_id] = event
             if isinstance(event, WorkflowStarted):
                 out.extend(self._started_rows(event))
+            elif isinstance(event, ChildWorkflowStarted):
+                params = (event.seq, event.position, event.child_run_id, event.run_id)
+                out.append(Write(self._add_child, params, ("runs", event.run_id)))
             elif status_of(event) is not None:
                 out.extend(self._finished_rows(event, keys.get(event.run_id)))
         # Only the newest event of each run in the batch touches last_seq: one write per run, not per event.

@@ -1,31 +1,24 @@
-"""RunStore: reads the materialized history — one run, its events, and run listings newest first — and
-applies ``kflow compact``'s retention to it (finished runs to compact, purging a run's events, marking it).
-
-Listings walk the query tables' day buckets from the newest day back to a floor (``days`` before
-today), so a listing costs a bounded number of partition reads. Every listing is ordered by
-``(started_at, run_id)`` descending; a page token (``storage._pages``) is the last ``(started_at, run_id)``
-returned plus the floor and the filters, so the next page continues exactly after it.
+"""RunStore: reads the materialized history — one run, its events, and run listings newest first
+(``storage._listing``) — and applies ``kflow compact``'s retention to it (finished runs to compact, purging a
+run's events, marking it).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from cassandra.query import BoundStatement, PreparedStatement
+from cassandra.query import BoundStatement
 
 from engine.runtime import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
 from schemas import RecordCodec, SchemaError
-from storage._cql import DRIVER_ERRORS, RUNNING, STATUSES, day_bucket, to_ms
+from storage._cql import DRIVER_ERRORS, RUNNING, STATUSES, to_ms
 from storage._errors import StorageError
-from storage._pages import PageCursor, day_range, decode_page, encode_page
+from storage._listing import RunListing
 from storage._session import CassandraConnection
 
-_DAY = timedelta(days=1)
 _RUN_COLUMNS = (
     "run_id",
     "workflow_name",
@@ -45,6 +38,7 @@ _RUN_COLUMNS = (
     "last_seq",
     "compacted_at",
     "history_purged",
+    "children",
 )
 _TIME_COLUMNS = frozenset({"started_at", "finished_at", "updated_at", "compacted_at"})
 _FINISHED = frozenset(STATUSES) - {RUNNING}
@@ -59,7 +53,9 @@ class RunRow:
     always set. For a cancelled run ``error_message`` holds the cancel reason (if one was given). The
     other fields are None when unknown (``finished_at`` of a running run, a run without a parent, …).
     ``compacted_at`` is when ``kflow compact`` dropped the run's hot state (None: never), and
-    ``history_purged`` whether it also deleted the run's ``events`` rows.
+    ``history_purged`` whether it also deleted the run's ``events`` rows. ``children``: the run ids of the
+    children it started, in the order of their positions (migration 003; empty for runs materialized before it,
+    until ``kflow replay --rebuild``).
     """
 
     run_id: str
@@ -80,6 +76,7 @@ class RunRow:
     last_seq: int | None = None
     compacted_at: int | None = None
     history_purged: bool = False
+    children: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +111,6 @@ class RunPage:
 
     runs: list[RunRow]
     next_page: str | None
-
-
-_Key = tuple[int, str]  # (started_at, run_id): the order of every listing, descending
 
 
 class RunStore:
@@ -161,13 +155,7 @@ class RunStore:
         prepare = self._session.prepare
         self._get_run = prepare(f"SELECT {', '.join(_RUN_COLUMNS)} FROM {ks}.runs WHERE run_id = ?")
         self._get_events = prepare(f"SELECT data FROM {ks}.events WHERE run_id = ?")
-        page = "AND (started_at, run_id) < (?, ?) "
-        by_status = f"SELECT started_at, run_id FROM {ks}.runs_by_status WHERE status = ? AND bucket = ? "
-        by_workflow = f"SELECT started_at, run_id FROM {ks}.runs_by_workflow WHERE workflow_name = ? AND bucket = ? "
-        filtered = "AND status = ? LIMIT ? ALLOW FILTERING"
-        self._by_status = (prepare(by_status + "LIMIT ?"), prepare(by_status + page + "LIMIT ?"))
-        self._by_workflow = (prepare(by_workflow + "LIMIT ?"), prepare(by_workflow + page + "LIMIT ?"))
-        self._by_workflow_status = (prepare(by_workflow + filtered), prepare(by_workflow + page + filtered))
+        self._listing = RunListing(self._session, ks, self._clock, self._days)
         self._scan_runs = prepare(f"SELECT {', '.join(_SCAN_COLUMNS)} FROM {ks}.runs")
         # Invariant: purges and marks carry a wall-clock timestamp (µs since the epoch), far above the
         # materializer's `USING TIMESTAMP <seq>`: re-materializing a purged run's events (redelivery, a
@@ -213,7 +201,13 @@ class RunStore:
         return events
 
     def list_runs(
-        self, status: str | None = None, workflow: str | None = None, limit: int = 50, page: str | None = None
+        self,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        page: str | None = None,
+        *,
+        since: int | None = None,
     ) -> RunPage:
         """Runs newest first (by ``started_at``), filtered by status and/or workflow name.
 
@@ -222,6 +216,8 @@ class RunStore:
             workflow: a workflow name.
             limit: most runs on the page.
             page: the ``next_page`` of the previous page of the same listing.
+            since: epoch ms: only runs started at or after it; the walk goes back to its day (instead of
+                ``days`` before today).
 
         Raises:
             ValueError: an unknown status, ``limit`` < 1, an invalid page token.
@@ -231,23 +227,12 @@ class RunStore:
             raise ValueError(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
-        cursor = decode_page(page, status, workflow) if page else None
-        today = datetime.fromtimestamp(self._clock.now_ms() / 1000, tz=UTC).date()
-        floor = cursor.floor if cursor else (today - timedelta(days=self._days)).isoformat()
-        # Start a day ahead of our "today": runs stamped by a host whose clock runs ahead are listed too.
-        newest = cursor.bucket if cursor else (today + _DAY).isoformat()
-        days = day_range(newest, floor)
-        after = (cursor.started_at, cursor.run_id) if cursor else None
         try:
-            keys = list(itertools.islice(self._keys(status, workflow, days, after, limit + 1), limit + 1))
-            runs = self._fetch_runs([run_id for _, run_id in keys[:limit]])
+            listed = self._listing.page(status, workflow, since, limit, page)
+            runs = self._fetch_runs(listed.run_ids)
         except DRIVER_ERRORS as exc:
             raise StorageError(f"listing runs failed: {exc!r}") from exc
-        next_page = None
-        if len(keys) > limit:
-            started_at, run_id = keys[limit - 1]
-            next_page = encode_page(PageCursor(day_bucket(started_at), started_at, run_id, floor, status, workflow))
-        return RunPage(runs=runs, next_page=next_page)
+        return RunPage(runs=runs, next_page=listed.next_page)
 
     def compactable_runs(
         self, before_ms: int, *, purge_history: bool = False, page_size: int = 1000
@@ -341,45 +326,6 @@ class RunStore:
         except DRIVER_ERRORS as exc:
             raise StorageError(f"marking run {run_id} compacted failed: {exc!r}") from exc
 
-    def _keys(
-        self, status: str | None, workflow: str | None, days: list[str], after: _Key | None, cap: int
-    ) -> Iterator[_Key]:
-        """Listing keys newest first; a run listed twice (mid status move) appears once."""
-        if workflow is not None and status is not None:
-            return self._walk(self._by_workflow_status, (workflow,), (status,), days, after, cap)
-        if workflow is not None:
-            return self._walk(self._by_workflow, (workflow,), (), days, after, cap)
-        if status is not None:
-            return self._walk(self._by_status, (status,), (), days, after, cap)
-        sources = [self._walk(self._by_status, (one,), (), days, after, cap) for one in STATUSES]
-        merged = heapq.merge(*sources, reverse=True)
-        return (key for key, _ in itertools.groupby(merged))
-
-    def _walk(
-        self,
-        queries: tuple[PreparedStatement, PreparedStatement],
-        partition: tuple[object, ...],
-        filters: tuple[object, ...],
-        days: Sequence[str],
-        after: _Key | None,
-        cap: int,
-    ) -> Iterator[_Key]:
-        """Keys of one partition family, day by day from ``days[0]``, after ``after``, at most ``cap``."""
-        first, following = queries
-        yielded = 0
-        for index, bucket in enumerate(days):
-            if index == 0 and after is not None:
-                statement, params = following, (*partition, bucket, *after, *filters, cap - yielded)
-            else:
-                statement, params = first, (*partition, bucket, *filters, cap - yielded)
-            for row in self._session.execute(statement, params):
-                started_at = to_ms(row.started_at)
-                assert started_at is not None  # a clustering column is never null
-                yield started_at, row.run_id
-                yielded += 1
-            if yielded >= cap:
-                return
-
     def _fetch_runs(self, run_ids: list[str]) -> list[RunRow]:
         """The ``runs`` rows of ``run_ids``, read concurrently, in the given order (missing ones skipped)."""
         futures = [self._session.execute_async(self._get_run, (run_id,)) for run_id in run_ids]
@@ -396,4 +342,6 @@ def _run_row(row: Any) -> RunRow | None:
         value = getattr(row, column)
         values[column] = to_ms(value) if column in _TIME_COLUMNS else value
     values["history_purged"] = bool(values["history_purged"])  # null until compacted
+    children = values["children"] or {}  # a map (position -> run id), null when empty
+    values["children"] = tuple(children[position] for position in sorted(children))
     return RunRow(**values)

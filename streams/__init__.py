@@ -19,7 +19,7 @@ from streams._topics import (
     partition_counts,
     topic_config,
 )
-from streams.client import Client, HookDeliveryError, RunInfo, Schedules
+from streams.client import Client, HookDeliveryError, RunInfo, RunList, Schedules
 from streams.dev import DevStack, DevStackError, ServerStatus
 from streams.kafka import PartitionLag, committed_lag, partition_for
 from streams.processors import (
@@ -41,6 +41,7 @@ __all__ = [
     "Orchestrator",
     "OrchestratorStats",
     "RunInfo",
+    "RunList",
     "Schedules",
     "ServerStatus",
     "DevStack",

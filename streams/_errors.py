@@ -19,7 +19,7 @@ from aiokafka.errors import (
     RequestTimedOutError,
 )
 
-from engine import KflowError
+from engine import ConfigurationError, KflowError
 
 _UNREACHABLE = (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError, OSError)
 
@@ -55,10 +55,11 @@ class TransportError(KflowError):
         return cls(" ".join(message.split()), bootstrap, doing, unreachable=unreachable)
 
 
-class SettingsError(KflowError, ValueError):
+class SettingsError(ConfigurationError, ValueError):
     """A ``KFLOW_*`` environment variable has a value kflow cannot use; the message names it.
 
-    Also a ``ValueError``, which ``Settings.from_env`` documented before there was a kflow error for it.
+    An ``engine.ConfigurationError`` (pyworkflow-engine's name for a misconfiguration), and a ``ValueError``,
+    which ``Settings.from_env`` documented before there was a kflow error for it.
     """
 
     __module__ = "streams"

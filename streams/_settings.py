@@ -117,6 +117,8 @@ class Settings:
         home: cache folder for server jars and the local servers' data (``KFLOW_HOME``).
         event_soft_limit / event_hard_limit: the orchestrator's default history-length limits per run
             (``KFLOW_EVENT_SOFT_LIMIT``, ``KFLOW_EVENT_HARD_LIMIT``); ``@workflow(event_limits=…)`` wins.
+        event_warning_interval: past the soft limit, the warning repeats every this many events
+            (``KFLOW_EVENT_WARNING_INTERVAL``).
         activation_steps: the orchestrator's default budget of event-loop callbacks per workflow activation
             (``KFLOW_ACTIVATION_STEPS``): past it the run fails with ``ActivationBudgetExceededError``.
         replication_factor: replication factor of the topics kflow creates (``KFLOW_REPLICATION_FACTOR``);
@@ -142,6 +144,7 @@ class Settings:
     home: Path = Path.home() / ".cache" / "kflow"
     event_soft_limit: int = 10_000
     event_hard_limit: int = 50_000
+    event_warning_interval: int = 100
     activation_steps: int = 1_000_000
     replication_factor: int | None = None
     retention_ms: int = DEFAULT_RETENTION_MS
@@ -188,6 +191,7 @@ class Settings:
             home=Path(env["KFLOW_HOME"]) if env.get("KFLOW_HOME") else _default_home(env),
             event_soft_limit=soft,
             event_hard_limit=hard,
+            event_warning_interval=_positive_int(env, "KFLOW_EVENT_WARNING_INTERVAL", _DEFAULTS.event_warning_interval),
             activation_steps=_positive_int(env, "KFLOW_ACTIVATION_STEPS", _DEFAULTS.activation_steps),
             replication_factor=_positive_int(env, "KFLOW_REPLICATION_FACTOR", 1) if factor else None,
             retention_ms=parse_retention(retention) if retention else DEFAULT_RETENTION_MS,
@@ -248,6 +252,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("KFLOW_HOME", "$XDG_CACHE_HOME/kflow or ~/.cache/kflow", "server jars and local server data"),
     EnvVar("KFLOW_EVENT_SOFT_LIMIT", str(_DEFAULTS.event_soft_limit), "history length that logs a warning per run"),
     EnvVar("KFLOW_EVENT_HARD_LIMIT", str(_DEFAULTS.event_hard_limit), "history length at which a run fails"),
+    EnvVar(
+        "KFLOW_EVENT_WARNING_INTERVAL",
+        str(_DEFAULTS.event_warning_interval),
+        "past the soft limit, the warning repeats every this many events",
+    ),
     EnvVar(
         "KFLOW_ACTIVATION_STEPS",
         str(_DEFAULTS.activation_steps),

@@ -5,6 +5,7 @@ Errors: every kflow error is one line on stderr (``kflow: error: …``) with an 
 """
 
 from streams.cli._app import AppLoadError, load_registry
+from streams.cli._call_args import parse_call
 from streams.cli._compact import compact_report_json, compact_report_text
 from streams.cli._errors import CliError, UsageError, exit_status
 from streams.cli._hooks import describe_hook_outcome
@@ -26,6 +27,7 @@ __all__ = [
     "fire_time",
     "load_registry",
     "main",
+    "parse_call",
     "parse_instant",
     "replay_json",
     "replay_progress_bar",

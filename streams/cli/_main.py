@@ -11,7 +11,19 @@ from typing import NoReturn
 
 from engine import KflowError
 from streams._settings import ENVIRONMENT, Settings
-from streams.cli import _compact, _dev, _dlq, _hooks, _replay, _run, _runs, _schedules, _storage, _topics
+from streams.cli import (
+    _compact,
+    _dev,
+    _dlq,
+    _hooks,
+    _replay,
+    _run,
+    _runs,
+    _schedules,
+    _storage,
+    _topics,
+    _workflows,
+)
 from streams.cli._errors import EXIT_INTERRUPTED, EXIT_STATUSES, CliError, exit_status, one_line
 
 __all__ = ["CliError", "build_parser", "main"]
@@ -53,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="on an error, show its traceback (before the command)")
     groups = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     groups.required = True
-    for module in (_dev, _topics, _run, _runs, _replay, _compact, _storage, _hooks, _schedules, _dlq):
+    for module in (_dev, _topics, _run, _runs, _workflows, _replay, _compact, _storage, _hooks, _schedules, _dlq):
         module.register(groups)
     return parser
 

@@ -16,6 +16,7 @@ from engine import CancellationError, Registry, RunStatus, StepFailedError, Unkn
 from streams._errors import TransportError
 from streams._settings import Settings
 from streams.cli._app import load_registry
+from streams.cli._call_args import parse_call
 from streams.cli._errors import CliError, UsageError
 from streams.ops import event_fields, plain
 
@@ -53,7 +54,19 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     worker.set_defaults(handler=_worker)
     run = groups.add_parser("run", help="start a run, wait, print its result")
     run.add_argument("target", metavar="MODULE:WORKFLOW", help="e.g. examples.basic:order")
-    run.add_argument("args", nargs="*", metavar="ARG", help="arguments: JSON values, else strings")
+    run.add_argument("args", nargs="*", metavar="ARG", help="positional arguments: JSON values, else strings")
+    run.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a keyword argument (repeatable); VALUE is JSON when it parses as JSON, else a string",
+    )
+    run.add_argument(
+        "--args-json",
+        metavar="JSON",
+        help='all arguments as JSON: {"args": [...], "kwargs": {...}}, an array (positional) or an object (keywords)',
+    )
     run.add_argument("--idempotency-key", help="the same key returns the first run's id")
     run.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the result")
     run.add_argument("--history", action="store_true", help="also print the run's history")
@@ -145,11 +158,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(str(exc)) from None
     from streams.client import Client
 
-    values = [_value(raw) for raw in args.args]
+    values, keywords = parse_call(args.args, args.arg, args.args_json)
+    if "idempotency_key" in keywords:
+        raise UsageError("a keyword argument cannot be named idempotency_key: use --idempotency-key")
 
     async def go() -> dict[str, object]:
         async with Client(settings=settings, registry=registry) as client:
-            run_id = await client.start(name, *values, idempotency_key=args.idempotency_key)
+            run_id = await client.start(name, *values, idempotency_key=args.idempotency_key, **keywords)
             print(f"run {run_id} started", file=sys.stderr if args.json else sys.stdout, flush=True)
             outcome: dict[str, object] = {"run_id": run_id}
             try:
@@ -199,13 +214,6 @@ def _error(exc: BaseException) -> dict[str, str]:
     if isinstance(exc, StepFailedError) and exc.error_type:  # a stand-in for a type not importable here
         kind = exc.error_type
     return {"type": kind.removeprefix("builtins."), "message": str(exc)}
-
-
-def _value(raw: str) -> object:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
 
 
 def _brief(fields: dict[str, object]) -> str:

@@ -13,6 +13,7 @@ from engine.runtime import SystemClock
 from streams import ops as _ops
 from streams._settings import Settings
 from streams._topics import Topics
+from streams.cli._errors import CliError
 from streams.kafka import committed_lag
 
 
@@ -24,6 +25,9 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     listing = commands.add_parser("list", help="runs, newest first, one page at a time")
     listing.add_argument("--status", help="only runs in this status (running, completed, failed, …)")
     listing.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
+    listing.add_argument(
+        "--since", metavar="AGE|ISO", help="only runs started since: an age (7d, 12h) or an ISO date/time (UTC)"
+    )
     listing.add_argument("--limit", type=positive_int, default=50, help="runs per page (default 50)")
     listing.add_argument("--page", metavar="TOKEN", help="the next-page token a previous listing printed")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -39,7 +43,11 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     cancel = commands.add_parser("cancel", help="ask a running run to cancel")
     cancel.add_argument("run_id", metavar="ID")
     cancel.add_argument("--reason", help="recorded in the run's history")
-    cancel.add_argument("--json", action="store_true", help="print only {run_id, status, sent} as JSON")
+    cancel.add_argument("--wait", action="store_true", help="wait until the run has finished, and say how")
+    cancel.add_argument(
+        "--timeout", type=positive_float, default=60.0, help="seconds --wait waits for the run to end (default 60)"
+    )
+    cancel.add_argument("--json", action="store_true", help="print only {run_id, status, sent[, final_status]} as JSON")
     cancel.set_defaults(handler=_cancel)
     lag = commands.add_parser("lag", help="history records not yet materialized in Cassandra, per partition")
     lag.add_argument("--json", action="store_true", help="machine-readable output")
@@ -57,9 +65,23 @@ def positive_int(raw: str) -> int:
     return value
 
 
+def positive_float(raw: str) -> float:
+    """Argparse type of ``--timeout``: a number of seconds above 0."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {raw!r}")
+    return value
+
+
 def _list(args: argparse.Namespace, settings: Settings) -> int:
+    since = None if args.since is None else _ops.parse_since(args.since, SystemClock().now_ms())
     with _ops.run_store(settings) as store:
-        page = store.list_runs(status=args.status, workflow=args.workflow, limit=args.limit, page=args.page)
+        page = store.list_runs(
+            status=args.status, workflow=args.workflow, limit=args.limit, page=args.page, since=since
+        )
     print(_ops.runs_json(page) if args.json else _ops.runs_table(page, SystemClock().now_ms()))
     return 0
 
@@ -88,22 +110,38 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
 def _cancel(args: argparse.Namespace, settings: Settings) -> int:
     with _ops.run_store(settings) as store:
         row = _ops.require_run(store, args.run_id, settings.keyspace)
-    running = row.status == RunStatus.RUNNING
-    if running:
+    sent, final = False, None
+    if row.status == RunStatus.RUNNING:  # as materialized: the client checks the history, which is current
         from streams.client import Client
 
-        async def send() -> None:
+        async def send() -> tuple[bool, str | None]:
             async with Client(settings=settings) as client:
-                await client.cancel(row.run_id, args.reason)
+                done = await client.cancel(row.run_id, args.reason, wait=args.wait, timeout=args.timeout)
+                info = await client.get_run(row.run_id) if args.wait or not done else None
+            return done, None if info is None else str(info.status)
 
-        asyncio.run(send())
+        try:
+            sent, final = asyncio.run(send())
+        except TimeoutError as exc:
+            raise CliError(str(exc)) from None
     if args.json:
-        print(json.dumps({"run_id": row.run_id, "status": str(row.status), "sent": running}))
-    elif running:
+        data: dict[str, object] = {"run_id": row.run_id, "status": str(row.status), "sent": sent}
+        if args.wait:
+            data["final_status"] = final or str(row.status)
+        print(json.dumps(data))
+    elif sent and args.wait:
+        print(f"run {row.run_id} {_ended(final)} (cancellation sent, waited)")
+    elif sent:
         print(f"cancellation of run {row.run_id} sent (it ends at its current await)")
     else:
-        print(f"run {row.run_id} already finished ({row.status}): nothing to cancel")
+        print(f"run {row.run_id} already finished ({final or row.status}): nothing to cancel")
     return 0
+
+
+def _ended(status: str | None) -> str:
+    if status == RunStatus.CANCELLED:
+        return "cancelled"
+    return f"finished {status} before the cancellation took effect"
 
 
 def _lag(args: argparse.Namespace, settings: Settings) -> int:

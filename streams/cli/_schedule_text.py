@@ -90,10 +90,25 @@ def schedules_table(states: list[ScheduleState]) -> str:
             str(len(s.running)),
             str(s.fires),
             str(s.skipped),
+            _count(s.completed),
+            _count(s.failed),
+            _count(s.cancelled),
         ]
         for s in states
     ]
-    return table(["ID", "WORKFLOW", "WHEN", "STATUS", "NEXT FIRE", "OVERLAP", "RUNNING", "FIRES", "SKIPPED"], rows)
+    headers = ["ID", "WORKFLOW", "WHEN", "STATUS", "NEXT FIRE", "OVERLAP", "RUNNING", "FIRES", "SKIPPED"]
+    return table([*headers, "COMPLETED", "FAILED", "CANCELLED"], rows)
+
+
+def _count(value: int | None) -> str:
+    """An outcome counter; ``-`` when the state predates outcome counting (no run of it finished since)."""
+    return "-" if value is None else str(value)
+
+
+def outcomes_text(state: ScheduleState) -> str:
+    """``3 completed, 1 failed, 0 cancelled`` (``-`` for a counter a state written before counting lacks)."""
+    counts = (("completed", state.completed), ("failed", state.failed), ("cancelled", state.cancelled))
+    return ", ".join(f"{_count(value)} {label}" for label, value in counts)
 
 
 def schedule_text(state: ScheduleState) -> str:
@@ -111,6 +126,7 @@ def schedule_text(state: ScheduleState) -> str:
         ("running", ", ".join(state.running) or "-"),
         ("buffered", ", ".join(f"{format_time(t)} UTC" for t in state.buffered) or "-"),
         ("fires", f"{state.fires} started, {state.skipped} skipped"),
+        ("outcomes", outcomes_text(state)),
         ("last fire", fire_time(state.last_fire_at, spec.timezone)),
         ("created", f"{format_time(state.created_at)} UTC, updated {format_time(state.updated_at)} UTC"),
         ("recent runs", f"{len(state.recent_runs)}, newest first" if state.recent_runs else "-"),
@@ -138,6 +154,9 @@ def schedule_json(state: ScheduleState) -> dict[str, object]:
         "buffered": list(state.buffered),
         "fires": state.fires,
         "skipped": state.skipped,
+        "completed": state.completed,
+        "failed": state.failed,
+        "cancelled": state.cancelled,
         "recent_runs": list(state.recent_runs),
         "created_at": state.created_at,
         "updated_at": state.updated_at,

@@ -1,5 +1,5 @@
-"""The client: start runs, wait for their results, cancel them, resume hooks, read histories, manage schedules
-(``Client``, and what it reports)."""
+"""The client: start runs, wait for their results, cancel them, resume hooks, read histories, list runs, manage
+schedules (``Client``, and what it reports)."""
 
 from streams.client._client import Client
 from streams.client._completions import CompletionsReader
@@ -7,6 +7,7 @@ from streams.client._hook_answers import HookAnswer, HookAnswerMatcher
 from streams.client._outcomes import HookDeliveryError, RunInfo, outcome_of, run_info
 from streams.client._run_history import HistorySource
 from streams.client._run_ids import RUN_ID_NAMESPACE, run_id_for, run_id_of_token, workflow_name_of
+from streams.client._run_queries import RunList, info_of_row, walk_chain
 from streams.client._schedule_commands import (
     ScheduleActivation,
     ScheduleAnswer,
@@ -24,6 +25,7 @@ from streams.client._watch import PartitionWatch, read_to_end
 __all__ = [
     "Client",
     "RunInfo",
+    "RunList",
     "HookDeliveryError",
     "Schedules",
     "ScheduleActivation",
@@ -34,6 +36,8 @@ __all__ = [
     "RUN_ID_NAMESPACE",
     "outcome_of",
     "run_info",
+    "info_of_row",
+    "walk_chain",
     "CompletionsReader",
     "HookAnswer",
     "HookAnswerMatcher",

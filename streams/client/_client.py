@@ -1,8 +1,9 @@
-"""The client: start runs, wait for results, cancel, resume hooks, read history — all through Kafka.
+"""The client: start runs, wait for results, cancel, resume hooks, read history, list runs.
 
 Commands go to ``<prefix>.inbox`` keyed by run id; results come from ``<prefix>.completions`` through one
 tail consumer per client; a hook payload's answer is read from its run's ``<prefix>.history`` and
-``<prefix>.dlq`` partitions; run views scan ``<prefix>.history`` (always current; the ops CLI reads Cassandra).
+``<prefix>.dlq`` partitions; a run's view is its history (Cassandra plus the part of ``<prefix>.history`` not
+materialized yet: always current); listings read Cassandra's query tables.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
@@ -26,6 +28,7 @@ from engine.runtime import (
     SystemClock,
 )
 from schemas import PayloadError, RecordCodec, SchemaError
+from storage import StorageError
 from streams import kafka
 from streams._errors import kafka_errors
 from streams._partition_check import check_partition_counts
@@ -37,10 +40,13 @@ from streams.client._hook_answers import HookAnswerMatcher, HookAnswerWatch
 from streams.client._outcomes import HookDeliveryError, RunInfo, outcome_of, run_info
 from streams.client._run_history import HistorySource, RunHistory
 from streams.client._run_ids import run_id_for, run_id_of_token, workflow_name_of
+from streams.client._run_queries import RunList, info_of_row, since_ms, status_filter, walk_chain
 from streams.client._schedules import Schedules
 from streams.kafka import partition_for
 
 log = logging.getLogger(__name__)
+
+_CANCEL_WAIT_S = 60.0  # cancel(wait=True, timeout=None): pyworkflow-engine's default wait
 
 
 class Client:
@@ -186,10 +192,37 @@ class Client:
             if not tailed:
                 current = await self.history.chain_end(current)
 
-    async def cancel(self, run_id: str, reason: str | None = None) -> None:
-        """Ask the run to cancel (``CancellationError`` is raised in it at its current await)."""
+    async def cancel(
+        self, run_id: str, reason: str | None = None, *, wait: bool = False, timeout: float | None = None
+    ) -> bool:
+        """Ask the run to cancel: ``CancellationError`` is raised in it at its current await (its running
+        children are cancelled too). pyworkflow's ``cancel_workflow``.
+
+        Returns False, sending nothing, when the run's history says it has finished already (any terminal
+        status); True once the request is on the inbox for a run that was running, or that has no history yet
+        (a start still on its way: the orchestrator applies the inbox in order; a run id no partition knows is
+        dead-lettered, see ``kflow dlq list``). With ``wait``, True only after the run finished (cancelled, or
+        with the outcome it reached first).
+
+        Raises:
+            TimeoutError: with ``wait``, the run did not finish within ``timeout`` s (default 60); the request
+                stands and the run may still end.
+        """
+        info = await self.get_run(run_id)
+        if info is not None and info.status != RunStatus.RUNNING:
+            return False
         record = CancelWorkflow(run_id=run_id, reason=reason, requested_at=self._clock.now_ms())
         await self._send(run_id, self.records.encode(record))
+        if wait:
+            seconds = _CANCEL_WAIT_S if timeout is None else timeout
+            try:
+                await self._reader.wait(run_id, asyncio.get_running_loop().time() + seconds)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"run {run_id} did not finish within {seconds:g} s of its cancel request (is a kflow processor "
+                    f"running on {self.topics.inbox}?); the request stands"
+                ) from None
+        return True
 
     async def resume_hook(self, token: str, payload: object, *, wait: bool = True, timeout: float = 30.0) -> str:
         """Send ``payload`` to the hook ``token`` and, with ``wait``, learn its fate.
@@ -249,10 +282,67 @@ class Client:
         return await self.history.events(run_id, partition_for(run_id.encode(), self._history_partitions))
 
     async def get_run(self, run_id: str) -> RunInfo | None:
-        """Status, result or error, and timestamps of the run; None when it has no history (yet).
+        """Status, result or error, timestamps, arguments and links (parent, children, continue-as-new) of the
+        run; None when it has no history (yet).
 
         Derived from ``get_events``, so as current as the history topic."""
         return run_info(run_id, await self.get_events(run_id))
+
+    async def list_runs(
+        self,
+        status: RunStatus | str | None = None,
+        workflow: str | Callable[..., object] | None = None,
+        since: datetime | int | None = None,
+        limit: int = 50,
+        page_token: str | None = None,
+    ) -> RunList:
+        """One page of runs, newest first (by start time), from Cassandra's query tables (``kflow runs list``).
+
+        Args:
+            status: only runs in this ``RunStatus``.
+            workflow: only runs of this workflow (a name or an ``@workflow`` function).
+            since: only runs started at or after it (a datetime, naive = UTC, or epoch ms); without it the
+                listing looks back 30 days.
+            limit: most runs on the page.
+            page_token: the ``next_page_token`` of the previous page of the same listing.
+
+        Returns a ``RunList`` (``runs``, ``next_page_token``; None on the last page). What the materializer has
+        not written yet is not listed; ``get_run`` reads a run's history, always current.
+
+        Raises:
+            ValueError: an unknown status, ``limit`` < 1, a page token of another listing (or not a token).
+            TypeError: ``since`` of another type.
+            StorageError: Cassandra unreachable, or the keyspace not migrated.
+        """
+        name = None if workflow is None else workflow_name_of(workflow)
+        wanted, after = status_filter(status), since_ms(since)
+        store = await self.history.store(required=True)
+        assert store is not None
+        page = await asyncio.to_thread(store.list_runs, wanted, name, limit, page_token, since=after)
+        return RunList([info_of_row(row, self.records) for row in page.runs], page.next_page)
+
+    async def get_chain(self, run_id: str) -> list[RunInfo]:
+        """The runs of ``run_id``'s continue-as-new chain, oldest first (``run_id`` may be any of them);
+        empty when the run has no history. pyworkflow's ``get_workflow_chain``.
+
+        Finished links are read from their Cassandra rows, the rest (the run still going, links not
+        materialized yet) from their histories, so the chain is current; without Cassandra, all from the history.
+        """
+        await self.connect()
+        store = await self.history.store()
+
+        async def fetch(link: str) -> RunInfo | None:
+            if store is not None:
+                try:
+                    row = await asyncio.to_thread(store.get_run, link)
+                except StorageError as exc:
+                    log.info("reading run %s from Cassandra failed (%s): reading its history", link, exc)
+                    row = None
+                if row is not None and row.status == RunStatus.CONTINUED_AS_NEW and row.next_run_id:
+                    return info_of_row(row, self.records)  # a finished link never changes
+            return await self.get_run(link)
+
+        return await walk_chain(run_id, fetch)
 
     async def _send(self, run_id: str, value: bytes) -> int:
         """Produce ``value`` to the inbox keyed by ``run_id``; returns its offset there."""

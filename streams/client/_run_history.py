@@ -71,7 +71,7 @@ class RunHistory:
     async def events(self, run_id: str, partition: int) -> list[HistoryEvent]:
         """The run's history events ordered by seq (empty for an unknown run)."""
         tp = TopicPartition(self._topic, partition)
-        store = await self._open()
+        store = await self.store()
         start = None if store is None else await self._materialized(tp)
         stored: list[HistoryEvent] = []
         if store is not None and start is not None:
@@ -94,7 +94,7 @@ class RunHistory:
     async def chain_end(self, run_id: str) -> str:
         """The newest run of ``run_id``'s continue-as-new chain that Cassandra knows (``run_id`` when it
         knows no successor, or with ``source="kafka"``). Safe to skip to: a link, once written, never changes."""
-        store = await self._open()
+        store = await self.store()
         if store is None:
             return run_id
         try:
@@ -138,22 +138,31 @@ class RunHistory:
                 await asyncio.to_thread(self._conn.close)
                 self._conn, self._store = None, None
 
-    async def _open(self) -> RunStore | None:
-        if self._source == "kafka":
+    async def store(self, *, required: bool = False) -> RunStore | None:
+        """The Cassandra store, connected on first use; None with ``source="kafka"`` and for 30 s after a failed
+        connection (reads then come from the topic alone). ``required`` (queries only Cassandra answers, such
+        as listings): connected whatever the source, and a failure raised.
+
+        Raises:
+            StorageError: only with ``required``: Cassandra unreachable, or the keyspace not migrated.
+        """
+        if self._source == "kafka" and not required:
             return None
         async with self._lock:
-            if self._store is None and time.monotonic() >= self._retry_at:
+            if self._store is None and (required or time.monotonic() >= self._retry_at):
                 try:
                     self._conn = await asyncio.to_thread(
                         CassandraConnection, self._settings.cassandra_target(), connect_timeout=3.0
                     )
                     self._store = await asyncio.to_thread(RunStore, self._conn, self._settings.keyspace, self._records)
                 except StorageError as exc:
-                    log.info("run histories come from the history topic alone for %.0f s: %s", _RETRY_S, exc)
                     self._retry_at = time.monotonic() + _RETRY_S
                     if self._conn is not None:
                         await asyncio.to_thread(self._conn.close)
                     self._conn, self._store = None, None
+                    if required:
+                        raise
+                    log.info("run histories come from the history topic alone for %.0f s: %s", _RETRY_S, exc)
             return self._store
 
     async def _materialized(self, tp: TopicPartition) -> int | None:

@@ -1,4 +1,5 @@
-"""What the ops commands compute (nothing here prints): run views from Cassandra (``kflow runs``), replay checks
+"""What the ops commands compute (nothing here prints): run views from Cassandra (``kflow runs``, ``kflow hooks
+list|info``), replay checks
 (``kflow replay``), compaction (``kflow compact``), re-materialization (``kflow replay --rebuild``) and the dead
 letters of ``<prefix>.dlq`` (``kflow dlq list|show|redrive``)."""
 
@@ -24,6 +25,17 @@ from streams.ops._dlq import (
     topic_partitions,
 )
 from streams.ops._dlq_redrive import RedriveReport, plan_redrive, redrive
+from streams.ops._hooks import (
+    HOOK_STATUSES,
+    HookListing,
+    HookView,
+    find_hook,
+    hook_json,
+    hook_text,
+    hooks_of,
+    hooks_of_running_runs,
+    hooks_table,
+)
 from streams.ops._rebuild import RebuildError, RebuildReport, rebuild
 from streams.ops._replay import (
     ReplayOutcome,
@@ -79,6 +91,15 @@ __all__ = [
     "events_table",
     "events_json",
     "purged_note",
+    "HOOK_STATUSES",
+    "HookListing",
+    "HookView",
+    "hooks_of",
+    "hooks_of_running_runs",
+    "find_hook",
+    "hook_json",
+    "hook_text",
+    "hooks_table",
     "ReplayOutcome",
     "replay_history",
     "replay_stored",

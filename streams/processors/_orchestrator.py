@@ -285,6 +285,7 @@ class Orchestrator:
             soft=self.settings.event_soft_limit,
             hard=self.settings.event_hard_limit,
             activation_steps=self.settings.activation_steps,
+            event_warning_interval=self.settings.event_warning_interval,
         )
         logic = PartitionLogic(
             self.registry,

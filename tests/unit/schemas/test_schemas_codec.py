@@ -110,6 +110,7 @@ def test_start_workflow_with_optional_fields_left_out_decodes_them_as_null() -> 
         "parent_run_id": None,
         "parent_position": None,
         "continued_from": None,
+        "chain_attempt": None,
     }
 
 

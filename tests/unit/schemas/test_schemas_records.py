@@ -53,10 +53,15 @@ def _sample(cls: type, fill_optional: bool) -> object:
             "attempt",
             "max_retries",
             "parent_position",
+            "command_position",
             "depth",
+            "chain_attempt",
             "generation",
             "fires",
             "skipped",
+            "completed",
+            "failed",
+            "cancelled",
         ) or name.endswith("_ms"):
             values[name] = 3
         elif name in ("seq", "range_start", "range_end") or name.endswith("_at") or name == "timestamp":

@@ -86,3 +86,15 @@ def test_args_and_results_are_json_text() -> None:
     # what no JSON codec carries (a value from a cloudpickle payload): the repr of what JSON cannot hold
     assert json_text({"o": object()}).startswith('{"o":"<object object at ')
     assert json_text({(1, 2): object()}).startswith('"{(1, 2): <object object at ')  # a key JSON cannot have
+
+
+def test_a_since_bound_travels_in_the_token_and_must_match() -> None:
+    cursor = PageCursor(day_bucket(T0), T0, "r1", "2023-11-10", "running", None, since=T0 - 86_400_000)
+    token = encode_page(cursor)
+    assert decode_page(token, "running", None, T0 - 86_400_000) == cursor
+    with pytest.raises(ValueError, match="since=None"):
+        decode_page(token, "running", None)
+    plain = encode_page(PageCursor(day_bucket(T0), T0, "r1", "2023-11-10", None, None))
+    assert "n" not in json.loads(base64.urlsafe_b64decode(plain + "=" * (-len(plain) % 4)))  # tokens as before
+    with pytest.raises(ValueError, match=f"since={T0}"):
+        decode_page(plain, None, None, T0)

@@ -12,6 +12,7 @@ from cassandra.query import UNSET_VALUE
 
 from engine.runtime import (
     CallArgs,
+    ChildWorkflowStarted,
     ErrorInfo,
     HistoryEvent,
     StepCompleted,
@@ -124,6 +125,29 @@ def test_the_status_move_deletes_the_running_row_and_inserts_the_final_one() -> 
 def test_without_the_started_keys_only_the_runs_row_records_the_end() -> None:
     writes = _writer(_Session()).plan(_history()[-1:], [b""], {})
     assert [_table(str(w.statement)) for w in writes] == ["ks.events", "ks.runs", "ks.runs"]
+
+
+def test_a_started_child_is_one_map_cell_of_the_parents_runs_row_stamped_with_its_seq() -> None:
+    args = CallArgs((), {})
+    children = [
+        ChildWorkflowStarted(
+            run_id=RUN,
+            seq=seq,
+            timestamp=T0 + seq,
+            position=position,
+            child_run_id=f"kid-{position}",
+            workflow_name="child",
+            args=args,
+            wait_for_completion=True,
+        )
+        for seq, position in ((5, 2), (6, 4))
+    ]
+    writes = _writer(_Session()).plan(children, [b"c1", b"c2"], KEYS)
+    cells = [(str(w.statement), w.params, w.partition) for w in writes if "children" in str(w.statement)]
+    assert cells == [
+        ("UPDATE ks.runs USING TIMESTAMP ? SET children[?] = ? WHERE run_id = ?", (5, 2, "kid-2", RUN), ("runs", RUN)),
+        ("UPDATE ks.runs USING TIMESTAMP ? SET children[?] = ? WHERE run_id = ?", (6, 4, "kid-4", RUN), ("runs", RUN)),
+    ]
 
 
 def test_absent_optional_fields_are_unset_not_null() -> None:

@@ -59,6 +59,10 @@ def test_bad_arguments_get_one_line(argv: list[str]) -> None:
         ["compact"],
         ["storage", "migrate"],
         ["hooks", "resume"],
+        ["hooks", "list"],
+        ["hooks", "info"],
+        ["workflows", "list"],
+        ["workflows", "info"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

@@ -148,7 +148,7 @@ def test_runs_json_has_every_column_and_decoded_values() -> None:
     row = RunRow("r1", "order", "completed", args='["a", 1]', result='{"x": 2}', last_seq=7)
     data = json.loads(_ops.runs_json(RunPage([row], "tok")))
     assert data["next_page"] == "tok"
-    assert data["runs"] == [{**dataclasses.asdict(row), "args": ["a", 1], "result": {"x": 2}}]
+    assert data["runs"] == [{**dataclasses.asdict(row), "args": ["a", 1], "result": {"x": 2}, "children": []}]
 
 
 def test_show_follows_the_continue_as_new_chain_both_ways_and_lists_children() -> None:

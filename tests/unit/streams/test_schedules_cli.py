@@ -211,8 +211,23 @@ def test_show_and_list_and_json() -> None:
         "RUNNING",
         "FIRES",
         "SKIPPED",
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
     ]
     assert "spent" in table[2] and "active" in table[1]
     data = json.loads(json.dumps(schedule_json(schedule())))
     assert data["spec"]["cron"] == "0 9 * * 1-5" and data["args"] == {"args": ["eu"], "kwargs": {"full": True}}
     assert data["status"] == "active" and data["recent_runs"] == ["r1", "r2"]
+
+
+def test_outcome_counts_are_shown_and_a_state_from_before_counting_shows_dashes() -> None:
+    counted = schedule(completed=5, failed=2, cancelled=1)
+    assert "outcomes     5 completed, 2 failed, 1 cancelled" in schedule_text(counted)
+    assert schedules_table([counted]).splitlines()[1].split()[-3:] == ["5", "2", "1"]
+    data = schedule_json(counted)
+    assert (data["completed"], data["failed"], data["cancelled"]) == (5, 2, 1)
+    legacy = schedule()  # no counters: written by a release that did not count outcomes
+    assert "outcomes     - completed, - failed, - cancelled" in schedule_text(legacy)
+    assert schedules_table([legacy]).splitlines()[1].split()[-3:] == ["-", "-", "-"]
+    assert schedule_json(legacy)["completed"] is None
