@@ -94,7 +94,7 @@ def avro_111_classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 async def app(settings: Settings, java_client: Path) -> AsyncIterator[App]:
     """An orchestrator and a step worker for ``java_workflows`` in this process, on a topic prefix of their own."""
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-java")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-java")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("java_workflows")
     orchestrator = Orchestrator(own, registry)
@@ -125,7 +125,7 @@ async def java(settings: Settings, *args: str, bootstrap: str | None = None, tim
 
 def own_prefix(settings: Settings, name: str) -> Settings:
     """``settings`` with a topic prefix of its own under the session's (its topics are dropped with the session's)."""
-    return dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-{name}-{uuid.uuid4().hex[:8]}")
+    return settings.replace(topic_prefix=f"{settings.topic_prefix}-{name}-{uuid.uuid4().hex[:8]}")
 
 
 async def topics_named(settings: Settings) -> set[str]:
@@ -216,6 +216,7 @@ async def test_java_starts_python_workflows_with_records_python_writes(app: App)
             "parent_position": None,
             "continued_from": None,
             "depth": 0,
+            "chain_attempt": None,  # null = the first run of its chain
         }
     for name, run_id in run_ids.items():
         expected = expected_greeting(name, calls[name][2])
@@ -298,7 +299,7 @@ async def test_an_unreachable_kafka_a_missing_topic_and_a_timeout_exit_4_on_one_
     assert done.code == 4, done
     assert done.out == ""
     assert re.fullmatch(rf"kflow-java: error: Kafka unreachable at {closed}[^\n]*\n", done.err), done.err
-    missing = dataclasses.replace(app.settings, topic_prefix=f"{app.settings.topic_prefix}-none")
+    missing = app.settings.replace(topic_prefix=f"{app.settings.topic_prefix}-none")
     done = await java(missing, "result", uuid.uuid4().hex, "--timeout", "10")
     assert done.code == 4 and f"topic {missing.topic_prefix}.completions does not exist" in done.err, done
     run_id = uuid.uuid4().hex  # a run nobody started: the broker answers, no completion comes
@@ -360,3 +361,41 @@ def test_schemas_load_into_one_avro_1_12_parser_to_pythons_fingerprints(java_cli
 def test_schemas_load_into_one_avro_1_11_parser_to_pythons_fingerprints(avro_111_classpath: str) -> None:
     # the client's own SchemaFingerprints.java, run as a single-file program on Avro 1.11's class path
     check_fingerprints(["java", "-cp", avro_111_classpath, str(FINGERPRINTS_JAVA), str(SCHEMAS)], "1.11")
+
+
+def test_the_kafka_security_variables_become_client_properties(java_client: Path, tmp_path: Path) -> None:
+    def config(**env: str) -> subprocess.CompletedProcess[str]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("KFLOW_")}
+        command = ["java", "-jar", str(java_client), "config"]
+        return subprocess.run(command, capture_output=True, text=True, env={**clean, **env}, timeout=60, check=False)
+
+    (tmp_path / "c.pem").write_text("CHAIN")
+    (tmp_path / "k.pem").write_text("KEY")
+    secure = {"KFLOW_KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KFLOW_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"}
+    secure |= {"KFLOW_KAFKA_USERNAME": "ops", "KFLOW_KAFKA_PASSWORD": 'p"w\\d', "KFLOW_KAFKA_CA_FILE": "/ca.pem"}
+    secure |= {"KFLOW_KAFKA_CERT_FILE": str(tmp_path / "c.pem"), "KFLOW_KAFKA_KEY_FILE": str(tmp_path / "k.pem")}
+    done = config(**secure, KFLOW_KAFKA_KEY_PASSWORD="kp", KFLOW_KAFKA_CHECK_HOSTNAME="false")
+    assert (done.returncode, done.stderr) == (0, ""), done
+    assert done.stdout.splitlines() == [
+        "bootstrap.servers=127.0.0.1:9092",
+        'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="ops" '
+        "password=[hidden];",
+        "sasl.mechanism=SCRAM-SHA-512",
+        "security.protocol=SASL_SSL",
+        "ssl.endpoint.identification.algorithm=",
+        "ssl.key.password=[hidden]",
+        "ssl.keystore.certificate.chain=CHAIN",
+        "ssl.keystore.key=[hidden]",
+        "ssl.keystore.type=PEM",
+        "ssl.truststore.location=/ca.pem",
+        "ssl.truststore.type=PEM",
+        "topic.prefix=kflow",
+    ]
+    plain = config(KFLOW_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT", KFLOW_KAFKA_USERNAME="u", KFLOW_KAFKA_PASSWORD="pw")
+    assert "PlainLoginModule required" in plain.stdout and "pw" not in plain.stdout.replace("password", "")
+    bad = config(KFLOW_KAFKA_USERNAME="u")  # PLAINTEXT: a login would be ignored, so it is refused
+    assert (bad.returncode, bad.stdout) == (2, "") and bad.stderr.startswith("kflow-java: error: KFLOW_KAFKA_USERNAME")
+    missing = config(**{**secure, "KFLOW_KAFKA_KEY_FILE": str(tmp_path / "none.pem")})
+    assert (
+        missing.returncode == 4 and "cannot use KFLOW_KAFKA_KEY_FILE" in missing.stderr and 'p"w' not in missing.stderr
+    )
