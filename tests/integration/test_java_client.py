@@ -211,10 +211,7 @@ async def test_java_starts_python_workflows_with_records_python_writes(app: App)
         assert record == {
             "run_id": run_id,
             "workflow_name": "greet",
-            "idempotency_key": None,
-            "parent_run_id": None,
-            "parent_position": None,
-            "continued_from": None,
+            **dict.fromkeys(("idempotency_key", "parent_run_id", "parent_position", "continued_from"), None),
             "depth": 0,
             "chain_attempt": None,  # null = the first run of its chain
         }
