@@ -145,7 +145,7 @@ async def main() -> None:
     if not os.environ.get("KFLOW_BOOTSTRAP"):
         await asyncio.to_thread(DevStack(base.home).up, log=lambda line: None)
     tag = uuid.uuid4().hex[:8]
-    settings = dataclasses.replace(base, topic_prefix=f"bench-can-{tag}", partitions=2)
+    settings = base.replace(topic_prefix=f"bench-can-{tag}", partitions=2)
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
     registry = Registry.from_module(__name__)
     orchestrator = Orchestrator(settings, registry)

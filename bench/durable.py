@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import itertools
 import os
 import platform
@@ -138,7 +137,7 @@ async def main() -> None:
     if not os.environ.get("KFLOW_BOOTSTRAP"):
         await asyncio.to_thread(DevStack(base.home).up, log=lambda line: None)
     tag = uuid.uuid4().hex[:8]
-    settings = dataclasses.replace(base, topic_prefix=f"bench-{tag}", keyspace=f"bench_{tag}", partitions=2)
+    settings = base.replace(topic_prefix=f"bench-{tag}", keyspace=f"bench_{tag}", partitions=2)
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
     env = {
         **os.environ,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import os
 import platform
@@ -101,7 +100,7 @@ async def main() -> None:
     if not os.environ.get("KFLOW_BOOTSTRAP"):
         await asyncio.to_thread(DevStack(base.home).up, log=lambda line: None)
     registry = Registry.from_module("bench.workflows")
-    settings = dataclasses.replace(base, topic_prefix=f"bench-restore-{uuid.uuid4().hex[:8]}", partitions=2)
+    settings = base.replace(topic_prefix=f"bench-restore-{uuid.uuid4().hex[:8]}", partitions=2)
     print(
         f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"prefix {settings.topic_prefix}, 2 partitions, {args.runs} finished runs, {args.running} waiting"
@@ -116,7 +115,7 @@ async def main() -> None:
         f"history records read, {stats.restored_events:,} applied); {took * 1000:,.0f} ms with the group join"
     )
     if args.long_lived:
-        plain = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-nosnap")
+        plain = settings.replace(topic_prefix=f"{settings.topic_prefix}-nosnap")
         await workload(plain, registry, args, 10**15)
         took_plain, without = await adopt(plain, registry)
         unsnapped = without.stats

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import os
 import platform
@@ -44,7 +43,7 @@ async def main() -> None:
     base = Settings.from_env()
     if not os.environ.get("KFLOW_BOOTSTRAP"):
         await asyncio.to_thread(DevStack(base.home).up, log=lambda line: None)
-    settings = dataclasses.replace(base, topic_prefix=f"bench-sched-{uuid.uuid4().hex[:8]}", partitions=2)
+    settings = base.replace(topic_prefix=f"bench-sched-{uuid.uuid4().hex[:8]}", partitions=2)
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
     registry = Registry.from_module("bench.workflows")
     print(

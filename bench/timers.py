@@ -97,7 +97,7 @@ async def main() -> None:
     base = Settings.from_env()
     if not os.environ.get("KFLOW_BOOTSTRAP"):
         await asyncio.to_thread(DevStack(base.home).up, log=lambda line: None)
-    settings = dataclasses.replace(base, topic_prefix=f"bench-timers-{uuid.uuid4().hex[:8]}", partitions=2)
+    settings = base.replace(topic_prefix=f"bench-timers-{uuid.uuid4().hex[:8]}", partitions=2)
     await create_topics(settings.bootstrap, Topics(settings.topic_prefix), settings.partitions)
     print(
         f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "

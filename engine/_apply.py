@@ -25,6 +25,7 @@ from ._events import (
     TimerElapsed,
 )
 from ._failures import rebuild_exception
+from ._payload_size import early_payload_bytes
 from ._pending import BUFFERED_POSITION, Pending, validate_payload
 
 
@@ -96,6 +97,7 @@ def _apply_hook_received(core: RunCore, event: HookReceived) -> None:
     if event.position == BUFFERED_POSITION:
         # An early payload: kept (FIFO per token) until the code calls hook() with its token.
         core.hook_buffer.setdefault(event.token, deque()).append(event.payload)
+        core.hook_buffer_bytes += early_payload_bytes(event.token, event.payload)
         core.used_tokens[event.token] = "queued"
         return
     core.used_tokens[event.token] = "received"

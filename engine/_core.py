@@ -27,6 +27,7 @@ from ._events import (
     WorkflowStarted,
 )
 from ._loop import WorkflowLoop
+from ._payload_size import early_payload_bytes
 from ._payload_types import PayloadCheck
 from ._pending import CommandKey, EventMeta, Mode, Pending, hook_token, validate_payload
 from ._records import CallArgs, CancelTimer, Command, ExecuteStep, StartTimer
@@ -79,6 +80,8 @@ class RunCore:
         # token, recorded as HookReceived(position=BUFFERED_POSITION); taken by the next hook()
         # call with that token.
         self.hook_buffer: dict[str, deque[object]] = {}
+        # What the buffered payloads count against ``limits.early_hook_bytes`` (``early_payload_bytes``).
+        self.hook_buffer_bytes = 0
         # Tokens are one-shot: token -> "queued" (a payload waits for the hook() call), "received",
         # "expired" or "abandoned" (cancelled). A further payload for one of them is refused with the reason.
         self.used_tokens: dict[str, str] = {}
@@ -257,6 +260,7 @@ class RunCore:
         queue = self.hook_buffer.get(token)
         while queue:
             payload = queue.popleft()
+            self.hook_buffer_bytes -= early_payload_bytes(token, payload)
             try:
                 value = validate_payload(schema, payload)
             except Exception:  # rejected by the schema: dropped, as a live rejection is ignored

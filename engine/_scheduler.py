@@ -20,9 +20,10 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import logging
 import uuid
-from dataclasses import dataclass
 
 from ._cron import MAX_MS
 from ._errors import KflowError
@@ -38,6 +39,7 @@ from ._records import (
     StartWorkflow,
     TimerFired,
 )
+from ._schedule_fit import ScheduleDecision, SizeOf, fit_decision
 from ._schedules import OverlapPolicy, ScheduleSpec
 from ._status import RunStatus
 
@@ -45,10 +47,13 @@ SCHEDULE_KEY_PREFIX = "schedule:"
 BACKFILL_LIMIT = 1000
 _COUNT_CAP = 20_000  # missed cron/calendar fires counted one by one (~0.3 s); beyond, skipped is a lower bound
 """Most fires one backfill may start (a larger range is refused with a clear error)."""
+BUFFER_LIMIT = 1000
+"""Most fires a schedule keeps buffered (``buffer_all``); a fire past them is skipped (counted in ``skipped``)."""
 _RECENT_RUNS = 20
 _REMEMBERED_REQUESTS = 50
 _NAMESPACE = uuid.UUID("6f1c3c2e-8a4b-5d3e-9b7a-2c1d0e9f8a7b")
 ACTIONS = ("create", "update", "pause", "resume", "delete", "trigger", "backfill")
+logger = logging.getLogger("engine")
 
 
 class ScheduleError(KflowError):
@@ -79,38 +84,44 @@ def fire_run_id(schedule_id: str, nominal_ms: int, request_id: str | None = None
     return uuid.uuid5(_NAMESPACE, name).hex
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleDecision:
-    """The new state (None: deleted, or never created) and the commands to send.
-
-    ``changed`` False means nothing is to be written (``ignored`` says why); ``error`` is set when the
-    input was refused: the host parks it with that reason and writes nothing.
-    """
-
-    state: ScheduleState | None
-    commands: tuple[Command, ...] = ()
-    changed: bool = True
-    ignored: str | None = None
-    error: str | None = None
-
-
 def spec_of(state: ScheduleState) -> ScheduleSpec:
     """The ``ScheduleSpec`` stored in a state."""
     return ScheduleSpec.from_wire(json.loads(state.spec))
 
 
 def decide_schedule(
-    state: ScheduleState | None, received: ScheduleCommand | TimerFired | RunFinished, now_ms: int
+    state: ScheduleState | None,
+    received: ScheduleCommand | TimerFired | RunFinished,
+    now_ms: int,
+    *,
+    size_of: SizeOf | None = None,
+    max_bytes: int | None = None,
 ) -> ScheduleDecision:
-    """Apply one input to a schedule's state at time ``now_ms`` (epoch ms)."""
+    """Apply one input to a schedule's state at time ``now_ms`` (epoch ms).
+
+    With ``size_of`` (a state's encoded size) and ``max_bytes`` (the host's record limit) the new state is kept
+    under the limit (``engine._schedule_fit``): the oldest ``recent_runs`` and ``requests`` are trimmed; if that
+    is not enough a timer's fire is skipped (counted in ``skipped``, a warning logged; the next fire is armed)
+    and a command is refused with the reason.
+    """
     try:
-        if isinstance(received, ScheduleCommand):
-            return _command(state, received, now_ms)
-        if isinstance(received, TimerFired):
-            return _timer(state, received, now_ms)
-        return _finished(state, received, now_ms)
+        decision = _decide(state, received, now_ms, room=True)
+        if size_of is None or max_bytes is None or decision.state is None or not decision.changed:
+            return decision
+        roomless = functools.partial(_decide, state, received, now_ms, room=False)
+        return fit_decision(received, decision, roomless, size_of, max_bytes)
     except (KflowError, ValueError) as exc:  # ScheduleSpecError is both
         return ScheduleDecision(state, changed=False, error=str(exc))
+
+
+def _decide(
+    state: ScheduleState | None, received: ScheduleCommand | TimerFired | RunFinished, now: int, *, room: bool
+) -> ScheduleDecision:
+    if isinstance(received, ScheduleCommand):
+        return _command(state, received, now)
+    if isinstance(received, TimerFired):
+        return _timer(state, received, now, room=room)
+    return _finished(state, received, now, room=room)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -233,12 +244,12 @@ def _arm(state: ScheduleState, nominal: int | None, commands: list[Command], now
     return dataclasses.replace(state, next_fire_at=nominal, timer_id=timer_id)
 
 
-def _timer(state: ScheduleState | None, fired: TimerFired, now: int) -> ScheduleDecision:
+def _timer(state: ScheduleState | None, fired: TimerFired, now: int, *, room: bool = True) -> ScheduleDecision:
     if state is None or fired.timer_id != state.timer_id or state.next_fire_at is None:
         return ScheduleDecision(state, changed=False, ignored=f"stale schedule timer {fired.timer_id}")
     nominal = state.next_fire_at
     commands: list[Command] = []
-    state = _fire(state, nominal, fire_run_id(state.schedule_id, nominal), commands, now)
+    state = _fire(state, nominal, fire_run_id(state.schedule_id, nominal), commands, now, room=room)
     # Fires missed while nothing ran (processor down, or stalled): those due within the catch-up window are
     # still taken, one timer after the other (each is due already); older ones are counted as skipped
     # (backfill runs them on purpose).
@@ -262,11 +273,19 @@ def _timer(state: ScheduleState | None, fired: TimerFired, now: int) -> Schedule
 # --- fires and overlap --------------------------------------------------------------------------
 
 
-def _fire(state: ScheduleState, nominal: int, run_id: str, commands: list[Command], now: int) -> ScheduleState:
-    """One fire at ``nominal``: start, buffer, skip or cancel-and-start, by the overlap policy."""
+def _fire(
+    state: ScheduleState, nominal: int, run_id: str, commands: list[Command], now: int, *, room: bool = True
+) -> ScheduleState:
+    """One fire at ``nominal``: start, buffer, skip or cancel-and-start, by the overlap policy (skipped when
+    there is no ``room``: its state would not fit the record limit, or ``BUFFER_LIMIT`` fires wait already)."""
     policy = OverlapPolicy(state.overlap)
-    if state.running and policy is not OverlapPolicy.ALLOW_ALL:
-        if policy is OverlapPolicy.SKIP or (policy is OverlapPolicy.BUFFER_ONE and state.buffered):
+    full = policy in (OverlapPolicy.BUFFER_ONE, OverlapPolicy.BUFFER_ALL) and len(state.buffered) >= BUFFER_LIMIT
+    if not room or (state.running and policy is not OverlapPolicy.ALLOW_ALL):
+        if not room or policy is OverlapPolicy.SKIP or (policy is OverlapPolicy.BUFFER_ONE and state.buffered) or full:
+            if full and room:
+                logger.warning(
+                    "schedule %r: %d fires wait already (the most kept): fire skipped", state.schedule_id, BUFFER_LIMIT
+                )
             return dataclasses.replace(state, skipped=state.skipped + 1, last_fire_at=nominal)
         if policy in (OverlapPolicy.BUFFER_ONE, OverlapPolicy.BUFFER_ALL):
             return dataclasses.replace(
@@ -307,7 +326,7 @@ def _start(state: ScheduleState, nominal: int, run_id: str, commands: list[Comma
     )
 
 
-def _finished(state: ScheduleState | None, finished: RunFinished, now: int) -> ScheduleDecision:
+def _finished(state: ScheduleState | None, finished: RunFinished, now: int, *, room: bool = True) -> ScheduleDecision:
     if state is None or finished.run_id not in state.running:
         return ScheduleDecision(state, changed=False, ignored=f"run {finished.run_id} is not running for it")
     running = tuple(r for r in state.running if r != finished.run_id)
@@ -315,7 +334,7 @@ def _finished(state: ScheduleState | None, finished: RunFinished, now: int) -> S
         running = (*running, finished.next_run_id)  # the chain is still the schedule's run
     state = _counted(dataclasses.replace(state, running=running, updated_at=now), finished.status)
     commands: list[Command] = []
-    if not state.paused:
+    if not state.paused and room:
         state = _start_buffered(state, commands, now)
     return ScheduleDecision(state, tuple(commands))
 

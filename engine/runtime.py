@@ -65,7 +65,8 @@ from ._records import (
     TimerFired,
 )
 from ._run import Run, Transition
-from ._scheduler import ScheduleDecision, decide_schedule, is_schedule_key, schedule_key
+from ._schedule_fit import ScheduleDecision
+from ._scheduler import decide_schedule, is_schedule_key, schedule_key
 from ._status import RunStatus, status_of
 from ._worker import execute_step
 

@@ -6,14 +6,23 @@ they carry (tuples, sets, datetimes, Decimals, UUIDs, bytes, Enum members, datac
 non-string keys, NaN, …) makes the payload a ``json+types`` document, tagged JSON whose classes are resolved only
 from an allow-list (``engine.runtime.PayloadTypes``). ``cloudpickle`` carries any Python value, but unpickling
 runs code chosen by whoever wrote the bytes, so a pickle is only ever written signed and only ever read after its
-signature verifies: ``data`` is HMAC-SHA256(secret, pickle) (32 bytes) followed by the pickle.
+signature verifies: ``data`` is a 32-byte HMAC-SHA256 followed by the pickle. The signature binds the payload to
+where it was written: its key is derived from the secret for payloads alone (``schemas._macs.derive_key``) and it
+covers the owner of the record (its run id, or ``schedule:{id}``) and the field (``args``, ``result``, …) before
+the pickle, so a signed payload copied into another run's record or another field does not verify.
+
+Payloads signed before that binding (HMAC-SHA256(secret, pickle), with the secret itself as the key) are still
+read in this release, with a warning logged once per process, so histories written before an upgrade replay; the
+next release refuses them (docs/payloads.md, docs/security.md).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
+import logging
 import pickle
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
@@ -21,6 +30,7 @@ from typing import Final
 from engine.runtime import PayloadTypes
 
 from ._errors import PayloadError
+from ._macs import derive_key, message
 from ._typed_json import TYPED, call_tree, is_plain, surrogate_path, tag_tree, type_name
 from ._typed_json_decode import TypedDecoder
 
@@ -41,7 +51,10 @@ JSON: Final = "json"
 CLOUDPICKLE: Final = "cloudpickle"
 """Name of the signed cloudpickle payload codec (needs a secret on both sides)."""
 
+log = logging.getLogger(__name__)
+
 _MAC_SIZE: Final = hashlib.sha256().digest_size
+_legacy_seen = False  # a payload signed without binding was read (warned once per process)
 _CLOUDPICKLE_HINT: Final = "use codec='cloudpickle' with a secret (KFLOW_SECRET) for arbitrary Python values"
 _KNOWN: Final = f"known: {JSON!r}, {TYPED!r}, {CLOUDPICKLE!r}"
 
@@ -72,6 +85,8 @@ def encode_payload(
     *,
     types: PayloadTypes | None = None,
     path: str = "$",
+    run_id: str = "",
+    field: str = "",
 ) -> dict[str, object]:
     """Encode `value` as an Avro ``Payload`` record: ``{"codec": name, "data": bytes}``.
 
@@ -83,13 +98,16 @@ def encode_payload(
         types: the classes (Enum, dataclass, pydantic model) values may have; default: those registered with
             ``engine.payload_type``.
         path: where the value sits, for messages (``$.result``).
+        run_id / field: the owner of the record the payload goes into (its run id, or ``schedule:{id}``) and its
+            field; a cloudpickle signature covers both, and only decodes with the same two.
 
     Raises:
         PayloadError: unknown codec; a value the JSON codecs cannot carry (the message starts with its path and
             names its type: ``$.result["items"][2]: object …``); ``cloudpickle`` without a secret; a value
             cloudpickle cannot pickle.
     """
-    return _encode(codec, secret, value, lambda: json_document(value, types or PayloadTypes(), path))
+    json_data = functools.partial(json_document, value, types or PayloadTypes(), path)
+    return _encode(codec, secret, value, json_data, (run_id, field))
 
 
 def encode_call_payload(
@@ -99,12 +117,15 @@ def encode_call_payload(
     secret: bytes | None = None,
     *,
     types: PayloadTypes | None = None,
+    run_id: str = "",
+    field: str = "args",
 ) -> dict[str, object]:
     """The ``Payload`` of call arguments, ``{"args": [...], "kwargs": {...}}``; paths in messages are ``$.args[i]``
     and ``$.kwargs["name"]``. Raises as ``encode_payload``."""
     args = list(args)
     call = {"args": args, "kwargs": kwargs}
-    return _encode(codec, secret, call, lambda: call_document(args, kwargs, types or PayloadTypes()))
+    json_data = functools.partial(call_document, args, kwargs, types or PayloadTypes())
+    return _encode(codec, secret, call, json_data, (run_id, field))
 
 
 def check_payload(value: object, path: str = "$", *, types: PayloadTypes | None = None) -> None:
@@ -113,14 +134,18 @@ def check_payload(value: object, path: str = "$", *, types: PayloadTypes | None 
 
 
 def _encode(
-    codec: str, secret: bytes | None, value: object, json_data: Callable[[], tuple[str, bytes]]
+    codec: str,
+    secret: bytes | None,
+    value: object,
+    json_data: Callable[[], tuple[str, bytes]],
+    binding: tuple[str, str],
 ) -> dict[str, object]:
     if codec == JSON:
         name, data = json_data()
     elif codec == CLOUDPICKLE:
         key = _require_secret(secret, "sign a cloudpickle payload")
         pickled = _pickle(value)
-        name, data = codec, hmac.new(key, pickled, hashlib.sha256).digest() + pickled
+        name, data = codec, _bound_mac(key, binding, pickled) + pickled
     else:
         raise PayloadError(f"unknown payload codec {codec!r} ({_KNOWN})")
     return {"codec": name, "data": data}
@@ -152,11 +177,14 @@ def decode_payload(
     *,
     types: PayloadTypes | None = None,
     keep_unknown: bool = False,
+    run_id: str = "",
+    field: str = "",
 ) -> object:
     """Decode an Avro ``Payload`` record back into the value.
 
     A ``cloudpickle`` payload is unpickled only after its HMAC-SHA256 signature verifies with
-    `secret`; otherwise it is refused without being unpickled. A ``json+types`` payload rebuilds a class only
+    `secret` for ``run_id`` and ``field`` (those it was encoded with); otherwise it is refused without being
+    unpickled. A ``json+types`` payload rebuilds a class only
     when ``types`` allows it (nothing is imported by a name read from a payload).
 
     Args:
@@ -166,16 +194,20 @@ def decode_payload(
             ``engine.payload_type``.
         keep_unknown: a class ``types`` does not allow decodes to a ``schemas.UnresolvedValue`` instead of
             raising (for hosts that only store or show values).
+        run_id / field: the owner and field of the record the payload was read from.
 
     Raises:
         PayloadError: not a payload, unknown codec, invalid JSON, an unknown or malformed tag, a class that is not
             allowed, or a pickle refused because no secret is configured, it is shorter than its signature, or its
             signature does not verify.
     """
-    return decode_with(payload, secret, TypedDecoder(types or PayloadTypes(), keep_unknown=keep_unknown))
+    typed = TypedDecoder(types or PayloadTypes(), keep_unknown=keep_unknown)
+    return decode_with(payload, secret, typed, run_id=run_id, field=field)
 
 
-def decode_with(payload: Mapping[str, object], secret: bytes | None, typed: TypedDecoder) -> object:
+def decode_with(
+    payload: Mapping[str, object], secret: bytes | None, typed: TypedDecoder, *, run_id: str = "", field: str = ""
+) -> object:
     """``decode_payload`` with a ready ``json+types`` decoder."""
     try:
         codec = payload["codec"]
@@ -189,7 +221,7 @@ def decode_with(payload: Mapping[str, object], secret: bytes | None, typed: Type
     if codec == TYPED:
         return typed.decode(bytes(data))
     if codec == CLOUDPICKLE:
-        return _unpickle(_verified(bytes(data), secret))
+        return _unpickle(_verified(bytes(data), secret, (run_id, field)))
     raise PayloadError(f"unknown payload codec {codec!r} ({_KNOWN})")
 
 
@@ -221,7 +253,19 @@ def _require_secret(secret: bytes | None, purpose: str) -> bytes:
     return bytes(secret)
 
 
-def _verified(data: bytes, secret: bytes | None) -> bytes:
+@functools.lru_cache(maxsize=8)
+def _payload_key(secret: bytes) -> bytes:
+    return derive_key(secret, "payload:cloudpickle")
+
+
+def _bound_mac(secret: bytes, binding: tuple[str, str], pickled: bytes) -> bytes:
+    """HMAC-SHA256 under the payload key of (owner, field) then the pickle."""
+    mac = hmac.new(_payload_key(secret), message(*binding), hashlib.sha256)
+    mac.update(pickled)
+    return mac.digest()
+
+
+def _verified(data: bytes, secret: bytes | None, binding: tuple[str, str]) -> bytes:
     """Return the pickle inside `data` if its signature verifies; never look inside otherwise."""
     key = _require_secret(secret, "unpickle a cloudpickle payload")
     if len(data) < _MAC_SIZE:
@@ -231,12 +275,27 @@ def _verified(data: bytes, secret: bytes | None) -> bytes:
         )
     mac, pickled = data[:_MAC_SIZE], data[_MAC_SIZE:]
     # Invariant: nothing is unpickled unless it was signed with our secret (constant-time compare).
-    if not hmac.compare_digest(mac, hmac.new(key, pickled, hashlib.sha256).digest()):
-        raise PayloadError(
-            "refusing to unpickle a cloudpickle payload: its HMAC-SHA256 signature does not verify "
-            "(unsigned, tampered with, or signed with another secret)"
+    if hmac.compare_digest(mac, _bound_mac(key, binding, pickled)):
+        return pickled
+    if hmac.compare_digest(mac, hmac.new(key, pickled, hashlib.sha256).digest()):
+        _legacy_read()  # signed before payloads were bound to their record: read for one more release
+        return pickled
+    owner, field = binding
+    raise PayloadError(
+        "refusing to unpickle a cloudpickle payload: its HMAC-SHA256 signature does not verify for "
+        f"{field or 'this field'} of {owner or 'this record'} (unsigned, tampered with, signed with another "
+        "secret, or copied from another run or field)"
+    )
+
+
+def _legacy_read() -> None:
+    global _legacy_seen
+    if not _legacy_seen:
+        _legacy_seen = True
+        log.warning(
+            "read a cloudpickle payload signed in the format before payloads were bound to their run and field; "
+            "such payloads are accepted in this release only (docs/payloads.md, 'cloudpickle')"
         )
-    return pickled
 
 
 def _pickle(value: object) -> bytes:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final, cast
 
 from engine import runtime
-from engine.runtime import CallArgs, ErrorInfo, PayloadCheck, PayloadTypes
+from engine.runtime import CallArgs, ErrorInfo, PayloadCheck, PayloadTypes, schedule_key
 
 from ._codec import Codec
 from ._errors import SchemaError
@@ -38,8 +38,10 @@ _RECORD_TYPES: Final[tuple[type, ...]] = (
     *runtime.HISTORY_EVENT_TYPES,
 )
 
-_Encode = Callable[[object], object]
-_Decode = Callable[[object], object]
+# Converters take the value and the record's owner (its run id, or ``schedule:{id}``): a cloudpickle payload's
+# signature binds the owner and the field (``schemas._payload``); every other converter ignores the owner.
+_Encode = Callable[[object, str], object]
+_Decode = Callable[[object, str], object]
 
 
 class RecordCodec:
@@ -107,7 +109,8 @@ class RecordCodec:
         if entry is None:
             raise SchemaError(f"{name} is not a kflow record type")
         _, plan = entry
-        return self.codec.encode(name, {field: enc(getattr(record, field)) for field, enc, _ in plan})
+        owner = _owner(getattr(record, "run_id", None), getattr(record, "schedule_id", None))
+        return self.codec.encode(name, {field: enc(getattr(record, field), owner) for field, enc, _ in plan})
 
     def decode(self, data: bytes) -> object:
         """The engine record encoded in ``data``."""
@@ -117,8 +120,9 @@ class RecordCodec:
             raise SchemaError(f"{decoded.name} records have no engine type")
         cls, plan = entry
         record = decoded.record
+        owner = _owner(record.get("run_id"), record.get("schedule_id"))
         try:
-            return cls(**{field: dec(record[field]) for field, _, dec in plan})
+            return cls(**{field: dec(record[field], owner) for field, _, dec in plan})
         except (TypeError, KeyError, ValueError) as exc:
             raise SchemaError(f"{decoded.name}: cannot build the engine record: {exc}") from exc
 
@@ -145,7 +149,7 @@ class RecordCodec:
         if kind == "Payload" and name == "args":
             enc, dec = self._args_encoder, self._args_decoder
         elif kind == "Payload":
-            enc, dec = self._payload_encoder(f"$.{name}"), self._payload_decoder
+            enc, dec = self._payload_encoder(name), self._payload_decoder(name)
         elif kind == "ErrorInfo":
             enc, dec = _error_to_avro, _error_from_avro
         else:
@@ -154,22 +158,29 @@ class RecordCodec:
             return _nullable(enc), _nullable(dec)
         return enc, dec
 
-    def _payload_encoder(self, path: str) -> _Encode:
-        def encode(value: object) -> object:
-            return encode_payload(value, self._payload_codec, self._secret, types=self.types, path=path)
+    def _payload_encoder(self, field: str) -> _Encode:
+        path = f"$.{field}"
+
+        def encode(value: object, owner: str) -> object:
+            codec, secret, types = self._payload_codec, self._secret, self.types
+            return encode_payload(value, codec, secret, types=types, path=path, run_id=owner, field=field)
 
         return encode
 
-    def _payload_decoder(self, value: object) -> object:
-        return decode_with(_mapping(value), self._secret, self._typed)
+    def _payload_decoder(self, field: str) -> _Decode:
+        def decode(value: object, owner: str) -> object:
+            return decode_with(_mapping(value), self._secret, self._typed, run_id=owner, field=field)
 
-    def _args_encoder(self, value: object) -> object:
+        return decode
+
+    def _args_encoder(self, value: object, owner: str) -> object:
         if not isinstance(value, CallArgs):
             raise SchemaError(f"args must be CallArgs, got {type(value).__name__}")
-        return encode_call_payload(value.args, value.kwargs, self._payload_codec, self._secret, types=self.types)
+        codec, secret = self._payload_codec, self._secret
+        return encode_call_payload(value.args, value.kwargs, codec, secret, types=self.types, run_id=owner)
 
-    def _args_decoder(self, value: object) -> object:
-        call = decode_with(_mapping(value), self._secret, self._typed)
+    def _args_decoder(self, value: object, owner: str) -> object:
+        call = decode_with(_mapping(value), self._secret, self._typed, run_id=owner, field="args")
         if (
             not isinstance(call, dict)
             or not isinstance(call.get("args"), list)
@@ -196,21 +207,28 @@ def _named_kind(avro_type: object) -> str | None:
     return None
 
 
-def _same(value: object) -> object:
+def _owner(run_id: object, schedule_id: object) -> str:
+    """Whose record it is: its run id, else its schedule's key (``ScheduleCommand``, ``ScheduleState``)."""
+    if isinstance(run_id, str):
+        return run_id
+    return schedule_key(schedule_id) if isinstance(schedule_id, str) else ""
+
+
+def _same(value: object, owner: str = "") -> object:
     return value
 
 
-def _as_list(value: object) -> object:
+def _as_list(value: object, owner: str = "") -> object:
     return list(cast("Iterable[object]", value))
 
 
-def _as_tuple(value: object) -> object:
+def _as_tuple(value: object, owner: str = "") -> object:
     return tuple(cast("Iterable[object]", value))
 
 
-def _nullable(convert: Callable[[object], object]) -> Callable[[object], object]:
-    def convert_or_none(value: object) -> object:
-        return None if value is None else convert(value)
+def _nullable(convert: Callable[[object, str], object]) -> Callable[[object, str], object]:
+    def convert_or_none(value: object, owner: str) -> object:
+        return None if value is None else convert(value, owner)
 
     return convert_or_none
 
@@ -221,7 +239,7 @@ def _mapping(value: object) -> Mapping[str, object]:
     return value
 
 
-def _error_to_avro(value: object) -> object:
+def _error_to_avro(value: object, owner: str = "") -> object:
     if not isinstance(value, ErrorInfo):
         raise SchemaError(f"error must be ErrorInfo, got {type(value).__name__}")
     return {
@@ -233,7 +251,7 @@ def _error_to_avro(value: object) -> object:
     }
 
 
-def _error_from_avro(value: object) -> object:
+def _error_from_avro(value: object, owner: str = "") -> object:
     record = _mapping(value)
     traceback, retry_after_ms = record["traceback"], record.get("retry_after_ms")
     return ErrorInfo(

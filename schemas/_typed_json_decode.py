@@ -14,10 +14,11 @@ import datetime
 import decimal
 import enum
 import json
+import re
 import uuid
 import zoneinfo
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 from engine.runtime import PayloadTypes
 
@@ -193,11 +194,26 @@ def _zoned(value: datetime.datetime | datetime.time, obj: dict[str, object], tag
     return value.replace(fold=fold) if fold else value
 
 
+_Moment = TypeVar("_Moment", datetime.datetime, datetime.time)
+_SUB_SECOND_OFFSET = re.compile(r"([+-])(\d\d):(\d\d):(\d\d)\.(\d{6})$")
+
+
+def _exact_offset(value: _Moment, text: str) -> _Moment:
+    """``value`` with the UTC offset written at the end of ``text`` when it has microseconds: CPython 3.11's
+    ``fromisoformat`` reads ``+00:00:00.000001`` as UTC (any offset under a second is lost)."""
+    found = _SUB_SECOND_OFFSET.search(text)
+    if found is None or value.tzinfo is None:
+        return value
+    sign, hours, minutes, seconds, micros = found.groups()
+    offset = datetime.timedelta(hours=int(hours), minutes=int(minutes), seconds=int(seconds), microseconds=int(micros))
+    return value.replace(tzinfo=datetime.timezone(-offset if sign == "-" else offset))
+
+
 def _datetime(_: TypedDecoder, obj: dict[str, object]) -> object:
     text = _text(obj, "datetime", "value")
     value = _building("datetime", lambda: datetime.datetime.fromisoformat(text))
     assert isinstance(value, datetime.datetime)
-    return _zoned(value, obj, "datetime")
+    return _zoned(_exact_offset(value, text), obj, "datetime")
 
 
 def _date(_: TypedDecoder, obj: dict[str, object]) -> object:
@@ -209,7 +225,7 @@ def _time(_: TypedDecoder, obj: dict[str, object]) -> object:
     text = _text(obj, "time", "value")
     value = _building("time", lambda: datetime.time.fromisoformat(text))
     assert isinstance(value, datetime.time)
-    return _zoned(value, obj, "time")
+    return _zoned(_exact_offset(value, text), obj, "time")
 
 
 def _timedelta(_: TypedDecoder, obj: dict[str, object]) -> object:

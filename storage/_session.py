@@ -1,7 +1,8 @@
 """Connections to Cassandra: one cluster object per process, prepared statements, async execution.
 
 A ``CassandraTarget`` says where the nodes are (one or more contact points), which datacenter is local,
-the consistency levels of reads and writes, and the replication of a keyspace kflow creates.
+the consistency levels of reads and writes, the replication of a keyspace kflow creates, and how to log in
+(PasswordAuthenticator, through the driver's ``PlainTextAuthProvider``) and encrypt (TLS, an ``ssl_context``).
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
-from cassandra import ConsistencyLevel
+from cassandra import AuthenticationFailed, ConsistencyLevel
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from pydantic import SecretStr
 
 from storage._errors import StorageError
 
@@ -53,6 +58,11 @@ class CassandraTarget:
         read_consistency / write_consistency: names from ``CONSISTENCY_LEVELS``.
         replication: the replication of a keyspace created through this target (``migrate``); empty:
             ``DEFAULT_REPLICATION``.
+        username / password: the login (both or neither); the password never appears in ``repr``.
+        ca_file: PEM file of the authorities that signed the nodes' certificates; set (or ``cert_file``): TLS.
+        cert_file / key_file: the client certificate chain and its private key (None: in ``cert_file``).
+        check_hostname: whether a node's certificate must name the address connected to (the chain is
+            checked either way).
     """
 
     host: str = "127.0.0.1"
@@ -62,11 +72,47 @@ class CassandraTarget:
     read_consistency: str = DEFAULT_CONSISTENCY
     write_consistency: str = DEFAULT_CONSISTENCY
     replication: Replication = ()
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    check_hostname: bool = True
 
     def __post_init__(self) -> None:
         for name in (self.read_consistency, self.write_consistency):
             if name not in CONSISTENCY_LEVELS:
                 raise ValueError(f"unknown consistency level {name!r}: one of {', '.join(CONSISTENCY_LEVELS)}")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("a Cassandra login needs both a username and a password")
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("a Cassandra key_file needs its cert_file (the client certificate)")
+
+    @property
+    def tls(self) -> bool:
+        """Whether connections are encrypted: a CA file or a client certificate is set."""
+        return self.ca_file is not None or self.cert_file is not None
+
+    def auth_provider(self) -> PlainTextAuthProvider | None:
+        """The driver's login for PasswordAuthenticator (None without a username)."""
+        if self.username is None or self.password is None:
+            return None
+        return PlainTextAuthProvider(username=self.username, password=self.password.get_secret_value())
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of a connection (None without TLS): ``ca_file`` (else the system's authorities), the
+        client certificate if any, hostname checks as ``check_hostname`` says.
+
+        Raises:
+            OSError: a file cannot be read or is not what it should be (``ssl.SSLError`` is one).
+        """
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
+        context.check_hostname = self.check_hostname
+        if self.cert_file is not None:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
 
     @classmethod
     def of(cls, points: list[tuple[str, int]] | tuple[tuple[str, int], ...], **options: Any) -> CassandraTarget:
@@ -158,6 +204,11 @@ class CassandraConnection:
 
     def __init__(self, target: CassandraTarget, *, connect_timeout: float = 5.0, request_timeout: float = 10.0) -> None:
         self.target = target
+        try:
+            context = target.ssl_context()
+        except OSError as exc:  # a missing or unreadable file, a key that does not match the certificate
+            detail = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            raise StorageError(f"Cassandra at {target.describe()}: cannot use its TLS files: {detail}") from exc
         self.read_consistency: int = getattr(ConsistencyLevel, target.read_consistency)
         self.write_consistency: int = getattr(ConsistencyLevel, target.write_consistency)
         # No local_dc: the driver's default (the datacenter of the first contact point that answers).
@@ -174,12 +225,14 @@ class CassandraConnection:
             connect_timeout=connect_timeout,
             control_connection_timeout=connect_timeout,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            auth_provider=target.auth_provider(),
+            ssl_context=context,
         )
         try:
             self.session: Session = self._cluster.connect()
         except (NoHostAvailable, OSError) as exc:
             self._cluster.shutdown()
-            raise StorageError(f"Cassandra at {target.describe()} is unreachable: {exc}") from exc
+            raise StorageError(f"Cassandra at {target.describe()} {_why(exc, target)}") from exc
 
     def release_version(self) -> str:
         """The server's version, read from ``system.local`` (a real query round trip)."""
@@ -207,3 +260,17 @@ class CassandraConnection:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _why(error: BaseException, target: CassandraTarget) -> str:
+    """What a failed connect says, as the end of one line: ``is unreachable: …``, or (a node answered)
+    ``rejected the login: …`` / ``requires a login …`` / ``failed the TLS handshake: …``."""
+    causes = list(error.errors.values()) if isinstance(error, NoHostAvailable) else [error]
+    detail = " ".join(str(error).split())
+    if any(isinstance(cause, AuthenticationFailed) for cause in causes):
+        if target.username is None:
+            return f"requires a login and none is configured: {detail}"
+        return f"rejected the login of {target.username}: {detail}"
+    if any(isinstance(cause, ssl.SSLError) for cause in causes):
+        return f"failed the TLS handshake: {detail}"
+    return f"is unreachable: {detail}"

@@ -5,6 +5,8 @@ Rooms: ``streams.processors`` (orchestrator, timers, worker, materializer), ``st
 """
 
 from streams._errors import TransportError
+from streams._kafka_target import KafkaTarget
+from streams._keyspace import default_keyspace
 from streams._partition_check import PartitionCountError, check_partition_counts, partition_mismatch
 from streams._settings import Settings
 from streams._topics import (
@@ -47,6 +49,7 @@ __all__ = [
     "DevStack",
     "DevStackError",
     "Settings",
+    "KafkaTarget",
     "StepWorker",
     "TOPIC_SPECS",
     "TimerProcessor",
@@ -68,4 +71,5 @@ __all__ = [
     "PartitionCountError",
     "check_partition_counts",
     "partition_mismatch",
+    "default_keyspace",
 ]

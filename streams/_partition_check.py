@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from aiokafka.admin import AIOKafkaAdminClient
-
+from streams import kafka
 from streams._errors import kafka_errors
+from streams._kafka_target import KafkaTarget
 from streams._topics import InternalTopicError, Topics, partition_counts
 
 CHECKED_SUFFIXES: Final = ("inbox", "history", "tasks", "timers", "state")
@@ -40,8 +40,9 @@ def partition_mismatch(counts: Mapping[str, int]) -> str | None:
     )
 
 
-async def check_partition_counts(bootstrap: str, topics: Topics, who: str) -> int | None:
-    """The partition count shared by the existing topics of ``CHECKED_SUFFIXES`` (None: none of them exists).
+async def check_partition_counts(bootstrap: KafkaTarget | str, topics: Topics, who: str) -> int | None:
+    """The partition count shared by the existing topics of ``CHECKED_SUFFIXES`` (None: none of them exists), on
+    ``bootstrap`` (a ``KafkaTarget``, or bootstrap servers over PLAINTEXT).
 
     Missing topics are not described (a metadata request naming one may make the broker create it) and not
     reported here: the caller's own checks report them (``kflow topics create``).
@@ -52,7 +53,7 @@ async def check_partition_counts(bootstrap: str, topics: Topics, who: str) -> in
     """
     names = [topics.name(suffix) for suffix in CHECKED_SUFFIXES]
     with kafka_errors(bootstrap, "checking the partition counts"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+        admin = kafka.admin(bootstrap)
         await admin.start()
         try:
             existing = set(await admin.list_topics())

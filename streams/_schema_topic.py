@@ -28,6 +28,7 @@ from aiokafka import TopicPartition
 from schemas import Codec, SchemaError, learn_schema, set_schema_source
 from streams import kafka
 from streams._errors import kafka_errors
+from streams._kafka_target import KafkaTarget
 from streams._topics import Topics, ensure_internal_topic
 
 __all__ = ["join_schema_topic", "published_schemas", "watch_schema_topic"]
@@ -38,12 +39,12 @@ _PARTITION: Final = 0
 _REREAD_SECONDS: Final = 1.0  # a lookup re-reads one topic at most this often
 _LOOKUP_TIMEOUT_SECONDS: Final = 10.0  # a lookup never blocks its caller longer than this
 
-_joined: dict[tuple[str, str], float] = {}  # (bootstrap, topic) -> when it was last read (monotonic)
+_joined: dict[tuple[KafkaTarget, str], float] = {}  # (cluster, topic) -> when it was last read (monotonic)
 _joined_lock = threading.Lock()
-_published: set[tuple[str, str]] = set()  # (bootstrap, topic) this process has published its schemas to
+_published: set[tuple[KafkaTarget, str]] = set()  # (cluster, topic) this process has published its schemas to
 
 
-async def join_schema_topic(bootstrap: str, topics: Topics, codec: Codec) -> int:
+async def join_schema_topic(target: KafkaTarget, topics: Topics, codec: Codec) -> int:
     """Learn the schemas published on the ``.schemas`` topic, publish ``codec``'s missing ones; how many it published.
 
     Creates the topic (alongside ``.inbox``) when it is missing. Idempotent; once per process and topic.
@@ -52,15 +53,15 @@ async def join_schema_topic(bootstrap: str, topics: Topics, codec: Codec) -> int
         InternalTopicError: ``.inbox`` is missing, or ``.schemas`` is not compacted.
         TransportError: Kafka is unreachable or refused a request.
     """
-    key = (bootstrap, topics.name("schemas"))
+    key = (target, topics.name("schemas"))
     if key in _published:
         return 0
-    await ensure_internal_topic(bootstrap, topics, "schemas", alongside="inbox")
-    present = await _read(bootstrap, topics.name("schemas"))
+    await ensure_internal_topic(target, topics, "schemas", alongside="inbox")
+    present = await _read(target, topics.name("schemas"))
     missing = {fingerprint: text for fingerprint, text in codec.writer_schemas().items() if fingerprint not in present}
     if missing:
-        with kafka_errors(bootstrap, f"publishing schemas to {topics.name('schemas')}"):
-            sender = kafka.producer(bootstrap)
+        with kafka_errors(target, f"publishing schemas to {topics.name('schemas')}"):
+            sender = kafka.producer(target)
             await sender.start()
             try:
                 sent = [
@@ -80,27 +81,27 @@ async def join_schema_topic(bootstrap: str, topics: Topics, codec: Codec) -> int
     return len(missing)
 
 
-def watch_schema_topic(bootstrap: str, topics: Topics) -> None:
+def watch_schema_topic(target: KafkaTarget, topics: Topics) -> None:
     """Let this process's codecs look unknown fingerprints up on ``topics.name("schemas")`` (no I/O now; for a process
     that only reads, e.g. a view of the history: it publishes nothing)."""
     with _joined_lock:
-        _joined.setdefault((bootstrap, topics.name("schemas")), float("-inf"))
+        _joined.setdefault((target, topics.name("schemas")), float("-inf"))
     set_schema_source(_lookup)
 
 
-async def published_schemas(bootstrap: str, topics: Topics) -> dict[bytes, str]:
+async def published_schemas(target: KafkaTarget, topics: Topics) -> dict[bytes, str]:
     """Fingerprint -> schema JSON of every schema on ``topics.name("schemas")`` (each one learned by this process too).
 
     Raises:
         TransportError: Kafka is unreachable or refused a request.
     """
-    return await _read(bootstrap, topics.name("schemas"))
+    return await _read(target, topics.name("schemas"))
 
 
-async def _read(bootstrap: str, topic: str) -> dict[bytes, str]:
+async def _read(target: KafkaTarget, topic: str) -> dict[bytes, str]:
     found: dict[bytes, str] = {}
-    with kafka_errors(bootstrap, f"reading {topic}"):
-        async for message in kafka.read_partition(bootstrap, TopicPartition(topic, _PARTITION), None, 15.0):
+    with kafka_errors(target, f"reading {topic}"):
+        async for message in kafka.read_partition(target, TopicPartition(topic, _PARTITION), None, 15.0):
             if message.value is None:
                 continue
             try:
@@ -117,9 +118,9 @@ def _lookup(fingerprint: bytes) -> None:
         due = [key for key, last in _joined.items() if now - last >= _REREAD_SECONDS]
         for key in due:
             _joined[key] = now
-    for bootstrap, topic in due:
+    for target, topic in due:
         found: dict[bytes, str] = {}
-        reader = threading.Thread(target=_read_in_thread, args=(bootstrap, topic, found), daemon=True)
+        reader = threading.Thread(target=_read_in_thread, args=(target, topic, found), daemon=True)
         reader.start()
         reader.join(_LOOKUP_TIMEOUT_SECONDS)
         if fingerprint in found:
@@ -128,8 +129,8 @@ def _lookup(fingerprint: bytes) -> None:
     log.warning("writer schema %s is not on any schemas topic read", fingerprint.hex())
 
 
-def _read_in_thread(bootstrap: str, topic: str, found: dict[bytes, str]) -> None:
+def _read_in_thread(target: KafkaTarget, topic: str, found: dict[bytes, str]) -> None:
     try:
-        found.update(asyncio.run(asyncio.wait_for(_read(bootstrap, topic), _LOOKUP_TIMEOUT_SECONDS)))
+        found.update(asyncio.run(asyncio.wait_for(_read(target, topic), _LOOKUP_TIMEOUT_SECONDS)))
     except Exception as exc:  # a lookup must never raise into the decoder: the record stays undecodable
         log.warning("could not read %s: %s", topic, exc)

@@ -19,6 +19,7 @@ from typing import Any, Final
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams._errors import kafka_errors
+from streams._kafka_target import KafkaTarget
 from streams._topic_state import InternalTopicError as InternalTopicError  # re-exported for streams
 from streams._topic_state import TopicDrift as TopicDrift  # re-exported for streams
 from streams._topic_state import (
@@ -32,6 +33,7 @@ from streams._topic_state import (
 )
 from streams._topic_state import partition_counts as partition_counts  # re-exported for streams
 from streams._topic_state import topic_config as topic_config  # re-exported for streams
+from streams.kafka import admin as admin_client
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +185,7 @@ _REFUSED = frozenset({"partitions", "cleanup.policy"})
 
 
 async def create_topics(
-    bootstrap: str,
+    bootstrap: KafkaTarget | str,
     topics: Topics,
     partitions: int,
     *,
@@ -193,7 +195,7 @@ async def create_topics(
     """Create every kflow topic that does not exist yet; return the names created (idempotent).
 
     Args:
-        bootstrap: Kafka bootstrap servers.
+        bootstrap: the Kafka cluster (a ``KafkaTarget``, or bootstrap servers over PLAINTEXT).
         topics: the names.
         partitions: partition count of every topic.
         replication_factor: None: 3 when the cluster has at least 3 brokers, else 1.
@@ -206,7 +208,7 @@ async def create_topics(
         TransportError: Kafka is unreachable or refused a request.
     """
     with kafka_errors(bootstrap, "creating topics"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        admin = admin_client(bootstrap)
         await admin.start()
         try:
             return await _create_missing(admin, topics, partitions, replication_factor, retention_ms)
@@ -286,7 +288,7 @@ async def replication_for(admin: AIOKafkaAdminClient, configured: int | None) ->
 
 
 async def check_topics(
-    bootstrap: str,
+    bootstrap: KafkaTarget | str,
     topics: Topics,
     partitions: int,
     *,
@@ -302,7 +304,7 @@ async def check_topics(
         TransportError: Kafka is unreachable or refused a request.
     """
     with kafka_errors(bootstrap, "checking topics"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        admin = admin_client(bootstrap)
         await admin.start()
         try:
             replication = replication_factor or auto_replication_factor(await broker_count(admin))
@@ -324,7 +326,7 @@ async def check_topics(
 
 
 async def ensure_internal_topic(
-    bootstrap: str, topics: Topics, suffix: str, *, alongside: str, replication_factor: int | None = None
+    target: KafkaTarget, topics: Topics, suffix: str, *, alongside: str, replication_factor: int | None = None
 ) -> None:
     """Create the internal topic ``suffix`` if missing (as declared in ``TOPIC_SPECS``, with the partition
     count of ``alongside``, and its replication factor unless ``replication_factor`` is given), else check that
@@ -338,15 +340,15 @@ async def ensure_internal_topic(
             without time retention, or creating it failed.
         TransportError: Kafka is unreachable or refused a request.
     """
-    with kafka_errors(bootstrap, f"checking topic {topics.name(suffix)}"):
-        await _ensure_internal_topic(bootstrap, topics, suffix, alongside, replication_factor)
+    with kafka_errors(target, f"checking topic {topics.name(suffix)}"):
+        await _ensure_internal_topic(target, topics, suffix, alongside, replication_factor)
 
 
 async def _ensure_internal_topic(
-    bootstrap: str, topics: Topics, suffix: str, alongside: str, replication_factor: int | None
+    target: KafkaTarget, topics: Topics, suffix: str, alongside: str, replication_factor: int | None
 ) -> None:
     topic, companion = topics.name(suffix), topics.name(alongside)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = admin_client(target)
     await admin.start()
     try:
         existing = await listed(admin, [companion], wait=_COMPANION_WAIT_SECONDS)

@@ -4,7 +4,11 @@
   batches still form under load because sends queue while a request is in flight);
 - transactional producers: a short retry back-off, because right after a commit the coordinator may
   answer CONCURRENT_TRANSACTIONS and the default 100 ms back-off would become every hop's latency;
-- consumers: read_committed (never act on output of an aborted transaction), manual commits.
+- consumers: read_committed (never act on output of an aborted transaction), manual commits;
+- admin clients: a request timeout of 15 s.
+
+Every client kflow makes comes from these factories, so every one connects as its ``KafkaTarget`` says (bootstrap
+servers, TLS, SASL: ``Settings.kafka_target()``); a plain string is bootstrap servers over PLAINTEXT.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from aiokafka.partitioner import murmur2
 from aiokafka.structs import ConsumerRecord
 
 from streams._errors import kafka_errors
-from streams._topics import InternalTopicError
+from streams._kafka_target import KafkaTarget
+from streams._topic_state import InternalTopicError
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +41,14 @@ def partition_for(key: bytes, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def producer(bootstrap: str, *, transactional_id: str | None = None, **overrides: Any) -> AIOKafkaProducer:
-    """An idempotent producer (transactional when ``transactional_id`` is given); start() it before use."""
+def producer(target: KafkaTarget | str, *, transactional_id: str | None = None, **overrides: Any) -> AIOKafkaProducer:
+    """An idempotent producer (transactional when ``transactional_id`` is given); start() it before use.
+
+    Raises:
+        TransportError: a TLS file of ``target`` cannot be used.
+    """
     options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
+        **KafkaTarget.of(target).client_options(),
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 0,
@@ -52,10 +61,16 @@ def producer(bootstrap: str, *, transactional_id: str | None = None, **overrides
     return AIOKafkaProducer(**options)
 
 
-def consumer(bootstrap: str, *topics: str, group_id: str | None = None, **overrides: Any) -> AIOKafkaConsumer:
-    """A read-committed consumer with manual commits, starting at the earliest offset of a new group."""
+def consumer(
+    target: KafkaTarget | str, *topics: str, group_id: str | None = None, **overrides: Any
+) -> AIOKafkaConsumer:
+    """A read-committed consumer with manual commits, starting at the earliest offset of a new group.
+
+    Raises:
+        TransportError: a TLS file of ``target`` cannot be used.
+    """
     options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
+        **KafkaTarget.of(target).client_options(),
         "group_id": group_id,
         "isolation_level": "read_committed",
         "enable_auto_commit": False,
@@ -69,6 +84,17 @@ def consumer(bootstrap: str, *topics: str, group_id: str | None = None, **overri
     return AIOKafkaConsumer(*topics, **options)
 
 
+def admin(target: KafkaTarget | str, **overrides: Any) -> AIOKafkaAdminClient:
+    """An admin client (request timeout 15 s unless overridden); start() it before use, close() it after.
+
+    Raises:
+        TransportError: a TLS file of ``target`` cannot be used.
+    """
+    options: dict[str, Any] = {**KafkaTarget.of(target).client_options(), "request_timeout_ms": 15_000}
+    options.update(overrides)
+    return AIOKafkaAdminClient(**options)
+
+
 @dataclass(frozen=True, slots=True)
 class PartitionLag:
     """One partition: its end offset, a consumer group's committed offset there, and the difference."""
@@ -79,41 +105,42 @@ class PartitionLag:
     lag: int
 
 
-async def committed_lag(bootstrap: str, topic: str, group: str) -> list[PartitionLag]:
+async def committed_lag(bootstrap: KafkaTarget | str, topic: str, group: str) -> list[PartitionLag]:
     """End offsets of ``topic`` minus ``group``'s committed offsets (the partition's start when none): how far
-    the group is behind, per partition.
+    the group is behind, per partition (``bootstrap``: a ``KafkaTarget``, or bootstrap servers over PLAINTEXT).
 
     Raises:
         InternalTopicError: the topic does not exist.
         TransportError: Kafka is unreachable or refused a request.
     """
-    with kafka_errors(bootstrap, f"reading the offsets of group {group} on {topic}"):
-        return await _committed_lag(bootstrap, topic, group)
+    target = KafkaTarget.of(bootstrap)
+    with kafka_errors(target, f"reading the offsets of group {group} on {topic}"):
+        return await _committed_lag(target, topic, group)
 
 
-async def _committed_lag(bootstrap: str, topic: str, group: str) -> list[PartitionLag]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    await admin.start()
+async def _committed_lag(target: KafkaTarget, topic: str, group: str) -> list[PartitionLag]:
+    client = admin(target)
+    await client.start()
     try:
-        if topic not in await admin.list_topics():  # checked first: describing a missing topic may create it
+        if topic not in await client.list_topics():  # checked first: describing a missing topic may create it
             raise InternalTopicError(f"topic {topic} does not exist (kflow topics create)")
-        [described] = await admin.describe_topics([topic])
+        [described] = await client.describe_topics([topic])
         tps = sorted(
             (TopicPartition(topic, p["partition"]) for p in described["partitions"]), key=lambda tp: tp.partition
         )
         committed = {
             tp: meta.offset
-            for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
+            for tp, meta in (await client.list_consumer_group_offsets(group)).items()
             if tp.topic == topic and meta.offset >= 0
         }
-        reader = consumer(bootstrap)  # read_committed: the end is what the group can read
+        reader = consumer(target)  # read_committed: the end is what the group can read
         await reader.start()
         try:
             ends, starts = await reader.end_offsets(tps), await reader.beginning_offsets(tps)
         finally:
             await reader.stop()
     finally:
-        await admin.close()
+        await client.close()
     return [
         PartitionLag(tp.partition, ends[tp], committed.get(tp), max(0, ends[tp] - committed.get(tp, starts[tp])))
         for tp in tps
@@ -170,7 +197,7 @@ async def _close_quietly(client: Any) -> None:
 
 
 async def read_partition(
-    bootstrap: str, tp: TopicPartition, start: int | None, stall_seconds: float = 30.0
+    target: KafkaTarget | str, tp: TopicPartition, start: int | None, stall_seconds: float = 30.0
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """The committed records of one partition from ``start`` (None: the beginning) to its end as it was when
     the read began, with a short-lived consumer.
@@ -178,7 +205,7 @@ async def read_partition(
     Every wait is bounded: a broker that goes away mid-read raises ``TimeoutError`` after ``stall_seconds``
     rather than hang (the position moving over transaction markers, which yield no record, counts as progress).
     """
-    reader = consumer(bootstrap, max_poll_records=5000)
+    reader = consumer(target, max_poll_records=5000)
     try:
         async with asyncio.timeout(stall_seconds):
             await reader.start()

@@ -290,11 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cassandra", help="Cassandra host:port (default KFLOW_CASSANDRA)")
     parser.add_argument("--chaos-dir", type=Path, help="the run folder holding the step ledger (steps/)")
     args = parser.parse_args(argv)
-    settings = dataclasses.replace(Settings.from_env(), topic_prefix=args.prefix, keyspace=args.keyspace)
+    settings = Settings.from_env().replace(topic_prefix=args.prefix, keyspace=args.keyspace)
     if args.bootstrap:
-        settings = dataclasses.replace(settings, bootstrap=args.bootstrap)
+        settings = settings.replace(bootstrap=args.bootstrap)
     if args.cassandra:
-        settings = dataclasses.replace(settings, cassandra=args.cassandra)
+        settings = settings.replace(cassandra=args.cassandra)
     report = asyncio.run(check(settings, args.chaos_dir))
     print(report.render())
     return 0 if report.ok else 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import re
 import shutil
 import time
@@ -94,8 +93,7 @@ async def chaos(options: Options, say: Callable[[str], None]) -> Outcome:
             say(f"private stack up in {time.monotonic() - started:.0f} s: kafka {stack.bootstrap}, {stack.folder}")
         else:
             await asyncio.to_thread(DevStack(base.home).up, log=lambda line: None)
-        settings = dataclasses.replace(
-            base,
+        settings = base.replace(
             bootstrap=stack.bootstrap,
             cassandra=stack.cassandra or base.cassandra,
             topic_prefix=outcome.prefix,

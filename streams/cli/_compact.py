@@ -24,7 +24,8 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="drop hot state of finished runs, apply retention; report what was reclaimed",
         description="For every run finished longer ago than --older-than: send the orchestrator a ForgetRun "
         "(it drops the run's state and tombstones its marker on <prefix>.state; later records "
-        "for the run go to <prefix>.dlq) and mark the run compacted in Cassandra. The run stays "
+        "for the run go to <prefix>.dlq) and, once it confirmed, mark the run compacted in Cassandra "
+        "(a run it did not confirm is left for the next pass). The run stays "
         "visible in `kflow runs show`; its history is kept unless --purge-history.",
     )
     command.add_argument(
@@ -47,11 +48,16 @@ def _compact(args: argparse.Namespace, settings: Settings) -> int:
     except OpsError as exc:  # a bad argument value
         raise UsageError(str(exc)) from None
     listed: list[CompactedRun] = []  # a dry run lists its runs; a real one only counts them
+    left: list[CompactedRun] = []  # runs the orchestrator did not confirm
     handled = 0
 
     def progress(run: CompactedRun) -> None:
         nonlocal handled
         handled += 1
+        if run.refused is not None:
+            left.append(run)
+            sys.stderr.write(f"compact: {run.run_id} left for the next pass: {run.refused}\n")
+            return
         if not args.dry_run:
             if handled % _PROGRESS_EVERY == 0:
                 sys.stderr.write(f"compact: {handled:,} runs done\n")
@@ -74,7 +80,9 @@ def _compact(args: argparse.Namespace, settings: Settings) -> int:
         )
     )
     if args.json:
-        print(json.dumps(compact_report_json(report, older_than, listed), indent=2))
+        data = compact_report_json(report, older_than, listed)
+        data["unconfirmed_runs"] = [{"run_id": run.run_id, "reason": run.refused} for run in left]
+        print(json.dumps(data, indent=2))
     else:
         print(compact_report_text(report, Topics(settings.topic_prefix), args.purge_history))
     return 0
@@ -92,6 +100,7 @@ def compact_report_json(report: CompactReport, older_than_ms: int, listed: list[
         "events_purged": report.events_purged,
         "cassandra_bytes_purged": report.cassandra_bytes_purged,
         "state_bytes_tombstoned": report.state_bytes_tombstoned,
+        "unconfirmed": report.unconfirmed,
     }
     if report.dry_run:
         data["run_ids"] = [run.run_id for run in listed]
@@ -114,6 +123,11 @@ def compact_report_text(report: CompactReport, topics: Topics, purge_history: bo
         )
     else:
         lines.append("history: kept in Cassandra (--purge-history deletes it)")
+    if report.unconfirmed:
+        lines.append(
+            f"left for the next pass: {_runs(report.unconfirmed)} whose ForgetRun the orchestrator did not confirm "
+            "(not marked, not purged: see the lines above)"
+        )
     return "\n".join(lines)
 
 

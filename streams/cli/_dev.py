@@ -8,7 +8,7 @@ import json
 
 from streams._settings import Settings
 from streams.cli._errors import EXIT_OK, EXIT_UNREACHABLE
-from streams.dev import DevStack
+from streams.dev import ADMIN, ROLES, DevStack, export_lines
 from streams.dev._layout import MAX_BROKERS
 
 
@@ -26,7 +26,21 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="KRaft nodes (broker+controller each); remembered (default: as remembered, else 1)",
     )
     up.add_argument("--kafka-only", action="store_true", help="start the brokers only, not Cassandra (remembered)")
+    up.add_argument(
+        "--secure",
+        action="store_true",
+        help="TLS, SCRAM users and ACLs per role on Kafka, TLS and passwords on Cassandra (remembered; "
+        "a stack with data: kflow dev down --wipe first); kflow dev env prints the variables",
+    )
     up.set_defaults(handler=_up)
+    env = commands.add_parser("env", help='the export lines of a shell using the stack (eval "$(kflow dev env)")')
+    env.add_argument(
+        "--role",
+        choices=ROLES,
+        default=ADMIN,
+        help="the Kafka principal of a secure stack (default admin, the super user)",
+    )
+    env.set_defaults(handler=_env)
     down = commands.add_parser("down", help="stop every server gracefully")
     down.add_argument("--wipe", action="store_true", help="also delete their data and logs")
     down.set_defaults(handler=_down)
@@ -55,11 +69,27 @@ def _stack(settings: Settings) -> DevStack:
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     stack = _stack(settings)
-    stack.up(timeout=args.timeout, brokers=args.brokers, kafka_only=True if args.kafka_only else None)
+    stack.up(
+        timeout=args.timeout,
+        brokers=args.brokers,
+        kafka_only=True if args.kafka_only else None,
+        secure=True if args.secure else None,
+        acl_prefix=settings.topic_prefix,
+    )
+    if stack.config.secure:
+        for line in export_lines(stack.environment()):
+            print(line)
+        return 0
     exports = [f"KFLOW_BOOTSTRAP={stack.bootstrap}"]
     if stack.config.cassandra:
         exports.append(f"KFLOW_CASSANDRA={stack.cassandra_contact}")
     print(f"export {' '.join(exports)}")
+    return 0
+
+
+def _env(args: argparse.Namespace, settings: Settings) -> int:
+    for line in export_lines(_stack(settings).environment(args.role)):
+        print(line)
     return 0
 
 

@@ -88,7 +88,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
     async def find() -> _ops.DeadLetterView:
-        partitions = await _ops.topic_partitions(settings.bootstrap, Topics(settings.topic_prefix).dlq)
+        partitions = await _ops.topic_partitions(settings.kafka_target(), Topics(settings.topic_prefix).dlq)
         try:
             address = _ops.parse_address(args.address, partitions)
         except _ops.OpsError as exc:

@@ -47,7 +47,7 @@ def kflow_version() -> str:
 def epilog() -> str:
     """The end of ``kflow --help``: every ``KFLOW_*`` variable with its default, and the exit statuses."""
     width = max(len(var.name) for var in ENVIRONMENT)
-    lines = ["environment (default in brackets):"]
+    lines = ["environment (default in brackets; the same settings in a TOML file: --config FILE):"]
     lines += [f"  {var.name.ljust(width)}  {var.meaning} [{var.default}]" for var in ENVIRONMENT]
     lines += ["", "exit status:"] + [f"  {code:<3}  {meaning}" for code, meaning in EXIT_STATUSES]
     return "\n".join(lines)
@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kflow {kflow_version()}")
     parser.add_argument("--debug", action="store_true", help="on an error, show its traceback (before the command)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file of settings, given before the command (it wins over $KFLOW_CONFIG; a variable that is set "
+        "wins over the file; docs/api.md, Configuration)",
+    )
     groups = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     groups.required = True
     for module in (_dev, _topics, _run, _runs, _workflows, _replay, _compact, _storage, _hooks, _schedules, _dlq):
@@ -83,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("aiokafka", "cassandra"):
             _quiet(logging.getLogger(name))
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(config=args.config)
         status: int = args.handler(args, settings)
         return status
     except KflowError as exc:

@@ -146,7 +146,7 @@ def _ended(status: str | None) -> str:
 
 def _lag(args: argparse.Namespace, settings: Settings) -> int:
     topic, group = Topics(settings.topic_prefix).history, f"{settings.topic_prefix}.materializer"
-    lags = asyncio.run(committed_lag(settings.bootstrap, topic, group))
+    lags = asyncio.run(committed_lag(settings.kafka_target(), topic, group))
     total = sum(p.lag for p in lags)
     if args.json:
         print(

@@ -124,7 +124,7 @@ def _call(settings: Settings, action: Callable[[Client], Awaitable[_T]]) -> _T:
     except TimeoutError as exc:
         raise CliError(str(exc) or "timed out") from None
     except (KafkaError, OSError) as exc:  # a send after connecting: the client wraps what it meets itself
-        raise TransportError.wrapping(exc, settings.bootstrap, "sending the schedule command") from exc
+        raise TransportError.wrapping(exc, settings.kafka_target(), "sending the schedule command") from exc
 
 
 def _print(args: argparse.Namespace, data: object, text: str) -> None:

@@ -38,7 +38,7 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
     topics = Topics(settings.topic_prefix)
     created = asyncio.run(
         create_topics(
-            settings.bootstrap,
+            settings.kafka_target(),
             topics,
             settings.partitions,
             replication_factor=settings.replication_factor,
@@ -57,7 +57,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     topics = Topics(settings.topic_prefix)
     drift = asyncio.run(
         check_topics(
-            settings.bootstrap,
+            settings.kafka_target(),
             topics,
             settings.partitions,
             replication_factor=settings.replication_factor,

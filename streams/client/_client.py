@@ -9,7 +9,6 @@ materialized yet: always current); listings read Cassandra's query tables.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -32,6 +31,7 @@ from storage import StorageError
 from streams import kafka
 from streams._errors import kafka_errors
 from streams._partition_check import check_partition_counts
+from streams._record_limit import too_large
 from streams._schema_topic import join_schema_topic, watch_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
@@ -55,7 +55,8 @@ class Client:
     Use as ``async with Client(...) as client`` (or ``connect()`` / ``close()``); methods connect on first use.
 
     Args:
-        bootstrap: Kafka bootstrap servers; default ``settings.bootstrap`` (``KFLOW_BOOTSTRAP``).
+        bootstrap: Kafka bootstrap servers; default ``settings.bootstrap`` (``KFLOW_BOOTSTRAP``). TLS and SASL
+            are ``settings``' (``KFLOW_KAFKA_*``) either way.
         settings: servers and topic prefix; default ``Settings.from_env()``.
         registry: when given, ``start`` refuses workflow names it does not know before sending anything.
         records: codec for records and payloads (default: the JSON payload codecs, allowing the classes registered
@@ -75,15 +76,16 @@ class Client:
         history: HistorySource = "cassandra",
     ) -> None:
         settings = settings or Settings.from_env()
-        self.settings = dataclasses.replace(settings, bootstrap=bootstrap) if bootstrap else settings
+        self.settings = settings.replace(bootstrap=bootstrap) if bootstrap else settings
+        self._target = self.settings.kafka_target()
         self.registry = registry
         types = registry.payload_types if registry is not None else PayloadTypes()
         self.records = records or RecordCodec(secret=self.settings.secret, types=types)
         self.topics = Topics(self.settings.topic_prefix)
-        watch_schema_topic(self.settings.bootstrap, self.topics)  # reads before connect() resolve newer schemas
+        watch_schema_topic(self._target, self.topics)  # reads before connect() resolve newer schemas
         self._clock = SystemClock()
         self._producer: AIOKafkaProducer | None = None
-        self._reader = CompletionsReader(self.settings.bootstrap, self.topics.completions)
+        self._reader = CompletionsReader(self._target, self.topics.completions, self.settings.client_cache_bytes)
         self._history_partitions = 0
         self.history = RunHistory(self.settings, self.records, self._reader, self.topics.history, history)
         self._connect_lock = asyncio.Lock()
@@ -107,12 +109,12 @@ class Client:
         async with self._connect_lock:
             if self._producer is not None:
                 return
-            await join_schema_topic(self.settings.bootstrap, self.topics, self.records.codec)
-            producer = kafka.producer(self.settings.bootstrap)
+            await join_schema_topic(self._target, self.topics, self.records.codec)
+            producer = kafka.producer(self._target)
             try:
-                with kafka_errors(self.settings.bootstrap, "connecting the client producer"):
+                with kafka_errors(self._target, "connecting the client producer"):
                     await producer.start()
-                    await check_partition_counts(self.settings.bootstrap, self.topics, "the client")
+                    await check_partition_counts(self._target, self.topics, "the client")
                     self._history_partitions = len(await producer.partitions_for(self.topics.history))
                     await self._reader.open(len(await producer.partitions_for(self.topics.completions)))
             except BaseException:
@@ -139,9 +141,10 @@ class Client:
     ) -> str:
         """Start a run of ``workflow`` (a name or an ``@workflow`` function); returns its run id.
 
-        With an ``idempotency_key`` the run id is derived from (workflow name, key): the same key names the
-        same run whether it is running, completed or failed; a start with a used key returns that run's id
-        and starts nothing (racing starts yield one run). The key's scope is the workflow name.
+        With an ``idempotency_key`` the run id is derived from (topic prefix, workflow name, key): the same key
+        names the same run whether it is running, completed or failed; a start with a used key returns that run's
+        id and starts nothing (racing starts yield one run). The key's scope is the workflow name within the topic
+        prefix (``run_id_for``).
 
         Raises ``UnknownWorkflowError`` (not an ``@workflow``, or not in ``registry``) and ``PayloadError``
         (arguments the payload codec cannot carry, or over the record size limit).
@@ -149,7 +152,7 @@ class Client:
         name = workflow_name_of(workflow)
         if self.registry is not None:
             self.registry.workflow(name)
-        run_id = run_id_for(name, idempotency_key)
+        run_id = run_id_for(name, idempotency_key, topic_prefix=self.settings.topic_prefix)
         record = StartWorkflow(
             run_id=run_id,
             workflow_name=name,
@@ -159,9 +162,7 @@ class Client:
         )
         value = self.records.encode(record)
         if len(value) > kafka.MAX_MESSAGE_BYTES:
-            raise PayloadError(
-                f"the arguments encode to {len(value)} bytes, over the {kafka.MAX_MESSAGE_BYTES}-byte record limit"
-            )
+            raise PayloadError(too_large(f"the start of workflow {name!r} (its arguments)", len(value)))
         await self.connect()
         if idempotency_key is None:
             self._reader.expect(run_id)  # before sending: the tail must keep its completion
@@ -248,9 +249,7 @@ class Client:
         record = ResumeHook(run_id=run_id, token=token, payload=payload, requested_at=self._clock.now_ms())
         value = self.records.encode(record)
         if len(value) > kafka.MAX_MESSAGE_BYTES:
-            raise PayloadError(
-                f"the payload encodes to {len(value)} bytes, over the {kafka.MAX_MESSAGE_BYTES}-byte record limit"
-            )
+            raise PayloadError(too_large(f"the hook payload for {token}", len(value)))
         if not wait:
             await self._send(run_id, value)
             return "sent"
@@ -259,11 +258,11 @@ class Client:
         assert self._producer is not None
         key = run_id.encode()
         history = TopicPartition(self.topics.history, partition_for(key, self._history_partitions))
-        with kafka_errors(self.settings.bootstrap, f"reading the partitions of {self.topics.dlq}"):
+        with kafka_errors(self._target, f"reading the partitions of {self.topics.dlq}"):
             dlq_partitions = len(await self._producer.partitions_for(self.topics.dlq))
         dlq = TopicPartition(self.topics.dlq, partition_for(key, dlq_partitions))
         # The watch is positioned before the send, so the answer (written after it) cannot be missed.
-        async with HookAnswerWatch(self.settings.bootstrap, history, dlq) as watch:
+        async with HookAnswerWatch(self._target, history, dlq) as watch:
             offset = await self._send(run_id, value)
             answer = await watch.answer(HookAnswerMatcher(self.records, value, self.topics.inbox, offset), deadline)
         if answer is None:
@@ -348,7 +347,7 @@ class Client:
         """Produce ``value`` to the inbox keyed by ``run_id``; returns its offset there."""
         await self.connect()
         assert self._producer is not None
-        with kafka_errors(self.settings.bootstrap, f"sending to {self.topics.inbox}"):
+        with kafka_errors(self._target, f"sending to {self.topics.inbox}"):
             metadata = await self._producer.send_and_wait(self.topics.inbox, value, key=run_id.encode())
         return int(metadata.offset)
 

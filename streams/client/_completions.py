@@ -16,12 +16,15 @@ from aiokafka.structs import ConsumerRecord
 from streams import kafka
 from streams._errors import kafka_errors
 from streams._headers import DEAD_LETTERED, header
+from streams._kafka_target import KafkaTarget
 from streams.kafka import partition_for
 
 log = logging.getLogger(__name__)
 
 _RECENT_RESULTS: Final = 10_000  # raw RunFinished records remembered, least recently used dropped first
 _OWN_RUNS: Final = 100_000  # runs started by this client, whose completion is kept until claimed
+CLIENT_CACHE_BYTES: Final = 64 * 1024 * 1024
+"""Default bound of the completions a client keeps in memory (``KFLOW_CLIENT_CACHE_BYTES``)."""
 _SCAN_STALL_S: Final = 30.0  # a partition scan that makes no progress this long fails
 
 
@@ -37,8 +40,8 @@ class CompletionsReader:
     else of that run is in its range. The tail hands over what arrives, in order (and remembers the latest).
     """
 
-    def __init__(self, bootstrap: str, completions: str) -> None:
-        self._bootstrap, self._topic = bootstrap, completions
+    def __init__(self, bootstrap: KafkaTarget | str, completions: str, max_bytes: int = CLIENT_CACHE_BYTES) -> None:
+        self._target, self._topic = KafkaTarget.of(bootstrap), completions
         self._tail_consumer: AIOKafkaConsumer | None = None
         self._scan_lock = asyncio.Lock()
         self._tail: asyncio.Task[None] | None = None
@@ -48,7 +51,11 @@ class CompletionsReader:
         self._waiters: dict[str, list[asyncio.Future[bytes]]] = {}
         self._scanned: set[str] = set()  # waited-for runs whose completion a scan (not the tail) found
         self._held: dict[str, bytes] = {}  # a provisional completion a scan found, given if nothing later is
-        self.evictions = 0  # results dropped from ``_recent`` (and tail reopenings) so far
+        self.evictions = 0  # results dropped from ``_recent`` or ``_own`` (and tail reopenings) so far
+        # Bytes of the completions kept (``_recent`` and ``_own``): past ``max_bytes`` the least recently used are
+        # dropped (a run whose completion was dropped is found by a scan instead: slower, still correct).
+        self.max_bytes = max_bytes
+        self.held_bytes = 0
         self.scans = 0  # partition scans started so far
 
     async def open(self, partitions: int) -> None:
@@ -56,9 +63,10 @@ class CompletionsReader:
 
         Raises the Kafka client's errors as they are (``Client.connect``, the caller, wraps them).
         """
+        self.held_bytes -= sum(len(raw) for raw in self._own.values() if raw is not None)
         self._own.clear()  # a reopened tail may have missed them: scans find them
         self.evictions += 1  # and a chain followed across the reopening is not "after the tail's start"
-        self._tail_consumer = consumer = kafka.consumer(self._bootstrap)
+        self._tail_consumer = consumer = kafka.consumer(self._target)
         await consumer.start()
         tps = [TopicPartition(self._topic, p) for p in range(partitions)]
         consumer.assign(tps)
@@ -92,7 +100,7 @@ class CompletionsReader:
         it is either among the recent results or still to come, so no scan is needed.
         """
         if self._own.get(run_id) is not None:  # claimed: from now on kept among the recent results
-            self._remember(run_id, cast(bytes, self._own.pop(run_id)))
+            self._remember(run_id, cast(bytes, self._take_own(run_id)))
         if (raw := self._recent.get(run_id)) is not None:
             return raw, True  # only the tail (directly or through _own) fills _recent
         loop = asyncio.get_running_loop()
@@ -147,7 +155,7 @@ class CompletionsReader:
         self, tp: TopicPartition, stop: int | None, visit: Callable[[ConsumerRecord[bytes, bytes]], None], start: int
     ) -> None:
         self.scans += 1
-        with kafka_errors(self._bootstrap, f"scanning {tp.topic}[{tp.partition}]"):
+        with kafka_errors(self._target, f"scanning {tp.topic}[{tp.partition}]"):
             await self._scan(tp, stop, visit, start)
 
     async def _scan(
@@ -156,7 +164,7 @@ class CompletionsReader:
         async with self._scan_lock:
             # A consumer per scan: reusing one across scans (assign / unsubscribe) raced with aiokafka's
             # offset-reset bookkeeping when a scan was cancelled mid-seek.
-            consumer = kafka.consumer(self._bootstrap)
+            consumer = kafka.consumer(self._target)
             try:
                 await consumer.start()  # inside: a scan cancelled while starting still closes the consumer
                 consumer.assign([tp])
@@ -214,17 +222,39 @@ class CompletionsReader:
     def _deliver(self, key: bytes, value: bytes) -> None:
         run_id = key.decode("utf-8", "replace")
         if run_id in self._own and run_id not in self._waiters:
+            self._take_own(run_id)
             self._own[run_id] = value  # kept until claimed
+            self.held_bytes += len(value)
+            self._shrink()
         else:
-            self._own.pop(run_id, None)
+            self._take_own(run_id)
             self._remember(run_id, value)
         for future in self._waiters.pop(run_id, []):
             if not future.done():
                 future.set_result(value)
 
     def _remember(self, run_id: str, value: bytes) -> None:
+        self.held_bytes += len(value) - len(self._recent.get(run_id, b""))
         self._recent[run_id] = value
         self._recent.move_to_end(run_id)
         while len(self._recent) > _RECENT_RESULTS:
-            self._recent.popitem(last=False)
+            self.held_bytes -= len(self._recent.popitem(last=False)[1])
             self.evictions += 1
+        self._shrink()
+
+    def _take_own(self, run_id: str) -> bytes | None:
+        raw = self._own.pop(run_id, None)
+        self.held_bytes -= 0 if raw is None else len(raw)
+        return raw
+
+    def _shrink(self) -> None:
+        """Drop the least recently used recent results, then the oldest unclaimed ones, until ``max_bytes`` holds."""
+        while self.held_bytes > self.max_bytes and self._recent:
+            self.held_bytes -= len(self._recent.popitem(last=False)[1])
+            self.evictions += 1
+        if self.held_bytes > self.max_bytes:
+            for run_id in [r for r, raw in self._own.items() if raw is not None]:
+                self._take_own(run_id)
+                self.evictions += 1  # ``wait`` scans for it again (``tailed_since`` no longer vouches)
+                if self.held_bytes <= self.max_bytes:
+                    break

@@ -16,6 +16,7 @@ from aiokafka import TopicPartition
 
 from engine import runtime
 from schemas import RecordCodec, SchemaError
+from streams._kafka_target import KafkaTarget
 from streams.client._watch import PartitionWatch
 
 # The orchestrator's reasons may start by restating what the error message already says.
@@ -107,7 +108,7 @@ class HookAnswerWatch(PartitionWatch):
     positions both partitions at their current end, so the answer, written after the send, is read.
     """
 
-    def __init__(self, bootstrap: str, history: TopicPartition, dlq: TopicPartition) -> None:
+    def __init__(self, bootstrap: KafkaTarget | str, history: TopicPartition, dlq: TopicPartition) -> None:
         super().__init__(bootstrap, [history, dlq])
         self._history = history
 

@@ -170,7 +170,7 @@ class RunHistory:
         try:
             async with self._lock:
                 if self._admin is None:
-                    admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.bootstrap)
+                    admin = kafka.admin(self._settings.kafka_target())
                     try:
                         await admin.start()
                     except BaseException:
@@ -190,7 +190,7 @@ class RunHistory:
     async def _end_offset(self, tp: TopicPartition) -> int:
         async with self._lock:
             if self._probe is None:
-                probe = kafka.consumer(self._settings.bootstrap)
+                probe = kafka.consumer(self._settings.kafka_target())
                 try:
                     await probe.start()
                 except BaseException:

@@ -25,6 +25,7 @@ from engine import OverlapPolicy, Registry, ScheduleError, ScheduleSpec, Schedul
 from engine.runtime import CallArgs, Clock, DeclaredSchedule, ScheduleCommand, ScheduleState, schedule_key
 from schemas import PayloadError, RecordCodec, SchemaError
 from streams import kafka
+from streams._record_limit import too_large
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.client._watch import PartitionWatch, read_to_end
@@ -272,10 +273,7 @@ class ScheduleChannel:
         """
         value = self.records.encode(command)
         if len(value) > kafka.MAX_MESSAGE_BYTES:
-            raise PayloadError(
-                f"the schedule command encodes to {len(value)} bytes, over the "
-                f"{kafka.MAX_MESSAGE_BYTES}-byte record limit"
-            )
+            raise PayloadError(too_large(f"the {command.action} of schedule {command.schedule_id!r}", len(value)))
         producer = await self._producer()
         key = schedule_key(command.schedule_id).encode()
         # Explicit partition: the answer is looked for on this partition number of .state and .dlq.
@@ -286,7 +284,7 @@ class ScheduleChannel:
         deadline = asyncio.get_running_loop().time() + timeout
         dlq = TopicPartition(self.topics.dlq, partition_for(key, len(await producer.partitions_for(self.topics.dlq))))
         state = TopicPartition(self.topics.state, partition)
-        async with PartitionWatch(self.settings.bootstrap, [state, dlq]) as watch:
+        async with PartitionWatch(self.settings.kafka_target(), [state, dlq]) as watch:
             await producer.send_and_wait(self.topics.inbox, value, key=key, partition=partition)
             answer = await watch.first(ScheduleAnswerMatcher(self.records, command, value, self.topics), deadline)
         if answer is None:
@@ -307,7 +305,7 @@ class ScheduleChannel:
             if key is not None and key.startswith(KEY_PREFIX) and (only is None or key == only):
                 raw[key] = value
 
-        await read_to_end(self.settings.bootstrap, tps, visit)
+        await read_to_end(self.settings.kafka_target(), tps, visit)
         states: dict[bytes, ScheduleState] = {}
         for key, value in raw.items():
             if value is None:

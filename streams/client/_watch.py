@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from streams import kafka
 from streams._errors import kafka_errors
+from streams._kafka_target import KafkaTarget
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,14 @@ class PartitionWatch:
     ``watch.first(match, deadline)`` then waits for.
     """
 
-    def __init__(self, bootstrap: str, partitions: Sequence[TopicPartition]) -> None:
-        self._bootstrap, self._partitions = bootstrap, list(partitions)
+    def __init__(self, bootstrap: KafkaTarget | str, partitions: Sequence[TopicPartition]) -> None:
+        self._target, self._partitions = KafkaTarget.of(bootstrap), list(partitions)
         self._consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> Self:
-        consumer = kafka.consumer(self._bootstrap)
+        consumer = kafka.consumer(self._target)
         try:  # start() inside: a consumer cancelled or failing while it starts is closed too
-            with kafka_errors(self._bootstrap, f"watching {_names(self._partitions)}"):
+            with kafka_errors(self._target, f"watching {_names(self._partitions)}"):
                 await consumer.start()
                 consumer.assign(self._partitions)
                 # Invariant: read before the send, so the answer lies at or after these offsets.
@@ -83,7 +84,7 @@ class PartitionWatch:
 
 
 async def read_to_end(
-    bootstrap: str,
+    bootstrap: KafkaTarget | str,
     partitions: Sequence[TopicPartition],
     visit: Callable[[TopicPartition, bytes | None, bytes | None], None],
 ) -> None:
@@ -95,7 +96,7 @@ async def read_to_end(
         TransportError: Kafka is unreachable or refused a request.
     """
     with kafka_errors(bootstrap, f"reading {_names(partitions)}"):
-        await _read_to_end(bootstrap, partitions, visit)
+        await _read_to_end(KafkaTarget.of(bootstrap), partitions, visit)
 
 
 def _names(partitions: Sequence[TopicPartition]) -> str:
@@ -103,10 +104,10 @@ def _names(partitions: Sequence[TopicPartition]) -> str:
 
 
 async def _read_to_end(
-    bootstrap: str,
+    target: KafkaTarget,
     partitions: Sequence[TopicPartition],
     visit: Callable[[TopicPartition, bytes | None, bytes | None], None],
 ) -> None:
     for tp in partitions:
-        async for message in kafka.read_partition(bootstrap, tp, None, _STALL_S):
+        async for message in kafka.read_partition(target, tp, None, _STALL_S):
             visit(tp, message.key, message.value)

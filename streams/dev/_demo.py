@@ -26,7 +26,7 @@ Scenario = Callable[[Client, Say], Awaitable[None]]
 async def run_example(settings: Settings, app: str, registry: Registry, scenario: Scenario, say: Say = print) -> None:
     """Run ``scenario`` against processor + worker processes for module ``app``; raises what it raised."""
     await create_topics(
-        settings.bootstrap,
+        settings.kafka_target(),
         Topics(settings.topic_prefix),
         settings.partitions,
         replication_factor=settings.replication_factor,

@@ -230,3 +230,16 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def run_all(commands: Sequence[list[str]], what: str) -> None:
+    """Run ``commands`` side by side (JVM start-up dominates); the first failure is raised with its output."""
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for argv in commands]
+    failures = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            tail = "\n".join(out.strip().splitlines()[-10:])
+            failures.append(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    if failures:
+        raise DevStackError(failures[0])

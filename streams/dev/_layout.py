@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from streams.dev._jvm import DevStackError
@@ -26,11 +26,12 @@ MAX_BROKERS = 9  # ports stay below 9110: clear of Cassandra's 9042 and of a sec
 @dataclass(frozen=True, slots=True)
 class StackConfig:
     """What ``kflow dev up`` runs: ``brokers`` KRaft nodes, Cassandra unless ``cassandra`` is False, all ports
-    shifted by ``port_offset``."""
+    shifted by ``port_offset``; ``secure``: TLS, SCRAM and ACLs on Kafka, TLS and passwords on Cassandra."""
 
     brokers: int = 1
     port_offset: int = 0
     cassandra: bool = True
+    secure: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.brokers <= MAX_BROKERS:
@@ -84,15 +85,19 @@ def broker_name(node: int) -> str:
     return f"kafka-{node}"
 
 
-def kafka_properties(template: str, config: StackConfig, node: int, data_dir: Path) -> str:
+def kafka_properties(
+    template: str, config: StackConfig, node: int, data_dir: Path, secure: SecureKafka | None = None
+) -> str:
     """``server.properties`` of node ``node`` of ``config``, from the single-node ``template``.
 
-    With one broker and no port offset this is the template with only ``@DATA_DIR@`` filled in.
+    With one broker and no port offset this is the template with only ``@DATA_DIR@`` filled in. ``secure`` (for
+    a ``config.secure`` stack) turns the client listener into SASL_SSL and appends ``secure_kafka_lines``.
     """
     broker, controller = config.broker_ports(node)
     rf, min_isr = str(config.replication_factor), str(config.min_insync_replicas)
     voters = ",".join(f"{n}@{HOST}:{config.broker_ports(n)[1]}" for n in config.nodes)
-    listeners = f"PLAINTEXT://{HOST}:{broker},CONTROLLER://{HOST}:{controller}"
+    client = SECURE_LISTENER if secure is not None else "PLAINTEXT"
+    listeners = f"{client}://{HOST}:{broker},CONTROLLER://{HOST}:{controller}"
     overrides = {
         "node.id": str(node),
         "controller.quorum.voters": voters,
@@ -106,6 +111,11 @@ def kafka_properties(template: str, config: StackConfig, node: int, data_dir: Pa
         "share.coordinator.state.topic.replication.factor": rf,
         "share.coordinator.state.topic.min.isr": min_isr,
     }
+    if secure is not None:
+        overrides |= {
+            "inter.broker.listener.name": SECURE_LISTENER,
+            "listener.security.protocol.map": f"CONTROLLER:SSL,{SECURE_LISTENER}:SASL_SSL",
+        }
     lines = []
     for line in template.replace("@DATA_DIR@", str(data_dir)).splitlines():
         key, sep, _ = line.partition("=")
@@ -114,16 +124,90 @@ def kafka_properties(template: str, config: StackConfig, node: int, data_dir: Pa
         lines.append(line)
     if overrides:  # the template lost a key this function must set: fail loudly, not silently misconfigure
         raise DevStackError(f"server.properties template lacks {', '.join(sorted(overrides))}")
+    if secure is not None:
+        lines += secure_kafka_lines(secure)
     return "\n".join(lines) + "\n"
 
 
-def cassandra_yaml(template: str, config: StackConfig, run: Path) -> str:
-    """``cassandra.yaml`` for ``run`` with the ports of ``config`` (unchanged ports without an offset)."""
+@dataclass(frozen=True, slots=True)
+class SecureKafka:
+    """What a secure node's ``server.properties`` names: the PEM files and the admin principal's password (the
+    node's own login to the other brokers: the inter-broker listener is the SASL_SSL one)."""
+
+    keystore: Path
+    truststore: Path
+    admin_password: str = field(repr=False)
+
+
+SECURE_LISTENER = "SASL_SSL"
+"""The name of the secure stack's client (and inter-broker) listener."""
+ADMIN_PRINCIPAL = "User:admin"
+NODE_PRINCIPAL = "User:CN=kflow-dev-server"
+"""The KRaft nodes' principal on the controller listener (mutual TLS with the server certificate)."""
+
+
+def secure_kafka_lines(secure: SecureKafka) -> list[str]:
+    """The lines a secure node adds to ``server.properties`` (SASL, TLS with PEM stores, the authorizer)."""
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="admin" password="{secure.admin_password}";'
+    )
+    listener = f"listener.name.{SECURE_LISTENER.lower()}"
+    return [
+        "",
+        "# --- kflow dev up --secure: clients and brokers on SASL_SSL (SCRAM-SHA-512), the KRaft quorum on mutual TLS",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        f"{listener}.scram-sha-512.sasl.jaas.config={jaas}",
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={secure.keystore}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={secure.truststore}",
+        "listener.name.controller.ssl.client.auth=required",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        f"super.users={ADMIN_PRINCIPAL};{NODE_PRINCIPAL}",
+        "allow.everyone.if.no.acl.found=false",
+    ]
+
+
+def cassandra_yaml(template: str, config: StackConfig, run: Path, secure: SecureCassandra | None = None) -> str:
+    """``cassandra.yaml`` for ``run`` with the ports of ``config`` (unchanged ports without an offset); ``secure``
+    appends password authentication, role-based authorization and client TLS from PEM files."""
     native, storage = config.cassandra_ports
     text = template.replace("@RUN@", str(run))
     text = re.sub(r"(?m)^storage_port: \d+$", f"storage_port: {storage}", text)
     text = re.sub(r"(?m)^native_transport_port: \d+$", f"native_transport_port: {native}", text)
-    return re.sub(r'seeds: "127\.0\.0\.1:\d+"', f'seeds: "{HOST}:{storage}"', text)
+    text = re.sub(r'seeds: "127\.0\.0\.1:\d+"', f'seeds: "{HOST}:{storage}"', text)
+    if secure is None:
+        return text
+    return text.rstrip("\n") + "\n" + "\n".join(secure_cassandra_lines(secure)) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class SecureCassandra:
+    """The PEM files a secure Cassandra serves its clients TLS with."""
+
+    keystore: Path
+    truststore: Path
+
+
+def secure_cassandra_lines(secure: SecureCassandra) -> list[str]:
+    """The lines a secure node adds to ``cassandra.yaml``."""
+    return [
+        "",
+        "# --- kflow dev up --secure: passwords, roles and permissions, client-to-node TLS from PEM files",
+        "authenticator: PasswordAuthenticator",
+        "authorizer: CassandraAuthorizer",
+        "role_manager: CassandraRoleManager",
+        "client_encryption_options:",
+        "  enabled: true",
+        "  optional: false",
+        "  ssl_context_factory:",
+        "    class_name: org.apache.cassandra.security.PEMBasedSslContextFactory",
+        f"  keystore: {secure.keystore}",
+        f"  truststore: {secure.truststore}",
+        "  require_client_auth: false",
+    ]
 
 
 def load_config(run: Path) -> StackConfig | None:
@@ -136,7 +220,10 @@ def load_config(run: Path) -> StackConfig | None:
     try:
         raw = json.loads(path.read_text())
         return StackConfig(
-            brokers=int(raw["brokers"]), port_offset=int(raw["port_offset"]), cassandra=bool(raw["cassandra"])
+            brokers=int(raw["brokers"]),
+            port_offset=int(raw["port_offset"]),
+            cassandra=bool(raw["cassandra"]),
+            secure=bool(raw.get("secure", False)),  # remembered since --secure; older stacks are plain
         )
     except FileNotFoundError:
         return None

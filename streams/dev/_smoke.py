@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Mapping
 from typing import cast
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from schemas import Codec, decode_payload, encode_payload
-from storage import CassandraConnection, CassandraTarget
+from storage import CassandraConnection
+from streams import kafka
 from streams._settings import Settings
 from streams._topics import Topics, create_topics
 
@@ -24,7 +25,7 @@ async def smoke_roundtrip(settings: Settings) -> list[str]:
     # Its own topics: a StartWorkflow for "smoke" on the real inbox would reach the orchestrator.
     topics = Topics(f"{settings.topic_prefix}-smoke")
     await create_topics(
-        settings.bootstrap,
+        settings.kafka_target(),
         topics,
         settings.partitions,
         replication_factor=settings.replication_factor,
@@ -45,13 +46,13 @@ async def smoke_roundtrip(settings: Settings) -> list[str]:
     }
     value = codec.encode("StartWorkflow", record)
     started = time.perf_counter()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=True)
+    producer = kafka.producer(settings.kafka_target())
     await producer.start()
     try:
         meta = await producer.send_and_wait(topics.inbox, value, key=run_id.encode())
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    consumer = kafka.consumer(settings.kafka_target(), isolation_level="read_uncommitted")
     await consumer.start()
     try:
         partition = TopicPartition(topics.inbox, meta.partition)
@@ -74,8 +75,7 @@ async def smoke_roundtrip(settings: Settings) -> list[str]:
 
 
 def _cassandra_roundtrip(settings: Settings, run_id: str, value: bytes) -> str:
-    host, port = settings.cassandra_host_port
-    with CassandraConnection(CassandraTarget(host, port)) as conn:
+    with CassandraConnection(settings.cassandra_target()) as conn:
         conn.ensure_keyspace(settings.keyspace)
         session = conn.session
         session.execute(f"CREATE TABLE IF NOT EXISTS {settings.keyspace}.smoke (run_id text PRIMARY KEY, record blob)")

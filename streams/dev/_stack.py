@@ -12,7 +12,6 @@ import asyncio
 import base64
 import shutil
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,9 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.dev._jvm import Daemon, DevStackError, fetch_jars, find_java17, stop_together
+from streams.dev._acls import create_acls, role_acls
+from streams.dev._certs import write_private
+from streams.dev._jvm import Daemon, DevStackError, fetch_jars, find_java17, run_all, stop_together
 from streams.dev._layout import (
     HOST,
+    SecureCassandra,
+    SecureKafka,
     StackConfig,
     broker_name,
     cassandra_yaml,
@@ -33,6 +36,7 @@ from streams.dev._layout import (
     save_config,
 )
 from streams.dev._readiness import cassandra_ready, kafka_ready
+from streams.dev._secure import ADMIN, StackSecrets, environment, java_argfile
 
 Say = Callable[[str], None]
 _FILES = Path(__file__).parent / "servers"
@@ -105,6 +109,17 @@ class DevStack:
         return f"{HOST}:{self.config.cassandra_ports[0]}"
 
     @property
+    def secrets(self) -> StackSecrets | None:
+        """The certificates and passwords of a secure stack (``<home>/run/secure``), None for a plain one."""
+        return StackSecrets(self.run / "secure") if self.config.secure else None
+
+    def environment(self, role: str = ADMIN) -> dict[str, str]:
+        """The ``KFLOW_*`` variables of a shell using this stack (as Kafka principal ``role`` when secure); secrets
+        are ``$(cat FILE)`` substitutions, never the values (``streams.dev.resolved`` reads them)."""
+        cassandra = self.cassandra_contact if self.config.cassandra else None
+        return environment(self.bootstrap, cassandra, self.secrets, role)
+
+    @property
     def cassandra(self) -> Daemon:
         """The Cassandra process."""
         return Daemon("cassandra", self.run / "cassandra" / "cassandra.pid", CASSANDRA_MAIN)
@@ -149,22 +164,35 @@ class DevStack:
         return out
 
     def up(
-        self, timeout: float = 240.0, log: Say = print, *, brokers: int | None = None, kafka_only: bool | None = None
+        self,
+        timeout: float = 240.0,
+        log: Say = print,
+        *,
+        brokers: int | None = None,
+        kafka_only: bool | None = None,
+        secure: bool | None = None,
+        acl_prefix: str = "kflow",
     ) -> None:
         """Fetch jars if needed, start every configured server that is not running, return once all answer.
 
-        ``brokers`` and ``kafka_only`` (None: as remembered) change the stack and are remembered; so is the
-        port offset given to the constructor.
+        ``brokers``, ``kafka_only`` and ``secure`` (None: as remembered) change the stack and are remembered; so
+        is the port offset given to the constructor. A secure stack gets the roles' ACLs for ``acl_prefix``.
 
         Raises:
-            DevStackError: on a resize of a stack that has data, a port offset change while servers run, a
-                missing tool, a port taken by another program, or a server not ready in time.
+            DevStackError: on a resize or a security change of a stack that has data, a port offset change while
+                servers run, a missing tool, a port taken by another program, or a server not ready in time.
         """
         target = StackConfig(
             brokers=self.config.brokers if brokers is None else brokers,
             port_offset=self.config.port_offset if self._offset_request is None else self._offset_request,
             cassandra=self.config.cassandra if kafka_only is None else not kafka_only,
+            secure=self.config.secure if secure is None else secure,
         )
+        if target.secure != self.config.secure and (has_kafka_data(self.run) or (self.run / "cassandra").exists()):
+            raise DevStackError(
+                f"the stack in {self.run} has data {'without' if target.secure else 'with'} --secure (SCRAM users are "
+                "made when Kafka's storage is formatted): run kflow dev down --wipe before switching"
+            )
         if target.brokers != self.config.brokers and has_kafka_data(self.run):
             raise DevStackError(
                 f"the stack in {self.run} has data on {self.config.brokers} Kafka node(s) and a KRaft quorum "
@@ -180,6 +208,8 @@ class DevStack:
         save_config(self.run, target)
         self.config = target
         self._start(self.config.server_names, timeout, log)
+        if self.config.secure:
+            self.grant_roles(acl_prefix, log)
 
     def start_server(self, name: str, timeout: float = 240.0, log: Say = print) -> None:
         """Start server ``name`` (``kafka-2``) if it is stopped and wait until the whole stack answers again.
@@ -217,6 +247,8 @@ class DevStack:
 
     def _start(self, names: Sequence[str], timeout: float, log: Say) -> None:
         started = time.monotonic()
+        if self.secrets is not None:
+            self.secrets.ensure()
         needed = []
         for name in names:
             if self.daemon(name).pid() is not None:
@@ -245,11 +277,23 @@ class DevStack:
         except DevStackError:
             raise DevStackError(f"servers not ready after {timeout:.0f}s; logs: {self.run}/*/logs") from None
         brokers = f"{self.config.brokers} brokers" if self.config.brokers > 1 else "1 broker"
+        brokers += ", SASL_SSL" if self.config.secure else ""
         ready = f"kafka ready on {self.bootstrap} ({brokers}, produce+consume round trip)"
         if version is not None:
             ready += f"; cassandra {version} ready on {self.cassandra_contact} (SELECT release_version)"
         log(ready)
         log(f"up in {time.monotonic() - started:.1f}s")
+
+    def grant_roles(self, prefix: str, log: Say = print) -> None:
+        """Create the ACLs of every role (client, worker, processor, ops) for topic prefix ``prefix``; idempotent.
+
+        Raises:
+            DevStackError: the stack is not secure, or Kafka refused a binding.
+        """
+        if self.secrets is None:
+            raise DevStackError(f"the stack in {self.run} is not secure (kflow dev up --secure): it has no ACLs")
+        acls = asyncio.run(create_acls(self.bootstrap, self.secrets.kafka(), role_acls(prefix)))
+        log(f"ACLs of the client, worker, processor and ops roles on {prefix}.* applied ({acls} bindings)")
 
     def _ports(self, name: str) -> tuple[int, ...]:
         if name == "cassandra":
@@ -274,16 +318,29 @@ class DevStack:
         # what `kafka-storage.sh format -t $(kafka-storage.sh random-uuid) -c server.properties` does; a Kafka
         # Uuid is 16 random bytes in URL-safe base64 without padding. Every node shares the cluster's id.
         cluster = cluster_id(self.run) or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        formats = []
+        secrets, formats, argfiles = self.secrets, [], []
+        secure: SecureKafka | None = None
+        scram: list[str] = []
+        if secrets is not None:  # every node formats with the same SCRAM users (the active controller's are kept)
+            certs, scram = secrets.certificates, secrets.scram_arguments()
+            secure = SecureKafka(certs.keystore, certs.ca, secrets.password(ADMIN))
         for node in nodes:
             run = self.config.kafka_dir(self.run, node)
             (run / "logs").mkdir(parents=True, exist_ok=True)
-            (run / "server.properties").write_text(kafka_properties(template, self.config, node, run / "data"))
+            props = kafka_properties(template, self.config, node, run / "data", secure)
+            write_private(run / "server.properties", props.encode())  # a secure one holds the admin's password
             if not (run / "data" / "meta.properties").exists():
-                props = str(run / "server.properties")
-                fmt = ["kafka.tools.StorageTool", "format", "-t", cluster, "-c", props, "--ignore-formatted"]
+                config = str(run / "server.properties")
+                fmt = ["kafka.tools.StorageTool", "format", "-t", cluster, "-c", config, "--ignore-formatted"]
+                if scram:  # SCRAM users: in an argument file (0600), not on a command line
+                    argfiles.append(java_argfile(run / "format.args", [*fmt, *scram]))
+                    fmt = [f"@{argfiles[-1]}"]
                 formats.append([*self._kafka_jvm(java, libs, run), *fmt])
-        _run_all(formats, "kafka storage format")  # static quorum (controller.quorum.voters): no --standalone
+        try:
+            run_all(formats, "kafka storage format")  # static quorum (controller.quorum.voters): no --standalone
+        finally:
+            for argfile in argfiles:
+                argfile.unlink(missing_ok=True)
         for node in nodes:
             run = self.config.kafka_dir(self.run, node)
             argv = [*self._kafka_jvm(java, libs, run), KAFKA_MAIN, str(run / "server.properties")]
@@ -294,7 +351,9 @@ class DevStack:
         for sub in ("data", "commitlog", "saved_caches", "hints", "cdc_raw", "logs", "triggers"):
             (run / sub).mkdir(parents=True, exist_ok=True)
         template = (_FILES / "cassandra" / "cassandra.yaml").read_text()
-        (run / "cassandra.yaml").write_text(cassandra_yaml(template, self.config, run))
+        secrets = self.secrets
+        secure = SecureCassandra(secrets.certificates.keystore, secrets.certificates.ca) if secrets else None
+        (run / "cassandra.yaml").write_text(cassandra_yaml(template, self.config, run, secure))
         options = [
             line.strip()
             for line in (_FILES / "cassandra" / "jvm17.options").read_text().splitlines()
@@ -315,6 +374,7 @@ class DevStack:
             f"-Dcassandra.triggers_dir={run / 'triggers'}",
             f"-Dlogback.configurationFile={_FILES / 'cassandra' / 'logback.xml'}",
             "-Dcassandra-foreground=yes",
+            *(["-Dcassandra.superuser_setup_delay_ms=0"] if secure else []),  # the default role at once
             "-cp",
             f"{libs}/*",
             CASSANDRA_MAIN,
@@ -322,12 +382,14 @@ class DevStack:
         self.cassandra.start(argv, run / "logs" / "stdout.log")
 
     async def _wait_ready(self, timeout: float) -> str | None:
-        kafka = kafka_ready(self.bootstrap, timeout, brokers=self.config.brokers)
+        secrets = self.secrets
+        kafka_login = secrets.kafka() if secrets else None
+        kafka = kafka_ready(self.bootstrap, timeout, brokers=self.config.brokers, login=kafka_login)
         if not self.config.cassandra:
             await kafka
             return None
-        native = self.config.cassandra_ports[0]
-        _, version = await asyncio.gather(kafka, asyncio.to_thread(cassandra_ready, HOST, native, timeout))
+        native, login = self.config.cassandra_ports[0], secrets.cassandra() if secrets else None
+        _, version = await asyncio.gather(kafka, asyncio.to_thread(cassandra_ready, HOST, native, timeout, login))
         return version
 
 
@@ -335,16 +397,3 @@ def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((HOST, port)) == 0
-
-
-def _run_all(commands: Sequence[list[str]], what: str) -> None:
-    """Run ``commands`` side by side (JVM start-up dominates); the first failure is raised with its output."""
-    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for argv in commands]
-    failures = []
-    for proc in procs:
-        out, _ = proc.communicate()
-        if proc.returncode != 0:
-            tail = "\n".join(out.strip().splitlines()[-10:])
-            failures.append(f"{what} failed (exit {proc.returncode}):\n{tail}")
-    if failures:
-        raise DevStackError(failures[0])

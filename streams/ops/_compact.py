@@ -5,9 +5,11 @@ For each finished run found in Cassandra (``RunStore.compactable_runs``) and not
 ``ForgetRun`` goes to ``<prefix>.inbox`` keyed by the run id; the orchestrator owning the run's partition
 then drops the run's status and writes a tombstone for its ``RunMarker`` on the compacted ``<prefix>.state``
 topic, so Kafka's log compaction reclaims it, and any later record for the run goes to ``<prefix>.dlq``.
-Only once Kafka has acknowledged a chunk's records are its runs marked compacted in Cassandra (and, with
-``purge_history``, their ``events`` rows deleted), so an interrupted compaction is simply run again: the
-runs not marked are found again, and a repeated ``ForgetRun`` is a no-op for the orchestrator.
+Only once that orchestrator confirmed it (``streams.ops._forget_answers``: the tombstone, or a ``forgotten``
+marker) is a run marked compacted in Cassandra (and, with ``purge_history``, its ``events`` rows deleted): a run
+the orchestrator refused (still running, or not a run of this topic prefix) or did not answer for is left as it
+was and reported. So a compaction touches only runs of its own prefix, and an interrupted one is simply run again:
+the runs not marked are found again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from types import TracebackType
 from typing import Final
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from engine import InvalidDurationError
 from engine.runtime import ForgetRun, parse_duration
@@ -30,13 +31,16 @@ from storage import CassandraConnection, FinishedRun, HistorySize, RunStore, mig
 from streams._errors import kafka_errors
 from streams._settings import Settings
 from streams._topics import Topics
-from streams.kafka import producer
+from streams.kafka import admin, producer
+from streams.ops._forget_answers import NO_ANSWER, ForgetAnswers, SentForget
 from streams.ops._views import OpsError, format_time
 
 log = logging.getLogger(__name__)
 
 CHUNK: Final = 500
-"""Runs handled per round: their ForgetRun records are acknowledged before any of them is marked."""
+"""Runs handled per round: their ForgetRun records are answered before any of them is marked."""
+CONFIRM_TIMEOUT_S: Final = 60.0
+"""How long a round waits for the orchestrator's answers to its ForgetRun records."""
 
 _NONE: Final = HistorySize(0, 0)
 
@@ -45,8 +49,9 @@ _NONE: Final = HistorySize(0, 0)
 class CompactedRun:
     """One run a compaction handled (or, in a dry run, would handle).
 
-    ``forgotten``: a ``ForgetRun`` was sent for it (False for a run compacted earlier whose history is purged
-    now); ``purged``: what its purged history held (None when its history is kept or was purged before).
+    ``forgotten``: a ``ForgetRun`` was sent for it and confirmed (False for a run compacted earlier whose history
+    is purged now); ``purged``: what its purged history held (None when its history is kept or was purged before);
+    ``refused``: why the orchestrator did not confirm its ``ForgetRun`` (the run was left as it was).
     """
 
     run_id: str
@@ -55,6 +60,7 @@ class CompactedRun:
     finished_at: int
     forgotten: bool
     purged: HistorySize | None
+    refused: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,7 @@ class CompactReport:
         state_bytes_tombstoned: an estimate of the ``<prefix>.state`` bytes the orchestrator's tombstones let
             log compaction reclaim: key plus value of a ``RunMarker`` equal to each forgotten run's, without
             Kafka's per-record and per-batch overhead.
+        unconfirmed: runs whose ``ForgetRun`` the orchestrator did not confirm, left for the next pass.
     """
 
     cutoff_ms: int
@@ -80,9 +87,12 @@ class CompactReport:
     events_purged: int = 0
     cassandra_bytes_purged: int = 0
     state_bytes_tombstoned: int = 0
+    unconfirmed: int = 0
 
     def add(self, run: CompactedRun, state_bytes: int) -> CompactReport:
         """This report with ``run`` counted (``state_bytes``: its marker estimate, counted if forgotten)."""
+        if run.refused is not None:
+            return replace(self, unconfirmed=self.unconfirmed + 1)
         purged = run.purged or _NONE
         return replace(
             self,
@@ -137,6 +147,7 @@ async def compact(
     now_ms: int,
     progress: Callable[[CompactedRun], None] | None = None,
     chunk: int = CHUNK,
+    confirm_timeout: float = CONFIRM_TIMEOUT_S,
 ) -> CompactReport:
     """Compact the runs finished more than ``older_than_ms`` before ``now_ms`` (epoch ms).
 
@@ -148,7 +159,8 @@ async def compact(
             and send nothing; Kafka is not contacted.
         now_ms: the current time; also the ``compacted_at`` written.
         progress: called with each run once it is handled (in a dry run: found).
-        chunk: runs per round (their records are acknowledged before any of them is marked).
+        chunk: runs per round (their records are answered before any of them is marked).
+        confirm_timeout: seconds a round waits for the orchestrator's answers.
 
     Returns:
         The totals.
@@ -156,7 +168,8 @@ async def compact(
     Raises:
         ValueError: ``older_than_ms`` < 0 or ``chunk`` < 1.
         StorageError: Cassandra unreachable or refusing a request (rerunning is safe).
-        OpsError: the inbox topic is missing (nothing was marked).
+        OpsError: the inbox topic is missing (nothing was marked); no orchestrator answered a round (its runs
+            were not marked).
         TransportError: Kafka is unreachable or refused a record (nothing of that chunk was marked).
     """
     if older_than_ms < 0 or chunk < 1:
@@ -171,12 +184,22 @@ async def compact(
         async with _Inbox(settings, records) as inbox:
             while batch := await asyncio.to_thread(_take, found, chunk):
                 forget = [run for run in batch if run.compacted_at is None]
+                refused: dict[str, str] = {}
                 if forget and not dry_run:
-                    await inbox.forget(forget, f"finished before {format_time(report.cutoff_ms)} UTC", now_ms)
-                done = await asyncio.gather(
-                    *(asyncio.to_thread(_settle, store, run, purge_history, dry_run, now_ms) for run in batch)
+                    why = f"finished before {format_time(report.cutoff_ms)} UTC"
+                    refused = await inbox.forget(forget, why, now_ms, confirm_timeout)
+                    _check_answered(settings, forget, refused, confirm_timeout)
+                done = iter(
+                    await asyncio.gather(
+                        *(
+                            asyncio.to_thread(_settle, store, run, purge_history, dry_run, now_ms)
+                            for run in batch
+                            if run.run_id not in refused
+                        )
+                    )
                 )
-                for run, handled in zip(batch, done, strict=True):
+                for run in batch:
+                    handled = _left(run, refused[run.run_id]) if run.run_id in refused else next(done)
                     report = report.add(handled, marker_size(records, run))
                     if progress is not None:
                         progress(handled)
@@ -188,9 +211,24 @@ def _take(runs: Iterator[FinishedRun], count: int) -> list[FinishedRun]:
     return list(itertools.islice(runs, count))
 
 
+def _left(run: FinishedRun, reason: str) -> CompactedRun:
+    """A run whose ForgetRun the orchestrator did not confirm: neither marked nor purged."""
+    log.warning("compact: run %s left for the next pass: %s", run.run_id, reason)
+    return CompactedRun(run.run_id, run.workflow_name, run.status, run.finished_at, False, None, reason)
+
+
+def _check_answered(settings: Settings, forget: list[FinishedRun], refused: dict[str, str], timeout: float) -> None:
+    """Raise when no answer came at all: no orchestrator runs for this prefix, and later rounds would wait too."""
+    if len(refused) == len(forget) and all(reason.startswith(NO_ANSWER) for reason in refused.values()):
+        raise OpsError(
+            f"no orchestrator answered the ForgetRun records of {len(forget)} run(s) within {timeout:g} s (is "
+            f"`kflow processor` running for topic prefix {settings.topic_prefix}?): they were not marked or purged"
+        )
+
+
 def _settle(store: RunStore, run: FinishedRun, purge_history: bool, dry_run: bool, now_ms: int) -> CompactedRun:
-    """Purge (if asked and not done before) and mark one run once Kafka has its ForgetRun (blocking: run in a
-    thread); in a dry run only read what a purge would delete."""
+    """Purge (if asked and not done before) and mark one run once the orchestrator confirmed its ForgetRun
+    (blocking: run in a thread); in a dry run only read what a purge would delete."""
     purge = purge_history and not run.history_purged
     purged: HistorySize | None = None
     if dry_run:
@@ -207,10 +245,12 @@ class _Inbox:
     """The ``ForgetRun`` sender: an idempotent producer on ``<prefix>.inbox``, started at the first send."""
 
     def __init__(self, settings: Settings, records: RecordCodec) -> None:
-        self._bootstrap = settings.bootstrap
-        self._topic = Topics(settings.topic_prefix).inbox
+        self._target = settings.kafka_target()
+        topics = Topics(settings.topic_prefix)
+        self._topic = topics.inbox
         self._records = records
         self._producer: AIOKafkaProducer | None = None
+        self._answers = ForgetAnswers(self._target, topics, records.codec)
 
     async def __aenter__(self) -> _Inbox:
         return self
@@ -218,18 +258,21 @@ class _Inbox:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
+        await self._answers.close()
         if self._producer is not None:
             await self._producer.stop()
 
-    async def forget(self, runs: list[FinishedRun], reason: str, now_ms: int) -> None:
-        """Send one ``ForgetRun`` per run, keyed by its id; returns once Kafka acknowledged all of them.
+    async def forget(self, runs: list[FinishedRun], reason: str, now_ms: int, timeout: float) -> dict[str, str]:
+        """Send one ``ForgetRun`` per run, keyed by its id, and wait (``timeout`` s at most) for the orchestrator
+        to answer each; returns why each run it did not confirm was not (``ForgetAnswers.wait``).
 
         Raises:
             OpsError: the inbox topic does not exist.
             TransportError: Kafka is unreachable or refused a record.
         """
-        with kafka_errors(self._bootstrap, f"sending ForgetRun records to {self._topic}"):
+        with kafka_errors(self._target, f"sending ForgetRun records to {self._topic}"):
             sender = self._producer or await self._start()
+            marks = await self._answers.mark(await sender.partitions_for(self._topic))
             sent = [
                 await sender.send(
                     self._topic,
@@ -238,19 +281,22 @@ class _Inbox:
                 )
                 for run in runs
             ]
-            await asyncio.gather(*sent)
+            acked = await asyncio.gather(*sent)
+        forgets = [SentForget(run.run_id, meta.partition, meta.offset) for run, meta in zip(runs, acked, strict=True)]
+        with kafka_errors(self._target, "reading the orchestrator's answers"):
+            return await self._answers.wait(forgets, marks, timeout)
 
     async def _start(self) -> AIOKafkaProducer:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-        await admin.start()
+        client = admin(self._target)
+        await client.start()
         try:
             # checked first: the broker may auto-create a missing topic, with the wrong partition count
-            exists = self._topic in await admin.list_topics()
+            exists = self._topic in await client.list_topics()
         finally:
-            await admin.close()
+            await client.close()
         if not exists:
-            raise OpsError(f"there is no topic {self._topic} on {self._bootstrap} (KFLOW_TOPIC_PREFIX?)")
-        started = producer(self._bootstrap)
+            raise OpsError(f"there is no topic {self._topic} on {self._target.bootstrap} (KFLOW_TOPIC_PREFIX?)")
+        started = producer(self._target)
         try:
             await started.start()
         except BaseException:

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas import Codec, SchemaError
 from streams._errors import kafka_errors
+from streams._kafka_target import KafkaTarget
 from streams._settings import Settings
 from streams._topics import Topics, partition_counts
-from streams.kafka import consumer, read_partition
+from streams.kafka import admin, consumer, read_partition
 from streams.ops._views import OpsError, format_time, table
 
 REDRIVEN_TYPE: Final = "kflow.Redriven"
@@ -152,22 +152,22 @@ def record_type(value: bytes) -> str:
         return "undecodable"
 
 
-async def topic_partitions(bootstrap: str, topic: str) -> int:
-    """The partition count of ``topic``.
+async def topic_partitions(bootstrap: KafkaTarget | str, topic: str) -> int:
+    """The partition count of ``topic`` (``bootstrap``: a ``KafkaTarget``, or bootstrap servers over PLAINTEXT).
 
     Raises:
         OpsError: the topic does not exist.
         TransportError: Kafka is unreachable or refused a request.
     """
     with kafka_errors(bootstrap, f"describing {topic}"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-        await admin.start()
+        client = admin(bootstrap)
+        await client.start()
         try:
-            if topic not in await admin.list_topics():  # checked first: describing a missing topic may create it
+            if topic not in await client.list_topics():  # checked first: describing a missing topic may create it
                 raise OpsError(f"topic {topic} does not exist (kflow topics create)")
-            return (await partition_counts(admin, [topic]))[topic]
+            return (await partition_counts(client, [topic]))[topic]
         finally:
-            await admin.close()
+            await client.close()
 
 
 async def read_dead_letters(
@@ -183,17 +183,17 @@ async def read_dead_letters(
         TransportError: Kafka is unreachable or refused a request.
     """
     topics = Topics(settings.topic_prefix)
-    partitions = await topic_partitions(settings.bootstrap, topics.dlq)
+    partitions = await topic_partitions(settings.kafka_target(), topics.dlq)
     tps = [TopicPartition(topics.dlq, p) for p in range(partitions) if only is None or p == only.partition]
     starts: dict[TopicPartition, int | None] = {tp: None if only is None else only.offset for tp in tps}
     if since_ms is not None:
-        starts = await _offsets_at(settings.bootstrap, tps, since_ms)
+        starts = await _offsets_at(settings.kafka_target(), tps, since_ms)
     letters: list[DeadLetterView] = []
     notes: dict[DlqAddress, Redrive] = {}
     unreadable = 0
-    with kafka_errors(settings.bootstrap, f"reading {topics.dlq}"):
+    with kafka_errors(settings.kafka_target(), f"reading {topics.dlq}"):
         for tp in tps:
-            async for message in read_partition(settings.bootstrap, tp, starts[tp]):
+            async for message in read_partition(settings.kafka_target(), tp, starts[tp]):
                 try:
                     fields = _CODEC.decode(message.value).record
                 except SchemaError:
@@ -234,10 +234,12 @@ async def find_dead_letter(settings: Settings, address: DlqAddress) -> DeadLette
     raise OpsError(f"no dead letter at {address} on {topics.dlq} (deleted by retention, or never written)")
 
 
-async def _offsets_at(bootstrap: str, tps: list[TopicPartition], since_ms: int) -> dict[TopicPartition, int | None]:
+async def _offsets_at(
+    target: KafkaTarget, tps: list[TopicPartition], since_ms: int
+) -> dict[TopicPartition, int | None]:
     """Per partition, the offset of the first record written at or after ``since_ms`` (its end when none is)."""
-    with kafka_errors(bootstrap, "finding offsets by time"):
-        reader = consumer(bootstrap)
+    with kafka_errors(target, "finding offsets by time"):
+        reader = consumer(target)
         await reader.start()
         try:
             found = await reader.offsets_for_times(dict.fromkeys(tps, since_ms))

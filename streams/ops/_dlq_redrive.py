@@ -110,13 +110,13 @@ async def redrive(
             command again).
     """
     topics = Topics(settings.topic_prefix)
-    inbox_partitions = await topic_partitions(settings.bootstrap, topics.inbox)
+    inbox_partitions = await topic_partitions(settings.kafka_target(), topics.inbox)
     if dry_run:
         chosen, skipped = plan_redrive((await read_dead_letters(settings, since_ms=since_ms)).letters, filters, topics)
         where = [(letter, f"{topics.inbox}[{partition_for(_key(letter), inbox_partitions)}]") for letter in chosen]
         return RedriveReport(where, skipped, dry_run=True)
-    with kafka_errors(settings.bootstrap, "redriving dead letters"):
-        txn = producer(settings.bootstrap, transactional_id=f"{settings.topic_prefix}.dlq-redrive")
+    with kafka_errors(settings.kafka_target(), "redriving dead letters"):
+        txn = producer(settings.kafka_target(), transactional_id=f"{settings.topic_prefix}.dlq-redrive")
         try:
             await txn.start()  # init_transactions: fences another redrive and aborts its open transaction
             contents = await read_dead_letters(settings, since_ms=since_ms)  # after the fence: every note

@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from typing import cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from engine import KflowError
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent
 from schemas import RecordCodec, SchemaError
 from storage import CassandraConnection, HistoryWriter, migrate
 from streams._errors import kafka_errors
+from streams._kafka_target import KafkaTarget
 from streams._settings import Settings
 from streams._topics import Topics
-from streams.kafka import consumer
+from streams.kafka import admin, consumer
 
 
 class RebuildError(KflowError):
@@ -56,7 +56,7 @@ async def rebuild(
         TransportError: Kafka is unreachable or refused a request (rerunning is safe).
     """
     history = Topics(settings.topic_prefix).history
-    with kafka_errors(settings.bootstrap, f"reading {history}"):
+    with kafka_errors(settings.kafka_target(), f"reading {history}"):
         return await _rebuild(settings, from_ms, batch, progress)
 
 
@@ -65,11 +65,11 @@ async def _rebuild(
 ) -> RebuildReport:
     target = settings.cassandra_target()
     records = RecordCodec(secret=settings.secret).keeping_unknown()  # as the materializer: store, never skip a class
-    reader = consumer(settings.bootstrap, max_poll_records=batch)
+    reader = consumer(settings.kafka_target(), max_poll_records=batch)
     try:  # start() inside: a consumer failing to start is closed too
         await reader.start()
         history = Topics(settings.topic_prefix).history
-        tps = [TopicPartition(history, p) for p in range(await _partition_count(settings.bootstrap, history))]
+        tps = [TopicPartition(history, p) for p in range(await _partition_count(settings.kafka_target(), history))]
         reader.assign(tps)
         ends = await reader.end_offsets(tps)
         starts = await _seek_starts(reader, tps, from_ms, ends)
@@ -93,17 +93,17 @@ async def _rebuild(
     return RebuildReport(written, skipped, len(tps), total)
 
 
-async def _partition_count(bootstrap: str, topic: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+async def _partition_count(target: KafkaTarget, topic: str) -> int:
+    client = admin(target)
+    await client.start()
     try:
         # checked first: with auto.create.topics.enable, describing a missing topic creates it
-        exists = topic in await admin.list_topics()
-        described = await admin.describe_topics([topic]) if exists else []
+        exists = topic in await client.list_topics()
+        described = await client.describe_topics([topic]) if exists else []
     finally:
-        await admin.close()
+        await client.close()
     if not described or described[0].get("error_code") or not described[0].get("partitions"):
-        raise RebuildError(f"there is no topic {topic} on {bootstrap} (KFLOW_TOPIC_PREFIX?)")
+        raise RebuildError(f"there is no topic {topic} on {target.bootstrap} (KFLOW_TOPIC_PREFIX?)")
     return len(described[0]["partitions"])
 
 

@@ -61,7 +61,7 @@ def run_store(settings: Settings, types: PayloadTypes | None = None) -> Iterator
     from storage import CassandraConnection, RunStore  # the driver loads only when needed
 
     records = RecordCodec(secret=settings.secret, types=types)
-    watch_schema_topic(settings.bootstrap, Topics(settings.topic_prefix))  # history written by a newer release
+    watch_schema_topic(settings.kafka_target(), Topics(settings.topic_prefix))  # history written by a newer release
     with CassandraConnection(settings.cassandra_target()) as conn:
         yield RunStore(conn, settings.keyspace, records if types is not None else records.keeping_unknown())
 

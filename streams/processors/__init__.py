@@ -4,7 +4,8 @@ materializer (``.history`` -> Cassandra), with the state each keeps."""
 
 from streams.processors._materializer import HistoryMaterializer, MaterializerStats
 from streams.processors._offsets import OffsetTracker
-from streams.processors._orchestrator import Orchestrator, OrchestratorStats
+from streams.processors._orchestrator import Orchestrator
+from streams.processors._orchestrator_stats import OrchestratorStats
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._partition_logic import PartitionLogic
 from streams.processors._partition_state import SNAPSHOT_AFTER_RECORDS

@@ -103,6 +103,7 @@ def failed_outcome(records: RecordCodec, value: bytes, reason: str) -> StepResul
             worker=str(fields["worker"]),
             started_at=int(str(fields["started_at"])),
             finished_at=int(str(fields["finished_at"])),
+            mac=mac if isinstance(mac := fields.get("mac"), bytes) else None,  # checked like any StepResult's
         )
     if envelope.name == "RunFinished" and isinstance(fields.get("parent_run_id"), str):
         position = fields.get("parent_position")

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -24,12 +23,13 @@ from aiokafka.structs import OffsetAndMetadata
 
 from engine import EventLimits, Registry
 from engine.runtime import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
-from schemas import RecordCodec, SchemaError
+from schemas import RecordCodec, RecordSigner, SchemaError
 from streams._partition_check import check_partition_counts
 from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics, ensure_internal_topic
 from streams.kafka import close_consumer, close_producer, consumer, producer, read_partition
+from streams.processors._orchestrator_stats import OrchestratorStats
 from streams.processors._outputs import Output, rerouted
 from streams.processors._partition_logic import PartitionLogic
 from streams.processors._partition_state import SNAPSHOT_AFTER_RECORDS, SNAPSHOT_MIN_AGE_MS
@@ -41,19 +41,6 @@ TRANSACTION_TIMEOUT_S = 30.0
 """Longest one batch's transaction may take; past it the partition's producer is abandoned and re-adopted."""
 READ_STALL_S = 30.0
 """Longest a restore read may go without receiving a record while the partition has more."""
-
-
-@dataclass(slots=True)
-class OrchestratorStats:
-    """Counters for benchmarks and ops."""
-
-    records: int = 0
-    transactions: int = 0
-    outputs: int = 0
-    restored_events: int = 0  # history events applied while adopting partitions
-    history_read: int = 0  # history records read while adopting (from each partition's checkpoint on)
-    restore_seconds: float = 0.0  # time spent reading state + history while adopting
-    resets: int = 0
 
 
 class Orchestrator:
@@ -116,10 +103,11 @@ class Orchestrator:
             InternalTopicError: the inbox is missing, or the state topic is not compacted or has another
                 partition count than the inbox.
         """
-        await ensure_internal_topic(self.settings.bootstrap, self.topics, "state", alongside="inbox")
-        await join_schema_topic(self.settings.bootstrap, self.topics, self.records.codec)
-        self.inbox_partitions = await check_partition_counts(self.settings.bootstrap, self.topics, "the orchestrator")
-        self._consumer = consumer(self.settings.bootstrap, group_id=self.group, max_poll_records=1000)
+        target = self.settings.kafka_target()
+        await ensure_internal_topic(target, self.topics, "state", alongside="inbox")
+        await join_schema_topic(target, self.topics, self.records.codec)
+        self.inbox_partitions = await check_partition_counts(target, self.topics, "the orchestrator")
+        self._consumer = consumer(target, group_id=self.group, max_poll_records=1000)
         self._consumer.subscribe([self.topics.inbox], listener=_Listener(self))
         self._watch.reset()
         self._stopping = False
@@ -201,6 +189,7 @@ class Orchestrator:
         self.stats.records += len(messages)
         self.stats.transactions += 1
         self.stats.outputs += len(outputs)
+        self.stats.count_histories(logic.histories for logic in self.partitions.values())
 
     async def _commit(
         self,
@@ -275,7 +264,7 @@ class Orchestrator:
 
     async def _restore(self, number: int) -> None:
         txn_producer = producer(
-            self.settings.bootstrap, transactional_id=f"{self.settings.topic_prefix}.orchestrator.{number}"
+            self.settings.kafka_target(), transactional_id=f"{self.settings.topic_prefix}.orchestrator.{number}"
         )
         # Invariant: init_transactions (in start) aborts a zombie's open transaction *before* we read
         # history, so nothing can commit behind the state we rebuild.
@@ -286,6 +275,7 @@ class Orchestrator:
             hard=self.settings.event_hard_limit,
             activation_steps=self.settings.activation_steps,
             event_warning_interval=self.settings.event_warning_interval,
+            early_hook_bytes=self.settings.early_hook_bytes,
         )
         logic = PartitionLogic(
             self.registry,
@@ -297,12 +287,14 @@ class Orchestrator:
             self.snapshot_after,
             self.snapshot_min_age_ms,
             self.inbox_partitions,
+            self.settings.live_history_bytes,
+            signer=None if self.settings.secret is None else RecordSigner(self.settings.secret),
         )
         started = time.perf_counter()
         checkpoint: int | None = None
         state_records = 0
         async for message in read_partition(
-            self.settings.bootstrap, TopicPartition(self.topics.state, number), None, READ_STALL_S
+            self.settings.kafka_target(), TopicPartition(self.topics.state, number), None, READ_STALL_S
         ):
             state_records += 1
             try:
@@ -315,7 +307,7 @@ class Orchestrator:
             checkpoint = found if found is not None else checkpoint
         count = 0
         async for message in read_partition(
-            self.settings.bootstrap, TopicPartition(self.topics.history, number), checkpoint, READ_STALL_S
+            self.settings.kafka_target(), TopicPartition(self.topics.history, number), checkpoint, READ_STALL_S
         ):
             logic.history_end = message.offset + 1
             try:
@@ -326,7 +318,9 @@ class Orchestrator:
                 )
                 continue
             self.stats.history_read += 1
-            if isinstance(event, HISTORY_EVENT_TYPES) and logic.restore(cast(HistoryEvent, event), message.offset):
+            if isinstance(event, HISTORY_EVENT_TYPES) and logic.restore(
+                cast(HistoryEvent, event), message.offset, message.value
+            ):
                 count += 1
         logic.history_end = max(logic.history_end, checkpoint or 0)
         markers = logic.settle_unmarked(checkpointed=checkpoint is not None)
@@ -335,6 +329,7 @@ class Orchestrator:
                 for out in markers:
                     await txn_producer.send(self.topics.name(out.topic), out.value, **out.options)
         self.partitions[number] = logic
+        self.stats.count_histories(logic.histories for logic in self.partitions.values())
         self.stats.restored_events += count
         self.stats.restore_seconds += time.perf_counter() - started
         log.info(
@@ -357,7 +352,7 @@ class Orchestrator:
     async def _drop_unlocked(self, number: int) -> None:
         logic = self.partitions.pop(number, None)
         if logic is not None:
-            logic.cache.clear()
+            logic.close()
         txn_producer = self._producers.pop(number, None)
         if txn_producer is not None:
             await close_producer(txn_producer)

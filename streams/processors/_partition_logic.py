@@ -24,10 +24,12 @@ from engine.runtime import (
     is_schedule_key,
     schedule_key,
 )
-from schemas import PayloadError, RecordCodec, SchemaError
+from schemas import PayloadError, RecordCodec, RecordSigner, SchemaError
 from streams._headers import REROUTED_FROM
+from streams._record_limit import limited_check, too_large
 from streams.kafka import MAX_MESSAGE_BYTES, partition_for
 from streams.processors._failed_starts import StartFields, failed_outcome, start_failed
+from streams.processors._history_store import LIVE_HISTORY_BYTES
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._partition_state import (
     FORGOTTEN,
@@ -49,7 +51,10 @@ _INPUT_TYPES = (
     runtime.ScheduleCommand,
 )
 _Inbound = runtime.Input | runtime.ForgetRun | runtime.ScheduleCommand
+_NOT_FINISHED = "is not a finished run of this partition (not started under this topic prefix, or forgotten before)"
 """What the inbox carries: run inputs, and ops records the orchestrator handles itself."""
+_STATE_LIMIT = MAX_MESSAGE_BYTES - 1_000
+"""Largest schedule state written: a record limit with room for the key and the record's framing."""
 
 
 class PartitionLogic(PartitionState):
@@ -62,6 +67,9 @@ class PartitionLogic(PartitionState):
         cache_size: how many live runs to keep (0 = replay every time).
         inbox_partitions: the inbox's partition count; when given, a record whose key belongs to another
             partition (murmur2, Kafka's default partitioner) is moved there (``process``).
+        history_bytes: the budget of the running runs' histories in memory (``KFLOW_LIVE_HISTORY_BYTES``; past it
+            the least recently used go to local disk); None: unbounded.
+        signer: checks the MACs of ``StepResult`` and ``TimerFired`` (None: no ``KFLOW_SECRET``, not checked).
     """
 
     def __init__(
@@ -75,12 +83,17 @@ class PartitionLogic(PartitionState):
         snapshot_after: int = SNAPSHOT_AFTER_RECORDS,
         snapshot_min_age_ms: int = SNAPSHOT_MIN_AGE_MS,
         inbox_partitions: int | None = None,
+        history_bytes: int | None = LIVE_HISTORY_BYTES,
+        *,
+        signer: RecordSigner | None = None,
     ) -> None:
-        super().__init__(records, partition, cache_size, snapshot_after, snapshot_min_age_ms)
+        super().__init__(records, partition, cache_size, snapshot_after, snapshot_min_age_ms, history_bytes)
+        self.signer = signer
         self.registry = registry
         self.inbox_partitions = inbox_partitions
         self.inbox_topic = inbox_topic
         self.limits = limits
+        self.payload_check = limited_check(records)  # the codec's, and the record limit
         self.replays = 0
 
     # --- processing -------------------------------------------------------------------------
@@ -109,13 +122,15 @@ class PartitionLogic(PartitionState):
                 failed = self._failed(fields, exc, reason, offset, now_ms) if fields and fresh_start else []
                 return [self._dead(key, value, offset, reason, exc), *failed]
             record, letters = outcome, [self._dead(key, value, offset, reason, exc)]  # kept as evidence
+        if self.signer is not None and isinstance(record, (runtime.StepResult, runtime.TimerFired)):
+            if (forged := self.signer.check(record)) is not None:  # dead-lettered: the run waits for the real one
+                return [self._dead(key, value, offset, forged, None)]
         if not isinstance(record, _INPUT_TYPES):
             return [self._dead(key, value, offset, f"{type(record).__name__} does not belong on the inbox", None)]
         run_id = _owner(record)
         if key is None or key.decode("utf-8", "replace") != run_id:
             return [self._dead(key, value, offset, f"key {key!r} is not the run id {run_id!r}", None)]
-        history = self.histories.get(run_id)
-        known, length = history is not None, len(history or ())
+        known, length = run_id in self.histories, self.histories.length(run_id)
         schedule = self.schedules.get(run_id)
         # the start of a run this partition does not know: dead-lettered, it fails the run (its waiters hear why)
         fresh = record if isinstance(record, StartWorkflow) and not known and run_id not in self.finished else None
@@ -135,11 +150,9 @@ class PartitionLogic(PartitionState):
         if too_big is not None:
             # Kafka would refuse the transaction again and again: park the input instead (docs/notes.md #6).
             self._revert(run_id, known, length, schedule)
-            reason = (
-                f"processing it produced a {len(too_big.value or b''):,}-byte {too_big.topic} record, too large "
-                f"(limit {MAX_MESSAGE_BYTES:,} bytes); "
-                + ("the run waits on this input" if fresh is None else "the run was not started")
-            )
+            then = "the run waits on this input" if fresh is None else "the run was not started"
+            then = "the schedule keeps its previous state" if is_schedule_key(run_id) else then
+            reason = too_large(f"the {too_big.topic} record processing it produced", len(too_big.value or b""), then)
             failed = [] if fresh is None else self._failed(fresh, PayloadError(reason), reason, offset, now_ms)
             return [self._dead(key, value, offset, reason, None), *failed]
         marker = self._retire_if_finished(run_id)
@@ -157,9 +170,9 @@ class PartitionLogic(PartitionState):
             return
         self.cache.discard(run_id)
         if known:
-            del self.histories[run_id][length:]
+            self.histories.truncate(run_id, length)
         else:
-            self.histories.pop(run_id, None)
+            self.histories.remove(run_id)
 
     def _apply(self, record: _Inbound, key: bytes, value: bytes, offset: int, now_ms: int) -> list[Output]:
         run_id = _owner(record)
@@ -216,19 +229,18 @@ class PartitionLogic(PartitionState):
                 log.debug("duplicate start of %s ignored (idempotent)", run_id)
                 return []
             try:
-                check = self.records.payload_check
+                check = self.payload_check
                 run, transition = Run.start(self.registry, record, now_ms, self.limits, payload_check=check)
             except UnknownWorkflowError as exc:
                 failed = self._failed(record, exc, str(exc), offset, now_ms)
                 return [self._dead(key, value, offset, str(exc), exc), *failed]
-            self.histories[run_id] = []
+            self.histories.start(run_id)
         else:
-            history = self.histories.get(run_id)
-            if not history:
+            if not self.histories.length(run_id):
                 return [self._dead(key, value, offset, f"no run {run_id} on this partition", None)]
             cached = self.cache.get(run_id)
             if cached is None:
-                check = self.records.payload_check
+                check, history = self.payload_check, self.histories.events(run_id)
                 cached, recovered = Run.recover(self.registry, history, now_ms, self.limits, payload_check=check)
                 self.replays += 1
                 if recovered.events:  # the code diverged from the history: the run failed
@@ -237,9 +249,10 @@ class PartitionLogic(PartitionState):
             transition = run.handle(record, now_ms)
             if transition.ignored:
                 log.debug("input for %s ignored: %s", run_id, transition.ignored)
-                if isinstance(record, runtime.ResumeHook):
+                if transition.rejected or isinstance(record, runtime.ResumeHook):  # rejected: not this run's
                     self.cache.put(run)
-                    return [self._dead(key, value, offset, f"hook payload not delivered: {transition.ignored}", None)]
+                    why = ("" if transition.rejected else "hook payload not delivered: ") + transition.ignored
+                    return [self._dead(key, value, offset, why, None)]
         return self._commit(run, transition)
 
     def _schedule(
@@ -251,7 +264,8 @@ class PartitionLogic(PartitionState):
         offset: int,
         now_ms: int,
     ) -> list[Output]:
-        decision = decide_schedule(self.schedules.get(owner), record, now_ms)
+        size_of = self._state_size  # the state stays under the record limit: trimmed, a fire skipped, or refused
+        decision = decide_schedule(self.schedules.get(owner), record, now_ms, size_of=size_of, max_bytes=_STATE_LIMIT)
         if decision.error is not None:
             return [self._dead(key, value, offset, f"schedule {owner}: {decision.error}", None)]
         if not decision.changed:
@@ -268,18 +282,18 @@ class PartitionLogic(PartitionState):
             self.schedules[owner] = state
         return outputs
 
+    def _state_size(self, state: runtime.ScheduleState) -> int:
+        return len(self.records.encode(state))
+
     def _forget(self, run_id: str, key: bytes, value: bytes, offset: int) -> list[Output]:
-        if run_id in self.histories:
-            return [
-                self._dead(
-                    key, value, offset, f"run {run_id} is still running: only a finished run can be forgotten", None
-                )
-            ]
-        status = self.finished.get(run_id)
-        if status is None or status == FORGOTTEN:
-            return []  # unknown, or forgotten before: nothing to do
+        """Every ForgetRun is answered, which ``kflow compact`` waits for before it purges: a tombstone or a
+        ``forgotten`` marker on ``.state`` (also for a repeat), else a dead letter saying why."""
+        status, running = self.finished.get(run_id), run_id in self.histories
+        if running or status is None:
+            why = "is still running: only a finished run can be forgotten" if running else _NOT_FINISHED
+            return [self._dead(key, value, offset, f"run {run_id} {why}", None)]
         self.successors.pop(run_id, None)
-        if run_id in self.keyed:
+        if run_id in self.keyed or status == FORGOTTEN:
             # Its id comes from an idempotency key: a later start with that key must not reuse the id (the
             # history topic and Cassandra would mix two runs under it). Keep a small marker.
             self.keyed.discard(run_id)
@@ -290,12 +304,12 @@ class PartitionLogic(PartitionState):
         return [Output("state", key, None, self.partition)]  # tombstone: log compaction drops the marker
 
     def _commit(self, run: Run, transition: Transition) -> list[Output]:
-        history = self.histories[run.run_id]
-        history.extend(transition.events)
         self.cache.put(run)
         key = run.run_id.encode()
         encode = self.records.encode
-        outputs = [Output("history", key, encode(event)) for event in transition.events]
+        raws = [encode(event) for event in transition.events]
+        self.histories.append(run.run_id, transition.events, raws)  # within its byte budget: older ones to disk
+        outputs = [Output("history", key, raw) for raw in raws]
         for command in transition.commands:
             outputs.extend(self._route(command, key))
         return outputs

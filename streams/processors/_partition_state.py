@@ -14,6 +14,7 @@ from typing import Any, cast
 from engine import runtime
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent, status_of
 from schemas import RecordCodec
+from streams.processors._history_store import EVENT_OVERHEAD, LIVE_HISTORY_BYTES, HistoryStore
 from streams.processors._outputs import Output
 from streams.processors._run_cache import RunCache
 
@@ -38,6 +39,7 @@ class PartitionState:
         records: codec for engine records.
         partition: the partition number.
         cache_size: how many live runs to keep (0 = replay every time).
+        history_bytes: the budget of the running runs' histories in memory (``HistoryStore``; None: unbounded).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class PartitionState:
         cache_size: int = 10_000,
         snapshot_after: int = SNAPSHOT_AFTER_RECORDS,
         snapshot_min_age_ms: int = SNAPSHOT_MIN_AGE_MS,
+        history_bytes: int | None = LIVE_HISTORY_BYTES,
     ) -> None:
         self.records = records
         self.partition = partition
@@ -55,7 +58,7 @@ class PartitionState:
         self.snapshots_written = 0
         self.snapshots_restored = 0
         self._unsnapshotted: set[str] = set()  # runs whose history was too long for a snapshot (logged once)
-        self.histories: dict[str, list[HistoryEvent]] = {}
+        self.histories = HistoryStore(records, history_bytes)  # of the running runs, within a byte budget
         # Finished runs keep only their status: their inputs are ignored, so their events are not needed,
         # and memory stays proportional to the runs still running.
         self.finished: dict[str, str] = {}
@@ -76,7 +79,7 @@ class PartitionState:
         """Apply one record of the state topic (recovery); return the history offset of a checkpoint."""
         name = key.decode("utf-8", "replace")
         if value is None:  # tombstone: a forgotten run or a deleted schedule
-            self.histories.pop(name, None)
+            self.histories.remove(name)
             self.first_offsets.pop(name, None)
             self.finished.pop(name, None)
             self.successors.pop(name, None)
@@ -95,7 +98,7 @@ class PartitionState:
         if decoded.name == "RunSnapshot":
             self._restore_snapshot(name, record)
         if decoded.name == "RunMarker":
-            self.histories.pop(name, None)  # a snapshot of it, written while it ran
+            self.histories.remove(name)  # a snapshot of it, written while it ran
             self.first_offsets.pop(name, None)
             self.finished[name] = sys.intern(str(record["status"]))
             if record.get("idempotency_key") is not None and record["status"] != FORGOTTEN:
@@ -104,25 +107,24 @@ class PartitionState:
                 self.successors[name] = str(record["next_run_id"])
         return None
 
-    def restore(self, event: HistoryEvent, offset: int | None = None) -> bool:
-        """Add one event read back from the history topic (recovery); False if it was not needed
-        (a run known finished from its marker, or a duplicate by seq)."""
+    def restore(self, event: HistoryEvent, offset: int | None = None, raw: bytes | None = None) -> bool:
+        """Add one event read back from the history topic (recovery; ``raw``: its bytes there); False if it was not
+        needed (a run known finished from its marker, or a duplicate by seq)."""
         if offset is not None:
             self.history_end = max(self.history_end, offset + 1)
         if event.run_id in self.finished:
             return False
-        history = self.histories.get(event.run_id)
-        if history is None:
+        if event.run_id not in self.histories:
             if event.seq != 1:  # cannot happen above a checkpoint: its runs all start after it
                 log.warning("history of %s starts at seq %d: skipped", event.run_id, event.seq)
                 return False
-            history = self.histories[event.run_id] = []
+            self.histories.start(event.run_id)
             if offset is not None:
                 self.first_offsets[event.run_id] = offset
         # Invariant: seq is dense from 1, so a seq at or below the length is a duplicate write.
-        if event.seq != len(history) + 1:
+        if event.seq != self.histories.length(event.run_id) + 1:
             return False
-        history.append(event)
+        self.histories.append(event.run_id, (event,), None if raw is None else (raw,))
         marker = self._retire_if_finished(event.run_id)
         if marker is not None:
             self.unmarked.append(Output("state", event.run_id.encode(), marker, self.partition))
@@ -146,25 +148,21 @@ class PartitionState:
 
     def _retire_if_finished(self, run_id: str) -> bytes | None:
         """Move a run whose history ended to ``finished``; return its encoded ``RunMarker``."""
-        history = self.histories.get(run_id)
-        status = status_of(history[-1]) if history else None
-        if history is None or status is None:
+        last = self.histories.ending(run_id)
+        status = None if last is None else status_of(last)
+        if last is None or status is None:
             return None
-        last, first = history[-1], history[0]
+        workflow_name, key, _ = self.histories.started(run_id)
         self.finished[run_id] = status
         next_run_id = last.next_run_id if isinstance(last, runtime.WorkflowContinuedAsNew) else None
         if next_run_id:
             self.successors[run_id] = next_run_id
-        del self.histories[run_id]
+        self.histories.remove(run_id)
         self.first_offsets.pop(run_id, None)
         self.cache.discard(run_id)
-        started = first if isinstance(first, runtime.WorkflowStarted) else None
-        key = started.idempotency_key if started is not None else None
         if key is not None:
             self.keyed.add(run_id)
-        return self._marker(
-            run_id, started.workflow_name if started is not None else "", status, next_run_id, last.timestamp, key
-        )
+        return self._marker(run_id, workflow_name, status, next_run_id, last.timestamp, key)
 
     def _marker(
         self,
@@ -204,12 +202,17 @@ class PartitionState:
         )
         return Output("state", CHECKPOINT_KEY, value, self.partition)
 
+    def close(self) -> None:
+        """Drop the live runs and the histories, also those on disk (the partition was dropped)."""
+        self.cache.clear()
+        self.histories.close()
+
     def _restore_snapshot(self, run_id: str, record: dict[str, Any]) -> None:
         events = [self.records.decode(raw) for raw in record["events"]]
         if not all(isinstance(event, HISTORY_EVENT_TYPES) for event in events):
             log.error("snapshot of run %s holds records that are not history events: skipped", run_id)
             return
-        self.histories[run_id] = cast(list[HistoryEvent], events)
+        self.histories.replace(run_id, cast(list[HistoryEvent], events), record["events"])
         self.first_offsets[run_id] = int(record["history_offset"])
         self.snapshots_restored += 1
 
@@ -229,13 +232,12 @@ class PartitionState:
         outputs: list[Output] = []
         behind = self.history_end - self.snapshot_after
         for run_id, first in list(self.first_offsets.items()):
-            history = self.histories.get(run_id)
-            if first > behind or not history or run_id in self._unsnapshotted:
+            if first > behind or not self.histories.length(run_id) or run_id in self._unsnapshotted:
                 continue
-            if now_ms - history[0].timestamp < self.snapshot_min_age_ms:
+            if now_ms - self.histories.started(run_id)[2] < self.snapshot_min_age_ms:
                 continue
-            events = [self.records.encode(event) for event in history]
-            size = sum(len(raw) for raw in events)
+            size = self.histories.size(run_id) - EVENT_OVERHEAD * self.histories.length(run_id)
+            events = [] if size > SNAPSHOT_MAX_BYTES else self.histories.raw(run_id)  # not read back when too long
             if size > SNAPSHOT_MAX_BYTES:
                 self._unsnapshotted.add(run_id)
                 log.warning("run %s: history of %d bytes is too long to snapshot; restores read it back", run_id, size)

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from engine.runtime import StartTimer
 from schemas import RecordCodec, SchemaError
+from streams._kafka_target import KafkaTarget
 from streams._topics import InternalTopicError, Topics, ensure_internal_topic
 from streams.kafka import consumer
 from streams.processors._timer_index import ArmedTimer, TimerIndex, TimerKey
@@ -125,13 +126,13 @@ class TimerChangelog:
     """The changelog topic of one prefix: makes sure it exists, writes to it, reads partitions back.
 
     Args:
-        bootstrap: Kafka servers.
+        bootstrap: the Kafka cluster (a ``KafkaTarget``, or bootstrap servers over PLAINTEXT).
         topics: topic names of the prefix.
         records: codec for the ``StartTimer`` values.
     """
 
-    def __init__(self, bootstrap: str, topics: Topics, records: RecordCodec) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, bootstrap: KafkaTarget | str, topics: Topics, records: RecordCodec) -> None:
+        self.target = KafkaTarget.of(bootstrap)
         self.topic = topics.name(CHANGELOG_SUFFIX)
         self._topics = topics
         self._records = records
@@ -199,7 +200,7 @@ class TimerChangelog:
 
     async def end_offsets(self, partitions: Sequence[int]) -> dict[int, int]:
         """The current end offset of each of ``partitions``."""
-        reader = consumer(self.bootstrap)
+        reader = consumer(self.target)
         await reader.start()
         try:
             ends = await reader.end_offsets([TopicPartition(self.topic, p) for p in partitions])
@@ -212,7 +213,7 @@ class TimerChangelog:
         fold = ChangelogFold(self._records)
         if end_offset <= 0:
             return fold.result(end_offset)
-        reader = consumer(self.bootstrap, max_poll_records=10_000)
+        reader = consumer(self.target, max_poll_records=10_000)
         await reader.start()
         try:
             tp = TopicPartition(self.topic, partition)
@@ -237,6 +238,6 @@ class TimerChangelog:
                 which is what it exists to prevent), or creating it failed.
         """
         try:
-            await ensure_internal_topic(self.bootstrap, self._topics, CHANGELOG_SUFFIX, alongside="timers")
+            await ensure_internal_topic(self.target, self._topics, CHANGELOG_SUFFIX, alongside="timers")
         except InternalTopicError as exc:
             raise ChangelogError(str(exc)) from None

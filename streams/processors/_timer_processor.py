@@ -40,7 +40,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord
 
 from engine.runtime import Clock, StartTimer, SystemClock, TimerFired
-from schemas import RecordCodec
+from schemas import RecordCodec, RecordSigner
 from streams._partition_check import check_partition_counts
 from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
@@ -70,6 +70,9 @@ class TimerProcessor:
             for the gap it reports.
         head_size: most timers per partition held in memory; the rest wait in SQLite only.
         records: codec for engine records (default: JSON payloads, ``settings.secret``).
+
+    With ``settings.secret`` set, every ``TimerFired`` carries a MAC (``schemas.RecordSigner``): the orchestrator
+    then refuses timers that do not.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class TimerProcessor:
         self.head_size = head_size
         self._clock = clock or SystemClock()
         self._records = records or RecordCodec(secret=settings.secret)
+        self._signer = None if settings.secret is None else RecordSigner(settings.secret)
         self._partitions: dict[int, PartitionTimers] = {}
         # Held while a batch is applied and committed; a revoke waits for it, so a partition's index is
         # never closed under a batch and no offset is committed for a partition that was handed over.
@@ -102,7 +106,7 @@ class TimerProcessor:
         self._lateness: deque[int] = deque(maxlen=LATENESS_SAMPLES)
         self._restored = 0
         self._restore_seconds = 0.0
-        self._changelog = TimerChangelog(settings.bootstrap, self.topics, self._records)
+        self._changelog = TimerChangelog(settings.kafka_target(), self.topics, self._records)
         # Set when a partition could not be adopted (the rebalance listener cannot raise into the loop):
         # the consumer loop re-raises it rather than skip the partition's records.
         self._failure: Exception | None = None
@@ -141,13 +145,13 @@ class TimerProcessor:
                 count differs from ``.timers``'.
         """
         await self._changelog.ensure_topic()
-        await join_schema_topic(self.settings.bootstrap, self.topics, self._records.codec)
-        await check_partition_counts(self.settings.bootstrap, self.topics, "the timer processor")
+        await join_schema_topic(self.settings.kafka_target(), self.topics, self._records.codec)
+        await check_partition_counts(self.settings.kafka_target(), self.topics, "the timer processor")
         self._failure, self._stopping = None, False
-        self._producer = producer(self.settings.bootstrap)
+        self._producer = producer(self.settings.kafka_target())
         await self._producer.start()
         self._changelog.attach(self._producer)
-        self._consumer = consumer(self.settings.bootstrap, group_id=self.group)
+        self._consumer = consumer(self.settings.kafka_target(), group_id=self.group)
         self._consumer.subscribe([self.topics.timers], listener=_Listener(self))
         self._watch.reset()
         await self._consumer.start()
@@ -273,6 +277,8 @@ class TimerProcessor:
                 fire_at=t.fire_at,
                 fired_at=fired_at,
             )
+            if self._signer is not None:
+                record = self._signer.sign(record)
             acks.append(
                 await self._producer.send(self.topics.inbox, self._records.encode(record), key=t.run_id.encode())
             )

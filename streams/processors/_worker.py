@@ -23,9 +23,10 @@ from aiokafka.errors import KafkaError
 
 from engine import Registry, runtime
 from engine.runtime import ErrorInfo, ExecuteStep, StepResult, SystemClock
-from schemas import PayloadError, RecordCodec, SchemaError
+from schemas import PayloadError, RecordCodec, RecordSigner, SchemaError
 from streams import kafka
 from streams._partition_check import check_partition_counts
+from streams._record_limit import too_large
 from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
@@ -72,6 +73,9 @@ class StepWorker:
         worker_id: name written into every ``StepResult.worker`` (default: host, pid and a random tag).
         records: codec for records and payloads (default: the JSON payload codecs allowing the payload classes
             of ``registry``, ``settings.secret`` to read signed cloudpickle arguments).
+
+    With ``settings.secret`` set, every ``StepResult`` carries a MAC (``schemas.RecordSigner``): the orchestrator
+    then refuses results that do not.
         shutdown_timeout: seconds ``stop()`` lets running steps finish before abandoning them (their
             commands are then redelivered).
     """
@@ -93,6 +97,7 @@ class StepWorker:
         self.concurrency = concurrency
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.records = records or RecordCodec(secret=settings.secret, types=registry.payload_types)
+        self._signer = None if settings.secret is None else RecordSigner(settings.secret)
         self.shutdown_timeout = shutdown_timeout
         self.stats = WorkerStats()
         self.topics = Topics(settings.topic_prefix)
@@ -110,10 +115,10 @@ class StepWorker:
 
     async def start(self) -> None:
         """Connect, join the worker group and start consuming."""
-        await join_schema_topic(self.settings.bootstrap, self.topics, self.records.codec)
-        await check_partition_counts(self.settings.bootstrap, self.topics, "the step worker")
-        producer = kafka.producer(self.settings.bootstrap)
-        consumer = kafka.consumer(self.settings.bootstrap, group_id=self.group)
+        await join_schema_topic(self.settings.kafka_target(), self.topics, self.records.codec)
+        await check_partition_counts(self.settings.kafka_target(), self.topics, "the step worker")
+        producer = kafka.producer(self.settings.kafka_target())
+        consumer = kafka.consumer(self.settings.kafka_target(), group_id=self.group)
         self._producer, self._consumer = producer, consumer  # stop() closes them, also after a failed start
         await producer.start()
         await consumer.start()
@@ -243,15 +248,15 @@ class StepWorker:
         encoded = self._encode_result(result, cmd.step_name)
         return [Output("inbox", cmd.run_id.encode(), encoded)]
 
+    def _signed(self, result: StepResult) -> StepResult:
+        return result if self._signer is None else self._signer.sign(result)
+
     def _encode_result(self, result: StepResult, step_name: str) -> bytes:
         try:
-            encoded = self.records.encode(result)
+            encoded = self.records.encode(self._signed(result))
             if len(encoded) > kafka.MAX_MESSAGE_BYTES:
-                raise PayloadError(
-                    f"the result encodes to {len(encoded)} bytes, over the "
-                    f"{kafka.MAX_MESSAGE_BYTES}-byte record limit; return a reference "
-                    "(a key, a URL) to large data instead of the data"
-                )
+                then = "return a reference (a key, a URL) to large data instead of the data"
+                raise PayloadError(too_large("the result", len(encoded), then))
         except BaseException as exc:  # SchemaError, or user code run by the codec (a __reduce__) raising anything
             if isinstance(exc, GeneratorExit):
                 raise
@@ -268,7 +273,7 @@ class StepWorker:
                 started_at=result.started_at,
                 finished_at=result.finished_at,
             )
-            encoded = self.records.encode(result)
+            encoded = self.records.encode(self._signed(result))
         if not result.ok:
             self.stats.steps_failed += 1
         return encoded
@@ -297,7 +302,7 @@ class StepWorker:
                 finished_at=now,
             )
             self.stats.steps_failed += 1
-            outputs.append(Output("inbox", failed.run_id.encode(), self.records.encode(failed)))
+            outputs.append(Output("inbox", failed.run_id.encode(), self.records.encode(self._signed(failed))))
         return outputs
 
     def _dead(

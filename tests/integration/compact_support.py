@@ -7,16 +7,19 @@ The fixtures built on these (``base``, ``conn``, ``ks``, ``runs``) are in this f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from engine.runtime import (
     CallArgs,
     ErrorInfo,
+    ForgetRun,
     HistoryEvent,
     StepCompleted,
     WorkflowCancelled,
@@ -210,3 +213,37 @@ def untouched(store: RunStore, runs: Runs, run_ids: list[str]) -> None:
     for run_id in run_ids:
         row = store.get_run(run_id)
         assert row is not None and row.compacted_at is None and not row.history_purged, run_id
+
+
+@contextlib.asynccontextmanager
+async def confirming(settings: Settings) -> AsyncIterator[None]:
+    """Stand in for the orchestrator of the compaction tests' prefix, whose runs exist only in Cassandra: every
+    ``ForgetRun`` appended to the inbox while this is open is answered as the orchestrator answers a finished run
+    it forgets (a tombstone for its marker on ``.state``, on its partition), so ``kflow compact`` marks and purges
+    it. (``test_compact_orchestrator.py`` and ``test_prefix_isolation.py`` run the real orchestrator.)"""
+    inbox = Inbox(settings)
+    await inbox.mark()
+    state = Topics(settings.topic_prefix).state
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    writer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+    await reader.start()
+    await writer.start()
+
+    async def answer() -> None:
+        reader.assign(inbox.tps)
+        for tp in inbox.tps:
+            reader.seek(tp, inbox.start[tp])
+        while True:
+            for tp, messages in (await reader.getmany(timeout_ms=200)).items():
+                for message in messages:
+                    if isinstance(CODEC.decode(message.value), ForgetRun):
+                        await writer.send_and_wait(state, None, key=message.key, partition=tp.partition)
+
+    task = asyncio.create_task(answer())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await writer.stop()
+        await reader.stop()

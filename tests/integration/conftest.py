@@ -8,18 +8,16 @@ gets its own topic prefix and keyspace, dropped at the end, so sessions never se
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from compact_support import Runs, make_runs, materialize
 from engine.runtime import SystemClock
-from storage import CassandraConnection, CassandraTarget, migrate
-from streams import DevStack, Settings, Topics, create_topics
+from storage import CassandraConnection, migrate
+from streams import DevStack, Settings, Topics, create_topics, kafka
 
 
 @pytest.fixture(scope="session")
@@ -39,16 +37,16 @@ def settings(servers: Settings) -> Iterator[Settings]:
     ``<keyspace>_<suffix>``); all of them are dropped at the end of the session.
     """
     tag = uuid.uuid4().hex[:10]
-    isolated = dataclasses.replace(servers, topic_prefix=f"kflowtest-{tag}", keyspace=f"kflowtest_{tag}", partitions=2)
-    asyncio.run(create_topics(isolated.bootstrap, Topics(isolated.topic_prefix), isolated.partitions))
+    isolated = servers.replace(topic_prefix=f"kflowtest-{tag}", keyspace=f"kflowtest_{tag}", partitions=2)
+    asyncio.run(create_topics(isolated.kafka_target(), Topics(isolated.topic_prefix), isolated.partitions))
     yield isolated
     asyncio.run(_delete_topics(isolated))
-    host, port = isolated.cassandra_host_port
-    with CassandraConnection(CassandraTarget(host, port)) as conn:
-        # the session keyspace and every keyspace a test derived from it (``<keyspace>_<suffix>``)
+    with CassandraConnection(isolated.cassandra_target()) as conn:
+        # the session keyspace, every keyspace a test derived from it (``<keyspace>_<suffix>``), and the default
+        # keyspaces of the session's prefixes (``kflow_kflowtest_<tag>…``: processes given a prefix and no keyspace)
         names = [row.keyspace_name for row in conn.session.execute("SELECT keyspace_name FROM system_schema.keyspaces")]
         for name in names:
-            if name == isolated.keyspace or name.startswith(isolated.keyspace + "_"):
+            if name == isolated.keyspace or name.startswith((isolated.keyspace + "_", "kflow_" + isolated.keyspace)):
                 conn.session.execute(f"DROP KEYSPACE IF EXISTS {name}")
 
 
@@ -56,19 +54,16 @@ def settings(servers: Settings) -> Iterator[Settings]:
 async def fresh(settings: Settings) -> AsyncIterator[Settings]:
     """Settings with topics and a keyspace of their own (``<prefix>-f<tag>``), removed afterwards."""
     tag = uuid.uuid4().hex[:8]
-    own = dataclasses.replace(
-        settings, topic_prefix=f"{settings.topic_prefix}-f{tag}", keyspace=f"{settings.keyspace}_f{tag}"
-    )
-    await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-f{tag}", keyspace=f"{settings.keyspace}_f{tag}")
+    await create_topics(own.kafka_target(), Topics(own.topic_prefix), own.partitions)
     yield own
     await _delete_topics(own)
-    host, port = own.cassandra_host_port
-    with CassandraConnection(CassandraTarget(host, port)) as conn:  # a new session: Cassandra may have restarted
+    with CassandraConnection(own.cassandra_target()) as conn:  # a new session: Cassandra may have restarted
         conn.session.execute(f"DROP KEYSPACE IF EXISTS {own.keyspace}")
 
 
 async def _delete_topics(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = kafka.admin(settings.kafka_target())
     await admin.start()
     try:
         names = [n for n in await admin.list_topics() if n.startswith(settings.topic_prefix)]
@@ -85,22 +80,21 @@ async def _delete_topics(settings: Settings) -> None:
 def base(settings: Settings) -> Settings:
     """The session's servers with the compaction tests' own topics (dropped with the session's: same prefix)."""
     prefix = f"{settings.topic_prefix}-compact"
-    asyncio.run(create_topics(settings.bootstrap, Topics(prefix), settings.partitions))
-    return dataclasses.replace(settings, topic_prefix=prefix)
+    asyncio.run(create_topics(settings.kafka_target(), Topics(prefix), settings.partitions))
+    return settings.replace(topic_prefix=prefix)
 
 
 @pytest.fixture()
 def conn(settings: Settings) -> Iterator[CassandraConnection]:
     """A connection to the session's Cassandra, closed after the test."""
-    host, port = settings.cassandra_host_port
-    with CassandraConnection(CassandraTarget(host, port)) as connection:
+    with CassandraConnection(settings.cassandra_target()) as connection:
         yield connection
 
 
 @pytest.fixture()
 def ks(base: Settings, conn: CassandraConnection) -> Settings:
     """``base`` on a migrated keyspace of this test's own (dropped with the session's: same prefix)."""
-    isolated = dataclasses.replace(base, keyspace=f"{base.keyspace}_c{uuid.uuid4().hex[:8]}")
+    isolated = base.replace(keyspace=f"{base.keyspace}_c{uuid.uuid4().hex[:8]}")
     migrate(conn, isolated.keyspace)
     return isolated
 

@@ -36,9 +36,7 @@ class Parity:
 async def parity_services(settings: Settings, suffix: str, state_dir: Path, materialize: bool) -> AsyncIterator[Parity]:
     """Topics (and a keyspace) of their own, an orchestrator, a timer processor, a step worker and, with
     ``materialize``, a history materializer for ``parity_workflows``; a client of them."""
-    own = dataclasses.replace(
-        settings, topic_prefix=f"{settings.topic_prefix}-{suffix}", keyspace=f"{settings.keyspace}_{suffix}"
-    )
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-{suffix}", keyspace=f"{settings.keyspace}_{suffix}")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("parity_workflows")
     services: list[Orchestrator | TimerProcessor | StepWorker | HistoryMaterializer] = [

@@ -6,7 +6,6 @@ on the inbox, and both histories record it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -31,7 +30,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 async def client(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Client]:
     """Orchestrator, timer processor and worker in this test process, on a topic prefix of their own."""
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-close")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-close")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("close_policy_workflows")
     services = [

@@ -3,7 +3,6 @@ the part of the history topic it has not written yet — equal to a scan of the 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from collections.abc import Sequence
@@ -160,7 +159,7 @@ async def test_get_events_reads_cassandra_and_only_the_tail_the_materializer_has
 async def test_with_cassandra_unreachable_the_history_topic_alone_gives_the_same_answer(fresh: Settings) -> None:
     histories = await recorded(runs=3, steps=2)
     await produce(fresh, [e for run in histories.values() for e in run])
-    nowhere = dataclasses.replace(fresh, cassandra="127.0.0.1:9")  # nothing listens there
+    nowhere = fresh.replace(cassandra="127.0.0.1:9")  # nothing listens there
     async with Client(settings=nowhere) as client:
         for run_id, history in histories.items():
             assert await client.get_events(run_id) == list(history)

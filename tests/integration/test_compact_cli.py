@@ -19,6 +19,7 @@ from compact_support import (
     WEEK,
     Inbox,
     Runs,
+    confirming,
     kflow,
     ok,
     one_line_error,
@@ -28,7 +29,7 @@ from compact_support import (
 from engine.runtime import ForgetRun, SystemClock
 from storage import CassandraConnection, FinishedRun, RunStore
 from streams import Settings, Topics, partition_for
-from streams.ops import CompactedRun, compact, marker_size
+from streams.ops import CompactedRun, OpsError, compact, marker_size
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +64,10 @@ async def test_compact_sends_one_forget_run_per_qualifying_run_and_marks_them(
     inbox = Inbox(ks)
     await inbox.mark()
     before = SystemClock().now_ms()
-    report = json.loads(ok(await asyncio.to_thread(kflow, ks, "compact", "--older-than", WEEK, "--json")))
+    async with confirming(ks):
+        report = json.loads(ok(await asyncio.to_thread(kflow, ks, "compact", "--older-than", WEEK, "--json")))
     after = SystemClock().now_ms()
+    assert (report["unconfirmed"], report["unconfirmed_runs"]) == (0, [])
     received = await inbox.since_mark()
     assert sorted(r.key for r in received) == sorted(run_id.encode() for run_id in runs.old)  # one each
     for item in received:
@@ -99,6 +102,11 @@ async def test_compact_sends_one_forget_run_per_qualifying_run_and_marks_them(
 
 
 async def test_a_second_compact_finds_nothing_new(ks: Settings, runs: Runs) -> None:
+    async with confirming(ks):
+        await _second_compact_finds_nothing_new(ks, runs)
+
+
+async def _second_compact_finds_nothing_new(ks: Settings, runs: Runs) -> None:
     inbox = Inbox(ks)
     first = await compact(
         ks, older_than_ms=7 * DAY_MS, purge_history=False, dry_run=False, now_ms=SystemClock().now_ms()
@@ -135,9 +143,10 @@ async def test_older_than_zero_compacts_and_purges_every_finished_run_in_one_pas
     await inbox.mark()
     seen: list[CompactedRun] = []
     now = SystemClock().now_ms()
-    report = await compact(
-        ks, older_than_ms=0, purge_history=True, dry_run=False, now_ms=now, progress=seen.append, chunk=2
-    )  # three rounds
+    async with confirming(ks):
+        report = await compact(
+            ks, older_than_ms=0, purge_history=True, dry_run=False, now_ms=now, progress=seen.append, chunk=2
+        )  # three rounds
     assert report.cutoff_ms == now
     assert sorted(run.run_id for run in seen) == sorted(runs.finished)
     assert all(run.forgotten and run.purged == size_of(runs.histories[run.run_id]) for run in seen)
@@ -150,6 +159,24 @@ async def test_older_than_zero_compacts_and_purges_every_finished_run_in_one_pas
         assert row is not None and row.compacted_at == now and row.history_purged
         assert store.events(run_id) == []
     untouched(store, runs, [runs.running])
+
+
+async def test_without_an_orchestrators_answer_nothing_is_marked_or_purged(
+    ks: Settings, conn: CassandraConnection, runs: Runs
+) -> None:
+    inbox = Inbox(ks)
+    await inbox.mark()
+    with pytest.raises(OpsError, match=r"no orchestrator answered the ForgetRun records of 4 run\(s\) within 2 s"):
+        await compact(
+            ks,
+            older_than_ms=7 * DAY_MS,
+            purge_history=True,
+            dry_run=False,
+            now_ms=SystemClock().now_ms(),
+            confirm_timeout=2.0,
+        )
+    assert sorted(r.key.decode() for r in await inbox.since_mark()) == sorted(runs.old)  # asked, never answered
+    untouched(RunStore(conn, ks.keyspace), runs, list(runs.histories))
 
 
 # --- errors ---------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ tombstoned on the state topic and a late record for it becomes a dead letter."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -72,9 +71,7 @@ async def _read_topic(
 async def test_a_compacted_run_is_forgotten_by_the_orchestrator_and_a_late_record_goes_to_the_dlq(
     settings: Settings,
 ) -> None:
-    own = dataclasses.replace(
-        settings, topic_prefix=f"{settings.topic_prefix}-compact-e2e", keyspace=f"{settings.keyspace}_ce2e"
-    )
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-compact-e2e", keyspace=f"{settings.keyspace}_ce2e")
     topics = Topics(own.topic_prefix)
     await create_topics(own.bootstrap, topics, own.partitions)
     registry = Registry.from_module("hook_workflows")

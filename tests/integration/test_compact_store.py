@@ -7,7 +7,6 @@ Each test materializes its own runs (written with storage.HistoryWriter) into a 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -110,7 +109,7 @@ def test_migration_2_adds_the_compaction_columns_to_a_keyspace_at_1_and_runs_aga
     first, second, *later = load_migrations()
     # every migration but 2: the later ones add what today's writer needs (003: the children column)
     assert migrate(conn, keyspace, migrations=[first, *later]) == [1, *(m.version for m in later)]
-    materialize(conn, dataclasses.replace(base, keyspace=keyspace), history("m", "completed", 1_000, 2_000))
+    materialize(conn, base.replace(keyspace=keyspace), history("m", "completed", 1_000, 2_000))
     assert migrate(conn, keyspace) == [2] and migrate(conn, keyspace) == []
     for statement in second.statements:  # as after a crash before its schema_migrations row
         conn.session.execute(SimpleStatement(statement, keyspace=keyspace))

@@ -86,7 +86,7 @@ class Sample:
 @pytest.fixture
 async def app(settings: Settings, tmp_path: Path) -> AsyncIterator[App]:
     """Orchestrator, timer processor and a worker in this process, on a topic prefix of their own."""
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-can")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-can")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module(__name__)
     orchestrator = Orchestrator(own, registry)

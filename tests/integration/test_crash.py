@@ -58,8 +58,8 @@ class Cluster:
 @pytest.fixture
 async def cluster(settings: Settings, tmp_path: Path) -> AsyncIterator[Cluster]:
     tag = uuid.uuid4().hex[:6]
-    own = dataclasses.replace(
-        settings, topic_prefix=f"{settings.topic_prefix}-crash{tag}", keyspace=f"{settings.keyspace}_crash{tag}"
+    own = settings.replace(
+        topic_prefix=f"{settings.topic_prefix}-crash{tag}", keyspace=f"{settings.keyspace}_crash{tag}"
     )
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     effects = tmp_path / "effects.txt"

@@ -31,7 +31,7 @@ class App:
 @pytest.fixture(scope="module")
 async def app(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
     """All kflow processes in this test process, on a topic prefix of their own."""
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-e2e")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-e2e")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("e2e_workflows")
     orchestrator = Orchestrator(own, registry)
@@ -142,7 +142,7 @@ async def test_history_is_ordered_and_complete(app: App) -> None:
 
 async def test_always_replay_mode_gives_the_same_results(settings: Settings, tmp_path: Path) -> None:
     """cache_size=0 evicts every run after every input, so each input is a replay from history."""
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-replay")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-replay")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("e2e_workflows")
     orchestrator = Orchestrator(own, registry, cache_size=0)
@@ -246,10 +246,12 @@ async def test_cancel_raises_at_the_next_await_and_cleanup_runs(app: App) -> Non
     assert names.index("CancelRequested") < names.index("StepScheduled") < names.index("WorkflowCancelled")
 
 
-async def test_an_oversized_record_is_dead_lettered_and_the_partition_keeps_flowing(app: App) -> None:
+async def test_a_result_over_the_record_limit_fails_the_run_naming_it_and_the_partition_keeps_flowing(app: App) -> None:
+    from schemas import PayloadError
+
     run_id = await app.client.start("huge_result", 2_000_000)
-    dead = await _dead_letters(app.settings, run_id.encode())
-    assert dead and "too large" in str(dead[0]["reason"])
+    with pytest.raises(PayloadError, match=r"the workflow's result is too large: 2,000,\d+ bytes encoded, over the "):
+        await app.client.result(run_id, timeout=30)
     assert await app.client.result(await app.client.start("sum_three", 1, 1, 1), timeout=30) == 3
 
 

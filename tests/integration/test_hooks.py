@@ -30,7 +30,7 @@ class App:
 @pytest.fixture(scope="module")
 async def app(settings: Settings) -> AsyncIterator[App]:
     """An orchestrator for ``hook_workflows`` (hooks only: no worker or timer processor needed)."""
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-hooks")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-hooks")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("hook_workflows")
     orchestrator = Orchestrator(own, registry)
@@ -121,7 +121,7 @@ async def test_without_wait_the_payload_is_only_sent(app: App) -> None:
 
 
 async def test_no_answer_within_the_timeout_is_a_timeout_error(settings: Settings) -> None:
-    idle = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-hooks-idle")  # no processor
+    idle = settings.replace(topic_prefix=f"{settings.topic_prefix}-hooks-idle")  # no processor
     await create_topics(idle.bootstrap, Topics(idle.topic_prefix), idle.partitions)
     async with Client(settings=idle) as client:
         with pytest.raises(TimeoutError, match="no answer to the hook payload for r1:approval within 1 s"):

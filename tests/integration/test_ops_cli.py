@@ -4,7 +4,6 @@ into the session's Cassandra keyspace (recorded with the InMemoryDriver, written
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import re
@@ -82,7 +81,7 @@ def _successor(history: tuple[HistoryEvent, ...]) -> str | None:
 @pytest.fixture(scope="module")
 def settings(settings: Settings) -> Settings:
     """The session's settings with a keyspace of this module's own: listings see only its runs."""
-    return dataclasses.replace(settings, keyspace=f"{settings.keyspace}_ops")
+    return settings.replace(keyspace=f"{settings.keyspace}_ops")
 
 
 @pytest.fixture(scope="module")

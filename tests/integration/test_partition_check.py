@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import subprocess
 import sys
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 async def uneven(settings: Settings) -> AsyncIterator[Settings]:
     """Topics of their own, all with 2 partitions but ``.tasks``, grown to 3 (as someone might by hand)."""
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-u{uuid.uuid4().hex[:8]}")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-u{uuid.uuid4().hex[:8]}")
     topics = Topics(own.topic_prefix)
     await create_topics(own.bootstrap, topics, 2)
     admin = AIOKafkaAdminClient(bootstrap_servers=own.bootstrap)

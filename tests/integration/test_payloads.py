@@ -38,9 +38,7 @@ class App:
 @pytest.fixture(scope="module")
 async def app(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
     """Orchestrator, timer processor, worker and materializer in this process, on a topic prefix of their own."""
-    own = dataclasses.replace(
-        settings, topic_prefix=f"{settings.topic_prefix}-payloads", keyspace=f"{settings.keyspace}_payloads"
-    )
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-payloads", keyspace=f"{settings.keyspace}_payloads")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("payload_workflows")
     services = [

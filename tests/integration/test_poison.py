@@ -58,7 +58,7 @@ class App:
 @pytest.fixture(scope="module")
 async def app(settings: Settings) -> AsyncIterator[App]:
     """An orchestrator and a step worker in this test process, on a topic prefix of their own."""
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-poison")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-poison")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     orchestrator = Orchestrator(own, REGISTRY)
     worker = StepWorker(own, REGISTRY, concurrency=4)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -62,9 +61,7 @@ def _rebuild(settings: Settings, *extra: str) -> subprocess.CompletedProcess[str
 
 
 async def test_rebuild_writes_the_history_topic_and_is_idempotent(settings: Settings) -> None:
-    own = dataclasses.replace(
-        settings, topic_prefix=f"{settings.topic_prefix}-rebuild", keyspace=f"{settings.keyspace}_rebuild"
-    )
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-rebuild", keyspace=f"{settings.keyspace}_rebuild")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     first = await _histories(5)
     await _produce(own, first)

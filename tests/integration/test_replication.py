@@ -4,7 +4,6 @@ NetworkTopologyStrategy replication, and a session with a local datacenter and c
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -53,7 +52,7 @@ async def admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
 
 def _own(settings: Settings, tag: str) -> Settings:
     """A prefix of this test's own (dropped with the session's topics: same prefix)."""
-    return dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-{tag}{uuid.uuid4().hex[:6]}")
+    return settings.replace(topic_prefix=f"{settings.topic_prefix}-{tag}{uuid.uuid4().hex[:6]}")
 
 
 # --- Kafka ----------------------------------------------------------------------------------------------------
@@ -175,7 +174,7 @@ def _replication_of(settings: Settings, keyspace: str) -> dict[str, str]:
 
 def test_migrate_creates_the_keyspace_with_the_replication_setting(settings: Settings) -> None:
     dc = _data_center(settings)
-    own = dataclasses.replace(settings, keyspace=f"{settings.keyspace}_nts{uuid.uuid4().hex[:6]}")
+    own = settings.replace(keyspace=f"{settings.keyspace}_nts{uuid.uuid4().hex[:6]}")
     done = kflow(own, "storage", "migrate", "--json", KFLOW_CASSANDRA_REPLICATION=f"NetworkTopologyStrategy:{dc}=1")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["applied"]
@@ -184,7 +183,7 @@ def test_migrate_creates_the_keyspace_with_the_replication_setting(settings: Set
         dc: "1",
     }
     # --replication wins over the setting
-    other = dataclasses.replace(settings, keyspace=f"{settings.keyspace}_cli{uuid.uuid4().hex[:6]}")
+    other = settings.replace(keyspace=f"{settings.keyspace}_cli{uuid.uuid4().hex[:6]}")
     done = kflow(
         other,
         "storage",

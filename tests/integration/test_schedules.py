@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 async def client(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Client]:
     """A client of an in-process orchestrator, timer processor and step worker for ``schedule_workflows``."""
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-sched")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-sched")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("schedule_workflows")
     services = [

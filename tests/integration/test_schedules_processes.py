@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import os
 import signal
 import subprocess
@@ -29,7 +28,7 @@ HERE = Path(__file__).parent
 
 
 async def test_processor_activate_schedules_flag_and_cli_activate(settings: Settings, tmp_path: Path) -> None:
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-schedact{uuid.uuid4().hex[:6]}")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-schedact{uuid.uuid4().hex[:6]}")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     env = {
         **os.environ,
@@ -89,7 +88,7 @@ async def test_processor_activate_schedules_flag_and_cli_activate(settings: Sett
 async def test_a_processor_killed_with_kill_9_starts_every_nominal_fire_exactly_once_catching_up_late(
     settings: Settings, tmp_path: Path
 ) -> None:
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-schedcrash{uuid.uuid4().hex[:6]}")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-schedcrash{uuid.uuid4().hex[:6]}")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     env = {
         **os.environ,

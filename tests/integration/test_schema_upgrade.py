@@ -91,9 +91,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 async def releases(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[Settings, Release, Release, Path]]:
     tag = uuid.uuid4().hex[:6]
-    own = dataclasses.replace(
-        settings, topic_prefix=f"{settings.topic_prefix}-upg{tag}", keyspace=f"{settings.keyspace}_upg{tag}"
-    )
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-upg{tag}", keyspace=f"{settings.keyspace}_upg{tag}")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     base = {
         **os.environ,

@@ -38,7 +38,7 @@ class Stack:
 
 @pytest.fixture
 async def stack(settings: Settings, tmp_path: Path) -> AsyncIterator[Stack]:
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-state{uuid.uuid4().hex[:6]}")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-state{uuid.uuid4().hex[:6]}")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     registry = Registry.from_module("e2e_workflows")
     delay = TimerProcessor(own, state_dir=tmp_path / "delay")
@@ -195,7 +195,7 @@ async def test_the_orchestrator_creates_a_missing_state_topic_and_refuses_a_dele
     from streams import InternalTopicError, TopicDriftError, topic_config
 
     tag = uuid.uuid4().hex[:6]
-    old = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-nostate{tag}")
+    old = settings.replace(topic_prefix=f"{settings.topic_prefix}-nostate{tag}")
     await create_topics(old.bootstrap, Topics(old.topic_prefix), old.partitions)
     admin = AIOKafkaAdminClient(bootstrap_servers=old.bootstrap)
     await admin.start()
@@ -211,7 +211,7 @@ async def test_the_orchestrator_creates_a_missing_state_topic_and_refuses_a_dele
         await orchestrator.stop()
         config = await topic_config(admin, Topics(old.topic_prefix).state)
         assert config["cleanup.policy"] == "compact"
-        wrong = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-badstate{tag}")
+        wrong = settings.replace(topic_prefix=f"{settings.topic_prefix}-badstate{tag}")
         wrong_topics = Topics(wrong.topic_prefix)
         await admin.create_topics(
             [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -211,7 +210,7 @@ async def test_malformed_tasks_go_to_the_dlq_and_the_partition_keeps_flowing(
 
 async def _isolated(settings: Settings, suffix: str) -> Settings:
     """Settings with topics (and so a worker group) of their own, under the session's prefix."""
-    own = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-{suffix}")
+    own = settings.replace(topic_prefix=f"{settings.topic_prefix}-{suffix}")
     await create_topics(own.bootstrap, Topics(own.topic_prefix), own.partitions)
     return own
 
@@ -238,7 +237,7 @@ def _spawn_worker(settings: Settings, worker_id: str) -> subprocess.Popen[bytes]
         "from streams import Settings\n"
         "from streams.processors import StepWorker\n"
         "logging.basicConfig(level=logging.INFO)\n"
-        "settings = dataclasses.replace(Settings(), bootstrap=sys.argv[1], topic_prefix=sys.argv[2])\n"
+        "settings = Settings().replace(bootstrap=sys.argv[1], topic_prefix=sys.argv[2])\n"
         "async def main():\n"
         "    stop = asyncio.Event()\n"
         "    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)\n"

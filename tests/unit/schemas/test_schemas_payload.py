@@ -144,10 +144,14 @@ def test_cloudpickle_round_trip_with_secret() -> None:
     assert decoded["when"] == value["when"] and decoded["tags"] == {"a", "b"} and decoded["fn"](1) == 11
 
 
-def test_cloudpickle_data_is_hmac_sha256_then_the_pickle() -> None:
-    data = encode_payload([1, 2], codec="cloudpickle", secret=SECRET)["data"]
+def test_cloudpickle_data_is_a_bound_hmac_sha256_then_the_pickle() -> None:
+    data = encode_payload([1, 2], codec="cloudpickle", secret=SECRET, run_id="r1", field="result")["data"]
     assert isinstance(data, bytes)
-    assert data[:32] == hmac.new(SECRET, data[32:], hashlib.sha256).digest()
+    # the spec (docs/payloads.md): a key derived for payloads, over (owner, field) written length-prefixed
+    key = hmac.new(SECRET, b"kflow key derivation v1\x00payload:cloudpickle", hashlib.sha256).digest()
+    bound = b"s\x00\x00\x00\x02r1" + b"s\x00\x00\x00\x06result"
+    assert data[:32] == hmac.new(key, bound + data[32:], hashlib.sha256).digest()
+    assert data[:32] != hmac.new(SECRET, data[32:], hashlib.sha256).digest()  # not the old, unbound format
     assert pickle.loads(data[32:]) == [1, 2]
 
 

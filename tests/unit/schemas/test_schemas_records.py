@@ -42,6 +42,8 @@ def _sample(cls: type, fill_optional: bool) -> object:
             values[name] = {"value": [1, 2, None], "text": "é"}
         elif name == "error":
             values[name] = ERROR
+        elif name == "mac":
+            values[name] = bytes(range(32))
         elif name in ("ok", "wait_for_completion", "paused"):
             values[name] = True
         elif name in ("running", "recent_runs", "requests", "buffered_runs"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine import Registry, runtime, step, workflow
+from engine import Registry, hook, runtime, step, workflow
 from engine.runtime import CallArgs, StartWorkflow, StepResult
 from schemas import Codec, RecordCodec
 from streams.processors import PartitionLogic
@@ -22,11 +22,17 @@ async def twice(value: object) -> object:
 @workflow
 async def big(size: int) -> str:
     await echo(1)
-    return "x" * size
+    return "x" * size  # over the record limit: the run fails with a PayloadError naming it
+
+
+@workflow
+async def wide(size: int) -> object:
+    await echo(1)
+    return await hook("x" * size)  # its HookCreated event is over the record limit: the input is parked
 
 
 RECORDS = RecordCodec()
-REGISTRY = Registry([echo, twice, big])
+REGISTRY = Registry([echo, twice, big, wide])
 
 
 def logic(cache_size: int = 100) -> PartitionLogic:

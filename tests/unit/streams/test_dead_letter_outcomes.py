@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from partition_samples import RECORDS, echo, finish, reason, result, start, topics, twice
 
-from engine import Registry, runtime, workflow
+from engine import Registry, hook, runtime, workflow
 from engine.runtime import CallArgs, CancelWorkflow, StartWorkflow, TimerFired
 from schemas import Codec
 from streams.kafka import partition_for
@@ -28,8 +28,8 @@ class BrokenRegistry(Registry):
 
 
 @workflow
-async def gives_too_much(value: object) -> str:
-    return "x" * 2_000_000  # its history record would be over Kafka's limit
+async def gives_too_much(value: object) -> object:
+    return await hook("x" * 600_000)  # its HookCreated record would be over Kafka's limit (a result fails the run)
 
 
 def logic(partitions: int | None = None, partition: int = 0) -> PartitionLogic:

@@ -73,12 +73,26 @@ def test_bad_records_become_dead_letters_with_reasons() -> None:
 
 def test_an_oversized_output_is_parked_and_the_run_state_reverted() -> None:
     part = logic()
-    part.process(b"r1", start("r1", "big", 2_000_000), 0, 1)
+    part.process(b"r1", start("r1", "wide", 600_000), 0, 1)
     before = list(part.histories["r1"])
     outputs = part.process(b"r1", result("r1", 0, 1), 1, 2)
-    assert topics(outputs) == ["dlq"] and "too large" in Codec().decode(outputs[0].value).record["reason"]
+    why = reason(outputs[0])
+    assert topics(outputs) == ["dlq"] and "the history record processing it produced is too large" in why
+    assert "over the 1,000,000-byte record limit (MAX_MESSAGE_BYTES); the run waits on this input" in why
     assert part.histories["r1"] == before
     assert "r1" not in part.cache.runs
+
+
+def test_a_workflow_result_over_the_record_limit_fails_the_run_naming_the_limit() -> None:
+    part = logic()
+    part.process(b"r1", start("r1", "big", 2_000_000), 0, 1)
+    outputs = part.process(b"r1", result("r1", 0, 1), 1, 2)
+    assert topics(outputs) == ["history", "history", "completions", "state"]  # no dead letter: the run failed
+    finished = RECORDS.decode(outputs[2].value)
+    assert isinstance(finished, runtime.RunFinished) and finished.status == "failed" and finished.error is not None
+    assert finished.error.type == "schemas._errors.PayloadError"
+    assert "the workflow's result is too large: 2,000,0" in finished.error.message
+    assert "over the 1,000,000-byte record limit (MAX_MESSAGE_BYTES)" in finished.error.message
 
 
 def test_the_cache_is_bounded_and_eviction_is_invisible() -> None:

@@ -33,7 +33,9 @@ def test_forget_drops_a_finished_run_with_a_tombstone_and_later_records_are_dead
     tombstone = part.process(b"r1", forget, 10, 20)
     assert [(o.topic, o.key, o.value) for o in tombstone] == [("state", b"r1", None)]
     assert "r1" not in part.finished
-    assert part.process(b"r1", forget, 11, 21) == []  # idempotent
+    again = part.process(b"r1", forget, 11, 21)  # nothing left to forget, and the answer says so (kflow compact)
+    assert topics(again) == ["dlq"] and "is not a finished run of this partition" in reason(again[0])
+    assert "r1" not in part.finished
     late = part.process(b"r1", result("r1", 1, "v"), 12, 22)
     assert topics(late) == ["dlq"] and "no run r1" in reason(late[0])
 

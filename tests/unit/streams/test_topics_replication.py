@@ -92,7 +92,7 @@ class FakeAdmin:
 @pytest.fixture
 def admin(monkeypatch: pytest.MonkeyPatch) -> FakeAdmin:
     fake = FakeAdmin()
-    monkeypatch.setattr("streams._topics.AIOKafkaAdminClient", lambda **_: fake)
+    monkeypatch.setattr("streams.kafka.AIOKafkaAdminClient", lambda **_: fake)  # every admin client kflow makes
     return fake
 
 

@@ -12,6 +12,7 @@ import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
+import java.util.function.Supplier;
 
 import kflow.ErrorInfo;
 import kflow.Payload;
@@ -30,8 +31,10 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.AuthenticationException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
@@ -50,14 +53,40 @@ import org.apache.kafka.common.utils.Utils;
  */
 public final class KflowClient {
 
-    /** Where Kafka is and which topics to use: {@code KFLOW_BOOTSTRAP}, {@code KFLOW_TOPIC_PREFIX}. */
-    public record Config(String bootstrap, String topicPrefix) {
+    /**
+     * Where Kafka is, how to connect to it and which topics to use: {@code KFLOW_BOOTSTRAP}, the
+     * {@code KFLOW_KAFKA_*} security variables as kafka-clients properties ({@link KafkaSecurity}),
+     * {@code KFLOW_TOPIC_PREFIX}.
+     */
+    public record Config(String bootstrap, String topicPrefix, Map<String, String> security) {
 
-        /** The configuration from the environment, with kflow's defaults. */
-        public static Config fromEnv(Map<String, String> env) {
+        /** Over PLAINTEXT. */
+        public Config(String bootstrap, String topicPrefix) {
+            this(bootstrap, topicPrefix, Map.of("security.protocol", "PLAINTEXT"));
+        }
+
+        public Config {
+            security = Map.copyOf(security);
+        }
+
+        /**
+         * The configuration from the environment, with kflow's defaults.
+         *
+         * @throws KafkaSecurity.BadSetting a {@code KFLOW_KAFKA_*} variable the client cannot use (exit status 2)
+         * @throws Unavailable a certificate or key file that cannot be read (exit status 4)
+         */
+        public static Config fromEnv(Map<String, String> env) throws KafkaSecurity.BadSetting, Unavailable {
             return new Config(
                     orDefault(env.get("KFLOW_BOOTSTRAP"), "127.0.0.1:9092"),
-                    orDefault(env.get("KFLOW_TOPIC_PREFIX"), "kflow"));
+                    orDefault(env.get("KFLOW_TOPIC_PREFIX"), "kflow"),
+                    KafkaSecurity.properties(env));
+        }
+
+        /** The record's text without a secret in it. */
+        @Override
+        public String toString() {
+            return "Config[bootstrap=" + bootstrap + ", topicPrefix=" + topicPrefix + ", security="
+                    + KafkaSecurity.shown(security) + "]";
         }
 
         String inbox() {
@@ -163,7 +192,7 @@ public final class KflowClient {
         props.put(ConsumerConfig.ALLOW_AUTO_CREATE_TOPICS_CONFIG, "false");
         props.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, String.valueOf(connect.toMillis()));
         String topic = config.completions();
-        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
+        try (KafkaConsumer<byte[], byte[]> consumer = created(() -> new KafkaConsumer<>(props))) {
             int partitions = partitionCount(consumer, topic, connect);
             byte[] key = follow(consumer, topic, runId, partitions);
             while (true) {
@@ -187,6 +216,8 @@ public final class KflowClient {
             }
         } catch (org.apache.kafka.common.errors.TimeoutException e) {
             throw unreachable(e);
+        } catch (AuthenticationException e) {
+            throw rejected(e);
         }
     }
 
@@ -209,7 +240,7 @@ public final class KflowClient {
         props.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, String.valueOf(CONNECT_TIMEOUT.toMillis()));
         props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, String.valueOf(2 * CONNECT_TIMEOUT.toMillis()));
         // No partitioner configured: Kafka's default hashes the key with murmur2, as kflow expects.
-        KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props);
+        KafkaProducer<byte[], byte[]> producer = created(() -> new KafkaProducer<>(props));
         String target = topic;
         try {
             if (publish) { // acknowledged (acks=all) before the record that needs it is sent
@@ -225,6 +256,8 @@ public final class KflowClient {
             throw failed("cannot send to " + target, e);
         } catch (org.apache.kafka.common.errors.TimeoutException e) {
             throw unreachable(e);
+        } catch (AuthenticationException e) {
+            throw rejected(e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new Unavailable("interrupted while sending to " + target);
@@ -245,7 +278,7 @@ public final class KflowClient {
         props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, String.valueOf(CONNECT_TIMEOUT.toMillis()));
         String inbox = config.inbox();
         String schemas = config.schemas();
-        Admin admin = Admin.create(props);
+        Admin admin = created(() -> Admin.create(props));
         try {
             Set<String> names = admin.listTopics().names().get();
             if (!names.contains(inbox)) {
@@ -271,6 +304,8 @@ public final class KflowClient {
             throw failed("cannot check or create topic " + schemas, e);
         } catch (org.apache.kafka.common.errors.TimeoutException e) {
             throw unreachable(e);
+        } catch (AuthenticationException e) {
+            throw rejected(e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new Unavailable("interrupted while checking topic " + schemas);
@@ -283,6 +318,9 @@ public final class KflowClient {
         Throwable cause = e.getCause() == null ? e : e.getCause();
         if (cause instanceof org.apache.kafka.common.errors.TimeoutException) {
             return unreachable(cause);
+        }
+        if (cause instanceof AuthenticationException) {
+            return rejected(cause);
         }
         return new Unavailable(what + ": " + cause.getClass().getSimpleName() + ": " + cause.getMessage());
     }
@@ -308,7 +346,28 @@ public final class KflowClient {
         Properties props = new Properties();
         props.put("bootstrap.servers", config.bootstrap());
         props.put("client.id", "kflow-java");
+        props.putAll(config.security());
         return props;
+    }
+
+    /** A Kafka client made by {@code make}; one that cannot be made (a TLS file missing or malformed) is unavailable. */
+    private <T> T created(Supplier<T> make) throws Unavailable {
+        try {
+            return make.get();
+        } catch (KafkaException e) {
+            Throwable root = e;
+            while (root.getCause() != null) {
+                root = root.getCause();
+            }
+            throw new Unavailable("cannot make a Kafka client for " + config.bootstrap() + ": " + e.getMessage() + ": "
+                    + root.getClass().getSimpleName() + ": " + root.getMessage());
+        }
+    }
+
+    /** Kafka answered but refused the login (SASL) or the TLS handshake failed. */
+    private Unavailable rejected(Throwable cause) {
+        return new Unavailable("Kafka at " + config.bootstrap() + " refused the connection (authentication): "
+                + cause.getClass().getSimpleName() + ": " + cause.getMessage());
     }
 
     private Unavailable unreachable(Throwable cause) {

@@ -40,7 +40,8 @@ public final class Main {
     static final String SYNOPSIS = String.join("\n",
             "usage: java -jar kflow-client.jar start WORKFLOW [ARGS_JSON]",
             "       java -jar kflow-client.jar result RUN_ID [--timeout SECONDS]",
-            "       java -jar kflow-client.jar schemas DIR");
+            "       java -jar kflow-client.jar schemas DIR",
+            "       java -jar kflow-client.jar config");
 
     static final String USAGE_TEXT = String.join("\n",
             SYNOPSIS,
@@ -53,9 +54,14 @@ public final class Main {
             "  schemas parse DIR/types/*.avsc, then DIR/*.avsc, into one Avro parser; print the Avro version,",
             "          then NAME FINGERPRINT (16 hex characters, header byte order) for each record schema",
             "",
-            "environment: KFLOW_BOOTSTRAP (127.0.0.1:9092), KFLOW_TOPIC_PREFIX (kflow)",
-            "exit status: 0 completed, 1 failed or cancelled (or another error), 2 usage,",
-            "             4 Kafka unreachable, topic missing or timeout");
+            "  config  print the Kafka client properties the environment makes (secrets shown as [hidden])",
+            "",
+            "environment: KFLOW_BOOTSTRAP (127.0.0.1:9092), KFLOW_TOPIC_PREFIX (kflow), and as kflow reads them:",
+            "             KFLOW_KAFKA_SECURITY_PROTOCOL, KFLOW_KAFKA_SASL_MECHANISM, KFLOW_KAFKA_USERNAME,",
+            "             KFLOW_KAFKA_PASSWORD, KFLOW_KAFKA_CA_FILE, KFLOW_KAFKA_CERT_FILE, KFLOW_KAFKA_KEY_FILE,",
+            "             KFLOW_KAFKA_KEY_PASSWORD, KFLOW_KAFKA_CHECK_HOSTNAME",
+            "exit status: 0 completed, 1 failed or cancelled (or another error), 2 usage or a bad setting,",
+            "             4 Kafka unreachable or refusing the login, topic missing or timeout");
 
     private static final ObjectMapper JSON = JsonMapper.builder()
             .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS) // numbers are written back as they came
@@ -84,20 +90,29 @@ public final class Main {
                 return OK;
             }
             if (argv.length == 0) {
-                throw new UsageError("a command is required: start, result or schemas");
+                throw new UsageError("a command is required: start, result, schemas or config");
             }
-            KflowClient.Config config = KflowClient.Config.fromEnv(env);
             switch (argv[0]) {
                 case "start" -> {
                     if (argv.length < 2 || argv.length > 3) {
                         throw new UsageError("start takes WORKFLOW [ARGS_JSON]");
                     }
                     byte[] call = callArguments(argv.length == 3 ? argv[2] : "[]");
-                    out.println(new KflowClient(config).start(argv[1], call));
+                    out.println(new KflowClient(KflowClient.Config.fromEnv(env)).start(argv[1], call));
                     return OK;
                 }
                 case "result" -> {
-                    return result(new KflowClient(config), argv, out, err);
+                    return result(new KflowClient(KflowClient.Config.fromEnv(env)), argv, out, err);
+                }
+                case "config" -> {
+                    if (argv.length != 1) {
+                        throw new UsageError("config takes no arguments");
+                    }
+                    KflowClient.Config config = KflowClient.Config.fromEnv(env);
+                    out.println("bootstrap.servers=" + config.bootstrap());
+                    KafkaSecurity.shown(config.security()).forEach(out::println);
+                    out.println("topic.prefix=" + config.topicPrefix());
+                    return OK;
                 }
                 case "schemas" -> {
                     if (argv.length != 2) {
@@ -106,10 +121,13 @@ public final class Main {
                     SchemaFingerprints.print(new File(argv[1]), out);
                     return OK;
                 }
-                default -> throw new UsageError("unknown command " + argv[0] + " (start, result or schemas)");
+                default -> throw new UsageError("unknown command " + argv[0] + " (start, result, schemas or config)");
             }
         } catch (UsageError e) {
             err.println(SYNOPSIS);
+            err.println("kflow-java: error: " + oneLine(e.getMessage()));
+            return USAGE;
+        } catch (KafkaSecurity.BadSetting e) {
             err.println("kflow-java: error: " + oneLine(e.getMessage()));
             return USAGE;
         } catch (KflowClient.Unavailable e) {
