@@ -15,10 +15,21 @@ start.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from engine import RunStatus
-from engine.runtime import ErrorInfo, RunFinished, StartWorkflow, StepResult
+from engine.runtime import (
+    ErrorInfo,
+    HistoryEvent,
+    RunFinished,
+    StartTimer,
+    StartWorkflow,
+    StepResult,
+    TimerElapsed,
+    TimerFired,
+    TimerScheduled,
+)
 from schemas import RecordCodec, SchemaError
 from streams._headers import DEAD_LETTERED
 from streams.processors._outputs import Output
@@ -118,3 +129,28 @@ def failed_outcome(records: RecordCodec, value: bytes, reason: str) -> StepResul
             finished_at=int(str(fields["finished_at"])),
         )
     return None
+
+
+def rearmed(
+    histories: Mapping[str, Sequence[HistoryEvent]], record: object, records: RecordCodec, now_ms: int
+) -> list[Output]:
+    """For a refused (unsigned or badly signed) ``TimerFired``: the ``StartTimer`` that arms that timer again at the
+    time the run recorded for it, when the run is waiting on it. A real fire from a timer processor without the
+    secret (one still running during the switch to ``KFLOW_SECRET``) is so fired again, signed, instead of lost; a
+    forged one only re-arms a timer at its own time, which changes nothing. Empty for anything else."""
+    if not isinstance(record, TimerFired) or record.run_id not in histories:
+        return []
+    history = histories[record.run_id]
+    armed = [e for e in history if isinstance(e, TimerScheduled) and e.timer_id == record.timer_id]
+    if not armed or any(isinstance(e, TimerElapsed) and e.timer_id == record.timer_id for e in history):
+        return []
+    timer = armed[-1]
+    again = StartTimer(
+        run_id=record.run_id,
+        timer_id=timer.timer_id,
+        position=timer.position,
+        kind=timer.kind,
+        fire_at=timer.fire_at,
+        requested_at=now_ms,
+    )
+    return [Output("timers", record.run_id.encode(), records.encode(again))]

@@ -28,7 +28,7 @@ from schemas import PayloadError, RecordCodec, RecordSigner, SchemaError
 from streams._headers import REROUTED_FROM
 from streams._record_limit import limited_check, too_large
 from streams.kafka import MAX_MESSAGE_BYTES, partition_for
-from streams.processors._failed_starts import StartFields, failed_outcome, start_failed
+from streams.processors._failed_starts import StartFields, failed_outcome, rearmed, start_failed
 from streams.processors._history_store import LIVE_HISTORY_BYTES
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._partition_state import (
@@ -124,7 +124,10 @@ class PartitionLogic(PartitionState):
             record, letters = outcome, [self._dead(key, value, offset, reason, exc)]  # kept as evidence
         if self.signer is not None and isinstance(record, (runtime.StepResult, runtime.TimerFired)):
             if (forged := self.signer.check(record)) is not None:  # dead-lettered: the run waits for the real one
-                return [self._dead(key, value, offset, forged, None)]
+                return [
+                    self._dead(key, value, offset, forged, None),
+                    *rearmed(self.histories, record, self.records, now_ms),
+                ]
         if not isinstance(record, _INPUT_TYPES):
             return [self._dead(key, value, offset, f"{type(record).__name__} does not belong on the inbox", None)]
         run_id = _owner(record)

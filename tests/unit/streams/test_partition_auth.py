@@ -101,8 +101,13 @@ def test_a_forged_run_deadline_is_a_dead_letter_and_a_signed_one_fires() -> None
     )
     assert armed.timer_id == fired.timer_id  # type: ignore[attr-defined]  # the id anyone can predict
     out = part.process(b"r1", RECORDS.encode(fired), 1, 11)
-    assert topics(out) == ["dlq"] and "unauthenticated TimerFired workflow_timeout:-1:1 for run r1" in reason(out[0])
+    assert topics(out) == ["dlq", "timers"]
+    assert "unauthenticated TimerFired workflow_timeout:-1:1 for run r1" in reason(out[0])
     assert "r1" in part.histories and "r1" not in part.finished
+    # The timer is armed again at the time the run recorded, never the forged one: a real fire by a timer processor
+    # without the secret (during the switch to KFLOW_SECRET) is fired again, signed; a forged one changes nothing.
+    again = RECORDS.decode(out[1].value)
+    assert again == dataclasses.replace(armed, requested_at=11)  # type: ignore[type-var]
     genuine = SIGNER.sign(dataclasses.replace(fired, fire_at=armed.fire_at))  # type: ignore[attr-defined]
     ended = part.process(b"r1", RECORDS.encode(genuine), 2, 12)
     assert "completions" in topics(ended) and part.finished == {"r1": "failed"}
