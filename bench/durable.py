@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import os
 import platform
@@ -21,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -119,6 +121,21 @@ async def lateness(client: Client, runs: int) -> str:
     )
 
 
+async def scrape(ports: list[int]) -> None:
+    """Scrape every process's /metrics once a second (as Prometheus would, more often), to measure the cost."""
+    while ports:
+        await asyncio.sleep(1.0)
+        for port in ports:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        body: bytes = answer.read()
+        return body
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
@@ -131,6 +148,12 @@ async def main() -> None:
         choices=["separate", "inprocess", "off"],
         default="separate",
         help="history materializer: its own process (default), inside the processor, or none",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics from every process (PORT, PORT+1, …) and scrape each once a second meanwhile",
     )
     args = parser.parse_args()
     base = Settings.from_env()
@@ -155,6 +178,9 @@ async def main() -> None:
         commands["processor"].append("--no-materializer")
     if args.materializer == "separate":
         commands["materializer"] = ["materializer"]
+    ports = [] if args.metrics_port is None else [args.metrics_port + i for i in range(len(commands))]
+    for command, port in zip(commands.values(), ports, strict=False):
+        command += ["--metrics-port", str(port)]
     procs = [
         subprocess.Popen(
             [
@@ -176,6 +202,7 @@ async def main() -> None:
         f"prefix {settings.topic_prefix}, 2 partitions, processes: {', '.join(commands)}, "
         f"materializer {args.materializer}"
     )
+    scraper = asyncio.ensure_future(scrape(ports))
     try:
         async with Client(settings=settings, registry=Registry.from_module("bench.workflows")) as client:
             await client.result(await client.start("one_step", 0), timeout=120)  # warm up: groups joined
@@ -191,6 +218,7 @@ async def main() -> None:
             ):
                 print(line, flush=True)
     finally:
+        scraper.cancel()
         for proc in procs:
             proc.terminate()
         for proc in procs:

@@ -7,6 +7,7 @@ Rooms: ``streams.processors`` (orchestrator, timers, worker, materializer), ``st
 from streams._errors import TransportError
 from streams._kafka_target import KafkaTarget
 from streams._keyspace import default_keyspace
+from streams._logs import LOG_CONTEXT, JsonFormatter, configure_logging
 from streams._partition_check import PartitionCountError, check_partition_counts, partition_mismatch
 from streams._settings import Settings
 from streams._topics import (
@@ -72,4 +73,7 @@ __all__ = [
     "check_partition_counts",
     "partition_mismatch",
     "default_keyspace",
+    "JsonFormatter",
+    "LOG_CONTEXT",
+    "configure_logging",
 ]

@@ -170,6 +170,18 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "whether a node's certificate must name the host connected to (false: the chain is still checked)",
         "cassandra.check_hostname",
     ),
+    EnvVar(
+        "KFLOW_METRICS_PORT",
+        "unset: no server",
+        "processor, worker, materializer: port of /metrics (Prometheus), /healthz and /readyz (--metrics-port)",
+        "metrics_port",
+    ),
+    EnvVar(
+        "KFLOW_LOG_FORMAT",
+        "text",
+        "processor, worker, materializer: text or json (one object per line) logs (--log-format)",
+        "log_format",
+    ),
 )
 """Every variable ``Settings.from_env`` reads, in the order ``kflow --help`` lists them."""
 

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -98,6 +98,9 @@ class Settings(BaseSettings):
         kafka_*: how Kafka clients connect (``KFLOW_KAFKA_*``): ``kafka_target()``.
         cassandra_username / cassandra_password / cassandra_ca_file / cassandra_cert_file / cassandra_key_file /
             cassandra_check_hostname: Cassandra's login and TLS (``KFLOW_CASSANDRA_*``): ``cassandra_target()``.
+        metrics_port: port of ``/metrics``, ``/healthz``, ``/readyz`` of long-running commands (``KFLOW_METRICS_PORT``);
+            None: no server.
+        log_format: ``text`` or ``json`` (one object per line) for long-running commands (``KFLOW_LOG_FORMAT``).
     """
 
     model_config = SettingsConfigDict(
@@ -145,6 +148,8 @@ class Settings(BaseSettings):
     cassandra_cert_file: Path | None = Field(None, validation_alias="KFLOW_CASSANDRA_CERT_FILE")
     cassandra_key_file: Path | None = Field(None, validation_alias="KFLOW_CASSANDRA_KEY_FILE")
     cassandra_check_hostname: bool = Field(True, validation_alias="KFLOW_CASSANDRA_CHECK_HOSTNAME")
+    metrics_port: int | None = Field(None, ge=0, le=65535, validation_alias="KFLOW_METRICS_PORT")
+    log_format: Literal["text", "json"] = Field("text", validation_alias="KFLOW_LOG_FORMAT")
 
     @classmethod
     def settings_customise_sources(

@@ -9,11 +9,12 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, cast
 
 from engine import CancellationError, Registry, RunStatus, StepFailedError, UnknownWorkflowError
 from streams._errors import TransportError
+from streams._logs import LOG_FORMATS, configure_logging
 from streams._settings import Settings
 from streams.cli._app import load_registry
 from streams.cli._call_args import parse_call
@@ -40,17 +41,17 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         action="store_true",
         help="also create or update the schedules declared with @scheduled_workflow in -A",
     )
-    processor.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _service_options(processor)
     processor.set_defaults(handler=_processor)
     materializer = groups.add_parser(
         "materializer", help="run only the history materializer (pair with processor --no-materializer)"
     )
-    materializer.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _service_options(materializer)
     materializer.set_defaults(handler=_materializer)
     worker = groups.add_parser("worker", help="run a step worker")
     worker.add_argument("-A", "--app", required=True, metavar="MODULE", help="module defining the steps")
     worker.add_argument("--concurrency", type=int, default=32, help="steps run at once (default 32)")
-    worker.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _service_options(worker)
     worker.set_defaults(handler=_worker)
     run = groups.add_parser("run", help="start a run, wait, print its result")
     run.add_argument("target", metavar="MODULE:WORKFLOW", help="e.g. examples.basic:order")
@@ -78,20 +79,48 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     run.set_defaults(handler=_run)
 
 
+def _service_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every long-running command: log level and format, the metrics and health port."""
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="text (default) or json: one object per line ($KFLOW_LOG_FORMAT)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics (Prometheus), /healthz and /readyz on PORT (0: a free one, logged; $KFLOW_METRICS_PORT)",
+    )
+
+
+def _observed(args: argparse.Namespace, settings: Settings, registry: Registry | None = None) -> int | None:
+    """Set logging up; the metrics port (None: no server), after allowing the registry's names as label values."""
+    _logging(args.log_level, args.log_format or settings.log_format)
+    port: int | None = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    if port is not None and not 0 <= port <= 65535:
+        raise UsageError(f"--metrics-port {port}: not a TCP port")
+    if port is not None and registry is not None:
+        from streams.processors import MetricNames
+
+        MetricNames.learn(registry.workflows, registry.steps)
+    return port
+
+
 def _processor(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(args.app)
     from schemas import RecordCodec
     from streams.processors import HistoryMaterializer, Orchestrator, TimerProcessor
 
-    _logging(args.log_level)
+    port = _observed(args, settings, registry)
     orchestrator = Orchestrator(settings, registry, cache_size=args.cache_size)
     delay = TimerProcessor(settings, state_dir=settings.home / "state")
-    services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [orchestrator.run_until, delay.run_until]
+    processors: list[Any] = [orchestrator, delay]
     if not args.no_materializer:
-        services.append(HistoryMaterializer(settings, records=RecordCodec(secret=settings.secret)).run_until)
+        processors.append(HistoryMaterializer(settings, records=RecordCodec(secret=settings.secret)))
+    services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = [p.run_until for p in processors]
     if args.activate_schedules:
         services.append(_schedule_activation(settings, registry))
-    return _serve(services)
+    return _serve(services, processors, port)
 
 
 _ACTIVATION_TIMEOUT_S = 120.0  # per schedule; covers the orchestrator joining its group (after a crash, too)
@@ -134,16 +163,18 @@ def _materializer(args: argparse.Namespace, settings: Settings) -> int:
     from schemas import RecordCodec
     from streams.processors import HistoryMaterializer
 
-    _logging(args.log_level)
-    return _serve([HistoryMaterializer(settings, records=RecordCodec(secret=settings.secret)).run_until])
+    port = _observed(args, settings)
+    materializer = HistoryMaterializer(settings, records=RecordCodec(secret=settings.secret))
+    return _serve([materializer.run_until], [materializer], port)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(args.app)
     from streams.processors import StepWorker
 
-    _logging(args.log_level)
-    return _serve([StepWorker(settings, registry, concurrency=args.concurrency).run_until])
+    port = _observed(args, settings, registry)
+    worker = StepWorker(settings, registry, concurrency=args.concurrency)
+    return _serve([worker.run_until], [worker], port)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -220,8 +251,8 @@ def _brief(fields: dict[str, object]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in fields.items())[:120]
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(level: str, log_format: str = "text") -> None:
+    configure_logging(level, log_format)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     # Kafka 4 verifies transactional sends (KIP-890); aiokafka's pre-KIP-890 client gets a retriable
     # NOT_ENOUGH_REPLICAS when it sends right after a commit and retries after 5 ms: routine, not a fault.
@@ -259,18 +290,36 @@ class _Throttle(logging.Filter):
         return True
 
 
-def _serve(services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]]) -> int:
-    """Run services until SIGTERM/SIGINT; the first one to crash stops the others."""
+def _serve(
+    services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]],
+    processors: Sequence[Any] = (),
+    metrics_port: int | None = None,
+) -> int:
+    """Run services until SIGTERM/SIGINT; the first one to crash stops the others. With ``metrics_port``, the
+    ``processors``' figures and health are served there meanwhile."""
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        server = None
+        if metrics_port is not None:
+            from streams.processors import ObservabilityServer, watch_processor
+
+            for processor in processors:
+                watch_processor(processor, loop)
+            try:
+                server = ObservabilityServer(metrics_port, loop)
+            except OSError as exc:
+                raise CliError(f"cannot serve metrics on port {metrics_port}: {exc.strerror or exc}") from None
+            server.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         tasks = [asyncio.create_task(service(stop)) for service in services]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            server.stop()
         for task in done:
             task.result()
 

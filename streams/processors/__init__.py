@@ -2,7 +2,22 @@
 timer processor (``.timers`` -> ``TimerFired``), the step worker (``.tasks`` -> ``StepResult``) and the history
 materializer (``.history`` -> Cassandra), with the state each keeps."""
 
+from streams.processors._health import BOARD as HEALTH_BOARD
+from streams.processors._health import HealthBoard, ServiceHealth, liveness, loop_answers, readiness
+from streams.processors._http import ObservabilityServer
 from streams.processors._materializer import HistoryMaterializer, MaterializerStats
+from streams.processors._metric_sources import watch_processor
+from streams.processors._metrics import (
+    DEAD_LETTER_KINDS,
+    count_dead_letter,
+    count_step,
+    count_transition,
+    dead_letter_kind,
+    lag_family,
+)
+from streams.processors._metrics import REGISTRY as METRICS_REGISTRY
+from streams.processors._metrics import STATS as METRIC_SOURCES
+from streams.processors._metrics import Names as MetricNames
 from streams.processors._offsets import OffsetTracker
 from streams.processors._orchestrator import Orchestrator
 from streams.processors._orchestrator_stats import OrchestratorStats
@@ -51,4 +66,21 @@ __all__ = [
     "supervise",
     "Output",
     "dead_letter",
+    "ObservabilityServer",
+    "watch_processor",
+    "METRICS_REGISTRY",
+    "MetricNames",
+    "dead_letter_kind",
+    "HealthBoard",
+    "ServiceHealth",
+    "liveness",
+    "readiness",
+    "loop_answers",
+    "HEALTH_BOARD",
+    "METRIC_SOURCES",
+    "DEAD_LETTER_KINDS",
+    "count_dead_letter",
+    "count_step",
+    "count_transition",
+    "lag_family",
 ]

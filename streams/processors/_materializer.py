@@ -108,6 +108,7 @@ class HistoryMaterializer:
         self._committed: dict[TopicPartition, int] = {}  # what this member last committed (or found)
         self._watch = ProgressWatch()
         self.name = "materializer"
+        self.storage_error: str | None = None  # why Cassandra does not answer now (None: it does, or not tried)
 
     async def start(self) -> None:
         """Join the consumer group and start materializing in the background."""
@@ -133,6 +134,10 @@ class HistoryMaterializer:
     def loops(self) -> Collection[asyncio.Task[None]]:
         """The materializing loop (while started)."""
         return [] if self._task is None else [self._task]
+
+    async def readiness(self) -> str | None:
+        """Why the materializer is not ready (Cassandra not answering), or None."""
+        return self.storage_error
 
     async def health(self) -> str | None:
         """A reason to rebuild the Kafka consumer (see ``streams.processors._serve``), or None."""
@@ -271,6 +276,7 @@ class HistoryMaterializer:
         while True:
             try:
                 await action()
+                self.storage_error = None
                 if failing_since is not None:
                     log.info("%s: succeeded again after %.1fs", what, time.monotonic() - failing_since)
                 return
@@ -279,6 +285,7 @@ class HistoryMaterializer:
                 now = time.monotonic()
                 failing_since = failing_since or now
                 self.stats.retries += 1
+                self.storage_error = f"{what} failed: {exc}"
                 log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
                 if now - failing_since >= RECONNECT_AFTER_S:
                     await self._disconnect()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -24,13 +24,15 @@ from aiokafka.structs import OffsetAndMetadata
 from engine import EventLimits, Registry
 from engine.runtime import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
 from schemas import RecordCodec, RecordSigner, SchemaError
+from streams._logs import LOG_CONTEXT
 from streams._partition_check import check_partition_counts
 from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics, ensure_internal_topic
 from streams.kafka import close_consumer, close_producer, consumer, producer, read_partition
+from streams.processors._metrics import ADOPTION_SECONDS, TRANSACTION_ABORTS, TRANSACTION_SECONDS
 from streams.processors._orchestrator_stats import OrchestratorStats
-from streams.processors._outputs import Output, rerouted
+from streams.processors._outputs import Output, observer, rerouted, retrieved
 from streams.processors._partition_logic import PartitionLogic
 from streams.processors._partition_state import SNAPSHOT_AFTER_RECORDS, SNAPSHOT_MIN_AGE_MS
 from streams.processors._serve import FAULTS, ProgressWatch, supervise
@@ -141,6 +143,13 @@ class Orchestrator:
             return None
         return await self._watch.check(self._consumer, self.group)
 
+    async def readiness(self) -> str | None:
+        """Why the orchestrator is not ready (an assigned partition not adopted yet), or None."""
+        if self._consumer is None:
+            return "not started"
+        waiting = sorted({tp.partition for tp in self._consumer.assignment()} - set(self.partitions))
+        return f"inbox partitions {waiting} not adopted yet" if waiting else None
+
     @property
     def _inbox(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -170,18 +179,23 @@ class Orchestrator:
                 return  # else revoked meanwhile: the new owner re-reads from the committed offset
             now = self.clock.now_ms()
             outputs: list[Output] = []
-            for m in messages:
+            for m in messages:  # (in a task of its own: the log context ends with it)
+                LOG_CONTEXT.set({"run_id": (m.key or b"").decode("utf-8", "replace"), "partition": tp.partition})
                 outputs.extend(logic.process(m.key, m.value, m.offset, now, rerouted=rerouted(m.headers)))
+            LOG_CONTEXT.set({"partition": tp.partition})
             # Invariant: computed before this batch's sends, the checkpoint is at most the offset any run started
             # in this batch gets (the previous transaction is fully acknowledged, so history_end is the log end).
             if time.monotonic() >= self._checkpoint_due.get(tp.partition, 0.0):
                 self._checkpoint_due[tp.partition] = time.monotonic() + self.checkpoint_interval
                 outputs.extend(logic.snapshot_outputs(now))  # before the checkpoint: they move it forward
                 outputs.append(logic.checkpoint_output(now))
+            began = time.perf_counter()
             try:
                 async with asyncio.timeout(TRANSACTION_TIMEOUT_S):
                     await self._commit(txn_producer, logic, tp, messages[-1].offset + 1, outputs)
+                TRANSACTION_SECONDS.observe(time.perf_counter() - began)
             except FAULTS as exc:
+                TRANSACTION_ABORTS.inc()
                 # The in-memory state already moved on; Kafka did not. Rebuild from Kafka's truth.
                 log.error("transaction for %s failed (%r): restoring the partition", tp, exc)
                 await self._reset(tp)
@@ -203,9 +217,9 @@ class Orchestrator:
         async with txn_producer.transaction():
             for out in outputs:
                 sent = await txn_producer.send(self.topics.name(out.topic), out.value, **out.options)
-                sent.add_done_callback(_retrieved)  # a failed transaction fails them all: the batch is redone
+                sent.add_done_callback(retrieved)  # a failed transaction fails them all: the batch is redone
                 if out.topic == "history":
-                    sent.add_done_callback(_observer(logic, out.key.decode()))
+                    sent.add_done_callback(observer(logic.observe, out.key.decode()))
             await txn_producer.send_offsets_to_transaction({tp: OffsetAndMetadata(next_offset, "")}, self.group)
 
     async def _reset(self, tp: TopicPartition) -> None:
@@ -332,6 +346,7 @@ class Orchestrator:
         self.stats.count_histories(logic.histories for logic in self.partitions.values())
         self.stats.restored_events += count
         self.stats.restore_seconds += time.perf_counter() - started
+        ADOPTION_SECONDS.observe(time.perf_counter() - started)
         log.info(
             "partition %d adopted: %d running and %d finished runs (%d state records), %d events restored "
             "from offset %d in %.2fs",
@@ -342,6 +357,7 @@ class Orchestrator:
             count,
             checkpoint or 0,
             time.perf_counter() - started,
+            extra={"partition": number},
         )
 
     async def _drop(self, number: int) -> None:
@@ -356,19 +372,6 @@ class Orchestrator:
         txn_producer = self._producers.pop(number, None)
         if txn_producer is not None:
             await close_producer(txn_producer)
-
-
-def _retrieved(sent: asyncio.Future[Any]) -> None:
-    if not sent.cancelled():
-        sent.exception()
-
-
-def _observer(logic: PartitionLogic, run_id: str) -> Callable[[asyncio.Future[Any]], None]:
-    def observe(sent: asyncio.Future[Any]) -> None:
-        if not sent.cancelled() and sent.exception() is None:
-            logic.observe(run_id, sent.result().offset)
-
-    return observe
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from schemas import Codec
 from streams._headers import REROUTED_FROM, header
+from streams.processors._metrics import count_dead_letter
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,9 @@ def dead_letter(
     reason: str,
     error_type: str,
 ) -> Output:
-    """A ``DeadLetter`` for a record that could not be processed; keyed like the original record."""
+    """A ``DeadLetter`` for a record that could not be processed; keyed like the original record (counted in
+    ``kflow_dead_letters_total``)."""
+    count_dead_letter(topic, reason)
     record = {
         "topic": topic,
         "partition": partition,
@@ -59,3 +63,19 @@ def dead_letter(
         "failed_at": int(time.time() * 1000),
     }
     return Output("dlq", key or b"", codec.encode("DeadLetter", record))
+
+
+def retrieved(sent: asyncio.Future[Any]) -> None:
+    """A send's done callback that retrieves its error (a failed transaction fails them all: the batch is redone)."""
+    if not sent.cancelled():
+        sent.exception()
+
+
+def observer(observe: Callable[[str, int], None], run_id: str) -> Callable[[asyncio.Future[Any]], None]:
+    """A history send's done callback: ``observe(run_id, offset)`` once the record is written."""
+
+    def done(sent: asyncio.Future[Any]) -> None:
+        if not sent.cancelled() and sent.exception() is None:
+            observe(run_id, sent.result().offset)
+
+    return done

@@ -30,6 +30,7 @@ from streams._record_limit import limited_check, too_large
 from streams.kafka import MAX_MESSAGE_BYTES, partition_for
 from streams.processors._failed_starts import StartFields, failed_outcome, rearmed, start_failed
 from streams.processors._history_store import LIVE_HISTORY_BYTES
+from streams.processors._metrics import CACHE_HITS, CACHE_MISSES, count_transition
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._partition_state import (
     FORGOTTEN,
@@ -242,6 +243,7 @@ class PartitionLogic(PartitionState):
             if not self.histories.length(run_id):
                 return [self._dead(key, value, offset, f"no run {run_id} on this partition", None)]
             cached = self.cache.get(run_id)
+            (CACHE_MISSES if cached is None else CACHE_HITS).inc()
             if cached is None:
                 check, history = self.payload_check, self.histories.events(run_id)
                 cached, recovered = Run.recover(self.registry, history, now_ms, self.limits, payload_check=check)
@@ -313,6 +315,7 @@ class PartitionLogic(PartitionState):
         raws = [encode(event) for event in transition.events]
         self.histories.append(run.run_id, transition.events, raws)  # within its byte budget: older ones to disk
         outputs = [Output("history", key, raw) for raw in raws]
+        count_transition(transition.events, transition.commands)
         for command in transition.commands:
             outputs.extend(self._route(command, key))
         return outputs

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from engine.runtime import Run
+from streams.processors._metrics import CACHE_EVICTIONS
 
 
 @dataclass(slots=True)
@@ -36,6 +37,7 @@ class RunCache:
             _, oldest = self.runs.popitem(last=False)
             oldest.close()
             self.evictions += 1
+            CACHE_EVICTIONS.inc()
 
     def discard(self, run_id: str, run: Run | None = None) -> None:
         cached = self.runs.pop(run_id, None)

@@ -21,12 +21,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection
-from typing import Protocol
+from typing import Protocol, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
 from streams._errors import TransportError
+from streams.processors._health import BOARD, ServiceHealth
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,12 @@ class Service(Protocol):
         """A reason to rebuild the service's Kafka clients, or None while it makes progress."""
 
 
+async def _readiness(service: Service) -> str | None:
+    """The service's own reason not to be ready (its optional ``readiness()``), or None."""
+    readiness = getattr(service, "readiness", None)
+    return None if readiness is None else cast(str | None, await readiness())
+
+
 async def supervise(
     service: Service,
     stopping: asyncio.Event,
@@ -85,11 +92,14 @@ async def supervise(
         Exception: an error of the service that is not a broker fault (after the service was stopped).
     """
     pause = backoff[0]
+    entry = BOARD.entry(service, service.name)
     while not stopping.is_set():
         started = time.monotonic()
-        reason = await _run_once(service, stopping, check_every, start_timeout)
+        reason = await _run_once(service, stopping, check_every, start_timeout, entry)
         if reason is None:
+            entry.phase, entry.reason = "stopped", "stopped"
             return
+        entry.phase, entry.reason = "reconnecting", reason
         if time.monotonic() - started > 60:  # it ran for a while: the next fault starts the back-off afresh
             pause = backoff[0]
         log.warning("%s: %s; reconnecting in %.1f s", service.name, reason, pause)
@@ -98,20 +108,24 @@ async def supervise(
         pause = min(pause * 2, backoff[1])
 
 
-async def _run_once(service: Service, stopping: asyncio.Event, check_every: float, start_timeout: float) -> str | None:
+async def _run_once(
+    service: Service, stopping: asyncio.Event, check_every: float, start_timeout: float, entry: ServiceHealth
+) -> str | None:
     """Start, watch and stop the service once; the reason to go again, or None when told to stop."""
     try:
         try:
+            entry.phase = "starting"
             async with asyncio.timeout(start_timeout):
                 await service.start()
         except FAULTS as exc:
             return f"cannot start ({_describe(exc)})"
-        return await _watch(service, stopping, check_every)
+        entry.phase, entry.checked_at, entry.reason = "running", time.monotonic(), "not checked yet"
+        return await _watch(service, stopping, check_every, entry)
     finally:
         await service.stop()
 
 
-async def _watch(service: Service, stopping: asyncio.Event, check_every: float) -> str | None:
+async def _watch(service: Service, stopping: asyncio.Event, check_every: float, entry: ServiceHealth) -> str | None:
     waiter = asyncio.ensure_future(stopping.wait())
     try:
         while True:
@@ -130,6 +144,7 @@ async def _watch(service: Service, stopping: asyncio.Event, check_every: float) 
             reason = await service.health()
             if reason is not None:
                 return reason
+            entry.reason, entry.checked_at = await _readiness(service), time.monotonic()
     finally:
         waiter.cancel()
 
@@ -156,6 +171,7 @@ class ProgressWatch:
         self._polled_at = clock()
         self._outside_since: float | None = None
         self._positions: dict[TopicPartition, tuple[int, float]] = {}  # next offset to handle, since when
+        self.lag: dict[int, int] = {}  # partition -> records behind its (last stable) end, as of the last check
 
     def polled(self) -> None:
         """A poll returned (with records or not)."""
@@ -169,7 +185,7 @@ class ProgressWatch:
 
     def reset(self) -> None:
         """Start over (after the consumer was rebuilt)."""
-        self._polled_at, self._outside_since, self._positions = self._clock(), None, {}
+        self._polled_at, self._outside_since, self._positions, self.lag = self._clock(), None, {}, {}
 
     async def check(self, consumer: AIOKafkaConsumer, group: str) -> str | None:
         """A reason to rebuild ``consumer`` (a member of ``group``), or None."""
@@ -196,9 +212,13 @@ class ProgressWatch:
             try:
                 async with asyncio.timeout(5):
                     position = await consumer.position(tp)
+                end = consumer.last_stable_offset(tp) or consumer.highwater(tp)  # known from fetches: no request
             except _POSITION_ERRORS:  # no answer yet, or revoked meanwhile
                 continue
             self.processed(tp, position)
+            if end is not None:
+                self.lag[tp.partition] = max(0, end - position)
+        self.lag = {p: n for p, n in self.lag.items() if any(tp.partition == p for tp in active)}
         stale = [tp for tp, (_, since) in self._positions.items() if now - since > self.stall_seconds]
         if not stale:
             return None

@@ -46,6 +46,7 @@ from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
 from streams.kafka import close_consumer, close_producer, consumer, producer
+from streams.processors._metrics import TIMER_LATENESS
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._partition_timers import PartitionTimers, open_index
 from streams.processors._serve import FAULTS, ProgressWatch, supervise
@@ -285,6 +286,8 @@ class TimerProcessor:
         await asyncio.gather(*acks)
         self._fired += len(timers)
         self._lateness.extend(fired_at - t.fire_at for t in timers)
+        for t in timers:
+            TIMER_LATENESS.observe(max(0, fired_at - t.fire_at) / 1000)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if not offsets:

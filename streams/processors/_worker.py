@@ -25,11 +25,13 @@ from engine import Registry, runtime
 from engine.runtime import ErrorInfo, ExecuteStep, StepResult, SystemClock
 from schemas import PayloadError, RecordCodec, RecordSigner, SchemaError
 from streams import kafka
+from streams._logs import LOG_CONTEXT
 from streams._partition_check import check_partition_counts
 from streams._record_limit import too_large
 from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
+from streams.processors._metrics import count_step
 from streams.processors._offsets import OffsetTracker
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._serve import ProgressWatch, supervise
@@ -243,8 +245,19 @@ class StepWorker:
                     None,
                 )
             ]
-        result = await runtime.execute_step(self.registry, cmd, self._clock, worker=self.worker_id)
+        context = {
+            "run_id": cmd.run_id,
+            "workflow": cmd.workflow_name,
+            "step": cmd.step_name,
+            "partition": tp.partition,
+        }
+        token = LOG_CONTEXT.set(context)  # the step's own log lines carry them (--log-format json)
+        try:
+            result = await runtime.execute_step(self.registry, cmd, self._clock, worker=self.worker_id)
+        finally:
+            LOG_CONTEXT.reset(token)
         self.stats.steps_run += 1
+        count_step(cmd.step_name, cmd.attempt, result.ok, (result.finished_at - result.started_at) / 1000)
         encoded = self._encode_result(result, cmd.step_name)
         return [Output("inbox", cmd.run_id.encode(), encoded)]
 

@@ -110,6 +110,12 @@ class FakeConsumer:
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: self.end for tp in tps}
 
+    def last_stable_offset(self, tp: TopicPartition) -> int | None:  # known from fetches (read_committed)
+        return self.end
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.end
+
 
 class Clock:
     def __init__(self) -> None:
@@ -153,6 +159,7 @@ async def test_a_partition_standing_still_behind_its_end_is_reported_unless_paus
     clock.now = 25
     watch.polled()
     assert "has not moved past offset 10" in (await watch.check(consumer, "g") or "")  # type: ignore[arg-type]
+    assert watch.lag == {0: 40}  # kflow_consumer_lag: records behind the end, per partition
     consumer.paused_set = {TP}  # paused (adopting, or a worker at capacity): standing still is right
     assert await watch.check(consumer, "g") is None  # type: ignore[arg-type]
     consumer.paused_set = set()
