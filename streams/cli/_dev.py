@@ -11,6 +11,9 @@ from streams.cli._errors import EXIT_OK, EXIT_UNREACHABLE
 from streams.dev import ADMIN, ROLES, DevStack, export_lines
 from streams.dev._layout import MAX_BROKERS
 
+DEMO_METRICS_PORT = 9464
+"""Where ``kflow dev demo`` serves the processor's ``/metrics`` by default (the worker's on the next port)."""
+
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``dev`` and its sub-commands to the ``kflow`` parser."""
@@ -50,7 +53,25 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     smoke = commands.add_parser("smoke", help="one kflow record through Kafka and one row through Cassandra")
     smoke.set_defaults(handler=_smoke)
     demo = commands.add_parser("demo", help="run examples.basic end to end (processor + worker + client)")
+    demo.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="the processor serves /metrics on PORT, the worker on PORT+1 "
+        f"(default $KFLOW_METRICS_PORT, else {DEMO_METRICS_PORT}; 0: none)",
+    )
     demo.set_defaults(handler=_demo)
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {raw!r}") from None
+    if not 0 <= port <= 65534:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65534, got {port}")
+    return port
 
 
 def _broker_count(raw: str) -> int:
@@ -139,5 +160,6 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     registry = load_registry("examples.basic")  # also makes the current directory importable
     example = importlib.import_module("examples.basic")
-    asyncio.run(run_example(settings, "examples.basic", registry, example.scenario))
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port or DEMO_METRICS_PORT
+    asyncio.run(run_example(settings, "examples.basic", registry, example.scenario, metrics_port=port or None))
     return 0

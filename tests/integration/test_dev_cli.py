@@ -65,8 +65,9 @@ def test_demo_runs_the_example_workflow_end_to_end(settings: Settings) -> None:
         "KFLOW_PARTITIONS": "2",
         "KFLOW_KEYSPACE": f"{settings.keyspace}_demo",
     }
+    port = _free_port_pair()
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "dev", "demo"],
+        [sys.executable, "-m", "streams.cli", "dev", "demo", "--metrics-port", str(port)],
         capture_output=True,
         text=True,
         env=env,
@@ -77,3 +78,27 @@ def test_demo_runs_the_example_workflow_end_to_end(settings: Settings) -> None:
     assert "'charged': 9.5" in done.stdout and "'tries': 2" in done.stdout
     for event in ("StepFailed", "TimerElapsed", "WorkflowCompleted"):
         assert event in done.stdout
+    # what the processor and the worker served on /metrics while the demo ran (scraped by the demo)
+    assert f"curl http://127.0.0.1:{port}/metrics" in done.stdout
+    assert 'kflow_runs_finished_total{status="completed",workflow="order"} 1.0' in done.stdout
+    assert 'kflow_step_executions_total{step="reserve"} 2.0' in done.stdout
+    assert 'kflow_step_retries_total{step="reserve"} 1.0' in done.stdout
+
+
+def _free_port_pair() -> int:
+    """A port P such that P and P + 1 are free now (the demo's processor and worker serve /metrics there)."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            if port >= 65535:
+                continue
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no two consecutive free ports")
