@@ -16,7 +16,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY . /app
-RUN pip install -c constraints.txt . \
+# otel: KFLOW_TRACES=otlp works in the image; ui: the same image runs kflow ui
+RUN pip install -c constraints.txt ".[otel,ui]" \
     && useradd --system --uid 10001 --home-dir /app kflow
 
 USER kflow

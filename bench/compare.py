@@ -3,7 +3,8 @@
     python -m bench.compare [--reps 1] [--kflow-only] [--peers DIR] [--dbos-python PATH]
 
 kflow's side is ``bench.durable`` (processor, worker and materializer as separate processes on the servers of
-``kflow dev up``), run once without the history view (``--materializer off``) and once as the README's full stack.
+``kflow dev up``), run without the history view (``--materializer off``), as the README's full stack, and as the
+full stack with local steps (``--local``: the processor runs the steps, ``kflow processor --run-steps``).
 DBOS's side is the peer benchmark kept beside the checkout (``shared/peers/bench_dbos.py`` next to the repository's
 folder, or ``--peers``), run with the Python of a virtualenv holding ``dbos`` (``~/.cache/dbos-venv`` or
 ``--dbos-python``) against the Debian PostgreSQL cluster (``pg_ctlcluster``). Each side runs while the other's
@@ -89,10 +90,11 @@ def median_of(runs: list[Figures]) -> Figures:
     return {name: statistics.median(f[name] for f in runs if name in f) for name in names}
 
 
-def kflow(materializer: str, runs: int) -> Figures:
+def kflow(materializer: str, runs: int, local: bool) -> Figures:
     """One ``bench.durable`` run on the dev servers; its output is echoed."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.durable", "--materializer", materializer, "--runs", str(runs)],
+        [sys.executable, "-m", "bench.durable", "--materializer", materializer, "--runs", str(runs)]
+        + (["--local"] if local else []),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -161,17 +163,21 @@ def dbos(peers: Path, python: Path, reps: int) -> list[Figures]:
 
 
 def table(columns: dict[str, Figures]) -> list[str]:
-    """The comparison: one row per figure, one column per configuration, kflow's full stack / DBOS, the goal."""
+    """The comparison: one row per figure, one column per configuration, kflow's full stack (without and with local
+    steps) / DBOS, the goal."""
     names = list(columns)
     width = max(len(label) for label, *_ in ROWS)
-    head = f"{'workload':<{width}} | " + " | ".join(f"{n:>14}" for n in names) + " | full/DBOS | goal"
+    head = f"{'workload':<{width}} | " + " | ".join(f"{n:>14}" for n in names) + " | full/DBOS | local/DBOS | goal"
     lines = [head, "-" * len(head)]
     for label, name, _higher, goal in ROWS:
         cells = [columns[n].get(name) for n in names]
         shown = " | ".join(f"{c:>14,.1f}" if c is not None else f"{'-':>14}" for c in cells)
-        base, full = columns.get("DBOS", {}).get(name), columns.get("kflow full", {}).get(name)
-        ratio = f"{full / base:>8.2f}x" if base and full is not None else f"{'-':>9}"
-        lines.append(f"{label:<{width}} | {shown} | {ratio} | {goal}")
+        base = columns.get("DBOS", {}).get(name)
+        ratios = []
+        for column in ("kflow full", "full+local"):
+            value = columns.get(column, {}).get(name)
+            ratios.append(f"{value / base:>8.2f}x" if base and value is not None else f"{'-':>9}")
+        lines.append(f"{label:<{width}} | {shown} | {' | '.join(ratios)} | {goal}")
     return lines
 
 
@@ -187,8 +193,10 @@ def main() -> None:
     if not was_running and dev("up").returncode != 0:
         raise SystemExit("kflow dev up failed")
     columns: dict[str, Figures] = {}
-    for name, materializer in (("kflow no view", "off"), ("kflow full", "separate")):
-        columns[name] = median_of([kflow(materializer, args.runs) for _ in range(args.reps)])
+    configurations = [("kflow no view", "off", False), ("kflow full", "separate", False)]
+    configurations.append(("full+local", "separate", True))
+    for name, materializer, local in configurations:
+        columns[name] = median_of([kflow(materializer, args.runs, local) for _ in range(args.reps)])
     why_not = "--kflow-only" if args.kflow_only else dbos_unavailable(args.peers, args.dbos_python)
     if why_not is None:
         dev("down")

@@ -1,12 +1,14 @@
 """Durable-execution benchmark on the real broker (issue 3's four figures).
 
-    python -m bench.durable [--runs 1000] [--latency-runs 200] [--steps 1000] [--sleeps 100]
+    python -m bench.durable [--runs 1000] [--latency-runs 200] [--steps 1000] [--sleeps 100] [--traces] [--local]
 
 Starts ``kflow dev up`` if needed, creates a fresh topic prefix, runs ``kflow processor`` and
 ``kflow worker`` as separate processes (as in production), drives them with a ``Client`` from this
 process, and prints: (a) runs/s and steps/s for N concurrent 3-step runs, (b) start-to-result latency of
 a 1-step run (p50/p99, sequential), (c) one run of S sequential steps: total and last-100/first-100
-per-step ratio, (d) ``sleep("1s")`` lateness p50/p99. Figures only; nothing is asserted.
+per-step ratio, (d) ``sleep("1s")`` lateness p50/p99, and the CPU time each process used. Figures only; nothing
+is asserted. ``--traces``: every process (and the client) records OpenTelemetry spans into a batch processor that
+drops them (``bench.traced``).
 """
 
 from __future__ import annotations
@@ -136,6 +138,20 @@ def _get(url: str) -> bytes:
         return body
 
 
+def cpu_seconds(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> float:
+    """Wait for a terminated process (killed after ``timeout`` s); the CPU time it used, from its exit status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, _, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = 0  # reaped here: Popen must not wait for it again
+            return usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline:
+            proc.kill()
+            deadline = float("inf")
+        time.sleep(0.05)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
@@ -155,7 +171,24 @@ async def main() -> None:
         metavar="PORT",
         help="serve /metrics from every process (PORT, PORT+1, …) and scrape each once a second meanwhile",
     )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="local steps: the processor runs every step's first attempt itself (kflow processor --run-steps)",
+    )
+    parser.add_argument(
+        "--traces",
+        action="store_true",
+        help="record OpenTelemetry spans in every process and the client, batched and dropped (bench.traced)",
+    )
     args = parser.parse_args()
+    dropped = None
+    if args.traces:
+        from opentelemetry import trace
+
+        from bench.traced import install
+
+        dropped = install()
     base = Settings.from_env()
     if not os.environ.get("KFLOW_BOOTSTRAP"):
         await asyncio.to_thread(DevStack(base.home).up, log=lambda line: None)
@@ -176,6 +209,8 @@ async def main() -> None:
     commands = {"processor": ["processor", "-A", "bench.workflows"], "worker": ["worker", "-A", "bench.workflows"]}
     if args.materializer != "inprocess":
         commands["processor"].append("--no-materializer")
+    if args.local:
+        commands["processor"].append("--run-steps")
     if args.materializer == "separate":
         commands["materializer"] = ["materializer"]
     ports = [] if args.metrics_port is None else [args.metrics_port + i for i in range(len(commands))]
@@ -187,7 +222,7 @@ async def main() -> None:
                 sys.executable,
                 *(["-m", "cProfile", "-o", str(profiles[role])] if role in profiles else []),
                 "-m",
-                "streams.cli",
+                "bench.traced" if args.traces else "streams.cli",
                 *command,
                 "--log-level",
                 "ERROR",
@@ -200,7 +235,8 @@ async def main() -> None:
     print(
         f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"prefix {settings.topic_prefix}, 2 partitions, processes: {', '.join(commands)}, "
-        f"materializer {args.materializer}"
+        f"materializer {args.materializer}, traces {'recorded and dropped' if args.traces else 'off'}, "
+        f"steps {'local (--run-steps)' if args.local else 'on the worker'}"
     )
     scraper = asyncio.ensure_future(scrape(ports))
     try:
@@ -217,12 +253,15 @@ async def main() -> None:
                 await lateness(client, args.sleeps),
             ):
                 print(line, flush=True)
+        if dropped is not None:
+            getattr(trace.get_tracer_provider(), "force_flush", lambda: None)()
+            print(f"client: {dropped.spans} spans recorded (dropped)", flush=True)
     finally:
         scraper.cancel()
         for proc in procs:
             proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
+        used = {role: cpu_seconds(proc) for role, proc in zip(commands, procs, strict=True)}
+    print("CPU seconds (user + system, start to stop): " + ", ".join(f"{r} {s:.2f}" for r, s in used.items()))
     for role, path in profiles.items():
         print(f"--- {role} profile (top 12 by own time) ---")
         pstats.Stats(str(path)).sort_stats("tottime").print_stats(12)

@@ -28,14 +28,16 @@ _SCHEDULE_ATTR = "__kflow_schedule__"
 
 @dataclass(frozen=True, slots=True)
 class StepDefinition:
-    """What ``@step`` recorded: the name, the undecorated function, retry policy and timeout (and the
-    ``metadata`` it was given, kept for the application: kflow does not read it)."""
+    """What ``@step`` recorded: the name, the undecorated function, retry policy and timeout, whether its first
+    attempt may run inside the orchestrator (``local``), and the ``metadata`` it was given (kept for the
+    application: kflow does not read it)."""
 
     name: str
     fn: Callable[..., object]
     policy: RetryPolicy
     timeout_ms: int | None
     metadata: dict[str, object] = field(default_factory=dict, compare=False)
+    local: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ def step(
     max_retry_delay: Duration | None = None,
     retry_jitter: bool = False,
     metadata: Mapping[str, object] | None = None,
+    local: bool = False,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[object, None, R]]]: ...
 
 
@@ -99,6 +102,7 @@ def step(
     max_retry_delay: Duration | None = None,
     retry_jitter: bool = False,
     metadata: Mapping[str, object] | None = None,
+    local: bool = False,
 ) -> object:
     """Declare a step: a retryable unit of work that runs on a step worker.
 
@@ -119,20 +123,31 @@ def step(
             fixed by (run id, position, attempt), so replays and redeliveries wait the same.
         metadata: free-form data kept on the definition (``StepDefinition.metadata``), accepted
             from pyworkflow-engine; kflow does not use it.
+        local: a *local step*: its first attempt runs inside the orchestrator that owns the run, its
+            result recorded in the orchestrator's own transaction (no ``.tasks`` hop). For short,
+            idempotent work; a local attempt over its ``timeout``, retries, and what does not fit in a
+            transaction's group of local steps go to the step workers (docs/api.md, "Local steps").
 
     Raises:
         InvalidDurationError: for a bad ``retry_delay``, ``timeout`` or ``max_retry_delay``.
-        TypeError: ``retry_jitter`` is not a bool, ``metadata`` not a mapping.
+        TypeError: ``retry_jitter`` or ``local`` is not a bool, ``metadata`` not a mapping.
     """
     policy = RetryPolicy.from_spec(max_retries, retry_delay, max_retry_delay, retry_jitter)
     timeout_ms = None if timeout is None else parse_duration(timeout)
     if metadata is not None and not isinstance(metadata, Mapping):
         raise TypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
     step_metadata = dict(metadata or {})
+    if not isinstance(local, bool):
+        raise TypeError(f"local must be a bool, got {type(local).__name__}")
 
     def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[object, None, R]]:
         defn = StepDefinition(
-            name=name or func.__name__, fn=func, policy=policy, timeout_ms=timeout_ms, metadata=step_metadata
+            name=name or func.__name__,
+            fn=func,
+            policy=policy,
+            timeout_ms=timeout_ms,
+            metadata=step_metadata,
+            local=local,
         )
 
         @functools.wraps(func)

@@ -6,6 +6,7 @@ from storage._errors import StorageError
 from storage._history import HistoryWriter
 from storage._migrations import MIGRATIONS_DIR, load_migrations, migrate, parse_statements
 from storage._pages import PageCursor, day_range, decode_page, encode_page
+from storage._prefix import ID_PREFIX_LENGTH, SCAN_BUDGET, PrefixListing, prefix_end
 from storage._queries import FinishedRun, HistorySize, RunPage, RunRow, RunStore
 from storage._session import CONSISTENCY_LEVELS, CassandraConnection, CassandraTarget, parse_replication
 
@@ -22,6 +23,7 @@ __all__ = [
     "migrate",
     "parse_replication",
     "CONSISTENCY_LEVELS",
+    "ID_PREFIX_LENGTH",
     # the parts, for tests and tools
     "MIGRATIONS_DIR",
     "load_migrations",
@@ -35,4 +37,7 @@ __all__ = [
     "day_range",
     "decode_page",
     "encode_page",
+    "prefix_end",
+    "PrefixListing",
+    "SCAN_BUDGET",
 ]

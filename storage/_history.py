@@ -1,10 +1,10 @@
 """HistoryWriter: writes history events into Cassandra as deltas — the event row, and the run's changes.
 
 Each event becomes its ``events`` row; a ``WorkflowStarted`` creates the run's rows (``runs``,
-``runs_by_status``, ``runs_by_workflow``); a ``ChildWorkflowStarted`` adds the child to the run's ``children``; a
-terminal event sets the outcome and moves the run from the ``running`` partition of ``runs_by_status`` to its
-final status; every run touched by a batch gets its ``last_seq``/``updated_at``. Nothing reads or rewrites a
-whole history (docs/notes.md #8).
+``runs_by_status``, ``runs_by_workflow``, ``runs_by_id_prefix``); a ``ChildWorkflowStarted`` adds the child to the
+run's ``children``; a terminal event sets the outcome and moves the run from the ``running`` partition of
+``runs_by_status`` to its final status; every run touched by a batch gets its ``last_seq``/``updated_at``. Nothing
+reads or rewrites a whole history (docs/notes.md #8).
 
 Invariant: every mutation made for an event is written ``USING TIMESTAMP <seq of that event>``. Within a
 run, a later event therefore wins over an earlier one whatever order the writes arrive in, and writing an
@@ -38,6 +38,7 @@ from engine.runtime import (
 from schemas import RecordCodec
 from storage._cql import DRIVER_ERRORS, RUNNING, Write, bridge, day_bucket, group_writes, json_text, to_ms
 from storage._errors import StorageError
+from storage._prefix import id_prefix
 from storage._session import CassandraConnection
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,9 @@ class HistoryWriter:
             f"UPDATE {ks}.runs_by_workflow USING TIMESTAMP ? SET status = ? WHERE workflow_name = ? "
             "AND bucket = ? AND started_at = ? AND run_id = ?"
         )
+        self._insert_prefix = prepare(
+            f"INSERT INTO {ks}.runs_by_id_prefix (prefix, run_id) VALUES (?, ?) USING TIMESTAMP ?"
+        )
         self._lookup = prepare(f"SELECT workflow_name, started_at FROM {ks}.runs WHERE run_id = ?")
         # Writes carry the write consistency (a batch its own, below); the lookup reads at the session's.
         writes = (
@@ -131,6 +135,7 @@ class HistoryWriter:
             self._delete_status,
             self._insert_workflow,
             self._update_workflow,
+            self._insert_prefix,
         )
         for statement in writes if self._write_consistency is not None else ():
             statement.consistency_level = self._write_consistency
@@ -226,6 +231,7 @@ class HistoryWriter:
                 (event.workflow_name, bucket, event.timestamp, run_id, RUNNING, ts),
                 ("runs_by_workflow", event.workflow_name, bucket),
             ),
+            Write(self._insert_prefix, (id_prefix(run_id), run_id, ts), ("runs_by_id_prefix", id_prefix(run_id))),
         ]
 
     def _finished_rows(self, event: HistoryEvent, started: tuple[str, int] | None) -> list[Write]:

@@ -4,7 +4,8 @@ A listing walks the day buckets from the newest day back to a floor (``days`` be
 ``since``), so it costs a bounded number of partition reads. Every listing is ordered by ``(started_at, run_id)``
 descending; a page token (``storage._pages``) is the last key returned plus the floor and the filters, so the next
 page continues exactly after it. ``since`` bounds the listing below: a walk stops at the first key started before it
-(each partition is read newest first).
+(each partition is read newest first). ``until`` bounds it above: the walk starts on its day, after the key
+``(until, "")``, so only runs started before it are listed (without ``since``, ``days`` back from its day).
 """
 
 from __future__ import annotations
@@ -56,7 +57,13 @@ class RunListing:
         self._by_workflow_status = (prepare(by_workflow + filtered), prepare(by_workflow + page + filtered))
 
     def page(
-        self, status: str | None, workflow: str | None, since: int | None, limit: int, token: str | None
+        self,
+        status: str | None,
+        workflow: str | None,
+        since: int | None,
+        limit: int,
+        token: str | None,
+        until: int | None = None,
     ) -> ListingPage:
         """The run ids of the page after ``token`` (the first page without one).
 
@@ -64,24 +71,27 @@ class RunListing:
             ValueError: an invalid token, or one of a listing with other filters.
             the driver's errors (``RunStore`` wraps them).
         """
-        cursor = decode_page(token, status, workflow, since) if token else None
+        cursor = decode_page(token, status, workflow, since, until) if token else None
         today = datetime.fromtimestamp(self._clock.now_ms() / 1000, tz=UTC).date()
         if cursor is not None:
             floor = cursor.floor
         elif since is not None:
             floor = day_bucket(since)
-        else:
-            floor = (today - timedelta(days=self._days)).isoformat()
+        else:  # ``days`` back from today, or from ``until``'s day when that is earlier
+            top = today if until is None else min(today, datetime.fromtimestamp(until / 1000, tz=UTC).date())
+            floor = (top - timedelta(days=self._days)).isoformat()
         # Start a day ahead of our "today": runs stamped by a host whose clock runs ahead are listed too.
         newest = cursor.bucket if cursor else (today + _DAY).isoformat()
-        days = day_range(newest, floor)
         after = (cursor.started_at, cursor.run_id) if cursor else None
+        if cursor is None and until is not None:  # (until, "") sorts after every key started before until
+            newest, after = min(newest, day_bucket(until)), (until, "")
+        days = day_range(newest, floor)
         keys = list(itertools.islice(self._keys(status, workflow, since, days, after, limit + 1), limit + 1))
         next_page = None
         if len(keys) > limit:
             started_at, run_id = keys[limit - 1]
             next_page = encode_page(
-                PageCursor(day_bucket(started_at), started_at, run_id, floor, status, workflow, since)
+                PageCursor(day_bucket(started_at), started_at, run_id, floor, status, workflow, since, until)
             )
         return ListingPage([run_id for _, run_id in keys[:limit]], next_page)
 

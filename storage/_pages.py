@@ -1,8 +1,8 @@
 """Page tokens of the run listings: where a page stopped, encoded as an opaque URL-safe string.
 
 A token is the last ``(started_at, run_id)`` a page returned (its day bucket included) plus the walk's
-floor and the listing's filters (status, workflow, ``since``), so the next page continues exactly after it and a
-token is refused by a listing with other filters.
+floor and the listing's filters (status, workflow, ``since``, ``until``), so the next page continues exactly after
+it and a token is refused by a listing with other filters.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class PageCursor:
     status: str | None
     workflow: str | None
     since: int | None = None  # epoch ms: only runs started at or after it (None: no bound)
+    until: int | None = None  # epoch ms: only runs started before it (None: no bound)
 
 
 def encode_page(cursor: PageCursor) -> str:
@@ -45,11 +46,15 @@ def encode_page(cursor: PageCursor) -> str:
     }
     if cursor.since is not None:  # absent otherwise: the tokens of listings without it stay as they were
         fields["n"] = cursor.since
+    if cursor.until is not None:
+        fields["u"] = cursor.until
     raw = json.dumps(fields, separators=(",", ":")).encode("utf-8")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def decode_page(token: str, status: str | None, workflow: str | None, since: int | None = None) -> PageCursor:
+def decode_page(
+    token: str, status: str | None, workflow: str | None, since: int | None = None, until: int | None = None
+) -> PageCursor:
     """The cursor in ``token``, checked against the filters of the listing it continues.
 
     Raises:
@@ -66,6 +71,7 @@ def decode_page(token: str, status: str | None, workflow: str | None, since: int
             status=fields["s"],
             workflow=fields["w"],
             since=None if fields.get("n") is None else int(fields["n"]),
+            until=None if fields.get("u") is None else int(fields["u"]),
         )
         valid = fields["v"] == _TOKEN_VERSION and cursor.bucket == day_bucket(cursor.started_at)
         date.fromisoformat(cursor.floor)
@@ -73,10 +79,11 @@ def decode_page(token: str, status: str | None, workflow: str | None, since: int
         raise ValueError(f"invalid page token {token[:40]!r}") from None
     if not valid:
         raise ValueError(f"invalid page token {token[:40]!r}")
-    if (cursor.status, cursor.workflow, cursor.since) != (status, workflow, since):
+    if (cursor.status, cursor.workflow, cursor.since, cursor.until) != (status, workflow, since, until):
         raise ValueError(
             f"page token of a listing with status={cursor.status!r} workflow={cursor.workflow!r} "
-            f"since={cursor.since!r}, not status={status!r} workflow={workflow!r} since={since!r}"
+            f"since={cursor.since!r} until={cursor.until!r}, not status={status!r} workflow={workflow!r} "
+            f"since={since!r} until={until!r}"
         )
     return cursor
 

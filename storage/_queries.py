@@ -1,6 +1,6 @@
 """RunStore: reads the materialized history — one run, its events, and run listings newest first
-(``storage._listing``) — and applies ``kflow compact``'s retention to it (finished runs to compact, purging a
-run's events, marking it).
+(``storage._listing``) or by a prefix of the run id (``storage._prefix``) — and applies ``kflow compact``'s
+retention to it (finished runs to compact, purging a run's events, marking it).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from schemas import RecordCodec, SchemaError
 from storage._cql import DRIVER_ERRORS, RUNNING, STATUSES, to_ms
 from storage._errors import StorageError
 from storage._listing import RunListing
+from storage._prefix import ID_PREFIX_LENGTH, PrefixListing
 from storage._session import CassandraConnection
 
 _RUN_COLUMNS = (
@@ -156,6 +157,7 @@ class RunStore:
         self._get_run = prepare(f"SELECT {', '.join(_RUN_COLUMNS)} FROM {ks}.runs WHERE run_id = ?")
         self._get_events = prepare(f"SELECT data FROM {ks}.events WHERE run_id = ?")
         self._listing = RunListing(self._session, ks, self._clock, self._days)
+        self._prefix = PrefixListing(self._session, ks)
         self._scan_runs = prepare(f"SELECT {', '.join(_SCAN_COLUMNS)} FROM {ks}.runs")
         # Invariant: purges and marks carry a wall-clock timestamp (µs since the epoch), far above the
         # materializer's `USING TIMESTAMP <seq>`: re-materializing a purged run's events (redelivery, a
@@ -208,6 +210,8 @@ class RunStore:
         page: str | None = None,
         *,
         since: int | None = None,
+        until: int | None = None,
+        run_id_prefix: str | None = None,
     ) -> RunPage:
         """Runs newest first (by ``started_at``), filtered by status and/or workflow name.
 
@@ -218,6 +222,12 @@ class RunStore:
             page: the ``next_page`` of the previous page of the same listing.
             since: epoch ms: only runs started at or after it; the walk goes back to its day (instead of
                 ``days`` before today).
+            until: epoch ms: only runs started before it.
+            run_id_prefix: only runs whose id starts with it, listed in run id order from ``runs_by_id_prefix``
+                (one partition; the other filters are applied to the rows read, and a page reads at most
+                ``storage._prefix.SCAN_BUDGET`` ids, so it may hold fewer than ``limit`` runs and still have a next
+                page). Shorter than ``ID_PREFIX_LENGTH`` characters, or when the range holds nothing: the run whose
+                id it is, if any (a run materialized before migration 004 is found by its whole id).
 
         Raises:
             ValueError: an unknown status, ``limit`` < 1, an invalid page token.
@@ -228,11 +238,35 @@ class RunStore:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         try:
-            listed = self._listing.page(status, workflow, since, limit, page)
+            if run_id_prefix is not None:
+                return self._by_prefix(run_id_prefix, (status, workflow, since, until), limit, page)
+            listed = self._listing.page(status, workflow, since, limit, page, until)
             runs = self._fetch_runs(listed.run_ids)
         except DRIVER_ERRORS as exc:
             raise StorageError(f"listing runs failed: {exc!r}") from exc
         return RunPage(runs=runs, next_page=listed.next_page)
+
+    def _by_prefix(
+        self, prefix: str, filters: tuple[str | None, str | None, int | None, int | None], limit: int, page: str | None
+    ) -> RunPage:
+        status, workflow, since, until = filters
+
+        def keep(row: RunRow) -> bool:
+            started = row.started_at or 0
+            return (
+                (status is None or row.status == status)
+                and (workflow is None or row.workflow_name == workflow)
+                and (since is None or started >= since)
+                and (until is None or started < until)
+            )
+
+        if len(prefix) >= ID_PREFIX_LENGTH:
+            runs, token = self._prefix.page(prefix, filters, limit, page, self._fetch_runs, keep)
+            if runs or page or token:
+                return RunPage(runs, token)
+        # A short prefix, or nothing listed: the run whose id it is (materialized before migration 004, say).
+        exact = self._fetch_runs([prefix])
+        return RunPage([row for row in exact if keep(row)], None)
 
     def compactable_runs(
         self, before_ms: int, *, purge_history: bool = False, page_size: int = 1000

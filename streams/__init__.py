@@ -22,6 +22,7 @@ from streams._topics import (
     partition_counts,
     topic_config,
 )
+from streams._tracing import configure_traces, use_tracer_provider
 from streams.client import Client, HookDeliveryError, RunInfo, RunList, Schedules
 from streams.dev import DevStack, DevStackError, ServerStatus
 from streams.kafka import PartitionLag, committed_lag, partition_for
@@ -76,4 +77,6 @@ __all__ = [
     "JsonFormatter",
     "LOG_CONTEXT",
     "configure_logging",
+    "configure_traces",
+    "use_tracer_provider",
 ]

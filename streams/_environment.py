@@ -182,6 +182,12 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "processor, worker, materializer: text or json (one object per line) logs (--log-format)",
         "log_format",
     ),
+    EnvVar(
+        "KFLOW_TRACES",
+        "off",
+        "processor, worker, materializer: otlp (OTEL_EXPORTER_OTLP_*) or console OpenTelemetry traces (kflow[otel])",
+        "traces",
+    ),
 )
 """Every variable ``Settings.from_env`` reads, in the order ``kflow --help`` lists them."""
 

@@ -1,7 +1,7 @@
 """The Kafka record headers kflow writes, shared by the processors, the client and the ops commands.
 
 Headers never change what a record means (its Avro value does); they say where a record came from, so that a
-reader can tell a moved, provisional or redriven record from an ordinary one.
+reader can tell a moved, provisional or redriven record from an ordinary one, and which trace it belongs to.
 """
 
 from __future__ import annotations
@@ -21,6 +21,18 @@ after a fix (``kflow dlq redrive``), the run's real completion follows, and a sc
 REDRIVE_OF: Final = "kflow-redrive-of"
 """On an inbox record re-produced by ``kflow dlq redrive``: ``<dlq topic>[<partition>]@<offset>`` of its dead
 letter."""
+
+TRACEPARENT: Final = "traceparent"
+"""W3C trace context (``00-<trace id>-<span id>-<flags>``, ASCII), only with OpenTelemetry (``kflow[otel]``): on a
+``StartWorkflow`` the span that started the run (the client's ``StartWorkflow:<wf>``, a parent's
+``StartChildWorkflow:<wf>``, a predecessor's ``RunWorkflow:<wf>`` for a continue-as-new successor); on every other
+record the orchestrator writes for a traced run (``ExecuteStep``, ``StartTimer``/``CancelTimer``, ``RunFinished``,
+the run's ``WorkflowStarted`` history event and its ``RunSnapshot``, from which a new owner of the partition
+restores it) and on what returns (``StepResult``, ``TimerFired``, and the ``.timer-index`` copy of a timer) the
+run's ``RunWorkflow:<wf>`` span. docs/operations.md, "Traces"."""
+
+TRACESTATE: Final = "tracestate"
+"""W3C vendor trace state, beside ``TRACEPARENT`` when the context has one."""
 
 
 def header(headers: Sequence[tuple[str, bytes]] | None, name: str) -> bytes | None:

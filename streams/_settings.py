@@ -101,6 +101,8 @@ class Settings(BaseSettings):
         metrics_port: port of ``/metrics``, ``/healthz``, ``/readyz`` of long-running commands (``KFLOW_METRICS_PORT``);
             None: no server.
         log_format: ``text`` or ``json`` (one object per line) for long-running commands (``KFLOW_LOG_FORMAT``).
+        traces: ``off``, ``otlp`` or ``console``: the OpenTelemetry tracer provider long-running commands install
+            (``KFLOW_TRACES``; ``off``: the global one, a no-op unless the application set one).
     """
 
     model_config = SettingsConfigDict(
@@ -150,6 +152,7 @@ class Settings(BaseSettings):
     cassandra_check_hostname: bool = Field(True, validation_alias="KFLOW_CASSANDRA_CHECK_HOSTNAME")
     metrics_port: int | None = Field(None, ge=0, le=65535, validation_alias="KFLOW_METRICS_PORT")
     log_format: Literal["text", "json"] = Field("text", validation_alias="KFLOW_LOG_FORMAT")
+    traces: Literal["off", "otlp", "console"] = Field("off", validation_alias="KFLOW_TRACES")
 
     @classmethod
     def settings_customise_sources(

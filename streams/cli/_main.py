@@ -22,6 +22,7 @@ from streams.cli import (
     _schedules,
     _storage,
     _topics,
+    _ui,
     _workflows,
 )
 from streams.cli._errors import EXIT_INTERRUPTED, EXIT_STATUSES, CliError, exit_status, one_line
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     groups = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     groups.required = True
-    for module in (_dev, _topics, _run, _runs, _workflows, _replay, _compact, _storage, _hooks, _schedules, _dlq):
+    for module in (_dev, _topics, _run, _runs, _workflows, _replay, _compact, _storage, _hooks, _schedules, _dlq, _ui):
         module.register(groups)
     return parser
 

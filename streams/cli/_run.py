@@ -16,6 +16,7 @@ from engine import CancellationError, Registry, RunStatus, StepFailedError, Unkn
 from streams._errors import TransportError
 from streams._logs import LOG_FORMATS, configure_logging
 from streams._settings import Settings
+from streams._tracing import configure_traces
 from streams.cli._app import load_registry
 from streams.cli._call_args import parse_call
 from streams.cli._errors import CliError, UsageError
@@ -31,6 +32,12 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     processor.add_argument("-A", "--app", required=True, metavar="MODULE", help="module defining the workflows")
     processor.add_argument("--cache-size", type=int, default=10_000, help="live runs kept per partition")
+    processor.add_argument(
+        "--run-steps",
+        action="store_true",
+        help="run the first attempt of every step of the module here, recorded in the orchestrator's transaction "
+        "(local steps; retries and long attempts still go to workers)",
+    )
     processor.add_argument(
         "--no-materializer",
         action="store_true",
@@ -93,9 +100,14 @@ def _service_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _observed(args: argparse.Namespace, settings: Settings, registry: Registry | None = None) -> int | None:
-    """Set logging up; the metrics port (None: no server), after allowing the registry's names as label values."""
+def _observed(
+    args: argparse.Namespace, settings: Settings, registry: Registry | None = None, service: str = "kflow"
+) -> int | None:
+    """Set logging and traces (``KFLOW_TRACES``; ``service``: the ``service.name`` of the spans) up; the metrics port
+    (None: no server), after allowing the registry's names as label values."""
     _logging(args.log_level, args.log_format or settings.log_format)
+    if configure_traces(settings.traces, service):
+        log.info("OpenTelemetry traces: %s (service %s)", settings.traces, service)
     port: int | None = args.metrics_port if args.metrics_port is not None else settings.metrics_port
     if port is not None and not 0 <= port <= 65535:
         raise UsageError(f"--metrics-port {port}: not a TCP port")
@@ -111,8 +123,8 @@ def _processor(args: argparse.Namespace, settings: Settings) -> int:
     from schemas import RecordCodec
     from streams.processors import HistoryMaterializer, Orchestrator, TimerProcessor
 
-    port = _observed(args, settings, registry)
-    orchestrator = Orchestrator(settings, registry, cache_size=args.cache_size)
+    port = _observed(args, settings, registry, "kflow-processor")
+    orchestrator = Orchestrator(settings, registry, cache_size=args.cache_size, run_steps=args.run_steps)
     delay = TimerProcessor(settings, state_dir=settings.home / "state")
     processors: list[Any] = [orchestrator, delay]
     if not args.no_materializer:
@@ -163,7 +175,7 @@ def _materializer(args: argparse.Namespace, settings: Settings) -> int:
     from schemas import RecordCodec
     from streams.processors import HistoryMaterializer
 
-    port = _observed(args, settings)
+    port = _observed(args, settings, service="kflow-materializer")
     materializer = HistoryMaterializer(settings, records=RecordCodec(secret=settings.secret))
     return _serve([materializer.run_until], [materializer], port)
 
@@ -172,7 +184,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(args.app)
     from streams.processors import StepWorker
 
-    port = _observed(args, settings, registry)
+    port = _observed(args, settings, registry, "kflow-worker")
     worker = StepWorker(settings, registry, concurrency=args.concurrency)
     return _serve([worker.run_until], [worker], port)
 

@@ -13,7 +13,7 @@ from engine.runtime import SystemClock
 from streams import ops as _ops
 from streams._settings import Settings
 from streams._topics import Topics
-from streams.cli._errors import CliError
+from streams.cli._errors import CliError, UsageError
 from streams.kafka import committed_lag
 
 
@@ -27,6 +27,12 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     listing.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
     listing.add_argument(
         "--since", metavar="AGE|ISO", help="only runs started since: an age (7d, 12h) or an ISO date/time (UTC)"
+    )
+    listing.add_argument("--until", metavar="AGE|ISO", help="only runs started before: an age (1h) or an ISO date/time")
+    listing.add_argument(
+        "--id-prefix",
+        metavar="PREFIX",
+        help="only runs whose id starts with PREFIX (4 characters or more; fewer: that exact id), in id order",
     )
     listing.add_argument("--limit", type=positive_int, default=50, help="runs per page (default 50)")
     listing.add_argument("--page", metavar="TOKEN", help="the next-page token a previous listing printed")
@@ -77,13 +83,28 @@ def positive_float(raw: str) -> float:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    since = None if args.since is None else _ops.parse_since(args.since, SystemClock().now_ms())
+    now = SystemClock().now_ms()
+    since = None if args.since is None else _ops.parse_since(args.since, now)
+    until = None if args.until is None else _until(args.until, now)
     with _ops.run_store(settings) as store:
         page = store.list_runs(
-            status=args.status, workflow=args.workflow, limit=args.limit, page=args.page, since=since
+            status=args.status,
+            workflow=args.workflow,
+            limit=args.limit,
+            page=args.page,
+            since=since,
+            until=until,
+            run_id_prefix=args.id_prefix,
         )
     print(_ops.runs_json(page) if args.json else _ops.runs_table(page, SystemClock().now_ms()))
     return 0
+
+
+def _until(text: str, now_ms: int) -> int:
+    try:
+        return _ops.parse_since(text, now_ms)
+    except _ops.OpsError as exc:
+        raise UsageError(str(exc).replace("--since", "--until", 1)) from None
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:

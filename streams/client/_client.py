@@ -35,6 +35,7 @@ from streams._record_limit import too_large
 from streams._schema_topic import join_schema_topic, watch_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
+from streams._tracing import Carrier, producer_span
 from streams.client._completions import CompletionsReader
 from streams.client._hook_answers import HookAnswerMatcher, HookAnswerWatch
 from streams.client._outcomes import HookDeliveryError, RunInfo, outcome_of, run_info
@@ -166,7 +167,8 @@ class Client:
         await self.connect()
         if idempotency_key is None:
             self._reader.expect(run_id)  # before sending: the tail must keep its completion
-        await self._send(run_id, value)
+        with producer_span(f"StartWorkflow:{name}", {"kflow.run_id": run_id, "kflow.workflow": name}) as trace:
+            await self._send(run_id, value, trace)  # the run's spans are children of this one (docs/operations.md)
         return run_id
 
     async def result(self, run_id: str, timeout: float | None = None) -> object:
@@ -294,6 +296,9 @@ class Client:
         since: datetime | int | None = None,
         limit: int = 50,
         page_token: str | None = None,
+        *,
+        until: datetime | int | None = None,
+        run_id_prefix: str | None = None,
     ) -> RunList:
         """One page of runs, newest first (by start time), from Cassandra's query tables (``kflow runs list``).
 
@@ -304,6 +309,10 @@ class Client:
                 listing looks back 30 days.
             limit: most runs on the page.
             page_token: the ``next_page_token`` of the previous page of the same listing.
+            until: only runs started before it (as ``since``).
+            run_id_prefix: only runs whose id starts with it, in run id order (one partition of
+                ``runs_by_id_prefix``; a page may then hold fewer than ``limit`` runs); fewer than
+                ``storage.ID_PREFIX_LENGTH`` (4) characters: that exact id.
 
         Returns a ``RunList`` (``runs``, ``next_page_token``; None on the last page). What the materializer has
         not written yet is not listed; ``get_run`` reads a run's history, always current.
@@ -314,10 +323,12 @@ class Client:
             StorageError: Cassandra unreachable, or the keyspace not migrated.
         """
         name = None if workflow is None else workflow_name_of(workflow)
-        wanted, after = status_filter(status), since_ms(since)
+        wanted, after, before = status_filter(status), since_ms(since), since_ms(until)
         store = await self.history.store(required=True)
         assert store is not None
-        page = await asyncio.to_thread(store.list_runs, wanted, name, limit, page_token, since=after)
+        page = await asyncio.to_thread(
+            store.list_runs, wanted, name, limit, page_token, since=after, until=before, run_id_prefix=run_id_prefix
+        )
         return RunList([info_of_row(row, self.records) for row in page.runs], page.next_page)
 
     async def get_chain(self, run_id: str) -> list[RunInfo]:
@@ -343,12 +354,15 @@ class Client:
 
         return await walk_chain(run_id, fetch)
 
-    async def _send(self, run_id: str, value: bytes) -> int:
-        """Produce ``value`` to the inbox keyed by ``run_id``; returns its offset there."""
+    async def _send(self, run_id: str, value: bytes, trace: Carrier = ()) -> int:
+        """Produce ``value`` to the inbox keyed by ``run_id`` (``trace``: trace-context headers); returns its offset."""
         await self.connect()
         assert self._producer is not None
         with kafka_errors(self._target, f"sending to {self.topics.inbox}"):
-            metadata = await self._producer.send_and_wait(self.topics.inbox, value, key=run_id.encode())
+            headers = list(trace) or None
+            metadata = await self._producer.send_and_wait(
+                self.topics.inbox, value, key=run_id.encode(), headers=headers
+            )
         return int(metadata.offset)
 
     async def _connected_producer(self) -> AIOKafkaProducer:

@@ -1,8 +1,10 @@
 """What the ops commands compute (nothing here prints): run views from Cassandra (``kflow runs``, ``kflow hooks
 list|info``), replay checks
 (``kflow replay``), compaction (``kflow compact``), re-materialization (``kflow replay --rebuild``) and the dead
-letters of ``<prefix>.dlq`` (``kflow dlq list|show|redrive``)."""
+letters of ``<prefix>.dlq`` (``kflow dlq list|show|redrive``), and what the web UI's dashboard follows (topics from a
+look-back, consumer group lag)."""
 
+from streams.ops._activity import CONSUMER_GROUPS, GroupLag, TopicFollower, TopicRecord, consumer_lags
 from streams.ops._compact import CompactedRun, CompactReport, compact, marker_size, parse_older_than
 from streams.ops._dlq import (
     FILTER_FIELDS,
@@ -137,4 +139,9 @@ __all__ = [
     "dlq_show_text",
     "plan_redrive",
     "redrive",
+    "CONSUMER_GROUPS",
+    "GroupLag",
+    "TopicFollower",
+    "TopicRecord",
+    "consumer_lags",
 ]

@@ -132,12 +132,17 @@ def failed_outcome(records: RecordCodec, value: bytes, reason: str) -> StepResul
 
 
 def rearmed(
-    histories: Mapping[str, Sequence[HistoryEvent]], record: object, records: RecordCodec, now_ms: int
+    histories: Mapping[str, Sequence[HistoryEvent]],
+    record: object,
+    records: RecordCodec,
+    now_ms: int,
+    trace: tuple[tuple[str, bytes], ...] = (),
 ) -> list[Output]:
     """For a refused (unsigned or badly signed) ``TimerFired``: the ``StartTimer`` that arms that timer again at the
-    time the run recorded for it, when the run is waiting on it. A real fire from a timer processor without the
-    secret (one still running during the switch to ``KFLOW_SECRET``) is so fired again, signed, instead of lost; a
-    forged one only re-arms a timer at its own time, which changes nothing. Empty for anything else."""
+    time the run recorded for it, when the run is waiting on it (``trace``: the run's trace-context headers). A real
+    fire from a timer processor without the secret (one still running during the switch to ``KFLOW_SECRET``) is so
+    fired again, signed, instead of lost; a forged one only re-arms a timer at its own time, which changes nothing.
+    Empty for anything else."""
     if not isinstance(record, TimerFired) or record.run_id not in histories:
         return []
     history = histories[record.run_id]
@@ -153,4 +158,4 @@ def rearmed(
         fire_at=timer.fire_at,
         requested_at=now_ms,
     )
-    return [Output("timers", record.run_id.encode(), records.encode(again))]
+    return [Output("timers", record.run_id.encode(), records.encode(again), headers=trace)]

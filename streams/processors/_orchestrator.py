@@ -16,24 +16,27 @@ import asyncio
 import logging
 import time
 from collections.abc import Collection
-from typing import Any, cast
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from engine import EventLimits, Registry
-from engine.runtime import HISTORY_EVENT_TYPES, Clock, HistoryEvent, SystemClock
-from schemas import RecordCodec, RecordSigner, SchemaError
+from engine.runtime import Clock, SystemClock
+from schemas import RecordCodec, RecordSigner
 from streams._logs import LOG_CONTEXT
 from streams._partition_check import check_partition_counts
 from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics, ensure_internal_topic
-from streams.kafka import close_consumer, close_producer, consumer, producer, read_partition
+from streams._tracing import carrier
+from streams.kafka import close_consumer, close_producer, consumer, producer
+from streams.processors._local_steps import local_steps
 from streams.processors._metrics import ADOPTION_SECONDS, TRANSACTION_ABORTS, TRANSACTION_SECONDS
 from streams.processors._orchestrator_stats import OrchestratorStats
 from streams.processors._outputs import Output, observer, rerouted, retrieved
 from streams.processors._partition_logic import PartitionLogic
+from streams.processors._partition_restore import read_back
 from streams.processors._partition_state import SNAPSHOT_AFTER_RECORDS, SNAPSHOT_MIN_AGE_MS
 from streams.processors._serve import FAULTS, ProgressWatch, supervise
 
@@ -41,8 +44,6 @@ log = logging.getLogger(__name__)
 
 TRANSACTION_TIMEOUT_S = 30.0
 """Longest one batch's transaction may take; past it the partition's producer is abandoned and re-adopted."""
-READ_STALL_S = 30.0
-"""Longest a restore read may go without receiving a record while the partition has more."""
 
 
 class Orchestrator:
@@ -57,6 +58,8 @@ class Orchestrator:
         snapshot_after: history records a running run may lie behind the end before it gets a ``RunSnapshot``
             (so one long-lived run does not make every restore read the history back to its start);
             ``snapshot_min_age_ms``: only runs running that long are snapshotted.
+        run_steps: run the first attempt of every step of ``registry`` here (``kflow processor --run-steps``);
+            steps declared ``@step(local=True)`` run here anyway (``streams.processors._local_steps``).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class Orchestrator:
         checkpoint_interval: float = 2.0,
         snapshot_after: int = SNAPSHOT_AFTER_RECORDS,
         snapshot_min_age_ms: int = SNAPSHOT_MIN_AGE_MS,
+        run_steps: bool = False,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -79,6 +83,7 @@ class Orchestrator:
         self.clock = clock or SystemClock()
         self.records = records or RecordCodec(secret=settings.secret, types=registry.payload_types)
         self.stats = OrchestratorStats()
+        self.local = local_steps(registry, self.records, self.clock, settings, run_steps)
         self.partitions: dict[int, PartitionLogic] = {}
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._adopting: dict[int, asyncio.Task[None]] = {}
@@ -181,8 +186,11 @@ class Orchestrator:
             outputs: list[Output] = []
             for m in messages:  # (in a task of its own: the log context ends with it)
                 LOG_CONTEXT.set({"run_id": (m.key or b"").decode("utf-8", "replace"), "partition": tp.partition})
-                outputs.extend(logic.process(m.key, m.value, m.offset, now, rerouted=rerouted(m.headers)))
+                trace = carrier(m.headers)
+                outputs.extend(logic.process(m.key, m.value, m.offset, now, rerouted=rerouted(m.headers), trace=trace))
             LOG_CONTEXT.set({"partition": tp.partition})
+            if self.local is not None:  # first attempts of local steps: run now, recorded in this transaction
+                outputs = await self.local.settle(logic.process, outputs)
             # Invariant: computed before this batch's sends, the checkpoint is at most the offset any run started
             # in this batch gets (the previous transaction is fully acknowledged, so history_end is the log end).
             if time.monotonic() >= self._checkpoint_due.get(tp.partition, 0.0):
@@ -305,38 +313,9 @@ class Orchestrator:
             signer=None if self.settings.secret is None else RecordSigner(self.settings.secret),
         )
         started = time.perf_counter()
-        checkpoint: int | None = None
-        state_records = 0
-        async for message in read_partition(
-            self.settings.kafka_target(), TopicPartition(self.topics.state, number), None, READ_STALL_S
-        ):
-            state_records += 1
-            try:
-                found = logic.restore_state(message.key or b"", message.value)
-            except SchemaError as exc:
-                log.error(
-                    "unreadable state record %s[%d]@%d skipped: %s", self.topics.state, number, message.offset, exc
-                )
-                continue
-            checkpoint = found if found is not None else checkpoint
-        count = 0
-        async for message in read_partition(
-            self.settings.kafka_target(), TopicPartition(self.topics.history, number), checkpoint, READ_STALL_S
-        ):
-            logic.history_end = message.offset + 1
-            try:
-                event = self.records.decode(message.value)
-            except SchemaError as exc:
-                log.error(
-                    "unreadable history record %s[%d]@%d skipped: %s", self.topics.history, number, message.offset, exc
-                )
-                continue
-            self.stats.history_read += 1
-            if isinstance(event, HISTORY_EVENT_TYPES) and logic.restore(
-                cast(HistoryEvent, event), message.offset, message.value
-            ):
-                count += 1
-        logic.history_end = max(logic.history_end, checkpoint or 0)
+        read = await read_back(self.settings.kafka_target(), self.topics, self.records, logic, number)
+        self.stats.history_read += read.history_read
+        checkpoint, count, state_records = read.checkpoint, read.events, read.state_records
         markers = logic.settle_unmarked(checkpointed=checkpoint is not None)
         if markers:  # finished before RunMarkers existed: mark them, so checkpoints can skip their history
             async with txn_producer.transaction():

@@ -25,19 +25,15 @@ from engine.runtime import (
     schedule_key,
 )
 from schemas import PayloadError, RecordCodec, RecordSigner, SchemaError
-from streams._headers import REROUTED_FROM
 from streams._record_limit import limited_check, too_large
-from streams.kafka import MAX_MESSAGE_BYTES, partition_for
-from streams.processors._failed_starts import StartFields, failed_outcome, rearmed, start_failed
+from streams._tracing import Carrier
+from streams.kafka import MAX_MESSAGE_BYTES
+from streams.processors._failed_starts import StartFields, failed_outcome, rearmed
 from streams.processors._history_store import LIVE_HISTORY_BYTES
 from streams.processors._metrics import CACHE_HITS, CACHE_MISSES, count_transition
-from streams.processors._outputs import Output, dead_letter
-from streams.processors._partition_state import (
-    FORGOTTEN,
-    SNAPSHOT_AFTER_RECORDS,
-    SNAPSHOT_MIN_AGE_MS,
-    PartitionState,
-)
+from streams.processors._outputs import Output
+from streams.processors._partition_letters import PartitionLetters
+from streams.processors._partition_state import FORGOTTEN, SNAPSHOT_AFTER_RECORDS, SNAPSHOT_MIN_AGE_MS
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +54,9 @@ _STATE_LIMIT = MAX_MESSAGE_BYTES - 1_000
 """Largest schedule state written: a record limit with room for the key and the record's framing."""
 
 
-class PartitionLogic(PartitionState):
-    """Decisions of one inbox partition over its state (``PartitionState``: histories, live runs, markers).
+class PartitionLogic(PartitionLetters):
+    """Decisions of one inbox partition over its state (``PartitionState``: histories, live runs, markers; what it
+    refuses or moves: ``PartitionLetters``).
 
     Args:
         registry: workflows and steps of the loaded module.
@@ -100,17 +97,18 @@ class PartitionLogic(PartitionState):
     # --- processing -------------------------------------------------------------------------
 
     def process(
-        self, key: bytes | None, value: bytes, offset: int, now_ms: int, *, rerouted: bool = False
+        self, key: bytes | None, value: bytes, offset: int, now_ms: int, *, rerouted: bool = False, trace: Carrier = ()
     ) -> list[Output]:
         """Everything one inbox record leads to; never raises (bad input becomes a dead letter).
 
         A record whose key belongs to another partition is moved there, unchanged (``rerouted``: it carries
         ``REROUTED_FROM``, it was moved here already, and is dead-lettered instead: a loop guard). A dead-lettered
         start of a run this partition does not know fails the run (``streams.processors._failed_starts``).
+        ``trace``: the record's trace-context headers (a start's parent span; ``streams.processors._run_traces``).
         """
         home = self._home(key)
         if home is not None and key is not None:
-            return [self._misrouted(key, value, offset, home, rerouted)]
+            return [self._misrouted(key, value, offset, home, rerouted, trace)]
         letters: list[Output] = []
         try:
             record = self.records.decode(value)
@@ -127,7 +125,7 @@ class PartitionLogic(PartitionState):
             if (forged := self.signer.check(record)) is not None:  # dead-lettered: the run waits for the real one
                 return [
                     self._dead(key, value, offset, forged, None),
-                    *rearmed(self.histories, record, self.records, now_ms),
+                    *rearmed(self.histories, record, self.records, now_ms, self.traces.of(_owner(record))),
                 ]
         if not isinstance(record, _INPUT_TYPES):
             return [self._dead(key, value, offset, f"{type(record).__name__} does not belong on the inbox", None)]
@@ -139,7 +137,7 @@ class PartitionLogic(PartitionState):
         # the start of a run this partition does not know: dead-lettered, it fails the run (its waiters hear why)
         fresh = record if isinstance(record, StartWorkflow) and not known and run_id not in self.finished else None
         try:
-            outputs = self._apply(record, key, value, offset, now_ms)
+            outputs = self._apply(record, key, value, offset, now_ms, trace)
         except BaseException as exc:  # a bug must not stop the partition: park the record with the reason
             # BaseException too: the engine fails a run whose workflow code raises SystemExit or
             # KeyboardInterrupt, but user code also runs outside it (payload schemas, result encoding),
@@ -177,8 +175,11 @@ class PartitionLogic(PartitionState):
             self.histories.truncate(run_id, length)
         else:
             self.histories.remove(run_id)
+            self.traces.drop(run_id)
 
-    def _apply(self, record: _Inbound, key: bytes, value: bytes, offset: int, now_ms: int) -> list[Output]:
+    def _apply(
+        self, record: _Inbound, key: bytes, value: bytes, offset: int, now_ms: int, trace: Carrier = ()
+    ) -> list[Output]:
         run_id = _owner(record)
         if isinstance(record, runtime.ForgetRun):
             return self._forget(run_id, key, value, offset)
@@ -239,6 +240,7 @@ class PartitionLogic(PartitionState):
                 failed = self._failed(record, exc, str(exc), offset, now_ms)
                 return [self._dead(key, value, offset, str(exc), exc), *failed]
             self.histories.start(run_id)
+            self.traces.started(record, trace)
         else:
             if not self.histories.length(run_id):
                 return [self._dead(key, value, offset, f"no run {run_id} on this partition", None)]
@@ -316,74 +318,28 @@ class PartitionLogic(PartitionState):
         self.histories.append(run.run_id, transition.events, raws)  # within its byte budget: older ones to disk
         outputs = [Output("history", key, raw) for raw in raws]
         count_transition(transition.events, transition.commands)
+        trace = self.traces.of(run.run_id)  # () unless traced: then on the run's first event (read on a restore)
+        if trace and transition.events and isinstance(transition.events[0], runtime.WorkflowStarted):
+            outputs[0] = Output("history", key, raws[0], headers=trace)
         for command in transition.commands:
-            outputs.extend(self._route(command, key))
+            outputs.extend(self._route(command, key, trace and self.traces.command(run.run_id, trace, command)))
         return outputs
 
-    def _route(self, command: runtime.Command, key: bytes) -> list[Output]:
+    def _route(self, command: runtime.Command, key: bytes, trace: Carrier = ()) -> list[Output]:
         encode = self.records.encode
         if isinstance(command, ExecuteStep):
-            return [Output("tasks", key, encode(command))]
+            return [Output("tasks", key, encode(command), headers=trace)]
         if isinstance(command, (StartTimer, runtime.CancelTimer)):
-            return [Output("timers", key, encode(command))]
+            return [Output("timers", key, encode(command), headers=trace)]
         if isinstance(command, RunFinished):
-            outs = [Output("completions", key, encode(command))]
+            outs = [Output("completions", key, encode(command), headers=trace)]
             if command.parent_run_id:
-                outs.append(Output("inbox", command.parent_run_id.encode(), encode(command)))
+                outs.append(Output("inbox", command.parent_run_id.encode(), encode(command), headers=trace))
             return outs
         if isinstance(command, (StartWorkflow, runtime.CancelWorkflow)):
             # a child run, a continue-as-new successor, or the cancel of a child: the target run's partition
-            return [Output("inbox", command.run_id.encode(), encode(command))]
+            return [Output("inbox", command.run_id.encode(), encode(command), headers=trace)]
         raise KflowError(f"no route for command {type(command).__name__}")
-
-    def _failed(
-        self, start: StartWorkflow | StartFields, exc: BaseException, reason: str, offset: int, now_ms: int
-    ) -> list[Output]:
-        """The failed completion of a run whose start (at ``offset``) is dead-lettered: its waiters hear why."""
-        fields = StartFields.of(start) if isinstance(start, StartWorkflow) else start
-        error_type = runtime.error_info(exc, with_traceback=False).type
-        address = f"{self.inbox_topic}[{self.partition}]@{offset}"
-        return start_failed(self.records, fields, error_type, reason, address, now_ms)
-
-    def _fresh(self, key: bytes | None, start: StartFields) -> bool:
-        """Whether a start keyed ``key`` names a run this partition does not know (its key is its run id)."""
-        run_id = start.run_id
-        return key == run_id.encode() and run_id not in self.histories and run_id not in self.finished
-
-    def _home(self, key: bytes | None) -> int | None:
-        """The partition ``key`` belongs to when it is not this one (None: this one, or no check, or no key)."""
-        if key is None or not self.inbox_partitions:
-            return None
-        home = partition_for(key, self.inbox_partitions)
-        return None if home == self.partition else home
-
-    def _misrouted(self, key: bytes, value: bytes, offset: int, home: int, rerouted: bool) -> Output:
-        """A record produced to the wrong partition (a producer whose partitioner is not murmur2, or an explicit
-        partition): moved, unchanged, to the partition its key belongs to, in this batch's transaction (so once);
-        its run's other records from that producer follow the same way, in order. Moved once already: a dead
-        letter, so processes that disagree on the partition count cannot bounce it for ever."""
-        where = f"wrong partition: key {key.decode('utf-8', 'replace')!r} belongs to partition {home} (murmur2)"
-        if rerouted:
-            reason = f"{where}, not {self.partition}, and was re-routed here already (do all processes see "
-            reason += f"{self.inbox_partitions} partitions of {self.inbox_topic}?)"
-            return self._dead(key, value, offset, reason, None)
-        log.warning("%s[%d]@%d: %s; re-routed there", self.inbox_topic, self.partition, offset, where)
-        origin = f"{self.partition}@{offset}".encode()
-        return Output("inbox", key, value, partition=home, headers=((REROUTED_FROM, origin),))
-
-    def _dead(self, key: bytes | None, value: bytes, offset: int, reason: str, exc: BaseException | None) -> Output:
-        log.warning("dead letter from %s[%d]@%d: %s", self.inbox_topic, self.partition, offset, reason)
-        error_type = "" if exc is None else f"{type(exc).__module__}.{type(exc).__qualname__}"
-        return dead_letter(
-            self.records.codec,
-            topic=self.inbox_topic,
-            partition=self.partition,
-            offset=offset,
-            key=key,
-            value=value,
-            reason=reason,
-            error_type=error_type or "kflow.InvalidRecord",
-        )
 
 
 def _owner(record: _Inbound) -> str:

@@ -14,9 +14,11 @@ from typing import Any, cast
 from engine import runtime
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent, status_of
 from schemas import RecordCodec
+from streams._tracing import Carrier
 from streams.processors._history_store import EVENT_OVERHEAD, LIVE_HISTORY_BYTES, HistoryStore
 from streams.processors._outputs import Output
 from streams.processors._run_cache import RunCache
+from streams.processors._run_traces import RunTraces
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +74,17 @@ class PartitionState:
         self.unmarked: list[Output] = []
         self.schedules: dict[str, runtime.ScheduleState] = {}  # by key "schedule:{id}"
         self.cache = RunCache(cache_size)
+        self.traces = RunTraces()  # the trace context of traced running runs (kept with their history)
 
     # --- recovery ---------------------------------------------------------------------------
 
-    def restore_state(self, key: bytes, value: bytes | None) -> int | None:
-        """Apply one record of the state topic (recovery); return the history offset of a checkpoint."""
+    def restore_state(self, key: bytes, value: bytes | None, trace: Carrier = ()) -> int | None:
+        """Apply one record of the state topic (recovery; ``trace``: its trace-context headers); return the history
+        offset of a checkpoint."""
         name = key.decode("utf-8", "replace")
         if value is None:  # tombstone: a forgotten run or a deleted schedule
             self.histories.remove(name)
+            self.traces.drop(name)
             self.first_offsets.pop(name, None)
             self.finished.pop(name, None)
             self.successors.pop(name, None)
@@ -97,8 +102,10 @@ class PartitionState:
             self.schedules[name] = schedule
         if decoded.name == "RunSnapshot":
             self._restore_snapshot(name, record)
+            self.traces.keep(name, trace)
         if decoded.name == "RunMarker":
             self.histories.remove(name)  # a snapshot of it, written while it ran
+            self.traces.drop(name)
             self.first_offsets.pop(name, None)
             self.finished[name] = sys.intern(str(record["status"]))
             if record.get("idempotency_key") is not None and record["status"] != FORGOTTEN:
@@ -107,9 +114,12 @@ class PartitionState:
                 self.successors[name] = str(record["next_run_id"])
         return None
 
-    def restore(self, event: HistoryEvent, offset: int | None = None, raw: bytes | None = None) -> bool:
-        """Add one event read back from the history topic (recovery; ``raw``: its bytes there); False if it was not
-        needed (a run known finished from its marker, or a duplicate by seq)."""
+    def restore(
+        self, event: HistoryEvent, offset: int | None = None, raw: bytes | None = None, trace: Carrier = ()
+    ) -> bool:
+        """Add one event read back from the history topic (recovery; ``raw``: its bytes there, ``trace``: its
+        trace-context headers, which the run's first event carries); False if it was not needed (a run known
+        finished from its marker, or a duplicate by seq)."""
         if offset is not None:
             self.history_end = max(self.history_end, offset + 1)
         if event.run_id in self.finished:
@@ -119,6 +129,7 @@ class PartitionState:
                 log.warning("history of %s starts at seq %d: skipped", event.run_id, event.seq)
                 return False
             self.histories.start(event.run_id)
+            self.traces.keep(event.run_id, trace)
             if offset is not None:
                 self.first_offsets[event.run_id] = offset
         # Invariant: seq is dense from 1, so a seq at or below the length is a duplicate write.
@@ -158,6 +169,7 @@ class PartitionState:
         if next_run_id:
             self.successors[run_id] = next_run_id
         self.histories.remove(run_id)
+        self.traces.drop(run_id)
         self.first_offsets.pop(run_id, None)
         self.cache.discard(run_id)
         if key is not None:
@@ -205,6 +217,7 @@ class PartitionState:
     def close(self) -> None:
         """Drop the live runs and the histories, also those on disk (the partition was dropped)."""
         self.cache.clear()
+        self.traces.clear()
         self.histories.close()
 
     def _restore_snapshot(self, run_id: str, record: dict[str, Any]) -> None:
@@ -244,7 +257,7 @@ class PartitionState:
                 continue
             record = {"run_id": run_id, "history_offset": self.history_end, "events": events, "written_at": now_ms}
             value = self.records.codec.encode("RunSnapshot", record)
-            outputs.append(Output("state", run_id.encode(), value, self.partition))
+            outputs.append(Output("state", run_id.encode(), value, self.partition, self.traces.of(run_id)))
             self.first_offsets[run_id] = self.history_end
         self.snapshots_written += len(outputs)
         return outputs

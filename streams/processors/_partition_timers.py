@@ -63,7 +63,7 @@ class PartitionTimers:
         """
         async with self._lock:
             end = await self._changelog.write(
-                self.partition, [(t.key, value) for t, value in arms], self.index.present(removals)
+                self.partition, [(t.key, value, t.trace) for t, value in arms], self.index.present(removals)
             )
             self.index.apply([t for t, _ in arms], removals, end)
             for key in removals:

@@ -2,10 +2,11 @@
 
 ``<prefix>.timer-index`` holds one record per armed timer, keyed ``{run_id}<NUL>{timer_id}`` (UTF-8) and
 written to the same partition number as the ``.timers`` partition the timer arrived on. The value is the
-``StartTimer`` record that armed it (``schemas.RecordCodec`` encoding, the bytes read from ``.timers``); a
-tombstone (no value) follows once the timer fired or was cancelled. Log compaction keeps the latest record
-per timer, so a partition read to its end is exactly its armed timers: the source of truth from which a
-host without the partition's SQLite index (another machine, a wiped disk, a stale file) rebuilds it. The
+``StartTimer`` record that armed it (``schemas.RecordCodec`` encoding, the bytes read from ``.timers``, with its
+trace-context headers, if any); a tombstone (no value) follows once the timer fired or was cancelled. Log
+compaction keeps the latest record per timer, so a partition read to its end is exactly its armed timers: the
+source of truth from which a host without the partition's SQLite index (another machine, a wiped disk, a stale
+file) rebuilds it. The
 SQLite index (``streams.processors._timer_index``) stays the fast local copy; the timer processor
 (``streams.processors._timer_processor``) decides which to use.
 
@@ -28,6 +29,7 @@ from engine.runtime import StartTimer
 from schemas import RecordCodec, SchemaError
 from streams._kafka_target import KafkaTarget
 from streams._topics import InternalTopicError, Topics, ensure_internal_topic
+from streams._tracing import Carrier, carrier
 from streams.kafka import consumer
 from streams.processors._timer_index import ArmedTimer, TimerIndex, TimerKey
 
@@ -48,13 +50,15 @@ def changelog_key(key: TimerKey) -> bytes:
     return f"{run_id}\x00{timer_id}".encode()
 
 
+Arm = tuple[TimerKey, bytes, Carrier]
+"""A timer to write: its key, its encoded ``StartTimer``, its trace context (the headers written with it)."""
+
+
 class ChangelogWriter(Protocol):
     """Writes one partition's arms and tombstones and waits for the broker's acknowledgement."""
 
-    async def write(
-        self, partition: int, arms: Sequence[tuple[TimerKey, bytes]], removals: Sequence[TimerKey]
-    ) -> int | None:
-        """Produce ``arms`` (key, encoded ``StartTimer``) then tombstones for ``removals`` to ``partition``.
+    async def write(self, partition: int, arms: Sequence[Arm], removals: Sequence[TimerKey]) -> int | None:
+        """Produce ``arms`` then tombstones for ``removals`` to ``partition``.
 
         Returns:
             the partition's end offset after the last record written (None when nothing was written).
@@ -90,24 +94,25 @@ class ChangelogFold:
 
     def __init__(self, records: RecordCodec) -> None:
         self._records = records
-        self._latest: dict[bytes, bytes] = {}
+        self._latest: dict[bytes, tuple[bytes, Carrier]] = {}
         self.records = 0
 
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Take one record in log order: a value arms (replacing the key's previous one), a tombstone removes."""
+    def apply(self, key: bytes | None, value: bytes | None, trace: Carrier = ()) -> None:
+        """Take one record in log order (``trace``: its trace-context headers): a value arms (replacing the key's
+        previous one), a tombstone removes."""
         self.records += 1
         if key is None:
             return
         if value is None:
             self._latest.pop(key, None)
         else:
-            self._latest[key] = value
+            self._latest[key] = value, trace
 
     def result(self, end_offset: int) -> RestoredTimers:
         """The timers armed after every record applied so far."""
         timers: list[ArmedTimer] = []
         skipped = 0
-        for key, value in self._latest.items():
+        for key, (value, trace) in self._latest.items():
             try:
                 record = self._records.decode(value)
             except SchemaError as exc:
@@ -118,7 +123,7 @@ class ChangelogFold:
                 log.error("timer changelog record %r skipped: %s does not arm that timer", key, type(record).__name__)
                 skipped += 1
                 continue
-            timers.append(ArmedTimer.of(record))
+            timers.append(ArmedTimer.of(record, trace))
         return RestoredTimers(sorted(timers), end_offset, self.records, skipped)
 
 
@@ -142,18 +147,19 @@ class TimerChangelog:
         """Write through ``producer`` (idempotent, acks=all: per-partition order is the send order)."""
         self._producer = producer
 
-    async def write(
-        self, partition: int, arms: Sequence[tuple[TimerKey, bytes]], removals: Sequence[TimerKey]
-    ) -> int | None:
-        """Produce ``arms`` then tombstones for ``removals`` to ``partition``; wait for every ack.
+    async def write(self, partition: int, arms: Sequence[Arm], removals: Sequence[TimerKey]) -> int | None:
+        """Produce ``arms`` (with their trace-context headers) then tombstones for ``removals`` to ``partition``; wait
+        for every ack.
 
         Returns:
             the partition's end offset after the last record written (None when nothing was written).
         """
         assert self._producer is not None
         acks = [
-            await self._producer.send(self.topic, value, key=changelog_key(key), partition=partition)
-            for key, value in arms
+            await self._producer.send(
+                self.topic, value, key=changelog_key(key), partition=partition, headers=list(trace) or None
+            )
+            for key, value, trace in arms
         ]
         acks += [
             await self._producer.send(self.topic, None, key=changelog_key(key), partition=partition) for key in removals
@@ -172,7 +178,7 @@ class TimerChangelog:
         """
         if index.changelog_end is None and index.count():
             timers = index.earliest(index.count())
-            arms = [(t.key, self._encode(t, now_ms)) for t in timers]
+            arms = [(t.key, self._encode(t, now_ms), t.trace) for t in timers]
             end_offset = await self.write(partition, arms, []) or end_offset
             log.warning(
                 "timer partition %d: %d timer(s) of an index older than %s copied to it",
@@ -224,7 +230,7 @@ class TimerChangelog:
                     # Anything at or past end_offset was written after the check (a zombie owner): the
                     # rebuilt index claims to reflect exactly the records before end_offset.
                     if message.offset < end_offset:
-                        fold.apply(message.key, message.value)
+                        fold.apply(message.key, message.value, carrier(message.headers))
         finally:
             await reader.stop()
         return fold.result(end_offset)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import sqlite3
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.runtime import StartTimer
+from streams._tracing import Carrier, pack, unpack
 
 TimerKey = tuple[str, str]
 """``(run_id, timer_id)``: a timer's identity (``timer_id`` is unique within its run)."""
@@ -28,10 +29,12 @@ _SCHEMA = (
     # One row: the changelog partition's end offset after the last write these rows reflect.
     "CREATE TABLE IF NOT EXISTS changelog (id INTEGER PRIMARY KEY CHECK (id = 0), end_offset INTEGER NOT NULL)",
 )
+_COLUMNS = {"requested_at": "INTEGER", "trace": "BLOB"}
+"""Columns added after the first release (nullable: an older kflow's rows and inserts leave them NULL)."""
 _UPSERT = (
-    "INSERT INTO timers (run_id, timer_id, position, kind, fire_at) VALUES (?, ?, ?, ?, ?) "
+    "INSERT INTO timers (run_id, timer_id, position, kind, fire_at, requested_at, trace) VALUES (?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, timer_id) DO UPDATE SET position = excluded.position, kind = excluded.kind, "
-    "fire_at = excluded.fire_at"
+    "fire_at = excluded.fire_at, requested_at = excluded.requested_at, trace = excluded.trace"
 )
 _DELETE = "DELETE FROM timers WHERE run_id = ? AND timer_id = ?"
 _DELETE_FIRED = "DELETE FROM timers WHERE run_id = ? AND timer_id = ? AND fire_at = ?"
@@ -40,18 +43,26 @@ _SET_END = (
     "INSERT INTO changelog (id, end_offset) VALUES (0, ?) "
     "ON CONFLICT (id) DO UPDATE SET end_offset = excluded.end_offset"
 )
-_EARLIEST = "SELECT fire_at, run_id, timer_id, position, kind FROM timers ORDER BY fire_at, run_id, timer_id LIMIT ?"
+_EARLIEST = (
+    "SELECT fire_at, run_id, timer_id, position, kind, requested_at, trace FROM timers "
+    "ORDER BY fire_at, run_id, timer_id LIMIT ?"
+)
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class ArmedTimer:
-    """One armed timer; instances sort by due time, then by ``(run_id, timer_id)`` to break ties."""
+    """One armed timer; instances sort by due time, then by ``(run_id, timer_id)`` to break ties.
+
+    ``requested_at`` (when it was armed; 0: unknown) and ``trace`` (its run's trace context, from the ``StartTimer``'s
+    headers; ``()``: none) only describe it: they take no part in comparisons."""
 
     fire_at: int
     run_id: str
     timer_id: str
     position: int
     kind: str
+    requested_at: int = field(default=0, compare=False)
+    trace: Carrier = field(default=(), compare=False)
 
     @property
     def key(self) -> TimerKey:
@@ -64,9 +75,16 @@ class ArmedTimer:
         return self.fire_at, self.run_id, self.timer_id
 
     @classmethod
-    def of(cls, record: StartTimer) -> ArmedTimer:
-        """The timer a ``StartTimer`` record arms."""
-        return cls(record.fire_at, record.run_id, record.timer_id, record.position, record.kind)
+    def of(cls, record: StartTimer, trace: Carrier = ()) -> ArmedTimer:
+        """The timer a ``StartTimer`` record (with the trace context of its headers) arms."""
+        return cls(
+            record.fire_at, record.run_id, record.timer_id, record.position, record.kind, record.requested_at, trace
+        )
+
+    @property
+    def row(self) -> tuple[str, str, int, str, int, int, bytes | None]:
+        """Its values in ``_UPSERT``'s order."""
+        return self.run_id, self.timer_id, self.position, self.kind, self.fire_at, self.requested_at, pack(self.trace)
 
 
 class TimerIndex:
@@ -92,6 +110,10 @@ class TimerIndex:
         self._db.execute("PRAGMA synchronous=NORMAL")
         for statement in _SCHEMA:
             self._db.execute(statement)
+        present = {str(row[1]) for row in self._db.execute("PRAGMA table_info(timers)")}
+        for name, kind in _COLUMNS.items():
+            if name not in present:  # a file written by an older kflow
+                self._db.execute(f"ALTER TABLE timers ADD COLUMN {name} {kind}")
 
     @property
     def changelog_end(self) -> int | None:
@@ -108,7 +130,7 @@ class TimerIndex:
         ``changelog_end`` (when not None) becomes `changelog_end` in the same transaction.
         """
         with self._transaction():
-            self._db.executemany(_UPSERT, ((t.run_id, t.timer_id, t.position, t.kind, t.fire_at) for t in arms))
+            self._db.executemany(_UPSERT, (t.row for t in arms))
             self._db.executemany(_DELETE, removals)
             self._set_end(changelog_end)
 
@@ -125,7 +147,7 @@ class TimerIndex:
         """Make the rows exactly ``timers``, reflecting the changelog up to ``changelog_end`` (a rebuild)."""
         with self._transaction():
             self._db.execute("DELETE FROM timers")
-            self._db.executemany(_UPSERT, ((t.run_id, t.timer_id, t.position, t.kind, t.fire_at) for t in timers))
+            self._db.executemany(_UPSERT, (t.row for t in timers))
             self._set_end(changelog_end)
 
     def present(self, keys: Iterable[TimerKey]) -> list[TimerKey]:
@@ -144,7 +166,10 @@ class TimerIndex:
     def earliest(self, limit: int) -> list[ArmedTimer]:
         """The ``limit`` soonest timers, in due order."""
         rows = self._db.execute(_EARLIEST, (limit,)).fetchall()
-        return [ArmedTimer(int(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4])) for r in rows]
+        return [
+            ArmedTimer(int(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), int(r[5] or 0), unpack(r[6]))
+            for r in rows
+        ]
 
     def count(self) -> int:
         """How many timers are armed."""

@@ -3,10 +3,13 @@ letter carries), and its counters."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.runtime import CancelTimer, StartTimer
 from schemas import RecordCodec, SchemaError
+from streams._tracing import record_span
+from streams.processors._timer_index import ArmedTimer
 
 LATENESS_SAMPLES = 1000
 """How many of the latest fires `TimerStats.lateness_ms` keeps."""
@@ -58,3 +61,13 @@ def parse_timer_record(records: RecordCodec, timers_topic: str, value: bytes | N
             f"{type(record).__name__} does not belong on {timers_topic} (only StartTimer and CancelTimer do)"
         )
     return record
+
+
+def record_timer_spans(timers: Sequence[ArmedTimer], fired_at: int) -> None:
+    """A ``Timer:<kind>`` span for each fired timer of a traced run (its trace context the parent), from when it was
+    armed (its due time when that is unknown) to ``fired_at``."""
+    for t in timers:
+        if t.trace:
+            attributes: dict[str, str | int] = {"kflow.run_id": t.run_id, "kflow.timer_id": t.timer_id}
+            attributes["kflow.position"] = t.position
+            record_span(f"Timer:{t.kind}", t.trace, attributes, start_ms=t.requested_at or t.fire_at, end_ms=fired_at)

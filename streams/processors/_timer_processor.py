@@ -45,6 +45,7 @@ from streams._partition_check import check_partition_counts
 from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
+from streams._tracing import carrier
 from streams.kafka import close_consumer, close_producer, consumer, producer
 from streams.processors._metrics import TIMER_LATENESS
 from streams.processors._outputs import Output, dead_letter
@@ -52,7 +53,13 @@ from streams.processors._partition_timers import PartitionTimers, open_index
 from streams.processors._serve import FAULTS, ProgressWatch, supervise
 from streams.processors._timer_changelog import TimerChangelog
 from streams.processors._timer_index import ArmedTimer, TimerIndex, TimerKey
-from streams.processors._timer_inputs import LATENESS_SAMPLES, Rejected, TimerStats, parse_timer_record
+from streams.processors._timer_inputs import (
+    LATENESS_SAMPLES,
+    Rejected,
+    TimerStats,
+    parse_timer_record,
+    record_timer_spans,
+)
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +238,9 @@ class TimerProcessor:
                 continue
             # The changelog value is the StartTimer exactly as read (no re-encoding).
             final[(record.run_id, record.timer_id)] = (
-                (ArmedTimer.of(record), message.value) if isinstance(record, StartTimer) else None
+                (ArmedTimer.of(record, carrier(message.headers)), message.value)
+                if isinstance(record, StartTimer)
+                else None
             )
         now = self._clock.now_ms()
         arms = [arm for arm in final.values() if arm is not None and arm[0].fire_at > now]
@@ -280,10 +289,10 @@ class TimerProcessor:
             )
             if self._signer is not None:
                 record = self._signer.sign(record)
-            acks.append(
-                await self._producer.send(self.topics.inbox, self._records.encode(record), key=t.run_id.encode())
-            )
+            value, headers = self._records.encode(record), list(t.trace) or None
+            acks.append(await self._producer.send(self.topics.inbox, value, key=t.run_id.encode(), headers=headers))
         await asyncio.gather(*acks)
+        record_timer_spans(timers, fired_at)
         self._fired += len(timers)
         self._lateness.extend(fired_at - t.fire_at for t in timers)
         for t in timers:

@@ -31,6 +31,7 @@ from streams._record_limit import too_large
 from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
+from streams._tracing import Carrier, carrier, consumer_span
 from streams.processors._metrics import count_step
 from streams.processors._offsets import OffsetTracker
 from streams.processors._outputs import Output, dead_letter
@@ -191,7 +192,8 @@ class StepWorker:
 
     def _dispatch(self, tp: TopicPartition, message: Any) -> None:
         self._tracker.add(tp, message.offset)
-        task = asyncio.create_task(self._handle(tp, message.offset, message.key, message.value))
+        trace = carrier(message.headers)
+        task = asyncio.create_task(self._handle(tp, message.offset, message.key, message.value, trace))
         self._inflight.add(task)
         task.add_done_callback(self._release)
 
@@ -219,9 +221,11 @@ class StepWorker:
             log.warning("worker %s could not commit %s: %r", self.worker_id, offsets, exc)
             self._tracker.restore(offsets)
 
-    async def _handle(self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes) -> None:
+    async def _handle(
+        self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes, trace: Carrier = ()
+    ) -> None:
         try:
-            outputs = await self._outputs(tp, offset, key, value)
+            outputs = await self._outputs(tp, offset, key, value, trace)
         except Exception as exc:  # a worker bug must not stall the partition: park the task with the reason
             log.exception("task %s[%d]@%d failed in the worker", tp.topic, tp.partition, offset)
             outputs = [self._dead(tp, offset, key, value, f"worker failed: {exc!r}", exc)]
@@ -229,7 +233,11 @@ class StepWorker:
             await self._send(output)
         self._tracker.done(tp, offset)
 
-    async def _outputs(self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes) -> list[Output]:
+    async def _outputs(
+        self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes, trace: Carrier = ()
+    ) -> list[Output]:
+        """The ``StepResult`` of one task (in a ``RunStep:<step>`` span, a child of ``trace``: the run's context, which
+        the result carries back), or dead letters."""
         try:
             cmd = self.records.decode(value)
         except SchemaError as exc:
@@ -253,18 +261,22 @@ class StepWorker:
         }
         token = LOG_CONTEXT.set(context)  # the step's own log lines carry them (--log-format json)
         try:
-            result = await runtime.execute_step(self.registry, cmd, self._clock, worker=self.worker_id)
+            with consumer_span(f"RunStep:{cmd.step_name}", trace, _attributes(cmd)) as span:
+                result = await runtime.execute_step(self.registry, cmd, self._clock, worker=self.worker_id)
+                self.stats.steps_run += 1
+                count_step(cmd.step_name, cmd.attempt, result.ok, (result.finished_at - result.started_at) / 1000)
+                encoded, sent = self._encode_result(result, cmd.step_name)
+                if sent.error is not None:
+                    span.failed(sent.error.type, sent.error.message, sent.error.traceback)
         finally:
             LOG_CONTEXT.reset(token)
-        self.stats.steps_run += 1
-        count_step(cmd.step_name, cmd.attempt, result.ok, (result.finished_at - result.started_at) / 1000)
-        encoded = self._encode_result(result, cmd.step_name)
-        return [Output("inbox", cmd.run_id.encode(), encoded)]
+        return [Output("inbox", cmd.run_id.encode(), encoded, headers=trace)]
 
     def _signed(self, result: StepResult) -> StepResult:
         return result if self._signer is None else self._signer.sign(result)
 
-    def _encode_result(self, result: StepResult, step_name: str) -> bytes:
+    def _encode_result(self, result: StepResult, step_name: str) -> tuple[bytes, StepResult]:
+        """The result encoded (signed), and the result that is: a failure when the step's result cannot be sent."""
         try:
             encoded = self.records.encode(self._signed(result))
             if len(encoded) > kafka.MAX_MESSAGE_BYTES:
@@ -289,7 +301,7 @@ class StepWorker:
             encoded = self.records.encode(self._signed(result))
         if not result.ok:
             self.stats.steps_failed += 1
-        return encoded
+        return encoded, result
 
     def _undecodable(
         self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes, exc: SchemaError
@@ -342,7 +354,7 @@ class StepWorker:
         delay = 0.1
         while True:
             try:
-                await producer.send_and_wait(self.topics.name(output.topic), output.value, key=output.key)
+                await producer.send_and_wait(self.topics.name(output.topic), output.value, **output.options)
                 return
             except KafkaError as exc:
                 log.warning(
@@ -350,6 +362,17 @@ class StepWorker:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+def _attributes(cmd: ExecuteStep) -> dict[str, str | int]:
+    """The attributes of a step attempt's span."""
+    return {
+        "kflow.run_id": cmd.run_id,
+        "kflow.workflow": cmd.workflow_name,
+        "kflow.step": cmd.step_name,
+        "kflow.position": cmd.position,
+        "kflow.attempt": cmd.attempt,
+    }
 
 
 def _unsendable(exc: BaseException, message: str) -> ErrorInfo:

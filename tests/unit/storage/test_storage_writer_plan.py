@@ -105,6 +105,7 @@ def test_every_write_carries_the_seq_of_its_event_as_timestamp() -> None:
         ("INSERT", "ks.runs"): 1,
         ("INSERT", "ks.runs_by_status"): 4,
         ("INSERT", "ks.runs_by_workflow"): 1,
+        ("INSERT", "ks.runs_by_id_prefix"): 1,
         ("UPDATE", "ks.runs"): 4,
         ("DELETE", "ks.runs_by_status"): 4,
         ("UPDATE", "ks.runs_by_workflow"): 4,
@@ -120,6 +121,12 @@ def test_the_status_move_deletes_the_running_row_and_inserts_the_final_one() -> 
     assert deletes == [((4, "running", *key), ("runs_by_status", "running", "2023-11-14"))]
     inserted = [w.params for w in writes if str(w.statement).startswith("INSERT INTO ks.runs_by_status")]
     assert inserted == [("running", *key, "orders", 1), ("failed", *key, "orders", 4)]
+
+
+def test_a_started_run_is_listed_under_the_first_four_characters_of_its_id() -> None:
+    writes = _writer(_Session()).plan(_history()[:1], [b""], KEYS)
+    prefixed = [(w.params, w.partition) for w in writes if "runs_by_id_prefix" in str(w.statement)]
+    assert prefixed == [(("rrrr", RUN, 1), ("runs_by_id_prefix", "rrrr"))]
 
 
 def test_without_the_started_keys_only_the_runs_row_records_the_end() -> None:

@@ -135,6 +135,7 @@ def test_exit_statuses(error: KflowError, status: int) -> None:
         ["compact", "--older-than", "1d"],  # reads Cassandra first
         ["replay", "--rebuild"],
         ["storage", "migrate"],
+        ["ui", "--port", "0"],
     ],
 )
 def test_an_unreachable_server_is_one_line_and_exit_4(argv: list[str]) -> None:

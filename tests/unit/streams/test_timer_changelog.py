@@ -41,9 +41,9 @@ class MemoryChangelog(TimerChangelog):
         self.reads = 0
 
     async def write(
-        self, partition: int, arms: Sequence[tuple[TimerKey, bytes]], removals: Sequence[TimerKey]
+        self, partition: int, arms: Sequence[tuple[TimerKey, bytes, object]], removals: Sequence[TimerKey]
     ) -> int | None:
-        records = [(changelog_key(key), value) for key, value in arms]
+        records = [(changelog_key(key), value) for key, value, _ in arms]
         records += [(changelog_key(key), None) for key in removals]
         self.log[partition].extend(records)
         return len(self.log[partition]) if records else None
@@ -144,7 +144,7 @@ async def test_a_stale_index_is_rebuilt_and_resurrects_nothing(tmp_path: Path) -
         ArmedTimer(200, "r", "cancelled", 0, "sleep"),
         ArmedTimer(300, "r", "stays", 0, "sleep"),
     ]
-    end = await changelog.write(0, [(t.key, _value(t)) for t in arms], [])
+    end = await changelog.write(0, [(t.key, _value(t), ()) for t in arms], [])
     host_a.apply(arms, changelog_end=end)
     # The partition moved to another host, which fired one timer, cancelled one and armed one ...
     await changelog.write(0, [_key_value("r", "new", 400)], [("r", "fires"), ("r", "cancelled")])
@@ -180,5 +180,5 @@ def _value(timer: ArmedTimer) -> bytes:
     )
 
 
-def _key_value(run_id: str, timer_id: str, fire_at: int) -> tuple[TimerKey, bytes]:
-    return (run_id, timer_id), RECORDS.encode(_start(run_id, timer_id, fire_at))
+def _key_value(run_id: str, timer_id: str, fire_at: int) -> tuple[TimerKey, bytes, tuple[()]]:
+    return (run_id, timer_id), RECORDS.encode(_start(run_id, timer_id, fire_at)), ()

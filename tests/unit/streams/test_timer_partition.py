@@ -19,9 +19,9 @@ class Recorder:
         self.gate: asyncio.Event | None = None  # when set up, a fire waits for it after its ack
 
     async def write(
-        self, partition: int, arms: Sequence[tuple[TimerKey, bytes]], removals: Sequence[TimerKey]
+        self, partition: int, arms: Sequence[tuple[TimerKey, bytes, object]], removals: Sequence[TimerKey]
     ) -> int | None:
-        self.trace += [("arm", [key[1] for key, _ in arms])] if arms else []
+        self.trace += [("arm", [key[1] for key, _, _ in arms])] if arms else []
         self.trace += [("tombstone", [key[1] for key in removals])] if removals else []
         self.end += len(arms) + len(removals)
         return self.end if arms or removals else None
