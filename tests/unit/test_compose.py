@@ -264,7 +264,7 @@ def dockerfile_instructions() -> dict[str, str]:
 def test_dockerfile_installs_the_pinned_package_with_kflow_as_entrypoint() -> None:
     steps = dockerfile_instructions()
     assert steps["FROM"] == "python:3.11-slim"
-    assert "pip install -c constraints.txt \".[otel,ui]\"" in DOCKERFILE.read_text()  # the versions the suite ran with
+    assert 'pip install -c constraints.txt ".[otel,ui]"' in DOCKERFILE.read_text()  # the versions the suite ran with
     assert json.loads(steps["ENTRYPOINT"]) == ["kflow"]
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert "kflow" in scripts
