@@ -30,6 +30,7 @@ from streams._settings import Settings
 from streams._tracing import Carrier, consumer_span
 from streams.processors._metrics import count_step
 from streams.processors._outputs import Output
+from streams.processors._step_results import encode_result
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,9 @@ class LocalSteps:
                     self.handed_over += 1
                     done.append(out)
                     continue
-                signed = result if self.signer is None else self.signer.sign(result)
-                fresh.extend(process(out.key, self.records.encode(signed), -1, self.clock.now_ms()))
                 count_step(cmd.step_name, cmd.attempt, result.ok, (result.finished_at - result.started_at) / 1000)
+                encoded, _ = encode_result(self.records, self.signer, result, cmd.step_name)  # unsendable: failed
+                fresh.extend(process(out.key, encoded, -1, self.clock.now_ms()))
         self.ran += ran
         return done
 

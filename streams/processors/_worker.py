@@ -22,12 +22,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from engine import Registry, runtime
-from engine.runtime import ErrorInfo, ExecuteStep, StepResult, SystemClock
-from schemas import PayloadError, RecordCodec, RecordSigner, SchemaError
+from engine.runtime import ExecuteStep, StepResult, SystemClock
+from schemas import RecordCodec, RecordSigner, SchemaError
 from streams import kafka
 from streams._logs import LOG_CONTEXT
 from streams._partition_check import check_partition_counts
-from streams._record_limit import too_large
 from streams._schema_topic import join_schema_topic
 from streams._settings import Settings
 from streams._topics import Topics
@@ -36,6 +35,7 @@ from streams.processors._metrics import count_step
 from streams.processors._offsets import OffsetTracker
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._serve import ProgressWatch, supervise
+from streams.processors._step_results import encode_result, unsendable
 
 log = logging.getLogger(__name__)
 
@@ -277,28 +277,7 @@ class StepWorker:
 
     def _encode_result(self, result: StepResult, step_name: str) -> tuple[bytes, StepResult]:
         """The result encoded (signed), and the result that is: a failure when the step's result cannot be sent."""
-        try:
-            encoded = self.records.encode(self._signed(result))
-            if len(encoded) > kafka.MAX_MESSAGE_BYTES:
-                then = "return a reference (a key, a URL) to large data instead of the data"
-                raise PayloadError(too_large("the result", len(encoded), then))
-        except BaseException as exc:  # SchemaError, or user code run by the codec (a __reduce__) raising anything
-            if isinstance(exc, GeneratorExit):
-                raise
-            text = str(exc) if isinstance(exc, SchemaError) else f"encoding it raised {type(exc).__name__}"
-            log.warning("step %s returned a result that cannot be sent: %s", step_name, text)
-            error = _unsendable(exc, f"the result of step {step_name!r} cannot be sent: {text}")
-            result = StepResult(
-                run_id=result.run_id,
-                position=result.position,
-                attempt=result.attempt,
-                ok=False,
-                error=error,
-                worker=result.worker,
-                started_at=result.started_at,
-                finished_at=result.finished_at,
-            )
-            encoded = self.records.encode(self._signed(result))
+        encoded, result = encode_result(self.records, self._signer, result, step_name)
         if not result.ok:
             self.stats.steps_failed += 1
         return encoded, result
@@ -315,7 +294,7 @@ class StepWorker:
         if envelope.name == "ExecuteStep":
             fields = envelope.record
             now = self._clock.now_ms()
-            error = _unsendable(exc, f"the arguments of step {fields['step_name']!r} cannot be decoded: {exc}")
+            error = unsendable(exc, f"the arguments of step {fields['step_name']!r} cannot be decoded: {exc}")
             failed = StepResult(
                 run_id=str(fields["run_id"]),
                 position=int(str(fields["position"])),
@@ -373,13 +352,3 @@ def _attributes(cmd: ExecuteStep) -> dict[str, str | int]:
         "kflow.position": cmd.position,
         "kflow.attempt": cmd.attempt,
     }
-
-
-def _unsendable(exc: BaseException, message: str) -> ErrorInfo:
-    """A non-retryable error for a value the payload codec cannot carry (a retry would fail the same way)."""
-    hint = (
-        ""
-        if "cloudpickle" in message
-        else ("; use the cloudpickle payload codec (with KFLOW_SECRET) for arbitrary Python values")
-    )
-    return ErrorInfo(type=runtime.error_info(exc, with_traceback=False).type, message=message + hint, retryable=False)

@@ -39,6 +39,16 @@ async def slow(value: int) -> int:
     return value
 
 
+@step(local=True, max_retries=0)
+async def huge(size: int) -> str:
+    return "x" * size
+
+
+@workflow
+async def too_big(size: int) -> str:
+    return await huge(size)
+
+
 @workflow
 async def chain(n: int) -> int:
     value = 0
@@ -62,7 +72,7 @@ async def slowly(n: int) -> int:
     return await slow(n)
 
 
-REGISTRY = Registry([add_one, remote, flaky, slow, chain, mixed, failing, slowly])
+REGISTRY = Registry([add_one, remote, flaky, slow, huge, chain, mixed, failing, slowly, too_big])
 
 
 def local_steps(run_steps: bool = False, **bounds: int) -> LocalSteps:
@@ -170,3 +180,13 @@ def test_the_local_option_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match="local must be a bool"):
         step(local="yes")  # type: ignore[call-overload]
     assert REGISTRY.step("add_one").local and not REGISTRY.step("remote").local
+
+
+async def test_a_result_too_large_to_send_fails_the_attempt_as_on_a_worker() -> None:
+    part, local = PartitionLogic(REGISTRY, RECORDS, "p.inbox", 0), local_steps()
+    settled = await local.settle(part.process, start(part, "h", "too_big", 1_100_000))
+    assert [o.topic for o in settled if o.topic == "dlq"] == []  # not parked: the run hears why
+    failed = [e for e in records(settled, "history") if type(e).__name__ == "StepFailed"]
+    assert len(failed) == 1 and "cannot be sent" in failed[0].error.message  # type: ignore[attr-defined]
+    finished = records(settled, "completions")
+    assert [f.status for f in finished] == ["failed"]  # type: ignore[attr-defined]
