@@ -207,6 +207,8 @@ def main() -> None:
                 dev("up")
     else:
         print(f"DBOS not run: {why_not}")
+        if not was_running:
+            dev("down")  # leave the servers as they were
     print(f"\nmedians of {args.reps} repetition(s), {os.cpu_count()} cores, the other side's servers stopped")
     print("\n".join(table(columns)))
 

@@ -142,9 +142,9 @@ def cpu_seconds(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> float:
     """Wait for a terminated process (killed after ``timeout`` s); the CPU time it used, from its exit status."""
     deadline = time.monotonic() + timeout
     while True:
-        pid, _, usage = os.wait4(proc.pid, os.WNOHANG)
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
-            proc.returncode = 0  # reaped here: Popen must not wait for it again
+            proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
             return usage.ru_utime + usage.ru_stime
         if time.monotonic() > deadline:
             proc.kill()

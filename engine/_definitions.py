@@ -125,8 +125,9 @@ def step(
             from pyworkflow-engine; kflow does not use it.
         local: a *local step*: its first attempt runs inside the orchestrator that owns the run, its
             result recorded in the orchestrator's own transaction (no ``.tasks`` hop). For short,
-            idempotent work; a local attempt over its ``timeout``, retries, and what does not fit in a
-            transaction's group of local steps go to the step workers (docs/api.md, "Local steps").
+            idempotent work; a local attempt over the local budget (1 s by default), retries, and what
+            does not fit in a transaction's group of local steps go to the step workers (docs/api.md,
+            "Local steps").
 
     Raises:
         InvalidDurationError: for a bad ``retry_delay``, ``timeout`` or ``max_retry_delay``.

@@ -160,6 +160,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     registry = load_registry("examples.basic")  # also makes the current directory importable
     example = importlib.import_module("examples.basic")
-    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port or DEMO_METRICS_PORT
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    port = DEMO_METRICS_PORT if port is None else port  # 0 (option or variable): no metrics
     asyncio.run(run_example(settings, "examples.basic", registry, example.scenario, metrics_port=port or None))
     return 0

@@ -20,6 +20,7 @@ from streams._tracing import configure_traces
 from streams.cli._app import load_registry
 from streams.cli._call_args import parse_call
 from streams.cli._errors import CliError, UsageError
+from streams.cli._runs import positive_int
 from streams.ops import event_fields, plain
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,23 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         action="store_true",
         help="run the first attempt of every step of the module here, recorded in the orchestrator's transaction "
         "(local steps; retries and long attempts still go to workers)",
+    )
+    processor.add_argument(
+        "--local-max-steps", type=positive_int, default=1_000, metavar="N", help="most local attempts per transaction"
+    )
+    processor.add_argument(
+        "--local-interval-ms",
+        type=positive_int,
+        default=100,
+        metavar="MS",
+        help="no new round of local steps starts this long after a transaction's first",
+    )
+    processor.add_argument(
+        "--local-budget-ms",
+        type=positive_int,
+        default=1_000,
+        metavar="MS",
+        help="longest a local attempt runs before it is handed to a worker",
     )
     processor.add_argument(
         "--no-materializer",
@@ -121,10 +139,13 @@ def _observed(
 def _processor(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(args.app)
     from schemas import RecordCodec
-    from streams.processors import HistoryMaterializer, Orchestrator, TimerProcessor
+    from streams.processors import HistoryMaterializer, LocalBounds, Orchestrator, TimerProcessor
 
     port = _observed(args, settings, registry, "kflow-processor")
-    orchestrator = Orchestrator(settings, registry, cache_size=args.cache_size, run_steps=args.run_steps)
+    bounds = LocalBounds(args.local_max_steps, args.local_interval_ms, args.local_budget_ms)
+    orchestrator = Orchestrator(
+        settings, registry, cache_size=args.cache_size, run_steps=args.run_steps, local_bounds=bounds
+    )
     delay = TimerProcessor(settings, state_dir=settings.home / "state")
     processors: list[Any] = [orchestrator, delay]
     if not args.no_materializer:

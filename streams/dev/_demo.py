@@ -56,6 +56,7 @@ async def run_example(
         retention_ms=settings.retention_ms,
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    env.pop("KFLOW_METRICS_PORT", None)  # each process gets its own port below (or none): never a shared one
     ports = {} if metrics_port is None else {"processor": metrics_port, "worker": metrics_port + 1}
     procs = [
         subprocess.Popen(

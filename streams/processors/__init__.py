@@ -5,7 +5,7 @@ materializer (``.history`` -> Cassandra), with the state each keeps."""
 from streams.processors._health import BOARD as HEALTH_BOARD
 from streams.processors._health import HealthBoard, ServiceHealth, liveness, loop_answers, readiness
 from streams.processors._http import ObservabilityServer
-from streams.processors._local_steps import LocalSteps, local_predicate
+from streams.processors._local_steps import LocalBounds, LocalSteps, local_predicate
 from streams.processors._materializer import HistoryMaterializer, MaterializerStats
 from streams.processors._metric_sources import watch_processor
 from streams.processors._metrics import (
@@ -44,6 +44,7 @@ __all__ = [
     "Orchestrator",
     "OrchestratorStats",
     "LocalSteps",
+    "LocalBounds",
     "local_predicate",
     "PartitionLogic",
     "SNAPSHOT_AFTER_RECORDS",

@@ -22,6 +22,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from engine import Registry, UnknownStepError
 from engine.runtime import Clock, ExecuteStep, StepResult, execute_step
@@ -34,13 +35,23 @@ from streams.processors._step_results import encode_result
 
 log = logging.getLogger(__name__)
 
-LOCAL_MAX_STEPS = 1_000
-"""Default most local step attempts one transaction runs (``KFLOW_LOCAL_STEPS_MAX``)."""
-LOCAL_INTERVAL_MS = 100
-"""Default longest a transaction's local steps run before what is left goes to the workers
-(``KFLOW_LOCAL_STEPS_INTERVAL_MS``)."""
-LOCAL_BUDGET_MS = 1_000
-"""Default longest one local attempt may run before it is handed to a worker (``KFLOW_LOCAL_STEP_BUDGET_MS``)."""
+
+@dataclass(frozen=True, slots=True)
+class LocalBounds:
+    """The bounds of local work (``kflow processor --local-max-steps / --local-interval-ms / --local-budget-ms``).
+
+    Attributes:
+        max_steps: most local attempts one transaction runs; a round that would pass it runs only what fits.
+        interval_ms: no new round starts this long after a transaction's first; the rounds end at a round's end,
+            and one round lasts at most ``budget_ms``.
+        budget_ms: longest one local attempt may run before it is cancelled and handed to a worker (a synchronous
+            step's thread cannot be cancelled: it runs on while a worker runs the attempt again).
+    """
+
+    max_steps: int = 1_000
+    interval_ms: int = 100
+    budget_ms: int = 1_000
+
 
 Process = Callable[[bytes, bytes, int, int], list[Output]]
 """The partition logic's ``process(key, value, offset, now_ms)``."""
@@ -61,14 +72,19 @@ def local_predicate(registry: Registry, run_steps: bool) -> Callable[[ExecuteSte
 
 
 def local_steps(
-    registry: Registry, records: RecordCodec, clock: Clock, settings: Settings, run_steps: bool
+    registry: Registry,
+    records: RecordCodec,
+    clock: Clock,
+    settings: Settings,
+    run_steps: bool,
+    bounds: LocalBounds | None = None,
 ) -> LocalSteps | None:
     """The orchestrator's local steps (None: its module declares none and ``run_steps`` is off)."""
     if not run_steps and not any(defn.local for defn in registry.steps.values()):
         return None
     signer = None if settings.secret is None else RecordSigner(settings.secret)
     worker = f"local:{socket.gethostname()}:{os.getpid()}"
-    return LocalSteps(registry, records, clock, worker, local_predicate(registry, run_steps), signer)
+    return LocalSteps(registry, records, clock, worker, local_predicate(registry, run_steps), signer, bounds=bounds)
 
 
 class LocalSteps:
@@ -81,7 +97,7 @@ class LocalSteps:
         worker: recorded as the ``worker`` of local results (e.g. ``local:<host>:<pid>``).
         is_local: which ``ExecuteStep`` run here (``local_predicate``).
         signer: signs the results when ``KFLOW_SECRET`` is set (the partition logic checks every result).
-        max_steps, interval_ms, budget_ms: the bounds of one transaction's local work and of one attempt.
+        bounds: of one transaction's local work and of one attempt (default ``LocalBounds()``).
     """
 
     def __init__(
@@ -93,18 +109,17 @@ class LocalSteps:
         is_local: Callable[[ExecuteStep], bool],
         signer: RecordSigner | None = None,
         *,
-        max_steps: int = LOCAL_MAX_STEPS,
-        interval_ms: int = LOCAL_INTERVAL_MS,
-        budget_ms: int = LOCAL_BUDGET_MS,
+        bounds: LocalBounds | None = None,
     ) -> None:
+        bounds = bounds or LocalBounds()
         self.registry = registry
         self.records = records
         self.clock = clock
         self.worker = worker
         self.signer = signer
-        self.max_steps = max_steps
-        self.interval_s = interval_ms / 1000
-        self.budget_s = budget_ms / 1000
+        self.max_steps = bounds.max_steps
+        self.interval_s = bounds.interval_ms / 1000
+        self.budget_s = bounds.budget_ms / 1000
         self.is_local = is_local
         self.ran = 0
         self.handed_over = 0
@@ -127,10 +142,13 @@ class LocalSteps:
             if not local:
                 break
             fresh = []
-            if ran >= self.max_steps or time.monotonic() - began >= self.interval_s:
-                self.handed_over += len(local)  # the bound of one transaction: the workers take the rest
-                done.extend(out for out, _ in local)
-                break
+            room = self.max_steps - ran if time.monotonic() - began < self.interval_s else 0
+            if room < len(local):  # the bound of one transaction: the workers take what does not fit
+                self.handed_over += len(local) - max(room, 0)
+                done.extend(out for out, _ in local[max(room, 0) :])
+                local = local[: max(room, 0)]
+                if not local:
+                    break
             results = await asyncio.gather(*(self._attempt(cmd, out.headers) for out, cmd in local))
             ran += len(local)
             for (out, cmd), result in zip(local, results, strict=True):

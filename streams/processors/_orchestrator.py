@@ -31,7 +31,7 @@ from streams._settings import Settings
 from streams._topics import Topics, ensure_internal_topic
 from streams._tracing import carrier
 from streams.kafka import close_consumer, close_producer, consumer, producer
-from streams.processors._local_steps import local_steps
+from streams.processors._local_steps import LocalBounds, local_steps
 from streams.processors._metrics import ADOPTION_SECONDS, TRANSACTION_ABORTS, TRANSACTION_SECONDS
 from streams.processors._orchestrator_stats import OrchestratorStats
 from streams.processors._outputs import Output, observer, rerouted, retrieved
@@ -60,6 +60,8 @@ class Orchestrator:
             ``snapshot_min_age_ms``: only runs running that long are snapshotted.
         run_steps: run the first attempt of every step of ``registry`` here (``kflow processor --run-steps``);
             steps declared ``@step(local=True)`` run here anyway (``streams.processors._local_steps``).
+        local_bounds: the bounds of that work (default ``LocalBounds()``). While a batch's local steps run, the
+            next poll of every partition waits (keep them short).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class Orchestrator:
         snapshot_after: int = SNAPSHOT_AFTER_RECORDS,
         snapshot_min_age_ms: int = SNAPSHOT_MIN_AGE_MS,
         run_steps: bool = False,
+        local_bounds: LocalBounds | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -83,7 +86,7 @@ class Orchestrator:
         self.clock = clock or SystemClock()
         self.records = records or RecordCodec(secret=settings.secret, types=registry.payload_types)
         self.stats = OrchestratorStats()
-        self.local = local_steps(registry, self.records, self.clock, settings, run_steps)
+        self.local = local_steps(registry, self.records, self.clock, settings, run_steps, local_bounds)
         self.partitions: dict[int, PartitionLogic] = {}
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._adopting: dict[int, asyncio.Task[None]] = {}

@@ -38,6 +38,7 @@ async def test_kill_9_mid_batch_reruns_only_the_uncommitted_local_steps(settings
         "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
     command = [sys.executable, "-m", "streams.cli", "processor", "-A", "local_workflows", "--no-materializer"]
+    command += ["--local-interval-ms", "60000"]  # each batch's steps in its one transaction however slow the machine
     procs: list[subprocess.Popen[bytes]] = []
     try:
         with open(tmp_path / "first.log", "ab") as log:

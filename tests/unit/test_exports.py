@@ -87,6 +87,7 @@ PINNED = {
     ],
     "streams.processors": [
         "LocalSteps",
+        "LocalBounds",
         "local_predicate",
         "ArmedTimer",
         "ChangelogError",

@@ -10,7 +10,7 @@ import pytest
 from engine import Registry, RetryableError, runtime, step, workflow
 from engine.runtime import CallArgs, ExecuteStep, StartWorkflow, SystemClock
 from schemas import RecordCodec
-from streams.processors import LocalSteps, Output, PartitionLogic, local_predicate
+from streams.processors import LocalBounds, LocalSteps, Output, PartitionLogic, local_predicate
 
 RECORDS = RecordCodec()
 CALLS: list[tuple[str, int]] = []
@@ -77,7 +77,7 @@ REGISTRY = Registry([add_one, remote, flaky, slow, huge, chain, mixed, failing, 
 
 def local_steps(run_steps: bool = False, **bounds: int) -> LocalSteps:
     is_local = local_predicate(REGISTRY, run_steps)
-    return LocalSteps(REGISTRY, RECORDS, SystemClock(), "local:test", is_local, **bounds)
+    return LocalSteps(REGISTRY, RECORDS, SystemClock(), "local:test", is_local, bounds=LocalBounds(**bounds))
 
 
 def start(part: PartitionLogic, run_id: str, name: str, arg: int) -> list[Output]:
@@ -143,6 +143,21 @@ async def test_the_size_bound_hands_the_rest_to_the_workers() -> None:
     more = await local.settle(part.process, part.process(b"a", RECORDS.encode(result), 1, 20))
     assert events(more).count("StepCompleted") == 3 and records(more, "tasks") == []  # 1 recorded + 2 local
     assert [f.result for f in records(more, "completions")] == [5]  # type: ignore[attr-defined]
+
+
+async def test_a_round_runs_only_what_fits_in_the_transaction() -> None:
+    part, local = PartitionLogic(REGISTRY, RECORDS, "p.inbox", 0), local_steps(max_steps=3)
+    outputs = start(part, "a", "chain", 4) + start(part, "b", "chain", 4)
+    settled = await local.settle(part.process, outputs)
+    assert local.ran == 3 and len(CALLS) == 3  # round 1: a and b; round 2: room for one of them, none after
+    assert len(records(settled, "tasks")) == 2 and local.handed_over == 2  # one step of each run
+    assert events(settled).count("StepCompleted") == 3
+
+
+async def test_no_round_starts_after_the_interval() -> None:
+    part, local = PartitionLogic(REGISTRY, RECORDS, "p.inbox", 0), local_steps(interval_ms=0)
+    settled = await local.settle(part.process, start(part, "a", "chain", 3))
+    assert local.ran == 0 and CALLS == [] and len(records(settled, "tasks")) == 1
 
 
 async def test_a_failed_local_attempt_is_recorded_and_its_retry_goes_to_the_workers() -> None:
