@@ -100,9 +100,8 @@ class PartitionState:
             schedule = self.records.decode(value)
             assert isinstance(schedule, runtime.ScheduleState)
             self.schedules[name] = schedule
-        if decoded.name == "RunSnapshot":
-            self._restore_snapshot(name, record)
-            self.traces.keep(name, trace)
+        if decoded.name == "RunSnapshot" and self._restore_snapshot(name, record):
+            self.traces.keep(name, trace)  # only with the run it belongs to (a skipped snapshot keeps nothing)
         if decoded.name == "RunMarker":
             self.histories.remove(name)  # a snapshot of it, written while it ran
             self.traces.drop(name)
@@ -220,14 +219,16 @@ class PartitionState:
         self.traces.clear()
         self.histories.close()
 
-    def _restore_snapshot(self, run_id: str, record: dict[str, Any]) -> None:
+    def _restore_snapshot(self, run_id: str, record: dict[str, Any]) -> bool:
+        """Take a run's history from its snapshot; False: skipped (it holds records that are not events)."""
         events = [self.records.decode(raw) for raw in record["events"]]
         if not all(isinstance(event, HISTORY_EVENT_TYPES) for event in events):
             log.error("snapshot of run %s holds records that are not history events: skipped", run_id)
-            return
+            return False
         self.histories.replace(run_id, cast(list[HistoryEvent], events), record["events"])
         self.first_offsets[run_id] = int(record["history_offset"])
         self.snapshots_restored += 1
+        return True
 
     def snapshot_outputs(self, now_ms: int) -> list[Output]:
         """``RunSnapshot`` records for the running runs whose history starts more than ``snapshot_after``
