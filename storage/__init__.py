@@ -4,13 +4,28 @@ retention (``kflow compact``)."""
 from storage._cql import Write, day_bucket, group_writes, json_text, to_ms
 from storage._errors import StorageError
 from storage._history import HistoryWriter
+from storage._listing import MAX_DAYS_PER_PAGE, RunListing
 from storage._migrations import MIGRATIONS_DIR, load_migrations, migrate, parse_statements
-from storage._pages import PageCursor, day_range, decode_page, encode_page
-from storage._prefix import ID_PREFIX_LENGTH, SCAN_BUDGET, PrefixListing, prefix_end
+from storage._pages import MIN_DAY, PageCursor, day_range, decode_page, encode_page
+from storage._prefix import (
+    ID_PREFIX_LENGTH,
+    SCAN_BUDGET,
+    PrefixCursor,
+    PrefixListing,
+    decode_prefix_page,
+    encode_prefix_page,
+    prefix_end,
+)
 from storage._queries import FinishedRun, HistorySize, RunPage, RunRow, RunStore
 from storage._session import CONSISTENCY_LEVELS, CassandraConnection, CassandraTarget, parse_replication
 
 __all__ = [
+    "MAX_DAYS_PER_PAGE",
+    "RunListing",
+    "MIN_DAY",
+    "PrefixCursor",
+    "decode_prefix_page",
+    "encode_prefix_page",
     "CassandraConnection",
     "CassandraTarget",
     "FinishedRun",

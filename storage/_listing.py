@@ -1,7 +1,9 @@
 """Run listings over the query tables (``runs_by_status``, ``runs_by_workflow``): which runs a page holds.
 
 A listing walks the day buckets from the newest day back to a floor (``days`` before today, or the day of
-``since``), so it costs a bounded number of partition reads. Every listing is ordered by ``(started_at, run_id)``
+``since``, never before ``storage._pages.MIN_DAY``), so it costs a bounded number of partition reads: at most
+``MAX_DAYS_PER_PAGE`` days a page (a page that stops there is short, maybe empty, and its token goes on with the
+next day). Every listing is ordered by ``(started_at, run_id)``
 descending; a page token (``storage._pages``) is the last key returned plus the floor and the filters, so the next
 page continues exactly after it. ``since`` bounds the listing below: a walk stops at the first key started before it
 (each partition is read newest first). ``until`` bounds it above: the walk starts on its day, after the key
@@ -14,16 +16,25 @@ import heapq
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
 from engine.runtime import Clock
 from storage._cql import STATUSES, day_bucket, to_ms
-from storage._pages import PageCursor, day_range, decode_page, encode_page
+from storage._pages import MIN_DAY, PageCursor, check_days, continue_at, day_range, decode_page, encode_page
 
 _DAY = timedelta(days=1)
+
+MAX_DAYS_PER_PAGE = 62
+"""Most day buckets one page reads (per partition family): a page that hits it may be short, or empty, and its
+token goes on with the next day."""
+
+
+def _ms(day: date) -> int:
+    return round(datetime.combine(day, time(), UTC).timestamp() * 1000)
+
 
 Key = tuple[int, str]
 """``(started_at, run_id)``: the order of every listing, descending."""
@@ -72,27 +83,35 @@ class RunListing:
             the driver's errors (``RunStore`` wraps them).
         """
         cursor = decode_page(token, status, workflow, since, until) if token else None
-        today = datetime.fromtimestamp(self._clock.now_ms() / 1000, tz=UTC).date()
+        now_ms = self._clock.now_ms()
+        today = datetime.fromtimestamp(now_ms / 1000, tz=UTC).date()
+        lowest, highest = _ms(MIN_DAY), now_ms + 86_400_000
         if cursor is not None:
+            check_days(cursor, today)
+            since, until = cursor.since, cursor.until  # the token's bounds win (an age moves with the clock)
             floor = cursor.floor
         elif since is not None:
-            floor = day_bucket(since)
+            floor = day_bucket(min(max(since, lowest), highest))
         else:  # ``days`` back from today, or from ``until``'s day when that is earlier
-            top = today if until is None else min(today, datetime.fromtimestamp(until / 1000, tz=UTC).date())
-            floor = (top - timedelta(days=self._days)).isoformat()
+            top = today if until is None else min(today, datetime.fromtimestamp(max(until, 0) / 1000, tz=UTC).date())
+            floor = max(top - timedelta(days=self._days), MIN_DAY).isoformat()
         # Start a day ahead of our "today": runs stamped by a host whose clock runs ahead are listed too.
         newest = cursor.bucket if cursor else (today + _DAY).isoformat()
         after = (cursor.started_at, cursor.run_id) if cursor else None
         if cursor is None and until is not None:  # (until, "") sorts after every key started before until
-            newest, after = min(newest, day_bucket(until)), (until, "")
-        days = day_range(newest, floor)
-        keys = list(itertools.islice(self._keys(status, workflow, since, days, after, limit + 1), limit + 1))
+            bound = min(max(until, lowest), highest)
+            newest, after = min(newest, day_bucket(bound)), (bound, "")
+        days = day_range(newest, floor, MAX_DAYS_PER_PAGE + 1)
+        read, more_days = days[:MAX_DAYS_PER_PAGE], len(days) > MAX_DAYS_PER_PAGE
+        keys = list(itertools.islice(self._keys(status, workflow, since, read, after, limit + 1), limit + 1))
         next_page = None
         if len(keys) > limit:
             started_at, run_id = keys[limit - 1]
             next_page = encode_page(
                 PageCursor(day_bucket(started_at), started_at, run_id, floor, status, workflow, since, until)
             )
+        elif more_days:  # the day cap was hit: the next page goes on with the next day
+            next_page = encode_page(continue_at(days[MAX_DAYS_PER_PAGE], floor, status, workflow, since, until))
         return ListingPage([run_id for _, run_id in keys[:limit]], next_page)
 
     def _keys(

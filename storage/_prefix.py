@@ -5,7 +5,8 @@ A run id's first ``ID_PREFIX_LENGTH`` characters are its partition key there. A 
 partition, and the run ids starting with it are one clustering range of it, ``[prefix, prefix_end(prefix))``
 (Cassandra orders text by its UTF-8 bytes, which is code point order). A page reads that range in slices, in run id
 order, keeps the runs its other filters (status, workflow, start time) accept, and stops at ``limit`` runs or after
-reading ``SCAN_BUDGET`` ids; its token is the last run id read plus the filters. A shorter prefix is an exact id.
+reading ``SCAN_BUDGET`` ids; its token is the last run id read plus the filters (the time bounds need only be present
+in both: an age such as ``7d`` moves with the clock between pages). A shorter prefix is an exact id.
 """
 
 from __future__ import annotations
@@ -86,9 +87,17 @@ def decode_prefix_page(token: str, prefix: str, filters: tuple[str | int | None,
         raise ValueError(f"invalid page token {token[:40]!r}") from None
     if not valid:
         raise ValueError(f"invalid page token {token[:40]!r}")
-    if (cursor.prefix, cursor.filters) != (prefix, filters):
+    if cursor.prefix != prefix or not _same_filters(cursor.filters, filters):
         raise ValueError(f"page token of a listing with id prefix {cursor.prefix!r} and other filters")
     return cursor
+
+
+def _same_filters(held: tuple[str | int | None, ...], given: tuple[str | int | None, ...]) -> bool:
+    """Whether a token's filters are those of the listing: time bounds (ints) need only both be present, since a
+    listing given an age (``7d``) parses it against the clock on every request."""
+    if len(held) != len(given):
+        return False
+    return all(a == b or (type(a) is int and type(b) is int) for a, b in zip(held, given, strict=True))
 
 
 class PrefixListing:

@@ -24,6 +24,15 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ui.add_argument("--port", type=_port, default=8080, help="port to listen on (default 8080; 0: a free one)")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ui.add_argument(
+        "--allowed-host",
+        action="append",
+        type=_allowed_host,
+        default=[],
+        metavar="HOST[:PORT]",
+        help="a Host name it also answers, e.g. a proxy's public name (repeatable); besides its own address, "
+        "localhost, 127.0.0.1 and [::1] at its port, every other Host is refused (421)",
+    )
+    ui.add_argument(
         "--window",
         type=_minutes,
         default=60,
@@ -41,6 +50,16 @@ def _port(raw: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {raw!r}")
     return port
+
+
+def _allowed_host(raw: str) -> str:
+    from streams.ui._app import split_host  # aiohttp is optional: only its module needs it
+
+    try:
+        split_host(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return raw.strip().lower()
 
 
 def _minutes(raw: str) -> int:
@@ -61,7 +80,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from streams.ui import UiServer
 
     async def serve() -> None:
-        server = UiServer(settings, args.host, args.port, minutes=args.window)
+        server = UiServer(settings, args.host, args.port, minutes=args.window, allowed_hosts=args.allowed_host)
         url = await server.start()
         print(f"kflow ui on {url} (prefix {settings.topic_prefix}, keyspace {settings.keyspace}); Ctrl-C stops it")
         sys.stdout.flush()

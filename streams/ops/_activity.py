@@ -37,12 +37,15 @@ _CODEC = Codec()
 @dataclass(frozen=True, slots=True)
 class TopicRecord:
     """One record a ``TopicFollower`` returns: the topic's role (``completions``, ``history``, ``dlq``, …), the
-    record type, its fields as decoded (payloads stay bytes) and the record's Kafka timestamp (epoch ms)."""
+    record type, its fields as decoded (payloads stay bytes), the record's Kafka timestamp (epoch ms), and where it
+    is (partition, offset: ``resume`` of a later follower)."""
 
     topic: str
     name: str
     fields: dict[str, object]
     timestamp: int
+    partition: int = 0
+    offset: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,8 @@ class GroupLag:
 
 
 class TopicFollower:
-    """Follows ``topics`` (role -> topic name, e.g. ``{"completions": "kflow.completions"}``) from ``since_ms``.
+    """Follows ``topics`` (role -> topic name, e.g. ``{"completions": "kflow.completions"}``) from ``since_ms``, or
+    for each partition in ``resume`` (``(role, partition)`` -> offset) from that offset.
 
     Call ``start``, then ``poll`` repeatedly, then ``stop``. Read-committed, no group: several followers (several
     UI processes) each read everything.
@@ -66,17 +70,26 @@ class TopicFollower:
         TransportError: (``start``, ``poll``) Kafka is unreachable or refused a request.
     """
 
-    def __init__(self, settings: Settings, topics: Mapping[str, str], wanted: Collection[str], since_ms: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Mapping[str, str],
+        wanted: Collection[str],
+        since_ms: int,
+        resume: Mapping[tuple[str, int], int] | None = None,
+    ) -> None:
         self._target = settings.kafka_target()
         self._roles = {name: role for role, name in topics.items()}
         self._wanted = frozenset(wanted)
         self._skip = frozenset(_CODEC.fingerprint(name) for name in _CODEC.names if name not in self._wanted)
         self._since = since_ms
+        self._resume = dict(resume or {})
         self._consumer: AIOKafkaConsumer | None = None
         self._ends: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
-        """Assign every partition of the topics and seek each to its first record at or after ``since_ms``."""
+        """Assign every partition of the topics and seek each to its ``resume`` offset, else its first record at or
+        after ``since_ms``. The consumer is closed when this fails."""
         tps = [
             TopicPartition(topic, partition)
             for topic in self._roles
@@ -84,13 +97,15 @@ class TopicFollower:
         ]
         reader = consumer(self._target, max_poll_records=5000)
         with kafka_errors(self._target, f"following {', '.join(self._roles)}"):
-            await reader.start()
             try:
+                await reader.start()
                 reader.assign(tps)
                 found = await reader.offsets_for_times(dict.fromkeys(tps, self._since))
                 self._ends = await reader.end_offsets(tps)
                 for tp in tps:
-                    reader.seek(tp, self._ends[tp] if found.get(tp) is None else found[tp].offset)
+                    resumed = self._resume.get((self._roles[tp.topic], tp.partition))
+                    by_time = self._ends[tp] if found.get(tp) is None else found[tp].offset
+                    reader.seek(tp, by_time if resumed is None else resumed)
             except BaseException:
                 await close_consumer(reader)
                 raise
@@ -108,7 +123,8 @@ class TopicFollower:
             for message in messages:
                 record = self._decoded(message.value)
                 if record is not None:
-                    found.append(TopicRecord(role, record[0], record[1], int(message.timestamp)))
+                    at = int(message.timestamp)
+                    found.append(TopicRecord(role, record[0], record[1], at, tp.partition, message.offset))
         return found
 
     async def caught_up(self) -> bool:

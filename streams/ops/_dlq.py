@@ -90,6 +90,8 @@ class DlqContents:
     partitions: int
     unreadable: int = 0
     notes: dict[DlqAddress, Redrive] = field(default_factory=dict)
+    capped: bool = False
+    """The read stopped at its ``max_records``: older dead letters (or notes further on) were not read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +173,18 @@ async def topic_partitions(bootstrap: KafkaTarget | str, topic: str) -> int:
 
 
 async def read_dead_letters(
-    settings: Settings, *, since_ms: int | None = None, only: DlqAddress | None = None
+    settings: Settings,
+    *,
+    since_ms: int | None = None,
+    only: DlqAddress | None = None,
+    max_records: int | None = None,
 ) -> DlqContents:
     """The dead letters on the dlq (committed ones: read_committed), oldest first, each with its redrive if any.
 
     ``since_ms``: only those that failed at or after it (the read starts at the first record from then on);
-    ``only``: read the partition of that address from that offset on (the dead letter and its notes).
+    ``only``: read the partition of that address from that offset on (the dead letter and its notes);
+    ``max_records``: read at most that many records, shared by the partitions (``capped`` says when a partition had
+    more): with ``since_ms``, each partition's newest share of the window; else the first ones from the start.
 
     Raises:
         OpsError: the dlq does not exist.
@@ -186,14 +194,24 @@ async def read_dead_letters(
     partitions = await topic_partitions(settings.kafka_target(), topics.dlq)
     tps = [TopicPartition(topics.dlq, p) for p in range(partitions) if only is None or p == only.partition]
     starts: dict[TopicPartition, int | None] = {tp: None if only is None else only.offset for tp in tps}
+    share = None if max_records is None or not tps else max(1, max_records // len(tps))
+    capped = False
     if since_ms is not None:
-        starts = await _offsets_at(settings.kafka_target(), tps, since_ms)
+        found, ends = await _offsets_at(settings.kafka_target(), tps, since_ms)
+        newest = found if share is None else {tp: max(found[tp], ends[tp] - share) for tp in tps}
+        capped = any(newest[tp] > found[tp] for tp in tps)  # with a share: each partition's newest records
+        starts = dict(newest)
     letters: list[DeadLetterView] = []
     notes: dict[DlqAddress, Redrive] = {}
     unreadable = 0
     with kafka_errors(settings.kafka_target(), f"reading {topics.dlq}"):
         for tp in tps:
+            read = 0
             async for message in read_partition(settings.kafka_target(), tp, starts[tp]):
+                if share is not None and read >= share:
+                    capped = True
+                    break
+                read += 1
                 try:
                     fields = _CODEC.decode(message.value).record
                 except SchemaError:
@@ -210,18 +228,19 @@ async def read_dead_letters(
     if since_ms is not None:
         letters = [letter for letter in letters if letter.failed_at >= since_ms]
     letters.sort(key=lambda letter: (letter.failed_at, letter.address))
-    return DlqContents(letters, partitions, unreadable, notes)
+    return DlqContents(letters, partitions, unreadable, notes, capped)
 
 
-async def find_dead_letter(settings: Settings, address: DlqAddress) -> DeadLetterView:
-    """The dead letter at ``address`` (``parse_address``), with its redrive if any.
+async def find_dead_letter(settings: Settings, address: DlqAddress, max_records: int | None = None) -> DeadLetterView:
+    """The dead letter at ``address`` (``parse_address``), with its redrive if any (``max_records``: its note is
+    looked for in at most that many records from ``address`` on).
 
     Raises:
         OpsError: a redrive note is there, or nothing (deleted by retention, or never written).
         TransportError: Kafka is unreachable or refused a request.
     """
     topics = Topics(settings.topic_prefix)
-    contents = await read_dead_letters(settings, only=address)
+    contents = await read_dead_letters(settings, only=address, max_records=max_records)
     found = next((letter for letter in contents.letters if letter.address == address), None)
     if found is not None:
         return found
@@ -236,8 +255,9 @@ async def find_dead_letter(settings: Settings, address: DlqAddress) -> DeadLette
 
 async def _offsets_at(
     target: KafkaTarget, tps: list[TopicPartition], since_ms: int
-) -> dict[TopicPartition, int | None]:
-    """Per partition, the offset of the first record written at or after ``since_ms`` (its end when none is)."""
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """Per partition, the offset of the first record written at or after ``since_ms`` (its end when none is), and
+    its end."""
     with kafka_errors(target, "finding offsets by time"):
         reader = consumer(target)
         await reader.start()
@@ -246,7 +266,7 @@ async def _offsets_at(
             ends = await reader.end_offsets(tps)
         finally:
             await reader.stop()
-    return {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in tps}
+    return {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in tps}, ends
 
 
 def _int(value: object) -> int:

@@ -2,7 +2,7 @@
 (runs, a run's timeline and actions, schedules, dead letters, a dashboard). Needs aiohttp (``pip install
 'kflow[ui]'``); only the CLI imports it."""
 
-from streams.ui._app import UiError, UiServer, build_app, status_of
+from streams.ui._app import HostAllowList, UiError, UiServer, build_app, split_host, status_of
 from streams.ui._context import UiContext
 from streams.ui._params import BadRequest, NotFound, RunFilters, run_filters
 from streams.ui._stats import StatsCollector
@@ -10,6 +10,8 @@ from streams.ui._timeline import Lane, Marker, Segment, Timeline, timeline_of
 from streams.ui._windows import LATENCY_BOUNDS_MS, Percentiles, Windows, quantile
 
 __all__ = [
+    "HostAllowList",
+    "split_host",
     "UiServer",
     "UiError",
     "UiContext",

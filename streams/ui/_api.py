@@ -148,13 +148,15 @@ async def change_schedule(request: web.Request) -> web.Response:
 
 @routes.get("/api/dlq")
 async def list_dead_letters(request: web.Request) -> web.Response:
-    """Dead letters, oldest first: ``since`` (default 7d), ``filter`` (repeatable, as ``kflow dlq list``),
-    ``limit`` (the newest N, default 100)."""
+    """Dead letters, oldest first: ``since`` (default and at most 7d), ``filter`` (repeatable, as ``kflow dlq
+    list``), ``limit`` (the newest N, default 100); ``since`` says the bound used, ``capped`` whether the read stopped
+    at ``DLQ_MAX_RECORDS`` records."""
     context = context_of(request)
     since = instant(dict(request.query), "since", context.clock.now_ms())
     filters = [parse_filter(text) for text in request.query.getall("filter", []) if text.strip()]
-    letters, older = await context.dead_letters(since, filters, limit_of(request.query.get("limit"), 100))
-    return reply({"dead_letters": [letter_json(letter) for letter in letters], "older": older})
+    found = await context.dead_letters(since, filters, limit_of(request.query.get("limit"), 100))
+    letters = [letter_json(letter) for letter in found.letters]
+    return reply({"dead_letters": letters, "older": found.older, "since": found.since, "capped": found.capped})
 
 
 @routes.get("/api/dlq/{address}")
@@ -182,5 +184,6 @@ def stats_json(app: web.Application, now_ms: int) -> dict[str, object]:
         "lag": windows.lags(now_ms),
         "lag_now": [{"group": g.group, "topic": g.topic, "lag": g.lag} for g in stats.lags],
         "caught_up": stats.caught_up,
+        "skipped_future": windows.skipped,
         "error": stats.error,
     }

@@ -31,7 +31,21 @@ from streams.ui._stats import StatsCollector
 SCHEDULES_FOR_S: Final = 3.0
 """How long a read of every schedule (the whole ``.state`` topic, as ``kflow schedules list``) is reused."""
 DLQ_LOOK_BACK_MS: Final = 7 * 86_400_000
-"""How far back the dead letters page reads without a ``since``."""
+"""How far back the dead letters page reads without a ``since``, and at most (an older ``since`` is clamped)."""
+DLQ_MAX_RECORDS: Final = 10_000
+"""Most dlq records one request reads (shared by the partitions: the newest of the window); also how far after a
+dead letter its redrive note is looked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetters:
+    """What a dead letter listing shows: the letters (oldest first), how many older ones matched too, the ``since``
+    used (epoch ms, clamped to ``DLQ_LOOK_BACK_MS``), and whether the read stopped at ``DLQ_MAX_RECORDS``."""
+
+    letters: list[DeadLetterView]
+    older: int
+    since: int
+    capped: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +67,8 @@ class UiContext:
     stats: StatsCollector
     clock: SystemClock = field(default_factory=SystemClock)
     _schedules: tuple[float, list[ScheduleState]] | None = None
+    _reading: tuple[int, asyncio.Future[list[ScheduleState]]] | None = None  # the read in flight, its generation
+    _generation: int = 0  # ``forget_schedules`` moves it on: a read begun before a change is not reused
 
     async def list_runs(self, filters: RunFilters) -> RunList:
         """One page of runs (``Client.list_runs``; a ``ValueError`` of a bad token is a ``BadRequest``)."""
@@ -83,12 +99,24 @@ class UiContext:
             raise NotFound(f"run {run_id} has no history (not started yet, dead-lettered, or another topic prefix)")
         return found
 
-    async def schedules(self, fresh: bool = False) -> list[ScheduleState]:
-        """Every schedule's state, read again at most every ``SCHEDULES_FOR_S`` (or when ``fresh``)."""
-        now = asyncio.get_running_loop().time()
-        if fresh or self._schedules is None or now - self._schedules[0] > SCHEDULES_FOR_S:
-            self._schedules = (now, await self.client.schedules.list())
-        return self._schedules[1]
+    async def schedules(self) -> list[ScheduleState]:
+        """Every schedule's state, read again at most every ``SCHEDULES_FOR_S``; concurrent requests share one read."""
+        loop = asyncio.get_running_loop()
+        if self._schedules is not None and loop.time() - self._schedules[0] <= SCHEDULES_FOR_S:
+            return self._schedules[1]
+        if self._reading is None or self._reading[0] != self._generation:
+            self._reading = (self._generation, asyncio.ensure_future(self._read_schedules(self._generation)))
+        return await asyncio.shield(self._reading[1])  # a request gone away does not cancel the others' read
+
+    async def _read_schedules(self, generation: int) -> list[ScheduleState]:
+        try:
+            states = await self.client.schedules.list()
+            if generation == self._generation:
+                self._schedules = (asyncio.get_running_loop().time(), states)
+            return states
+        finally:
+            if self._reading is not None and self._reading[0] == generation:
+                self._reading = None
 
     async def schedule(self, schedule_id: str) -> ScheduleState:
         """One schedule's state (its partition of ``.state`` read to the end); ``NotFound`` when there is none."""
@@ -103,16 +131,16 @@ class UiContext:
     def forget_schedules(self) -> None:
         """Read the schedules again at the next request (after a change)."""
         self._schedules = None
+        self._generation += 1
 
-    async def dead_letters(
-        self, since_ms: int | None, filters: list[DlqFilter], limit: int
-    ) -> tuple[list[DeadLetterView], int]:
-        """The newest ``limit`` dead letters failed since ``since_ms`` (default: the last 7 days) that match every
-        filter, oldest first, and how many older ones matched too."""
-        since = since_ms if since_ms is not None else self.clock.now_ms() - DLQ_LOOK_BACK_MS
-        contents = await read_dead_letters(self.settings, since_ms=since)
+    async def dead_letters(self, since_ms: int | None, filters: list[DlqFilter], limit: int) -> DeadLetters:
+        """The newest ``limit`` dead letters failed since ``since_ms`` (at most ``DLQ_LOOK_BACK_MS`` back, the
+        default) that match every filter, oldest first; at most ``DLQ_MAX_RECORDS`` records read."""
+        oldest = self.clock.now_ms() - DLQ_LOOK_BACK_MS
+        since = oldest if since_ms is None else max(since_ms, oldest)
+        contents = await read_dead_letters(self.settings, since_ms=since, max_records=DLQ_MAX_RECORDS)
         matching = [letter for letter in contents.letters if all(f.matches(letter) for f in filters)]
-        return matching[-limit:], max(0, len(matching) - limit)
+        return DeadLetters(matching[-limit:], max(0, len(matching) - limit), since, contents.capped)
 
     async def dead_letter(self, address: str) -> DeadLetterView:
         """The dead letter at ``PARTITION:OFFSET``; ``BadRequest`` for a malformed address."""
@@ -122,7 +150,7 @@ class UiContext:
         except OpsError as exc:
             raise BadRequest(str(exc)) from None
         try:
-            return await find_dead_letter(self.settings, where)
+            return await find_dead_letter(self.settings, where, DLQ_MAX_RECORDS)
         except OpsError as exc:  # nothing there, or a redrive note
             raise NotFound(str(exc)) from None
 

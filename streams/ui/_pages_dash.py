@@ -95,6 +95,9 @@ def dashboard_body(stats: dict[str, object]) -> str:
     assert isinstance(finished, dict) and isinstance(latency, dict) and isinstance(letters, list)
     minutes = len(letters)
     state = "" if stats["caught_up"] else '<p class="note">reading the look-back…</p>'
+    if stats.get("skipped_future"):
+        ahead = stats["skipped_future"]
+        state += f'<p class="note">{ahead} records stamped over a minute ahead of this clock skipped</p>'
     problem = error_box(str(stats["error"])) if stats["error"] else ""
     return (
         problem

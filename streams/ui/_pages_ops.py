@@ -9,7 +9,7 @@ from aiohttp import web
 
 from engine.runtime import ScheduleState
 from streams.ops import DeadLetterView, decoded_record, parse_filter
-from streams.ui._context import context_of
+from streams.ui._context import DLQ_MAX_RECORDS, DeadLetters, context_of
 from streams.ui._html import (
     badge,
     compact_json,
@@ -58,7 +58,7 @@ def _outcomes(state: ScheduleState) -> str:
 @routes.get("/schedules")
 async def schedules_page(request: web.Request) -> web.Response:
     """Every schedule with its state, next fire, counters and actions."""
-    states = await context_of(request).schedules(fresh=wants_fragment(request))
+    states = await context_of(request).schedules()
     rows = [
         [
             f'<a class="schedule-link" href="{_schedule_href(s.schedule_id)}">{esc(s.schedule_id)}</a>',
@@ -136,14 +136,25 @@ async def dlq_page(request: web.Request) -> web.Response:
     except BadRequest as exc:
         return page(request, "Dead letters", "dlq", "<h1>Dead letters</h1>" + _dlq_form(query) + error_box(str(exc)))
     filters = [parse_filter(query["filter"])] if "filter" in query else []
-    letters, older = await context.dead_letters(since, filters, limit)
-    rows = [_letter_row(letter) for letter in letters]
+    found = await context.dead_letters(since, filters, limit)
+    rows = [_letter_row(letter) for letter in found.letters]
     headers = ["Dead letter", "Failed", "From", "Record", "Run", "Redriven", "Reason"]
     body = table(headers, rows, "dlq", "no dead letters")
-    if older:
-        body += f'<p class="note">{older} older not shown (limit, since)</p>'
+    if found.older:
+        body += f'<p class="note">{found.older} older not shown (limit, since)</p>'
+    body += dlq_bounds_note(found, since)
     content = "<h1>Dead letters</h1>" + _dlq_form(query) + f'<div id="dlq">{body}</div>'
     return page(request, "Dead letters", "dlq", content)
+
+
+def dlq_bounds_note(found: DeadLetters, asked: int | None) -> str:
+    """What the read of ``found`` left out: older than the look-back, or beyond the records read per request."""
+    notes = []
+    if asked is not None and asked < found.since:
+        notes.append(f"failed since {esc(when(found.since))} only (the UI looks back 7 days at most)")
+    if found.capped:
+        notes.append(f"only the newest {DLQ_MAX_RECORDS:,} records of the dlq were read (kflow dlq list reads all)")
+    return "".join(f'<p class="note dlq-bounds">{note}</p>' for note in notes)
 
 
 def _dlq_form(query: dict[str, str]) -> str:

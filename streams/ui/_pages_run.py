@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -29,6 +30,7 @@ from streams.ui._html import (
     wants_fragment,
     when,
 )
+from streams.ui._pages_ops import dlq_bounds_note
 from streams.ui._shapes import children_of, run_details, run_json
 from streams.ui._timeline import timeline_of
 from streams.ui._timeline_html import timeline_html
@@ -36,6 +38,8 @@ from streams.ui._timeline_html import timeline_html
 routes = web.RouteTableDef()
 
 LIVE_EVERY_MS = 2000
+NO_HISTORY_EVERY_MS = 30_000
+"""How often a run page without history refreshes (each refresh reads the dlq, bounded but not cheap)."""
 MAX_EVENTS_SHOWN = 500
 """Events the history table shows (the newest); the whole history is ``/api/runs/{id}/events``."""
 _BRIEF = 160
@@ -51,11 +55,12 @@ async def run_page(request: web.Request) -> web.Response:
     if wants_fragment(request):
         return fragment(body)
     done = found.info is not None and found.info.status != RunStatus.RUNNING
-    live = href(f"/runs/{run_id}", {"partial": "1"})
+    live = href(f"/runs/{quote(run_id, safe='')}", {"partial": "1"})
+    every = LIVE_EVERY_MS if found.info is not None else NO_HISTORY_EVERY_MS
     content = (
         f'<h1>Run <code id="run-id">{esc(run_id)}</code></h1>'
         '<label class="live"><input type="checkbox" id="live" checked> live</label>'
-        f'<div id="run" data-live="{live}" data-every="{LIVE_EVERY_MS}"{" data-done" if done else ""}>{body}</div>'
+        f'<div id="run" data-live="{live}" data-every="{every}"{" data-done" if done else ""}>{body}</div>'
     )
     return page(request, f"Run {run_id}", "runs", content)
 
@@ -132,9 +137,14 @@ def _outcome(info: RunInfo, details: dict[str, object]) -> str:
     return ""
 
 
+def _api_path(run_id: str, tail: str) -> str:
+    """``/api/runs/{id}/{tail}``, the run id quoted (a ``/``, ``?`` or ``#`` in it stays in the one path segment)."""
+    return f"/api/runs/{quote(run_id, safe='')}/{tail}"
+
+
 def _cancel_form(run_id: str) -> str:
     return (
-        f'<form class="action" id="cancel-form" data-action="{href(f"/api/runs/{run_id}/cancel")}" '
+        f'<form class="action" id="cancel-form" data-action="{href(_api_path(run_id, "cancel"))}" '
         'data-ok="cancellation sent">'
         '<input name="reason" id="cancel-reason" placeholder="reason (optional)">'
         '<button type="submit" id="cancel-run" class="danger">Cancel run</button>'
@@ -199,14 +209,14 @@ def _history(events: Sequence[HistoryEvent], run_id: str) -> str:
         rows.append([str(event.seq), "+" + took(event.timestamp - start), esc(type(event).__name__), esc(brief)])
     table_html = table(["Seq", "At", "Event", "Fields"], rows, "events")
     if earlier:
-        every = href(f"/api/runs/{run_id}/events")
+        every = href(_api_path(run_id, "events"))
         note = f'<p class="note">the last {MAX_EVENTS_SHOWN}; all {len(events)}: <a href="{every}">JSON</a></p>'
         table_html = note + table_html
     return f'<details id="history"><summary>History ({len(events)} events)</summary>{table_html}</details>'
 
 
 async def _no_history(context: UiContext, run_id: str) -> str:
-    letters, _ = await context.dead_letters(None, [DlqFilter("run", run_id)], 20)
+    found = await context.dead_letters(None, [DlqFilter("run", run_id)], 20)
     rows = [
         [
             f'<a class="dlq-link" href="{href("/dlq/" + str(letter.address))}">{esc(letter.address)}</a>',
@@ -214,7 +224,7 @@ async def _no_history(context: UiContext, run_id: str) -> str:
             esc(letter.record_type),
             esc(letter_json(letter)["reason"]),
         ]
-        for letter in letters
+        for letter in found.letters
     ]
     note = (
         f'<p class="empty" id="no-history">Run <code>{esc(run_id)}</code> has no history (yet): its start may still '
@@ -224,4 +234,5 @@ async def _no_history(context: UiContext, run_id: str) -> str:
         note
         + "<h2>Dead letters of this run (last 7 days)</h2>"
         + table(["Dead letter", "Failed", "Record", "Reason"], rows, "dlq", "none")
+        + dlq_bounds_note(found, None)
     )

@@ -10,7 +10,8 @@
 - every ``LAG_EVERY_S`` the consumer groups' lag (``streams.ops.consumer_lags``) is sampled.
 
 The buckets are ``streams.ui._windows.Windows``. A Kafka fault is reported in ``error`` and retried; the follower
-starts again from the newest record time it had seen (a record at that very millisecond may count twice).
+starts each partition again after the last record it returned from it (the others from ``minutes`` before the start),
+so neither a lagging partition nor one record stamped in the future makes it skip records of the others.
 """
 
 from __future__ import annotations
@@ -41,18 +42,19 @@ class StatsCollector:
 
     def __init__(self, settings: Settings, minutes: int = 60) -> None:
         self.settings = settings
-        self.windows = Windows(minutes)
+        self._clock = SystemClock()
+        self.windows = Windows(minutes, self._clock.now_ms)
         self.lags: list[GroupLag] = []
         self.error: str | None = None  # the last Kafka fault, until a poll succeeds again
         self.caught_up = False  # the look-back has been read
-        self._clock = SystemClock()
         self._pending: OrderedDict[tuple[str, int, int], tuple[str, int]] = OrderedDict()
-        self._newest_ms = 0
+        self._since_ms = 0
+        self._resume: dict[tuple[str, int], int] = {}  # (role, partition) -> the offset after its last record
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Start following (from ``minutes`` ago) and sampling, in the background."""
-        self._newest_ms = self._clock.now_ms() - self.windows.minutes * 60_000
+        self._since_ms = self._clock.now_ms() - self.windows.minutes * 60_000
         self._tasks = [
             asyncio.create_task(self._follow(), name="kflow-ui-follow"),
             asyncio.create_task(self._sample_lag(), name="kflow-ui-lag"),
@@ -83,13 +85,14 @@ class StatsCollector:
                 self.windows.step_latency(scheduled[0], max(0, at - scheduled[1]), at)
         elif name == "DeadLetter" and fields.get("error_type") != _REDRIVEN:
             self.windows.dead_letter(_int(fields["failed_at"]))
-        self._newest_ms = max(self._newest_ms, record.timestamp)
+        if record.offset >= 0:
+            self._resume[(record.topic, record.partition)] = record.offset + 1
 
     async def _follow(self) -> None:
         topics = Topics(self.settings.topic_prefix)
         names = {"completions": topics.completions, "history": topics.history, "dlq": topics.dlq}
         while True:
-            follower = TopicFollower(self.settings, names, _WANTED, self._newest_ms)
+            follower = TopicFollower(self.settings, names, _WANTED, self._since_ms, self._resume)
             try:
                 await follower.start()
                 while True:

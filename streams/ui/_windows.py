@@ -10,12 +10,16 @@ than the window is dropped, and buckets past the window are dropped as time move
 - dead letters;
 - each consumer group's lag (the highest sampled in the minute).
 
-Names are bounded: past ``MAX_NAMES`` distinct workflows (steps, groups) a new one counts as ``other``.
+Names are bounded: past ``MAX_NAMES`` distinct workflows (steps, groups) a new one counts as ``other``. A fact more
+than ``MAX_AHEAD_MS`` ahead of the clock (a host whose clock is wrong) is not counted but ``skipped``: it would move
+the window past every fact to come.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -23,6 +27,8 @@ MINUTE_MS: Final = 60_000
 LATENCY_BOUNDS_MS: Final = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000)
 """Upper bounds of the latency histogram's buckets (ms); one more bucket holds what is above the last."""
 MAX_NAMES: Final = 200
+MAX_AHEAD_MS: Final = 60_000
+"""How far ahead of the clock a fact may be and still count."""
 OTHER: Final = "other"
 
 
@@ -45,12 +51,15 @@ class Percentiles:
 
 
 class Windows:
-    """Per-minute buckets for the last ``minutes`` minutes (not thread-safe: one event loop feeds and reads it)."""
+    """Per-minute buckets for the last ``minutes`` minutes (not thread-safe: one event loop feeds and reads it);
+    ``now_ms`` the clock facts ahead of which are skipped (default: the system's)."""
 
-    def __init__(self, minutes: int = 60) -> None:
+    def __init__(self, minutes: int = 60, now_ms: Callable[[], int] | None = None) -> None:
         if minutes < 1:
             raise ValueError(f"minutes must be >= 1, got {minutes}")
         self.minutes = minutes
+        self.skipped = 0  # facts more than MAX_AHEAD_MS ahead of the clock
+        self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self._buckets: dict[int, _Minute] = {}
         self._newest = 0
         self._names: dict[str, set[str]] = {"workflow": set(), "step": set(), "group": set()}
@@ -123,6 +132,9 @@ class Windows:
         return [(minute - first, b) for minute, b in self._buckets.items() if 0 <= minute - first < self.minutes]
 
     def _bucket(self, at_ms: int) -> _Minute | None:
+        if at_ms > self._now_ms() + MAX_AHEAD_MS:
+            self.skipped += 1
+            return None
         minute = at_ms // MINUTE_MS
         if minute > self._newest:
             self._newest = minute

@@ -245,6 +245,8 @@ PINNED = {
         "acl_table",
     ],
     "streams.ui": [
+        "HostAllowList",
+        "split_host",
         "BadRequest",
         "LATENCY_BOUNDS_MS",
         "Lane",
@@ -301,6 +303,12 @@ PINNED = {
         "set_schema_source",
     ],
     "storage": [
+        "MAX_DAYS_PER_PAGE",
+        "RunListing",
+        "MIN_DAY",
+        "PrefixCursor",
+        "decode_prefix_page",
+        "encode_prefix_page",
         "CONSISTENCY_LEVELS",
         "CassandraConnection",
         "CassandraTarget",

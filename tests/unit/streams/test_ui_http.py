@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+import streams.ui as app_module
 from engine import RunStatus
 from engine.runtime import CallArgs, HistoryEvent, HookCreated, StepScheduled, WorkflowStarted
 from storage import StorageError
@@ -116,3 +117,26 @@ async def test_actions_take_json_from_this_origin_only(ui: tuple[TestClient[Any,
     assert foreign.status == 403
     no_token = await client.post("/api/hooks/resume", json={"payload": 1})
     assert no_token.status == 400 and "token" in (await no_token.json())["error"]
+
+
+async def test_only_allowed_hosts_are_answered(ui: tuple[TestClient[Any, Any], StandIn]) -> None:
+    client, _ = ui
+    port = client.port
+    rebound = await client.get("/api/runs", headers={"Host": f"evil.example:{port}"})
+    assert rebound.status == 421 and "evil.example" in (await rebound.json())["error"]
+    assert (await client.get("/", headers={"Host": "attacker.test"})).status == 421
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        assert (await client.get("/api/runs", headers={"Host": host})).status == 200, host
+    # the Origin is checked against the allowed hosts, not against the (attacker-named) Host
+    guard = app_module.HostAllowList(["kflow.example.com", "proxy.test:8443"])
+    guard.bind(["0.0.0.0"], 8080)
+    assert guard.allows("kflow.example.com") and guard.allows("kflow.example.com:443")
+    assert guard.allows("proxy.test:8443") and not guard.allows("proxy.test:80")
+    assert guard.allows("localhost:8080") and guard.allows("[::1]:8080") and not guard.allows("localhost:8081")
+    assert not guard.allows("evil.example:8080") and not guard.allows("") and not guard.allows("a/b:8080")
+    same = {"Host": f"127.0.0.1:{port}", "Origin": f"http://localhost:{port}"}
+    assert (await client.post("/api/hooks/resume", json={"payload": 1}, headers=same)).status == 400
+    forged = {"Host": "evil.example", "Origin": "http://evil.example"}
+    assert (await client.post(f"/api/runs/{RUN}/cancel", json={}, headers=forged)).status == 421
+    with pytest.raises(ValueError):
+        app_module.split_host("http://x/")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+import streams.ops._activity as activity
 from streams import Settings
-from streams.ops import TopicRecord
+from streams.ops import TopicFollower, TopicRecord
 from streams.ui import LATENCY_BOUNDS_MS, StatsCollector, Windows, quantile
 
 T0 = 1_700_000_040_000  # a minute boundary
@@ -84,3 +85,49 @@ def test_the_collector_joins_a_step_attempt_to_its_result_and_skips_redrive_note
     assert collector.windows.latencies(T0)["charge"].count == 1
     assert collector.windows.finished(T0) == {"order": {"failed": [0, 0, 0, 0, 1]}}
     assert sum(collector.windows.dead_letters(T0)) == 1
+
+
+def test_a_fact_from_the_future_is_skipped_and_the_window_goes_on() -> None:
+    now = [T0]
+    windows = Windows(minutes=5, now_ms=lambda: now[0])
+    windows.dead_letter(T0 + 365 * 86_400_000)  # a host a year ahead
+    windows.dead_letter(T0 + 59_000)  # within a minute ahead: counted
+    windows.dead_letter(T0)
+    assert windows.skipped == 1
+    assert windows.dead_letters(T0)[-1] == 2  # the window was not moved a year on
+
+
+def test_after_a_fault_each_partition_resumes_after_its_own_last_record() -> None:
+    collector = StatsCollector(Settings(), minutes=5)
+    collector.apply(TopicRecord("dlq", "DeadLetter", {"error_type": "x", "failed_at": T0}, T0 + 10**12, 0, 41))
+    collector.apply(TopicRecord("history", "StepScheduled", step(), T0, 3, 7))
+    collector.apply(TopicRecord("history", "StepScheduled", step(), T0 - 5000, 2, 9))
+    follower = TopicFollower(Settings(), {"history": "kflow.history"}, (), 0, collector._resume)
+    assert collector._resume == {("dlq", 0): 42, ("history", 3): 8, ("history", 2): 10}
+    assert follower._resume == collector._resume
+
+
+def step() -> dict[str, object]:
+    return {"run_id": "r", "position": 0, "attempt": 1, "step_name": "s", "timestamp": T0}
+
+
+async def test_a_follower_closes_its_consumer_when_it_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[object] = []
+
+    class Refusing:
+        async def start(self) -> None:
+            raise ConnectionError("no broker")
+
+    async def partitions(target: object, topic: str) -> int:
+        return 1
+
+    async def close(reader: object) -> None:
+        closed.append(reader)
+
+    reader = Refusing()
+    monkeypatch.setattr(activity, "topic_partitions", partitions)
+    monkeypatch.setattr(activity, "consumer", lambda *args, **kwargs: reader)
+    monkeypatch.setattr(activity, "close_consumer", close)
+    with pytest.raises(Exception, match="no broker"):
+        await TopicFollower(Settings(), {"history": "kflow.history"}, (), 0).start()
+    assert closed == [reader]
