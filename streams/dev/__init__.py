@@ -6,7 +6,14 @@ from streams.dev._acls import ROLE_GRANTS, Acl, Grant, acl_table, role_acls
 from streams.dev._certs import CertificateFiles, ensure_certificates
 from streams.dev._demo import Say, Scenario, history_lines, run_example
 from streams.dev._jvm import Daemon, DevStackError, fetch_jars, find_java17, stop_together
-from streams.dev._layout import SecureCassandra, SecureKafka, StackConfig, cassandra_yaml, kafka_properties
+from streams.dev._layout import (
+    SecureCassandra,
+    SecureKafka,
+    StackConfig,
+    cassandra_yaml,
+    kafka_properties,
+    random_cluster_id,
+)
 from streams.dev._readiness import cassandra_ready, kafka_ready
 from streams.dev._secure import (
     ADMIN,
@@ -22,6 +29,7 @@ from streams.dev._smoke import smoke_roundtrip
 from streams.dev._stack import CASSANDRA_VERSION, KAFKA_VERSION, DevStack, ServerStatus
 
 __all__ = [
+    "random_cluster_id",
     "DevStack",
     "KAFKA_VERSION",
     "CASSANDRA_VERSION",

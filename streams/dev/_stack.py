@@ -9,11 +9,9 @@ reported ready only after a real client round trip.
 from __future__ import annotations
 
 import asyncio
-import base64
 import shutil
 import socket
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from streams.dev._layout import (
     has_kafka_data,
     kafka_properties,
     load_config,
+    random_cluster_id,
     save_config,
 )
 from streams.dev._readiness import cassandra_ready, kafka_ready
@@ -317,7 +316,7 @@ class DevStack:
         template = (_FILES / "kafka" / "server.properties").read_text()
         # what `kafka-storage.sh format -t $(kafka-storage.sh random-uuid) -c server.properties` does; a Kafka
         # Uuid is 16 random bytes in URL-safe base64 without padding. Every node shares the cluster's id.
-        cluster = cluster_id(self.run) or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster = cluster_id(self.run) or random_cluster_id()
         secrets, formats, argfiles = self.secrets, [], []
         secure: SecureKafka | None = None
         scram: list[str] = []

@@ -207,6 +207,7 @@ PINNED = {
         "consumer_lags",
     ],
     "streams.dev": [
+        "random_cluster_id",
         "CASSANDRA_VERSION",
         "Daemon",
         "DevStack",

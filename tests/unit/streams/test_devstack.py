@@ -218,3 +218,14 @@ def test_stop_together_kills_a_node_left_without_its_quorum(tmp_path: Path) -> N
     assert lines[0].startswith("n3: stopped (pid ") and lines[1].startswith("n2: stopped (pid ")
     assert lines[2].startswith("n1: killed") and "quorum gone" in lines[2]
     assert all(d.pid() is None for d in daemons)
+
+
+def test_a_cluster_id_never_starts_with_a_dash() -> None:
+    """kafka-storage format would take ``-t -abc…`` for an option (one start in 64 failed before)."""
+    import base64
+
+    from streams.dev import random_cluster_id
+
+    ids = [random_cluster_id() for _ in range(5_000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)  # still a Kafka Uuid
