@@ -31,7 +31,7 @@ from streams._settings import Settings
 from streams._tracing import Carrier, consumer_span
 from streams.processors._metrics import count_step
 from streams.processors._outputs import Output
-from streams.processors._step_results import encode_result
+from streams.processors._step_results import attempt_attributes, encode_result
 
 log = logging.getLogger(__name__)
 
@@ -164,22 +164,13 @@ class LocalSteps:
 
     def _local(self, out: Output) -> ExecuteStep | None:
         """The command of ``out`` when it is a local first attempt (None: it is not)."""
-        if out.topic != "tasks":
-            return None
-        cmd = self.records.decode(out.value or b"")
-        return cmd if isinstance(cmd, ExecuteStep) and self.is_local(cmd) else None
+        cmd = out.command
+        return cmd if out.topic == "tasks" and cmd is not None and self.is_local(cmd) else None
 
     async def _attempt(self, cmd: ExecuteStep, trace: Carrier) -> StepResult | None:
         """One local attempt's result (None: it overran the local budget and was cancelled); traced as a
         worker's attempt (a ``RunStep`` span, marked ``kflow.local``) when the run is."""
-        attributes: dict[str, str | int | bool] = {
-            "kflow.run_id": cmd.run_id,
-            "kflow.workflow": cmd.workflow_name,
-            "kflow.step": cmd.step_name,
-            "kflow.position": cmd.position,
-            "kflow.attempt": cmd.attempt,
-            "kflow.local": True,
-        }
+        attributes = {**attempt_attributes(cmd), "kflow.local": True}
         try:
             with consumer_span(f"RunStep:{cmd.step_name}", trace, attributes) as span:
                 async with asyncio.timeout(self.budget_s):

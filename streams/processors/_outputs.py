@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from engine.runtime import ExecuteStep
 from schemas import Codec
 from streams._headers import REROUTED_FROM, header
 from streams.processors._metrics import count_dead_letter
@@ -18,7 +19,9 @@ class Output:
     """One record to produce: topic suffix (``history``, ``tasks``, …), raw UTF-8 key, encoded value.
 
     ``value`` None is a tombstone (compacted topics only); ``partition`` None lets the key choose it;
-    ``headers``: Kafka record headers (name, value), e.g. ``REROUTED_FROM`` on a record moved to its partition.
+    ``headers``: Kafka record headers (name, value), e.g. ``REROUTED_FROM`` on a record moved to its partition;
+    ``command``: the ``ExecuteStep`` a ``tasks`` record encodes, when its producer had it (local steps read it
+    instead of decoding ``value`` again).
     """
 
     topic: str
@@ -26,6 +29,7 @@ class Output:
     value: bytes | None
     partition: int | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+    command: ExecuteStep | None = field(default=None, compare=False, repr=False)
 
     @property
     def options(self) -> dict[str, Any]:

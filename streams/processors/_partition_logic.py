@@ -328,7 +328,7 @@ class PartitionLogic(PartitionLetters):
     def _route(self, command: runtime.Command, key: bytes, trace: Carrier = ()) -> list[Output]:
         encode = self.records.encode
         if isinstance(command, ExecuteStep):
-            return [Output("tasks", key, encode(command), headers=trace)]
+            return [Output("tasks", key, encode(command), headers=trace, command=command)]
         if isinstance(command, (StartTimer, runtime.CancelTimer)):
             return [Output("timers", key, encode(command), headers=trace)]
         if isinstance(command, RunFinished):

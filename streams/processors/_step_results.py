@@ -1,4 +1,5 @@
-"""A step attempt's result as it is sent: encoded (signed), or a failed attempt when the result cannot be sent.
+"""A step attempt's result as it is sent: encoded (signed), or a failed attempt when the result cannot be sent; and
+the attributes of its span.
 
 Shared by the step worker and local steps, so a result too large for a record, or one the payload codec cannot
 carry, fails the attempt the same way wherever it ran (a retry would return a value of the same kind).
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from engine import runtime
-from engine.runtime import ErrorInfo, StepResult
+from engine.runtime import ErrorInfo, ExecuteStep, StepResult
 from schemas import PayloadError, RecordCodec, RecordSigner, SchemaError
 from streams import kafka
 from streams._record_limit import too_large
@@ -58,3 +59,14 @@ def unsendable(exc: BaseException, message: str) -> ErrorInfo:
         else ("; use the cloudpickle payload codec (with KFLOW_SECRET) for arbitrary Python values")
     )
     return ErrorInfo(type=runtime.error_info(exc, with_traceback=False).type, message=message + hint, retryable=False)
+
+
+def attempt_attributes(cmd: ExecuteStep) -> dict[str, str | int | bool]:
+    """The attributes of a step attempt's ``RunStep`` span (on a worker or local)."""
+    return {
+        "kflow.run_id": cmd.run_id,
+        "kflow.workflow": cmd.workflow_name,
+        "kflow.step": cmd.step_name,
+        "kflow.position": cmd.position,
+        "kflow.attempt": cmd.attempt,
+    }

@@ -35,7 +35,7 @@ from streams.processors._metrics import count_step
 from streams.processors._offsets import OffsetTracker
 from streams.processors._outputs import Output, dead_letter
 from streams.processors._serve import ProgressWatch, supervise
-from streams.processors._step_results import encode_result, unsendable
+from streams.processors._step_results import attempt_attributes, encode_result, unsendable
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ class StepWorker:
         }
         token = LOG_CONTEXT.set(context)  # the step's own log lines carry them (--log-format json)
         try:
-            with consumer_span(f"RunStep:{cmd.step_name}", trace, _attributes(cmd)) as span:
+            with consumer_span(f"RunStep:{cmd.step_name}", trace, attempt_attributes(cmd)) as span:
                 result = await runtime.execute_step(self.registry, cmd, self._clock, worker=self.worker_id)
                 self.stats.steps_run += 1
                 count_step(cmd.step_name, cmd.attempt, result.ok, (result.finished_at - result.started_at) / 1000)
@@ -341,14 +341,3 @@ class StepWorker:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-
-def _attributes(cmd: ExecuteStep) -> dict[str, str | int]:
-    """The attributes of a step attempt's span."""
-    return {
-        "kflow.run_id": cmd.run_id,
-        "kflow.workflow": cmd.workflow_name,
-        "kflow.step": cmd.step_name,
-        "kflow.position": cmd.position,
-        "kflow.attempt": cmd.attempt,
-    }
