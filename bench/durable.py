@@ -28,6 +28,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from bench.servers import ServerCpu, process_cpu
 from engine import Registry
 from streams import DevStack, Settings, Topics, create_topics
 from streams.client import Client
@@ -158,7 +159,7 @@ async def main() -> None:
     parser.add_argument("--latency-runs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--sleeps", type=int, default=100)
-    parser.add_argument("--profile", metavar="DIR", help="run processor and worker under cProfile, print the top")
+    parser.add_argument("--profile", metavar="DIR", help="run every kflow process under cProfile, print the top")
     parser.add_argument(
         "--materializer",
         choices=["separate", "inprocess", "off"],
@@ -203,9 +204,6 @@ async def main() -> None:
         "PYTHONPATH": str(ROOT),
         "KFLOW_HOME": str(Path("/tmp") / settings.topic_prefix),
     }
-    profiles = {role: Path(args.profile) / f"{role}.prof" for role in ("processor", "worker")} if args.profile else {}
-    for path in profiles.values():
-        path.parent.mkdir(parents=True, exist_ok=True)
     commands = {"processor": ["processor", "-A", "bench.workflows"], "worker": ["worker", "-A", "bench.workflows"]}
     if args.materializer != "inprocess":
         commands["processor"].append("--no-materializer")
@@ -213,6 +211,9 @@ async def main() -> None:
         commands["processor"].append("--run-steps")
     if args.materializer == "separate":
         commands["materializer"] = ["materializer"]
+    profiles = {role: Path(args.profile) / f"{role}.prof" for role in commands} if args.profile else {}
+    for path in profiles.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
     ports = [] if args.metrics_port is None else [args.metrics_port + i for i in range(len(commands))]
     for command, port in zip(commands.values(), ports, strict=False):
         command += ["--metrics-port", str(port)]
@@ -242,11 +243,25 @@ async def main() -> None:
     try:
         async with Client(settings=settings, registry=Registry.from_module("bench.workflows")) as client:
             await client.result(await client.start("one_step", 0), timeout=120)  # warm up: groups joined
-            load = asyncio.ensure_future(throughput(client, args.runs))
-            lag = await materialization_lag(settings, load) if args.materializer != "off" else None
+            with ServerCpu(base.home) as servers:
+                before = {role: process_cpu(proc.pid) or 0.0 for role, proc in zip(commands, procs, strict=True)}
+                load = asyncio.ensure_future(throughput(client, args.runs))
+                lag = await materialization_lag(settings, load) if args.materializer != "off" else None
+                await asyncio.wait([load])
+                burst = {
+                    role: (process_cpu(proc.pid) or 0.0) - before[role]
+                    for role, proc in zip(commands, procs, strict=True)
+                }
             print(await load, flush=True)
             if lag:
                 print(lag, flush=True)
+            spent = {**burst, **servers.used}
+            print(
+                f"    CPU s per 1,000 runs during (a){' and the catch-up' if lag else ''}: "
+                + ", ".join(f"{name} {cpu * 1000 / args.runs:.2f}" for name, cpu in spent.items())
+                + f", total {sum(spent.values()) * 1000 / args.runs:.2f}",
+                flush=True,
+            )
             for line in (
                 await latency(client, args.latency_runs),
                 await long_run(client, args.steps),

@@ -39,3 +39,9 @@ async def sleep_one_second() -> str:
 @workflow
 async def waits_for_hook(i: int) -> object:
     return await hook("go")
+
+
+@workflow
+async def sleeper(seconds: float) -> str:
+    await sleep(seconds)  # no step: a run is one timer (bench.sleepers)
+    return "ok"

@@ -1,7 +1,17 @@
 """Cassandra side of kflow: connections, schema migrations, history materialization, run queries and
 retention (``kflow compact``)."""
 
-from storage._cql import Write, day_bucket, group_writes, json_text, to_ms
+from storage._cql import (
+    REQUEST_BYTES,
+    REQUEST_PARTITIONS,
+    Write,
+    day_bucket,
+    group_writes,
+    json_text,
+    pack_groups,
+    to_ms,
+    weight,
+)
 from storage._errors import StorageError
 from storage._history import HistoryWriter
 from storage._listing import MAX_DAYS_PER_PAGE, RunListing
@@ -45,6 +55,10 @@ __all__ = [
     "parse_statements",
     "Write",
     "group_writes",
+    "pack_groups",
+    "weight",
+    "REQUEST_BYTES",
+    "REQUEST_PARTITIONS",
     "day_bucket",
     "json_text",
     "to_ms",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 from cassandra.cluster import Session
@@ -36,7 +36,17 @@ from engine.runtime import (
     status_of,
 )
 from schemas import RecordCodec
-from storage._cql import DRIVER_ERRORS, RUNNING, Write, bridge, day_bucket, group_writes, json_text, to_ms
+from storage._cql import (
+    DRIVER_ERRORS,
+    RUNNING,
+    Write,
+    bridge,
+    day_bucket,
+    group_writes,
+    json_text,
+    pack_groups,
+    to_ms,
+)
 from storage._errors import StorageError
 from storage._prefix import id_prefix
 from storage._session import CassandraConnection
@@ -79,6 +89,7 @@ class HistoryWriter:
         self._write_consistency: int | None = getattr(conn, "write_consistency", None)  # None: the session's
         self._records = records or RecordCodec()
         self._concurrency = concurrency
+        self._keyspace = keyspace
         self._cache_size = cache_size
         self._started: OrderedDict[str, tuple[str, int]] = OrderedDict()
         try:
@@ -163,7 +174,9 @@ class HistoryWriter:
         }
         ended = {event.run_id for event in events if status_of(event) is not None}
         keys.update(await self._recall(ended - keys.keys()))
-        await self._execute_all(group_writes(self.plan(events, blobs, keys)))
+        groups = group_writes(self.plan(events, blobs, keys))
+        one_node = len(self._session.cluster.metadata.all_hosts()) <= 1
+        await self._execute_all(pack_groups(groups, (lambda group: None) if one_node else self._replicas))
         for run_id, (workflow_name, started_at) in keys.items():
             if run_id in ended:
                 self._started.pop(run_id, None)  # finished: its keys are not needed again
@@ -309,24 +322,35 @@ class HistoryWriter:
         except DRIVER_ERRORS as exc:  # the driver reports most failures through the future, not all
             raise StorageError(f"Cassandra request failed: {exc!r}") from exc
 
-    def _request(self, group: list[Write], loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
-        if len(group) == 1:
-            return self._submit(group[0].statement, group[0].params, loop)
+    def _replicas(self, group: list[Write]) -> Hashable:
+        """The nodes that own the partition ``group`` writes (a key for ``pack_groups``); None when unknown."""
+        first = group[0]
+        key = first.statement.bind(first.params).routing_key
+        try:
+            hosts = self._session.cluster.metadata.get_replicas(self._keyspace, key)
+        except Exception:  # no token map yet (metadata still loading): all on one request path
+            return None
+        return tuple(sorted(str(host.endpoint) for host in hosts))
+
+    def _request(self, pack: list[list[Write]], loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+        if len(pack) == 1 and len(pack[0]) == 1:
+            return self._submit(pack[0][0].statement, pack[0][0].params, loop)
         batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=self._write_consistency)
-        for write in group:
-            batch.add(write.statement, write.params)
+        for group in pack:
+            for write in group:
+                batch.add(write.statement, write.params)
         return self._submit(batch, None, loop)
 
-    async def _execute_all(self, groups: list[list[Write]]) -> None:
-        """Send ``groups`` (one request each) with at most ``concurrency`` in flight; raise the first failure."""
+    async def _execute_all(self, packs: list[list[list[Write]]]) -> None:
+        """Send ``packs`` (one request each) with at most ``concurrency`` in flight; raise the first failure."""
         loop = asyncio.get_running_loop()
         flight = _Flight(loop)
-        for group in groups:
+        for pack in packs:
             while flight.count >= self._concurrency and flight.error is None:
                 await flight.wait_for_slot()
             if flight.error is not None:
                 break  # stop issuing; the caller retries the whole batch
-            flight.track(self._request(group, loop))
+            flight.track(self._request(pack, loop))
         while flight.count:
             await flight.wait_for_slot()
         if flight.error is not None:

@@ -155,3 +155,30 @@ async def test_writing_again_in_any_batches_leaves_identical_rows(written: Writt
     for batch in chunks(shuffled, 5):  # any order, a cold cache (terminal keys read from the runs rows)
         await HistoryWriter(conn, keyspace).write(batch)
     assert snapshot(conn, keyspace) == before
+
+
+async def test_one_batch_of_many_runs_goes_out_as_packed_requests(
+    settings: Settings, written: Written, conn: CassandraConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every run touches at least its events, runs and prefix partitions: one request per partition would be
+    three per run. Packed (``storage.pack_groups``), a batch of all runs needs fewer requests than runs, and
+    lands the same rows as the batches of 7 did."""
+    keyspace, histories, _ = written
+    packed = f"{settings.keyspace}_packed"
+    migrate(conn, packed)
+    sent: list[object] = []
+    real = conn.session.execute_async
+
+    def counting(statement: object, *args: object, **kwargs: object) -> object:
+        sent.append(statement)
+        return real(statement, *args, **kwargs)
+
+    monkeypatch.setattr(conn.session, "execute_async", counting)
+    try:
+        await HistoryWriter(conn, packed).write(interleaved(histories))
+        monkeypatch.undo()
+        assert 0 < len(sent) < len(histories)
+        assert snapshot(conn, packed) == snapshot(conn, keyspace)
+    finally:
+        monkeypatch.undo()
+        conn.session.execute(f"DROP KEYSPACE IF EXISTS {packed}")
