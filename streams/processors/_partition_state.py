@@ -66,7 +66,8 @@ class PartitionState:
         self.finished: dict[str, str] = {}
         self.successors: dict[str, str] = {}  # continued_as_new run -> its successor (cancels follow the chain)
         self.keyed: set[str] = set()  # finished runs started with an idempotency key (their id is never reused)
-        # History offset of the first event of each running run: the restore checkpoint is their minimum.
+        # History offset of the first event of each running run not covered by its snapshot (a snapshotted run
+        # is absent until it writes again): the restore checkpoint is their minimum.
         self.first_offsets: dict[str, int] = {}
         self.history_end = 0  # one past the last history offset seen
         # Runs found finished in history without a RunMarker: older topics (no checkpoint yet) — or, above a
@@ -135,6 +136,8 @@ class PartitionState:
         if event.seq != self.histories.length(event.run_id) + 1:
             return False
         self.histories.append(event.run_id, (event,), None if raw is None else (raw,))
+        if offset is not None and event.run_id not in self.first_offsets:  # the first event past its snapshot
+            self.first_offsets[event.run_id] = offset
         marker = self._retire_if_finished(event.run_id)
         if marker is not None:
             self.unmarked.append(Output("state", event.run_id.encode(), marker, self.partition))
@@ -226,7 +229,8 @@ class PartitionState:
             log.error("snapshot of run %s holds records that are not history events: skipped", run_id)
             return False
         self.histories.replace(run_id, cast(list[HistoryEvent], events), record["events"])
-        self.first_offsets[run_id] = int(record["history_offset"])
+        # Covered up to its history_offset: only an event after it (restore, observe) holds the checkpoint back.
+        self.first_offsets.pop(run_id, None)
         self.snapshots_restored += 1
         return True
 
@@ -239,9 +243,11 @@ class PartitionState:
         transaction of that batch: a snapshot holds every event of its run, its ``history_offset`` is
         ``history_end``, and the run's later events are read from there on restore.
 
-        Invariant: a run is snapshotted again only after ``snapshot_after`` more records were written, so the
-        bytes written for snapshots stay proportional to the history written, not to its square (docs/notes.md
-        #8).
+        Invariant: a snapshotted run leaves ``first_offsets`` (its snapshot covers it; restore reads nothing of it
+        below the checkpoint) until it writes an event again, so a run is snapshotted again only once its own
+        events since the last snapshot are ``snapshot_after`` records behind. A run that only waits (asleep, on a
+        hook) is snapshotted once however long it waits and however many runs wait with it: the bytes written
+        for snapshots stay proportional to the history written, not to its square (docs/notes.md #8).
         """
         outputs: list[Output] = []
         behind = self.history_end - self.snapshot_after
@@ -259,6 +265,6 @@ class PartitionState:
             record = {"run_id": run_id, "history_offset": self.history_end, "events": events, "written_at": now_ms}
             value = self.records.codec.encode("RunSnapshot", record)
             outputs.append(Output("state", run_id.encode(), value, self.partition, self.traces.of(run_id)))
-            self.first_offsets[run_id] = self.history_end
+            del self.first_offsets[run_id]  # until its next event: observe() notes where that lands
         self.snapshots_written += len(outputs)
         return outputs

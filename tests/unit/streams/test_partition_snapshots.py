@@ -28,10 +28,29 @@ def test_a_run_far_behind_the_end_is_snapshotted_and_the_checkpoint_moves_past_i
     record = Codec().decode(snapshot.value).record
     assert record["run_id"] == "old" and record["history_offset"] == 100 and record["written_at"] == LATER + 1
     assert record["events"] == [out.value for out in history]  # the events as written to the history topic
-    assert live.checkpoint() == 100 and live.snapshots_written == 1
-    assert live.snapshot_outputs(LATER + 2) == []  # snapshotted again only after another 50 records
-    live.history_end = 151
-    assert len(live.snapshot_outputs(LATER + 3)) == 1
+    assert live.checkpoint() == 100 and live.snapshots_written == 1 and "old" not in live.first_offsets
+    live.history_end = 1_000
+    assert live.snapshot_outputs(LATER + 2) == []  # it wrote nothing since: its snapshot still covers it
+    assert live.checkpoint() == 1_000
+    live.process(b"old", result("old", 0, "v"), 1, LATER + 3)
+    live.observe("old", 1_000)  # its next event holds the checkpoint again, from where it landed
+    assert live.checkpoint() == 1_000
+    live.history_end = 1_049
+    assert live.snapshot_outputs(LATER + 4) == []  # that event is 49 records behind: not yet
+    live.history_end = 1_050
+    assert len(live.snapshot_outputs(LATER + 5)) == 1 and live.snapshots_written == 2
+
+
+def test_runs_that_only_wait_are_snapshotted_once_however_far_the_history_grows() -> None:
+    live = part_with(snapshot_after=10)
+    for i in range(50):
+        live.process(f"r{i}".encode(), start(f"r{i}"), i, 10)
+        live.observe(f"r{i}", i)
+    for end in range(100, 10_000, 100):  # the history of other partitions' runs, of new runs, grows meanwhile
+        live.history_end = end
+        live.snapshot_outputs(LATER + end)
+    assert live.snapshots_written == 50  # not 50 per 10 records: that would be quadratic in the runs waiting
+    assert live.checkpoint() == 9_900
 
 
 def test_a_restore_from_the_snapshot_needs_only_the_history_after_it_and_drops_duplicates() -> None:
@@ -44,11 +63,12 @@ def test_a_restore_from_the_snapshot_needs_only_the_history_after_it_and_drops_d
 
     restored = part_with(snapshot_after=10)
     restored.restore_state(b"old", snapshot.value)
-    assert restored.snapshots_restored == 1 and restored.checkpoint() == 40
+    assert restored.snapshots_restored == 1 and "old" not in restored.first_offsets
     # The history from the snapshot's offset on: an event the snapshot already holds, then the newer ones.
     for offset, out in enumerate([first[-1], *later], start=40):
         restored.restore(RECORDS.decode(out.value), offset)  # type: ignore[arg-type]
     assert restored.histories["old"] == live.histories["old"]
+    assert restored.checkpoint() == 41  # its first event past the snapshot holds the checkpoint, not the snapshot
     finished = restored.process(b"old", result("old", 1, "v"), 2, 13)  # the restored run goes on
     assert "history" in {o.topic for o in finished} and restored.finished == {"old": "completed"}
 
