@@ -1,13 +1,15 @@
 """Resume after kill -9 of a processor under load: how long each inbox partition goes without a completion.
 
-    python -m bench.resume [--rate 100] [--warmup 8] [--after 30]
+    python -m bench.resume [--rate 100] [--warmup 8] [--after 30] [--restart 0.5]
 
 Starts ``kflow dev up`` if needed, two ``kflow processor`` processes (each with its own KFLOW_HOME, as on two
 hosts) and one ``kflow worker`` on a fresh 4-partition prefix, starts 1-step runs at a steady rate from this
 process, kills one processor with SIGKILL once both own partitions, and prints, per inbox partition, the longest
 time around the kill without a completion of one of its runs (the survivor's partitions: the usual spacing; the
-dead one's: until the group gives them to the survivor and it has adopted them). Figures only; nothing is
-asserted.
+dead one's: until the group gives them to the survivor and it has adopted them). ``--restart S``: both processors
+are static members (``--instance-id``) and the killed one is started again S s after the kill, on its KFLOW_HOME, as a
+supervisor (systemd ``Restart=always``, a Kubernetes pod) would: its partitions wait for it, not for the session
+timeout. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="runs started per second")
     parser.add_argument("--warmup", type=float, default=8.0, help="seconds of load before the kill")
     parser.add_argument("--after", type=float, default=30.0, help="seconds of load after the kill")
+    parser.add_argument(
+        "--restart",
+        type=float,
+        metavar="S",
+        help="processors with --instance-id (static membership); the killed one restarted after S s (a supervisor)",
+    )
     args = parser.parse_args()
     base = Settings.from_env()
     if not os.environ.get("KFLOW_BOOTSTRAP"):
@@ -73,14 +81,16 @@ async def main() -> None:
     }
     command = [sys.executable, "-m", "streams.cli"]
     quiet = ["-A", "bench.workflows", "--log-level", "ERROR"]
-    procs = [
-        subprocess.Popen(
-            [*command, "processor", *quiet, "--no-materializer"],
+
+    def processor(name: str) -> subprocess.Popen[bytes]:
+        static = [] if args.restart is None else ["--instance-id", f"processor-{name}"]
+        return subprocess.Popen(
+            [*command, "processor", *quiet, "--no-materializer", *static],
             env={**env, "KFLOW_HOME": f"/tmp/{settings.topic_prefix}-{name}"},
             cwd=ROOT,
         )
-        for name in ("a", "b")
-    ]
+
+    procs = [processor(name) for name in ("a", "b")]
     procs.append(subprocess.Popen([*command, "worker", *quiet], env=env, cwd=ROOT))
     print(
         f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, prefix "
@@ -95,6 +105,9 @@ async def main() -> None:
             await asyncio.sleep(args.warmup)
             killed = time.monotonic()
             procs[0].send_signal(signal.SIGKILL)
+            if args.restart is not None:
+                await asyncio.sleep(args.restart)
+                procs.append(processor("a"))
             await load
     finally:
         for proc in procs:

@@ -188,6 +188,13 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "processor, worker, materializer: otlp (OTEL_EXPORTER_OTLP_*) or console OpenTelemetry traces (kflow[otel])",
         "traces",
     ),
+    EnvVar(
+        "KFLOW_INSTANCE_ID",
+        "unset: dynamic",
+        "processor, worker, materializer: static group membership id, unique per process; a restart with the same id "
+        "takes its partitions back at once (--instance-id)",
+        "instance_id",
+    ),
 )
 """Every variable ``Settings.from_env`` reads, in the order ``kflow --help`` lists them."""
 

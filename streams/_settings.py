@@ -103,6 +103,8 @@ class Settings(BaseSettings):
         log_format: ``text`` or ``json`` (one object per line) for long-running commands (``KFLOW_LOG_FORMAT``).
         traces: ``off``, ``otlp`` or ``console``: the OpenTelemetry tracer provider long-running commands install
             (``KFLOW_TRACES``; ``off``: the global one, a no-op unless the application set one).
+        instance_id: static group membership of a long-running command's consumers (``KFLOW_INSTANCE_ID``): a process
+            restarted with the same id takes its partitions back without a rebalance. None: dynamic membership.
     """
 
     model_config = SettingsConfigDict(
@@ -153,6 +155,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535, validation_alias="KFLOW_METRICS_PORT")
     log_format: Literal["text", "json"] = Field("text", validation_alias="KFLOW_LOG_FORMAT")
     traces: Literal["off", "otlp", "console"] = Field("off", validation_alias="KFLOW_TRACES")
+    instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,249}$", validation_alias="KFLOW_INSTANCE_ID")
 
     @classmethod
     def settings_customise_sources(

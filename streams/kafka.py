@@ -62,9 +62,17 @@ def producer(target: KafkaTarget | str, *, transactional_id: str | None = None, 
 
 
 def consumer(
-    target: KafkaTarget | str, *topics: str, group_id: str | None = None, **overrides: Any
+    target: KafkaTarget | str,
+    *topics: str,
+    group_id: str | None = None,
+    instance_id: str | None = None,
+    **overrides: Any,
 ) -> AIOKafkaConsumer:
     """A read-committed consumer with manual commits, starting at the earliest offset of a new group.
+
+    ``instance_id`` makes it a static member of ``group_id`` (KIP-345, ``KFLOW_INSTANCE_ID``): the group keeps its
+    partitions for it through a restart within the session timeout, with no rebalance; it does not leave the group
+    when closed (aiokafka has no LeaveGroup for static members), so they move to others after the session timeout.
 
     Raises:
         TransportError: a TLS file of ``target`` cannot be used.
@@ -80,6 +88,8 @@ def consumer(
         "heartbeat_interval_ms": 1_000,
         "max_poll_records": 500,
     }
+    if group_id is not None and instance_id is not None:
+        options["group_instance_id"] = instance_id
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
 

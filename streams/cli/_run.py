@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
 import time
@@ -116,13 +117,26 @@ def _service_options(parser: argparse.ArgumentParser) -> None:
         metavar="PORT",
         help="serve /metrics (Prometheus), /healthz and /readyz on PORT (0: a free one, logged; $KFLOW_METRICS_PORT)",
     )
+    parser.add_argument(
+        "--instance-id",
+        type=_instance_id,
+        metavar="ID",
+        help="static group membership, unique per process: restarted with the same ID it takes its partitions back "
+        "at once, with no rebalance; stopped, they move after the session timeout, 10 s ($KFLOW_INSTANCE_ID)",
+    )
+
+
+def _instance_id(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: letters, digits, '.', '_' and '-' only (at most 249)")
+    return value
 
 
 def _observed(
     args: argparse.Namespace, settings: Settings, registry: Registry | None = None, service: str = "kflow"
-) -> int | None:
+) -> tuple[int | None, Settings]:
     """Set logging and traces (``KFLOW_TRACES``; ``service``: the ``service.name`` of the spans) up; the metrics port
-    (None: no server), after allowing the registry's names as label values."""
+    (None: no server), after allowing the registry's names as label values, and the settings with ``--instance-id``."""
     _logging(args.log_level, args.log_format or settings.log_format)
     if configure_traces(settings.traces, service):
         log.info("OpenTelemetry traces: %s (service %s)", settings.traces, service)
@@ -133,7 +147,11 @@ def _observed(
         from streams.processors import MetricNames
 
         MetricNames.learn(registry.workflows, registry.steps)
-    return port
+    if args.instance_id is not None:
+        settings = settings.replace(instance_id=args.instance_id)
+    if settings.instance_id is not None:
+        log.info("static group membership as %s", settings.instance_id)
+    return port, settings
 
 
 def _processor(args: argparse.Namespace, settings: Settings) -> int:
@@ -141,7 +159,7 @@ def _processor(args: argparse.Namespace, settings: Settings) -> int:
     from schemas import RecordCodec
     from streams.processors import HistoryMaterializer, LocalBounds, Orchestrator, TimerProcessor
 
-    port = _observed(args, settings, registry, "kflow-processor")
+    port, settings = _observed(args, settings, registry, "kflow-processor")
     bounds = LocalBounds(args.local_max_steps, args.local_interval_ms, args.local_budget_ms)
     orchestrator = Orchestrator(
         settings, registry, cache_size=args.cache_size, run_steps=args.run_steps, local_bounds=bounds
@@ -196,7 +214,7 @@ def _materializer(args: argparse.Namespace, settings: Settings) -> int:
     from schemas import RecordCodec
     from streams.processors import HistoryMaterializer
 
-    port = _observed(args, settings, service="kflow-materializer")
+    port, settings = _observed(args, settings, service="kflow-materializer")
     materializer = HistoryMaterializer(settings, records=RecordCodec(secret=settings.secret))
     return _serve([materializer.run_until], [materializer], port)
 
@@ -205,7 +223,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     registry = load_registry(args.app)
     from streams.processors import StepWorker
 
-    port = _observed(args, settings, registry, "kflow-worker")
+    port, settings = _observed(args, settings, registry, "kflow-worker")
     worker = StepWorker(settings, registry, concurrency=args.concurrency)
     return _serve([worker.run_until], [worker], port)
 

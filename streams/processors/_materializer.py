@@ -118,7 +118,12 @@ class HistoryMaterializer:
         """Join the consumer group and start materializing in the background."""
         await join_schema_topic(self.settings.kafka_target(), self.topics, self.records.codec)
         await check_partition_counts(self.settings.kafka_target(), self.topics, "the materializer")
-        self._consumer = consumer(self.settings.kafka_target(), group_id=self.group, max_poll_records=self.batch_size)
+        self._consumer = consumer(
+            self.settings.kafka_target(),
+            group_id=self.group,
+            instance_id=self.settings.instance_id,
+            max_poll_records=self.batch_size,
+        )
         self._consumer.subscribe([self.topics.history], listener=_Listener(self))
         self._watch.reset()
         await self._consumer.start()

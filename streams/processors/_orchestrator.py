@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Collection
 from typing import Any
 
@@ -90,6 +91,7 @@ class Orchestrator:
         self.partitions: dict[int, PartitionLogic] = {}
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._adopting: dict[int, asyncio.Task[None]] = {}
+        self._adoptions: dict[int, deque[float]] = {}  # recent adoption times, to spot a shared --instance-id
         # Invariant: held while a partition's batch is processed and its transaction runs, and while the
         # partition is dropped, so a producer is never stopped under an open transaction (a revoke waits).
         self._locks: dict[int, asyncio.Lock] = {}
@@ -117,7 +119,9 @@ class Orchestrator:
         await ensure_internal_topic(target, self.topics, "state", alongside="inbox")
         await join_schema_topic(target, self.topics, self.records.codec)
         self.inbox_partitions = await check_partition_counts(target, self.topics, "the orchestrator")
-        self._consumer = consumer(target, group_id=self.group, max_poll_records=1000)
+        self._consumer = consumer(
+            target, group_id=self.group, instance_id=self.settings.instance_id, max_poll_records=1000
+        )
         self._consumer.subscribe([self.topics.inbox], listener=_Listener(self))
         self._watch.reset()
         self._stopping = False
@@ -259,6 +263,16 @@ class Orchestrator:
         """Adopt partition ``number`` in the background (it stays paused until adopted)."""
         if number in self.partitions or number in self._adopting or self._stopping:
             return
+        recent = self._adoptions.setdefault(number, deque(maxlen=3))
+        recent.append(time.monotonic())
+        if self.settings.instance_id and len(recent) == 3 and recent[-1] - recent[0] < 30:
+            log.error(  # two static members with one id fence each other in turn: their partitions never settle
+                "inbox partition %d adopted 3 times in %.0f s: is instance id %s used by another process too? "
+                "(--instance-id must be unique per process)",
+                number,
+                recent[-1] - recent[0],
+                self.settings.instance_id,
+            )
         self._adopting[number] = asyncio.create_task(self._adopt(number), name=f"kflow-adopt-{number}")
 
     async def _adopt(self, number: int) -> None:

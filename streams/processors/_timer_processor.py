@@ -159,7 +159,9 @@ class TimerProcessor:
         self._producer = producer(self.settings.kafka_target())
         await self._producer.start()
         self._changelog.attach(self._producer)
-        self._consumer = consumer(self.settings.kafka_target(), group_id=self.group)
+        self._consumer = consumer(
+            self.settings.kafka_target(), group_id=self.group, instance_id=self.settings.instance_id
+        )
         self._consumer.subscribe([self.topics.timers], listener=_Listener(self))
         self._watch.reset()
         await self._consumer.start()

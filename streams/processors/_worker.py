@@ -121,7 +121,9 @@ class StepWorker:
         await join_schema_topic(self.settings.kafka_target(), self.topics, self.records.codec)
         await check_partition_counts(self.settings.kafka_target(), self.topics, "the step worker")
         producer = kafka.producer(self.settings.kafka_target())
-        consumer = kafka.consumer(self.settings.kafka_target(), group_id=self.group)
+        consumer = kafka.consumer(
+            self.settings.kafka_target(), group_id=self.group, instance_id=self.settings.instance_id
+        )
         self._producer, self._consumer = producer, consumer  # stop() closes them, also after a failed start
         await producer.start()
         await consumer.start()
