@@ -1,6 +1,7 @@
 """Durable-execution benchmark on the real broker (issue 3's four figures).
 
     python -m bench.durable [--runs 1000] [--latency-runs 200] [--steps 1000] [--sleeps 100] [--traces] [--local]
+                            [--hops]
 
 Starts ``kflow dev up`` if needed, creates a fresh topic prefix, runs ``kflow processor`` and
 ``kflow worker`` as separate processes (as in production), drives them with a ``Client`` from this
@@ -28,6 +29,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from bench.hops import Timed, hop_lines
 from bench.servers import ServerCpu, process_cpu
 from engine import Registry
 from streams import DevStack, Settings, Topics, create_topics
@@ -78,13 +80,16 @@ async def materialization_lag(settings: Settings, load: asyncio.Future[str]) -> 
     )
 
 
-async def latency(client: Client, runs: int) -> str:
+async def latency(client: Client, runs: int, timed: list[Timed] | None = None) -> str:
+    """(b); each run's id and wall-clock send and result times go to ``timed`` (for ``bench.hops``)."""
     samples = []
     for i in range(runs):
-        t0 = time.perf_counter()
+        t0, sent = time.perf_counter(), time.time() * 1000
         run_id = await client.start("one_step", i)
         await client.result(run_id, timeout=60)
         samples.append((time.perf_counter() - t0) * 1000)
+        if timed is not None:
+            timed.append(Timed(run_id, sent, time.time() * 1000))
     return (
         f"(b) 1-step run start->result over {runs} sequential runs: p50 {pct(samples, 0.5):.1f} ms, "
         f"p99 {pct(samples, 0.99):.1f} ms, mean {statistics.mean(samples):.1f} ms"
@@ -182,6 +187,7 @@ async def main() -> None:
         action="store_true",
         help="record OpenTelemetry spans in every process and the client, batched and dropped (bench.traced)",
     )
+    parser.add_argument("--hops", action="store_true", help="after (b), where its latency went hop by hop (bench.hops)")
     args = parser.parse_args()
     dropped = None
     if args.traces:
@@ -262,11 +268,11 @@ async def main() -> None:
                 + f", total {sum(spent.values()) * 1000 / args.runs:.2f}",
                 flush=True,
             )
-            for line in (
-                await latency(client, args.latency_runs),
-                await long_run(client, args.steps),
-                await lateness(client, args.sleeps),
-            ):
+            timed: list[Timed] = []
+            print(await latency(client, args.latency_runs, timed), flush=True)
+            if args.hops:
+                print("\n".join(await hop_lines(settings, timed)), flush=True)
+            for line in (await long_run(client, args.steps), await lateness(client, args.sleeps)):
                 print(line, flush=True)
         if dropped is not None:
             getattr(trace.get_tracer_provider(), "force_flush", lambda: None)()

@@ -1,6 +1,7 @@
 """A million runs asleep: start rate, the processor's memory, adoption by a new host, timer lateness after it.
 
     python -m bench.sleepers [--runs 1000000] [--partitions 4] [--fire 2000] [--fire-sleep 30] [--no-same-home]
+                             [--static]
 
 Starts ``kflow dev up`` if needed, creates a fresh topic prefix and runs ONE ``kflow processor --no-materializer``
 (its own KFLOW_HOME; ``sleeper`` has no step, so no worker), then prints: (1) the rate at which Kafka acknowledged N
@@ -230,6 +231,12 @@ async def main() -> None:
         default=True,
         help="finally, kill the new processor too and restart it on its own KFLOW_HOME (indexes kept)",
     )
+    parser.add_argument(
+        "--static",
+        action="store_true",
+        help="every processor with --instance-id sleepers (static membership): the replacement host takes the "
+        "partitions over at once instead of after the dead one's 10 s session timeout",
+    )
     args = parser.parse_args()
     base = Settings.from_env()
     if not os.environ.get("KFLOW_BOOTSTRAP"):
@@ -243,6 +250,7 @@ async def main() -> None:
         "KFLOW_PARTITIONS": str(args.partitions),
         "KFLOW_KEYSPACE": settings.keyspace,
         "PYTHONPATH": str(ROOT),
+        **({"KFLOW_INSTANCE_ID": "sleepers"} if args.static else {}),
     }
     homes = [Path("/tmp") / f"{settings.topic_prefix}-{host}" for host in ("a", "b")]
     print(

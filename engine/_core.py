@@ -210,10 +210,11 @@ class RunCore:
         """Issue a durable timer and wait for it (``fire_at`` is clamped to now)."""
         position = self.issue(CommandKey("sleep", "sleep"))
         timer_id = f"sleep:{position}:1"
-        entry = Pending(position, "sleep", self.loop.create_future(), "sleep", timer_id=timer_id)
+        due = max(fire_at, self.now_ms)
+        entry = Pending(position, "sleep", self.loop.create_future(), "sleep", timer_id=timer_id, fire_at=due)
         self.pending[position] = entry
         if self.mode is Mode.LIVE:
-            self.start_timer(position, "sleep", timer_id, max(fire_at, self.now_ms))
+            self.start_timer(position, "sleep", timer_id, due)
         await entry.future
 
     async def wait_hook(

@@ -91,6 +91,7 @@ class Pending:
     close_policy: str = "cancel"  # (children) the parent close policy: "cancel" or "abandon"
     cancel_sent: bool = False  # (children) the run asked the child to cancel (ChildWorkflowCancelRequested)
     child_status: str | None = None  # (children) the outcome the history recorded; None while it runs
+    fire_at: int | None = None  # (sleeps) when it is due, epoch ms
 
     @property
     def dropped(self) -> bool:

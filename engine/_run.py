@@ -248,6 +248,19 @@ class Run:
         """Number of events in the run's history (the seq of its last event)."""
         return self._core.seq
 
+    @property
+    def asleep_until(self) -> int | None:
+        """When the run wakes by itself, if it waits on nothing but sleeps: the earliest one's due time (epoch ms).
+        None when it waits on anything an input may settle at any time (a step, a hook, a child), or on nothing."""
+        due: int | None = None
+        for entry in self._core.pending.values():
+            if entry.dropped:
+                continue
+            if entry.kind != "sleep" or entry.fire_at is None:
+                return None
+            due = entry.fire_at if due is None else min(due, entry.fire_at)
+        return due
+
     def _drain(self) -> Transition:
         core = self._core
         transition = Transition(tuple(core.events), tuple(core.commands))

@@ -251,7 +251,7 @@ class PartitionLogic(PartitionLetters):
                 cached, recovered = Run.recover(self.registry, history, now_ms, self.limits, payload_check=check)
                 self.replays += 1
                 if recovered.events:  # the code diverged from the history: the run failed
-                    return self._commit(cached, recovered)
+                    return self._commit(cached, recovered, now_ms)
             run = cached
             transition = run.handle(record, now_ms)
             if transition.ignored:
@@ -260,7 +260,7 @@ class PartitionLogic(PartitionLetters):
                     self.cache.put(run)
                     why = ("" if transition.rejected else "hook payload not delivered: ") + transition.ignored
                     return [self._dead(key, value, offset, why, None)]
-        return self._commit(run, transition)
+        return self._commit(run, transition, now_ms)
 
     def _schedule(
         self,
@@ -310,8 +310,8 @@ class PartitionLogic(PartitionLetters):
         del self.finished[run_id]
         return [Output("state", key, None, self.partition)]  # tombstone: log compaction drops the marker
 
-    def _commit(self, run: Run, transition: Transition) -> list[Output]:
-        self.cache.put(run)
+    def _commit(self, run: Run, transition: Transition, now_ms: int) -> list[Output]:
+        self.cache.put(run, now_ms)
         key = run.run_id.encode()
         encode = self.records.encode
         raws = [encode(event) for event in transition.events]

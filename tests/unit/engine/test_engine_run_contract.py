@@ -137,3 +137,27 @@ def test_recover_returns_finished_runs_without_output() -> None:
     )
     recovered, transition = Run.recover(REGISTRY, first.events + second.events + third.events, 70_000)
     assert recovered.status == "completed" and transition.events == () and transition.commands == ()
+
+
+@workflow
+async def naps(with_step: bool) -> str:
+    if with_step:
+        await asyncio.gather(sleep("2m"), greet("x"))
+    await asyncio.gather(sleep("5m"), sleep("3m"))
+    return "rested"
+
+
+def test_asleep_until_is_the_earliest_sleep_when_the_run_waits_on_sleeps_only() -> None:
+    registry = Registry([naps, greet, hello])
+    run, _ = Run.start(
+        registry, StartWorkflow(run_id="n", workflow_name="naps", args=CallArgs((False,), {}), requested_at=0), 1_000
+    )
+    assert run.asleep_until == 1_000 + 180_000  # the 3-minute one of the two
+    busy, _ = Run.start(
+        registry, StartWorkflow(run_id="b", workflow_name="naps", args=CallArgs((True,), {}), requested_at=0), 1_000
+    )
+    assert busy.asleep_until is None  # a step result may come at any time
+    waiting, _ = Run.start(REGISTRY, START, 1_000)
+    assert waiting.asleep_until is None  # waits on a step only
+    waiting.handle(ok(0, "hi ana"), 2_000)
+    assert waiting.asleep_until == 62_000
