@@ -145,6 +145,31 @@ class Codec:
                 raise SchemaError(f"cannot decode {type(data).__name__}: expected bytes")
             data = bytes(data)
         size = len(data)
+        name, writer, reader = self._schemas(data)
+        stream = BytesIO(data)
+        stream.seek(_HEADER_SIZE)
+        try:
+            record = schemaless_reader(stream, writer, reader)
+        except Exception as exc:
+            # fastavro signals running out of bytes as EOFError or, inside a varint, IndexError.
+            problem = "truncated" if isinstance(exc, EOFError) or stream.tell() >= size else "corrupt"
+            raise SchemaError(f"{problem} body of record {name}: {type(exc).__name__}: {exc}") from exc
+        end = stream.tell()
+        if end != size:
+            raise SchemaError(f"trailing bytes: {size - end} byte(s) after a complete {name} record")
+        return Decoded(name, cast(dict[str, object], record))
+
+    def name_of(self, data: bytes) -> str:
+        """The record type of a single-object encoded message, read from its header alone (the body is not decoded).
+
+        Raises:
+            SchemaError: bad magic, truncated header or unknown fingerprint.
+        """
+        return self._schemas(bytes(data))[0]
+
+    def _schemas(self, data: bytes) -> tuple[str, Schema, Schema | None]:
+        """The record name, writer schema and (for an older writer) reader schema of ``data``, from its header."""
+        size = len(data)
         if data[:2] != MAGIC:
             if size < 2 and MAGIC.startswith(data):
                 raise SchemaError(f"truncated header: {size} byte(s), expected at least {_HEADER_SIZE}")
@@ -166,18 +191,7 @@ class Codec:
                     f"record type {old.name} (fingerprint {fingerprint.hex()}) is unknown to this release"
                 )
             name, writer, reader = old.name, old.parsed, current.parsed
-        stream = BytesIO(data)
-        stream.seek(_HEADER_SIZE)
-        try:
-            record = schemaless_reader(stream, writer, reader)
-        except Exception as exc:
-            # fastavro signals running out of bytes as EOFError or, inside a varint, IndexError.
-            problem = "truncated" if isinstance(exc, EOFError) or stream.tell() >= size else "corrupt"
-            raise SchemaError(f"{problem} body of record {name}: {type(exc).__name__}: {exc}") from exc
-        end = stream.tell()
-        if end != size:
-            raise SchemaError(f"trailing bytes: {size - end} byte(s) after a complete {name} record")
-        return Decoded(name, cast(dict[str, object], record))
+        return name, writer, reader
 
     def knows(self, fingerprint: bytes) -> bool:
         """Whether records with this writer-schema fingerprint can be read without asking the schema source."""

@@ -12,15 +12,18 @@ Invariant: after every ``append``, ``start`` and ``events``, ``held_bytes <= max
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import sys
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
 from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent, WorkflowStarted, status_of
 from schemas import RecordCodec, SchemaError
+
+log = logging.getLogger(__name__)
 
 LIVE_HISTORY_BYTES = 64 * 1024 * 1024
 """Default budget of one partition's histories in memory (``KFLOW_LIVE_HISTORY_BYTES``)."""
@@ -52,12 +55,18 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
         self.records = records
         self.max_bytes = max_bytes
         self._runs: dict[str, _History] = {}
-        self._held: OrderedDict[str, None] = OrderedDict()  # in memory, least recently used first
+        # In memory, least recently used first: a plain dict (insertion order; a use re-inserts), half the bytes
+        # of an OrderedDict per entry — a million sleeping runs are a million entries.
+        self._held: dict[str, None] = {}
         self._db: sqlite3.Connection | None = None
         self.held_bytes = 0
         self.peak_bytes = 0  # the most ever held after an operation
         self.evictions = 0  # histories moved to disk
         self.reads = 0  # histories read back from disk
+        # Runs restored from a RunSnapshot and not used since: the record as read, decoded at the run's first use, so
+        # adopting a partition of a million sleeping runs decodes none of them. Counted apart from the budget.
+        self._snapshots: dict[str, bytes] = {}
+        self.snapshot_bytes = 0
 
     # --- reading -------------------------------------------------------------------------
 
@@ -75,22 +84,22 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
 
     def length(self, run_id: str) -> int:
         """How many events the run's history has (0 for a run not held)."""
-        entry = self._runs.get(run_id)
+        entry = self._entry(run_id)
         return 0 if entry is None else entry.length
 
     def size(self, run_id: str) -> int:
         """The bytes the run's history counts (0 for a run not held)."""
-        entry = self._runs.get(run_id)
+        entry = self._entry(run_id)
         return 0 if entry is None else entry.size
 
     def started(self, run_id: str) -> tuple[str, str | None, int]:
         """The run's workflow name, idempotency key and start time (from its ``WorkflowStarted``)."""
-        entry = self._runs[run_id]
+        entry = self._runs[run_id] if (found := self._entry(run_id)) is None else found
         return entry.workflow_name, entry.idempotency_key, entry.started_at
 
     def ending(self, run_id: str) -> HistoryEvent | None:
         """The run's terminal event, when its history ends with one."""
-        entry = self._runs.get(run_id)
+        entry = self._entry(run_id)
         return None if entry is None else entry.ending
 
     def in_memory(self, run_id: str) -> bool:
@@ -104,13 +113,13 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
             KeyError: no such run.
             SchemaError: an event that does not decode to a history event.
         """
-        entry = self._runs[run_id]
+        entry = self._runs[run_id] if (found := self._entry(run_id)) is None else found
         raws = self.raw(run_id)
         if entry.events is None:
             entry.events = raws
             self._hold(run_id, entry)
         else:
-            self._held.move_to_end(run_id)
+            self._touch(run_id)
         events = [self.records.decode(raw) for raw in raws]
         for event in events:
             if not isinstance(event, HISTORY_EVENT_TYPES):
@@ -119,7 +128,7 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
 
     def raw(self, run_id: str) -> list[bytes]:
         """The run's events as encoded, oldest first (read from disk when there, without holding them again)."""
-        entry = self._runs[run_id]
+        entry = self._runs[run_id] if (found := self._entry(run_id)) is None else found
         if entry.events is not None:
             return list(entry.events)
         self.reads += 1
@@ -127,6 +136,11 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
         return [bytes(row[0]) for row in rows]
 
     # --- changing ------------------------------------------------------------------------
+
+    def _touch(self, run_id: str) -> None:
+        """Mark a held history as the most recently used."""
+        del self._held[run_id]
+        self._held[run_id] = None
 
     def start(self, run_id: str) -> None:
         """Hold a new, empty history (a run that is starting)."""
@@ -138,11 +152,11 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
         """Add ``events`` (``raws``: the same, encoded; encoded here when not given) to the run's history."""
         if not events:
             return
-        entry = self._runs[run_id]
+        entry = self._runs[run_id] if (found := self._entry(run_id)) is None else found
         encoded = list(raws) if raws is not None else [self.records.encode(event) for event in events]
         first = events[0]
         if isinstance(first, WorkflowStarted) and entry.length == 0:
-            entry.started_at, entry.workflow_name = first.timestamp, first.workflow_name
+            entry.started_at, entry.workflow_name = first.timestamp, sys.intern(first.workflow_name)
             entry.idempotency_key = first.idempotency_key
         entry.ending = events[-1] if status_of(events[-1]) is not None else None
         added = sum(len(raw) for raw in encoded) + EVENT_OVERHEAD * len(encoded)
@@ -155,12 +169,12 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
         entry.events.extend(encoded)
         entry.length += len(encoded)
         self.held_bytes += added
-        self._held.move_to_end(run_id)
+        self._touch(run_id)
         self._enforce()
 
     def truncate(self, run_id: str, length: int) -> None:
         """Drop the run's events after the first ``length`` (undoing an input that is not kept)."""
-        entry = self._runs.get(run_id)
+        entry = self._entry(run_id)
         if entry is None or length >= entry.length:
             return
         if entry.on_disk > length:
@@ -176,6 +190,9 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
 
     def remove(self, run_id: str) -> None:
         """Forget the run's history (it finished, or was forgotten)."""
+        snapshot = self._snapshots.pop(run_id, None)
+        if snapshot is not None:
+            self.snapshot_bytes -= len(snapshot)
         entry = self._runs.pop(run_id, None)
         if entry is None:
             return
@@ -190,8 +207,42 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
         self.start(run_id)
         self.append(run_id, events, raws)
 
+    def hold_snapshot(self, run_id: str, record: bytes) -> None:
+        """Hold the run's whole history as its encoded ``RunSnapshot`` record, decoded at the run's first use.
+
+        A snapshot that turns out unreadable then (not a RunSnapshot, or holding records that are not history events)
+        is logged and the run dropped, as if it had no snapshot."""
+        self.remove(run_id)
+        self._runs[run_id] = _History(events=None)  # a placeholder until the first use: _entry() decodes it
+        self._snapshots[run_id] = record
+        self.snapshot_bytes += len(record)
+
+    def _entry(self, run_id: str) -> _History | None:
+        """The run's entry, its snapshot decoded first if it still holds one (None: no such run, or unreadable)."""
+        record = self._snapshots.pop(run_id, None)
+        if record is None:
+            return self._runs.get(run_id)
+        self.snapshot_bytes -= len(record)
+        del self._runs[run_id]
+        try:
+            decoded = self.records.codec.decode(record)
+            if decoded.name != "RunSnapshot":
+                raise SchemaError(f"a {decoded.name} record, not a RunSnapshot")
+            raws = [bytes(raw) for raw in cast(list[bytes], decoded.record["events"])]
+            events = [self.records.decode(raw) for raw in raws]
+            if not events or not all(isinstance(event, HISTORY_EVENT_TYPES) for event in events):
+                raise SchemaError("it holds records that are not history events")
+        except SchemaError as exc:
+            log.error("snapshot of run %s skipped: %s", run_id, exc)
+            return None
+        self.start(run_id)
+        self.append(run_id, cast(list[HistoryEvent], events), raws)
+        return self._runs[run_id]
+
     def close(self) -> None:
         """Drop everything (the disk copy too)."""
+        self._snapshots.clear()
+        self.snapshot_bytes = 0
         self._runs.clear()
         self._held.clear()
         self.held_bytes = 0
@@ -210,7 +261,8 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
         """Move the least recently used histories to disk until the budget holds."""
         budget = self.max_bytes
         while budget is not None and self.held_bytes > budget and self._held:
-            run_id, _ = self._held.popitem(last=False)
+            run_id = next(iter(self._held))
+            del self._held[run_id]
             entry = self._runs[run_id]
             assert entry.events is not None
             self._write(run_id, entry.on_disk, entry.events[entry.on_disk :])

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, cast
 
 from engine import runtime
-from engine.runtime import HISTORY_EVENT_TYPES, HistoryEvent, status_of
+from engine.runtime import HistoryEvent, status_of
 from schemas import RecordCodec
 from streams._tracing import Carrier
 from streams.processors._history_store import EVENT_OVERHEAD, LIVE_HISTORY_BYTES, HistoryStore
@@ -92,6 +91,14 @@ class PartitionState:
             self.keyed.discard(name)
             self.schedules.pop(name, None)
             return None
+        if self.records.codec.name_of(value) == "RunSnapshot":
+            # Held as read, decoded at the run's first use (HistoryStore.hold_snapshot): adopting a million sleeping
+            # runs decodes none. Covered up to its history_offset: only an event after it holds the checkpoint back.
+            self.histories.hold_snapshot(name, value)
+            self.first_offsets.pop(name, None)
+            self.snapshots_restored += 1
+            self.traces.keep(name, trace)
+            return None
         decoded = self.records.codec.decode(value)
         record = decoded.record
         if decoded.name == "StateCheckpoint":
@@ -101,8 +108,6 @@ class PartitionState:
             schedule = self.records.decode(value)
             assert isinstance(schedule, runtime.ScheduleState)
             self.schedules[name] = schedule
-        if decoded.name == "RunSnapshot" and self._restore_snapshot(name, record):
-            self.traces.keep(name, trace)  # only with the run it belongs to (a skipped snapshot keeps nothing)
         if decoded.name == "RunMarker":
             self.histories.remove(name)  # a snapshot of it, written while it ran
             self.traces.drop(name)
@@ -221,18 +226,6 @@ class PartitionState:
         self.cache.clear()
         self.traces.clear()
         self.histories.close()
-
-    def _restore_snapshot(self, run_id: str, record: dict[str, Any]) -> bool:
-        """Take a run's history from its snapshot; False: skipped (it holds records that are not events)."""
-        events = [self.records.decode(raw) for raw in record["events"]]
-        if not all(isinstance(event, HISTORY_EVENT_TYPES) for event in events):
-            log.error("snapshot of run %s holds records that are not history events: skipped", run_id)
-            return False
-        self.histories.replace(run_id, cast(list[HistoryEvent], events), record["events"])
-        # Covered up to its history_offset: only an event after it (restore, observe) holds the checkpoint back.
-        self.first_offsets.pop(run_id, None)
-        self.snapshots_restored += 1
-        return True
 
     def snapshot_outputs(self, now_ms: int) -> list[Output]:
         """``RunSnapshot`` records for the running runs whose history starts more than ``snapshot_after``
