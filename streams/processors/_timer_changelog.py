@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
@@ -112,18 +112,30 @@ class ChangelogFold:
         """The timers armed after every record applied so far."""
         timers: list[ArmedTimer] = []
         skipped = 0
+        codec = self._records.codec  # the Avro record alone: a StartTimer carries no payload to decode
         for key, (value, trace) in self._latest.items():
             try:
-                record = self._records.decode(value)
+                decoded = codec.decode(value)
             except SchemaError as exc:
                 log.error("unreadable timer changelog record %r skipped: %s", key, exc)
                 skipped += 1
                 continue
-            if not isinstance(record, StartTimer) or changelog_key((record.run_id, record.timer_id)) != key:
-                log.error("timer changelog record %r skipped: %s does not arm that timer", key, type(record).__name__)
+            r = decoded.record
+            if decoded.name != "StartTimer" or changelog_key((str(r["run_id"]), str(r["timer_id"]))) != key:
+                log.error("timer changelog record %r skipped: %s does not arm that timer", key, decoded.name)
                 skipped += 1
                 continue
-            timers.append(ArmedTimer.of(record, trace))
+            timers.append(
+                ArmedTimer(
+                    cast(int, r["fire_at"]),
+                    cast(str, r["run_id"]),
+                    cast(str, r["timer_id"]),
+                    cast(int, r["position"]),
+                    cast(str, r["kind"]),
+                    cast(int, r["requested_at"]),
+                    trace,
+                )
+            )
         return RestoredTimers(sorted(timers), end_offset, self.records, skipped)
 
 
