@@ -194,6 +194,13 @@ class TimerProcessor:
         """A reason to rebuild the Kafka clients (see ``streams.processors._serve``), or None."""
         return None if self._consumer is None else await self._watch.check(self._consumer, self.group)
 
+    async def readiness(self) -> str | None:
+        """Why the timer processor is not ready (an assigned partition whose index is not open yet), or None."""
+        if self._consumer is None:
+            return "not started"
+        waiting = sorted({tp.partition for tp in self._consumer.assignment()} - set(self._partitions))
+        return f"timer partitions {waiting} not adopted yet (index being rebuilt)" if waiting else None
+
     async def run_until(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, reconnecting through broker faults (``streams.processors._serve``)."""
         await supervise(self, stop)
