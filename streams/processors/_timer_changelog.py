@@ -201,7 +201,9 @@ class TimerChangelog:
         if index.changelog_end == end_offset:
             return None
         restored = await self.read(partition, end_offset)
-        index.replace(restored.timers, restored.end_offset)
+        # In a thread: SQLite inserts the rows without the GIL, beside the orchestrator's own adoption, and the loop
+        # (heartbeats, other partitions) goes on meanwhile. Nothing else uses the index before it is returned.
+        await asyncio.to_thread(index.replace, restored.timers, restored.end_offset)
         return restored
 
     def _encode(self, timer: ArmedTimer, requested_at: int) -> bytes:

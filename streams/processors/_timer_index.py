@@ -104,8 +104,9 @@ class TimerIndex:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # Autocommit mode: transactions are explicit (BEGIN ... COMMIT), never opened implicitly.
-        self._db = sqlite3.connect(path, isolation_level=None)
+        # Autocommit mode: transactions are explicit (BEGIN ... COMMIT), never opened implicitly. Used by one thread
+        # at a time, not always the one that opened it (a rebuild runs in a worker thread).
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         for statement in _SCHEMA:
