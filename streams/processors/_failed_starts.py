@@ -143,9 +143,9 @@ def rearmed(
     fire from a timer processor without the secret (one still running during the switch to ``KFLOW_SECRET``) is so
     fired again, signed, instead of lost; a forged one only re-arms a timer at its own time, which changes nothing.
     Empty for anything else."""
-    if not isinstance(record, TimerFired) or record.run_id not in histories:
+    history = histories.get(record.run_id) if isinstance(record, TimerFired) else None
+    if history is None or not isinstance(record, TimerFired):  # (a run whose snapshot proved unreadable: gone)
         return []
-    history = histories[record.run_id]
     armed = [e for e in history if isinstance(e, TimerScheduled) and e.timer_id == record.timer_id]
     if not armed or any(isinstance(e, TimerElapsed) and e.timer_id == record.timer_id for e in history):
         return []

@@ -7,7 +7,8 @@ history on disk is read back when its run is replayed (a live-run cache miss: it
 most recently used) or snapshotted; new events of a run whose history is on disk are appended there. The disk copy
 is a cache, never a source of truth: a partition's next owner rebuilds everything from the state and history topics.
 
-Invariant: after every ``append``, ``start`` and ``events``, ``held_bytes <= max_bytes``.
+Invariant: after every ``append``, ``start``, ``events`` and ``hold_snapshot``, ``held_bytes + snapshot_bytes <=
+max_bytes`` (``snapshot_bytes``: the snapshots held as read, not decoded yet).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import sqlite3
 import sys
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -55,16 +57,15 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
         self.records = records
         self.max_bytes = max_bytes
         self._runs: dict[str, _History] = {}
-        # In memory, least recently used first: a plain dict (insertion order; a use re-inserts), half the bytes
-        # of an OrderedDict per entry — a million sleeping runs are a million entries.
-        self._held: dict[str, None] = {}
+        self._held: OrderedDict[str, None] = OrderedDict()  # in memory, least recently used first
         self._db: sqlite3.Connection | None = None
         self.held_bytes = 0
         self.peak_bytes = 0  # the most ever held after an operation
         self.evictions = 0  # histories moved to disk
         self.reads = 0  # histories read back from disk
         # Runs restored from a RunSnapshot and not used since: the record as read, decoded at the run's first use, so
-        # adopting a partition of a million sleeping runs decodes none of them. Counted apart from the budget.
+        # adopting a partition of a million sleeping runs decodes none of them. They count in the budget: past it a
+        # snapshot is decoded at once and held like any history (the least recently used go to disk).
         self._snapshots: dict[str, bytes] = {}
         self.snapshot_bytes = 0
 
@@ -139,8 +140,7 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
 
     def _touch(self, run_id: str) -> None:
         """Mark a held history as the most recently used."""
-        del self._held[run_id]
-        self._held[run_id] = None
+        self._held.move_to_end(run_id)
 
     def start(self, run_id: str) -> None:
         """Hold a new, empty history (a run that is starting)."""
@@ -216,6 +216,8 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
         self._runs[run_id] = _History(events=None)  # a placeholder until the first use: _entry() decodes it
         self._snapshots[run_id] = record
         self.snapshot_bytes += len(record)
+        if self.max_bytes is not None and self.held_bytes + self.snapshot_bytes > self.max_bytes:
+            self._entry(run_id)  # over the budget: decoded now, so the budget's eviction to disk applies to it
 
     def _entry(self, run_id: str) -> _History | None:
         """The run's entry, its snapshot decoded first if it still holds one (None: no such run, or unreadable)."""
@@ -258,11 +260,10 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
         self._enforce()
 
     def _enforce(self) -> None:
-        """Move the least recently used histories to disk until the budget holds."""
-        budget = self.max_bytes
+        """Move the least recently used histories to disk until the budget holds (snapshots held undecoded count)."""
+        budget = None if self.max_bytes is None else self.max_bytes - self.snapshot_bytes
         while budget is not None and self.held_bytes > budget and self._held:
-            run_id = next(iter(self._held))
-            del self._held[run_id]
+            run_id, _ = self._held.popitem(last=False)
             entry = self._runs[run_id]
             assert entry.events is not None
             self._write(run_id, entry.on_disk, entry.events[entry.on_disk :])

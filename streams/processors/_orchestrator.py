@@ -259,20 +259,24 @@ class Orchestrator:
     def _lock(self, number: int) -> asyncio.Lock:
         return self._locks.setdefault(number, asyncio.Lock())
 
-    def _start_adopting(self, number: int) -> None:
-        """Adopt partition ``number`` in the background (it stays paused until adopted)."""
-        if number in self.partitions or number in self._adopting or self._stopping:
-            return
+    def _assigned(self, number: int) -> None:
+        """Note that the group gave this member ``number`` (again): a static member given the same partition three
+        times in 30 s shares its instance id with another process (they fence each other in turn)."""
         recent = self._adoptions.setdefault(number, deque(maxlen=3))
         recent.append(time.monotonic())
         if self.settings.instance_id and len(recent) == 3 and recent[-1] - recent[0] < 30:
-            log.error(  # two static members with one id fence each other in turn: their partitions never settle
-                "inbox partition %d adopted 3 times in %.0f s: is instance id %s used by another process too? "
+            log.error(
+                "inbox partition %d assigned 3 times in %.0f s: is instance id %s used by another process too? "
                 "(--instance-id must be unique per process)",
                 number,
                 recent[-1] - recent[0],
                 self.settings.instance_id,
             )
+
+    def _start_adopting(self, number: int) -> None:
+        """Adopt partition ``number`` in the background (it stays paused until adopted)."""
+        if number in self.partitions or number in self._adopting or self._stopping:
+            return
         self._adopting[number] = asyncio.create_task(self._adopt(number), name=f"kflow-adopt-{number}")
 
     async def _adopt(self, number: int) -> None:
@@ -390,4 +394,5 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         if fresh:
             orchestrator._inbox.pause(*fresh)
         for tp in fresh:
+            orchestrator._assigned(tp.partition)
             orchestrator._start_adopting(tp.partition)

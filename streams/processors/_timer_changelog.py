@@ -203,7 +203,12 @@ class TimerChangelog:
         restored = await self.read(partition, end_offset)
         # In a thread: SQLite inserts the rows without the GIL, beside the orchestrator's own adoption, and the loop
         # (heartbeats, other partitions) goes on meanwhile. Nothing else uses the index before it is returned.
-        await asyncio.to_thread(index.replace, restored.timers, restored.end_offset)
+        writing = asyncio.ensure_future(asyncio.to_thread(index.replace, restored.timers, restored.end_offset))
+        try:
+            await asyncio.shield(writing)
+        except asyncio.CancelledError:  # (a revoke, a stop): the caller closes the index once the thread is done
+            await asyncio.gather(writing, return_exceptions=True)
+            raise
         return restored
 
     def _encode(self, timer: ArmedTimer, requested_at: int) -> bytes:

@@ -52,3 +52,14 @@ def test_a_marker_or_a_tombstone_after_a_snapshot_drops_it_undecoded() -> None:
     restored.restore_state(b"old", value)
     restored.restore_state(b"old", None)
     assert "old" not in restored.histories and restored.histories.snapshot_bytes == 0
+
+
+def test_snapshots_past_the_budget_are_decoded_at_once_and_the_budget_holds() -> None:
+    _, value = _snapshot("old")
+    restored = PartitionLogic(REGISTRY, RECORDS, "p.inbox", 0, 100, history_bytes=len(value) + 10)
+    restored.restore_state(b"a", value)
+    assert restored.histories.snapshot_bytes == len(value)  # within the budget: held as read
+    restored.restore_state(b"b", value)  # would exceed it: decoded now, and the least recently used goes to disk
+    store = restored.histories
+    assert store.snapshot_bytes == len(value) and store.held_bytes + store.snapshot_bytes <= len(value) + 10
+    assert store.length("b") == store.length("a") == 2  # both whole (the key names the run the events are read as)

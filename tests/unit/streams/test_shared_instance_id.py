@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -14,23 +13,17 @@ from streams.processors import Orchestrator
 
 async def _churn(settings: Settings, caplog: pytest.LogCaptureFixture) -> list[str]:
     orchestrator = Orchestrator(settings, Registry())
-
-    async def adopted(number: int) -> None:  # stands in for the restore: adopted at once, then taken away
-        orchestrator._adopting.pop(number, None)
-
-    orchestrator._adopt = adopted  # type: ignore[method-assign]
     with caplog.at_level(logging.ERROR, logger="streams.processors._orchestrator"):
-        for _ in range(3):
-            orchestrator._start_adopting(2)
-            await asyncio.sleep(0)
+        for _ in range(3):  # the group hands partition 2 to this member three times in a row
+            orchestrator._assigned(2)
     return [r.getMessage() for r in caplog.records]
 
 
-async def test_a_partition_adopted_three_times_in_30_s_by_a_static_member_is_reported(
+async def test_a_partition_assigned_three_times_in_30_s_to_a_static_member_is_reported(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     messages = await _churn(Settings(instance_id="host-1"), caplog)
-    assert len(messages) == 1 and "inbox partition 2 adopted 3 times" in messages[0] and "host-1" in messages[0]
+    assert len(messages) == 1 and "inbox partition 2 assigned 3 times" in messages[0] and "host-1" in messages[0]
 
 
 async def test_a_dynamic_member_is_not_suspected(caplog: pytest.LogCaptureFixture) -> None:
