@@ -8,7 +8,7 @@ import time
 
 from schemas import RecordCodec
 from streams import Topics
-from streams.processors._timer_changelog import RestoredTimers, TimerChangelog
+from streams.processors import RestoredTimers, TimerChangelog
 
 
 class _SlowIndex:
