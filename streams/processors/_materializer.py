@@ -79,8 +79,6 @@ class HistoryMaterializer:
             payload classes this process does not allow to ``schemas.UnresolvedValue`` (``keeping_unknown``):
             the materializer only stores values, and must not skip an event for lack of a class.
         batch_size: most records fetched and written per batch.
-        linger: longest wait, in seconds, for more records once a batch has its first ones: a run's events then
-            share its rows' requests instead of one request per poll (the view lags by up to this much more).
         max_backoff: longest wait, in seconds, between two attempts at a failing batch.
         concurrency: most Cassandra requests in flight.
     """
@@ -90,8 +88,7 @@ class HistoryMaterializer:
         settings: Settings,
         *,
         records: RecordCodec | None = None,
-        batch_size: int = 5000,
-        linger: float = 0.25,
+        batch_size: int = 2000,
         max_backoff: float = 5.0,
         concurrency: int = 64,
     ) -> None:
@@ -100,7 +97,6 @@ class HistoryMaterializer:
         self.group = f"{settings.topic_prefix}.materializer"
         self.records = (records or RecordCodec(secret=settings.secret)).keeping_unknown()
         self.batch_size = batch_size
-        self.linger = linger
         self.max_backoff = max_backoff
         self.concurrency = concurrency
         self.stats = MaterializerStats()
@@ -190,23 +186,10 @@ class HistoryMaterializer:
             batches = await self._kafka.getmany(timeout_ms=500, max_records=self.batch_size)
             self._watch.polled()
             if batches:
-                await self._fill(batches)
                 await self._materialize(batches)
             else:
                 async with asyncio.timeout(COMMIT_TIMEOUT_S):  # committed() and position() wait without limit
                     await self._commit_markers()
-
-    async def _fill(self, batches: dict[TopicPartition, list[Any]]) -> None:
-        """Add what arrives within ``linger`` of the first records to ``batches``, up to ``batch_size`` records."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.linger
-        count = sum(len(messages) for messages in batches.values())
-        while count < self.batch_size and (left := deadline - loop.time()) > 0:
-            more = await self._kafka.getmany(timeout_ms=max(1, int(left * 1000)), max_records=self.batch_size - count)
-            self._watch.polled()
-            for tp, messages in more.items():
-                batches.setdefault(tp, []).extend(messages)
-                count += len(messages)
 
     async def _materialize(self, batches: dict[TopicPartition, list[Any]]) -> None:
         self._unwritten.update({tp.partition: messages[0].offset for tp, messages in batches.items()})
