@@ -29,18 +29,13 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from bench.hops import Timed, hop_lines
+from bench.hops import Timed, hop_lines, pct
 from bench.servers import ServerCpu, process_cpu
 from engine import Registry
 from streams import DevStack, Settings, Topics, create_topics
 from streams.client import Client
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def throughput(client: Client, runs: int) -> str:

@@ -57,7 +57,8 @@ async def record_times(settings: Settings, run_ids: set[str]) -> dict[str, dict[
     return found
 
 
-def _pct(values: Sequence[float], q: float) -> float:
+def pct(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
@@ -81,8 +82,8 @@ async def hop_lines(settings: Settings, runs: Sequence[Timed]) -> list[str]:
         values = [hops[i] for _, hops in rows]
         share = sum(hops[i] for _, hops in slow) / slow_total
         lines.append(
-            f"    {name:<12} {_pct(values, 0.5):6.1f} {_pct(values, 0.99):6.1f} {max(values):6.1f}   {share:6.0%}"
+            f"    {name:<12} {pct(values, 0.5):6.1f} {pct(values, 0.99):6.1f} {max(values):6.1f}   {share:6.0%}"
         )
     totals = [total for total, _ in rows]
-    lines.append(f"    end to end   {statistics.median(totals):6.1f} {_pct(totals, 0.99):6.1f} {max(totals):6.1f}")
+    lines.append(f"    end to end   {statistics.median(totals):6.1f} {pct(totals, 0.99):6.1f} {max(totals):6.1f}")
     return lines

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from aiokafka import TopicPartition
 
+from bench.servers import process_cpu
 from engine import Registry
 from engine.runtime import RunFinished
 from streams import DevStack, Settings, Topics, create_topics
@@ -92,8 +93,7 @@ class Processor:
 
     def memory(self) -> str:
         """VmRSS and VmHWM, and the CPU seconds used so far (/proc/<pid>/stat)."""
-        vm, fields = self.vm(), Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        vm, cpu = self.vm(), process_cpu(self.proc.pid) or 0.0
         return f"RSS {vm['VmRSS'] / 2**20:,.0f} MiB (peak {vm['VmHWM'] / 2**20:,.0f} MiB), CPU {cpu:,.1f} s"
 
     def check(self) -> None:

@@ -165,7 +165,7 @@ class Codec:
         Raises:
             SchemaError: bad magic, truncated header or unknown fingerprint.
         """
-        return self._schemas(bytes(data))[0]
+        return self._schemas(data if isinstance(data, bytes) else bytes(data))[0]
 
     def _schemas(self, data: bytes) -> tuple[str, Schema, Schema | None]:
         """The record name, writer schema and (for an older writer) reader schema of ``data``, from its header."""

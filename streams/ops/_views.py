@@ -328,18 +328,22 @@ def events_table(events: Sequence[HistoryEvent]) -> str:
     return table(["SEQ", "AT", "TYPE", "FIELDS"], rows)
 
 
-def events_json(events: Sequence[HistoryEvent]) -> str:
-    """``kflow runs events --json``: a list of ``{seq, timestamp, offset_ms, type, fields}``."""
+def events_rows(events: Sequence[HistoryEvent]) -> list[dict[str, object]]:
+    """The history as plain values: ``{seq, timestamp, offset_ms, type, fields}`` per event, in order (the CLI's
+    ``--json`` and the web UI's ``/api/runs/{id}/events``)."""
     start = events[0].timestamp if events else 0
-    return _dumps(
-        [
-            {
-                "seq": e.seq,
-                "timestamp": e.timestamp,
-                "offset_ms": e.timestamp - start,
-                "type": type(e).__name__,
-                "fields": event_fields(e),
-            }
-            for e in events
-        ]
-    )
+    return [
+        {
+            "seq": e.seq,
+            "timestamp": e.timestamp,
+            "offset_ms": e.timestamp - start,
+            "type": type(e).__name__,
+            "fields": event_fields(e),
+        }
+        for e in events
+    ]
+
+
+def events_json(events: Sequence[HistoryEvent]) -> str:
+    """``kflow runs events --json``: ``events_rows`` as JSON text."""
+    return _dumps(events_rows(events))

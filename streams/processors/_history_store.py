@@ -95,7 +95,7 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
 
     def started(self, run_id: str) -> tuple[str, str | None, int]:
         """The run's workflow name, idempotency key and start time (from its ``WorkflowStarted``)."""
-        entry = self._runs[run_id] if (found := self._entry(run_id)) is None else found
+        entry = self._required(run_id)
         return entry.workflow_name, entry.idempotency_key, entry.started_at
 
     def ending(self, run_id: str) -> HistoryEvent | None:
@@ -114,7 +114,7 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
             KeyError: no such run.
             SchemaError: an event that does not decode to a history event.
         """
-        entry = self._runs[run_id] if (found := self._entry(run_id)) is None else found
+        entry = self._required(run_id)
         raws = self.raw(run_id)
         if entry.events is None:
             entry.events = raws
@@ -129,7 +129,7 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
 
     def raw(self, run_id: str) -> list[bytes]:
         """The run's events as encoded, oldest first (read from disk when there, without holding them again)."""
-        entry = self._runs[run_id] if (found := self._entry(run_id)) is None else found
+        entry = self._required(run_id)
         if entry.events is not None:
             return list(entry.events)
         self.reads += 1
@@ -152,7 +152,7 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
         """Add ``events`` (``raws``: the same, encoded; encoded here when not given) to the run's history."""
         if not events:
             return
-        entry = self._runs[run_id] if (found := self._entry(run_id)) is None else found
+        entry = self._required(run_id)
         encoded = list(raws) if raws is not None else [self.records.encode(event) for event in events]
         first = events[0]
         if isinstance(first, WorkflowStarted) and entry.length == 0:
@@ -218,6 +218,13 @@ class HistoryStore(Mapping[str, list[HistoryEvent]]):
         self.snapshot_bytes += len(record)
         if self.max_bytes is not None and self.held_bytes + self.snapshot_bytes > self.max_bytes:
             self._entry(run_id)  # over the budget: decoded now, so the budget's eviction to disk applies to it
+
+    def _required(self, run_id: str) -> _History:
+        """``_entry`` for a run that must be held (KeyError when it is not, or its snapshot proved unreadable)."""
+        entry = self._entry(run_id)
+        if entry is None:
+            raise KeyError(run_id)
+        return entry
 
     def _entry(self, run_id: str) -> _History | None:
         """The run's entry, its snapshot decoded first if it still holds one (None: no such run, or unreadable)."""

@@ -39,8 +39,7 @@ class RunCache:
         if run.finished or self.capacity == 0:
             self.discard(run.run_id, run)
             return
-        due = None if now_ms is None else run.asleep_until
-        if due is not None and now_ms is not None and due - now_ms >= self.long_sleep_ms:
+        if now_ms is not None and (due := run.asleep_until) is not None and due - now_ms >= self.long_sleep_ms:
             self.discard(run.run_id, run)
             self.parked += 1
             return

@@ -7,6 +7,7 @@ carry, fails the attempt the same way wherever it ran (a retry would return a va
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from engine import runtime
@@ -37,16 +38,7 @@ def encode_result(
         text = str(exc) if isinstance(exc, SchemaError) else f"encoding it raised {type(exc).__name__}"
         log.warning("step %s returned a result that cannot be sent: %s", step_name, text)
         error = unsendable(exc, f"the result of step {step_name!r} cannot be sent: {text}")
-        result = StepResult(
-            run_id=result.run_id,
-            position=result.position,
-            attempt=result.attempt,
-            ok=False,
-            error=error,
-            worker=result.worker,
-            started_at=result.started_at,
-            finished_at=result.finished_at,
-        )
+        result = dataclasses.replace(result, ok=False, result=None, error=error, mac=None)  # signed again below
         encoded = records.encode(sign(result))
     return encoded, result
 

@@ -14,12 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from engine.runtime import SystemClock
-from streams.ops import dlq_show_json, letter_json, parse_filter
+from streams.ops import dlq_show_json, events_rows, letter_json, parse_filter
 from streams.ui._context import CONTEXT, context_of
 from streams.ui._params import BadRequest, instant, limit_of, run_filters
 from streams.ui._shapes import (
     dumps,
-    events_json,
     run_details,
     run_json,
     schedule_json,
@@ -74,7 +73,7 @@ async def get_run(request: web.Request) -> web.Response:
 async def get_events(request: web.Request) -> web.Response:
     """A run's history, in order."""
     found = await context_of(request).require_run(request.match_info["run_id"])
-    return reply(events_json(found.events))
+    return reply(events_rows(found.events))
 
 
 @routes.get("/api/runs/{run_id}/timeline")

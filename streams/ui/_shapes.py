@@ -20,7 +20,7 @@ from engine.runtime import (
     WorkflowStarted,
 )
 from streams.client import RunInfo
-from streams.ops import HookView, event_fields, hook_json, plain
+from streams.ops import HookView, hook_json, plain
 from streams.ui._timeline import Timeline
 
 NEXT_FIRES: Final = 5
@@ -86,21 +86,6 @@ def children_of(events: Sequence[HistoryEvent]) -> list[dict[str, object]]:
         elif isinstance(event, ChildWorkflowCompleted | ChildWorkflowFailed) and event.position in children:
             children[event.position]["status"] = "completed" if isinstance(event, ChildWorkflowCompleted) else "failed"
     return list(children.values())
-
-
-def events_json(events: Sequence[HistoryEvent]) -> list[dict[str, object]]:
-    """The history: ``{seq, timestamp, offset_ms, type, fields}`` per event, in order."""
-    start = events[0].timestamp if events else 0
-    return [
-        {
-            "seq": e.seq,
-            "timestamp": e.timestamp,
-            "offset_ms": e.timestamp - start,
-            "type": type(e).__name__,
-            "fields": event_fields(e),
-        }
-        for e in events
-    ]
 
 
 def timeline_json(timeline: Timeline) -> dict[str, object]:

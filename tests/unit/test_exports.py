@@ -164,6 +164,7 @@ PINNED = {
         "dlq_table",
         "event_fields",
         "events_json",
+        "events_rows",
         "events_table",
         "format_duration",
         "find_dead_letter",
